@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython). Private: use :mod:`fastbp.ops` instead."""

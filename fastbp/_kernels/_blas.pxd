@@ -1,0 +1,6 @@
+from cython cimport floating
+
+cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+               double alpha, const floating* A, Py_ssize_t lda,
+               const floating* B, Py_ssize_t ldb,
+               double beta, floating* C, Py_ssize_t ldc) noexcept nogil

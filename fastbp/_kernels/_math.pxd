@@ -1,0 +1,75 @@
+# Scalar math shared by the kernels, inlined into every module that cimports it.
+# Transcendental functions are evaluated in double precision for both dtypes:
+# float32 results are then correctly rounded up to libm's error, which keeps
+# the float32 tolerance against the reference small and documented.
+from libc.math cimport exp, expm1, log1p, erfc, sqrt, fabs, tanh
+
+cdef extern from *:
+    """
+    #define FASTBP_SQRT1_2 0.70710678118654752440
+    #define FASTBP_INV_SQRT_2PI 0.39894228040143267794
+    """
+    const double SQRT1_2 "FASTBP_SQRT1_2"
+    const double INV_SQRT_2PI "FASTBP_INV_SQRT_2PI"
+
+# Activation codes: the index of each name in fastbp._validation.ACTIVATIONS.
+cdef enum:
+    ACT_IDENTITY = 0
+    ACT_SIGMOID = 1
+    ACT_TANH = 2
+    ACT_RELU = 3
+    ACT_LEAKY_RELU = 4
+    ACT_ELU = 5
+    ACT_SOFTPLUS = 6
+    ACT_GELU = 7
+    ACT_SILU = 8
+    ACT_SOFTMAX = 9
+
+# Loss codes: the index of each name in fastbp._validation.LOSSES.
+cdef enum:
+    LOSS_MSE = 0
+    LOSS_MAE = 1
+    LOSS_HUBER = 2
+    LOSS_BCE = 3
+    LOSS_CE = 4
+
+cdef inline double sigmoid(double z) noexcept nogil:
+    """σ(z), in the form that never overflows: e^z/(1+e^z) for z < 0."""
+    cdef double e
+    if z >= 0.0:
+        return 1.0 / (1.0 + exp(-z))
+    e = exp(z)
+    return e / (1.0 + e)
+
+cdef inline double softplus(double z) noexcept nogil:
+    """log(1+e^z), z itself above PyTorch's threshold 20."""
+    if z > 20.0:
+        return z
+    return log1p(exp(z))
+
+cdef inline double gelu(double z) noexcept nogil:
+    """z·Φ(z) with Φ(z) = erfc(-z/√2)/2 (exact GELU; erfc avoids 1+erf cancellation)."""
+    return 0.5 * z * erfc(-z * SQRT1_2)
+
+cdef inline double gelu_grad(double z) noexcept nogil:
+    """Φ(z) + z·φ(z)."""
+    return 0.5 * erfc(-z * SQRT1_2) + z * INV_SQRT_2PI * exp(-0.5 * z * z)
+
+cdef inline double silu(double z) noexcept nogil:
+    """z·σ(z)."""
+    return z * sigmoid(z)
+
+cdef inline double silu_grad(double z) noexcept nogil:
+    """σ(z)·(1 + z·(1-σ(z)))."""
+    cdef double s = sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+cdef inline double elu(double z) noexcept nogil:
+    """z for z > 0, e^z - 1 otherwise (alpha 1)."""
+    if z > 0.0:
+        return z
+    return expm1(z)
+
+cdef inline double log_sigmoid(double z) noexcept nogil:
+    """log σ(z) = min(z, 0) - log1p(e^-|z|)."""
+    return (z if z < 0.0 else 0.0) - log1p(exp(-fabs(z)))

@@ -1,0 +1,167 @@
+"""Activation kernels: forward (fused with the bias add) and backward.
+
+Design: one pass over Z does ``Z += b`` and ``A = f(Z)`` (Dense forward calls
+it right after the GEMM); the backward computes ``dZ = f'(Z)·dA`` (or the
+softmax Jacobian-vector product) in one pass. The switch on the activation is
+outside the loops so that each loop is a tight, vectorisable body. Arrays are
+C-contiguous (n×k), passed as pointers so that the whole-network step can call
+these on its workspaces; ``dZ`` may alias ``dA`` (each element is read before
+it is written).
+"""
+from cython cimport floating
+from libc.math cimport exp, tanh
+
+from fastbp._kernels._math cimport (
+    ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
+    ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX,
+    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu,
+)
+
+cdef double LEAKY_SLOPE = 0.01
+
+
+cdef void softmax_rows(floating* A, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """A[i, :] := exp(A[i, :] - max) / Σ exp(A[i, :] - max), in place."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    cdef double mx, s, e
+    for i in range(n):
+        row = A + i * k
+        mx = row[0]
+        for j in range(1, k):
+            if row[j] > mx:
+                mx = row[j]
+        s = 0.0
+        for j in range(k):
+            e = exp(<double>row[j] - mx)
+            row[j] = <floating>e
+            s += e
+        s = 1.0 / s
+        for j in range(k):
+            row[j] = <floating>(row[j] * s)
+
+
+cdef void bias_activation_forward(int act, floating* Z, const floating* b, floating* A,
+                                  Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Z := Z + b (row-broadcast; skipped when b is NULL), A := f(Z)."""
+    cdef Py_ssize_t i, j, idx
+    cdef floating z
+    if b != NULL:
+        for i in range(n):
+            for j in range(k):
+                Z[i * k + j] += b[j]
+    cdef Py_ssize_t size = n * k
+    if act == ACT_IDENTITY:
+        if A != Z:
+            for idx in range(size):
+                A[idx] = Z[idx]
+    elif act == ACT_RELU:
+        for idx in range(size):
+            z = Z[idx]
+            A[idx] = 0 if z <= 0 else z   # NaN propagates, as torch.relu
+    elif act == ACT_LEAKY_RELU:
+        for idx in range(size):
+            z = Z[idx]
+            A[idx] = z if z > 0 else <floating>(LEAKY_SLOPE * z)
+    elif act == ACT_SIGMOID:
+        for idx in range(size):
+            A[idx] = <floating>sigmoid(Z[idx])
+    elif act == ACT_TANH:
+        for idx in range(size):
+            A[idx] = <floating>tanh(Z[idx])
+    elif act == ACT_ELU:
+        for idx in range(size):
+            A[idx] = <floating>elu(Z[idx])
+    elif act == ACT_SOFTPLUS:
+        for idx in range(size):
+            A[idx] = <floating>softplus(Z[idx])
+    elif act == ACT_GELU:
+        for idx in range(size):
+            A[idx] = <floating>gelu(Z[idx])
+    elif act == ACT_SILU:
+        for idx in range(size):
+            A[idx] = <floating>silu(Z[idx])
+    elif act == ACT_SOFTMAX:
+        if A != Z:
+            for idx in range(size):
+                A[idx] = Z[idx]
+        softmax_rows(A, n, k)
+
+
+cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
+                                  const floating* dA, floating* dZ,
+                                  Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """dZ := f'(Z)·dA elementwise; softmax: dZ := A·(dA - Σ_j dA_j·A_j) per row."""
+    cdef Py_ssize_t i, j, idx
+    cdef Py_ssize_t size = n * k
+    cdef floating a, d
+    cdef double dot
+    if act == ACT_IDENTITY:
+        if dZ != dA:
+            for idx in range(size):
+                dZ[idx] = dA[idx]
+    elif act == ACT_RELU:
+        for idx in range(size):
+            dZ[idx] = 0 if Z[idx] <= 0 else dA[idx]   # torch's threshold_backward
+    elif act == ACT_LEAKY_RELU:
+        for idx in range(size):
+            d = dA[idx]
+            dZ[idx] = d if Z[idx] > 0 else <floating>(LEAKY_SLOPE * d)
+    elif act == ACT_SIGMOID:
+        for idx in range(size):
+            a = A[idx]
+            dZ[idx] = dA[idx] * (a * (1 - a))
+    elif act == ACT_TANH:
+        for idx in range(size):
+            a = A[idx]
+            dZ[idx] = dA[idx] * (1 - a * a)
+    elif act == ACT_ELU:
+        for idx in range(size):
+            d = dA[idx]
+            dZ[idx] = d if Z[idx] > 0 else <floating>(d * exp(Z[idx]))
+    elif act == ACT_SOFTPLUS:
+        for idx in range(size):
+            d = dA[idx]
+            dZ[idx] = d if Z[idx] > 20 else <floating>(d * sigmoid(Z[idx]))
+    elif act == ACT_GELU:
+        for idx in range(size):
+            dZ[idx] = <floating>(dA[idx] * gelu_grad(Z[idx]))
+    elif act == ACT_SILU:
+        for idx in range(size):
+            dZ[idx] = <floating>(dA[idx] * silu_grad(Z[idx]))
+    elif act == ACT_SOFTMAX:
+        for i in range(n):
+            dot = 0.0
+            for j in range(k):
+                dot += <double>dA[i * k + j] * A[i * k + j]
+            for j in range(k):
+                idx = i * k + j
+                dZ[idx] = <floating>(A[idx] * (dA[idx] - dot))
+
+
+def activation_forward_into(int act, const floating[:, ::1] Z, floating[:, ::1] A_out):
+    """A_out := f(Z)."""
+    cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1]
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        if &A_out[0, 0] != &Z[0, 0]:
+            # Copy first so that the fused pass can run in place on A_out.
+            _copy(&Z[0, 0], &A_out[0, 0], n * k)
+        bias_activation_forward(act, &A_out[0, 0], <const floating*>NULL, &A_out[0, 0], n, k)
+
+
+def activation_backward_into(int act, const floating[:, ::1] Z, const floating[:, ::1] A,
+                             const floating[:, ::1] dA, floating[:, ::1] dZ_out):
+    """dZ_out := dL/dZ given dL/dA."""
+    cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1]
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        activation_backward_ptr(act, &Z[0, 0], &A[0, 0], &dA[0, 0], &dZ_out[0, 0], n, k)
+
+
+cdef void _copy(const floating* src, floating* dst, Py_ssize_t size) noexcept nogil:
+    cdef Py_ssize_t idx
+    for idx in range(size):
+        dst[idx] = src[idx]

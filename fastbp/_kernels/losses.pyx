@@ -1,0 +1,150 @@
+"""Loss kernels: the mean loss and its gradient with respect to the raw output.
+
+Design: one pass computes both the loss (accumulated in double for both
+dtypes) and ``d_out``. Losses take the raw output of the last layer; the
+cross entropies work on logits with log-sum-exp shifted by the row maximum,
+so logits of magnitude 1e4 stay finite. ``mse``/``mae``/``huber``/binary
+cross-entropy average over all n·k elements, cross-entropy over the n samples.
+Cross-entropy takes either int labels (``labels``, with ``target`` NULL) or
+class probabilities (``target``, with ``labels`` NULL).
+"""
+from cython cimport floating
+from libc.math cimport exp, log, log1p, fabs
+
+from fastbp._kernels._math cimport (
+    LOSS_MSE, LOSS_MAE, LOSS_HUBER, LOSS_BCE, LOSS_CE, sigmoid, log_sigmoid,
+)
+
+
+cdef double mse(const floating* o, const floating* t, floating* d, Py_ssize_t size) noexcept nogil:
+    """L = mean((o-t)²), dL/do = (2/N)·(o-t)."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0, r
+    cdef floating scale = <floating>(2.0 / size)
+    cdef floating rf
+    for i in range(size):
+        rf = o[i] - t[i]
+        s += <double>rf * rf
+        d[i] = scale * rf
+    return s / size
+
+
+cdef double mae(const floating* o, const floating* t, floating* d, Py_ssize_t size) noexcept nogil:
+    """L = mean(|o-t|), dL/do = sign(o-t)/N (0 where o = t)."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    cdef floating scale = <floating>(1.0 / size)
+    cdef floating r
+    for i in range(size):
+        r = o[i] - t[i]
+        if r > 0:
+            s += r
+            d[i] = scale
+        elif r < 0:
+            s -= r
+            d[i] = -scale
+        else:
+            s += fabs(r)          # keeps a NaN residual in the loss
+            d[i] = r * scale      # 0, or NaN for a NaN residual
+    return s / size
+
+
+cdef double huber(const floating* o, const floating* t, floating* d, Py_ssize_t size) noexcept nogil:
+    """delta 1: L = mean(r²/2 if |r| < 1 else |r| - 1/2), dL/do = clip(r, -1, 1)/N."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    cdef floating scale = <floating>(1.0 / size)
+    cdef floating r, a
+    for i in range(size):
+        r = o[i] - t[i]
+        a = fabs(r)
+        if a >= 1:
+            s += <double>a - 0.5
+            d[i] = scale if r > 0 else -scale
+        else:   # also a NaN residual, which then propagates
+            s += 0.5 * <double>r * r
+            d[i] = r * scale
+    return s / size
+
+
+cdef double bce_logits(const floating* o, const floating* t, floating* d, Py_ssize_t size) noexcept nogil:
+    """L = mean((1-y)·x - log σ(x)), dL/dx = (σ(x) - y)/N."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0, x, y
+    cdef double scale = 1.0 / size
+    for i in range(size):
+        x = o[i]
+        y = t[i]
+        s += (1.0 - y) * x - log_sigmoid(x)
+        d[i] = <floating>((sigmoid(x) - y) * scale)
+    return s / size
+
+
+cdef double cross_entropy(const floating* o, const floating* t, const Py_ssize_t* labels,
+                          floating* d, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """L = mean_i(-Σ_c y_ic·log_softmax(o_i)_c), dL/do_ic = (p_ic·Σ_c y_ic - y_ic)/n."""
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef floating* drow
+    cdef double mx, s, lse, total = 0.0, inv_n = 1.0 / n, ysum, y, inv_s
+    for i in range(n):
+        row = o + i * k
+        drow = d + i * k
+        mx = row[0]
+        for j in range(1, k):
+            if row[j] > mx:
+                mx = row[j]
+        s = 0.0
+        for j in range(k):
+            s += exp(<double>row[j] - mx)
+        lse = mx + log(s)
+        inv_s = 1.0 / s
+        if labels != NULL:
+            total += lse - row[labels[i]]
+            for j in range(k):
+                drow[j] = <floating>(exp(<double>row[j] - mx) * inv_s * inv_n)
+            drow[labels[i]] = <floating>((exp(<double>row[labels[i]] - mx) * inv_s - 1.0) * inv_n)
+        else:
+            ysum = 0.0
+            for j in range(k):
+                y = t[i * k + j]
+                ysum += y
+                total += y * (lse - row[j])
+            for j in range(k):
+                drow[j] = <floating>((exp(<double>row[j] - mx) * inv_s * ysum - t[i * k + j]) * inv_n)
+    return total * inv_n
+
+
+cdef double loss_forward_backward_ptr(int loss, const floating* out, const floating* target,
+                                      const Py_ssize_t* labels, floating* d_out,
+                                      Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Mean loss of out (n×k) against target (or labels); writes dL/d_out."""
+    if loss == LOSS_MSE:
+        return mse(out, target, d_out, n * k)
+    if loss == LOSS_MAE:
+        return mae(out, target, d_out, n * k)
+    if loss == LOSS_HUBER:
+        return huber(out, target, d_out, n * k)
+    if loss == LOSS_BCE:
+        return bce_logits(out, target, d_out, n * k)
+    return cross_entropy(out, target, labels, d_out, n, k)
+
+
+def loss_forward_backward_into(int loss, const floating[:, ::1] out,
+                               const floating[:, ::1] target, floating[:, ::1] d_out):
+    """Mean loss; d_out := dL/d_out. Targets of the output's shape."""
+    cdef double value
+    with nogil:
+        value = loss_forward_backward_ptr(loss, &out[0, 0], &target[0, 0], <const Py_ssize_t*>NULL,
+                                          &d_out[0, 0], out.shape[0], out.shape[1])
+    return value
+
+
+def cross_entropy_labels_into(const floating[:, ::1] out, const Py_ssize_t[::1] labels,
+                              floating[:, ::1] d_out):
+    """Mean cross-entropy of logits against int labels; d_out := dL/d_out."""
+    cdef double value
+    with nogil:
+        value = cross_entropy(&out[0, 0], <const floating*>NULL, &labels[0], &d_out[0, 0],
+                              out.shape[0], out.shape[1])
+    return value

@@ -1,0 +1,290 @@
+"""Every check the compiled kernels rely on, in one place.
+
+``fastbp.ops`` and ``fastbp.reference`` call these at the top of each function,
+so both reject bad input identically; after them the kernels may run without
+bounds checks. Conventions: a wrong kind of object or dtype raises
+``TypeError``; a wrong shape, size or value raises ``ValueError``. Every
+message names the argument, what was expected and what was given.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
+               "softplus", "gelu", "silu", "softmax")
+LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def activation_code(name: Any) -> int:
+    """The kernel code of an activation name (its index in ACTIVATIONS)."""
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+    return ACTIVATIONS.index(name)
+
+
+def loss_code(name: Any) -> int:
+    """The kernel code of a loss name (its index in LOSSES)."""
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+    return LOSSES.index(name)
+
+
+def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """np.float32 or np.float64 from a dtype-like; anything else is a TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def float_array(x: Any, name: str, ndim: int, dtype: np.dtype | None = None) -> np.ndarray:
+    """A C-contiguous float32/float64 array of ``ndim`` dimensions.
+
+    Inputs that are only read may be strided, Fortran-ordered or read-only:
+    they are copied to C order when needed (never cast: dtype must match).
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} like the other arrays, got {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+def matrix(x: Any, name: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """A 2-D float array with at least one column (rows may be zero)."""
+    x = float_array(x, name, 2, dtype)
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one column, got shape {x.shape}")
+    return x
+
+
+def same_shape(x: np.ndarray, name: str, ref: np.ndarray, ref_name: str) -> None:
+    if x.shape != ref.shape:
+        raise ValueError(f"{name} must have the shape of {ref_name} {ref.shape}, got {x.shape}")
+
+
+def non_empty_batch(x: np.ndarray, name: str) -> None:
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {x.shape}")
+
+
+def activation_args(name: Any, Z: Any) -> tuple[int, np.ndarray]:
+    return activation_code(name), matrix(Z, "Z")
+
+
+def activation_backward_args(name: Any, Z: Any, A: Any, dA: Any):
+    code = activation_code(name)
+    Z = matrix(Z, "Z")
+    A = matrix(A, "A", Z.dtype)
+    dA = matrix(dA, "dA", Z.dtype)
+    same_shape(A, "A", Z, "Z")
+    same_shape(dA, "dA", Z, "Z")
+    return code, Z, A, dA
+
+
+def dense_forward_args(X: Any, W: Any, b: Any, activation: Any):
+    code = activation_code(activation)
+    X = matrix(X, "X")
+    W = matrix(W, "W", X.dtype)
+    b = float_array(b, "b", 1, X.dtype)
+    if W.shape[0] != X.shape[1]:
+        raise ValueError(f"W must have shape (in_features={X.shape[1]}, out_features) "
+                         f"to match X {X.shape}, got {W.shape}")
+    if X.shape[1] == 0 or W.shape[0] == 0:
+        raise ValueError(f"X must have at least one feature, got shape {X.shape}")
+    if b.shape != (W.shape[1],):
+        raise ValueError(f"b must have shape ({W.shape[1]},) to match W {W.shape}, got {b.shape}")
+    return code, X, W, b
+
+
+def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any):
+    code = activation_code(activation)
+    X = matrix(X, "X")
+    W = matrix(W, "W", X.dtype)
+    if W.shape[0] != X.shape[1]:
+        raise ValueError(f"W must have shape (in_features={X.shape[1]}, out_features) "
+                         f"to match X {X.shape}, got {W.shape}")
+    expected = (X.shape[0], W.shape[1])
+    arrays = []
+    for arr, arr_name in ((Z, "Z"), (A, "A"), (dA, "dA")):
+        arr = matrix(arr, arr_name, X.dtype)
+        if arr.shape != expected:
+            raise ValueError(f"{arr_name} must have shape (n_samples, out_features) = {expected}, "
+                             f"got {arr.shape}")
+        arrays.append(arr)
+    return (code, X, W, *arrays)
+
+
+def loss_args(name: Any, output: Any, target: Any):
+    """Validated (code, output, target-or-None, labels-or-None).
+
+    A target of shape (n,) is taken as (n, 1) for the element-wise losses;
+    cross-entropy takes int labels (n,) in [0, k) or probabilities (n, k).
+    """
+    code = loss_code(name)
+    output = matrix(output, "output")
+    non_empty_batch(output, "output")
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"target must be a numpy.ndarray, got {type(target).__name__}")
+    n, k = output.shape
+    if name == "cross_entropy" and target.ndim == 1:
+        return code, output, None, class_labels(target, n, k)
+    if target.ndim == 1 and name != "cross_entropy" and k == 1:
+        target = target.reshape(-1, 1)
+    target = float_array(target, "target", 2, output.dtype)
+    same_shape(target, "target", output, "output")
+    return code, output, target, None
+
+
+def class_labels(target: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Integer class labels of shape (n,) in [0, k), as np.intp."""
+    if target.dtype.kind not in "iu":
+        raise TypeError("target for cross_entropy must be int class labels of shape (n,) "
+                        f"or class probabilities of shape (n, k), got 1-D {target.dtype}")
+    if target.shape != (n,):
+        raise ValueError(f"target labels must have shape ({n},) to match output, got {target.shape}")
+    if n and (target.min() < 0 or target.max() >= k):
+        raise ValueError(f"target labels must lie in [0, {k}) for output with {k} columns, "
+                         f"got values in [{target.min()}, {target.max()}]")
+    return np.ascontiguousarray(target, dtype=np.intp)
+
+
+def finite_scalar(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number within [low, high] (or open ends); TypeError for non-numbers."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return v
+
+
+def inplace_array(x: Any, name: str, shape: tuple[int, ...] | None = None,
+                  dtype: np.dtype | None = None) -> np.ndarray:
+    """An array updated in place: float32/float64, writable and C-contiguous, never copied."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} like p, got {x.dtype}")
+    if shape is not None and x.shape != shape:
+        raise ValueError(f"{name} must have the shape of p {shape}, got {x.shape}")
+    if not x.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is updated in place)")
+    if not x.flags.writeable:
+        raise ValueError(f"{name} must be writable (it is updated in place)")
+    return x
+
+
+def optimizer_arrays(p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarray, dict]:
+    """p (in place), g (read) and the state buffers (in place) of one optimizer step.
+
+    State buffers given as None stay None; the caller decides which are required.
+    """
+    p = inplace_array(p, "p")
+    g = float_array(g, "g", p.ndim, p.dtype)
+    same_shape(g, "g", p, "p")
+    checked = {}
+    for key, arr in state.items():
+        checked[key] = None if arr is None else inplace_array(arr, key, p.shape, p.dtype)
+    buffers = [p] + [a for a in checked.values() if a is not None]
+    for i, a in enumerate(buffers):
+        for b_ in buffers[i + 1:]:
+            if np.shares_memory(a, b_):
+                raise ValueError("p and the optimizer state arrays must not share memory")
+    return p, g, checked
+
+
+def require(arr: np.ndarray | None, name: str, why: str) -> None:
+    if arr is None:
+        raise ValueError(f"{name} must be an array {why}, got None")
+
+
+# ---------------------------------------------------------------- optimizer steps
+# One function per optimizer: the arrays and hyper-parameters of one step, checked
+# the same way for fastbp.ops and fastbp.reference (PyTorch's ranges).
+
+def sgd_step_args(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
+    p, g, state = optimizer_arrays(p, g, buf=buf)
+    lr = finite_scalar(lr, "lr", low=0.0)
+    momentum = finite_scalar(momentum, "momentum", low=0.0)
+    dampening = finite_scalar(dampening, "dampening")
+    weight_decay = finite_scalar(weight_decay, "weight_decay", low=0.0)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("nesterov=True requires momentum > 0 and dampening = 0, "
+                         f"got momentum={momentum}, dampening={dampening}")
+    if momentum != 0:
+        require(state["buf"], "buf", "when momentum != 0")
+    return p, g, state["buf"], lr, momentum, dampening, bool(nesterov), weight_decay
+
+
+def adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay):
+    p, g, state = optimizer_arrays(p, g, sum_sq=sum_sq)
+    require(state["sum_sq"], "sum_sq", "(the running sum of squared gradients)")
+    return (p, g, state["sum_sq"], finite_scalar(lr, "lr", low=0.0),
+            finite_scalar(eps, "eps", low=0.0), finite_scalar(weight_decay, "weight_decay", low=0.0))
+
+
+def rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered, weight_decay):
+    p, g, state = optimizer_arrays(p, g, sq_avg=sq_avg, buf=buf, grad_avg=grad_avg)
+    require(state["sq_avg"], "sq_avg", "(the running average of squared gradients)")
+    lr = finite_scalar(lr, "lr", low=0.0)
+    alpha = finite_scalar(alpha, "alpha", low=0.0, high=1.0)
+    eps = finite_scalar(eps, "eps", low=0.0)
+    momentum = finite_scalar(momentum, "momentum", low=0.0)
+    weight_decay = finite_scalar(weight_decay, "weight_decay", low=0.0)
+    if momentum > 0:
+        require(state["buf"], "buf", "when momentum > 0")
+    if centered:
+        require(state["grad_avg"], "grad_avg", "when centered=True")
+    return (p, g, state["sq_avg"], state["buf"], state["grad_avg"], lr, alpha, eps, momentum,
+            bool(centered), weight_decay)
+
+
+def betas(beta1, beta2):
+    return (finite_scalar(beta1, "beta1", low=0.0, high=1.0, high_open=True),
+            finite_scalar(beta2, "beta2", low=0.0, high=1.0, high_open=True))
+
+
+def adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad, eps_mode):
+    p, g, state = optimizer_arrays(p, g, m=m, v=v, vmax=vmax)
+    require(state["m"], "m", "(the first-moment estimate)")
+    require(state["v"], "v", "(the second-moment estimate)")
+    if amsgrad:
+        require(state["vmax"], "vmax", "when amsgrad=True")
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+        raise TypeError(f"step must be an int (counted from 1), got {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (steps are counted from 1), got {step}")
+    if eps_mode not in ("paper", "folded"):
+        raise ValueError(f"eps_mode must be 'paper' or 'folded', got {eps_mode!r}")
+    beta1, beta2 = betas(beta1, beta2)
+    return (p, g, state["m"], state["v"], state["vmax"], int(step),
+            finite_scalar(lr, "lr", low=0.0), beta1, beta2, finite_scalar(eps, "eps", low=0.0),
+            finite_scalar(weight_decay, "weight_decay", low=0.0), bool(amsgrad), eps_mode)
+
+
+def adam_scalars(step: int, lr: float, beta1: float, beta2: float, folded: bool) -> tuple[float, float]:
+    """(step_size, √(1-β₂ᵗ)) of Adam step t: lr/(1-β₁ᵗ) (paper) or lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (folded)."""
+    bc1 = 1.0 - beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    if folded:
+        return lr * bc2_sqrt / bc1, bc2_sqrt
+    return lr / bc1, bc2_sqrt

@@ -1,0 +1,120 @@
+"""Compiled kernels behind the public kernel API of ``API.md``.
+
+Each function validates its inputs once (:mod:`fastbp._validation`, shared
+with :mod:`fastbp.reference`), allocates its outputs, and calls one compiled
+kernel from ``fastbp._kernels`` with the GIL released. Read-only inputs may be
+strided, Fortran-ordered or read-only (they are copied to C order when
+needed); arrays updated in place must be writable and C-contiguous.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastbp import _validation as check
+from fastbp._kernels import activations as _act
+from fastbp._kernels import dense as _dense
+from fastbp._kernels import losses as _loss
+from fastbp._kernels import optim as _optim
+from fastbp._validation import ACTIVATIONS, LOSSES
+
+__all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
+           "dense_forward", "dense_backward", "loss_forward_backward",
+           "sgd_step", "adagrad_step", "rmsprop_step", "adam_step"]
+
+
+def activation_forward(name, Z):
+    """A = f(Z)."""
+    code, Z = check.activation_args(name, Z)
+    A = np.empty_like(Z)
+    _act.activation_forward_into(code, Z, A)
+    return A
+
+
+def activation_backward(name, Z, A, dA):
+    """dZ = dL/dZ given dA = dL/dA."""
+    code, Z, A, dA = check.activation_backward_args(name, Z, A, dA)
+    dZ = np.empty_like(Z)
+    _act.activation_backward_into(code, Z, A, dA, dZ)
+    return dZ
+
+
+def dense_forward(X, W, b, activation):
+    """Z = X·W + b, A = f(Z)."""
+    code, X, W, b = check.dense_forward_args(X, W, b, activation)
+    shape = (X.shape[0], W.shape[1])
+    Z = np.empty(shape, dtype=X.dtype)
+    A = np.empty(shape, dtype=X.dtype)
+    if X.shape[0]:
+        _dense.dense_forward_into(code, X, W, b, Z, A)
+    return Z, A
+
+
+def dense_backward(X, W, Z, A, dA, activation, need_dX=True):
+    """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ (None unless need_dX)."""
+    code, X, W, Z, A, dA = check.dense_backward_args(X, W, Z, A, dA, activation)
+    dX = np.empty_like(X) if need_dX else None
+    if X.shape[0] == 0:  # an empty batch contributes nothing
+        return dX, np.zeros_like(W), np.zeros(W.shape[1], dtype=W.dtype)
+    dW = np.empty_like(W)
+    db = np.empty(W.shape[1], dtype=W.dtype)
+    _dense.dense_backward_into(code, X, W, Z, A, dA, np.empty_like(Z), dX, dW, db, bool(need_dX))
+    return dX, dW, db
+
+
+def loss_forward_backward(name, output, target):
+    """(mean loss, dL/d_output) of the raw output against target."""
+    code, output, target, labels = check.loss_args(name, output, target)
+    d_out = np.empty_like(output)
+    if labels is not None:
+        loss = _loss.cross_entropy_labels_into(output, labels, d_out)
+    else:
+        loss = _loss.loss_forward_backward_into(code, output, target, d_out)
+    return float(loss), d_out
+
+
+def sgd_step(p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, first_step=False):
+    """torch.optim.SGD step, in place on p (and buf)."""
+    p, g, buf, lr, momentum, dampening, nesterov, weight_decay = check.sgd_step_args(
+        p, g, buf, lr, momentum, dampening, nesterov, weight_decay)
+    if p.size:
+        _optim.sgd_step_into(p.reshape(-1), g.reshape(-1), _flat(buf), lr, momentum, dampening,
+                             nesterov, weight_decay, bool(first_step))
+
+
+def adagrad_step(p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+    """torch.optim.Adagrad step, in place on p and sum_sq."""
+    p, g, sum_sq, lr, eps, weight_decay = check.adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay)
+    if p.size:
+        _optim.adagrad_step_into(p.reshape(-1), g.reshape(-1), sum_sq.reshape(-1), lr, eps,
+                                 weight_decay)
+
+
+def rmsprop_step(p, g, sq_avg, buf, grad_avg, *, lr, alpha=0.99, eps=1e-8,
+                 momentum=0.0, centered=False, weight_decay=0.0):
+    """torch.optim.RMSprop step, in place on p and its state."""
+    (p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered,
+     weight_decay) = check.rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps,
+                                             momentum, centered, weight_decay)
+    if p.size:
+        _optim.rmsprop_step_into(p.reshape(-1), g.reshape(-1), sq_avg.reshape(-1), _flat(buf),
+                                 _flat(grad_avg), lr, alpha, eps, momentum, centered, weight_decay)
+
+
+def adam_step(p, g, m, v, vmax, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False, amsgrad=False, eps_mode="paper"):
+    """torch.optim.Adam/AdamW step (eps_mode="folded": scikit-learn's Adam), in place."""
+    (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+     eps_mode) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
+                                      weight_decay, amsgrad, eps_mode)
+    folded = eps_mode == "folded"
+    step_size, bc2_sqrt = check.adam_scalars(step, lr, beta1, beta2, folded)
+    if p.size:
+        _optim.adam_step_into(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                              _flat(vmax), lr, beta1, beta2, eps, weight_decay, bool(decoupled),
+                              amsgrad, folded, step_size, bc2_sqrt)
+
+
+def _flat(a):
+    """A flat view of an optional state buffer (C-contiguous, so never a copy)."""
+    return None if a is None else a.reshape(-1)

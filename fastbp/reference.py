@@ -1,0 +1,264 @@
+"""Pure-NumPy reference of every fastbp kernel: the oracle for the compiled core.
+
+Same functions and signatures as :mod:`fastbp.ops`, one short function per
+formula, no performance tricks. It never imports ``fastbp._kernels``; it
+shares the input checks of :mod:`fastbp._validation`, so both modules reject
+bad input identically. The output dtype is the input dtype; transcendental
+functions come from NumPy/SciPy in that dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erfc
+
+from fastbp import _validation as check
+from fastbp._validation import ACTIVATIONS, LOSSES
+
+__all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
+           "dense_forward", "dense_backward", "loss_forward_backward",
+           "sgd_step", "adagrad_step", "rmsprop_step", "adam_step"]
+
+LEAKY_SLOPE = 0.01
+SOFTPLUS_THRESHOLD = 20.0
+
+
+# ---------------------------------------------------------------- activations: f(z)
+
+def sigmoid(z):
+    """σ(z) = 1/(1+e^-z), as e^z/(1+e^z) for z < 0 so that nothing overflows."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softplus(z):
+    """log(1+e^z), z itself above 20 (PyTorch's threshold)."""
+    return np.where(z > SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, SOFTPLUS_THRESHOLD))))
+
+
+def gelu(z):
+    """z·Φ(z), Φ(z) = erfc(-z/√2)/2."""
+    return 0.5 * z * erfc(-z * np.sqrt(0.5))
+
+
+def elu(z):
+    """z for z > 0, e^z - 1 otherwise."""
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+
+
+def softmax(z):
+    """e^(z - max) / Σ e^(z - max) along the last axis."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+FORWARD = {
+    "identity": lambda z: z.copy(),
+    "sigmoid": sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0),
+    "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+    "elu": elu,
+    "softplus": softplus,
+    "gelu": gelu,
+    "silu": lambda z: z * sigmoid(z),
+    "softmax": softmax,
+}
+
+
+# ---------------------------------------------------------------- activations: dL/dZ
+
+def gelu_grad(z):
+    """Φ(z) + z·φ(z), φ(z) = e^(-z²/2)/√(2π)."""
+    return 0.5 * erfc(-z * np.sqrt(0.5)) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+
+def silu_grad(z):
+    """σ(z)·(1 + z·(1 - σ(z)))."""
+    s = sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def softmax_backward(a, da):
+    """Jacobian-vector product of softmax: a·(da - Σ_j da_j·a_j)."""
+    return a * (da - (da * a).sum(axis=-1, keepdims=True))
+
+
+BACKWARD = {   # (Z, A, dA) -> dZ
+    "identity": lambda z, a, da: da.copy(),
+    "sigmoid": lambda z, a, da: da * (a * (1 - a)),
+    "tanh": lambda z, a, da: da * (1 - a * a),
+    "relu": lambda z, a, da: np.where(z <= 0, 0, da),
+    "leaky_relu": lambda z, a, da: np.where(z > 0, da, LEAKY_SLOPE * da),
+    "elu": lambda z, a, da: np.where(z > 0, da, da * np.exp(np.minimum(z, 0))),
+    "softplus": lambda z, a, da: np.where(z > SOFTPLUS_THRESHOLD, da, da * sigmoid(z)),
+    "gelu": lambda z, a, da: da * gelu_grad(z),
+    "silu": lambda z, a, da: da * silu_grad(z),
+    "softmax": lambda z, a, da: softmax_backward(a, da),
+}
+
+
+def activation_forward(name, Z):
+    """A = f(Z)."""
+    _, Z = check.activation_args(name, Z)
+    return FORWARD[name](Z).astype(Z.dtype, copy=False)
+
+
+def activation_backward(name, Z, A, dA):
+    """dZ = dL/dZ given dA = dL/dA."""
+    _, Z, A, dA = check.activation_backward_args(name, Z, A, dA)
+    return BACKWARD[name](Z, A, dA).astype(Z.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- dense layer
+
+def dense_forward(X, W, b, activation):
+    """Z = X·W + b, A = f(Z)."""
+    _, X, W, b = check.dense_forward_args(X, W, b, activation)
+    Z = X @ W + b
+    return Z, FORWARD[activation](Z).astype(Z.dtype, copy=False)
+
+
+def dense_backward(X, W, Z, A, dA, activation, need_dX=True):
+    """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ."""
+    _, X, W, Z, A, dA = check.dense_backward_args(X, W, Z, A, dA, activation)
+    dZ = BACKWARD[activation](Z, A, dA).astype(Z.dtype, copy=False)
+    dW = X.T @ dZ
+    db = dZ.sum(axis=0)
+    dX = dZ @ W.T if need_dX else None
+    return dX, dW, db
+
+
+# ---------------------------------------------------------------- losses: (loss, dL/d_output)
+
+def mse(o, t):
+    """mean((o-t)²); (2/N)·(o-t)."""
+    r = o - t
+    return np.mean(r * r, dtype=np.float64), (2.0 / r.size) * r
+
+
+def mae(o, t):
+    """mean(|o-t|); sign(o-t)/N."""
+    r = o - t
+    return np.mean(np.abs(r), dtype=np.float64), np.sign(r) * (1.0 / r.size)
+
+
+def huber(o, t):
+    """delta 1: mean(r²/2 if |r| < 1 else |r| - 1/2); clip(r, -1, 1)/N."""
+    r = o - t
+    a = np.abs(r)
+    loss = np.where(a >= 1, a - 0.5, 0.5 * r * r)
+    return np.mean(loss, dtype=np.float64), np.clip(r, -1, 1) * (1.0 / r.size)
+
+
+def log_sigmoid(x):
+    """log σ(x) = min(x, 0) - log1p(e^-|x|)."""
+    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+
+def binary_cross_entropy(x, y):
+    """From logits: mean((1-y)·x - log σ(x)); (σ(x) - y)/N."""
+    loss = (1 - y) * x - log_sigmoid(x)
+    return np.mean(loss, dtype=np.float64), (sigmoid(x) - y) / x.size
+
+
+def log_softmax(x):
+    """x - max - log Σ e^(x - max), per row."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def cross_entropy(x, y):
+    """From logits, y class probabilities: mean_i(-Σ_c y_ic·log p_ic); (p·Σ_c y_c - y)/n."""
+    n = x.shape[0]
+    loss = -(y * log_softmax(x)).sum(axis=1)
+    return np.mean(loss, dtype=np.float64), (softmax(x) * y.sum(axis=1, keepdims=True) - y) / n
+
+
+def one_hot(labels, k, dtype):
+    y = np.zeros((labels.size, k), dtype=dtype)
+    y[np.arange(labels.size), labels] = 1
+    return y
+
+
+LOSS = {"mse": mse, "mae": mae, "huber": huber,
+        "binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy}
+
+
+def loss_forward_backward(name, output, target):
+    """(mean loss, dL/d_output)."""
+    _, output, target, labels = check.loss_args(name, output, target)
+    if labels is not None:
+        target = one_hot(labels, output.shape[1], output.dtype)
+    loss, grad = LOSS[name](output, target)
+    return float(loss), grad.astype(output.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- optimizers (in place)
+
+def lerp(a, b, w):
+    """a + w·(b - a), in PyTorch's two-sided form."""
+    return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
+
+
+def sgd_step(p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, first_step=False):
+    """torch.optim.SGD: b = g (first step) or μb + (1-τ)g; p -= lr·(g + μb if nesterov else b)."""
+    p, g, buf, lr, momentum, dampening, nesterov, weight_decay = check.sgd_step_args(
+        p, g, buf, lr, momentum, dampening, nesterov, weight_decay)
+    d = g + weight_decay * p if weight_decay != 0 else g
+    if momentum != 0:
+        buf[...] = d if first_step else momentum * buf + (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    p -= lr * d
+
+
+def adagrad_step(p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+    """torch.optim.Adagrad: s += g²; p -= lr·g/(√s + eps)."""
+    p, g, sum_sq, lr, eps, weight_decay = check.adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay)
+    d = g + weight_decay * p if weight_decay != 0 else g
+    sum_sq += d * d
+    p -= lr * (d / (np.sqrt(sum_sq) + eps))
+
+
+def rmsprop_step(p, g, sq_avg, buf, grad_avg, *, lr, alpha=0.99, eps=1e-8,
+                 momentum=0.0, centered=False, weight_decay=0.0):
+    """torch.optim.RMSprop: v = αv + (1-α)g²; p -= lr·g/(√v + eps) (or centered, momentum)."""
+    (p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered,
+     weight_decay) = check.rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps,
+                                         momentum, centered, weight_decay)
+    d = g + weight_decay * p if weight_decay != 0 else g
+    sq_avg[...] = sq_avg * alpha + (1 - alpha) * (d * d)
+    if centered:
+        grad_avg[...] = lerp(grad_avg, d, 1 - alpha)
+        avg = np.sqrt(sq_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(sq_avg) + eps
+    if momentum > 0:
+        buf[...] = buf * momentum + d / avg
+        p -= lr * buf
+    else:
+        p -= lr * (d / avg)
+
+
+def adam_step(p, g, m, v, vmax, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False, amsgrad=False, eps_mode="paper"):
+    """torch.optim.Adam/AdamW (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
+    (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
+     eps_mode) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
+                                  weight_decay, amsgrad, eps_mode)
+    folded = eps_mode == "folded"
+    step_size, bc2_sqrt = check.adam_scalars(step, lr, beta1, beta2, folded)
+    d = g
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            d = g + weight_decay * p
+    m[...] = beta1 * m + (1 - beta1) * d if folded else lerp(m, d, 1 - beta1)
+    v[...] = v * beta2 + (1 - beta2) * (d * d)
+    vhat = v
+    if amsgrad:
+        np.maximum(vmax, v, out=vmax)
+        vhat = vmax
+    denom = np.sqrt(vhat) + eps if folded else np.sqrt(vhat) / bc2_sqrt + eps
+    p -= step_size * (m / denom)

@@ -1,0 +1,60 @@
+"""Build the compiled kernels in ``fastbp/_kernels``.
+
+Everything that is static lives in ``pyproject.toml``; this file only holds
+what needs code: one ``Extension`` per ``.pyx``, the compiler flags and the
+Cython directives (set once, here, for every module).
+"""
+import os
+import sys
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+KERNELS = Path("fastbp") / "_kernels"
+
+# FASTBP_CYTHON_DEBUG=1 turns the safety checks back on (a slower build that
+# raises IndexError instead of reading out of bounds).
+DEBUG = os.environ.get("FASTBP_CYTHON_DEBUG", "0") not in ("", "0")
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "nonecheck": False,
+    "cdivision": True,
+    "embedsignature": True,
+    "cpow": True,
+}
+
+if sys.platform == "win32":
+    COMPILE_ARGS = ["/O2"]
+else:
+    COMPILE_ARGS = ["-O3"]
+    if DEBUG:
+        COMPILE_ARGS = ["-O1", "-g"]
+# Extra flags for sanitizer or profiling builds, e.g. "-fsanitize=address".
+COMPILE_ARGS += os.environ.get("FASTBP_EXTRA_CFLAGS", "").split()
+LINK_ARGS = os.environ.get("FASTBP_EXTRA_LDFLAGS", "").split()
+
+
+def extensions():
+    exts = []
+    for pyx in sorted(KERNELS.glob("*.pyx")):
+        name = ".".join(pyx.with_suffix("").parts)
+        exts.append(
+            Extension(
+                name,
+                [str(pyx)],
+                include_dirs=[numpy.get_include()],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
+                extra_compile_args=COMPILE_ARGS,
+                extra_link_args=LINK_ARGS,
+            )
+        )
+    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
+
+
+setup(ext_modules=extensions())

@@ -1,4 +1,8 @@
-"""fastbp: fast CPU training and inference of small and medium MLPs."""
+"""fastbp: fast CPU training and inference of small and medium multi-layer perceptrons.
+
+The compiled core lives in :mod:`fastbp.ops` (with the pure-NumPy oracle
+:mod:`fastbp.reference`); models, optimizers and schedules are built on it.
+"""
 __version__ = "0.1.0"
 
 try:
@@ -10,6 +14,17 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         f"source tree so that the installed package is used. Original error: {exc}"
     ) from exc
 
+from fastbp import ops, reference, schedules
 from fastbp._validation import ACTIVATIONS, LOSSES
+from fastbp.gradcheck import GradcheckResult, gradcheck
+from fastbp.io import load
+from fastbp.layers import Dense
+from fastbp.models import MLP, Sequential
+from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop
+from fastbp.training import History, TrainingDiverged
 
-__all__ = ["ACTIVATIONS", "LOSSES", "__version__"]
+__all__ = [
+    "ACTIVATIONS", "LOSSES", "Dense", "Sequential", "MLP", "Optimizer", "SGD", "AdaGrad",
+    "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged", "GradcheckResult", "gradcheck",
+    "load", "ops", "reference", "schedules", "__version__",
+]

@@ -1,0 +1,21 @@
+"""Command line: ``python -m fastbp demo`` and ``python -m fastbp bench``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastbp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="the worked examples and a small training run")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from fastbp.demo import run
+        run(progress=False if args.no_progress else True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

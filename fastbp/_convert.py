@@ -1,0 +1,61 @@
+"""Input conversion for layers and models (API.md: converted, never truncated).
+
+Layers and models accept array-likes of any real dtype and any memory order
+and convert them to C-contiguous arrays of the model's dtype; complex, object
+and string inputs, wrong shapes and non-integral class labels raise.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def as_input(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.ndarray:
+    """X as a C-contiguous (n_samples, n_features) array of the model's dtype."""
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}")
+    if arr.ndim == 1 and n_features == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-dimensional (n_samples, {n_features}), got shape {arr.shape}")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} must have {n_features} features (columns), got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_target(y: Any, loss: str, dtype: np.dtype, n_samples: int, n_outputs: int,
+              name: str = "y") -> np.ndarray:
+    """The target in the form the loss kernel takes.
+
+    cross_entropy: int labels (n,) in [0, n_outputs) as np.intp (integral floats are
+    accepted), or class probabilities (n, n_outputs); the other losses: values of
+    shape (n, n_outputs), with (n,) taken as (n, 1).
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape[:1] != (n_samples,):
+        raise ValueError(f"{name} must have {n_samples} rows like X, got shape {arr.shape}")
+    if loss == "cross_entropy" and arr.ndim == 1:
+        return as_labels(arr, n_outputs, name)
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.shape != (n_samples, n_outputs):
+        raise ValueError(f"{name} must have shape ({n_samples}, {n_outputs})"
+                         f"{' or (n,) labels' if loss == 'cross_entropy' else ''}, got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:
+    """Class labels (n,) as np.intp in [0, n_classes)."""
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(f"{name} holds class labels and must be whole numbers, "
+                             f"got non-integral values such as {arr[arr != np.round(arr)][:3]}")
+    labels = arr.astype(np.intp)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{name} class labels must lie in [0, {n_classes}), "
+                         f"got values in [{labels.min()}, {labels.max()}]")
+    return labels

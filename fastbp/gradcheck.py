@@ -1,0 +1,77 @@
+"""Gradient checking: backward() against central finite differences in float64."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastbp import _validation as check
+
+__all__ = ["gradcheck", "GradcheckResult"]
+
+
+@dataclass(frozen=True)
+class GradcheckResult:
+    """Outcome of :func:`gradcheck`: ``ok`` iff every entry passes |a-n| <= atol + rtol·|n|."""
+
+    ok: bool
+    max_abs_error: float
+    max_rel_error: float
+    n_checked: int
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e-5,
+              atol: float = 1e-8) -> GradcheckResult:
+    """Compare ``model.backward`` with (L(θ+eps) - L(θ-eps))/(2·eps) for every parameter entry.
+
+    The check runs on a float64 copy of the model (so a float32 model is checked
+    in float64 too); the model itself is left unchanged.
+    """
+    from fastbp.models import Sequential  # local: models imports the kernels
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a fastbp Sequential/MLP, got {type(model).__name__}")
+    eps = check.finite_scalar(eps, "eps", low=0.0, low_open=True)
+    rtol = check.finite_scalar(rtol, "rtol", low=0.0)
+    atol = check.finite_scalar(atol, "atol", low=0.0)
+    model64 = as_float64(model)
+    X, y = model64.check_Xy(X, y)
+    model64.backward(X, y)
+    analytic = [g.copy() for g in model64.gradients()]
+    max_abs = max_rel = 0.0
+    ok = True
+    n = 0
+    for p, a in zip(model64.parameters(), analytic):
+        flat = p.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            up = model64.loss(X, y)
+            flat[i] = old - eps
+            down = model64.loss(X, y)
+            flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            err = abs(a.reshape(-1)[i] - numeric)
+            max_abs = max(max_abs, err)
+            max_rel = max(max_rel, err / max(abs(numeric), np.finfo(np.float64).tiny))
+            ok = ok and err <= atol + rtol * abs(numeric)
+            n += 1
+    return GradcheckResult(bool(ok), float(max_abs), float(max_rel), n)
+
+
+def as_float64(model: Any) -> Any:
+    """A float64 copy of a Sequential model with the same parameters."""
+    from fastbp.layers import Dense
+    from fastbp.models import Sequential
+
+    layers = []
+    for layer in model.layers:
+        copy = Dense(layer.in_features, layer.out_features, layer.activation, dtype="float64")
+        copy.W[...] = layer.W
+        copy.b[...] = layer.b
+        layers.append(copy)
+    return Sequential(layers, model.loss_name)

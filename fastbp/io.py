@@ -1,0 +1,161 @@
+"""Saving and loading models without pickle.
+
+File format (version 1): a ZIP archive holding ``header.json`` and one ``.npy``
+file per array. The header names the format and its version, the
+architecture, the dtype, the optional optimizer's type, hyper-parameters and
+step, and the SHA-256 of every array file. Arrays are read with
+``allow_pickle=False`` and checked against the header, so a foreign, truncated,
+corrupted or pickled file raises ``ValueError`` and no code from it ever runs.
+Writes go to a temporary file in the same folder, then ``os.replace``: a
+reader sees the complete old file or the complete new one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from fastbp import _validation as check
+
+__all__ = ["save", "load", "FORMAT", "VERSION"]
+
+FORMAT = "fastbp-model"
+VERSION = 1
+HEADER = "header.json"
+MAX_HEADER_BYTES = 1 << 20
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save(model: Any, path: Any, optimizer: Any = None) -> None:
+    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+    from fastbp.models import Sequential
+    from fastbp.optim import Optimizer
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a fastbp Sequential/MLP, got {type(model).__name__}")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastbp optimizer or None, got {type(optimizer).__name__}")
+    path = os.fspath(path)
+    arrays: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(model.layers):
+        layer.check_parameters()
+        arrays[f"layers/{i}/W"] = layer.W
+        arrays[f"layers/{i}/b"] = layer.b
+    header: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "dtype": model.dtype.name, "loss": model.loss_name,
+        "layers": [{"in_features": layer.in_features, "out_features": layer.out_features,
+                    "activation": layer.activation} for layer in model.layers],
+        "optimizer": None,
+    }
+    if optimizer is not None:
+        make_check = [a is b for a, b in zip(optimizer.params, model.parameters())]
+        if len(optimizer.params) != len(model.parameters()) or not all(make_check):
+            raise ValueError("optimizer must be built over model.parameters()")
+        state = optimizer.state_dict()
+        header["optimizer"] = {"type": state["type"], "hyperparameters": state["hyperparameters"],
+                               "step": state["step"],
+                               "state_names": [sorted(s) for s in state["state"]]}
+        for i, s in enumerate(state["state"]):
+            for k, a in s.items():
+                arrays[f"optimizer/{i}/{k}"] = a
+    blobs = {name + ".npy": _npy_bytes(a) for name, a in arrays.items()}
+    header["sha256"] = {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastbp-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr(HEADER, json.dumps(header, sort_keys=True))
+                for name, b in blobs.items():
+                    zf.writestr(name, b)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fail(path: str, why: str) -> ValueError:
+    return ValueError(f"{path!r} is not a valid fastbp model file: {why}")
+
+
+def _read_header(zf: zipfile.ZipFile, path: str) -> dict[str, Any]:
+    info = zf.getinfo(HEADER)
+    if info.file_size > MAX_HEADER_BYTES:
+        raise _fail(path, "header too large")
+    header = json.loads(zf.read(HEADER).decode("utf-8"))
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise _fail(path, "not a fastbp model (wrong format tag)")
+    if header.get("version") != VERSION:
+        raise _fail(path, f"unsupported format version {header.get('version')!r} "
+                          f"(this fastbp reads version {VERSION})")
+    return header
+
+
+def _read_array(zf: zipfile.ZipFile, header: dict[str, Any], name: str, path: str,
+                dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    fname = name + ".npy"
+    # Refuse members far larger than the array they should hold (decompression bombs).
+    if zf.getinfo(fname).file_size > int(np.prod(shape)) * dtype.itemsize + 4096:
+        raise _fail(path, f"{fname} is larger than a {dtype} array of shape {shape}")
+    raw = zf.read(fname)
+    expected = header.get("sha256", {}).get(fname)
+    if expected is None or hashlib.sha256(raw).hexdigest() != expected:
+        raise _fail(path, f"checksum mismatch for {fname}")
+    arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    if arr.dtype != dtype or arr.shape != shape:
+        raise _fail(path, f"{fname} is {arr.dtype} {arr.shape}, expected {dtype} {shape}")
+    return arr
+
+
+def load(path: Any, *, with_optimizer: bool = False):
+    """The model saved at ``path``; with ``with_optimizer=True``, (model, optimizer or None)."""
+    from fastbp.layers import Dense
+    from fastbp.models import Sequential
+    from fastbp.optim import OPTIMIZERS
+
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path, "r") as zf:
+            header = _read_header(zf, path)
+            dtype = check.float_dtype(header["dtype"])
+            layers = []
+            for i, spec in enumerate(header["layers"]):
+                layer = Dense(spec["in_features"], spec["out_features"], spec["activation"],
+                              dtype=dtype)
+                layer.W[...] = _read_array(zf, header, f"layers/{i}/W", path, dtype, layer.W.shape)
+                layer.b[...] = _read_array(zf, header, f"layers/{i}/b", path, dtype, layer.b.shape)
+                layers.append(layer)
+            model = Sequential(layers, header["loss"])
+            opt = None
+            spec = header.get("optimizer")
+            if with_optimizer and spec is not None:
+                cls = OPTIMIZERS[spec["type"]]
+                params = model.parameters()
+                state = [{k: _read_array(zf, header, f"optimizer/{i}/{k}", path, dtype, p.shape)
+                          for k in names} for i, (p, names) in enumerate(zip(params, spec["state_names"]))]
+                opt = cls(params, **spec["hyperparameters"])
+                opt.load_state_dict({"type": spec["type"], "hyperparameters": spec["hyperparameters"],
+                                     "step": spec["step"], "state": state})
+    except ValueError as exc:
+        if str(exc).startswith(repr(path)):
+            raise
+        raise _fail(path, str(exc)) from exc
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as exc:  # anything else a damaged or foreign file can provoke
+        raise _fail(path, f"{type(exc).__name__}: {exc}") from exc
+    return (model, opt) if with_optimizer else model

@@ -1,0 +1,105 @@
+"""The Dense layer: Z = X·W + b, A = f(Z), with its backward pass."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastbp import _validation as check
+from fastbp._convert import as_input
+from fastbp._kernels import dense as _dense
+
+__all__ = ["Dense", "INITS"]
+
+INITS = ("auto", "he", "glorot")
+# "auto": He for the rectifier family, Glorot for saturating and linear units.
+HE_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")
+
+
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def init_weights(in_features: int, out_features: int, init: str, activation: str,
+                 dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    """He: N(0, 2/fan_in) (Kaiming normal); Glorot: U(±√(6/(fan_in+fan_out)))."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == "auto":
+        init = "he" if activation in HE_ACTIVATIONS else "glorot"
+    if init == "he":
+        W = rng.normal(0.0, np.sqrt(2.0 / in_features), size=(in_features, out_features))
+    else:
+        limit = np.sqrt(6.0 / (in_features + out_features))
+        W = rng.uniform(-limit, limit, size=(in_features, out_features))
+    return np.ascontiguousarray(W, dtype=dtype)
+
+
+class Dense:
+    """A fully connected layer holding W (in_features, out_features) and b (out_features,).
+
+    ``forward`` caches what ``backward`` needs; ``backward`` fills ``dW``/``db``
+    in place (the arrays returned by ``Sequential.gradients`` stay valid).
+    """
+
+    def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
+                 init: str = "auto", dtype: Any = "float32", seed: Any = None) -> None:
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        self.act_code = check.activation_code(activation)
+        self.activation = activation
+        self.dtype = check.float_dtype(dtype)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.W = init_weights(self.in_features, self.out_features, init, activation, self.dtype, rng)
+        self.b = np.zeros(self.out_features, dtype=self.dtype)
+        self.dW = np.zeros_like(self.W)
+        self.db = np.zeros_like(self.b)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __repr__(self) -> str:
+        return (f"Dense({self.in_features}, {self.out_features}, activation={self.activation!r}, "
+                f"dtype={self.dtype.name!r})")
+
+    def check_parameters(self) -> None:
+        """The live W and b must still be usable by the kernels (users may assign them)."""
+        for name, arr, shape in (("W", self.W, (self.in_features, self.out_features)),
+                                 ("b", self.b, (self.out_features,))):
+            if not isinstance(arr, np.ndarray) or arr.dtype != self.dtype or arr.shape != shape \
+                    or not arr.flags.c_contiguous:
+                raise ValueError(f"layer {name} must be a C-contiguous {self.dtype} array of shape "
+                                 f"{shape}; it was replaced by {type(arr).__name__} "
+                                 f"{getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}")
+
+    def forward(self, X: Any) -> np.ndarray:
+        """A = f(X·W + b); X is converted to the layer's dtype."""
+        X = as_input(X, self.dtype, self.in_features)
+        self.check_parameters()
+        Z = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        A = np.empty_like(Z)
+        if X.shape[0]:
+            _dense.dense_forward_into(self.act_code, X, self.W, self.b, Z, A)
+        self._cache = (X, Z, A)
+        return A
+
+    def backward(self, dA: Any, need_dX: bool = True) -> np.ndarray | None:
+        """dX given dA = dL/dA of the last forward; fills dW and db."""
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X, Z, A = self._cache
+        dA = as_input(dA, self.dtype, self.out_features, "dA")
+        if dA.shape[0] != X.shape[0]:
+            raise ValueError(f"dA must have {X.shape[0]} rows like the last forward's X, "
+                             f"got shape {dA.shape}")
+        self.check_parameters()
+        dX = np.empty_like(X) if need_dX else None
+        if X.shape[0] == 0:
+            self.dW.fill(0)
+            self.db.fill(0)
+            return dX
+        _dense.dense_backward_into(self.act_code, X, self.W, Z, A, dA, np.empty_like(Z), dX,
+                                   self.dW, self.db, need_dX)
+        return dX

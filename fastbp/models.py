@@ -1,0 +1,173 @@
+"""Sequential models: a stack of Dense layers and a loss."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fastbp import _validation as check
+from fastbp._convert import as_input, as_target
+from fastbp._kernels import activations as _act
+from fastbp._kernels import losses as _loss
+from fastbp.layers import Dense, positive_int
+from fastbp.optim import Optimizer, make_optimizer
+
+__all__ = ["Sequential", "MLP"]
+
+
+class Sequential:
+    """Dense layers applied in order, trained against one loss.
+
+    ``forward`` returns the raw output of the last layer (logits for the
+    cross-entropy losses); the losses apply the sigmoid/softmax themselves.
+    """
+
+    def __init__(self, layers: Sequence[Dense], loss: str = "mse") -> None:
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Dense) for layer in layers):
+            raise TypeError("layers must be a non-empty sequence of fastbp.Dense layers")
+        for i, (a, b) in enumerate(zip(layers, layers[1:])):
+            if a.out_features != b.in_features:
+                raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
+                                 f"gives {a.out_features} outputs")
+            if a.dtype != b.dtype:
+                raise TypeError(f"all layers must share one dtype, got {a.dtype} and {b.dtype}")
+        self.loss_code = check.loss_code(loss)
+        self.loss_name = loss
+        self.layers = layers
+        self.dtype = layers[0].dtype
+
+    # ---------------------------------------------------------------- shapes
+    @property
+    def in_features(self) -> int:
+        return self.layers[0].in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.layers[-1].out_features
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (self.in_features,) + tuple(layer.out_features for layer in self.layers)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{inner}], loss={self.loss_name!r})"
+
+    # ---------------------------------------------------------------- conversion
+    def check_X(self, X: Any) -> np.ndarray:
+        return as_input(X, self.dtype, self.in_features)
+
+    def check_y(self, y: Any, n_samples: int) -> np.ndarray:
+        return as_target(y, self.loss_name, self.dtype, n_samples, self.out_features)
+
+    def check_Xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        X = self.check_X(X)
+        if X.shape[0] == 0:
+            raise ValueError(f"X must hold at least one sample, got shape {X.shape}")
+        return X, self.check_y(y, X.shape[0])
+
+    # ---------------------------------------------------------------- math
+    def forward(self, X: Any) -> np.ndarray:
+        """The raw output of the last layer."""
+        out = self.check_X(X)
+        for layer in self.layers:
+            out = layer.forward(out)
+        return out
+
+    def loss_and_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """(mean loss, dL/d_output) for converted output and target."""
+        d_out = np.empty_like(output)
+        if y.ndim == 1:
+            loss = _loss.cross_entropy_labels_into(output, y, d_out)
+        else:
+            loss = _loss.loss_forward_backward_into(self.loss_code, output, y, d_out)
+        return float(loss), d_out
+
+    def loss(self, X: Any, y: Any) -> float:
+        """The mean loss on (X, y)."""
+        X, y = self.check_Xy(X, y)
+        return self.loss_and_grad(self.forward(X), y)[0]
+
+    evaluate = loss
+
+    def backward(self, X: Any, y: Any) -> float:
+        """Forward, loss and backward: fills every layer's dW, db; returns the loss."""
+        X, y = self.check_Xy(X, y)
+        loss, grad = self.loss_and_grad(self.forward(X), y)
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_dX=i > 0)
+        return loss
+
+    def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
+        """One step of gradient descent on (X, y); returns the loss before the update."""
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
+                            f"{type(optimizer).__name__}")
+        make_optimizer(optimizer, self.parameters(), None)  # checks it owns our parameters
+        loss = self.backward(X, y)
+        optimizer.step(self.gradients())
+        return loss
+
+    # ---------------------------------------------------------------- predictions
+    def predict(self, X: Any) -> np.ndarray:
+        """Values (regression), int class labels (cross_entropy) or 0/1 labels (binary)."""
+        out = self.forward(X)
+        if self.loss_name == "cross_entropy":
+            return out.argmax(axis=1)
+        if self.loss_name == "binary_cross_entropy":
+            return (out > 0).astype(np.intp)
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities: softmax (cross_entropy) or sigmoid (binary_cross_entropy)."""
+        if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
+            raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
+                             f"{self.loss_name!r} (use predict)")
+        out = self.forward(X)
+        code = check.activation_code("softmax" if self.loss_name == "cross_entropy" else "sigmoid")
+        proba = np.empty_like(out)
+        if out.shape[0]:
+            _act.activation_forward_into(code, out, proba)
+        return proba
+
+    # ---------------------------------------------------------------- parameters
+    def parameters(self) -> list[np.ndarray]:
+        """[W1, b1, W2, b2, ...]: the live arrays."""
+        return [a for layer in self.layers for a in (layer.W, layer.b)]
+
+    def gradients(self) -> list[np.ndarray]:
+        """[dW1, db1, dW2, db2, ...] of the last backward."""
+        return [a for layer in self.layers for a in (layer.dW, layer.db)]
+
+    # ---------------------------------------------------------------- training & files
+    def fit(self, X: Any, y: Any, **kwargs: Any):
+        """Train with mini-batch gradient descent; see fastbp.training.fit."""
+        from fastbp.training import fit
+        return fit(self, X, y, **kwargs)
+
+    def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
+        """Write the model (and optionally the optimizer state) to one file, atomically."""
+        from fastbp.io import save
+        save(self, path, optimizer)
+
+
+class MLP(Sequential):
+    """MLP((784, 128, 10), "relu") == Sequential([Dense(784, 128, "relu"), Dense(128, 10)]).
+
+    Hidden layers use ``activation``; the last layer is linear (identity), since
+    the losses take raw outputs.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", loss: str = "mse", *,
+                 dtype: Any = "float32", seed: Any = None, init: str = "auto") -> None:
+        sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must hold at least (in_features, out_features), got {sizes}")
+        check.activation_code(activation)
+        rng = np.random.default_rng(seed)
+        n = len(sizes) - 1
+        layers = [Dense(sizes[i], sizes[i + 1], activation if i < n - 1 else "identity",
+                        init=init, dtype=dtype, seed=rng) for i in range(n)]
+        self.activation = activation
+        super().__init__(layers, loss)

@@ -1,0 +1,272 @@
+"""Optimizers over a list of parameter arrays: SGD, AdaGrad, RMSprop, Adam, AdamW.
+
+Each ``step(grads)`` validates every gradient first (count, shape, dtype), so a
+failing call changes nothing, then runs one fused compiled kernel per
+parameter. Semantics are PyTorch's (``torch.optim``), the step counted from 1.
+State lives in plain arrays (``self.state[i][name]``) so that it can be saved
+without pickle and used by the compiled training step.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fastbp import _validation as check
+from fastbp._kernels import optim as _optim
+
+__all__ = ["Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
+
+
+class Optimizer:
+    """Base class: parameter list, validated learning rate, state arrays, state_dict."""
+
+    #: names of the per-parameter state arrays this optimizer keeps
+    state_names: tuple[str, ...] = ()
+    name = "optimizer"
+
+    def __init__(self, params: Sequence[np.ndarray], lr: float) -> None:
+        params = list(params)
+        if not params:
+            raise ValueError("params must be a non-empty sequence of arrays, got an empty one")
+        for i, p in enumerate(params):
+            check.inplace_array(p, f"params[{i}]")
+        self.params: list[np.ndarray] = params
+        self.lr = lr
+        self.step_count = 0
+        self.state: list[dict[str, np.ndarray]] = [
+            {name: np.zeros_like(p) for name in self.state_names} for p in params]
+
+    # ---------------------------------------------------------------- learning rate
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = check.finite_scalar(value, "lr", low=0.0)
+
+    # ---------------------------------------------------------------- stepping
+    def check_grads(self, grads: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The gradients, C-contiguous, after checking count, shape and dtype of each."""
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"grads must hold one array per parameter ({len(self.params)}), "
+                             f"got {len(grads)}")
+        out = []
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            g = check.float_array(g, f"grads[{i}]", p.ndim, p.dtype)
+            check.same_shape(g, f"grads[{i}]", p, f"params[{i}]")
+            out.append(g)
+        return out
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        """Update every parameter in place from its gradient."""
+        grads = self.check_grads(grads)
+        self.step_count += 1
+        for p, g, state in zip(self.params, grads, self.state):
+            if p.size:
+                self.update(p.reshape(-1), g.reshape(-1),
+                            {k: a.reshape(-1) for k, a in state.items()})
+
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- state
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (lr included)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of everything needed to resume: type, hyper-parameters, step, state arrays."""
+        return {"type": self.name, "hyperparameters": self.hyperparameters(),
+                "step": self.step_count,
+                "state": [{k: a.copy() for k, a in s.items()} for s in self.state]}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore a state_dict of the same optimizer type over parameters of the same shapes."""
+        if not isinstance(d, dict) or d.get("type") != self.name:
+            got = d.get("type") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"state_dict must come from a {self.name} optimizer, got {got!r}")
+        for key in ("hyperparameters", "step", "state"):
+            if key not in d:
+                raise ValueError(f"state_dict is missing the key {key!r}")
+        state = d["state"]
+        if len(state) != len(self.params):
+            raise ValueError(f"state_dict holds state for {len(state)} parameters, "
+                             f"this optimizer has {len(self.params)}")
+        step = d["step"]
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"state_dict step must be an int >= 0, got {step!r}")
+        hyper = d["hyperparameters"]
+        if not isinstance(hyper, dict):
+            raise ValueError(f"state_dict hyperparameters must be a dict, got {type(hyper).__name__}")
+        fresh = type(self)(self.params, **hyper)  # validates the hyper-parameters
+        for i, (p, s) in enumerate(zip(self.params, state)):
+            if not isinstance(s, dict) or set(s) != set(fresh.state_names):
+                raise ValueError(f"state_dict state[{i}] must hold {sorted(fresh.state_names)}, "
+                                 f"got {sorted(s) if isinstance(s, dict) else s!r}")
+            for k, a in s.items():
+                a = np.asarray(a)
+                if a.shape != p.shape or a.dtype != p.dtype:
+                    raise ValueError(f"state_dict state[{i}][{k!r}] must be {p.dtype} of shape "
+                                     f"{p.shape}, got {a.dtype} {a.shape}")
+                fresh.state[i][k][...] = a
+        # Everything checked: adopt the new state (a failing load changed nothing).
+        fresh.step_count = int(step)
+        self.__dict__.update(fresh.__dict__)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay."""
+
+    name = "sgd"
+
+    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0):
+        self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
+        self.dampening = check.finite_scalar(dampening, "dampening")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
+        self.state_names = ("momentum_buffer",) if self.momentum != 0 else ()
+        super().__init__(params, lr)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening,
+                    nesterov=self.nesterov, weight_decay=self.weight_decay)
+
+    def update(self, p, g, state):
+        _optim.sgd_step_into(p, g, state.get("momentum_buffer"), self.lr, self.momentum,
+                             self.dampening, self.nesterov, self.weight_decay,
+                             self.step_count == 1)
+
+
+class AdaGrad(Optimizer):
+    """torch.optim.Adagrad (lr_decay 0, initial accumulator 0)."""
+
+    name = "adagrad"
+    state_names = ("sum",)
+
+    def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
+        self.eps = check.finite_scalar(eps, "eps", low=0.0)
+        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
+        super().__init__(params, lr)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, eps=self.eps, weight_decay=self.weight_decay)
+
+    def update(self, p, g, state):
+        _optim.adagrad_step_into(p, g, state["sum"], self.lr, self.eps, self.weight_decay)
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: plain, centered, with momentum."""
+
+    name = "rmsprop"
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
+                 weight_decay=0.0):
+        self.alpha = check.finite_scalar(alpha, "alpha", low=0.0, high=1.0)
+        self.eps = check.finite_scalar(eps, "eps", low=0.0)
+        self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
+        self.centered = bool(centered)
+        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
+        self.state_names = (("square_avg",) + (("momentum_buffer",) if self.momentum > 0 else ())
+                            + (("grad_avg",) if self.centered else ()))
+        super().__init__(params, lr)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
+                    centered=self.centered, weight_decay=self.weight_decay)
+
+    def update(self, p, g, state):
+        _optim.rmsprop_step_into(p, g, state["square_avg"], state.get("momentum_buffer"),
+                                 state.get("grad_avg"), self.lr, self.alpha, self.eps,
+                                 self.momentum, self.centered, self.weight_decay)
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
+
+    name = "adam"
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, eps_mode="paper"):
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from exc
+        self.betas = check.betas(beta1, beta2)
+        self.eps = check.finite_scalar(eps, "eps", low=0.0)
+        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
+        self.amsgrad = bool(amsgrad)
+        if eps_mode not in ("paper", "folded"):
+            raise ValueError(f"eps_mode must be 'paper' or 'folded', got {eps_mode!r}")
+        self.eps_mode = eps_mode
+        self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+        super().__init__(params, lr)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, betas=list(self.betas), eps=self.eps,
+                    weight_decay=self.weight_decay, amsgrad=self.amsgrad, eps_mode=self.eps_mode)
+
+    def scalars(self) -> tuple[float, float]:
+        """(step_size, √(1-β₂ᵗ)) of the current step."""
+        return check.adam_scalars(self.step_count, self.lr, self.betas[0], self.betas[1],
+                                  self.eps_mode == "folded")
+
+    def step(self, grads):
+        # The scalars depend on the step count only: compute them once per step.
+        grads = self.check_grads(grads)
+        self.step_count += 1
+        self._scalars = self.scalars()
+        for p, g, state in zip(self.params, grads, self.state):
+            if p.size:
+                self.update(p.reshape(-1), g.reshape(-1),
+                            {k: a.reshape(-1) for k, a in state.items()})
+
+    def update(self, p, g, state):
+        step_size, bc2_sqrt = self._scalars
+        _optim.adam_step_into(p, g, state["exp_avg"], state["exp_avg_sq"],
+                              state.get("max_exp_avg_sq"), self.lr, self.betas[0], self.betas[1],
+                              self.eps, self.weight_decay, self.decoupled, self.amsgrad,
+                              self.eps_mode == "folded", step_size, bc2_sqrt)
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with decoupled weight decay p ← p·(1 - lr·λ) (default λ 0.01)."""
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
+                 amsgrad=False, eps_mode="paper"):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, eps_mode)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+
+
+def make_optimizer(optimizer: Any, params: list[np.ndarray], lr: float | None) -> Optimizer:
+    """An optimizer instance from a name ("adam", ...) or an instance over ``params``."""
+    if isinstance(optimizer, Optimizer):
+        if len(optimizer.params) != len(params) or any(
+                a is not b for a, b in zip(optimizer.params, params)):
+            raise ValueError("optimizer must be built over model.parameters() "
+                             "(the same live arrays, in the same order)")
+        if lr is not None:
+            optimizer.lr = lr
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)} or an Optimizer instance, "
+                         f"got {optimizer!r}")
+    cls = OPTIMIZERS[optimizer]
+    return cls(params) if lr is None else cls(params, lr=lr)

@@ -1,0 +1,383 @@
+"""Learning-rate schedules with PyTorch (2.x) semantics.
+
+Each schedule wraps an optimizer, i.e. any object with a settable float
+attribute ``lr``, and is stepped once per epoch, as in PyTorch::
+
+    sched = StepLR(opt, step_size=30, gamma=0.1)
+    for epoch in range(100):
+        train_one_epoch(opt)
+        sched.step()
+
+On construction a schedule records ``base_lr = opt.lr`` and ``last_epoch = 0``
+(PyTorch's constructor performs an initial step to epoch 0, which leaves the
+learning rate at its base value). Each ``step()`` advances ``last_epoch`` by one
+and writes the new learning rate to ``opt.lr``.
+
+``StepLR``, ``ExponentialLR`` and ``CosineAnnealingLR`` use PyTorch's closed
+forms (``_get_closed_form_lr``), evaluated from ``base_lr`` and ``last_epoch``,
+so they do not accumulate rounding error and do not depend on what ``opt.lr``
+held before the step. PyTorch's default ``step()`` path is recursive (it
+multiplies the optimizer's current lr); both agree up to floating-point
+rounding (a few ulps) as long as nothing else changes ``opt.lr``.
+
+``ReduceLROnPlateau`` is inherently recursive: like PyTorch, it reads the
+current ``opt.lr`` when it reduces it.
+
+``state_dict()`` returns a JSON-serialisable dict of plain numbers and strings
+(including the class name); ``load_state_dict(d)`` restores it and also writes
+the restored current learning rate (``get_last_lr()``) to ``opt.lr``, so that a
+freshly constructed schedule on a fresh optimizer continues exactly where the
+saved one stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Protocol
+
+__all__ = ["StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+
+
+class _HasLR(Protocol):
+    """Anything with a settable float attribute ``lr`` (the fastbp optimizers)."""
+
+    lr: float
+
+
+# ---------------------------------------------------------------------------
+# validation helpers
+# ---------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an int ``>= minimum`` (bools and non-integers: TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    result = int(value)
+    if result < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {result}")
+    return result
+
+
+def _check_real(name: str, value: object) -> float:
+    """Return ``value`` as a finite float (bools and non-numbers: TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {result}")
+    return result
+
+
+def _check_positive(name: str, value: object) -> float:
+    """Finite float ``> 0``."""
+    result = _check_real(name, value)
+    if not result > 0.0:
+        raise ValueError(f"{name} must be > 0, got {result}")
+    return result
+
+
+def _check_nonnegative(name: str, value: object) -> float:
+    """Finite float ``>= 0``."""
+    result = _check_real(name, value)
+    if not result >= 0.0:
+        raise ValueError(f"{name} must be >= 0, got {result}")
+    return result
+
+
+def _check_optimizer(opt: object) -> float:
+    """Check that ``opt`` has a finite real ``lr`` attribute and return it as a float."""
+    if not hasattr(opt, "lr"):
+        raise TypeError(
+            f"opt must be an optimizer with a settable float attribute 'lr'; "
+            f"{type(opt).__name__} has no attribute 'lr'"
+        )
+    return _check_real("opt.lr", getattr(opt, "lr"))
+
+
+def _checked_pow(base_lr: float, gamma: float, exponent: int, cls: str) -> float:
+    """``base_lr * gamma ** exponent`` with a clear error on float overflow."""
+    try:
+        lr = base_lr * gamma**exponent
+    except OverflowError:
+        lr = math.inf
+    if not math.isfinite(lr):
+        raise OverflowError(f"{cls}: learning rate overflowed (base_lr * gamma ** {exponent})")
+    return lr
+
+
+# ---------------------------------------------------------------------------
+# schedules
+# ---------------------------------------------------------------------------
+
+
+class _Schedule:
+    """Shared plumbing: optimizer handle, ``base_lr``, ``last_epoch``, state dicts."""
+
+    #: hyper-parameter names stored in the state dict, in constructor order.
+    _hyper: tuple[str, ...] = ()
+    #: mutable state names (besides ``base_lr``/``last_epoch``) stored in the state dict.
+    _extra: tuple[str, ...] = ()
+
+    def __init__(self, opt: _HasLR) -> None:
+        self.base_lr: float = _check_optimizer(opt)
+        self.optimizer: _HasLR = opt
+        self.last_epoch: int = 0
+        self._last_lr: float = self.base_lr
+
+    def get_last_lr(self) -> float:
+        """The learning rate set by the most recent step (``base_lr`` before any step)."""
+        return self._last_lr
+
+    def _set_lr(self, lr: float) -> None:
+        self.optimizer.lr = lr
+        # As PyTorch, report what the optimizer actually holds.
+        self._last_lr = float(self.optimizer.lr)
+
+    # -- state -----------------------------------------------------------
+
+    def _state_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, d: dict[str, Any]) -> None:
+        pass
+
+    def _keys(self) -> tuple[str, ...]:
+        return ("class", "base_lr", "last_epoch", *self._hyper, *self._extra)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state: class name, hyper-parameters, ``base_lr``, ``last_epoch``."""
+        d: dict[str, Any] = {
+            "class": type(self).__name__,
+            "base_lr": self.base_lr,
+            "last_epoch": self.last_epoch,
+        }
+        for name in self._hyper:
+            d[name] = getattr(self, name)
+        d.update(self._state_extra())
+        return d
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Restore a ``state_dict()`` of the same class and set ``opt.lr`` to its current lr.
+
+        Raises ``TypeError`` if ``d`` is not a dict and ``ValueError`` if it belongs to
+        another schedule class, misses keys, has unknown keys or holds invalid values.
+        Nothing is modified unless the whole dict is valid.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"state must be a dict, got {type(d).__name__}")
+        cls = type(self).__name__
+        if d.get("class") != cls:
+            raise ValueError(f"state_dict is for schedule class {d.get('class')!r}, not {cls!r}")
+        expected = set(self._keys())
+        missing = sorted(expected - d.keys())
+        if missing:
+            raise ValueError(f"{cls} state_dict is missing keys: {missing}")
+        unknown = sorted(str(k) for k in d.keys() - expected)
+        if unknown:
+            raise ValueError(f"{cls} state_dict has unknown keys: {unknown}")
+        # Validate everything on a scratch copy first, then commit.
+        scratch = object.__new__(type(self))
+        scratch.__dict__.update(self.__dict__)
+        scratch.base_lr = _check_real("base_lr", d["base_lr"])
+        scratch.last_epoch = _check_int("last_epoch", d["last_epoch"], 0)
+        scratch._validate_hyper({name: d[name] for name in self._hyper})
+        scratch._load_extra(d)
+        lr = scratch._current_lr()
+        self.__dict__.update(scratch.__dict__)
+        self._set_lr(lr)
+
+    # -- hooks for subclasses --------------------------------------------
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _current_lr(self) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._hyper)
+        return f"{type(self).__name__}({args}, base_lr={self.base_lr!r}, last_epoch={self.last_epoch})"
+
+
+class _ClosedFormSchedule(_Schedule):
+    """A schedule whose lr is a function of ``(base_lr, last_epoch)``."""
+
+    def _lr_at(self, epoch: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _current_lr(self) -> float:
+        # Epoch 0 is exactly base_lr, as PyTorch's initial step (its get_lr returns
+        # the group's lr unchanged at epoch 0).
+        return self.base_lr if self.last_epoch == 0 else self._lr_at(self.last_epoch)
+
+    def step(self) -> None:
+        """Advance one epoch and set ``opt.lr`` to the schedule's value at the new epoch."""
+        self.last_epoch += 1
+        self._set_lr(self._lr_at(self.last_epoch))
+
+
+class StepLR(_ClosedFormSchedule):
+    """Decay by ``gamma`` every ``step_size`` epochs.
+
+    ``lr(epoch) = base_lr * gamma ** (epoch // step_size)``
+    """
+
+    _hyper = ("step_size", "gamma")
+
+    def __init__(self, opt: _HasLR, step_size: int, gamma: float = 0.1) -> None:
+        super().__init__(opt)
+        self._validate_hyper({"step_size": step_size, "gamma": gamma})
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        self.step_size: int = _check_int("step_size", values["step_size"], 1)
+        self.gamma: float = _check_positive("gamma", values["gamma"])
+
+    def _lr_at(self, epoch: int) -> float:
+        return _checked_pow(self.base_lr, self.gamma, epoch // self.step_size, "StepLR")
+
+
+class ExponentialLR(_ClosedFormSchedule):
+    """Decay by ``gamma`` every epoch.
+
+    ``lr(epoch) = base_lr * gamma ** epoch``
+    """
+
+    _hyper = ("gamma",)
+
+    def __init__(self, opt: _HasLR, gamma: float) -> None:
+        super().__init__(opt)
+        self._validate_hyper({"gamma": gamma})
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        self.gamma: float = _check_positive("gamma", values["gamma"])
+
+    def _lr_at(self, epoch: int) -> float:
+        return _checked_pow(self.base_lr, self.gamma, epoch, "ExponentialLR")
+
+
+class CosineAnnealingLR(_ClosedFormSchedule):
+    """Cosine annealing from ``base_lr`` down to ``eta_min`` over ``T_max`` epochs.
+
+    ``lr(epoch) = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``
+
+    Past ``T_max`` the same formula is used, so the lr rises back to ``base_lr`` at
+    ``2*T_max`` and keeps oscillating with period ``2*T_max``: this is what PyTorch's
+    recursive ``CosineAnnealingLR.step()`` produces too (there is no restart and no
+    clamping at ``eta_min``; use ``T_max`` = number of epochs to anneal once).
+    """
+
+    _hyper = ("T_max", "eta_min")
+
+    def __init__(self, opt: _HasLR, T_max: int, eta_min: float = 0.0) -> None:
+        super().__init__(opt)
+        self._validate_hyper({"T_max": T_max, "eta_min": eta_min})
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        self.T_max: int = _check_int("T_max", values["T_max"], 1)
+        self.eta_min: float = _check_nonnegative("eta_min", values["eta_min"])
+
+    def _lr_at(self, epoch: int) -> float:
+        # Same operation order as PyTorch's _get_closed_form_lr.
+        return (
+            self.eta_min
+            + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        )
+
+
+class ReduceLROnPlateau(_Schedule):
+    """Multiply the lr by ``factor`` when the monitored metric stops decreasing.
+
+    PyTorch defaults with ``mode="min"``, ``threshold_mode="rel"``, ``cooldown=0``,
+    ``eps=1e-8``. On each ``step(metric)``:
+
+    * better iff ``metric < best * (1 - threshold)`` (``best`` starts at ``+inf``);
+      then ``best = metric`` and ``num_bad_epochs = 0``, else ``num_bad_epochs += 1``;
+    * if ``num_bad_epochs > patience``: ``new = max(old * factor, min_lr)`` with
+      ``old = opt.lr``; ``opt.lr = new`` only if ``old - new > eps``; and
+      ``num_bad_epochs = 0`` (whether or not the lr changed).
+
+    As in PyTorch, the relative threshold is applied to ``best`` as is, so for a
+    negative ``best`` the bar ``best * (1 - threshold)`` lies *above* ``best``, and a
+    ``threshold >= 1`` makes no value count as better (``inf * 0`` is NaN).
+    """
+
+    mode: str = "min"
+    threshold_mode: str = "rel"
+    cooldown: int = 0
+    eps: float = 1e-8
+
+    _hyper = ("factor", "patience", "threshold", "min_lr")
+    _extra = ("best", "num_bad_epochs", "last_lr")
+
+    def __init__(
+        self,
+        opt: _HasLR,
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        min_lr: float = 0.0,
+    ) -> None:
+        super().__init__(opt)
+        self._validate_hyper(
+            {"factor": factor, "patience": patience, "threshold": threshold, "min_lr": min_lr}
+        )
+        self.best: float = math.inf
+        self.num_bad_epochs: int = 0
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        factor = _check_real("factor", values["factor"])
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.factor: float = factor
+        self.patience: int = _check_int("patience", values["patience"], 0)
+        self.threshold: float = _check_nonnegative("threshold", values["threshold"])
+        self.min_lr: float = _check_nonnegative("min_lr", values["min_lr"])
+
+    def _is_better(self, metric: float) -> bool:
+        # PyTorch: mode "min", threshold_mode "rel".
+        return metric < self.best * (1.0 - self.threshold)
+
+    def step(self, metric: float) -> None:
+        """Record one epoch's ``metric`` (finite real) and reduce ``opt.lr`` on a plateau."""
+        if isinstance(metric, (bool, str, bytes)):
+            raise TypeError(f"metric must be a real number, got {type(metric).__name__} {metric!r}")
+        try:
+            current = float(metric)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"metric must be a real number, got {type(metric).__name__} {metric!r}"
+            ) from None
+        if not math.isfinite(current):
+            raise ValueError(f"metric must be finite, got {current}")
+        self.last_epoch += 1
+        if self._is_better(current):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.num_bad_epochs > self.patience:
+            old = float(self.optimizer.lr)
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                self.optimizer.lr = new
+            self.num_bad_epochs = 0
+        self._last_lr = float(self.optimizer.lr)
+
+    def _current_lr(self) -> float:
+        return self._last_lr
+
+    def _state_extra(self) -> dict[str, Any]:
+        # +inf is not valid strict JSON: store it as the string "inf".
+        return {
+            "best": "inf" if self.best == math.inf else self.best,
+            "num_bad_epochs": self.num_bad_epochs,
+            "last_lr": self._last_lr,
+        }
+
+    def _load_extra(self, d: dict[str, Any]) -> None:
+        best = d["best"]
+        self.best = math.inf if best == "inf" else _check_real("best", best)
+        self.num_bad_epochs = _check_int("num_bad_epochs", d["num_bad_epochs"], 0)
+        self._last_lr = _check_real("last_lr", d["last_lr"])

@@ -36,7 +36,7 @@ import math
 import numbers
 from typing import Any, Protocol
 
-__all__ = ["StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 
 class _HasLR(Protocol):
@@ -112,7 +112,7 @@ def _checked_pow(base_lr: float, gamma: float, exponent: int, cls: str) -> float
 # ---------------------------------------------------------------------------
 
 
-class _Schedule:
+class Schedule:
     """Shared plumbing: optimizer handle, ``base_lr``, ``last_epoch``, state dicts."""
 
     #: hyper-parameter names stored in the state dict, in constructor order.
@@ -201,7 +201,7 @@ class _Schedule:
         return f"{type(self).__name__}({args}, base_lr={self.base_lr!r}, last_epoch={self.last_epoch})"
 
 
-class _ClosedFormSchedule(_Schedule):
+class _ClosedFormSchedule(Schedule):
     """A schedule whose lr is a function of ``(base_lr, last_epoch)``."""
 
     def _lr_at(self, epoch: int) -> float:  # pragma: no cover - abstract
@@ -286,7 +286,7 @@ class CosineAnnealingLR(_ClosedFormSchedule):
         )
 
 
-class ReduceLROnPlateau(_Schedule):
+class ReduceLROnPlateau(Schedule):
     """Multiply the lr by ``factor`` when the monitored metric stops decreasing.
 
     PyTorch defaults with ``mode="min"``, ``threshold_mode="rel"``, ``cooldown=0``,

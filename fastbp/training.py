@@ -99,12 +99,12 @@ def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
 
     if scheduler is None:
         return None
-    if not isinstance(scheduler, schedules._Schedule):
+    if not isinstance(scheduler, schedules.Schedule):
         if not callable(scheduler):
             raise TypeError("scheduler must be a fastbp schedule or a callable taking the "
                             f"optimizer, got {type(scheduler).__name__}")
         scheduler = scheduler(opt)
-        if not isinstance(scheduler, schedules._Schedule):
+        if not isinstance(scheduler, schedules.Schedule):
             raise TypeError("scheduler(optimizer) must return a fastbp schedule, got "
                             f"{type(scheduler).__name__}")
     if scheduler.optimizer is not opt:

@@ -10,9 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from fastbp._kernels.losses import labels_in_range
+
 
 def as_input(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.ndarray:
     """X as a C-contiguous (n_samples, n_features) array of the model's dtype."""
+    if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[1] == n_features \
+            and X.flags.c_contiguous:
+        return X  # the common case, kept cheap: train_step is called per mini-batch
     arr = np.asarray(X)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}")
@@ -33,7 +38,7 @@ def as_target(y: Any, loss: str, dtype: np.dtype, n_samples: int, n_outputs: int
     accepted), or class probabilities (n, n_outputs); the other losses: values of
     shape (n, n_outputs), with (n,) taken as (n, 1).
     """
-    arr = np.asarray(y)
+    arr = y if type(y) is np.ndarray else np.asarray(y)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.shape[:1] != (n_samples,):
@@ -54,8 +59,8 @@ def as_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise ValueError(f"{name} holds class labels and must be whole numbers, "
                              f"got non-integral values such as {arr[arr != np.round(arr)][:3]}")
-    labels = arr.astype(np.intp)
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+    labels = np.ascontiguousarray(arr, dtype=np.intp)
+    if not labels_in_range(labels, n_classes):
         raise ValueError(f"{name} class labels must lie in [0, {n_classes}), "
                          f"got values in [{labels.min()}, {labels.max()}]")
     return labels

@@ -49,7 +49,6 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
     path = os.fspath(path)
     arrays: dict[str, np.ndarray] = {}
     for i, layer in enumerate(model.layers):
-        layer.check_parameters()
         arrays[f"layers/{i}/W"] = layer.W
         arrays[f"layers/{i}/b"] = layer.b
     header: dict[str, Any] = {

@@ -54,30 +54,62 @@ class Dense:
         self.activation = activation
         self.dtype = check.float_dtype(dtype)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self.W = init_weights(self.in_features, self.out_features, init, activation, self.dtype, rng)
-        self.b = np.zeros(self.out_features, dtype=self.dtype)
-        self.dW = np.zeros_like(self.W)
-        self.db = np.zeros_like(self.b)
+        self._W = init_weights(self.in_features, self.out_features, init, activation, self.dtype, rng)
+        self._b = np.zeros(self.out_features, dtype=self.dtype)
+        self._dW = np.zeros_like(self._W)
+        self._db = np.zeros_like(self._b)
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # Parameters are properties so that assigning a new array is checked, and so
+    # that compiled engines holding pointers to the old arrays are rebuilt.
+    generation = 0  # class-wide count of parameter assignments
+
+    @property
+    def W(self) -> np.ndarray:
+        """Weights, shape (in_features, out_features)."""
+        return self._W
+
+    @W.setter
+    def W(self, value: Any) -> None:
+        self._W = self._as_parameter(value, "W", (self.in_features, self.out_features))
+
+    @property
+    def b(self) -> np.ndarray:
+        """Biases, shape (out_features,)."""
+        return self._b
+
+    @b.setter
+    def b(self, value: Any) -> None:
+        self._b = self._as_parameter(value, "b", (self.out_features,))
+
+    @property
+    def dW(self) -> np.ndarray:
+        """dL/dW of the last backward (updated in place)."""
+        return self._dW
+
+    @property
+    def db(self) -> np.ndarray:
+        """dL/db of the last backward (updated in place)."""
+        return self._db
+
+    def _as_parameter(self, value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+        Dense.generation += 1
+        if arr.dtype == self.dtype and arr.flags.c_contiguous and arr.flags.writeable:
+            return arr  # adopt the caller's array, as PyTorch's parameter assignment does
+        return np.array(arr, dtype=self.dtype, order="C")
 
     def __repr__(self) -> str:
         return (f"Dense({self.in_features}, {self.out_features}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r})")
 
-    def check_parameters(self) -> None:
-        """The live W and b must still be usable by the kernels (users may assign them)."""
-        for name, arr, shape in (("W", self.W, (self.in_features, self.out_features)),
-                                 ("b", self.b, (self.out_features,))):
-            if not isinstance(arr, np.ndarray) or arr.dtype != self.dtype or arr.shape != shape \
-                    or not arr.flags.c_contiguous:
-                raise ValueError(f"layer {name} must be a C-contiguous {self.dtype} array of shape "
-                                 f"{shape}; it was replaced by {type(arr).__name__} "
-                                 f"{getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}")
-
     def forward(self, X: Any) -> np.ndarray:
         """A = f(X·W + b); X is converted to the layer's dtype."""
         X = as_input(X, self.dtype, self.in_features)
-        self.check_parameters()
         Z = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         A = np.empty_like(Z)
         if X.shape[0]:
@@ -94,7 +126,6 @@ class Dense:
         if dA.shape[0] != X.shape[0]:
             raise ValueError(f"dA must have {X.shape[0]} rows like the last forward's X, "
                              f"got shape {dA.shape}")
-        self.check_parameters()
         dX = np.empty_like(X) if need_dX else None
         if X.shape[0] == 0:
             self.dW.fill(0)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import threading
+
 import numpy as np
 
 from fastbp import _validation as check
 from fastbp._convert import as_input, as_target
 from fastbp._kernels import activations as _act
 from fastbp._kernels import losses as _loss
+from fastbp._kernels.network import Engine
 from fastbp.layers import Dense, positive_int
 from fastbp.optim import Optimizer, make_optimizer
 
@@ -36,6 +39,10 @@ class Sequential:
         self.loss_name = loss
         self.layers = layers
         self.dtype = layers[0].dtype
+        # One lock per model: compiled calls share the model's workspaces, so two
+        # threads using one model take turns (each call is atomic).
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -67,13 +74,46 @@ class Sequential:
             raise ValueError(f"X must hold at least one sample, got shape {X.shape}")
         return X, self.check_y(y, X.shape[0])
 
+    # ---------------------------------------------------------------- compiled engine
+    def _compiled(self) -> Engine:
+        """The compiled engine over the current parameter arrays (rebuilt if any was replaced)."""
+        engine = self.__dict__.get("_engine")
+        if engine is None or self._engine_generation != Dense.generation:
+            layers = self.layers
+            engine = Engine([la.W for la in layers], [la.b for la in layers],
+                            [la.dW for la in layers], [la.db for la in layers],
+                            [la.act_code for la in layers], self.loss_code, self.dtype)
+            self._engine = engine
+            self._engine_generation = Dense.generation
+            self._bound: tuple[Any, int] | None = None
+        return engine
+
+    def _bind(self, engine: Engine, optimizer: Optimizer) -> None:
+        """Point the engine at the optimizer's state (again, if its configuration changed)."""
+        if self._bound is not None and self._bound[0] is optimizer \
+                and self._bound[1] == optimizer._config_version and engine.bound_state is optimizer.state:
+            return
+        make_optimizer(optimizer, self.parameters(), None)  # checks it owns our parameters
+        hyper, state = optimizer.engine_config()
+        engine.bind_optimizer(optimizer.kind, hyper, state)
+        engine.bound_state = optimizer.state
+        self._bound = (optimizer, optimizer._config_version)
+
+    @staticmethod
+    def _split(y: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(targets, labels): int labels are 1-D, everything else is a 2-D target."""
+        return (None, y) if y.ndim == 1 else (y, None)
+
     # ---------------------------------------------------------------- math
     def forward(self, X: Any) -> np.ndarray:
-        """The raw output of the last layer."""
-        out = self.check_X(X)
-        for layer in self.layers:
-            out = layer.forward(out)
-        return out
+        """The raw output of the last layer (a new array)."""
+        X = self.check_X(X)
+        if X.shape[0] == 0:
+            return np.empty((0, self.out_features), dtype=self.dtype)
+        with self._lock:
+            engine = self._compiled()
+            engine.reserve(X.shape[0])
+            return engine.forward(X).copy()
 
     def loss_and_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """(mean loss, dL/d_output) for converted output and target."""
@@ -94,19 +134,26 @@ class Sequential:
     def backward(self, X: Any, y: Any) -> float:
         """Forward, loss and backward: fills every layer's dW, db; returns the loss."""
         X, y = self.check_Xy(X, y)
-        loss, grad = self.loss_and_grad(self.forward(X), y)
-        for i in range(len(self.layers) - 1, -1, -1):
-            grad = self.layers[i].backward(grad, need_dX=i > 0)
-        return loss
+        T, labels = self._split(y)
+        with self._lock:
+            engine = self._compiled()
+            engine.reserve(X.shape[0])
+            return engine.step(X, T, labels, 0, False)
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
-        """One step of gradient descent on (X, y); returns the loss before the update."""
+        """One step of gradient descent on (X, y) in one compiled call: forward, loss,
+        backward and the update of every layer. Returns the loss before the update."""
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
                             f"{type(optimizer).__name__}")
-        make_optimizer(optimizer, self.parameters(), None)  # checks it owns our parameters
-        loss = self.backward(X, y)
-        optimizer.step(self.gradients())
+        X, y = self.check_Xy(X, y)
+        T, labels = self._split(y)
+        with self._lock:
+            engine = self._compiled()
+            self._bind(engine, optimizer)
+            engine.reserve(X.shape[0])
+            loss = engine.step(X, T, labels, optimizer.step_count + 1, True)
+            optimizer.step_count += 1
         return loss
 
     # ---------------------------------------------------------------- predictions

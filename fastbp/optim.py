@@ -24,6 +24,29 @@ class Optimizer:
     #: names of the per-parameter state arrays this optimizer keeps
     state_names: tuple[str, ...] = ()
     name = "optimizer"
+    #: the compiled engine's optimizer code (fastbp/_kernels/network.pyx)
+    kind = -1
+    #: the compiled kernel's state arguments, in order (absent ones are passed as None)
+    kernel_state: tuple[str, ...] = ()
+    _internal = frozenset(("step_count", "state", "params", "_lr", "_scalars", "_config_version"))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change of a hyper-parameter (lr included) bumps the configuration
+        # version, so that a compiled engine bound to this optimizer re-reads it.
+        object.__setattr__(self, name, value)
+        if name not in self._internal:
+            object.__setattr__(self, "_config_version", self.__dict__.get("_config_version", 0) + 1)
+
+    def engine_config(self) -> tuple[dict[str, Any], list[list[np.ndarray | None]]]:
+        """Hyper-parameters and per-parameter state arrays for the compiled engine."""
+        hyper = dict(self.hyperparameters())
+        hyper.update(decoupled=getattr(self, "decoupled", False),
+                     folded=getattr(self, "eps_mode", "paper") == "folded")
+        if "betas" in hyper:
+            hyper["beta1"], hyper["beta2"] = hyper.pop("betas")
+        pad = [None] * (3 - len(self.kernel_state))
+        state = [[s.get(k) for k in self.kernel_state] + pad for s in self.state]
+        return hyper, state
 
     def __init__(self, params: Sequence[np.ndarray], lr: float) -> None:
         params = list(params)
@@ -125,6 +148,8 @@ class SGD(Optimizer):
     """torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay."""
 
     name = "sgd"
+    kind = 0
+    kernel_state = ("momentum_buffer",)
 
     def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0):
@@ -152,7 +177,9 @@ class AdaGrad(Optimizer):
     """torch.optim.Adagrad (lr_decay 0, initial accumulator 0)."""
 
     name = "adagrad"
+    kind = 1
     state_names = ("sum",)
+    kernel_state = ("sum",)
 
     def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
         self.eps = check.finite_scalar(eps, "eps", low=0.0)
@@ -170,6 +197,8 @@ class RMSprop(Optimizer):
     """torch.optim.RMSprop: plain, centered, with momentum."""
 
     name = "rmsprop"
+    kind = 2
+    kernel_state = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
                  weight_decay=0.0):
@@ -196,7 +225,9 @@ class Adam(Optimizer):
     """torch.optim.Adam (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
 
     name = "adam"
+    kind = 3
     decoupled = False
+    kernel_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, eps_mode="paper"):

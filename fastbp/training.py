@@ -113,6 +113,22 @@ def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
     return scheduler
 
 
+def run_epoch(model: Any, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
+              opt: Optimizer) -> tuple[int, float]:
+    """One epoch of mini-batch steps in one compiled call.
+
+    Returns (steps, Σ batch loss · batch size); steps < 0 means the loss of step
+    -steps was not finite (then the second value is that loss).
+    """
+    T, labels = model._split(y)
+    with model._lock:
+        engine = model._compiled()
+        model._bind(engine, opt)
+        steps, total = engine.epoch(X, T, labels, order, batch, opt.step_count)
+        opt.step_count += abs(steps)
+    return steps, total
+
+
 def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
         optimizer: Any = "adam", lr: float | None = None, shuffle: bool = True,
         seed: Any = None, validation_data: tuple[Any, Any] | None = None,
@@ -151,27 +167,21 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
     best = math.inf
     best_params: list[np.ndarray] | None = None
     bad_epochs = 0
-    order = np.arange(n)
+    order = np.arange(n, dtype=np.intp)
     try:
         for epoch in range(epochs):
             start_params = [p.copy() for p in model.parameters()]
-            if shuffle and batch < n:
-                order = rng.permutation(n)
-            elif shuffle:
-                rng.shuffle(order)  # full batch: order does not change the gradient
+            if shuffle and batch < n:  # (a full batch's gradient does not depend on order)
+                order = rng.permutation(n).astype(np.intp, copy=False)
             lr_used = opt.lr
-            total = 0.0
-            for start in range(0, n, batch):
-                idx = order[start:start + batch]
-                loss = model.train_step(X[idx], y[idx], opt)
-                if not math.isfinite(loss):
-                    for p, saved in zip(model.parameters(), start_params):
-                        p[...] = saved
-                    raise TrainingDiverged(
-                        f"the training loss became {loss} in epoch {epoch} (batch starting at "
-                        f"sample {start}); the parameters were restored to the start of that "
-                        "epoch. Lower the learning rate or check the data scale.")
-                total += loss * len(idx)
+            steps, total = run_epoch(model, X, y, order, batch, opt)
+            if steps < 0:
+                for p, saved in zip(model.parameters(), start_params):
+                    p[...] = saved
+                raise TrainingDiverged(
+                    f"the training loss became {total} in epoch {epoch} (step {-steps} of the "
+                    "epoch); the parameters were restored to the start of that epoch. "
+                    "Lower the learning rate or check the data scale.")
             logs = {"epoch": epoch, "loss": total / n, "lr": lr_used}
             history.loss.append(total / n)
             history.lr.append(lr_used)

@@ -73,3 +73,22 @@ cdef inline double elu(double z) noexcept nogil:
 cdef inline double log_sigmoid(double z) noexcept nogil:
     """log σ(z) = min(z, 0) - log1p(e^-|z|)."""
     return (z if z < 0.0 else 0.0) - log1p(exp(-fabs(z)))
+
+cdef inline double tanh_fast(double x) noexcept nogil:
+    """tanh(x) as Cephes computes it (relative error ~3e-16): 1 - 2/(e^(2|x|)+1)
+    with the sign of x for |x| > 0.625, else x + x³·P(x²)/Q(x²). One exp instead
+    of libm's expm1 + divisions: about twice as fast, which small tanh networks feel."""
+    cdef double a = fabs(x), z
+    if a > 0.625:
+        if a > 22.0:          # 1 - tanh(22) < 2^-63: rounds to 1
+            z = 1.0
+        else:
+            z = 1.0 - 2.0 / (exp(2.0 * a) + 1.0)
+        return z if x > 0 else -z
+    z = x * x
+    if z == 0.0:
+        return x              # keeps the sign of -0.0
+    return x + x * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
+                          - 1.61468768441708447952e3)
+                         / (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
+                            + 4.84406305325125486048e3))

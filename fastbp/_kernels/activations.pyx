@@ -9,12 +9,12 @@ these on its workspaces; ``dZ`` may alias ``dA`` (each element is read before
 it is written).
 """
 from cython cimport floating
-from libc.math cimport exp, tanh
+from libc.math cimport exp
 
 from fastbp._kernels._math cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
     ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX,
-    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu,
+    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, tanh_fast,
 )
 
 cdef double LEAKY_SLOPE = 0.01
@@ -68,7 +68,7 @@ cdef void bias_activation_forward(int act, floating* Z, const floating* b, float
             A[idx] = <floating>sigmoid(Z[idx])
     elif act == ACT_TANH:
         for idx in range(size):
-            A[idx] = <floating>tanh(Z[idx])
+            A[idx] = <floating>tanh_fast(Z[idx])
     elif act == ACT_ELU:
         for idx in range(size):
             A[idx] = <floating>elu(Z[idx])

@@ -82,11 +82,15 @@ cdef double bce_logits(const floating* o, const floating* t, floating* d, Py_ssi
 
 cdef double cross_entropy(const floating* o, const floating* t, const Py_ssize_t* labels,
                           floating* d, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
-    """L = mean_i(-Σ_c y_ic·log_softmax(o_i)_c), dL/do_ic = (p_ic·Σ_c y_ic - y_ic)/n."""
+    """L = mean_i(-Σ_c y_ic·log_softmax(o_i)_c), dL/do_ic = (p_ic·Σ_c y_ic - y_ic)/n.
+
+    e^(o - max) is computed once per element and parked in d (in double for
+    float64; float32 keeps it to float precision, within the float32 tolerance).
+    """
     cdef Py_ssize_t i, j
     cdef const floating* row
     cdef floating* drow
-    cdef double mx, s, lse, total = 0.0, inv_n = 1.0 / n, ysum, y, inv_s
+    cdef double mx, s, e, lse, total = 0.0, inv_n = 1.0 / n, ysum, y, scale
     for i in range(n):
         row = o + i * k
         drow = d + i * k
@@ -96,22 +100,25 @@ cdef double cross_entropy(const floating* o, const floating* t, const Py_ssize_t
                 mx = row[j]
         s = 0.0
         for j in range(k):
-            s += exp(<double>row[j] - mx)
+            e = exp(<double>row[j] - mx)
+            drow[j] = <floating>e
+            s += e
         lse = mx + log(s)
-        inv_s = 1.0 / s
         if labels != NULL:
             total += lse - row[labels[i]]
+            scale = inv_n / s
             for j in range(k):
-                drow[j] = <floating>(exp(<double>row[j] - mx) * inv_s * inv_n)
-            drow[labels[i]] = <floating>((exp(<double>row[labels[i]] - mx) * inv_s - 1.0) * inv_n)
+                drow[j] = <floating>(drow[j] * scale)
+            drow[labels[i]] = <floating>(drow[labels[i]] - inv_n)
         else:
             ysum = 0.0
             for j in range(k):
                 y = t[i * k + j]
                 ysum += y
                 total += y * (lse - row[j])
+            scale = ysum / s
             for j in range(k):
-                drow[j] = <floating>((exp(<double>row[j] - mx) * inv_s * ysum - t[i * k + j]) * inv_n)
+                drow[j] = <floating>((drow[j] * scale - t[i * k + j]) * inv_n)
     return total * inv_n
 
 
@@ -148,3 +155,15 @@ def cross_entropy_labels_into(const floating[:, ::1] out, const Py_ssize_t[::1] 
         value = cross_entropy(&out[0, 0], <const floating*>NULL, &labels[0], &d_out[0, 0],
                               out.shape[0], out.shape[1])
     return value
+
+
+def labels_in_range(const Py_ssize_t[::1] labels, Py_ssize_t k):
+    """True iff every label lies in [0, k) (one pass; the kernels index with them)."""
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    with nogil:
+        for i in range(labels.shape[0]):
+            if labels[i] < 0 or labels[i] >= k:
+                ok = False
+                break
+    return ok

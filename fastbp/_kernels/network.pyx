@@ -1,0 +1,343 @@
+"""The whole-network engine: a training step, an epoch, or a forward pass in one
+compiled call with the GIL released.
+
+Design: ``Engine`` holds raw pointers to a model's live parameter and gradient
+arrays, to preallocated workspaces (Z, A and the backward buffer D of every
+layer, sized for the largest batch seen) and to the optimizer's state arrays.
+A step runs forward (GEMM, then bias + activation in one pass), the loss and
+its gradient in one pass (softmax/sigmoid and cross-entropy fused), and the
+backward pass from the last layer down; each layer's parameters are updated as
+soon as its gradients exist, after dX = dZ·Wᵀ has used the old weights. The
+same ``cdef`` kernels serve ``fastbp.ops``. Nothing is allocated per step once
+the workspaces fit the batch. Pointers are stored as ``void*`` and cast to the
+model's dtype by the fused functions below.
+"""
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cython cimport floating
+from libc.math cimport sqrt, pow, isfinite
+from libc.string cimport memcpy
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+from fastbp._kernels._math cimport ACT_IDENTITY, LOSS_CE
+from fastbp._kernels._blas cimport gemm
+from fastbp._kernels.activations cimport bias_activation_forward, activation_backward_ptr
+from fastbp._kernels.dense cimport column_sums
+from fastbp._kernels.losses cimport loss_forward_backward_ptr
+from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
+
+# Optimizer kinds (fastbp.optim.Optimizer.kind).
+cdef enum:
+    OPT_SGD = 0
+    OPT_ADAGRAD = 1
+    OPT_RMSPROP = 2
+    OPT_ADAM = 3
+
+cdef struct Layer:
+    void* W
+    void* b
+    void* dW
+    void* db
+    void* Z          # (cap, n_out); equals A for identity layers
+    void* A          # (cap, n_out)
+    void* D          # (cap, n_out): dL/dA, then dL/dZ in place
+    void* sW[3]      # optimizer state of W (NULL where unused)
+    void* sb[3]      # optimizer state of b
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    int act
+
+cdef struct OptConfig:
+    int kind
+    double lr, momentum, dampening, weight_decay, eps, alpha, beta1, beta2
+    bint nesterov, centered, decoupled, amsgrad, folded
+
+
+cdef void update(OptConfig* c, long step, floating* p, floating* g, void** s,
+                 Py_ssize_t size) noexcept nogil:
+    """One optimizer step (t = step) of one parameter buffer."""
+    cdef double bc1, bc2_sqrt, step_size
+    if c.kind == OPT_SGD:
+        sgd_ptr(p, g, <floating*>s[0], size, c.lr, c.momentum, c.dampening, c.nesterov,
+                c.weight_decay, step == 1)
+    elif c.kind == OPT_ADAGRAD:
+        adagrad_ptr(p, g, <floating*>s[0], size, c.lr, c.eps, c.weight_decay)
+    elif c.kind == OPT_RMSPROP:
+        rmsprop_ptr(p, g, <floating*>s[0], <floating*>s[1], <floating*>s[2], size, c.lr,
+                    c.alpha, c.eps, c.momentum, c.centered, c.weight_decay)
+    else:
+        step_size, bc2_sqrt = adam_scalars_c(step, c.lr, c.beta1, c.beta2, c.folded)
+        adam_ptr(p, g, <floating*>s[0], <floating*>s[1], <floating*>s[2], size, c.lr, c.beta1,
+                 c.beta2, c.eps, c.weight_decay, c.decoupled, c.amsgrad, c.folded,
+                 step_size, bc2_sqrt)
+
+
+cdef (double, double) adam_scalars_c(long step, double lr, double beta1, double beta2,
+                                     bint folded) noexcept nogil:
+    """(step_size, √(1-β₂ᵗ)): lr/(1-β₁ᵗ) (paper) or lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (folded)."""
+    cdef double bc1 = 1.0 - pow(beta1, <double>step)
+    cdef double bc2_sqrt = sqrt(1.0 - pow(beta2, <double>step))
+    if folded:
+        return lr * bc2_sqrt / bc1, bc2_sqrt
+    return lr / bc1, bc2_sqrt
+
+
+def adam_scalars(long step, double lr, double beta1, double beta2, bint folded):
+    """(step_size, √(1-β₂ᵗ)) of Adam step t, as the compiled step computes them."""
+    return adam_scalars_c(step, lr, beta1, beta2, folded)
+
+
+cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n) noexcept nogil:
+    """Z_l := in_l·W_l + b_l, A_l := f(Z_l) for every layer."""
+    cdef int l
+    cdef const floating* inp = X
+    cdef Layer* L
+    for l in range(n_layers):
+        L = &layers[l]
+        gemm(False, False, n, L.n_out, L.n_in, 1.0, inp, L.n_in, <floating*>L.W, L.n_out,
+             0.0, <floating*>L.Z, L.n_out)
+        bias_activation_forward(L.act, <floating*>L.Z, <floating*>L.b, <floating*>L.A, n, L.n_out)
+        inp = <floating*>L.A
+
+
+cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
+                      const floating* T, const Py_ssize_t* labels, Py_ssize_t n,
+                      OptConfig* cfg, long step, bint do_update) noexcept nogil:
+    """Forward, loss, backward and (if do_update) the update of every layer; the loss."""
+    cdef int l
+    cdef Layer* L
+    cdef Layer* last = &layers[n_layers - 1]
+    cdef const floating* inp
+    cdef double value
+    forward_impl(layers, n_layers, X, n)
+    value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels, <floating*>last.D,
+                                      n, last.n_out)
+    for l in range(n_layers - 1, -1, -1):
+        L = &layers[l]
+        inp = X if l == 0 else <floating*>layers[l - 1].A
+        activation_backward_ptr(L.act, <floating*>L.Z, <floating*>L.A, <floating*>L.D,
+                                <floating*>L.D, n, L.n_out)
+        gemm(True, False, L.n_in, L.n_out, n, 1.0, inp, L.n_in, <floating*>L.D, L.n_out,
+             0.0, <floating*>L.dW, L.n_out)
+        column_sums(<floating*>L.D, <floating*>L.db, n, L.n_out)
+        if l > 0:
+            gemm(False, True, n, L.n_in, L.n_out, 1.0, <floating*>L.D, L.n_out,
+                 <floating*>L.W, L.n_out, 0.0, <floating*>layers[l - 1].D, L.n_in)
+        if do_update:
+            update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out)
+            update(cfg, step, <floating*>L.b, <floating*>L.db, L.sb, L.n_out)
+    return value
+
+
+cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating* X,
+                           const floating* T, const Py_ssize_t* labels, Py_ssize_t n_features,
+                           Py_ssize_t n_targets, const Py_ssize_t* order, Py_ssize_t n,
+                           Py_ssize_t batch, floating* Xb, floating* Tb, Py_ssize_t* Lb,
+                           OptConfig* cfg, long step0, double* loss_sum) noexcept nogil:
+    """Mini-batches of ``order`` in sequence: gather rows, step. Returns the number of
+    steps taken; stops early (returning -(steps+1)) at the first non-finite loss."""
+    cdef Py_ssize_t start, m, i, src, steps = 0
+    cdef double value
+    loss_sum[0] = 0.0
+    start = 0
+    while start < n:
+        m = batch if start + batch <= n else n - start
+        for i in range(m):
+            src = order[start + i]
+            memcpy(&Xb[i * n_features], &X[src * n_features], n_features * sizeof(floating))
+            if labels != NULL:
+                Lb[i] = labels[src]
+            else:
+                memcpy(&Tb[i * n_targets], &T[src * n_targets], n_targets * sizeof(floating))
+        value = step_impl(layers, n_layers, loss, Xb, Tb if labels == NULL else NULL,
+                          Lb if labels != NULL else NULL, m, cfg, step0 + steps + 1, True)
+        if not isfinite(value):
+            loss_sum[0] = value
+            return -(steps + 1)
+        steps += 1
+        loss_sum[0] += value * m
+        start += m
+    return steps
+
+
+cdef class Engine:
+    """Compiled forward/backward/update of one Sequential model (see module docstring)."""
+
+    cdef Layer* layers
+    cdef int n_layers
+    cdef int loss
+    cdef bint f32
+    cdef Py_ssize_t capacity
+    cdef OptConfig cfg
+    cdef list keep_params     # the live parameter/gradient arrays (kept alive)
+    cdef list workspaces      # per layer (Z, A, D)
+    cdef list keep_state      # optimizer state arrays (kept alive)
+    cdef object batch_X, batch_T, batch_L
+    cdef public object bound_state   # the optimizer's state list this engine points into
+    cdef public object dtype
+
+    def __cinit__(self):
+        self.layers = NULL
+
+    def __init__(self, list Ws, list bs, list dWs, list dbs, list acts, int loss, dtype):
+        cdef int l
+        self.n_layers = len(Ws)
+        self.layers = <Layer*>PyMem_Calloc(self.n_layers, sizeof(Layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.loss = loss
+        self.dtype = np.dtype(dtype)
+        self.f32 = self.dtype == np.float32
+        self.capacity = 0
+        self.keep_params = [Ws, bs, dWs, dbs]
+        self.workspaces = []
+        self.keep_state = []
+        self.bound_state = None
+        for l in range(self.n_layers):
+            self.layers[l].W = _ptr(Ws[l])
+            self.layers[l].b = _ptr(bs[l])
+            self.layers[l].dW = _ptr(dWs[l])
+            self.layers[l].db = _ptr(dbs[l])
+            self.layers[l].n_in = Ws[l].shape[0]
+            self.layers[l].n_out = Ws[l].shape[1]
+            self.layers[l].act = acts[l]
+
+    def __dealloc__(self):
+        PyMem_Free(self.layers)
+
+    def reserve(self, Py_ssize_t n):
+        """Make every workspace hold at least n rows (grows, never shrinks)."""
+        cdef int l
+        if n <= self.capacity:
+            return
+        self.workspaces = []
+        for l in range(self.n_layers):
+            k = self.layers[l].n_out
+            Z = np.empty((n, k), dtype=self.dtype)
+            A = Z if self.layers[l].act == ACT_IDENTITY else np.empty((n, k), dtype=self.dtype)
+            D = np.empty((n, k), dtype=self.dtype)
+            self.workspaces.append((Z, A, D))
+            self.layers[l].Z = _ptr(Z)
+            self.layers[l].A = _ptr(A)
+            self.layers[l].D = _ptr(D)
+        self.capacity = n
+
+    def bind_optimizer(self, int kind, dict hyper, list state):
+        """Point the engine at an optimizer's hyper-parameters and state arrays.
+
+        ``state`` holds, per parameter (W1, b1, W2, ...), a list of up to three
+        arrays in the kernel's order (None where unused)."""
+        cdef int l, j
+        self.cfg.kind = kind
+        self.cfg.lr = hyper.get("lr", 0.0)
+        self.cfg.momentum = hyper.get("momentum", 0.0)
+        self.cfg.dampening = hyper.get("dampening", 0.0)
+        self.cfg.weight_decay = hyper.get("weight_decay", 0.0)
+        self.cfg.eps = hyper.get("eps", 0.0)
+        self.cfg.alpha = hyper.get("alpha", 0.0)
+        self.cfg.beta1 = hyper.get("beta1", 0.0)
+        self.cfg.beta2 = hyper.get("beta2", 0.0)
+        self.cfg.nesterov = hyper.get("nesterov", False)
+        self.cfg.centered = hyper.get("centered", False)
+        self.cfg.decoupled = hyper.get("decoupled", False)
+        self.cfg.amsgrad = hyper.get("amsgrad", False)
+        self.cfg.folded = hyper.get("folded", False)
+        self.keep_state = state
+        for l in range(self.n_layers):
+            for j in range(3):
+                self.layers[l].sW[j] = _ptr_or_null(state[2 * l][j])
+                self.layers[l].sb[j] = _ptr_or_null(state[2 * l + 1][j])
+
+    def set_lr(self, double lr):
+        self.cfg.lr = lr
+
+    def output(self, Py_ssize_t n):
+        """The last forward's output rows (a view of the workspace)."""
+        return self.workspaces[self.n_layers - 1][1][:n]
+
+    def forward(self, cnp.ndarray X):
+        """Forward pass of X (n, n_in), n ≤ capacity; returns a view of the output workspace.
+
+        Callers guarantee X is C-contiguous, of the engine's dtype and shape."""
+        cdef Py_ssize_t n = X.shape[0]
+        cdef void* x = cnp.PyArray_DATA(X)
+        with nogil:
+            if self.f32:
+                forward_impl[float](self.layers, self.n_layers, <float*>x, n)
+            else:
+                forward_impl[double](self.layers, self.n_layers, <double*>x, n)
+        return self.output(n)
+
+    def step(self, cnp.ndarray X, T, labels, long step, bint do_update):
+        """Forward, loss, backward (and update unless do_update is False); returns the loss.
+
+        T (n, k) float targets or labels (n,) intp, C-contiguous (checked by the caller)."""
+        cdef Py_ssize_t n = X.shape[0]
+        cdef void* x = cnp.PyArray_DATA(X)
+        cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
+        cdef const Py_ssize_t* lp = NULL
+        cdef double value
+        if labels is not None:
+            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        with nogil:
+            if self.f32:
+                value = step_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
+                                         <float*>t, lp, n, &self.cfg, step, do_update)
+            else:
+                value = step_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
+                                          <double*>t, lp, n, &self.cfg, step, do_update)
+        return value
+
+    def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch, long step0):
+        """One epoch of mini-batch steps over ``order`` (intp); returns (steps, loss_sum).
+
+        steps < 0 means the loss became non-finite at step -steps (then loss_sum
+        is that loss); the earlier steps of the epoch were applied."""
+        cdef Py_ssize_t n = order.shape[0], steps
+        cdef Py_ssize_t n_features = X.shape[1]
+        cdef Py_ssize_t n_targets = 0 if T is None else T.shape[1]
+        cdef void* x = cnp.PyArray_DATA(X)
+        cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
+        cdef const Py_ssize_t* lp = NULL
+        cdef const Py_ssize_t* op = <Py_ssize_t*>cnp.PyArray_DATA(order)
+        cdef double loss_sum = 0.0
+        self._reserve_batch(batch, n_features, n_targets)
+        cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)
+        cdef void* tb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_T)
+        cdef Py_ssize_t* lb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_L)
+        if labels is not None:
+            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        with nogil:
+            if self.f32:
+                steps = epoch_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
+                                          <float*>t, lp, n_features, n_targets, op, n, batch,
+                                          <float*>xb, <float*>tb, lb, &self.cfg, step0, &loss_sum)
+            else:
+                steps = epoch_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
+                                           <double*>t, lp, n_features, n_targets, op, n, batch,
+                                           <double*>xb, <double*>tb, lb, &self.cfg, step0,
+                                           &loss_sum)
+        return steps, loss_sum
+
+    def _reserve_batch(self, Py_ssize_t batch, Py_ssize_t n_features, Py_ssize_t n_targets):
+        self.reserve(batch)
+        if self.batch_X is None or self.batch_X.shape[0] < batch:
+            self.batch_X = np.empty((batch, n_features), dtype=self.dtype)
+            self.batch_T = np.empty((batch, max(n_targets, 1)), dtype=self.dtype)
+            self.batch_L = np.empty(batch, dtype=np.intp)
+
+
+cdef void* _ptr(arr) except NULL:
+    """The data pointer of a C-contiguous, writable array of the engine's dtype."""
+    if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise ValueError("engine buffers must be writable C-contiguous arrays")
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef void* _ptr_or_null(arr) except? NULL:
+    if arr is None:
+        return NULL
+    return _ptr(arr)

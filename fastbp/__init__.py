@@ -21,10 +21,11 @@ from fastbp.io import load
 from fastbp.layers import Dense
 from fastbp.models import MLP, Sequential
 from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop
+from fastbp.threads import get_num_threads, set_num_threads
 from fastbp.training import History, TrainingDiverged
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Dense", "Sequential", "MLP", "Optimizer", "SGD", "AdaGrad",
     "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged", "GradcheckResult", "gradcheck",
-    "load", "ops", "reference", "schedules", "__version__",
+    "load", "ops", "reference", "schedules", "set_num_threads", "get_num_threads", "__version__",
 ]

@@ -10,7 +10,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the worked examples and a small training run")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+    sub.add_parser("bench", help="time fastbp against the reference and PyTorch (W1-W8)",
+                   add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        from fastbp.bench import main as bench_main
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         from fastbp.demo import run
         run(progress=False if args.no_progress else True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import contextlib
 import threading
 
 import numpy as np
@@ -14,8 +15,11 @@ from fastbp._kernels import losses as _loss
 from fastbp._kernels.network import Engine
 from fastbp.layers import Dense, positive_int
 from fastbp.optim import Optimizer, make_optimizer
+from fastbp.threads import using_threads
 
 __all__ = ["Sequential", "MLP"]
+
+_NO_THREAD_CHANGE = contextlib.nullcontext()
 
 
 class Sequential:
@@ -43,6 +47,13 @@ class Sequential:
         # threads using one model take turns (each call is atomic).
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        #: BLAS threads during this model's calls (None: the process-wide setting,
+        #: see fastbp.set_num_threads)
+        self.num_threads: int | None = None
+
+    def _threads(self) -> Any:
+        """The context that applies ``num_threads`` (a no-op when it is None)."""
+        return _NO_THREAD_CHANGE if self.num_threads is None else using_threads(self.num_threads)
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -110,7 +121,7 @@ class Sequential:
         X = self.check_X(X)
         if X.shape[0] == 0:
             return np.empty((0, self.out_features), dtype=self.dtype)
-        with self._lock:
+        with self._lock, self._threads():
             engine = self._compiled()
             engine.reserve(X.shape[0])
             return engine.forward(X).copy()
@@ -135,7 +146,7 @@ class Sequential:
         """Forward, loss and backward: fills every layer's dW, db; returns the loss."""
         X, y = self.check_Xy(X, y)
         T, labels = self._split(y)
-        with self._lock:
+        with self._lock, self._threads():
             engine = self._compiled()
             engine.reserve(X.shape[0])
             return engine.step(X, T, labels, 0, False)
@@ -148,7 +159,7 @@ class Sequential:
                             f"{type(optimizer).__name__}")
         X, y = self.check_Xy(X, y)
         T, labels = self._split(y)
-        with self._lock:
+        with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
             engine.reserve(X.shape[0])
@@ -207,7 +218,8 @@ class MLP(Sequential):
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", loss: str = "mse", *,
-                 dtype: Any = "float32", seed: Any = None, init: str = "auto") -> None:
+                 dtype: Any = "float32", seed: Any = None, init: str = "auto",
+                 num_threads: int | None = None) -> None:
         sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValueError(f"sizes must hold at least (in_features, out_features), got {sizes}")
@@ -218,3 +230,6 @@ class MLP(Sequential):
                         init=init, dtype=dtype, seed=rng) for i in range(n)]
         self.activation = activation
         super().__init__(layers, loss)
+        if num_threads is not None:
+            from fastbp.threads import _check
+            self.num_threads = _check(num_threads)

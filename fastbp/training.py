@@ -121,7 +121,7 @@ def run_epoch(model: Any, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch
     -steps was not finite (then the second value is that loss).
     """
     T, labels = model._split(y)
-    with model._lock:
+    with model._lock, model._threads():
         engine = model._compiled()
         model._bind(engine, opt)
         steps, total = engine.epoch(X, T, labels, order, batch, opt.step_count)

@@ -1,0 +1,47 @@
+"""One benchmark group per workload; correctness is checked outside the timed calls."""
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import bench
+from fastbp.threads import set_num_threads
+
+from conftest import IMPLEMENTATIONS, THREADS
+
+
+def contender(impl, workload, request):
+    if impl == "fastbp":
+        return bench.fastbp_step(workload)
+    if impl == "reference":
+        if workload.kind == "fit":
+            pytest.skip("a reference epoch takes seconds; see python -m fastbp bench")
+        return bench.reference_step(workload)
+    torch = request.getfixturevalue("torch_enabled")
+    if impl == "torch-fused" and workload.kind == "forward":
+        pytest.skip("no optimizer in a forward pass")
+    torch.set_num_threads(request.node.callspec.params["threads"])
+    return bench.torch_step(workload, fused=impl == "torch-fused")
+
+
+@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"threads{t}")
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("name", list(bench.WORKLOADS))
+def test_workload(benchmark, name, impl, threads, request):
+    workload = bench.WORKLOADS[name]
+    set_num_threads(threads)
+    fn = contender(impl, workload, request)
+    benchmark.group = f"{name}: {workload.title}"
+    benchmark.extra_info.update(threads=threads, blas=bench.environment([threads]).get("blas"))
+    if workload.kind in ("fit", "adam"):
+        # Stateful: each round continues training; rounds are few and long.
+        benchmark.pedantic(fn, rounds=5 if workload.kind == "fit" else 50, warmup_rounds=1)
+    else:
+        benchmark(fn)
+
+
+def test_fastbp_step_matches_reference_step():
+    """The benchmarked fastbp and reference steps compute the same losses (W2, 3 steps)."""
+    w = bench.WORKLOADS["W2"]
+    fast, slow = bench.fastbp_step(w), bench.reference_step(w)
+    for _ in range(3):
+        assert fast() == pytest.approx(slow(), rel=1e-4)

@@ -1,0 +1,384 @@
+"""``python -m fastbp bench``: median µs per step of fastbp, the NumPy reference
+and (when importable) PyTorch on the workloads W1–W8, at 1 and 2 threads,
+with the GEMM floor of each step.
+
+A step is forward + loss + backward + Adam update of every parameter on one
+fixed mini-batch. Implementations are timed side by side in one process: each
+timing is the median over several repeats of a loop of calls, after a warm-up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+import fastbp
+from fastbp import reference as ref
+from fastbp.threads import set_num_threads
+
+__all__ = ["WORKLOADS", "Workload", "run", "main"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark workload (the definitions of issue 4)."""
+
+    name: str
+    title: str
+    sizes: tuple[int, ...]
+    activation: str
+    loss: str
+    batch: int
+    dtype: str
+    kind: str = "step"          # step | adam | forward | fit
+    n_samples: int = 0          # fit: samples per epoch; adam: parameter count
+
+
+WORKLOADS = {
+    "W1": Workload("W1", "MLP 2-16-1 tanh, BCE, batch 32, f64", (2, 16, 1), "tanh",
+                   "binary_cross_entropy", 32, "float64"),
+    "W2": Workload("W2", "MLP 64-32-10 relu, CE, batch 32, f32", (64, 32, 10), "relu",
+                   "cross_entropy", 32, "float32"),
+    "W3": Workload("W3", "MLP 784-128-10 relu, CE, batch 64, f32", (784, 128, 10), "relu",
+                   "cross_entropy", 64, "float32"),
+    "W4": Workload("W4", "MLP 784-1024-1024-10 relu, CE, batch 256, f32", (784, 1024, 1024, 10),
+                   "relu", "cross_entropy", 256, "float32"),
+    "W5": Workload("W5", "W3 in float64", (784, 128, 10), "relu", "cross_entropy", 64, "float64"),
+    "W6": Workload("W6", "one Adam update of 1,048,576 f32 parameters", (), "", "", 0, "float32",
+                   kind="adam", n_samples=1 << 20),
+    "W7": Workload("W7", "forward of W4's network, batch 4096, f32", (784, 1024, 1024, 10), "relu",
+                   "cross_entropy", 4096, "float32", kind="forward"),
+    "W8": Workload("W8", "fit of W2's network, one epoch of 50,000 samples, batch 32",
+                   (64, 32, 10), "relu", "cross_entropy", 32, "float32", kind="fit",
+                   n_samples=50_000),
+}
+
+
+# ---------------------------------------------------------------- data and timing
+
+def make_data(w: Workload, rng: np.random.Generator, n: int | None = None):
+    n = w.batch if n is None else n
+    X = rng.standard_normal((n, w.sizes[0])).astype(w.dtype)
+    if w.loss == "cross_entropy":
+        y = rng.integers(0, w.sizes[-1], n).astype(np.intp)
+    else:
+        y = (rng.random((n, w.sizes[-1])) > 0.5).astype(w.dtype)
+    return X, y
+
+
+def time_call(fn: Callable[[], Any], budget: float = 0.25, repeats: int = 7) -> float:
+    """Median seconds per call: ``repeats`` loops, each sized to take about budget/repeats."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    loops = max(1, int(budget / repeats / once))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        times.append((time.perf_counter() - t0) / loops)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------- implementations
+
+def fastbp_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
+    rng = np.random.default_rng(seed)
+    if w.kind == "adam":
+        p = rng.standard_normal(w.n_samples).astype(w.dtype)
+        g = rng.standard_normal(w.n_samples).astype(w.dtype)
+        opt = fastbp.Adam([p])
+        return lambda: opt.step([g])
+    model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=seed)
+    if w.kind == "forward":
+        X, _ = make_data(w, rng)
+        return lambda: model.forward(X)
+    if w.kind == "fit":
+        X, y = make_data(w, rng, w.n_samples)
+        opt = fastbp.Adam(model.parameters())
+        return lambda: model.fit(X, y, epochs=1, batch_size=w.batch, optimizer=opt, seed=0,
+                                 progress=False)
+    X, y = make_data(w, rng)
+    opt = fastbp.Adam(model.parameters())
+    return lambda: model.train_step(X, y, opt)
+
+
+def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
+    """The same step written with fastbp.reference (NumPy) calls."""
+    rng = np.random.default_rng(seed)
+    if w.kind == "adam":
+        p = rng.standard_normal(w.n_samples).astype(w.dtype)
+        g = rng.standard_normal(w.n_samples).astype(w.dtype)
+        m, v = np.zeros_like(p), np.zeros_like(p)
+        counter = [0]
+
+        def adam():
+            counter[0] += 1
+            ref.adam_step(p, g, m, v, None, step=counter[0], lr=1e-3)
+        return adam
+    model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=seed)
+    params = model.parameters()
+    acts = [layer.activation for layer in model.layers]
+
+    def forward(X):
+        cache = []
+        for i, act in enumerate(acts):
+            Z, A = ref.dense_forward(X, params[2 * i], params[2 * i + 1], act)
+            cache.append((X, Z, A))
+            X = A
+        return X, cache
+
+    if w.kind == "forward":
+        X, _ = make_data(w, rng)
+        return lambda: forward(X)[0]
+    state = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    counter = [0]
+
+    def step(X, y):
+        out, cache = forward(X)
+        loss, grad = ref.loss_forward_backward(w.loss, out, y)
+        counter[0] += 1
+        for i in range(len(acts) - 1, -1, -1):
+            Xi, Z, A = cache[i]
+            grad, dW, db = ref.dense_backward(Xi, params[2 * i], Z, A, grad, acts[i],
+                                              need_dX=i > 0)
+            for p, g, (m, v) in ((params[2 * i], dW, state[2 * i]),
+                                 (params[2 * i + 1], db, state[2 * i + 1])):
+                ref.adam_step(p, g, m, v, None, step=counter[0], lr=1e-3)
+        return loss
+
+    if w.kind == "fit":
+        X, y = make_data(w, rng, w.n_samples)
+
+        def epoch():
+            order = np.random.default_rng(0).permutation(len(X))
+            for start in range(0, len(X), w.batch):
+                idx = order[start:start + w.batch]
+                step(X[idx], y[idx])
+        return epoch
+    X, y = make_data(w, rng)
+    return lambda: step(X, y)
+
+
+def torch_step(w: Workload, fused: bool, seed: int = 0) -> Callable[[], Any] | None:
+    """Eager PyTorch: an nn.Linear stack and torch.optim.Adam (default or fused=True)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    dtype = getattr(torch, w.dtype)
+    rng = np.random.default_rng(seed)
+    if w.kind == "adam":
+        p = torch.nn.Parameter(torch.from_numpy(rng.standard_normal(w.n_samples).astype(w.dtype)))
+        p.grad = torch.from_numpy(rng.standard_normal(w.n_samples).astype(w.dtype))
+        opt = torch.optim.Adam([p], fused=True if fused else None)
+        return opt.step
+    layers: list[Any] = []
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[w.activation]
+    for i, (a, b) in enumerate(zip(w.sizes, w.sizes[1:])):
+        layers.append(torch.nn.Linear(a, b, dtype=dtype))
+        if i < len(w.sizes) - 2:
+            layers.append(act())
+    net = torch.nn.Sequential(*layers)
+    lossf = torch.nn.CrossEntropyLoss() if w.loss == "cross_entropy" else torch.nn.BCEWithLogitsLoss()
+    opt = torch.optim.Adam(net.parameters(), fused=True if fused else None)
+
+    def to_torch(X, y):
+        return torch.from_numpy(X), torch.from_numpy(y.astype(np.int64) if y.ndim == 1 else y)
+
+    if w.kind == "forward":
+        X, _ = make_data(w, rng)
+        Xt = torch.from_numpy(X)
+
+        def forward():
+            with torch.no_grad():
+                return net(Xt)
+        return forward
+
+    def step(Xt, yt):
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(net(Xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if w.kind == "fit":
+        Xt, yt = to_torch(*make_data(w, rng, w.n_samples))
+        gen = torch.Generator().manual_seed(0)
+
+        def epoch():
+            order = torch.randperm(len(Xt), generator=gen)
+            for start in range(0, len(Xt), w.batch):
+                idx = order[start:start + w.batch]
+                step(Xt[idx], yt[idx])
+        return epoch
+    Xt, yt = to_torch(*make_data(w, rng))
+    return lambda: step(Xt, yt)
+
+
+def gemm_floor(w: Workload) -> Callable[[], Any] | None:
+    """The step's matrix products alone (NumPy matmul into preallocated outputs)."""
+    if w.kind in ("adam", "fit") or w.sizes[0] < 128:
+        return None
+    rng = np.random.default_rng(0)
+    n = w.batch
+    Ws = [rng.standard_normal((a, b)).astype(w.dtype) for a, b in zip(w.sizes, w.sizes[1:])]
+    acts = [np.empty((n, s), dtype=w.dtype) for s in w.sizes]
+    acts[0][...] = rng.standard_normal(acts[0].shape)
+    grads = [np.empty_like(W) for W in Ws]
+    dX = [np.empty((n, s), dtype=w.dtype) for s in w.sizes]
+
+    def products():
+        for i, W in enumerate(Ws):
+            np.matmul(acts[i], W, out=acts[i + 1])
+        if w.kind == "forward":
+            return
+        for i in range(len(Ws) - 1, -1, -1):
+            np.matmul(acts[i].T, acts[i + 1], out=grads[i])
+            if i > 0:
+                np.matmul(acts[i + 1], Ws[i].T, out=dX[i])
+    return products
+
+
+# ---------------------------------------------------------------- driver
+
+def environment(threads: list[int]) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"), "cpu": cpu, "cores": os.cpu_count(),
+        "python": platform.python_version(), "fastbp": fastbp.__version__,
+        "numpy": np.__version__, "threads": threads,
+    }
+    import scipy
+    info["scipy"] = scipy.__version__
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = sorted({f"{d.get('internal_api')} {d.get('version')} ({d.get('architecture')})"
+                               for d in threadpool_info() if d.get("user_api") == "blas"})
+    except ImportError:
+        pass
+    return info
+
+
+def run(workloads: list[str], threads: list[int], include_reference: bool = True,
+        include_torch: bool = True, budget: float = 0.25) -> dict[str, Any]:
+    """Time every implementation on every workload; returns a JSON-ready dict."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    results: list[dict[str, Any]] = []
+    for n_threads in threads:
+        set_num_threads(n_threads)
+        if torch is not None:
+            torch.set_num_threads(n_threads)
+        for name in workloads:
+            w = WORKLOADS[name]
+            contenders: dict[str, Callable[[], Any] | None] = {"fastbp": fastbp_step(w)}
+            if include_reference and not (w.kind == "fit" and n_threads > 1):
+                contenders["reference"] = reference_step(w)
+            if include_torch and torch is not None:
+                contenders["torch"] = torch_step(w, fused=False)
+                if w.kind != "forward":
+                    contenders["torch-fused"] = torch_step(w, fused=True)
+            contenders["gemm-floor"] = gemm_floor(w)
+            row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
+            for impl, fn in contenders.items():
+                if fn is not None:
+                    scale = 3.0 if w.kind in ("fit", "forward") or name == "W4" else 1.0
+                    row[impl] = time_call(fn, budget * scale) * 1e6
+            results.append(row)
+            print(_format_row(row), file=sys.stderr, flush=True)
+    return {"environment": environment(threads), "results": results}
+
+
+IMPLS = ("fastbp", "reference", "torch", "torch-fused", "gemm-floor")
+
+
+def _fmt(us: float | None) -> str:
+    if us is None:
+        return "-"
+    return f"{us / 1000:.2f} ms" if us >= 10_000 else f"{us:.1f}"
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    cells = [row["workload"], str(row["threads"])] + [_fmt(row.get(k)) for k in IMPLS]
+    fb = row["fastbp"]
+    ratios = []
+    for k in ("reference", "torch", "torch-fused"):
+        ratios.append(f"{row[k] / fb:.1f}x" if row.get(k) else "-")
+    floor = row.get("gemm-floor")
+    ratios.append(f"{fb / floor:.3f}" if floor else "-")
+    return "| " + " | ".join(cells + ratios) + " |"
+
+
+def table(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    head = (f"fastbp {env['fastbp']} benchmark, {env['date']}: {env['cpu']}, {env['cores']} cores; "
+            f"Python {env['python']}, NumPy {env['numpy']}, SciPy {env['scipy']}, "
+            f"PyTorch {env['torch'] or 'not installed'}; BLAS {', '.join(env.get('blas', []))}; "
+            f"threads {env['threads']}")
+    lines = [head, "", "median µs per step (ms where marked); speed-up = other / fastbp; "
+             "floor ratio = fastbp / GEMM floor", "",
+             "| workload | threads | fastbp | reference | torch | torch-fused | GEMM floor "
+             "| vs reference | vs torch | vs torch-fused | fastbp / floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [_format_row(r) for r in report["results"]]
+    adam = [r for r in report["results"] if r["workload"] == "W6"]
+    for r in adam:
+        gbs = 7 * 4 * WORKLOADS["W6"].n_samples / (r["fastbp"] * 1e-6) / 1e9
+        lines.append(f"\nW6 at {r['threads']} thread(s): fastbp Adam moves {gbs:.1f} GB/s "
+                     "(7 × 4 bytes × N per update)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fastbp bench", description=__doc__)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help="comma-separated subset of " + ",".join(WORKLOADS))
+    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
+    parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--budget", type=float, default=0.25,
+                        help="seconds of timing per implementation and workload")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
+    args = parser.parse_args(argv)
+    names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+    threads = [int(t) for t in args.threads.split(",")]
+    report = run(names, threads, not args.no_reference, not args.no_torch, args.budget)
+    if args.json == "-":
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print(table(report))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(report, fh, indent=2)
+    return 0

@@ -104,20 +104,38 @@ def _read_header(zf: zipfile.ZipFile, path: str) -> dict[str, Any]:
     return header
 
 
-def _read_array(zf: zipfile.ZipFile, header: dict[str, Any], name: str, path: str,
-                dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    fname = name + ".npy"
-    # Refuse members far larger than the array they should hold (decompression bombs).
-    if zf.getinfo(fname).file_size > int(np.prod(shape)) * dtype.itemsize + 4096:
-        raise _fail(path, f"{fname} is larger than a {dtype} array of shape {shape}")
-    raw = zf.read(fname)
-    expected = header.get("sha256", {}).get(fname)
-    if expected is None or hashlib.sha256(raw).hexdigest() != expected:
-        raise _fail(path, f"checksum mismatch for {fname}")
-    arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+def _read_members(zf: zipfile.ZipFile, header: dict[str, Any], path: str) -> dict[str, np.ndarray]:
+    """Every array of the file, each checked against its SHA-256 in the header.
+
+    The archive must hold exactly the header and the arrays the header lists,
+    so that nothing in the file goes unchecked.
+    """
+    sums = header.get("sha256")
+    if not isinstance(sums, dict):
+        raise _fail(path, "header has no checksums")
+    if any(info.compress_type != zipfile.ZIP_STORED for info in zf.infolist()):
+        raise _fail(path, "compressed members (fastbp stores arrays uncompressed)")
+    names = set(zf.namelist())
+    if names != set(sums) | {HEADER}:
+        raise _fail(path, "archive members do not match the header")
+    arrays = {}
+    for fname, expected in sums.items():
+        raw = zf.read(fname)
+        if hashlib.sha256(raw).hexdigest() != expected:
+            raise _fail(path, f"checksum mismatch for {fname}")
+        arrays[fname[:-len(".npy")]] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    return arrays
+
+
+def _take(arrays: dict[str, np.ndarray], name: str, path: str, dtype: np.dtype,
+          shape: tuple[int, ...]) -> np.ndarray:
+    """The array ``name``, which must have the expected dtype and shape."""
+    if name not in arrays:
+        raise _fail(path, f"missing array {name}")
+    arr = arrays.pop(name)
     if arr.dtype != dtype or arr.shape != shape:
-        raise _fail(path, f"{fname} is {arr.dtype} {arr.shape}, expected {dtype} {shape}")
-    return arr
+        raise _fail(path, f"{name} is {arr.dtype} {arr.shape}, expected {dtype} {shape}")
+    return np.ascontiguousarray(arr)
 
 
 def load(path: Any, *, with_optimizer: bool = False):
@@ -130,25 +148,29 @@ def load(path: Any, *, with_optimizer: bool = False):
     try:
         with zipfile.ZipFile(path, "r") as zf:
             header = _read_header(zf, path)
-            dtype = check.float_dtype(header["dtype"])
-            layers = []
-            for i, spec in enumerate(header["layers"]):
-                layer = Dense(spec["in_features"], spec["out_features"], spec["activation"],
-                              dtype=dtype)
-                layer.W[...] = _read_array(zf, header, f"layers/{i}/W", path, dtype, layer.W.shape)
-                layer.b[...] = _read_array(zf, header, f"layers/{i}/b", path, dtype, layer.b.shape)
-                layers.append(layer)
-            model = Sequential(layers, header["loss"])
-            opt = None
-            spec = header.get("optimizer")
-            if with_optimizer and spec is not None:
-                cls = OPTIMIZERS[spec["type"]]
-                params = model.parameters()
-                state = [{k: _read_array(zf, header, f"optimizer/{i}/{k}", path, dtype, p.shape)
-                          for k in names} for i, (p, names) in enumerate(zip(params, spec["state_names"]))]
-                opt = cls(params, **spec["hyperparameters"])
+            arrays = _read_members(zf, header, path)
+        dtype = check.float_dtype(header["dtype"])
+        layers = []
+        for i, spec in enumerate(header["layers"]):
+            n_in, n_out = spec["in_features"], spec["out_features"]
+            W = _take(arrays, f"layers/{i}/W", path, dtype, (n_in, n_out))
+            b = _take(arrays, f"layers/{i}/b", path, dtype, (n_out,))
+            layer = Dense(n_in, n_out, spec["activation"], dtype=dtype)
+            layer.W, layer.b = W, b
+            layers.append(layer)
+        model = Sequential(layers, header["loss"])
+        opt = None
+        spec = header.get("optimizer")
+        if spec is not None:
+            params = model.parameters()
+            state = [{k: _take(arrays, f"optimizer/{i}/{k}", path, dtype, p.shape) for k in names}
+                     for i, (p, names) in enumerate(zip(params, spec["state_names"]))]
+            if with_optimizer:
+                opt = OPTIMIZERS[spec["type"]](params, **spec["hyperparameters"])
                 opt.load_state_dict({"type": spec["type"], "hyperparameters": spec["hyperparameters"],
                                      "step": spec["step"], "state": state})
+        if arrays:
+            raise _fail(path, f"unexpected arrays {sorted(arrays)}")
     except ValueError as exc:
         if str(exc).startswith(repr(path)):
             raise

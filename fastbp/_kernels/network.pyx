@@ -90,8 +90,11 @@ def adam_scalars(long step, double lr, double beta1, double beta2, bint folded):
     return adam_scalars_c(step, lr, beta1, beta2, folded)
 
 
-cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n) noexcept nogil:
-    """Z_l := in_l·W_l + b_l, A_l := f(Z_l) for every layer."""
+cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n,
+                       bint keep) noexcept nogil:
+    """Z_l := in_l·W_l + b_l, A_l := f(Z_l) for every layer. Without ``keep``
+    (inference) the activation runs in place in Z, saving a pass of memory traffic;
+    the output is then in the last layer's Z."""
     cdef int l
     cdef const floating* inp = X
     cdef Layer* L
@@ -99,8 +102,12 @@ cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_
         L = &layers[l]
         gemm(False, False, n, L.n_out, L.n_in, 1.0, inp, L.n_in, <floating*>L.W, L.n_out,
              0.0, <floating*>L.Z, L.n_out)
-        bias_activation_forward(L.act, <floating*>L.Z, <floating*>L.b, <floating*>L.A, n, L.n_out)
-        inp = <floating*>L.A
+        if keep:
+            bias_activation_forward(L.act, <floating*>L.Z, <floating*>L.b, <floating*>L.A, n, L.n_out)
+            inp = <floating*>L.A
+        else:
+            bias_activation_forward(L.act, <floating*>L.Z, <floating*>L.b, <floating*>L.Z, n, L.n_out)
+            inp = <floating*>L.Z
 
 
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
@@ -112,7 +119,7 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     cdef Layer* last = &layers[n_layers - 1]
     cdef const floating* inp
     cdef double value
-    forward_impl(layers, n_layers, X, n)
+    forward_impl(layers, n_layers, X, n, True)
     value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels, <floating*>last.D,
                                       n, last.n_out)
     for l in range(n_layers - 1, -1, -1):
@@ -254,22 +261,19 @@ cdef class Engine:
     def set_lr(self, double lr):
         self.cfg.lr = lr
 
-    def output(self, Py_ssize_t n):
-        """The last forward's output rows (a view of the workspace)."""
-        return self.workspaces[self.n_layers - 1][1][:n]
 
     def forward(self, cnp.ndarray X):
-        """Forward pass of X (n, n_in), n ≤ capacity; returns a view of the output workspace.
+        """Inference pass of X (n, n_in), n ≤ capacity; returns a view of the output workspace.
 
         Callers guarantee X is C-contiguous, of the engine's dtype and shape."""
         cdef Py_ssize_t n = X.shape[0]
         cdef void* x = cnp.PyArray_DATA(X)
         with nogil:
             if self.f32:
-                forward_impl[float](self.layers, self.n_layers, <float*>x, n)
+                forward_impl[float](self.layers, self.n_layers, <float*>x, n, False)
             else:
-                forward_impl[double](self.layers, self.n_layers, <double*>x, n)
-        return self.output(n)
+                forward_impl[double](self.layers, self.n_layers, <double*>x, n, False)
+        return self.workspaces[self.n_layers - 1][0][:n]
 
     def step(self, cnp.ndarray X, T, labels, long step, bint do_update):
         """Forward, loss, backward (and update unless do_update is False); returns the loss.

@@ -10,6 +10,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the worked examples and a small training run")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument("--plot", metavar="FILE.png", help="save the loss/learning-rate curves")
     sub.add_parser("bench", help="time fastbp against the reference and PyTorch (W1-W8)",
                    add_help=False)
     args, rest = parser.parse_known_args(argv)
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         from fastbp.demo import run
-        run(progress=False if args.no_progress else True)
+        run(progress=False if args.no_progress else True, plot=args.plot)
     return 0
 
 

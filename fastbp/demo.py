@@ -9,6 +9,7 @@ import numpy as np
 from fastbp import ops
 from fastbp.datasets import make_spirals
 from fastbp.models import MLP
+from fastbp.schedules import CosineAnnealingLR
 
 __all__ = ["single_weight_example", "parabola_example", "spirals_example", "run"]
 
@@ -51,8 +52,10 @@ def parabola_example(steps: int = 10, out: Printer = print) -> list[float]:
     return thetas
 
 
-def spirals_example(epochs: int = 60, out: Printer = print, progress: bool | None = True) -> float:
-    """A 2-64-64-3 ReLU network on three generated spirals; returns the test accuracy."""
+def spirals_example(epochs: int = 60, out: Printer = print, progress: bool | None = True,
+                    plot: Any = None) -> float:
+    """A 2-64-64-3 ReLU network on three generated spirals; returns the test accuracy.
+    With ``plot`` (a file name), saves the loss and learning-rate curves there."""
     X, y = make_spirals(3000, seed=0)
     X_train, y_train, X_test, y_test = X[:2400], y[:2400], X[2400:], y[2400:]
     model = MLP((2, 64, 64, 3), "relu", "cross_entropy", seed=0)
@@ -60,18 +63,22 @@ def spirals_example(epochs: int = 60, out: Printer = print, progress: bool | Non
         "points of three interleaved spirals")
     t0 = time.perf_counter()
     history = model.fit(X_train, y_train, epochs=epochs, batch_size=32, lr=0.01, seed=0,
-                        validation_data=(X_test, y_test), progress=progress)
+                        validation_data=(X_test, y_test), progress=progress,
+                        scheduler=lambda opt: CosineAnnealingLR(opt, T_max=epochs))
     seconds = time.perf_counter() - t0
     accuracy = float(np.mean(model.predict(X_test) == y_test))
     out(f"  {epochs} epochs in {seconds:.2f} s; loss {history.loss[0]:.3f} -> {history.loss[-1]:.3f}, "
         f"validation loss {history.val_loss[-1]:.3f}")
     out(f"  test accuracy: {accuracy:.1%}")
+    if plot is not None:
+        history.plot(plot)
+        out(f"  loss and learning-rate curves saved to {plot}")
     return accuracy
 
 
-def run(out: Printer = print, progress: bool | None = True) -> None:
+def run(out: Printer = print, progress: bool | None = True, plot: Any = None) -> None:
     single_weight_example(out)
     out("")
     parabola_example(out=out)
     out("")
-    spirals_example(out=out, progress=progress)
+    spirals_example(out=out, progress=progress, plot=plot)

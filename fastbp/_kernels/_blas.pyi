@@ -1,0 +1,18 @@
+# Stub of the compiled module fastbp/_kernels/_blas.pyx: its ``def`` entry points
+# only (the ``cdef`` gemm wrapper is reached through _blas.pxd). Each trailing
+# comment gives the exact Cython type; ``floating`` is float32 or float64, the
+# same for every array of one call.
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def gemm_check(
+    trans_a: bool,  # bint
+    trans_b: bool,  # bint
+    alpha: float,  # double
+    A: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    B: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    beta: float,  # double
+    C: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, updated in place)
+) -> None: ...

@@ -1,0 +1,30 @@
+# Stub of the compiled module fastbp/_kernels/dense.pyx: its ``def`` entry points
+# only. Each trailing comment gives the exact Cython type; ``floating`` is float32
+# or float64, the same for every array of one call. ``act`` is the index of the
+# activation name in fastbp.ACTIVATIONS. Shapes are not checked (fastbp.ops does).
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def dense_forward_into(
+    act: int,  # int
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    b: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    Z_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
+    A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
+) -> None: ...
+def dense_backward_into(
+    act: int,  # int
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    Z: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    A: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    dA: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    dZ_work: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (scratch)
+    dX_out: npt.NDArray[np.floating[Any]] | None,  # floating[:, ::1] (OUT; None unless need_dX)
+    dW_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
+    db_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    need_dX: bool,  # bint
+) -> None: ...

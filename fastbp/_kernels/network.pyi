@@ -1,0 +1,63 @@
+# Stub of the compiled module fastbp/_kernels/network.pyx: its ``def`` entry points
+# and the public (``def``) methods and attributes of ``Engine``. Each trailing
+# comment gives the exact Cython type; float arrays all have the engine's dtype
+# (float32 or float64) and are C-contiguous, which the callers guarantee.
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+def adam_scalars(
+    step: int,  # long
+    lr: float,  # double
+    beta1: float,  # double
+    beta2: float,  # double
+    folded: bool,  # bint
+) -> tuple[float, float]: ...  # (double, double)
+
+# A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.
+@disjoint_base
+class Engine:
+    # the optimizer's state list this engine points into (None before bind_optimizer)
+    bound_state: list[dict[str, npt.NDArray[np.floating[Any]]]] | None  # cdef public object
+    dtype: np.dtype[np.floating[Any]]  # cdef public object
+    def __init__(
+        self,
+        Ws: list[npt.NDArray[np.floating[Any]]],  # list
+        bs: list[npt.NDArray[np.floating[Any]]],  # list
+        dWs: list[npt.NDArray[np.floating[Any]]],  # list
+        dbs: list[npt.NDArray[np.floating[Any]]],  # list
+        acts: list[int],  # list
+        loss: int,  # int
+        dtype: npt.DTypeLike,  # object
+    ) -> None: ...
+    def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
+    def bind_optimizer(
+        self,
+        kind: int,  # int
+        hyper: dict[str, Any],  # dict
+        state: list[list[npt.NDArray[np.floating[Any]] | None]],  # list
+    ) -> None: ...
+    def set_lr(self, lr: float) -> None: ...  # lr: double
+    def forward(
+        self,
+        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+    ) -> npt.NDArray[np.floating[Any]]: ...  # a view of the output workspace
+    def step(
+        self,
+        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        T: npt.NDArray[np.floating[Any]] | None,  # object
+        labels: npt.NDArray[np.intp] | None,  # object
+        step: int,  # long
+        do_update: bool,  # bint
+    ) -> float: ...  # double
+    def epoch(
+        self,
+        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        T: npt.NDArray[np.floating[Any]] | None,  # object
+        labels: npt.NDArray[np.intp] | None,  # object
+        order: npt.NDArray[np.intp],  # cnp.ndarray
+        batch: int,  # Py_ssize_t
+        step0: int,  # long
+    ) -> tuple[int, float]: ...  # (Py_ssize_t, double)

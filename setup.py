@@ -51,7 +51,7 @@ def extensions():
             Extension(
                 name,
                 [str(pyx)],
-                include_dirs=[numpy.get_include()],
+                include_dirs=[numpy.get_include(), str(KERNELS)],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
                 extra_compile_args=COMPILE_ARGS,
                 extra_link_args=LINK_ARGS,

@@ -5,110 +5,58 @@ each kernel converts its scalars to the buffer's dtype once and then updates
 p and its state element by element, in the order of operations of PyTorch's
 single-tensor implementation (``torch/optim/{sgd,adagrad,rmsprop,adam}.py``),
 so float32 runs in float32 arithmetic like PyTorch and float64 agrees with the
-reference to rounding. ``lerp`` is PyTorch's two-sided formula.
+reference to rounding. The loops themselves are C (``_optim_body.h``), built
+once per instruction set and chosen at load time; see ``_optim_simd.h``.
 """
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf
 
-
-cdef inline floating fsqrt(floating x) noexcept nogil:
-    """sqrt in the buffer's precision (sqrtf for float32, as PyTorch and NumPy do)."""
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
-
-
-cdef inline floating lerp(floating a, floating b, floating w) noexcept nogil:
-    """a + w·(b - a), as torch.lerp (the b-side form for w ≥ 0.5)."""
-    if w < 0.5:
-        return a + w * (b - a)
-    return b - (b - a) * (1 - w)
-
-
-# Each kernel applies one inline element update in a loop. The common option
-# combinations get loops of their own in which the flags are compile-time
-# constants: GCC then drops the branches and vectorises the loop.
-
-cdef inline void sgd_elem(floating* p, const floating* g, floating* buf, Py_ssize_t i,
-                          floating flr, floating mu, floating keep, floating wd,
-                          bint decay, bint use_momentum, bint nesterov, bint first_step) noexcept nogil:
-    cdef floating d = g[i], bi
-    if decay:
-        d = d + wd * p[i]
-    if use_momentum:
-        if first_step:
-            bi = d
-        else:
-            bi = mu * buf[i] + keep * d
-        buf[i] = bi
-        if nesterov:
-            d = d + mu * bi
-        else:
-            d = bi
-    p[i] = p[i] - flr * d
+cdef extern from "_optim_simd.h" nogil:
+    void fb_sgd_f32(float* p, const float* g, float* buf, Py_ssize_t n, float lr, float mu,
+                    float keep, float wd, int decay, int use_momentum, int nesterov,
+                    int first_step)
+    void fb_sgd_f64(double* p, const double* g, double* buf, Py_ssize_t n, double lr, double mu,
+                    double keep, double wd, int decay, int use_momentum, int nesterov,
+                    int first_step)
+    void fb_adagrad_f32(float* p, const float* g, float* s, Py_ssize_t n, float lr, float eps,
+                        float wd, int decay)
+    void fb_adagrad_f64(double* p, const double* g, double* s, Py_ssize_t n, double lr,
+                        double eps, double wd, int decay)
+    void fb_rmsprop_f32(float* p, const float* g, float* sq, float* buf, float* gavg,
+                        Py_ssize_t n, float lr, float alpha, float one_a, float eps, float mu,
+                        float wd, int decay, int centered, int use_momentum)
+    void fb_rmsprop_f64(double* p, const double* g, double* sq, double* buf, double* gavg,
+                        Py_ssize_t n, double lr, double alpha, double one_a, double eps,
+                        double mu, double wd, int decay, int centered, int use_momentum)
+    void fb_adam_f32(float* p, const float* g, float* m, float* v, float* vmax, Py_ssize_t n,
+                     float b1, float one_b1, float b2, float one_b2, float eps, float wd,
+                     float shrink, float step, float bc2, int coupled, int decoupled,
+                     int amsgrad, int folded)
+    void fb_adam_f64(double* p, const double* g, double* m, double* v, double* vmax,
+                     Py_ssize_t n, double b1, double one_b1, double b2, double one_b2,
+                     double eps, double wd, double shrink, double step, double bc2,
+                     int coupled, int decoupled, int amsgrad, int folded)
 
 
 cdef void sgd_ptr(floating* p, const floating* g, floating* buf, Py_ssize_t size,
                   double lr, double momentum, double dampening, bint nesterov,
                   double weight_decay, bint first_step) noexcept nogil:
     """g' = g + λp; b = g' (first step) or μb + (1-τ)g'; p -= lr·(g' + μb if nesterov else b)."""
-    cdef Py_ssize_t i
-    cdef floating flr = <floating>lr, mu = <floating>momentum, wd = <floating>weight_decay
-    cdef floating keep = <floating>(1.0 - dampening)
-    cdef bint decay = weight_decay != 0, use_momentum = momentum != 0
-    if not use_momentum and not decay:
-        for i in range(size):
-            sgd_elem(p, g, buf, i, flr, mu, keep, wd, False, False, False, False)
-    elif use_momentum and not decay and not nesterov and not first_step:
-        for i in range(size):
-            sgd_elem(p, g, buf, i, flr, mu, keep, wd, False, True, False, False)
+    if floating is float:
+        fb_sgd_f32(p, g, buf, size, <float>lr, <float>momentum, <float>(1.0 - dampening),
+                   <float>weight_decay, weight_decay != 0, momentum != 0, nesterov, first_step)
     else:
-        for i in range(size):
-            sgd_elem(p, g, buf, i, flr, mu, keep, wd, decay, use_momentum, nesterov, first_step)
+        fb_sgd_f64(p, g, buf, size, lr, momentum, 1.0 - dampening, weight_decay,
+                   weight_decay != 0, momentum != 0, nesterov, first_step)
 
 
 cdef void adagrad_ptr(floating* p, const floating* g, floating* sum_sq, Py_ssize_t size,
                       double lr, double eps, double weight_decay) noexcept nogil:
     """g' = g + λp; s += g'²; p -= lr·g'/(√s + eps)."""
-    cdef Py_ssize_t i
-    cdef floating flr = <floating>lr, feps = <floating>eps, wd = <floating>weight_decay
-    cdef floating d, s
-    if weight_decay == 0:
-        for i in range(size):
-            d = g[i]
-            s = sum_sq[i] + d * d
-            sum_sq[i] = s
-            p[i] = p[i] - flr * (d / (fsqrt(s) + feps))
+    if floating is float:
+        fb_adagrad_f32(p, g, sum_sq, size, <float>lr, <float>eps, <float>weight_decay,
+                       weight_decay != 0)
     else:
-        for i in range(size):
-            d = g[i] + wd * p[i]
-            s = sum_sq[i] + d * d
-            sum_sq[i] = s
-            p[i] = p[i] - flr * (d / (fsqrt(s) + feps))
-
-
-cdef inline void rmsprop_elem(floating* p, const floating* g, floating* sq_avg, floating* buf,
-                              floating* grad_avg, Py_ssize_t i, floating flr, floating fa,
-                              floating one_a, floating feps, floating mu, floating wd,
-                              bint decay, bint centered, bint use_momentum) noexcept nogil:
-    cdef floating d = g[i], v, ga, avg, bi
-    if decay:
-        d = d + wd * p[i]
-    v = sq_avg[i] * fa + one_a * (d * d)
-    sq_avg[i] = v
-    if centered:
-        ga = lerp(grad_avg[i], d, one_a)
-        grad_avg[i] = ga
-        avg = fsqrt(v - ga * ga) + feps
-    else:
-        avg = fsqrt(v) + feps
-    if use_momentum:
-        bi = buf[i] * mu + d / avg
-        buf[i] = bi
-        p[i] = p[i] - flr * bi
-    else:
-        p[i] = p[i] - flr * (d / avg)
+        fb_adagrad_f64(p, g, sum_sq, size, lr, eps, weight_decay, weight_decay != 0)
 
 
 cdef void rmsprop_ptr(floating* p, const floating* g, floating* sq_avg, floating* buf,
@@ -116,49 +64,13 @@ cdef void rmsprop_ptr(floating* p, const floating* g, floating* sq_avg, floating
                       double momentum, bint centered, double weight_decay) noexcept nogil:
     """v = αv + (1-α)g²; d = √(v - ḡ²) + eps (centered) or √v + eps;
     p -= lr·b with b = μb + g/d (momentum), else p -= lr·g/d."""
-    cdef Py_ssize_t i
-    cdef floating flr = <floating>lr, fa = <floating>alpha, one_a = <floating>(1.0 - alpha)
-    cdef floating feps = <floating>eps, mu = <floating>momentum, wd = <floating>weight_decay
-    cdef bint decay = weight_decay != 0, use_momentum = momentum > 0
-    if not decay and not centered and not use_momentum:
-        for i in range(size):
-            rmsprop_elem(p, g, sq_avg, buf, grad_avg, i, flr, fa, one_a, feps, mu, wd,
-                         False, False, False)
+    if floating is float:
+        fb_rmsprop_f32(p, g, sq_avg, buf, grad_avg, size, <float>lr, <float>alpha,
+                       <float>(1.0 - alpha), <float>eps, <float>momentum, <float>weight_decay,
+                       weight_decay != 0, centered, momentum > 0)
     else:
-        for i in range(size):
-            rmsprop_elem(p, g, sq_avg, buf, grad_avg, i, flr, fa, one_a, feps, mu, wd,
-                         decay, centered, use_momentum)
-
-
-cdef inline void adam_elem(floating* p, const floating* g, floating* m, floating* v,
-                           floating* vmax, Py_ssize_t i, floating fb1, floating one_b1,
-                           floating fb2, floating one_b2, floating feps, floating wd,
-                           floating shrink, floating fstep, floating fbc2,
-                           bint coupled, bint decoupled, bint amsgrad, bint folded,
-                           bint lerp_low) noexcept nogil:
-    cdef floating d = g[i], mi, vi, denom
-    if decoupled:
-        p[i] = p[i] * shrink
-    if coupled:
-        d = d + wd * p[i]
-    if folded:
-        mi = fb1 * m[i] + one_b1 * d
-    elif lerp_low:
-        mi = m[i] + one_b1 * (d - m[i])
-    else:
-        mi = d - (d - m[i]) * (1 - one_b1)
-    m[i] = mi
-    vi = v[i] * fb2 + one_b2 * (d * d)
-    v[i] = vi
-    if amsgrad:
-        if vmax[i] > vi:
-            vi = vmax[i]
-        vmax[i] = vi
-    if folded:
-        denom = fsqrt(vi) + feps
-    else:
-        denom = fsqrt(vi) / fbc2 + feps
-    p[i] = p[i] - fstep * (mi / denom)
+        fb_rmsprop_f64(p, g, sq_avg, buf, grad_avg, size, lr, alpha, 1.0 - alpha, eps, momentum,
+                       weight_decay, weight_decay != 0, centered, momentum > 0)
 
 
 cdef void adam_ptr(floating* p, const floating* g, floating* m, floating* v, floating* vmax,
@@ -169,32 +81,16 @@ cdef void adam_ptr(floating* p, const floating* g, floating* m, floating* v, flo
     m = lerp(m, g, 1-β₁); v = β₂v + (1-β₂)g²; p -= step_size·m/(√v/bc2_sqrt + eps).
     folded (scikit-learn): m = β₁m + (1-β₁)g; same v; p -= step_size·m/(√v + eps),
     where the caller passes step_size = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)."""
-    cdef Py_ssize_t i
-    cdef floating fb1 = <floating>beta1, one_b1 = <floating>(1.0 - beta1)
-    cdef floating fb2 = <floating>beta2, one_b2 = <floating>(1.0 - beta2)
-    cdef floating feps = <floating>eps, wd = <floating>weight_decay
-    cdef floating shrink = <floating>(1.0 - lr * weight_decay)
-    cdef floating fstep = <floating>step_size, fbc2 = <floating>bc2_sqrt
     cdef bint decay = weight_decay != 0
-    cdef bint coupled = decay and not decoupled, dec = decay and decoupled
-    cdef bint low = one_b1 < 0.5   # which side of torch.lerp's formula applies
-    if low and not amsgrad and not folded:
-        if not decay:
-            for i in range(size):
-                adam_elem(p, g, m, v, vmax, i, fb1, one_b1, fb2, one_b2, feps, wd, shrink,
-                          fstep, fbc2, False, False, False, False, True)
-        elif dec:
-            for i in range(size):
-                adam_elem(p, g, m, v, vmax, i, fb1, one_b1, fb2, one_b2, feps, wd, shrink,
-                          fstep, fbc2, False, True, False, False, True)
-        else:
-            for i in range(size):
-                adam_elem(p, g, m, v, vmax, i, fb1, one_b1, fb2, one_b2, feps, wd, shrink,
-                          fstep, fbc2, True, False, False, False, True)
+    if floating is float:
+        fb_adam_f32(p, g, m, v, vmax, size, <float>beta1, <float>(1.0 - beta1), <float>beta2,
+                    <float>(1.0 - beta2), <float>eps, <float>weight_decay,
+                    <float>(1.0 - lr * weight_decay), <float>step_size, <float>bc2_sqrt,
+                    decay and not decoupled, decay and decoupled, amsgrad, folded)
     else:
-        for i in range(size):
-            adam_elem(p, g, m, v, vmax, i, fb1, one_b1, fb2, one_b2, feps, wd, shrink,
-                      fstep, fbc2, coupled, dec, amsgrad, folded, low)
+        fb_adam_f64(p, g, m, v, vmax, size, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps,
+                    weight_decay, 1.0 - lr * weight_decay, step_size, bc2_sqrt,
+                    decay and not decoupled, decay and decoupled, amsgrad, folded)
 
 
 def sgd_step_into(floating[::1] p, const floating[::1] g, floating[::1] buf,

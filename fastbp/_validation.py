@@ -83,7 +83,8 @@ def activation_args(name: Any, Z: Any) -> tuple[int, np.ndarray]:
     return activation_code(name), matrix(Z, "Z")
 
 
-def activation_backward_args(name: Any, Z: Any, A: Any, dA: Any):
+def activation_backward_args(name: Any, Z: Any, A: Any, dA: Any
+                             ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     code = activation_code(name)
     Z = matrix(Z, "Z")
     A = matrix(A, "A", Z.dtype)
@@ -93,7 +94,8 @@ def activation_backward_args(name: Any, Z: Any, A: Any, dA: Any):
     return code, Z, A, dA
 
 
-def dense_forward_args(X: Any, W: Any, b: Any, activation: Any):
+def dense_forward_args(X: Any, W: Any, b: Any, activation: Any
+                       ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     code = activation_code(activation)
     X = matrix(X, "X")
     W = matrix(W, "W", X.dtype)
@@ -108,7 +110,8 @@ def dense_forward_args(X: Any, W: Any, b: Any, activation: Any):
     return code, X, W, b
 
 
-def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any):
+def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any
+                        ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     code = activation_code(activation)
     X = matrix(X, "X")
     W = matrix(W, "W", X.dtype)
@@ -116,7 +119,7 @@ def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any
         raise ValueError(f"W must have shape (in_features={X.shape[1]}, out_features) "
                          f"to match X {X.shape}, got {W.shape}")
     expected = (X.shape[0], W.shape[1])
-    arrays = []
+    arrays: list[np.ndarray] = []
     for arr, arr_name in ((Z, "Z"), (A, "A"), (dA, "dA")):
         arr = matrix(arr, arr_name, X.dtype)
         if arr.shape != expected:
@@ -126,8 +129,11 @@ def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any
     return (code, X, W, *arrays)
 
 
-def loss_args(name: Any, output: Any, target: Any):
+def loss_args(name: Any, output: Any, target: Any
+              ) -> tuple[int, np.ndarray, Any, np.ndarray | None]:
     """Validated (code, output, target-or-None, labels-or-None).
+
+    target is typed Any: it is an array exactly when labels is None.
 
     A target of shape (n,) is taken as (n, 1) for the element-wise losses;
     cross-entropy takes int labels (n,) in [0, k) or probabilities (n, k).
@@ -193,7 +199,7 @@ def inplace_array(x: Any, name: str, shape: tuple[int, ...] | None = None,
     return x
 
 
-def optimizer_arrays(p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarray, dict]:
+def optimizer_arrays(p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """p (in place), g (read) and the state buffers (in place) of one optimizer step.
 
     State buffers given as None stay None; the caller decides which are required.
@@ -201,7 +207,7 @@ def optimizer_arrays(p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarr
     p = inplace_array(p, "p")
     g = float_array(g, "g", p.ndim, p.dtype)
     same_shape(g, "g", p, "p")
-    checked = {}
+    checked: dict[str, np.ndarray | None] = {}
     for key, arr in state.items():
         checked[key] = None if arr is None else inplace_array(arr, key, p.shape, p.dtype)
     buffers = [p] + [a for a in checked.values() if a is not None]
@@ -219,9 +225,13 @@ def require(arr: np.ndarray | None, name: str, why: str) -> None:
 
 # ---------------------------------------------------------------- optimizer steps
 # One function per optimizer: the arrays and hyper-parameters of one step, checked
-# the same way for fastbp.ops and fastbp.reference (PyTorch's ranges).
+# the same way for fastbp.ops and fastbp.reference (PyTorch's ranges). A state buffer
+# that only some hyper-parameters use is returned typed Any: it is an array exactly
+# when the step uses it (``require`` checked that), else None.
 
-def sgd_step_args(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
+def sgd_step_args(p: Any, g: Any, buf: Any, lr: Any, momentum: Any, dampening: Any, nesterov: Any,
+                  weight_decay: Any
+                  ) -> tuple[np.ndarray, np.ndarray, Any, float, float, float, bool, float]:
     p, g, state = optimizer_arrays(p, g, buf=buf)
     lr = finite_scalar(lr, "lr", low=0.0)
     momentum = finite_scalar(momentum, "momentum", low=0.0)
@@ -235,14 +245,18 @@ def sgd_step_args(p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
     return p, g, state["buf"], lr, momentum, dampening, bool(nesterov), weight_decay
 
 
-def adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay):
+def adagrad_step_args(p: Any, g: Any, sum_sq: Any, lr: Any, eps: Any, weight_decay: Any
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
     p, g, state = optimizer_arrays(p, g, sum_sq=sum_sq)
     require(state["sum_sq"], "sum_sq", "(the running sum of squared gradients)")
     return (p, g, state["sum_sq"], finite_scalar(lr, "lr", low=0.0),
             finite_scalar(eps, "eps", low=0.0), finite_scalar(weight_decay, "weight_decay", low=0.0))
 
 
-def rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered, weight_decay):
+def rmsprop_step_args(p: Any, g: Any, sq_avg: Any, buf: Any, grad_avg: Any, lr: Any, alpha: Any,
+                      eps: Any, momentum: Any, centered: Any, weight_decay: Any
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, Any, float, float, float,
+                                 float, bool, float]:
     p, g, state = optimizer_arrays(p, g, sq_avg=sq_avg, buf=buf, grad_avg=grad_avg)
     require(state["sq_avg"], "sq_avg", "(the running average of squared gradients)")
     lr = finite_scalar(lr, "lr", low=0.0)
@@ -258,12 +272,15 @@ def rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, cen
             bool(centered), weight_decay)
 
 
-def betas(beta1, beta2):
+def betas(beta1: Any, beta2: Any) -> tuple[float, float]:
     return (finite_scalar(beta1, "beta1", low=0.0, high=1.0, high_open=True),
             finite_scalar(beta2, "beta2", low=0.0, high=1.0, high_open=True))
 
 
-def adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad, eps_mode):
+def adam_step_args(p: Any, g: Any, m: Any, v: Any, vmax: Any, step: Any, lr: Any, beta1: Any,
+                   beta2: Any, eps: Any, weight_decay: Any, amsgrad: Any, eps_mode: Any
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, int, float, float,
+                              float, float, float, bool, str]:
     p, g, state = optimizer_arrays(p, g, m=m, v=v, vmax=vmax)
     require(state["m"], "m", "(the first-moment estimate)")
     require(state["v"], "v", "(the second-moment estimate)")

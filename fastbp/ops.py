@@ -8,7 +8,10 @@ needed); arrays updated in place must be writable and C-contiguous.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from fastbp import _validation as check
 from fastbp._kernels import activations as _act
@@ -22,7 +25,10 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step"]
 
 
-def activation_forward(name, Z):
+def activation_forward(
+    name: str,
+    Z: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
     """A = f(Z)."""
     code, Z = check.activation_args(name, Z)
     A = np.empty_like(Z)
@@ -30,7 +36,12 @@ def activation_forward(name, Z):
     return A
 
 
-def activation_backward(name, Z, A, dA):
+def activation_backward(
+    name: str,
+    Z: npt.NDArray[np.floating[Any]],
+    A: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
     """dZ = dL/dZ given dA = dL/dA."""
     code, Z, A, dA = check.activation_backward_args(name, Z, A, dA)
     dZ = np.empty_like(Z)
@@ -38,7 +49,12 @@ def activation_backward(name, Z, A, dA):
     return dZ
 
 
-def dense_forward(X, W, b, activation):
+def dense_forward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    b: npt.NDArray[np.floating[Any]],
+    activation: str,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
     """Z = X·W + b, A = f(Z)."""
     code, X, W, b = check.dense_forward_args(X, W, b, activation)
     shape = (X.shape[0], W.shape[1])
@@ -49,7 +65,19 @@ def dense_forward(X, W, b, activation):
     return Z, A
 
 
-def dense_backward(X, W, Z, A, dA, activation, need_dX=True):
+def dense_backward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    Z: npt.NDArray[np.floating[Any]],
+    A: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    activation: str,
+    need_dX: bool = True,
+) -> tuple[
+    npt.NDArray[np.floating[Any]] | None,
+    npt.NDArray[np.floating[Any]],
+    npt.NDArray[np.floating[Any]],
+]:
     """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ (None unless need_dX)."""
     code, X, W, Z, A, dA = check.dense_backward_args(X, W, Z, A, dA, activation)
     dX = np.empty_like(X) if need_dX else None
@@ -61,7 +89,11 @@ def dense_backward(X, W, Z, A, dA, activation, need_dX=True):
     return dX, dW, db
 
 
-def loss_forward_backward(name, output, target):
+def loss_forward_backward(
+    name: str,
+    output: npt.NDArray[np.floating[Any]],
+    target: npt.NDArray[Any],
+) -> tuple[float, npt.NDArray[np.floating[Any]]]:
     """(mean loss, dL/d_output) of the raw output against target."""
     code, output, target, labels = check.loss_args(name, output, target)
     d_out = np.empty_like(output)
@@ -72,8 +104,18 @@ def loss_forward_backward(name, output, target):
     return float(loss), d_out
 
 
-def sgd_step(p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, first_step=False):
+def sgd_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    buf: npt.NDArray[np.floating[Any]] | None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    first_step: bool = False,
+) -> None:
     """torch.optim.SGD step, in place on p (and buf)."""
     p, g, buf, lr, momentum, dampening, nesterov, weight_decay = check.sgd_step_args(
         p, g, buf, lr, momentum, dampening, nesterov, weight_decay)
@@ -82,7 +124,15 @@ def sgd_step(p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
                              nesterov, weight_decay, bool(first_step))
 
 
-def adagrad_step(p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+def adagrad_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    sum_sq: npt.NDArray[np.floating[Any]],
+    *,
+    lr: float,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+) -> None:
     """torch.optim.Adagrad step, in place on p and sum_sq."""
     p, g, sum_sq, lr, eps, weight_decay = check.adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay)
     if p.size:
@@ -90,8 +140,20 @@ def adagrad_step(p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
                                  weight_decay)
 
 
-def rmsprop_step(p, g, sq_avg, buf, grad_avg, *, lr, alpha=0.99, eps=1e-8,
-                 momentum=0.0, centered=False, weight_decay=0.0):
+def rmsprop_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    sq_avg: npt.NDArray[np.floating[Any]],
+    buf: npt.NDArray[np.floating[Any]] | None,
+    grad_avg: npt.NDArray[np.floating[Any]] | None,
+    *,
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    centered: bool = False,
+    weight_decay: float = 0.0,
+) -> None:
     """torch.optim.RMSprop step, in place on p and its state."""
     (p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered,
      weight_decay) = check.rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps,
@@ -101,8 +163,23 @@ def rmsprop_step(p, g, sq_avg, buf, grad_avg, *, lr, alpha=0.99, eps=1e-8,
                                  _flat(grad_avg), lr, alpha, eps, momentum, centered, weight_decay)
 
 
-def adam_step(p, g, m, v, vmax, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False, amsgrad=False, eps_mode="paper"):
+def adam_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    m: npt.NDArray[np.floating[Any]],
+    v: npt.NDArray[np.floating[Any]],
+    vmax: npt.NDArray[np.floating[Any]] | None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+    amsgrad: bool = False,
+    eps_mode: str = "paper",
+) -> None:
     """torch.optim.Adam/AdamW step (eps_mode="folded": scikit-learn's Adam), in place."""
     (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
      eps_mode) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
@@ -115,6 +192,6 @@ def adam_step(p, g, m, v, vmax, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
                               amsgrad, folded, step_size, bc2_sqrt)
 
 
-def _flat(a):
+def _flat(a: np.ndarray | None) -> np.ndarray | None:
     """A flat view of an optional state buffer (C-contiguous, so never a copy)."""
     return None if a is None else a.reshape(-1)

@@ -8,7 +8,10 @@ functions come from NumPy/SciPy in that dtype.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
+import numpy.typing as npt
 from scipy.special import erfc
 
 from fastbp import _validation as check
@@ -18,40 +21,42 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step"]
 
+#: type of every array here: float32 or float64 (the public functions spell it out)
+_FloatArray = npt.NDArray[np.floating[Any]]
 LEAKY_SLOPE = 0.01
 SOFTPLUS_THRESHOLD = 20.0
 
 
 # ---------------------------------------------------------------- activations: f(z)
 
-def sigmoid(z):
+def sigmoid(z: _FloatArray) -> _FloatArray:
     """σ(z) = 1/(1+e^-z), as e^z/(1+e^z) for z < 0 so that nothing overflows."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def softplus(z):
+def softplus(z: _FloatArray) -> _FloatArray:
     """log(1+e^z), z itself above 20 (PyTorch's threshold)."""
     return np.where(z > SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, SOFTPLUS_THRESHOLD))))
 
 
-def gelu(z):
+def gelu(z: _FloatArray) -> _FloatArray:
     """z·Φ(z), Φ(z) = erfc(-z/√2)/2."""
     return 0.5 * z * erfc(-z * np.sqrt(0.5))
 
 
-def elu(z):
+def elu(z: _FloatArray) -> _FloatArray:
     """z for z > 0, e^z - 1 otherwise."""
     return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
 
 
-def softmax(z):
+def softmax(z: _FloatArray) -> _FloatArray:
     """e^(z - max) / Σ e^(z - max) along the last axis."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-FORWARD = {
+FORWARD: dict[str, Callable[[_FloatArray], _FloatArray]] = {
     "identity": lambda z: z.copy(),
     "sigmoid": sigmoid,
     "tanh": np.tanh,
@@ -67,23 +72,24 @@ FORWARD = {
 
 # ---------------------------------------------------------------- activations: dL/dZ
 
-def gelu_grad(z):
+def gelu_grad(z: _FloatArray) -> _FloatArray:
     """Φ(z) + z·φ(z), φ(z) = e^(-z²/2)/√(2π)."""
     return 0.5 * erfc(-z * np.sqrt(0.5)) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
 
 
-def silu_grad(z):
+def silu_grad(z: _FloatArray) -> _FloatArray:
     """σ(z)·(1 + z·(1 - σ(z)))."""
     s = sigmoid(z)
     return s * (1 + z * (1 - s))
 
 
-def softmax_backward(a, da):
+def softmax_backward(a: _FloatArray, da: _FloatArray) -> _FloatArray:
     """Jacobian-vector product of softmax: a·(da - Σ_j da_j·a_j)."""
     return a * (da - (da * a).sum(axis=-1, keepdims=True))
 
 
-BACKWARD = {   # (Z, A, dA) -> dZ
+BACKWARD: dict[str, Callable[[_FloatArray, _FloatArray, _FloatArray], _FloatArray]] = {
+    # (Z, A, dA) -> dZ
     "identity": lambda z, a, da: da.copy(),
     "sigmoid": lambda z, a, da: da * (a * (1 - a)),
     "tanh": lambda z, a, da: da * (1 - a * a),
@@ -97,13 +103,21 @@ BACKWARD = {   # (Z, A, dA) -> dZ
 }
 
 
-def activation_forward(name, Z):
+def activation_forward(
+    name: str,
+    Z: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
     """A = f(Z)."""
     _, Z = check.activation_args(name, Z)
     return FORWARD[name](Z).astype(Z.dtype, copy=False)
 
 
-def activation_backward(name, Z, A, dA):
+def activation_backward(
+    name: str,
+    Z: npt.NDArray[np.floating[Any]],
+    A: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
     """dZ = dL/dZ given dA = dL/dA."""
     _, Z, A, dA = check.activation_backward_args(name, Z, A, dA)
     return BACKWARD[name](Z, A, dA).astype(Z.dtype, copy=False)
@@ -111,14 +125,31 @@ def activation_backward(name, Z, A, dA):
 
 # ---------------------------------------------------------------- dense layer
 
-def dense_forward(X, W, b, activation):
+def dense_forward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    b: npt.NDArray[np.floating[Any]],
+    activation: str,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
     """Z = X·W + b, A = f(Z)."""
     _, X, W, b = check.dense_forward_args(X, W, b, activation)
     Z = X @ W + b
     return Z, FORWARD[activation](Z).astype(Z.dtype, copy=False)
 
 
-def dense_backward(X, W, Z, A, dA, activation, need_dX=True):
+def dense_backward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    Z: npt.NDArray[np.floating[Any]],
+    A: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    activation: str,
+    need_dX: bool = True,
+) -> tuple[
+    npt.NDArray[np.floating[Any]] | None,
+    npt.NDArray[np.floating[Any]],
+    npt.NDArray[np.floating[Any]],
+]:
     """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ."""
     _, X, W, Z, A, dA = check.dense_backward_args(X, W, Z, A, dA, activation)
     dZ = BACKWARD[activation](Z, A, dA).astype(Z.dtype, copy=False)
@@ -130,19 +161,19 @@ def dense_backward(X, W, Z, A, dA, activation, need_dX=True):
 
 # ---------------------------------------------------------------- losses: (loss, dL/d_output)
 
-def mse(o, t):
+def mse(o: _FloatArray, t: _FloatArray) -> tuple[float, _FloatArray]:
     """mean((o-t)²); (2/N)·(o-t)."""
     r = o - t
     return np.mean(r * r, dtype=np.float64), (2.0 / r.size) * r
 
 
-def mae(o, t):
+def mae(o: _FloatArray, t: _FloatArray) -> tuple[float, _FloatArray]:
     """mean(|o-t|); sign(o-t)/N."""
     r = o - t
     return np.mean(np.abs(r), dtype=np.float64), np.sign(r) * (1.0 / r.size)
 
 
-def huber(o, t):
+def huber(o: _FloatArray, t: _FloatArray) -> tuple[float, _FloatArray]:
     """delta 1: mean(r²/2 if |r| < 1 else |r| - 1/2); clip(r, -1, 1)/N."""
     r = o - t
     a = np.abs(r)
@@ -150,41 +181,46 @@ def huber(o, t):
     return np.mean(loss, dtype=np.float64), np.clip(r, -1, 1) * (1.0 / r.size)
 
 
-def log_sigmoid(x):
+def log_sigmoid(x: _FloatArray) -> _FloatArray:
     """log σ(x) = min(x, 0) - log1p(e^-|x|)."""
     return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
 
 
-def binary_cross_entropy(x, y):
+def binary_cross_entropy(x: _FloatArray, y: _FloatArray) -> tuple[float, _FloatArray]:
     """From logits: mean((1-y)·x - log σ(x)); (σ(x) - y)/N."""
     loss = (1 - y) * x - log_sigmoid(x)
     return np.mean(loss, dtype=np.float64), (sigmoid(x) - y) / x.size
 
 
-def log_softmax(x):
+def log_softmax(x: _FloatArray) -> _FloatArray:
     """x - max - log Σ e^(x - max), per row."""
     shifted = x - x.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def cross_entropy(x, y):
+def cross_entropy(x: _FloatArray, y: _FloatArray) -> tuple[float, _FloatArray]:
     """From logits, y class probabilities: mean_i(-Σ_c y_ic·log p_ic); (p·Σ_c y_c - y)/n."""
     n = x.shape[0]
     loss = -(y * log_softmax(x)).sum(axis=1)
     return np.mean(loss, dtype=np.float64), (softmax(x) * y.sum(axis=1, keepdims=True) - y) / n
 
 
-def one_hot(labels, k, dtype):
+def one_hot(labels: npt.NDArray[np.intp], k: int, dtype: np.dtype[Any]) -> _FloatArray:
     y = np.zeros((labels.size, k), dtype=dtype)
     y[np.arange(labels.size), labels] = 1
     return y
 
 
-LOSS = {"mse": mse, "mae": mae, "huber": huber,
-        "binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy}
+LOSS: dict[str, Callable[[_FloatArray, _FloatArray], tuple[float, _FloatArray]]] = {
+    "mse": mse, "mae": mae, "huber": huber,
+    "binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy}
 
 
-def loss_forward_backward(name, output, target):
+def loss_forward_backward(
+    name: str,
+    output: npt.NDArray[np.floating[Any]],
+    target: npt.NDArray[Any],
+) -> tuple[float, npt.NDArray[np.floating[Any]]]:
     """(mean loss, dL/d_output)."""
     _, output, target, labels = check.loss_args(name, output, target)
     if labels is not None:
@@ -195,13 +231,23 @@ def loss_forward_backward(name, output, target):
 
 # ---------------------------------------------------------------- optimizers (in place)
 
-def lerp(a, b, w):
+def lerp(a: _FloatArray, b: _FloatArray, w: float) -> _FloatArray:
     """a + w·(b - a), in PyTorch's two-sided form."""
     return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
 
 
-def sgd_step(p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, first_step=False):
+def sgd_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    buf: npt.NDArray[np.floating[Any]] | None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    first_step: bool = False,
+) -> None:
     """torch.optim.SGD: b = g (first step) or μb + (1-τ)g; p -= lr·(g + μb if nesterov else b)."""
     p, g, buf, lr, momentum, dampening, nesterov, weight_decay = check.sgd_step_args(
         p, g, buf, lr, momentum, dampening, nesterov, weight_decay)
@@ -212,7 +258,15 @@ def sgd_step(p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
     p -= lr * d
 
 
-def adagrad_step(p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
+def adagrad_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    sum_sq: npt.NDArray[np.floating[Any]],
+    *,
+    lr: float,
+    eps: float = 1e-10,
+    weight_decay: float = 0.0,
+) -> None:
     """torch.optim.Adagrad: s += g²; p -= lr·g/(√s + eps)."""
     p, g, sum_sq, lr, eps, weight_decay = check.adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay)
     d = g + weight_decay * p if weight_decay != 0 else g
@@ -220,8 +274,20 @@ def adagrad_step(p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0):
     p -= lr * (d / (np.sqrt(sum_sq) + eps))
 
 
-def rmsprop_step(p, g, sq_avg, buf, grad_avg, *, lr, alpha=0.99, eps=1e-8,
-                 momentum=0.0, centered=False, weight_decay=0.0):
+def rmsprop_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    sq_avg: npt.NDArray[np.floating[Any]],
+    buf: npt.NDArray[np.floating[Any]] | None,
+    grad_avg: npt.NDArray[np.floating[Any]] | None,
+    *,
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    centered: bool = False,
+    weight_decay: float = 0.0,
+) -> None:
     """torch.optim.RMSprop: v = αv + (1-α)g²; p -= lr·g/(√v + eps) (or centered, momentum)."""
     (p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered,
      weight_decay) = check.rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps,
@@ -240,8 +306,23 @@ def rmsprop_step(p, g, sq_avg, buf, grad_avg, *, lr, alpha=0.99, eps=1e-8,
         p -= lr * (d / avg)
 
 
-def adam_step(p, g, m, v, vmax, *, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False, amsgrad=False, eps_mode="paper"):
+def adam_step(
+    p: npt.NDArray[np.floating[Any]],
+    g: npt.NDArray[np.floating[Any]],
+    m: npt.NDArray[np.floating[Any]],
+    v: npt.NDArray[np.floating[Any]],
+    vmax: npt.NDArray[np.floating[Any]] | None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
+    amsgrad: bool = False,
+    eps_mode: str = "paper",
+) -> None:
     """torch.optim.Adam/AdamW (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
     (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
      eps_mode) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,

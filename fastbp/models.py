@@ -1,7 +1,7 @@
 """Sequential models: a stack of Dense layers and a loss."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import contextlib
 import threading
@@ -17,6 +17,9 @@ from fastbp.layers import Dense, positive_int
 from fastbp.optim import Optimizer, make_optimizer
 from fastbp.threads import using_threads
 
+if TYPE_CHECKING:
+    from fastbp.training import History
+
 __all__ = ["Sequential", "MLP"]
 
 _NO_THREAD_CHANGE = contextlib.nullcontext()
@@ -28,6 +31,9 @@ class Sequential:
     ``forward`` returns the raw output of the last layer (logits for the
     cross-entropy losses); the losses apply the sigmoid/softmax themselves.
     """
+
+    #: Dense.generation when the engine was built (set with it, in _compiled)
+    _engine_generation: int
 
     def __init__(self, layers: Sequence[Dense], loss: str = "mse") -> None:
         layers = list(layers)
@@ -199,7 +205,7 @@ class Sequential:
         return [a for layer in self.layers for a in (layer.dW, layer.db)]
 
     # ---------------------------------------------------------------- training & files
-    def fit(self, X: Any, y: Any, **kwargs: Any):
+    def fit(self, X: Any, y: Any, **kwargs: Any) -> History:
         """Train with mini-batch gradient descent; see fastbp.training.fit."""
         from fastbp.training import fit
         return fit(self, X, y, **kwargs)

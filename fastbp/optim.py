@@ -29,6 +29,8 @@ class Optimizer:
     #: the compiled kernel's state arguments, in order (absent ones are passed as None)
     kernel_state: tuple[str, ...] = ()
     _internal = frozenset(("step_count", "state", "params", "_lr", "_scalars", "_config_version"))
+    #: bumped by every hyper-parameter assignment (set in __setattr__)
+    _config_version: int
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Any change of a hyper-parameter (lr included) bumps the configuration
@@ -44,7 +46,7 @@ class Optimizer:
                      folded=getattr(self, "eps_mode", "paper") == "folded")
         if "betas" in hyper:
             hyper["beta1"], hyper["beta2"] = hyper.pop("betas")
-        pad = [None] * (3 - len(self.kernel_state))
+        pad: list[np.ndarray | None] = [None] * (3 - len(self.kernel_state))
         state = [[s.get(k) for k in self.kernel_state] + pad for s in self.state]
         return hyper, state
 
@@ -151,8 +153,9 @@ class SGD(Optimizer):
     kind = 0
     kernel_state = ("momentum_buffer",)
 
-    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0):
+    def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, momentum: float = 0.0,
+                 dampening: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
         self.dampening = check.finite_scalar(dampening, "dampening")
         self.nesterov = bool(nesterov)
@@ -163,11 +166,11 @@ class SGD(Optimizer):
         self.state_names = ("momentum_buffer",) if self.momentum != 0 else ()
         super().__init__(params, lr)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> dict[str, Any]:
         return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening,
                     nesterov=self.nesterov, weight_decay=self.weight_decay)
 
-    def update(self, p, g, state):
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         _optim.sgd_step_into(p, g, state.get("momentum_buffer"), self.lr, self.momentum,
                              self.dampening, self.nesterov, self.weight_decay,
                              self.step_count == 1)
@@ -181,15 +184,16 @@ class AdaGrad(Optimizer):
     state_names = ("sum",)
     kernel_state = ("sum",)
 
-    def __init__(self, params, lr=0.01, eps=1e-10, weight_decay=0.0):
+    def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, eps: float = 1e-10,
+                 weight_decay: float = 0.0) -> None:
         self.eps = check.finite_scalar(eps, "eps", low=0.0)
         self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
         super().__init__(params, lr)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> dict[str, Any]:
         return dict(lr=self.lr, eps=self.eps, weight_decay=self.weight_decay)
 
-    def update(self, p, g, state):
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         _optim.adagrad_step_into(p, g, state["sum"], self.lr, self.eps, self.weight_decay)
 
 
@@ -200,8 +204,9 @@ class RMSprop(Optimizer):
     kind = 2
     kernel_state = ("square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False,
-                 weight_decay=0.0):
+    def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, alpha: float = 0.99,
+                 eps: float = 1e-8, momentum: float = 0.0, centered: bool = False,
+                 weight_decay: float = 0.0) -> None:
         self.alpha = check.finite_scalar(alpha, "alpha", low=0.0, high=1.0)
         self.eps = check.finite_scalar(eps, "eps", low=0.0)
         self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
@@ -211,11 +216,11 @@ class RMSprop(Optimizer):
                             + (("grad_avg",) if self.centered else ()))
         super().__init__(params, lr)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> dict[str, Any]:
         return dict(lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
                     centered=self.centered, weight_decay=self.weight_decay)
 
-    def update(self, p, g, state):
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         _optim.rmsprop_step_into(p, g, state["square_avg"], state.get("momentum_buffer"),
                                  state.get("grad_avg"), self.lr, self.alpha, self.eps,
                                  self.momentum, self.centered, self.weight_decay)
@@ -229,8 +234,9 @@ class Adam(Optimizer):
     decoupled = False
     kernel_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, eps_mode="paper"):
+    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, eps_mode: str = "paper") -> None:
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError) as exc:
@@ -245,7 +251,7 @@ class Adam(Optimizer):
         self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
         super().__init__(params, lr)
 
-    def hyperparameters(self):
+    def hyperparameters(self) -> dict[str, Any]:
         return dict(lr=self.lr, betas=list(self.betas), eps=self.eps,
                     weight_decay=self.weight_decay, amsgrad=self.amsgrad, eps_mode=self.eps_mode)
 
@@ -254,7 +260,7 @@ class Adam(Optimizer):
         return check.adam_scalars(self.step_count, self.lr, self.betas[0], self.betas[1],
                                   self.eps_mode == "folded")
 
-    def step(self, grads):
+    def step(self, grads: Sequence[np.ndarray]) -> None:
         # The scalars depend on the step count only: compute them once per step.
         grads = self.check_grads(grads)
         self.step_count += 1
@@ -264,7 +270,7 @@ class Adam(Optimizer):
                 self.update(p.reshape(-1), g.reshape(-1),
                             {k: a.reshape(-1) for k, a in state.items()})
 
-    def update(self, p, g, state):
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         step_size, bc2_sqrt = self._scalars
         _optim.adam_step_into(p, g, state["exp_avg"], state["exp_avg_sq"],
                               state.get("max_exp_avg_sq"), self.lr, self.betas[0], self.betas[1],
@@ -278,8 +284,9 @@ class AdamW(Adam):
     name = "adamw"
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01,
-                 amsgrad=False, eps_mode="paper"):
+    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, amsgrad: bool = False, eps_mode: str = "paper") -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, eps_mode)
 
 

@@ -17,11 +17,15 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from fastbp import _validation as check
+
+if TYPE_CHECKING:
+    from fastbp.models import Sequential
+    from fastbp.optim import Optimizer
 
 __all__ = ["save", "load", "FORMAT", "VERSION"]
 
@@ -138,7 +142,15 @@ def _take(arrays: dict[str, np.ndarray], name: str, path: str, dtype: np.dtype,
     return np.ascontiguousarray(arr)
 
 
-def load(path: Any, *, with_optimizer: bool = False):
+@overload
+def load(path: Any, *, with_optimizer: Literal[False] = ...) -> Sequential: ...
+@overload
+def load(path: Any, *, with_optimizer: Literal[True]) -> tuple[Sequential, Optimizer | None]: ...
+@overload
+def load(path: Any, *, with_optimizer: bool
+         ) -> Sequential | tuple[Sequential, Optimizer | None]: ...
+def load(path: Any, *, with_optimizer: bool = False
+         ) -> Sequential | tuple[Sequential, Optimizer | None]:
     """The model saved at ``path``; with ``with_optimizer=True``, (model, optimizer or None)."""
     from fastbp.layers import Dense
     from fastbp.models import Sequential

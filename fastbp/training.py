@@ -37,7 +37,7 @@ class History:
     def epochs(self) -> int:
         return len(self.loss)
 
-    def plot(self, path: Any = None, ax: Any = None):
+    def plot(self, path: Any = None, ax: Any = None) -> Any:
         """Training/validation loss and learning rate per epoch (needs matplotlib)."""
         from fastbp.plotting import plot_history
         return plot_history(self, path=path, ax=ax)

@@ -63,7 +63,8 @@ WORKLOADS = {
 
 # ---------------------------------------------------------------- data and timing
 
-def make_data(w: Workload, rng: np.random.Generator, n: int | None = None):
+def make_data(w: Workload, rng: np.random.Generator, n: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     n = w.batch if n is None else n
     X = rng.standard_normal((n, w.sizes[0])).astype(w.dtype)
     if w.loss == "cross_entropy":
@@ -121,7 +122,7 @@ def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
         m, v = np.zeros_like(p), np.zeros_like(p)
         counter = [0]
 
-        def adam():
+        def adam() -> None:
             counter[0] += 1
             ref.adam_step(p, g, m, v, None, step=counter[0], lr=1e-3)
         return adam
@@ -129,7 +130,8 @@ def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
     params = model.parameters()
     acts = [layer.activation for layer in model.layers]
 
-    def forward(X):
+    def forward(X: np.ndarray
+                ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         cache = []
         for i, act in enumerate(acts):
             Z, A = ref.dense_forward(X, params[2 * i], params[2 * i + 1], act)
@@ -143,8 +145,9 @@ def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
     state = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     counter = [0]
 
-    def step(X, y):
+    def step(X: np.ndarray, y: np.ndarray) -> float:
         out, cache = forward(X)
+        grad: Any  # dL/dA of layer i (dense_backward gives None below layer 0: need_dX=False)
         loss, grad = ref.loss_forward_backward(w.loss, out, y)
         counter[0] += 1
         for i in range(len(acts) - 1, -1, -1):
@@ -159,7 +162,7 @@ def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
     if w.kind == "fit":
         X, y = make_data(w, rng, w.n_samples)
 
-        def epoch():
+        def epoch() -> None:
             order = np.random.default_rng(0).permutation(len(X))
             for start in range(0, len(X), w.batch):
                 idx = order[start:start + w.batch]
@@ -192,19 +195,19 @@ def torch_step(w: Workload, fused: bool, seed: int = 0) -> Callable[[], Any] | N
     lossf = torch.nn.CrossEntropyLoss() if w.loss == "cross_entropy" else torch.nn.BCEWithLogitsLoss()
     opt = torch.optim.Adam(net.parameters(), fused=True if fused else None)
 
-    def to_torch(X, y):
+    def to_torch(X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         return torch.from_numpy(X), torch.from_numpy(y.astype(np.int64) if y.ndim == 1 else y)
 
     if w.kind == "forward":
         X, _ = make_data(w, rng)
         Xt = torch.from_numpy(X)
 
-        def forward():
+        def forward() -> Any:
             with torch.no_grad():
                 return net(Xt)
         return forward
 
-    def step(Xt, yt):
+    def step(Xt: Any, yt: Any) -> Any:
         opt.zero_grad(set_to_none=True)
         loss = lossf(net(Xt), yt)
         loss.backward()
@@ -215,7 +218,7 @@ def torch_step(w: Workload, fused: bool, seed: int = 0) -> Callable[[], Any] | N
         Xt, yt = to_torch(*make_data(w, rng, w.n_samples))
         gen = torch.Generator().manual_seed(0)
 
-        def epoch():
+        def epoch() -> None:
             order = torch.randperm(len(Xt), generator=gen)
             for start in range(0, len(Xt), w.batch):
                 idx = order[start:start + w.batch]
@@ -225,8 +228,11 @@ def torch_step(w: Workload, fused: bool, seed: int = 0) -> Callable[[], Any] | N
     return lambda: step(Xt, yt)
 
 
-def gemm_floor(w: Workload) -> Callable[[], Any] | None:
-    """The step's matrix products alone (NumPy matmul into preallocated outputs)."""
+def gemm_floor(w: Workload, blas: str = "numpy") -> Callable[[], Any] | None:
+    """The step's matrix products alone, into preallocated outputs: through NumPy's
+    BLAS (``blas="numpy"``) or through the BLAS fastbp calls (SciPy's, ``"fastbp"``)."""
+    from fastbp._kernels._blas import gemm_check
+
     if w.kind in ("adam", "fit") or w.sizes[0] < 128:
         return None
     rng = np.random.default_rng(0)
@@ -237,15 +243,22 @@ def gemm_floor(w: Workload) -> Callable[[], Any] | None:
     grads = [np.empty_like(W) for W in Ws]
     dX = [np.empty((n, s), dtype=w.dtype) for s in w.sizes]
 
+    if blas == "numpy":
+        def product(A, trans_a, B, trans_b, out):
+            np.matmul(A.T if trans_a else A, B.T if trans_b else B, out=out)
+    else:
+        def product(A, trans_a, B, trans_b, out):
+            gemm_check(trans_a, trans_b, 1.0, A, B, 0.0, out)
+
     def products():
         for i, W in enumerate(Ws):
-            np.matmul(acts[i], W, out=acts[i + 1])
+            product(acts[i], False, W, False, acts[i + 1])
         if w.kind == "forward":
             return
         for i in range(len(Ws) - 1, -1, -1):
-            np.matmul(acts[i].T, acts[i + 1], out=grads[i])
+            product(acts[i], True, acts[i + 1], False, grads[i])
             if i > 0:
-                np.matmul(acts[i + 1], Ws[i].T, out=dX[i])
+                product(acts[i + 1], False, Ws[i], True, dX[i])
     return products
 
 
@@ -303,7 +316,8 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
                 contenders["torch"] = torch_step(w, fused=False)
                 if w.kind != "forward":
                     contenders["torch-fused"] = torch_step(w, fused=True)
-            contenders["gemm-floor"] = gemm_floor(w)
+            contenders["gemm-floor"] = gemm_floor(w, "numpy")
+            contenders["gemm-floor-fastbp-blas"] = gemm_floor(w, "fastbp")
             row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
             for impl, fn in contenders.items():
                 if fn is not None:
@@ -314,7 +328,7 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
     return {"environment": environment(threads), "results": results}
 
 
-IMPLS = ("fastbp", "reference", "torch", "torch-fused", "gemm-floor")
+IMPLS = ("fastbp", "reference", "torch", "torch-fused", "gemm-floor", "gemm-floor-fastbp-blas")
 
 
 def _fmt(us: float | None) -> str:
@@ -329,8 +343,9 @@ def _format_row(row: dict[str, Any]) -> str:
     ratios = []
     for k in ("reference", "torch", "torch-fused"):
         ratios.append(f"{row[k] / fb:.1f}x" if row.get(k) else "-")
-    floor = row.get("gemm-floor")
-    ratios.append(f"{fb / floor:.3f}" if floor else "-")
+    for key in ("gemm-floor", "gemm-floor-fastbp-blas"):
+        floor = row.get(key)
+        ratios.append(f"{fb / floor:.3f}" if floor else "-")
     return "| " + " | ".join(cells + ratios) + " |"
 
 
@@ -341,10 +356,12 @@ def table(report: dict[str, Any]) -> str:
             f"PyTorch {env['torch'] or 'not installed'}; BLAS {', '.join(env.get('blas', []))}; "
             f"threads {env['threads']}")
     lines = [head, "", "median µs per step (ms where marked); speed-up = other / fastbp; "
-             "floor ratio = fastbp / GEMM floor", "",
-             "| workload | threads | fastbp | reference | torch | torch-fused | GEMM floor "
-             "| vs reference | vs torch | vs torch-fused | fastbp / floor |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
+             "BLAS and through the BLAS fastbp calls, SciPy's)", "",
+             "| workload | threads | fastbp | reference | torch | torch-fused | floor (NumPy BLAS) "
+             "| floor (fastbp BLAS) | vs reference | vs torch | vs torch-fused | / floor (NumPy) "
+             "| / floor (fastbp BLAS) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [_format_row(r) for r in report["results"]]
     adam = [r for r in report["results"] if r["workload"] == "W6"]
     for r in adam:

@@ -92,6 +92,11 @@ class Dense:
         """dL/db of the last backward (updated in place)."""
         return self._db
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = None  # the last forward's arrays are not part of the layer
+        return state
+
     def _as_parameter(self, value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.asarray(value)
         if arr.dtype.kind not in "biuf":

@@ -93,17 +93,38 @@ class Sequential:
 
     # ---------------------------------------------------------------- compiled engine
     def _compiled(self) -> Engine:
-        """The compiled engine over the current parameter arrays (rebuilt if any was replaced)."""
+        """The compiled engine over the current parameter arrays (rebuilt if any was replaced).
+
+        Dense.generation counts parameter assignments process-wide: while it is
+        unchanged nothing needs checking; when it moved, only a model whose own
+        arrays were replaced rebuilds."""
         engine = self.__dict__.get("_engine")
-        if engine is None or self._engine_generation != Dense.generation:
+        if engine is not None and self._engine_generation == Dense.generation:
+            return engine
+        arrays = [a for la in self.layers for a in (la.W, la.b)]
+        if engine is None or any(a is not b for a, b in zip(arrays, self._engine_arrays)):
             layers = self.layers
             engine = Engine([la.W for la in layers], [la.b for la in layers],
                             [la.dW for la in layers], [la.db for la in layers],
                             [la.act_code for la in layers], self.loss_code, self.dtype)
             self._engine = engine
-            self._engine_generation = Dense.generation
+            self._engine_arrays = arrays
             self._bound: tuple[Any, int] | None = None
+        self._engine_generation = Dense.generation
         return engine
+
+    # Pickling (for joblib's process workers and copy.deepcopy): the lock and
+    # the compiled engine are rebuilt on the other side. Files go through save().
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("_lock", "_engine", "_engine_arrays", "_bound", "_engine_generation"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._engine = None
 
     def _bind(self, engine: Engine, optimizer: Optimizer) -> None:
         """Point the engine at the optimizer's state (again, if its configuration changed)."""

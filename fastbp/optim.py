@@ -28,16 +28,31 @@ class Optimizer:
     kind = -1
     #: the compiled kernel's state arguments, in order (absent ones are passed as None)
     kernel_state: tuple[str, ...] = ()
-    _internal = frozenset(("step_count", "state", "params", "_lr", "_scalars", "_config_version"))
+    _internal = frozenset(("step_count", "state", "params", "_lr", "_scalars", "_config_version",
+                           "_frozen"))
     #: bumped by every hyper-parameter assignment (set in __setattr__)
     _config_version: int
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Any change of a hyper-parameter (lr included) bumps the configuration
-        # version, so that a compiled engine bound to this optimizer re-reads it.
-        object.__setattr__(self, name, value)
+        # A hyper-parameter changed after construction is validated together with
+        # the others (by building the optimizer it would make), and refused if it
+        # would change which state arrays exist (e.g. momentum 0 -> 0.9). Every
+        # accepted change bumps the configuration version, so that a compiled
+        # engine bound to this optimizer re-reads it.
         if name not in self._internal:
+            if self.__dict__.get("_frozen") and name != "lr":
+                hyper = self.hyperparameters()
+                if name not in hyper:
+                    raise AttributeError(f"{type(self).__name__} has no hyper-parameter {name!r}")
+                hyper[name] = value
+                fresh = type(self)(self.params, **hyper)
+                if fresh.state_names != self.state_names:
+                    raise ValueError(f"changing {name} would change the optimizer's state "
+                                     f"({self.state_names} -> {fresh.state_names}); build a new "
+                                     "optimizer instead")
+                value = getattr(fresh, name)
             object.__setattr__(self, "_config_version", self.__dict__.get("_config_version", 0) + 1)
+        object.__setattr__(self, name, value)
 
     def engine_config(self) -> tuple[dict[str, Any], list[list[np.ndarray | None]]]:
         """Hyper-parameters and per-parameter state arrays for the compiled engine."""
@@ -61,6 +76,7 @@ class Optimizer:
         self.step_count = 0
         self.state: list[dict[str, np.ndarray]] = [
             {name: np.zeros_like(p) for name in self.state_names} for p in params]
+        self._frozen = True
 
     # ---------------------------------------------------------------- learning rate
     @property

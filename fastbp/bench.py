@@ -244,13 +244,15 @@ def gemm_floor(w: Workload, blas: str = "numpy") -> Callable[[], Any] | None:
     dX = [np.empty((n, s), dtype=w.dtype) for s in w.sizes]
 
     if blas == "numpy":
-        def product(A, trans_a, B, trans_b, out):
+        def product(A: np.ndarray, trans_a: bool, B: np.ndarray, trans_b: bool,
+                    out: np.ndarray) -> None:
             np.matmul(A.T if trans_a else A, B.T if trans_b else B, out=out)
     else:
-        def product(A, trans_a, B, trans_b, out):
+        def product(A: np.ndarray, trans_a: bool, B: np.ndarray, trans_b: bool,
+                    out: np.ndarray) -> None:
             gemm_check(trans_a, trans_b, 1.0, A, B, 0.0, out)
 
-    def products():
+    def products() -> None:
         for i, W in enumerate(Ws):
             product(acts[i], False, W, False, acts[i + 1])
         if w.kind == "forward":

@@ -34,6 +34,8 @@ class Sequential:
 
     #: Dense.generation when the engine was built (set with it, in _compiled)
     _engine_generation: int
+    #: the parameter arrays the engine points into (set with it, in _compiled)
+    _engine_arrays: list[np.ndarray]
 
     def __init__(self, layers: Sequence[Dense], loss: str = "mse") -> None:
         layers = list(layers)

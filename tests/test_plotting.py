@@ -46,7 +46,8 @@ def test_history_plot_on_given_axes_and_empty_history():
 def test_demo_plot_option_writes_png(tmp_path):
     path = tmp_path / "demo.png"
     done = subprocess.run([sys.executable, "-m", "fastbp", "demo", "--no-progress", "--plot",
-                           str(path)], capture_output=True, text=True, timeout=120)
+                           str(path)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)  # not the checkout: -m would import the source tree
     assert done.returncode == 0, done.stderr
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert "curves saved to" in done.stdout

@@ -6,6 +6,7 @@ import copy
 import os
 import pickle
 import subprocess
+import tempfile
 import sys
 import warnings
 
@@ -75,7 +76,9 @@ def test_sklearn_estimator_checks(estimator, check, monkeypatch):
 # ------------------------------------------------------------------ optional dependency
 def test_import_fastbp_does_not_import_sklearn():
     code = "import sys, fastbp; assert 'sklearn' not in sys.modules, 'sklearn imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+    # Run outside the checkout: -c puts the working directory on sys.path.
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ),
+                   cwd=tempfile.gettempdir())
 
 
 # ------------------------------------------------------------------ quality

@@ -1,4 +1,5 @@
 # Scalar math shared by the kernels, inlined into every module that cimports it.
+from cython cimport floating
 # Transcendental functions are evaluated in double precision for both dtypes:
 # float32 results are then correctly rounded up to libm's error, which keeps
 # the float32 tolerance against the reference small and documented.
@@ -92,3 +93,21 @@ cdef inline double tanh_fast(double x) noexcept nogil:
                           - 1.61468768441708447952e3)
                          / (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
                             + 4.84406305325125486048e3))
+
+
+cdef inline double exp_shifted_row(const floating* x, floating* out, Py_ssize_t k,
+                                   double* row_max) noexcept nogil:
+    """out[j] := e^(x[j] - max_j x[j]) (out may be x); returns Σ_j out[j] (summed in
+    double) and stores the maximum in row_max. The shared first half of softmax,
+    log-softmax and the cross-entropy gradient."""
+    cdef Py_ssize_t j
+    cdef double mx = x[0], s = 0.0, e
+    for j in range(1, k):
+        if x[j] > mx:
+            mx = x[j]
+    for j in range(k):
+        e = exp(<double>x[j] - mx)
+        out[j] = <floating>e
+        s += e
+    row_max[0] = mx
+    return s

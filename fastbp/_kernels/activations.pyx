@@ -14,7 +14,7 @@ from libc.math cimport exp
 from fastbp._kernels._math cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
     ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX,
-    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, tanh_fast,
+    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, tanh_fast, exp_shifted_row,
 )
 
 cdef double LEAKY_SLOPE = 0.01
@@ -24,18 +24,10 @@ cdef void softmax_rows(floating* A, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """A[i, :] := exp(A[i, :] - max) / Σ exp(A[i, :] - max), in place."""
     cdef Py_ssize_t i, j
     cdef floating* row
-    cdef double mx, s, e
+    cdef double mx, s
     for i in range(n):
         row = A + i * k
-        mx = row[0]
-        for j in range(1, k):
-            if row[j] > mx:
-                mx = row[j]
-        s = 0.0
-        for j in range(k):
-            e = exp(<double>row[j] - mx)
-            row[j] = <floating>e
-            s += e
+        s = exp_shifted_row(row, row, k, &mx)
         s = 1.0 / s
         for j in range(k):
             row[j] = <floating>(row[j] * s)

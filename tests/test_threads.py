@@ -1,0 +1,326 @@
+"""Thread safety and thread-count independence.
+
+* ``predict``/``predict_proba``/``forward`` from 4 threads on ONE model, many calls of
+  various batch sizes each, equal the serial results bit for bit (the compiled
+  engine's workspaces are shared by the model and grow with the batch size).
+* Training DIFFERENT models in different threads at the same time gives the same
+  bits as training them one after the other (no shared state between models).
+* Two threads calling ``train_step`` on ONE model with ONE optimizer: no crash and no
+  corruption. The outcome must be some serial interleaving of the steps:
+  - both threads on the same batch: every interleaving is the same sequence, so
+    parameters and optimizer state equal 2N serial steps exactly;
+  - SGD with lr=0: parameters never change, every loss is the initial loss;
+  - different batches: the interleaving is reconstructed from the losses each
+    thread saw (each step's loss identifies which batch came next) and replayed
+    serially; the replay must reproduce every loss and the final parameters.
+  ``optimizer.step_count`` must equal the total number of steps in every case.
+* ``fastbp.set_num_threads(1)`` and ``(2)`` give bit-identical forward, backward and
+  train_step results on a large layer (the setting is restored afterwards). This
+  holds for float64; for float32 it fails here (reported bug: SciPy's OpenBLAS sgemm
+  result depends on the thread count), so the float32 case is a (non-strict,
+  BLAS-dependent) xfail.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastbp
+
+
+def _params(model):
+    return [p.copy() for p in model.parameters()]
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.fixture
+def restore_threads():
+    before = fastbp.get_num_threads()
+    yield before
+    fastbp.set_num_threads(before)
+    assert fastbp.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- predict from 4 threads
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_predict_from_four_threads_equals_serial(dtype, loss):
+    rng = np.random.default_rng(1)
+    model = fastbp.MLP((32, 128, 64, 5), activation="tanh", loss=loss, dtype=dtype, seed=3)
+    sizes = (1, 3, 17, 64, 255, 600)
+    Xs = [rng.normal(size=(n, 32)).astype(dtype) for n in sizes]
+    methods = ["predict", "forward"] + (["predict_proba"] if loss != "mse" else [])
+    serial = {(m, i): getattr(model, m)(X) for m in methods for i, X in enumerate(Xs)}
+    barrier = threading.Barrier(4)
+
+    def worker(t):
+        barrier.wait()                 # start together
+        seen = 0
+        for it in range(150):
+            i = (it * 7 + t) % len(Xs)
+            m = methods[(it + t) % len(methods)]
+            out = getattr(model, m)(Xs[i])
+            expected = serial[(m, i)]
+            assert out.dtype == expected.dtype and out.shape == expected.shape
+            assert np.array_equal(out, expected), f"thread {t}, call {it}: {m} on batch {sizes[i]}"
+            seen += 1
+        return seen
+
+    with ThreadPoolExecutor(4) as ex:
+        counts = list(ex.map(worker, range(4)))
+    assert counts == [150] * 4
+    # the model is still intact afterwards
+    for (m, i), expected in serial.items():
+        assert np.array_equal(getattr(model, m)(Xs[i]), expected)
+
+
+# ---------------------------------------------------------------- different models concurrently
+def _task(i, dtype):
+    rng = np.random.default_rng(100 + i)
+    X = rng.normal(size=(300, 16)).astype(dtype)
+    if i % 2:
+        y = rng.integers(0, 4, 300)
+        model = fastbp.MLP((16, 64, 4), activation="relu", loss="cross_entropy", dtype=dtype, seed=i)
+    else:
+        y = rng.normal(size=(300, 2)).astype(dtype)
+        model = fastbp.MLP((16, 64, 32, 2), activation="gelu", loss="mse", dtype=dtype, seed=i)
+    return model, X, y
+
+
+def _train(i, dtype, barrier=None):
+    model, X, y = _task(i, dtype)
+    opt_name = ("adam", "sgd", "rmsprop", "adagrad")[i % 4]
+    if barrier is not None:
+        barrier.wait()
+    history = model.fit(X, y, epochs=4, batch_size=32, optimizer=opt_name, lr=0.01, seed=i,
+                        validation_data=(X[:50], y[:50]))
+    opt = fastbp.AdamW(model.parameters(), lr=1e-3)
+    losses = [model.train_step(X[j:j + 50], y[j:j + 50], opt) for j in range(0, 300, 50)]
+    grads_loss = model.backward(X, y)
+    return (history.loss, history.val_loss, losses, grads_loss, _params(model),
+            [g.copy() for g in model.gradients()], model.predict(X))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_different_models_concurrently_is_bit_identical(dtype):
+    n = 6
+    serial = [_train(i, dtype) for i in range(n)]
+    barrier = threading.Barrier(n)
+    with ThreadPoolExecutor(n) as ex:
+        concurrent = list(ex.map(lambda i: _train(i, dtype, barrier), range(n)))
+    for i, (s, c) in enumerate(zip(serial, concurrent)):
+        assert s[0] == c[0] and s[1] == c[1], f"model {i}: fit history differs"
+        assert s[2] == c[2] and s[3] == c[3], f"model {i}: train_step/backward losses differ"
+        assert _same(s[4], c[4]), f"model {i}: parameters differ"
+        assert _same(s[5], c[5]), f"model {i}: gradients differ"
+        assert np.array_equal(s[6], c[6]), f"model {i}: predictions differ"
+
+
+# ---------------------------------------------------------------- one model, one optimizer, 2 threads
+def _two_threads(model, opt, batches, steps):
+    """Thread t calls train_step(batches[t]) ``steps`` times; returns the losses per thread."""
+    barrier = threading.Barrier(2)
+
+    def worker(t):
+        X, y = batches[t]
+        barrier.wait()
+        return [model.train_step(X, y, opt) for _ in range(steps)]
+
+    with ThreadPoolExecutor(2) as ex:
+        return list(ex.map(worker, range(2)))
+
+
+def _problem(dtype="float64", seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(64, 8)).astype(dtype)
+    y = rng.normal(size=(64, 3)).astype(dtype)
+    return X, y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_threads_same_batch_equals_serial(dtype):
+    X, y = _problem(dtype)
+    steps = 300
+    a = fastbp.MLP((8, 32, 3), activation="tanh", dtype=dtype, seed=5)
+    opt_a = fastbp.Adam(a.parameters(), lr=1e-3, amsgrad=True)
+    losses = _two_threads(a, opt_a, [(X, y), (X, y)], steps)
+    b = fastbp.MLP((8, 32, 3), activation="tanh", dtype=dtype, seed=5)
+    opt_b = fastbp.Adam(b.parameters(), lr=1e-3, amsgrad=True)
+    serial = [b.train_step(X, y, opt_b) for _ in range(2 * steps)]
+    assert opt_a.step_count == opt_b.step_count == 2 * steps
+    assert all(np.isfinite(p).all() for p in a.parameters())
+    assert _same(_params(a), _params(b)), "final parameters differ from 2N serial steps"
+    for sa, sb in zip(opt_a.state, opt_b.state):
+        assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    # each thread saw an ordered subsequence of the serial losses; together all of them
+    assert sorted(losses[0] + losses[1]) == sorted(serial)
+    for thread_losses in losses:
+        it = iter(serial)
+        assert all(any(v == s for s in it) for v in thread_losses), "losses out of order"
+
+
+def test_two_threads_sgd_lr0_parameters_unchanged():
+    X, y = _problem("float32")
+    model = fastbp.MLP((8, 32, 3), activation="relu", dtype="float32", seed=2)
+    start = _params(model)
+    loss0 = model.loss(X, y)
+    opt = fastbp.SGD(model.parameters(), lr=0.0, momentum=0.9)
+    steps = 400
+    losses = _two_threads(model, opt, [(X, y), (X, y)], steps)
+    assert opt.step_count == 2 * steps
+    assert _same(_params(model), start), "lr=0 must leave the parameters untouched"
+    assert all(v == loss0 for t in losses for v in t)
+    assert all(np.isfinite(s["momentum_buffer"]).all() for s in opt.state)
+
+
+def _replay(batches, losses, dtype, make):
+    """Reconstruct the serial order of the steps from the losses each thread saw.
+
+    Depth-first over the two choices (next step from thread 0 or thread 1); a choice
+    is kept when the replayed step returns exactly the loss that thread saw."""
+    model, opt = make()
+    order = []
+
+    def snapshot():
+        return _params(model), opt.state_dict()
+
+    def restore(snap):
+        params, state = snap
+        for p, s in zip(model.parameters(), params):
+            p[...] = s
+        opt.load_state_dict(state)
+
+    def search(i0, i1):
+        if i0 == len(losses[0]) and i1 == len(losses[1]):
+            return True
+        for t, idx in ((0, i0), (1, i1)):
+            if idx == len(losses[t]):
+                continue
+            snap = snapshot()
+            got = model.train_step(*batches[t], opt)
+            if got == losses[t][idx]:
+                order.append(t)
+                if search(i0 + (t == 0), i1 + (t == 1)):
+                    return True
+                order.pop()
+            restore(snap)
+        return False
+
+    import sys
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * (len(losses[0]) + len(losses[1])) + 1000))
+    try:
+        found = search(0, 0)
+    finally:
+        sys.setrecursionlimit(limit)
+    return found, order, model, opt
+
+
+@pytest.mark.parametrize("opt_name", ["adam", "sgd"])
+def test_two_threads_different_batches_is_a_serial_interleaving(opt_name):
+    dtype = "float64"
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(1024, 8)), rng.normal(size=(1024, 3))
+    batches = [(X[:512], y[:512]), (X[512:], y[512:])]
+
+    def make():
+        m = fastbp.MLP((8, 128, 3), activation="tanh", dtype=dtype, seed=9)
+        o = fastbp.Adam(m.parameters(), lr=1e-2) if opt_name == "adam" else \
+            fastbp.SGD(m.parameters(), lr=1e-2, momentum=0.9, nesterov=True)
+        return m, o
+
+    model, opt = make()
+    steps = 120
+    losses = _two_threads(model, opt, batches, steps)
+    assert opt.step_count == 2 * steps
+    assert all(np.isfinite(p).all() for p in model.parameters())
+    found, order, replayed, replayed_opt = _replay(batches, losses, dtype, make)
+    assert found, "the losses seen by the two threads match no serial interleaving of the steps"
+    assert len(order) == 2 * steps and replayed_opt.step_count == 2 * steps
+    switches = sum(a != b for a, b in zip(order, order[1:]))
+    print(f"\n{opt_name}: reconstructed interleaving of {len(order)} steps, {switches} thread switches")
+    assert _same(_params(model), _params(replayed)), "final parameters differ from the replay"
+    # sanity: the two batches really give different steps (the check is not vacuous)
+    m1, o1 = make()
+    m2, o2 = make()
+    assert m1.train_step(*batches[0], o1) != m2.train_step(*batches[1], o2)
+
+
+def test_two_threads_fit_and_train_step_on_one_model():
+    """fit (one compiled epoch call per epoch) and train_step calls interleave cleanly."""
+    X, y = _problem("float64", seed=4)
+    model = fastbp.MLP((8, 16, 3), activation="relu", dtype="float64", seed=1)
+    opt = fastbp.SGD(model.parameters(), lr=1e-3)
+    barrier = threading.Barrier(2)
+
+    def fitter():
+        barrier.wait()
+        return model.fit(X, y, epochs=20, batch_size=8, optimizer=opt, seed=0).loss
+
+    def stepper():
+        barrier.wait()
+        return [model.train_step(X[:8], y[:8], opt) for _ in range(100)]
+
+    with ThreadPoolExecutor(2) as ex:
+        f1, f2 = ex.submit(fitter), ex.submit(stepper)
+        hist, losses = f1.result(), f2.result()
+    assert opt.step_count == 20 * 8 + 100
+    assert len(hist) == 20 and all(np.isfinite(hist)) and all(np.isfinite(losses))
+    assert all(np.isfinite(p).all() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- thread count independence
+def _large_run(dtype):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 1024)).astype(dtype)
+    y = rng.normal(size=(256, 512)).astype(dtype)
+    layer = fastbp.Dense(1024, 512, activation="tanh", dtype=dtype, seed=0)
+    A = layer.forward(X)
+    dX = layer.backward(np.ones_like(A))
+    model = fastbp.MLP((1024, 512, 512), activation="relu", dtype=dtype, seed=0)
+    out = model.forward(X)
+    loss = model.backward(X, y)
+    grads = [g.copy() for g in model.gradients()]
+    opt = fastbp.Adam(model.parameters(), lr=1e-3)
+    step_losses = [model.train_step(X, y, opt) for _ in range(2)]
+    return dict(A=A, dX=dX, dW=layer.dW.copy(), db=layer.db.copy(), out=out, loss=loss,
+                grads=grads, step_losses=step_losses, params=_params(model))
+
+
+@pytest.mark.parametrize("dtype", [
+    "float64",
+    # not strict: whether sgemm depends on the thread count is a property of the BLAS
+    # build and the CPU (measured: SciPy's OpenBLAS 0.3.30, Haswell kernels)
+    pytest.param("float32", marks=pytest.mark.xfail(
+        strict=False, reason="BUG: float32 GEMM (SciPy's OpenBLAS 0.3.30 sgemm, Haswell) gives "
+        "different bits with 1 and 2 BLAS threads; fastbp/threads.py claims the results do not "
+        "depend on the thread count")),
+])
+def test_thread_count_does_not_change_results(dtype, restore_threads):
+    fastbp.set_num_threads(1)
+    assert fastbp.get_num_threads() == 1
+    one = _large_run(dtype)
+    fastbp.set_num_threads(2)
+    if fastbp.get_num_threads() != 2:
+        pytest.skip("the BLAS cannot use 2 threads here")
+    two = _large_run(dtype)
+    for key in ("A", "dX", "dW", "db", "out"):
+        assert np.array_equal(one[key], two[key]), f"{key} differs between 1 and 2 BLAS threads"
+    assert one["loss"] == two["loss"] and one["step_losses"] == two["step_losses"]
+    assert _same(one["grads"], two["grads"]), "backward gradients differ"
+    assert _same(one["params"], two["params"]), "train_step results differ"
+
+
+def test_model_num_threads_restores_the_global_setting(restore_threads):
+    fastbp.set_num_threads(2)
+    model = fastbp.MLP((16, 8, 1), seed=0, num_threads=1)
+    X = np.ones((4, 16), np.float32)
+    model.predict(X)
+    model.train_step(X, np.ones(4, np.float32), fastbp.SGD(model.parameters()))
+    assert fastbp.get_num_threads() == 2

@@ -750,7 +750,13 @@ def _opt_errors(fname, a, before):
     step, propagated through the step's formulas in float64 (|.| of each rounded
     quantity times c*eps), and the mask of elements whose denominator is within its
     own error of zero (there x/0 vs 0/0 -- inf vs NaN -- is decided by rounding, e.g.
-    float32 1 - beta1 for beta1 < 6e-8, so those elements are left unconstrained)."""
+    float32 1 - beta1 for beta1 < 6e-8, so those elements are left unconstrained).
+
+    Likewise PyTorch's lerp (Adam's first moment, centered RMSprop's grad average)
+    takes its weight w = 1 - beta in the buffer's precision: for a float32 buffer and
+    0 < beta < 6e-8, 1 - float32(w) is exactly 0 in the kernel but beta in the
+    reference, so an infinite old moment gives inf*0 = NaN in one and inf in the other
+    (ops agrees with torch.lerp here); such elements are left unconstrained too."""
     p0 = _f64(before["p"])
     dtype = before["p"].dtype
     c = 16 * EPS[dtype]
@@ -759,6 +765,13 @@ def _opt_errors(fname, a, before):
            for k in ("buf", "sum_sq", "sq_avg", "grad_avg", "m", "v", "vmax")}
     lr, wd = float(a["lr"]), float(a["weight_decay"])
     out, free = {}, np.zeros(p0.shape, dtype=bool)
+    lost = {}                                # per output: elements left unconstrained
+
+    def lerp_lost(beta, old):
+        """Where lerp(old, d, 1 - beta) gives inf*0 in float32 but inf*beta in float64."""
+        if dtype == np.float32 and beta != 0 and float(np.float32(1.0 - beta)) == 1.0:
+            return ~np.isfinite(old)
+        return np.zeros(old.shape, dtype=bool)
     coupled = wd != 0 and not (fname == "adam_step" and a["decoupled"])
     d = g + wd * p0 if coupled else g
     dd = c * (np.abs(g) + wd * np.abs(p0)) if coupled else 0.0 * g
@@ -778,7 +791,7 @@ def _opt_errors(fname, a, before):
             else:
                 direction, ddir = b, db
         out["p"] = c * (np.abs(p0) + lr * np.abs(direction)) + lr * ddir
-        return out, free
+        return out, free, lost
     if fname == "adagrad_step":
         s = st_["sum_sq"] + d * d
         ds = c * (np.abs(st_["sum_sq"]) + d * d) + 2 * np.abs(d) * dd
@@ -788,7 +801,7 @@ def _opt_errors(fname, a, before):
         q = d / den
         out["sum_sq"] = ds
         out["p"] = c * (np.abs(p0) + lr * np.abs(q)) + lr * _quot_err(d, dd, den, dden)
-        return out, free
+        return out, free, lost
     if fname == "rmsprop_step":
         al = float(a["alpha"])
         v = al * st_["sq_avg"] + (1 - al) * d * d
@@ -800,11 +813,13 @@ def _opt_errors(fname, a, before):
             ga = ga0 + (1 - al) * (d - ga0)
             dga = c * (np.abs(ga0) + np.abs(d)) + dd
             out["grad_avg"] = dga
+            lost["grad_avg"] = lerp_lost(al, ga0)
+            free = free | lost["grad_avg"]
             x = v - ga * ga
             dx = dv + 2 * np.abs(ga) * dga + dga * dga + c * (np.abs(v) + ga * ga)
         den = np.sqrt(x) + float(a["eps"])
         dden = _sqrt_err(x, dx) + c * np.abs(den)
-        free = ~(np.abs(den) > dden)
+        free = free | ~(np.abs(den) > dden)
         q, dq = d / den, _quot_err(d, dd, den, dden)
         stepv, dstep = q, dq
         mu = float(a["momentum"])
@@ -813,7 +828,7 @@ def _opt_errors(fname, a, before):
             dstep = c * (mu * np.abs(st_["buf"]) + np.abs(q)) + dq
             out["buf"] = dstep
         out["p"] = c * (np.abs(p0) + lr * np.abs(stepv)) + lr * dstep
-        return out, free
+        return out, free, lost
     # adam_step
     b1, b2, step = float(a["beta1"]), float(a["beta2"]), float(a["step"])
     folded = a["eps_mode"] == "folded"
@@ -825,6 +840,8 @@ def _opt_errors(fname, a, before):
     v = b2 * st_["v"] + (1 - b2) * d * d
     dv = c * (b2 * np.abs(st_["v"]) + (1 - b2) * d * d) + 2 * (1 - b2) * np.abs(d) * dd
     out["m"], out["v"] = dm, dv
+    if not folded:
+        lost["m"] = lerp_lost(b1, st_["m"])
     vhat = v
     if a["amsgrad"]:
         vhat = np.maximum(st_["vmax"], v)
@@ -833,10 +850,10 @@ def _opt_errors(fname, a, before):
     droot = (_sqrt_err(vhat, dv) if folded else _sqrt_err(vhat, dv) / bc2) + c * np.abs(root)
     den = root + float(a["eps"])
     dden = droot + c * np.abs(den)
-    free = ~(np.abs(den) > dden)
+    free = ~(np.abs(den) > dden) | lost.get("m", False)
     q = m / den
     out["p"] = c * (2 * np.abs(pp) + ss * np.abs(q)) + ss * _quot_err(m, dm, den, dden)
-    return out, free
+    return out, free, lost
 
 
 def opt_bound(fname, keys):
@@ -844,7 +861,7 @@ def opt_bound(fname, keys):
     unconstrained element."""
     def bound(_, a_ref, before):
         with np.errstate(all="ignore"):
-            errs, free = _opt_errors(fname, a_ref, before)
+            errs, free, lost = _opt_errors(fname, a_ref, before)
             out = {}
             for k in keys:
                 after = a_ref.get(k)
@@ -854,6 +871,8 @@ def opt_bound(fname, keys):
                 b = b + 16 * EPS[after.dtype] * _abs(after) + 8 * SUB[after.dtype]
                 if k in ("p", "buf"):
                     b = np.where(np.broadcast_to(free, after.shape), np.nan, b)
+                if k in lost:
+                    b = np.where(np.broadcast_to(lost[k], after.shape), np.nan, b)
                 out[k] = b
         return out
     return bound

@@ -56,9 +56,13 @@ def as_target(y: Any, loss: str, dtype: np.dtype, n_samples: int, n_outputs: int
 def as_labels(arr: np.ndarray, n_classes: int, name: str = "y") -> np.ndarray:
     """Class labels (n,) as np.intp in [0, n_classes)."""
     if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if np.any(bad):
             raise ValueError(f"{name} holds class labels and must be whole numbers, "
-                             f"got non-integral values such as {arr[arr != np.round(arr)][:3]}")
+                             f"got values such as {arr[bad][:3]}")
+        if arr.size and (arr.min() < 0 or arr.max() >= n_classes):  # before the int cast
+            raise ValueError(f"{name} class labels must lie in [0, {n_classes}), "
+                             f"got values in [{arr.min()}, {arr.max()}]")
     labels = np.ascontiguousarray(arr, dtype=np.intp)
     if not labels_in_range(labels, n_classes):
         raise ValueError(f"{name} class labels must lie in [0, {n_classes}), "

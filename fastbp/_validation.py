@@ -17,6 +17,10 @@ ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
                "softplus", "gelu", "silu", "softmax")
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: largest step count (the compiled step counter is a C long)
+MAX_STEP = 2**62
+#: largest matrix dimension (BLAS takes 32-bit ints)
+MAX_DIM = 2**31 - 1
 
 
 def activation_code(name: Any) -> int:
@@ -35,6 +39,8 @@ def loss_code(name: Any) -> int:
 
 def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
     """np.float32 or np.float64 from a dtype-like; anything else is a TypeError."""
+    if dtype is None:  # np.dtype(None) would silently mean float64
+        raise TypeError(f"{name} must be float32 or float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -107,12 +113,15 @@ def dense_forward_args(X: Any, W: Any, b: Any, activation: Any
         raise ValueError(f"X must have at least one feature, got shape {X.shape}")
     if b.shape != (W.shape[1],):
         raise ValueError(f"b must have shape ({W.shape[1]},) to match W {W.shape}, got {b.shape}")
+    blas_dims(n_samples=X.shape[0], in_features=X.shape[1], out_features=W.shape[1])
     return code, X, W, b
 
 
-def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any
-                        ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any, need_dX: Any
+                        ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                   bool]:
     code = activation_code(activation)
+    need_dX = flag(need_dX, "need_dX")
     X = matrix(X, "X")
     W = matrix(W, "W", X.dtype)
     if W.shape[0] != X.shape[1]:
@@ -126,7 +135,9 @@ def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any
             raise ValueError(f"{arr_name} must have shape (n_samples, out_features) = {expected}, "
                              f"got {arr.shape}")
         arrays.append(arr)
-    return (code, X, W, *arrays)
+    blas_dims(n_samples=X.shape[0], in_features=X.shape[1], out_features=W.shape[1])
+    Z, A, dA = arrays
+    return code, X, W, Z, A, dA, need_dX
 
 
 def loss_args(name: Any, output: Any, target: Any
@@ -171,7 +182,10 @@ def finite_scalar(value: Any, name: str, *, low: float | None = None, high: floa
     """A finite real number within [low, high] (or open ends); TypeError for non-numbers."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # a Python int beyond float's range
+        raise ValueError(f"{name} must be finite, got an int with {len(str(value))} digits") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None and (v < low or (low_open and v == low)):
@@ -212,10 +226,27 @@ def optimizer_arrays(p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarr
         checked[key] = None if arr is None else inplace_array(arr, key, p.shape, p.dtype)
     buffers = [p] + [a for a in checked.values() if a is not None]
     for i, a in enumerate(buffers):
-        for b_ in buffers[i + 1:]:
+        for b_ in buffers[i + 1:] + [g]:
             if np.shares_memory(a, b_):
-                raise ValueError("p and the optimizer state arrays must not share memory")
+                raise ValueError("p, g and the optimizer state arrays must not share memory "
+                                 "(they are updated in place)")
     return p, g, checked
+
+
+def flag(value: Any, name: str) -> bool:
+    """A bool option (Python or NumPy bool, or the ints 0 and 1)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
+                                               and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def blas_dims(**dims: int) -> None:
+    """Matrix dimensions must fit BLAS's 32-bit ints."""
+    for name, d in dims.items():
+        if d > MAX_DIM:
+            raise ValueError(f"{name} = {d} exceeds the largest matrix dimension BLAS takes "
+                             f"({MAX_DIM})")
 
 
 def require(arr: np.ndarray | None, name: str, why: str) -> None:
@@ -230,8 +261,10 @@ def require(arr: np.ndarray | None, name: str, why: str) -> None:
 # when the step uses it (``require`` checked that), else None.
 
 def sgd_step_args(p: Any, g: Any, buf: Any, lr: Any, momentum: Any, dampening: Any, nesterov: Any,
-                  weight_decay: Any
-                  ) -> tuple[np.ndarray, np.ndarray, Any, float, float, float, bool, float]:
+                  weight_decay: Any, first_step: Any
+                  ) -> tuple[np.ndarray, np.ndarray, Any, float, float, float, bool, float, bool]:
+    nesterov = flag(nesterov, "nesterov")
+    first_step = flag(first_step, "first_step")
     p, g, state = optimizer_arrays(p, g, buf=buf)
     lr = finite_scalar(lr, "lr", low=0.0)
     momentum = finite_scalar(momentum, "momentum", low=0.0)
@@ -242,7 +275,7 @@ def sgd_step_args(p: Any, g: Any, buf: Any, lr: Any, momentum: Any, dampening: A
                          f"got momentum={momentum}, dampening={dampening}")
     if momentum != 0:
         require(state["buf"], "buf", "when momentum != 0")
-    return p, g, state["buf"], lr, momentum, dampening, bool(nesterov), weight_decay
+    return p, g, state["buf"], lr, momentum, dampening, nesterov, weight_decay, first_step
 
 
 def adagrad_step_args(p: Any, g: Any, sum_sq: Any, lr: Any, eps: Any, weight_decay: Any
@@ -257,6 +290,7 @@ def rmsprop_step_args(p: Any, g: Any, sq_avg: Any, buf: Any, grad_avg: Any, lr: 
                       eps: Any, momentum: Any, centered: Any, weight_decay: Any
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, Any, float, float, float,
                                  float, bool, float]:
+    centered = flag(centered, "centered")
     p, g, state = optimizer_arrays(p, g, sq_avg=sq_avg, buf=buf, grad_avg=grad_avg)
     require(state["sq_avg"], "sq_avg", "(the running average of squared gradients)")
     lr = finite_scalar(lr, "lr", low=0.0)
@@ -278,9 +312,12 @@ def betas(beta1: Any, beta2: Any) -> tuple[float, float]:
 
 
 def adam_step_args(p: Any, g: Any, m: Any, v: Any, vmax: Any, step: Any, lr: Any, beta1: Any,
-                   beta2: Any, eps: Any, weight_decay: Any, amsgrad: Any, eps_mode: Any
+                   beta2: Any, eps: Any, weight_decay: Any, amsgrad: Any, eps_mode: Any,
+                   decoupled: Any
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, int, float, float,
-                              float, float, float, bool, str]:
+                              float, float, float, bool, str, bool]:
+    amsgrad = flag(amsgrad, "amsgrad")
+    decoupled = flag(decoupled, "decoupled")
     p, g, state = optimizer_arrays(p, g, m=m, v=v, vmax=vmax)
     require(state["m"], "m", "(the first-moment estimate)")
     require(state["v"], "v", "(the second-moment estimate)")
@@ -288,14 +325,14 @@ def adam_step_args(p: Any, g: Any, m: Any, v: Any, vmax: Any, step: Any, lr: Any
         require(state["vmax"], "vmax", "when amsgrad=True")
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
         raise TypeError(f"step must be an int (counted from 1), got {type(step).__name__}")
-    if step < 1:
-        raise ValueError(f"step must be >= 1 (steps are counted from 1), got {step}")
+    if not 1 <= step <= MAX_STEP:
+        raise ValueError(f"step must be >= 1 (steps are counted from 1) and <= {MAX_STEP}, got {step}")
     if eps_mode not in ("paper", "folded"):
         raise ValueError(f"eps_mode must be 'paper' or 'folded', got {eps_mode!r}")
     beta1, beta2 = betas(beta1, beta2)
     return (p, g, state["m"], state["v"], state["vmax"], int(step),
             finite_scalar(lr, "lr", low=0.0), beta1, beta2, finite_scalar(eps, "eps", low=0.0),
-            finite_scalar(weight_decay, "weight_decay", low=0.0), bool(amsgrad), eps_mode)
+            finite_scalar(weight_decay, "weight_decay", low=0.0), amsgrad, eps_mode, decoupled)
 
 
 def adam_scalars(step: int, lr: float, beta1: float, beta2: float, folded: bool) -> tuple[float, float]:

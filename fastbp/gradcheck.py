@@ -60,8 +60,10 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
                 flat[i] = old
             numeric = (up - down) / (2 * eps)
             err = abs(a.reshape(-1)[i] - numeric)
-            max_abs = max(max_abs, err)
-            max_rel = max(max_rel, err / max(abs(numeric), np.finfo(np.float64).tiny))
+            rel = err / max(abs(numeric), np.finfo(np.float64).tiny)
+            # NaN-propagating maxima: a NaN gradient must show in the result.
+            max_abs = err if np.isnan(err) else max(max_abs, err)
+            max_rel = rel if np.isnan(rel) else max(max_rel, rel)
             ok = ok and err <= atol + rtol * abs(numeric)
             n += 1
     return GradcheckResult(bool(ok), float(max_abs), float(max_rel), n)
@@ -82,8 +84,6 @@ def as_float64(model: Any) -> Any:
         twin.b[...] = layer.b
         layers.append(twin)
     twin_model = copy.copy(model)
-    twin_model.layers = layers
-    twin_model.dtype = np.dtype(np.float64)
     twin_model._lock = threading.Lock()
-    twin_model._engine = None
+    twin_model.layers = layers  # (drops the copied engine)
     return twin_model

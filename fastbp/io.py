@@ -84,11 +84,22 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
                     zf.writestr(name, b)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; keep what a plain write would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(path: str) -> int:
+    """The mode of the file being replaced, or 0666 less the umask for a new one."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fail(path: str, why: str) -> ValueError:
@@ -102,8 +113,9 @@ def _read_header(zf: zipfile.ZipFile, path: str) -> dict[str, Any]:
     header = json.loads(zf.read(HEADER).decode("utf-8"))
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _fail(path, "not a fastbp model (wrong format tag)")
-    if header.get("version") != VERSION:
-        raise _fail(path, f"unsupported format version {header.get('version')!r} "
+    version = header.get("version")
+    if type(version) is not int or version != VERSION:  # (JSON true == 1 in Python)
+        raise _fail(path, f"unsupported format version {version!r} "
                           f"(this fastbp reads version {VERSION})")
     return header
 

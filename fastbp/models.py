@@ -38,7 +38,26 @@ class Sequential:
     _engine_arrays: list[np.ndarray]
 
     def __init__(self, layers: Sequence[Dense], loss: str = "mse") -> None:
-        layers = list(layers)
+        self.loss_code = check.loss_code(loss)
+        self.loss_name = loss
+        # One lock per model: compiled calls share the model's workspaces, so two
+        # threads using one model take turns (each call is atomic).
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        #: BLAS threads during this model's calls (None: the process-wide setting,
+        #: see fastbp.set_num_threads)
+        self.num_threads: int | None = None
+        self.layers = layers  # type: ignore[assignment]  # (the setter takes any sequence)
+
+    @property
+    def layers(self) -> tuple[Dense, ...]:
+        """The layers, in order. A tuple: to change the architecture, assign a new
+        sequence (checked like the constructor's), e.g. to swap the output layer."""
+        return self._layers
+
+    @layers.setter
+    def layers(self, layers: Sequence[Dense]) -> None:
+        layers = tuple(layers)
         if not layers or not all(isinstance(layer, Dense) for layer in layers):
             raise TypeError("layers must be a non-empty sequence of fastbp.Dense layers")
         for i, (a, b) in enumerate(zip(layers, layers[1:])):
@@ -47,17 +66,14 @@ class Sequential:
                                  f"gives {a.out_features} outputs")
             if a.dtype != b.dtype:
                 raise TypeError(f"all layers must share one dtype, got {a.dtype} and {b.dtype}")
-        self.loss_code = check.loss_code(loss)
-        self.loss_name = loss
-        self.layers = layers
-        self.dtype = layers[0].dtype
-        # One lock per model: compiled calls share the model's workspaces, so two
-        # threads using one model take turns (each call is atomic).
-        self._lock = threading.Lock()
-        self._engine: Engine | None = None
-        #: BLAS threads during this model's calls (None: the process-wide setting,
-        #: see fastbp.set_num_threads)
-        self.num_threads: int | None = None
+        with self._lock:
+            self._layers = layers
+            self._engine = None  # the compiled engine points into the old layers
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The model's dtype (its layers')."""
+        return self._layers[0].dtype
 
     def _threads(self) -> Any:
         """The context that applies ``num_threads`` (a no-op when it is None)."""

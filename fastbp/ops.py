@@ -79,7 +79,8 @@ def dense_backward(
     npt.NDArray[np.floating[Any]],
 ]:
     """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ (None unless need_dX)."""
-    code, X, W, Z, A, dA = check.dense_backward_args(X, W, Z, A, dA, activation)
+    code, X, W, Z, A, dA, need_dX = check.dense_backward_args(X, W, Z, A, dA, activation,
+                                                               need_dX)
     dX = np.empty_like(X) if need_dX else None
     if X.shape[0] == 0:  # an empty batch contributes nothing
         return dX, np.zeros_like(W), np.zeros(W.shape[1], dtype=W.dtype)
@@ -117,8 +118,8 @@ def sgd_step(
     first_step: bool = False,
 ) -> None:
     """torch.optim.SGD step, in place on p (and buf)."""
-    p, g, buf, lr, momentum, dampening, nesterov, weight_decay = check.sgd_step_args(
-        p, g, buf, lr, momentum, dampening, nesterov, weight_decay)
+    p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step = check.sgd_step_args(
+        p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step)
     if p.size:
         _optim.sgd_step_into(p.reshape(-1), g.reshape(-1), _flat(buf), lr, momentum, dampening,
                              nesterov, weight_decay, bool(first_step))
@@ -182,8 +183,8 @@ def adam_step(
 ) -> None:
     """torch.optim.Adam/AdamW step (eps_mode="folded": scikit-learn's Adam), in place."""
     (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
-     eps_mode) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
-                                      weight_decay, amsgrad, eps_mode)
+     eps_mode, decoupled) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
+                                                 weight_decay, amsgrad, eps_mode, decoupled)
     folded = eps_mode == "folded"
     step_size, bc2_sqrt = check.adam_scalars(step, lr, beta1, beta2, folded)
     if p.size:

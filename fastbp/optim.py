@@ -8,7 +8,8 @@ without pickle and used by the compiled training step.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -28,8 +29,7 @@ class Optimizer:
     kind = -1
     #: the compiled kernel's state arguments, in order (absent ones are passed as None)
     kernel_state: tuple[str, ...] = ()
-    _internal = frozenset(("step_count", "state", "params", "_lr", "_scalars", "_config_version",
-                           "_frozen"))
+    _internal = frozenset(("step_count", "_lr", "_scalars", "_config_version", "_frozen"))
     #: bumped by every hyper-parameter assignment (set in __setattr__)
     _config_version: int
 
@@ -71,11 +71,13 @@ class Optimizer:
             raise ValueError("params must be a non-empty sequence of arrays, got an empty one")
         for i, p in enumerate(params):
             check.inplace_array(p, f"params[{i}]")
-        self.params: list[np.ndarray] = params
+        # Tuples and read-only mappings: the compiled engine holds pointers into
+        # these arrays, so the arrays may change in place but never be replaced.
+        self.params: tuple[np.ndarray, ...] = tuple(params)
         self.lr = lr
         self.step_count = 0
-        self.state: list[dict[str, np.ndarray]] = [
-            {name: np.zeros_like(p) for name in self.state_names} for p in params]
+        self.state: tuple[Mapping[str, np.ndarray], ...] = tuple(
+            MappingProxyType({name: np.zeros_like(p) for name in self.state_names}) for p in params)
         self._frozen = True
 
     # ---------------------------------------------------------------- learning rate
@@ -137,8 +139,9 @@ class Optimizer:
             raise ValueError(f"state_dict holds state for {len(state)} parameters, "
                              f"this optimizer has {len(self.params)}")
         step = d["step"]
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"state_dict step must be an int >= 0, got {step!r}")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) \
+                or not 0 <= step < check.MAX_STEP:
+            raise ValueError(f"state_dict step must be an int in [0, {check.MAX_STEP}), got {step!r}")
         hyper = d["hyperparameters"]
         if not isinstance(hyper, dict):
             raise ValueError(f"state_dict hyperparameters must be a dict, got {type(hyper).__name__}")

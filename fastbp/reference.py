@@ -151,7 +151,8 @@ def dense_backward(
     npt.NDArray[np.floating[Any]],
 ]:
     """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ."""
-    _, X, W, Z, A, dA = check.dense_backward_args(X, W, Z, A, dA, activation)
+    _, X, W, Z, A, dA, need_dX = check.dense_backward_args(X, W, Z, A, dA, activation,
+                                                               need_dX)
     dZ = BACKWARD[activation](Z, A, dA).astype(Z.dtype, copy=False)
     dW = X.T @ dZ
     db = dZ.sum(axis=0)
@@ -205,10 +206,14 @@ def cross_entropy(x: _FloatArray, y: _FloatArray) -> tuple[float, _FloatArray]:
     return np.mean(loss, dtype=np.float64), (softmax(x) * y.sum(axis=1, keepdims=True) - y) / n
 
 
-def one_hot(labels: npt.NDArray[np.intp], k: int, dtype: np.dtype[Any]) -> _FloatArray:
-    y = np.zeros((labels.size, k), dtype=dtype)
-    y[np.arange(labels.size), labels] = 1
-    return y
+def cross_entropy_labels(x: _FloatArray, labels: npt.NDArray[np.intp]) -> tuple[float, _FloatArray]:
+    """From logits, int labels: mean_i(-log p_i,label_i); (p - onehot(label))/n."""
+    n = x.shape[0]
+    rows = np.arange(n)
+    loss = -log_softmax(x)[rows, labels]
+    grad = softmax(x)
+    grad[rows, labels] -= 1
+    return np.mean(loss, dtype=np.float64), grad / n
 
 
 LOSS: dict[str, Callable[[_FloatArray, _FloatArray], tuple[float, _FloatArray]]] = {
@@ -224,8 +229,9 @@ def loss_forward_backward(
     """(mean loss, dL/d_output)."""
     _, output, target, labels = check.loss_args(name, output, target)
     if labels is not None:
-        target = one_hot(labels, output.shape[1], output.dtype)
-    loss, grad = LOSS[name](output, target)
+        loss, grad = cross_entropy_labels(output, labels)
+    else:
+        loss, grad = LOSS[name](output, target)
     return float(loss), grad.astype(output.dtype, copy=False)
 
 
@@ -249,8 +255,8 @@ def sgd_step(
     first_step: bool = False,
 ) -> None:
     """torch.optim.SGD: b = g (first step) or μb + (1-τ)g; p -= lr·(g + μb if nesterov else b)."""
-    p, g, buf, lr, momentum, dampening, nesterov, weight_decay = check.sgd_step_args(
-        p, g, buf, lr, momentum, dampening, nesterov, weight_decay)
+    p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step = check.sgd_step_args(
+        p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step)
     d = g + weight_decay * p if weight_decay != 0 else g
     if momentum != 0:
         buf[...] = d if first_step else momentum * buf + (1 - dampening) * d
@@ -325,8 +331,8 @@ def adam_step(
 ) -> None:
     """torch.optim.Adam/AdamW (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
     (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
-     eps_mode) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
-                                  weight_decay, amsgrad, eps_mode)
+     eps_mode, decoupled) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
+                                                 weight_decay, amsgrad, eps_mode, decoupled)
     folded = eps_mode == "folded"
     step_size, bc2_sqrt = check.adam_scalars(step, lr, beta1, beta2, folded)
     d = g

@@ -64,7 +64,10 @@ def _check_real(name: str, value: object) -> float:
     """Return ``value`` as a finite float (bools and non-numbers: TypeError)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # a Python int beyond float's range
+        raise ValueError(f"{name} must be finite, got an int with {len(str(value))} digits") from None
     if not math.isfinite(result):
         raise ValueError(f"{name} must be finite, got {result}")
     return result

@@ -16,7 +16,8 @@ __all__ = ["fit", "History", "TrainingDiverged"]
 
 
 class TrainingDiverged(ValueError):
-    """The training loss became NaN or infinite; the parameters were restored."""
+    """The training loss or the parameters became NaN or infinite during an epoch; the
+    parameters and the optimizer state were restored to the start of that epoch."""
 
 
 @dataclass
@@ -170,18 +171,26 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
     order = np.arange(n, dtype=np.intp)
     try:
         for epoch in range(epochs):
+            # Snapshot for a diverging epoch: the model keeps its last finite state.
             start_params = [p.copy() for p in model.parameters()]
+            start_state = opt.state_dict()
             if shuffle and batch < n:  # (a full batch's gradient does not depend on order)
                 order = rng.permutation(n).astype(np.intp, copy=False)
             lr_used = opt.lr
             steps, total = run_epoch(model, X, y, order, batch, opt)
-            if steps < 0:
+            # Each loss is taken before its update, so the epoch's last update can
+            # still have made the parameters non-finite: check them too.
+            finite = steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
+            if not finite:
                 for p, saved in zip(model.parameters(), start_params):
                     p[...] = saved
+                opt.load_state_dict(start_state)
+                where = (f"the training loss became {total} at step {-steps}" if steps < 0
+                         else "the last update made the parameters non-finite")
                 raise TrainingDiverged(
-                    f"the training loss became {total} in epoch {epoch} (step {-steps} of the "
-                    "epoch); the parameters were restored to the start of that epoch. "
-                    "Lower the learning rate or check the data scale.")
+                    f"training diverged in epoch {epoch}: {where}; the parameters and the "
+                    "optimizer state were restored to the start of that epoch. Lower the "
+                    "learning rate or check the data scale.")
             logs = {"epoch": epoch, "loss": total / n, "lr": lr_used}
             history.loss.append(total / n)
             history.lr.append(lr_used)

@@ -45,14 +45,12 @@ reference has NaN, the same infinity where it has one.
   bound), and elements whose denominator is within its own error of zero (eps=0
   and a zero second moment: x/0 vs 0/0) are left unconstrained.
 
-Known bugs (see the ``xfail(strict=True)`` regression tests at the end of this
-file; each is filtered out of the fuzz (``known_bug_filters``, ``assume``) so that it keeps
-hunting for *new* disagreements -- delete the filter with the xfail marker):
-* hyper-parameters given as Python ints too large for a float raise OverflowError;
-* ``g`` aliasing ``p`` or a state array makes ops and reference disagree;
-* cross-entropy with int labels and a -inf logit: reference NaN, ops finite;
-* optimizer flags whose truth value raises (numpy arrays) are evaluated at
-  different points by ops and reference.
+Regression tests at the end of this file pin bugs the fuzz found (all fixed):
+* hyper-parameters given as Python ints too large for a float raised OverflowError;
+* ``g`` aliasing ``p`` or a state array made ops and reference disagree (now refused);
+* cross-entropy with int labels and a -inf logit: the reference gave NaN;
+* optimizer flags whose truth value raises (numpy arrays) were evaluated at
+  different points by ops and reference (now validated as bools).
 """
 from __future__ import annotations
 
@@ -64,7 +62,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from scipy.special import erfc
 
@@ -662,10 +660,6 @@ def test_fuzz_loss_forward_backward(data):
         desc = repr(target)
     specs = {"output": output, "target": target}
     note(f"name={name!r} output={output} target={desc}")
-    if form == "labels" and name == "cross_entropy" and isinstance(output, Arr) \
-            and output.dtype == dt.name:
-        # Known bug (test_known_bug_cross_entropy_labels_with_minus_inf_logit)
-        assume(not np.isneginf(output.values()).any())
 
     def bound(out, a):
         dtype = a["output"].dtype
@@ -720,18 +714,6 @@ def maybe_alias(data, specs, key, targets, bad):
         options = [t for t in targets if isinstance(specs.get(t), Arr)]
         if options:
             specs[key] = Alias(data.draw(st.sampled_from(options)))
-
-
-def known_bug_filters(specs, kwargs):
-    """Inputs that hit a known, reported bug (see the xfail tests below)."""
-    # test_known_bug_huge_int_hyperparameter: OverflowError instead of ValueError
-    for v in kwargs.values():
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**1023:
-            return True
-    # test_known_bug_gradient_aliasing_*: g sharing memory with p or a state array
-    if isinstance(specs.get("g"), Alias):
-        return True
-    return False
 
 
 def _sqrt_err(x, dx):
@@ -903,7 +885,6 @@ def test_fuzz_sgd_step(data):
     if kw["nesterov"] and not bad:   # nesterov needs momentum > 0 and no dampening
         kw["momentum"], kw["dampening"] = max(kw["momentum"], 0.5), 0.0
     note(f"specs={specs} kwargs={kw}")
-    assume(not known_bug_filters(specs, kw))
     run_and_compare("sgd_step", (), specs, ("p", "g", "buf"), dt, opt_bound("sgd_step", ("p", "buf")),
                     kw_specs=kw, inplace=("p", "buf"))
 
@@ -924,7 +905,6 @@ def test_fuzz_adagrad_step(data):
               eps=data.draw(hyper(small_pos, "eps" in bad)),
               weight_decay=data.draw(hyper(small_pos, "weight_decay" in bad)))
     note(f"specs={specs} kwargs={kw}")
-    assume(not known_bug_filters(specs, kw))
     run_and_compare("adagrad_step", (), specs, ("p", "g", "sum_sq"), dt, opt_bound("adagrad_step", ("p", "sum_sq")),
                     kw_specs=kw, inplace=("p", "sum_sq"))
 
@@ -951,7 +931,6 @@ def test_fuzz_rmsprop_step(data):
               centered=data.draw(FLAGS),
               weight_decay=data.draw(hyper(small_pos, "weight_decay" in bad)))
     note(f"specs={specs} kwargs={kw}")
-    assume(not known_bug_filters(specs, kw))
     run_and_compare("rmsprop_step", (), specs, ("p", "g", "sq_avg", "buf", "grad_avg"), dt,
                     opt_bound("rmsprop_step", ("p", "sq_avg", "buf", "grad_avg")), kw_specs=kw,
                     inplace=("p", "sq_avg", "buf", "grad_avg"))
@@ -990,7 +969,6 @@ def test_fuzz_adam_step(data):
     if kw["amsgrad"] and specs["vmax"] is None and not bad:
         kw["amsgrad"] = False
     note(f"specs={specs} kwargs={kw}")
-    assume(not known_bug_filters(specs, kw))
     run_and_compare("adam_step", (), specs, ("p", "g", "m", "v", "vmax"), dt,
                     opt_bound("adam_step", ("p", "m", "v", "vmax")), kw_specs=kw,
                     inplace=("p", "m", "v", "vmax"))
@@ -1007,8 +985,6 @@ def _both(fname, *args, **kwargs):
     return (_call_ops(getattr(ops, fname), a1, k1), a1), (_call_ref(getattr(reference, fname), a2, k2), a2)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _validation.finite_scalar calls float(value) on "
-                   "Python ints too large for a float and lets OverflowError escape")
 @pytest.mark.parametrize("fname, extra", [
     ("sgd_step", dict(lr=10**400)),
     ("adagrad_step", dict(lr=0.1, eps=10**400)),
@@ -1023,33 +999,24 @@ def test_known_bug_huge_int_hyperparameter(fname, extra):
     assert o_ref[0] == "err" and type(o_ref[1]) is ValueError, o_ref
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: g may share memory with p (not checked); ops reads "
-                   "g[i] before the decoupled weight decay shrinks p[i], the reference after")
 def test_known_bug_gradient_aliasing_param_adamw():
-    res = []
+    """g sharing memory with p is refused alike by ops and the reference."""
     for mod in (ops, reference):
         p = np.linspace(-1.0, 1.0, 5)
         m, v = np.full(5, 0.3), np.full(5, 0.3)
-        mod.adam_step(p, p, m, v, None, step=3, lr=0.1, weight_decay=0.5, decoupled=True)
-        res.append(p)
-    np.testing.assert_allclose(res[0], res[1], rtol=1e-12)
+        with pytest.raises(ValueError, match="share memory"):
+            mod.adam_step(p, p, m, v, None, step=3, lr=0.1, weight_decay=0.5, decoupled=True)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: g may share memory with a state array (not "
-                   "checked); ops reads g[i] before updating the state, the reference after")
 def test_known_bug_gradient_aliasing_state_rmsprop():
-    res = []
+    """g sharing memory with a state array is refused alike by ops and the reference."""
     for mod in (ops, reference):
         p = np.linspace(-1.0, 1.0, 5)
         sq = np.full(5, 0.3)
-        mod.rmsprop_step(p, sq, sq, None, None, lr=0.1)
-        res.append(p)
-    np.testing.assert_allclose(res[0], res[1], rtol=1e-12)
+        with pytest.raises(ValueError, match="share memory"):
+            mod.rmsprop_step(p, sq, sq, None, None, lr=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reference.cross_entropy one-hot encodes int labels "
-                   "and computes 0*(-inf) = NaN; ops (and torch.nn.functional.cross_entropy) "
-                   "give the finite loss")
 def test_known_bug_cross_entropy_labels_with_minus_inf_logit():
     out = np.array([[-np.inf, 0.0], [0.0, 0.0]])
     labels = np.array([1, 0])
@@ -1060,13 +1027,11 @@ def test_known_bug_cross_entropy_labels_with_minus_inf_logit():
     assert o_ref[1][0] == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: flags (first_step, decoupled) are not validated by "
-                   "the shared checks; ops evaluates bool(flag) always, the reference only on "
-                   "the branch that uses it, so the two disagree on raise/succeed")
 def test_known_bug_flag_truth_value_evaluated_differently():
     p, g = np.ones(3), np.ones(3)
     (o_ops, _), (o_ref, _) = _both("sgd_step", p, g, None, lr=0.1, first_step=np.array([1, 2]))
-    assert o_ops[0] == o_ref[0], (o_ops, o_ref)
+    assert o_ops[0] == o_ref[0] == "err", (o_ops, o_ref)
+    assert type(o_ops[1]) is type(o_ref[1]) is TypeError
 
 
 def test_fuzz_example_count_is_configurable():

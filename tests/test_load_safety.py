@@ -219,9 +219,7 @@ def test_50_random_byte_flips(saved, tmp_path):
 
 
 @pytest.mark.parametrize("version", [0, 2, 999, -1, "1", None, [1], {"v": 1}, 1.5, "missing",
-                                     pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
-                                         "BUG (minor): io._read_header compares version != 1, so "
-                                         "JSON true (== 1 in Python) is accepted as version 1")))])
+                                     True])  # (JSON true == 1 in Python: must still be refused)
 def test_unknown_format_versions(saved, tmp_path, version):
     path, _, _ = saved
     members = _members(path)
@@ -405,10 +403,6 @@ def test_save_to_a_new_file_leaves_no_temporaries(tmp_path):
     assert len(list(tmp_path.iterdir())) == 5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): save writes through tempfile.mkstemp, whose file mode is 0600, and "
-    "os.replace keeps it: saved models are unreadable to group/others whatever the umask, "
-    "and overwriting an existing 0644 file silently makes it 0600"))
 def test_saved_file_has_the_permissions_of_a_normally_created_file(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)

@@ -207,14 +207,9 @@ def _check_restored(model, exc, snapshots):
 
 
 @pytest.mark.parametrize("batch_size", [
-    16,                       # diverges inside the first epoch
-    pytest.param(32, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: when the update of an epoch's LAST step makes the parameters non-finite, that "
-        "epoch's (pre-update) loss is finite, so it completes; the next epoch sees a NaN loss "
-        "and 'restores' the non-finite parameters it started from"))),
-    pytest.param(None, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: full-batch fit: every epoch is one step, so the step that produces inf/NaN "
-        "parameters always ends an epoch; the parameters restored are non-finite"))),
+    16,    # diverges inside the first epoch
+    32,    # the last update of an epoch makes the parameters non-finite
+    None,  # full batch: every epoch is one step
 ])
 def test_fit_diverges_with_huge_learning_rate(batch_size):
     X, y = _diverging_problem()
@@ -244,10 +239,6 @@ def test_fit_diverges_in_a_later_epoch(momentum):
         "the first epochs trained"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: TrainingDiverged restores the parameters but not the optimizer state: momentum "
-    "buffers / Adam moments keep the NaN of the diverged steps, so retrying with a lower "
-    "learning rate (as the message advises) diverges again at once"))
 def test_fit_can_resume_after_divergence_with_a_lower_learning_rate():
     X, y = _diverging_problem()
     model = fastbp.MLP((4, 8, 1), seed=0)

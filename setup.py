@@ -32,10 +32,12 @@ DIRECTIVES = {
 if sys.platform == "win32":
     COMPILE_ARGS = ["/O2"]
 else:
-    # -fno-math-errno lets sqrt vectorise (we never read errno); -ffp-contract=off
+    # -fno-math-errno lets sqrt vectorise (we never read errno); -fno-trapping-math
+    # lets branches on floats become blends (we never read FP exception flags);
+    # neither changes a result. -ffp-contract=off
     # keeps a*b+c as two roundings, as NumPy computes it, so that the compiled
     # kernels agree with the reference to the last bit wherever the formulas match.
-    COMPILE_ARGS = ["-O3", "-fno-math-errno", "-ffp-contract=off"]
+    COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
     if DEBUG:
         COMPILE_ARGS = ["-O1", "-g"]
 # Extra flags for sanitizer or profiling builds, e.g. "-fsanitize=address".

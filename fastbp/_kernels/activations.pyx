@@ -37,7 +37,7 @@ cdef void bias_activation_forward(int act, floating* Z, const floating* b, float
                                   Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """Z := Z + b (row-broadcast; skipped when b is NULL), A := f(Z)."""
     cdef Py_ssize_t i, j, idx
-    cdef floating z
+    cdef floating z, slope = <floating>LEAKY_SLOPE
     if b != NULL:
         for i in range(n):
             for j in range(k):
@@ -52,9 +52,11 @@ cdef void bias_activation_forward(int act, floating* Z, const floating* b, float
             z = Z[idx]
             A[idx] = 0 if z <= 0 else z   # NaN propagates, as torch.relu
     elif act == ACT_LEAKY_RELU:
+        # slope·z in the buffer's precision, as PyTorch and NumPy compute it; a pure
+        # select of two values, which GCC vectorises
         for idx in range(size):
             z = Z[idx]
-            A[idx] = z if z > 0 else <floating>(LEAKY_SLOPE * z)
+            A[idx] = z if z > 0 else slope * z
     elif act == ACT_SIGMOID:
         for idx in range(size):
             A[idx] = <floating>sigmoid(Z[idx])
@@ -86,7 +88,7 @@ cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
     """dZ := f'(Z)·dA elementwise; softmax: dZ := A·(dA - Σ_j dA_j·A_j) per row."""
     cdef Py_ssize_t i, j, idx
     cdef Py_ssize_t size = n * k
-    cdef floating a, d
+    cdef floating a, d, slope = <floating>LEAKY_SLOPE
     cdef double dot
     if act == ACT_IDENTITY:
         if dZ != dA:
@@ -94,11 +96,14 @@ cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
                 dZ[idx] = dA[idx]
     elif act == ACT_RELU:
         for idx in range(size):
-            dZ[idx] = 0 if Z[idx] <= 0 else dA[idx]   # torch's threshold_backward
+            # Both loads unconditional, so that GCC emits a blend instead of a branch
+            # (a branch on random signs mispredicts half the time: 4x slower).
+            d = dA[idx]
+            dZ[idx] = 0 if Z[idx] <= 0 else d   # torch's threshold_backward
     elif act == ACT_LEAKY_RELU:
         for idx in range(size):
             d = dA[idx]
-            dZ[idx] = d if Z[idx] > 0 else <floating>(LEAKY_SLOPE * d)
+            dZ[idx] = d if Z[idx] > 0 else slope * d
     elif act == ACT_SIGMOID:
         for idx in range(size):
             a = A[idx]

@@ -24,7 +24,13 @@
 #else
 #define FASTBP_CLONES
 #endif
+#if defined(__GNUC__) || defined(__clang__)
 #define FASTBP_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define FASTBP_INLINE static __forceinline
+#else
+#define FASTBP_INLINE static inline
+#endif
 
 #define FB_T float
 #define FB_SQRT sqrtf

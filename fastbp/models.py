@@ -47,7 +47,7 @@ class Sequential:
         #: BLAS threads during this model's calls (None: the process-wide setting,
         #: see fastbp.set_num_threads)
         self.num_threads: int | None = None
-        self.layers = layers  # type: ignore[assignment]  # (the setter takes any sequence)
+        self.layers = layers  # type: ignore[assignment,unused-ignore]  # the setter takes any sequence
 
     @property
     def layers(self) -> tuple[Dense, ...]:

@@ -2,7 +2,7 @@
 # and the public (``def``) methods and attributes of ``Engine``. Each trailing
 # comment gives the exact Cython type; float arrays all have the engine's dtype
 # (float32 or float64) and are C-contiguous, which the callers guarantee.
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +19,8 @@ def adam_scalars(
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.
 @disjoint_base
 class Engine:
-    # the optimizer's state list this engine points into (None before bind_optimizer)
-    bound_state: list[dict[str, npt.NDArray[np.floating[Any]]]] | None  # cdef public object
+    # the optimizer's state this engine points into (None before bind_optimizer)
+    bound_state: tuple[Mapping[str, npt.NDArray[Any]], ...] | None  # cdef public object
     dtype: np.dtype[np.floating[Any]]  # cdef public object
     def __init__(
         self,

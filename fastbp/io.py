@@ -32,12 +32,15 @@ __all__ = ["save", "load", "FORMAT", "VERSION"]
 FORMAT = "fastbp-model"
 VERSION = 1
 HEADER = "header.json"
+# NumPy's .npy reader/writer; typed Any because older NumPy releases leave them
+# unannotated, which strict mypy would flag on those releases.
+_npy_format: Any = np.lib.format
 MAX_HEADER_BYTES = 1 << 20
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    _npy_format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -139,7 +142,7 @@ def _read_members(zf: zipfile.ZipFile, header: dict[str, Any], path: str) -> dic
         raw = zf.read(fname)
         if hashlib.sha256(raw).hexdigest() != expected:
             raise _fail(path, f"checksum mismatch for {fname}")
-        arrays[fname[:-len(".npy")]] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+        arrays[fname[:-len(".npy")]] = _npy_format.read_array(io.BytesIO(raw), allow_pickle=False)
     return arrays
 
 

@@ -323,6 +323,9 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
             for impl, fn in contenders.items():
                 if fn is not None:
+                    # Let the previous contender's worker threads (OpenMP/OpenBLAS spin
+                    # after a parallel region) go idle, so they do not steal this one's cores.
+                    time.sleep(0.3)
                     scale = 3.0 if w.kind in ("fit", "forward") or name == "W4" else 1.0
                     row[impl] = time_call(fn, budget * scale) * 1e6
             results.append(row)

@@ -36,6 +36,8 @@ import math
 import numbers
 from typing import Any, Protocol
 
+from fastbp import _validation as check
+
 __all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 
@@ -62,15 +64,7 @@ def _check_int(name: str, value: object, minimum: int) -> int:
 
 def _check_real(name: str, value: object) -> float:
     """Return ``value`` as a finite float (bools and non-numbers: TypeError)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    try:
-        result = float(value)
-    except OverflowError:  # a Python int beyond float's range
-        raise ValueError(f"{name} must be finite, got an int with {len(str(value))} digits") from None
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be finite, got {result}")
-    return result
+    return check.finite_scalar(value, name)
 
 
 def _check_positive(name: str, value: object) -> float:

@@ -107,10 +107,14 @@ class Optimizer:
         """Update every parameter in place from its gradient."""
         grads = self.check_grads(grads)
         self.step_count += 1
+        self.begin_step()
         for p, g, state in zip(self.params, grads, self.state):
             if p.size:
                 self.update(p.reshape(-1), g.reshape(-1),
                             {k: a.reshape(-1) for k, a in state.items()})
+
+    def begin_step(self) -> None:
+        """Per-step scalar work, done once before the per-parameter updates."""
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
@@ -279,15 +283,9 @@ class Adam(Optimizer):
         return check.adam_scalars(self.step_count, self.lr, self.betas[0], self.betas[1],
                                   self.eps_mode == "folded")
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def begin_step(self) -> None:
         # The scalars depend on the step count only: compute them once per step.
-        grads = self.check_grads(grads)
-        self.step_count += 1
         self._scalars = self.scalars()
-        for p, g, state in zip(self.params, grads, self.state):
-            if p.size:
-                self.update(p.reshape(-1), g.reshape(-1),
-                            {k: a.reshape(-1) for k, a in state.items()})
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         step_size, bc2_sqrt = self._scalars

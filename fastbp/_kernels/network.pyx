@@ -22,10 +22,8 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastbp._kernels._math cimport ACT_IDENTITY, LOSS_CE
-from fastbp._kernels._blas cimport gemm
-from fastbp._kernels.activations cimport bias_activation_forward, activation_backward_ptr
-from fastbp._kernels.dense cimport column_sums
+from fastbp._kernels._math cimport ACT_IDENTITY
+from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.losses cimport loss_forward_backward_ptr
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
 
@@ -98,16 +96,13 @@ cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_
     cdef int l
     cdef const floating* inp = X
     cdef Layer* L
+    cdef floating* out
     for l in range(n_layers):
         L = &layers[l]
-        gemm(False, False, n, L.n_out, L.n_in, 1.0, inp, L.n_in, <floating*>L.W, L.n_out,
-             0.0, <floating*>L.Z, L.n_out)
-        if keep:
-            bias_activation_forward(L.act, <floating*>L.Z, <floating*>L.b, <floating*>L.A, n, L.n_out)
-            inp = <floating*>L.A
-        else:
-            bias_activation_forward(L.act, <floating*>L.Z, <floating*>L.b, <floating*>L.Z, n, L.n_out)
-            inp = <floating*>L.Z
+        out = <floating*>L.A if keep else <floating*>L.Z
+        dense_forward_ptr(L.act, inp, <floating*>L.W, <floating*>L.b, <floating*>L.Z, out,
+                          n, L.n_in, L.n_out)
+        inp = out
 
 
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
@@ -125,14 +120,11 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     for l in range(n_layers - 1, -1, -1):
         L = &layers[l]
         inp = X if l == 0 else <floating*>layers[l - 1].A
-        activation_backward_ptr(L.act, <floating*>L.Z, <floating*>L.A, <floating*>L.D,
-                                <floating*>L.D, n, L.n_out)
-        gemm(True, False, L.n_in, L.n_out, n, 1.0, inp, L.n_in, <floating*>L.D, L.n_out,
-             0.0, <floating*>L.dW, L.n_out)
-        column_sums(<floating*>L.D, <floating*>L.db, n, L.n_out)
-        if l > 0:
-            gemm(False, True, n, L.n_in, L.n_out, 1.0, <floating*>L.D, L.n_out,
-                 <floating*>L.W, L.n_out, 0.0, <floating*>layers[l - 1].D, L.n_in)
+        # D holds dL/dA and becomes dL/dZ in place; dX goes to the layer below's D.
+        dense_backward_ptr(L.act, inp, <floating*>L.W, <floating*>L.Z, <floating*>L.A,
+                           <floating*>L.D, <floating*>L.D,
+                           <floating*>layers[l - 1].D if l > 0 else NULL,
+                           <floating*>L.dW, <floating*>L.db, n, L.n_in, L.n_out)
         if do_update:
             update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out)
             update(cfg, step, <floating*>L.b, <floating*>L.db, L.sb, L.n_out)

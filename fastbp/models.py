@@ -32,8 +32,6 @@ class Sequential:
     cross-entropy losses); the losses apply the sigmoid/softmax themselves.
     """
 
-    #: Dense.generation when the engine was built (set with it, in _compiled)
-    _engine_generation: int
     #: the parameter arrays the engine points into (set with it, in _compiled)
     _engine_arrays: list[np.ndarray]
 
@@ -113,11 +111,11 @@ class Sequential:
     def _compiled(self) -> Engine:
         """The compiled engine over the current parameter arrays (rebuilt if any was replaced).
 
-        Dense.generation counts parameter assignments process-wide: while it is
-        unchanged nothing needs checking; when it moved, only a model whose own
-        arrays were replaced rebuilds."""
+        Dense.generation counts parameter assignments process-wide: while it equals
+        engine.generation nothing needs checking; when it moved, only a model whose
+        own arrays were replaced rebuilds."""
         engine = self.__dict__.get("_engine")
-        if engine is not None and self._engine_generation == Dense.generation:
+        if engine is not None and engine.generation == Dense.generation:
             return engine
         arrays = [a for la in self.layers for a in (la.W, la.b)]
         if engine is None or any(a is not b for a, b in zip(arrays, self._engine_arrays)):
@@ -127,15 +125,14 @@ class Sequential:
                             [la.act_code for la in layers], self.loss_code, self.dtype)
             self._engine = engine
             self._engine_arrays = arrays
-            self._bound: tuple[Any, int] | None = None
-        self._engine_generation = Dense.generation
+        engine.generation = Dense.generation
         return engine
 
     # Pickling (for joblib's process workers and copy.deepcopy): the lock and
     # the compiled engine are rebuilt on the other side. Files go through save().
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("_lock", "_engine", "_engine_arrays", "_bound", "_engine_generation"):
+        for key in ("_lock", "_engine", "_engine_arrays"):
             state.pop(key, None)
         return state
 
@@ -146,14 +143,11 @@ class Sequential:
 
     def _bind(self, engine: Engine, optimizer: Optimizer) -> None:
         """Point the engine at the optimizer's state (again, if its configuration changed)."""
-        if self._bound is not None and self._bound[0] is optimizer \
-                and self._bound[1] == optimizer._config_version and engine.bound_state is optimizer.state:
+        if engine.is_bound_to(optimizer):
             return
         make_optimizer(optimizer, self.parameters(), None)  # checks it owns our parameters
         hyper, state = optimizer.engine_config()
-        engine.bind_optimizer(optimizer.kind, hyper, state)
-        engine.bound_state = optimizer.state
-        self._bound = (optimizer, optimizer._config_version)
+        engine.bind_optimizer(optimizer, hyper, state)
 
     @staticmethod
     def _split(y: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -199,6 +193,13 @@ class Sequential:
     def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
         """One step of gradient descent on (X, y) in one compiled call: forward, loss,
         backward and the update of every layer. Returns the loss before the update."""
+        with self._lock:
+            engine = self._engine
+            if engine is not None and self.num_threads is None:
+                loss = engine.train_step_fast(X, y, optimizer, Dense.generation)
+                if loss is not None:
+                    return loss  # type: ignore[no-any-return]
+        # The checked path: converts the inputs, (re)builds and binds the engine.
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
                             f"{type(optimizer).__name__}")

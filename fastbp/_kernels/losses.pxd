@@ -3,3 +3,6 @@ from cython cimport floating
 cdef double loss_forward_backward_ptr(int loss, const floating* out, const floating* target,
                                       const Py_ssize_t* labels, floating* d_out,
                                       Py_ssize_t n, Py_ssize_t k) noexcept nogil
+
+cdef bint labels_in_range_ptr(const Py_ssize_t* labels, Py_ssize_t n,
+                              Py_ssize_t k) noexcept nogil

@@ -159,13 +159,19 @@ def cross_entropy_labels_into(const floating[:, ::1] out, const Py_ssize_t[::1] 
     return value
 
 
-def labels_in_range(const Py_ssize_t[::1] labels, Py_ssize_t k):
-    """True iff every label lies in [0, k) (one pass; the kernels index with them)."""
+cdef bint labels_in_range_ptr(const Py_ssize_t* labels, Py_ssize_t n,
+                              Py_ssize_t k) noexcept nogil:
+    """True iff every one of the n labels lies in [0, k) (the kernels index with them)."""
     cdef Py_ssize_t i
-    cdef bint ok = True
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= k:
+            return False
+    return True
+
+
+def labels_in_range(const Py_ssize_t[::1] labels, Py_ssize_t k):
+    """True iff every label lies in [0, k) (one pass)."""
+    cdef bint ok
     with nogil:
-        for i in range(labels.shape[0]):
-            if labels[i] < 0 or labels[i] >= k:
-                ok = False
-                break
+        ok = labels_in_range_ptr(&labels[0] if labels.shape[0] else NULL, labels.shape[0], k)
     return ok

@@ -19,8 +19,13 @@ def adam_scalars(
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.
 @disjoint_base
 class Engine:
-    # the optimizer's state this engine points into (None before bind_optimizer)
+    # the optimizer this engine points into, its state tuple and its _config_version
+    # at binding (None, None, -1 before bind_optimizer)
+    bound_optimizer: Any  # cdef public object
     bound_state: tuple[Mapping[str, npt.NDArray[Any]], ...] | None  # cdef public object
+    bound_version: int  # cdef public long long
+    # Dense.generation at which the parameter arrays were last checked (-1: never)
+    generation: int  # cdef public long long
     dtype: np.dtype[np.floating[Any]]  # cdef public object
     def __init__(
         self,
@@ -35,11 +40,18 @@ class Engine:
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
     def bind_optimizer(
         self,
-        kind: int,  # int
+        optimizer: Any,  # object (a fastbp.optim.Optimizer)
         hyper: dict[str, Any],  # dict
         state: list[list[npt.NDArray[np.floating[Any]] | None]],  # list
     ) -> None: ...
-    def set_lr(self, lr: float) -> None: ...  # lr: double
+    def is_bound_to(self, optimizer: Any) -> bool: ...  # optimizer: object
+    def train_step_fast(
+        self,
+        X: Any,  # object
+        y: Any,  # object
+        optimizer: Any,  # object
+        generation: int,  # long long
+    ) -> float | None: ...  # the loss, or None for the checked path
     def forward(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray

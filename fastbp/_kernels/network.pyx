@@ -12,7 +12,9 @@ same ``cdef`` kernels serve ``fastbp.ops``. Nothing is allocated per step once
 the workspaces fit the batch. Pointers are stored as ``void*`` and cast to the
 model's dtype by the fused functions below.
 """
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.ref cimport PyObject
 from cython cimport floating
 from libc.math cimport sqrt, pow, isfinite
 from libc.string cimport memcpy
@@ -22,10 +24,13 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastbp._kernels._math cimport ACT_IDENTITY
+from fastbp._kernels._math cimport ACT_IDENTITY, LOSS_CE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
-from fastbp._kernels.losses cimport loss_forward_backward_ptr
+from fastbp._kernels.losses cimport loss_forward_backward_ptr, labels_in_range_ptr
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
+
+# fastbp._validation.MAX_STEP: the largest step count an optimizer takes.
+cdef long long MAX_STEP = 2 ** 62
 
 # Optimizer kinds (fastbp.optim.Optimizer.kind).
 cdef enum:
@@ -175,7 +180,16 @@ cdef class Engine:
     cdef list workspaces      # per layer (Z, A, D)
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L
-    cdef public object bound_state   # the optimizer's state list this engine points into
+    cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
+    # The binding (see bind_optimizer): the optimizer, its __dict__, its state tuple
+    # and its _config_version when the engine read them.
+    cdef public object bound_optimizer
+    cdef public object bound_state
+    cdef public long long bound_version
+    cdef dict opt_dict
+    # Dense.generation at which the caller last checked that the parameter
+    # arrays are the ones this engine points into (-1: never).
+    cdef public long long generation
     cdef public object dtype
 
     def __cinit__(self):
@@ -190,11 +204,15 @@ cdef class Engine:
         self.loss = loss
         self.dtype = np.dtype(dtype)
         self.f32 = self.dtype == np.float32
+        self.type_num = cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64
         self.capacity = 0
         self.keep_params = [Ws, bs, dWs, dbs]
         self.workspaces = []
         self.keep_state = []
+        self.bound_optimizer = None
         self.bound_state = None
+        self.bound_version = -1
+        self.generation = -1
         for l in range(self.n_layers):
             self.layers[l].W = _ptr(Ws[l])
             self.layers[l].b = _ptr(bs[l])
@@ -224,13 +242,14 @@ cdef class Engine:
             self.layers[l].D = _ptr(D)
         self.capacity = n
 
-    def bind_optimizer(self, int kind, dict hyper, list state):
+    def bind_optimizer(self, optimizer, dict hyper, list state):
         """Point the engine at an optimizer's hyper-parameters and state arrays.
 
-        ``state`` holds, per parameter (W1, b1, W2, ...), a list of up to three
-        arrays in the kernel's order (None where unused)."""
+        ``hyper`` and ``state`` are ``optimizer.engine_config()``: ``state`` holds,
+        per parameter (W1, b1, W2, ...), a list of up to three arrays in the
+        kernel's order (None where unused)."""
         cdef int l, j
-        self.cfg.kind = kind
+        self.cfg.kind = optimizer.kind
         self.cfg.lr = hyper.get("lr", 0.0)
         self.cfg.momentum = hyper.get("momentum", 0.0)
         self.cfg.dampening = hyper.get("dampening", 0.0)
@@ -249,9 +268,91 @@ cdef class Engine:
             for j in range(3):
                 self.layers[l].sW[j] = _ptr_or_null(state[2 * l][j])
                 self.layers[l].sb[j] = _ptr_or_null(state[2 * l + 1][j])
+        self.bound_optimizer = optimizer
+        self.bound_state = optimizer.state
+        self.bound_version = optimizer._config_version
+        self.opt_dict = optimizer.__dict__
 
-    def set_lr(self, double lr):
-        self.cfg.lr = lr
+    def is_bound_to(self, optimizer):
+        """Whether the binding is current: the same optimizer, with the same state
+        tuple and no hyper-parameter assigned since."""
+        return self._bound_current(optimizer)
+
+    cdef bint _bound_current(self, optimizer):
+        cdef PyObject* version
+        if optimizer is not self.bound_optimizer:
+            return False
+        # Its __dict__ directly: two dict lookups instead of two attribute lookups.
+        version = PyDict_GetItem(self.opt_dict, "_config_version")
+        return (PyDict_GetItem(self.opt_dict, "state") == <PyObject*>self.bound_state
+                and version != NULL and type(<object>version) is int
+                and <object>version == self.bound_version)
+
+    def train_step_fast(self, X, y, optimizer, long long generation):
+        """Model.train_step when nothing needs converting, rebinding or rebuilding;
+        returns the loss, or None to send the caller down the checked path.
+
+        The fast case: ``generation`` is the one the parameter arrays were checked
+        at; ``optimizer`` is bound and unchanged; X is an ndarray of the engine's
+        dtype, C-contiguous, (n, n_in) with 0 < n <= capacity; y is C-contiguous
+        (n, n_out) targets of the same dtype ((n,) when n_out is 1), or intp
+        labels (n,) in range for cross-entropy. Then this does the step, with
+        optimizer.step_count + 1 as the step, and bumps step_count. It saves the
+        per-step Python of the checked path, which is most of a tiny step's time.
+        """
+        cdef cnp.ndarray Xa, ya
+        cdef Py_ssize_t n
+        cdef PyObject* count
+        cdef long long step
+        cdef double value
+        cdef Layer* last = &self.layers[self.n_layers - 1]
+        cdef bint labels
+        cdef void* t
+        if generation != self.generation or not self._bound_current(optimizer):
+            return None
+        count = PyDict_GetItem(self.opt_dict, "step_count")
+        if count == NULL or type(<object>count) is not int:
+            return None
+        step = <object>count
+        if type(X) is not np.ndarray or type(y) is not np.ndarray or step < 0 \
+                or step >= MAX_STEP:
+            return None
+        Xa = <cnp.ndarray>X
+        ya = <cnp.ndarray>y
+        if cnp.PyArray_TYPE(Xa) != self.type_num or cnp.PyArray_NDIM(Xa) != 2 \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) \
+                or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
+            return None
+        n = cnp.PyArray_DIMS(Xa)[0]
+        if n == 0 or n > self.capacity or not cnp.PyArray_IS_C_CONTIGUOUS(ya) \
+                or cnp.PyArray_DIMS(ya)[0] != n:
+            return None
+        labels = self.loss == LOSS_CE and cnp.PyArray_NDIM(ya) == 1
+        if labels:
+            if cnp.PyArray_TYPE(ya) != cnp.NPY_INTP \
+                    or not labels_in_range_ptr(<Py_ssize_t*>cnp.PyArray_DATA(ya), n,
+                                               last.n_out):
+                return None
+        elif cnp.PyArray_TYPE(ya) != self.type_num \
+                or not (cnp.PyArray_NDIM(ya) == 2 and cnp.PyArray_DIMS(ya)[1] == last.n_out
+                        or cnp.PyArray_NDIM(ya) == 1 and last.n_out == 1):
+            return None
+        t = cnp.PyArray_DATA(ya)
+        with nogil:
+            if self.f32:
+                value = step_impl[float](self.layers, self.n_layers, self.loss,
+                                         <float*>cnp.PyArray_DATA(Xa),
+                                         NULL if labels else <float*>t,
+                                         <Py_ssize_t*>t if labels else NULL,
+                                         n, &self.cfg, step + 1, True)
+            else:
+                value = step_impl[double](self.layers, self.n_layers, self.loss,
+                                          <double*>cnp.PyArray_DATA(Xa),
+                                          NULL if labels else <double*>t,
+                                          <Py_ssize_t*>t if labels else NULL,
+                                          n, &self.cfg, step + 1, True)
+        PyDict_SetItem(self.opt_dict, "step_count", step + 1)
+        return value
 
 
     def forward(self, cnp.ndarray X):

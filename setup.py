@@ -54,6 +54,8 @@ def extensions():
                 name,
                 [str(pyx)],
                 include_dirs=[numpy.get_include(), str(KERNELS)],
+                # the C headers the kernels include: a change to one rebuilds them
+                depends=[str(h) for h in sorted(KERNELS.glob("*.h"))],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
                 extra_compile_args=COMPILE_ARGS,
                 extra_link_args=LINK_ARGS,

@@ -3,7 +3,7 @@ from cython cimport floating
 # Transcendental functions are evaluated in double precision for both dtypes:
 # float32 results are then correctly rounded up to libm's error, which keeps
 # the float32 tolerance against the reference small and documented.
-from libc.math cimport exp, expm1, log1p, erfc, sqrt, fabs, tanh
+from libc.math cimport exp, expm1, log1p, erfc, sqrt, fabs
 
 cdef extern from *:
     """
@@ -34,13 +34,19 @@ cdef enum:
     LOSS_BCE = 3
     LOSS_CE = 4
 
-cdef inline double sigmoid(double z) noexcept nogil:
-    """σ(z), in the form that never overflows: e^z/(1+e^z) for z < 0."""
-    cdef double e
-    if z >= 0.0:
-        return 1.0 / (1.0 + exp(-z))
-    e = exp(z)
-    return e / (1.0 + e)
+# The vectorisable exp and the loops over it (see _vmath.h).
+cdef extern from "_vmath.h" nogil:
+    double sigmoid "fb_sigmoid"(double z)  # σ(z); e^z/(1+e^z) for z < 0, never overflows
+    void tanh_array_f32 "fb_tanh_array_f32"(const float* Z, float* A, Py_ssize_t n)
+    void tanh_array_f64 "fb_tanh_array_f64"(const double* Z, double* A, Py_ssize_t n)
+    void sigmoid_array_f32 "fb_sigmoid_array_f32"(const float* Z, float* A, Py_ssize_t n)
+    void sigmoid_array_f64 "fb_sigmoid_array_f64"(const double* Z, double* A, Py_ssize_t n)
+    double exp_shifted_f64 "fb_exp_shifted_f64"(const double* x, double* out, Py_ssize_t k,
+                                                double shift)
+    void exp_rows_f32 "fb_exp_rows_f32"(const float* x, float* out, Py_ssize_t n, Py_ssize_t k,
+                                        double* row_max, double* row_sum)
+    void exp_rows_f64 "fb_exp_rows_f64"(const double* x, double* out, Py_ssize_t n,
+                                        Py_ssize_t k, double* row_max, double* row_sum)
 
 cdef inline double softplus(double z) noexcept nogil:
     """log(1+e^z), z itself above PyTorch's threshold 20."""
@@ -75,39 +81,17 @@ cdef inline double log_sigmoid(double z) noexcept nogil:
     """log σ(z) = min(z, 0) - log1p(e^-|z|)."""
     return (z if z < 0.0 else 0.0) - log1p(exp(-fabs(z)))
 
-cdef inline double tanh_fast(double x) noexcept nogil:
-    """tanh(x) as Cephes computes it (relative error ~3e-16): 1 - 2/(e^(2|x|)+1)
-    with the sign of x for |x| > 0.625, else x + x³·P(x²)/Q(x²). One exp instead
-    of libm's expm1 + divisions: about twice as fast, which small tanh networks feel."""
-    cdef double a = fabs(x), z
-    if a > 0.625:
-        if a > 22.0:          # 1 - tanh(22) < 2^-63: rounds to 1
-            z = 1.0
-        else:
-            z = 1.0 - 2.0 / (exp(2.0 * a) + 1.0)
-        return z if x > 0 else -z
-    z = x * x
-    if z == 0.0:
-        return x              # keeps the sign of -0.0
-    return x + x * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
-                          - 1.61468768441708447952e3)
-                         / (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
-                            + 4.84406305325125486048e3))
+# Rows per block for the callers of exp_rows, which keep a block's maxima and sums
+# on the stack.
+cdef enum:
+    EXP_BLOCK = 64
 
-
-cdef inline double exp_shifted_row(const floating* x, floating* out, Py_ssize_t k,
-                                   double* row_max) noexcept nogil:
-    """out[j] := e^(x[j] - max_j x[j]) (out may be x); returns Σ_j out[j] (summed in
-    double) and stores the maximum in row_max. The shared first half of softmax,
-    log-softmax and the cross-entropy gradient."""
-    cdef Py_ssize_t j
-    cdef double mx = x[0], s = 0.0, e
-    for j in range(1, k):
-        if x[j] > mx:
-            mx = x[j]
-    for j in range(k):
-        e = exp(<double>x[j] - mx)
-        out[j] = <floating>e
-        s += e
-    row_max[0] = mx
-    return s
+cdef inline void exp_rows(const floating* x, floating* out, Py_ssize_t n, Py_ssize_t k,
+                          double* row_max, double* row_sum) noexcept nogil:
+    """out[i, j] := e^(x[i, j] - max_j x[i, j]) for the n rows of x (out may be x),
+    with each row's maximum and sum (in double) in row_max and row_sum. The shared
+    first half of softmax and the cross-entropies (_vmath.h)."""
+    if floating is float:
+        exp_rows_f32(x, out, n, k, row_max, row_sum)
+    else:
+        exp_rows_f64(x, out, n, k, row_max, row_sum)

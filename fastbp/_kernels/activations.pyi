@@ -19,3 +19,7 @@ def activation_backward_into(
     dA: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
     dZ_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
 ) -> None: ...
+def exp_into(
+    x: npt.NDArray[np.float64],  # const double[::1]
+    out: npt.NDArray[np.float64],  # double[::1] (OUT; may be x itself)
+) -> None: ...

@@ -14,7 +14,8 @@ from libc.math cimport exp
 from fastbp._kernels._math cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
     ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX,
-    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, tanh_fast, exp_shifted_row,
+    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, exp_rows, EXP_BLOCK,
+    tanh_array_f32, tanh_array_f64, sigmoid_array_f32, sigmoid_array_f64, exp_shifted_f64,
 )
 
 cdef double LEAKY_SLOPE = 0.01
@@ -22,13 +23,17 @@ cdef double LEAKY_SLOPE = 0.01
 
 cdef void softmax_rows(floating* A, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """A[i, :] := exp(A[i, :] - max) / Σ exp(A[i, :] - max), in place."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i0 = 0, i, j
     cdef floating* row
-    cdef double mx, s
+    cdef double s
+    cdef double mx[EXP_BLOCK]
+    cdef double sums[EXP_BLOCK]
     for i in range(n):
+        if i % EXP_BLOCK == 0:
+            i0 = i
+            exp_rows(A + i * k, A + i * k, min(n - i, <Py_ssize_t>EXP_BLOCK), k, mx, sums)
         row = A + i * k
-        s = exp_shifted_row(row, row, k, &mx)
-        s = 1.0 / s
+        s = 1.0 / sums[i - i0]
         for j in range(k):
             row[j] = <floating>(row[j] * s)
 
@@ -58,11 +63,15 @@ cdef void bias_activation_forward(int act, floating* Z, const floating* b, float
             z = Z[idx]
             A[idx] = z if z > 0 else slope * z
     elif act == ACT_SIGMOID:
-        for idx in range(size):
-            A[idx] = <floating>sigmoid(Z[idx])
+        if floating is float:
+            sigmoid_array_f32(Z, A, size)
+        else:
+            sigmoid_array_f64(Z, A, size)
     elif act == ACT_TANH:
-        for idx in range(size):
-            A[idx] = <floating>tanh_fast(Z[idx])
+        if floating is float:
+            tanh_array_f32(Z, A, size)
+        else:
+            tanh_array_f64(Z, A, size)
     elif act == ACT_ELU:
         for idx in range(size):
             A[idx] = <floating>elu(Z[idx])
@@ -156,6 +165,16 @@ def activation_backward_into(int act, const floating[:, ::1] Z, const floating[:
         return
     with nogil:
         activation_backward_ptr(act, &Z[0, 0], &A[0, 0], &dA[0, 0], &dZ_out[0, 0], n, k)
+
+
+def exp_into(const double[::1] x, double[::1] out):
+    """out := e^x with the kernels' vectorised exp (_vmath.h); tests compare it with libm."""
+    if x.shape[0] != out.shape[0]:
+        raise ValueError("x and out must have the same length")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        exp_shifted_f64(&x[0], &out[0], x.shape[0], 0.0)
 
 
 cdef void _copy(const floating* src, floating* dst, Py_ssize_t size) noexcept nogil:

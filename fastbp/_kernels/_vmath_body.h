@@ -1,0 +1,63 @@
+/* Included by _vmath.h with FB_T (float or double) and FB_NAME set. */
+
+/* A[i] := tanh(Z[i]) for i < n (A may be Z). */
+FASTBP_CLONES static void FB_NAME(fb_tanh_array)(const FB_T* Z, FB_T* A, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) A[i] = (FB_T)fb_tanh((double)Z[i]);
+}
+
+/* A[i] := σ(Z[i]) for i < n (A may be Z). */
+FASTBP_CLONES static void FB_NAME(fb_sigmoid_array)(const FB_T* Z, FB_T* A, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) A[i] = (FB_T)fb_sigmoid((double)Z[i]);
+}
+
+/* out[j] := e^(x[j] - shift) for j < k (out may be x); returns the sum of the
+ * unrounded values, added in order in double (as _math.pxd's exp_shifted_row).
+ * The exps go through a small double buffer so that they vectorise while the
+ * sum keeps its sequential order. */
+FASTBP_CLONES static double FB_NAME(fb_exp_shifted)(const FB_T* x, FB_T* out, ptrdiff_t k,
+                                                   double shift) {
+    double buf[64], s = 0.0;
+    for (ptrdiff_t start = 0; start < k; start += 64) {
+        ptrdiff_t m = k - start < 64 ? k - start : 64;
+        for (ptrdiff_t j = 0; j < m; j++) buf[j] = fb_exp((double)x[start + j] - shift);
+        for (ptrdiff_t j = 0; j < m; j++) {
+            out[start + j] = (FB_T)buf[j];
+            s += buf[j];
+        }
+    }
+    return s;
+}
+
+/* For each row i < n of x (n×k, row-major): row_max[i] := max_j x[i,j],
+ * out[i,j] := e^(x[i,j] - row_max[i]) and row_sum[i] := the sum of the unrounded
+ * exps, added in order in double (out may be x). The softmax / cross-entropy
+ * first half. Short rows are batched so that the exps of many rows run as one
+ * vectorised loop; rows longer than the buffer go through fb_exp_shifted. */
+FASTBP_CLONES static void FB_NAME(fb_exp_rows)(const FB_T* x, FB_T* out, ptrdiff_t n,
+                                              ptrdiff_t k, double* row_max, double* row_sum) {
+    enum { BUF = 256 };
+    double buf[BUF];
+    ptrdiff_t rows = k <= BUF ? BUF / k : 1;
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += rows) {
+        ptrdiff_t m = n - i0 < rows ? n - i0 : rows;
+        for (ptrdiff_t i = i0; i < i0 + m; i++) {
+            const FB_T* row = x + i * k;
+            double mx = row[0];
+            for (ptrdiff_t j = 1; j < k; j++) mx = row[j] > mx ? row[j] : mx;
+            row_max[i] = mx;
+            if (k > BUF) row_sum[i] = FB_NAME(fb_exp_shifted)(row, out + i * k, k, mx);
+            else for (ptrdiff_t j = 0; j < k; j++) buf[(i - i0) * k + j] = (double)row[j] - mx;
+        }
+        if (k > BUF) continue;
+        for (ptrdiff_t t = 0; t < m * k; t++) buf[t] = fb_exp(buf[t]);
+        for (ptrdiff_t i = i0; i < i0 + m; i++) {
+            double s = 0.0;
+            for (ptrdiff_t j = 0; j < k; j++) {
+                double e = buf[(i - i0) * k + j];
+                out[i * k + j] = (FB_T)e;
+                s += e;
+            }
+            row_sum[i] = s;
+        }
+    }
+}

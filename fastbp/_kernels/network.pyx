@@ -60,9 +60,9 @@ cdef struct OptConfig:
 
 
 cdef void update(OptConfig* c, long step, floating* p, floating* g, void** s,
-                 Py_ssize_t size) noexcept nogil:
-    """One optimizer step (t = step) of one parameter buffer."""
-    cdef double bc1, bc2_sqrt, step_size
+                 Py_ssize_t size, double step_size, double bc2_sqrt) noexcept nogil:
+    """One optimizer step (t = step) of one parameter buffer; Adam's step_size and
+    bc2_sqrt are the step's adam_scalars_c (computed once per step, not per buffer)."""
     if c.kind == OPT_SGD:
         sgd_ptr(p, g, <floating*>s[0], size, c.lr, c.momentum, c.dampening, c.nesterov,
                 c.weight_decay, step == 1)
@@ -72,7 +72,6 @@ cdef void update(OptConfig* c, long step, floating* p, floating* g, void** s,
         rmsprop_ptr(p, g, <floating*>s[0], <floating*>s[1], <floating*>s[2], size, c.lr,
                     c.alpha, c.eps, c.momentum, c.centered, c.weight_decay)
     else:
-        step_size, bc2_sqrt = adam_scalars_c(step, c.lr, c.beta1, c.beta2, c.folded)
         adam_ptr(p, g, <floating*>s[0], <floating*>s[1], <floating*>s[2], size, c.lr, c.beta1,
                  c.beta2, c.eps, c.weight_decay, c.decoupled, c.amsgrad, c.folded,
                  step_size, bc2_sqrt)
@@ -118,7 +117,9 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     cdef Layer* L
     cdef Layer* last = &layers[n_layers - 1]
     cdef const floating* inp
-    cdef double value
+    cdef double value, step_size = 0.0, bc2_sqrt = 0.0
+    if do_update and cfg.kind == OPT_ADAM:
+        step_size, bc2_sqrt = adam_scalars_c(step, cfg.lr, cfg.beta1, cfg.beta2, cfg.folded)
     forward_impl(layers, n_layers, X, n, True)
     value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels, <floating*>last.D,
                                       n, last.n_out)
@@ -131,8 +132,10 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                            <floating*>layers[l - 1].D if l > 0 else NULL,
                            <floating*>L.dW, <floating*>L.db, n, L.n_in, L.n_out)
         if do_update:
-            update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out)
-            update(cfg, step, <floating*>L.b, <floating*>L.db, L.sb, L.n_out)
+            update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out,
+                   step_size, bc2_sqrt)
+            update(cfg, step, <floating*>L.b, <floating*>L.db, L.sb, L.n_out, step_size,
+                   bc2_sqrt)
     return value
 
 

@@ -4,7 +4,8 @@ with the GEMM floor of each step.
 
 A step is forward + loss + backward + Adam update of every parameter on one
 fixed mini-batch. Implementations are timed side by side in one process: each
-timing is the median over several repeats of a loop of calls, after a warm-up.
+timing is the median over several repeats of a loop of calls, after a warm-up,
+and the repeats of all implementations are interleaved (see time_side_by_side).
 """
 from __future__ import annotations
 
@@ -74,20 +75,35 @@ def make_data(w: Workload, rng: np.random.Generator, n: int | None = None
     return X, y
 
 
-def time_call(fn: Callable[[], Any], budget: float = 0.25, repeats: int = 7) -> float:
-    """Median seconds per call: ``repeats`` loops, each sized to take about budget/repeats."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    loops = max(1, int(budget / repeats / once))
-    times = []
-    for _ in range(repeats):
+def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
+                      repeats: int = 7, pause: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each function, timed in interleaved rounds.
+
+    Each function is warmed up and its loop sized to take about budget/repeats;
+    then every round times one loop of each function in turn. Interleaving puts
+    each contender's repeats at the same moments of a shared machine's drift, so
+    that ratios between them hold even when absolute times wander by several
+    percent. ``pause`` seconds before each loop let the previous contender's
+    worker threads (OpenMP/OpenBLAS spin after a parallel region) go idle.
+    """
+    loops = {}
+    for name, fn in fns.items():
+        fn()
         t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        times.append((time.perf_counter() - t0) / loops)
-    return statistics.median(times)
+        fn()
+        once = max(time.perf_counter() - t0, 1e-7)
+        loops[name] = max(1, int(budget / repeats / once))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            if pause:
+                time.sleep(pause)
+            n = loops[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t0) / n)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 # ---------------------------------------------------------------- implementations
@@ -321,13 +337,10 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             contenders["gemm-floor"] = gemm_floor(w, "numpy")
             contenders["gemm-floor-fastbp-blas"] = gemm_floor(w, "fastbp")
             row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
-            for impl, fn in contenders.items():
-                if fn is not None:
-                    # Let the previous contender's worker threads (OpenMP/OpenBLAS spin
-                    # after a parallel region) go idle, so they do not steal this one's cores.
-                    time.sleep(0.3)
-                    scale = 3.0 if w.kind in ("fit", "forward") or name == "W4" else 1.0
-                    row[impl] = time_call(fn, budget * scale) * 1e6
+            scale = 3.0 if w.kind in ("fit", "forward") or name == "W4" else 1.0
+            timed = time_side_by_side({k: f for k, f in contenders.items() if f is not None},
+                                      budget * scale, pause=0.3 if n_threads > 1 else 0.0)
+            row.update((impl, t * 1e6) for impl, t in timed.items())
             results.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
     return {"environment": environment(threads), "results": results}

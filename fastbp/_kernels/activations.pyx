@@ -38,31 +38,49 @@ cdef void softmax_rows(floating* A, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
             row[j] = <floating>(row[j] * s)
 
 
+cdef void bias_piecewise_linear(int act, floating* Z, const floating* b, floating* A,
+                                Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Z := Z + b (b may be NULL), A := f(Z) in one pass, for identity, relu and leaky relu."""
+    cdef Py_ssize_t i, j
+    cdef floating z, slope = <floating>LEAKY_SLOPE
+    cdef floating* zr
+    cdef floating* ar
+    for i in range(n):
+        zr = Z + i * k
+        ar = A + i * k
+        if act == ACT_RELU:
+            for j in range(k):
+                z = zr[j] + b[j] if b != NULL else zr[j]   # GCC unswitches this test
+                zr[j] = z
+                ar[j] = 0 if z <= 0 else z   # NaN propagates, as torch.relu
+        elif act == ACT_LEAKY_RELU:
+            # slope·z in the buffer's precision, as PyTorch and NumPy compute it; a
+            # pure select of two values, which GCC vectorises
+            for j in range(k):
+                z = zr[j] + b[j] if b != NULL else zr[j]   # GCC unswitches this test
+                zr[j] = z
+                ar[j] = z if z > 0 else slope * z
+        else:
+            for j in range(k):
+                z = zr[j] + b[j] if b != NULL else zr[j]   # GCC unswitches this test
+                zr[j] = z
+                ar[j] = z
+
+
 cdef void bias_activation_forward(int act, floating* Z, const floating* b, floating* A,
                                   Py_ssize_t n, Py_ssize_t k) noexcept nogil:
-    """Z := Z + b (row-broadcast; skipped when b is NULL), A := f(Z)."""
+    """Z := Z + b (row-broadcast; skipped when b is NULL), A := f(Z). A may be Z."""
     cdef Py_ssize_t i, j, idx
-    cdef floating z, slope = <floating>LEAKY_SLOPE
+    if act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU:
+        # One pass instead of two: for a large batch Z is out of cache by the second.
+        bias_piecewise_linear(act, Z, b, A, n, k)
+        return
     if b != NULL:
         for i in range(n):
             for j in range(k):
                 Z[i * k + j] += b[j]
     cdef Py_ssize_t size = n * k
-    if act == ACT_IDENTITY:
-        if A != Z:
-            for idx in range(size):
-                A[idx] = Z[idx]
-    elif act == ACT_RELU:
-        for idx in range(size):
-            z = Z[idx]
-            A[idx] = 0 if z <= 0 else z   # NaN propagates, as torch.relu
-    elif act == ACT_LEAKY_RELU:
-        # slope·z in the buffer's precision, as PyTorch and NumPy compute it; a pure
-        # select of two values, which GCC vectorises
-        for idx in range(size):
-            z = Z[idx]
-            A[idx] = z if z > 0 else slope * z
-    elif act == ACT_SIGMOID:
+    if act == ACT_SIGMOID:
         if floating is float:
             sigmoid_array_f32(Z, A, size)
         else:

@@ -24,7 +24,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastbp._kernels._math cimport ACT_IDENTITY, LOSS_CE
+from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, labels_in_range_ptr
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
@@ -44,7 +44,7 @@ cdef struct Layer:
     void* b
     void* dW
     void* db
-    void* Z          # (cap, n_out); equals A for identity layers
+    void* Z          # (cap, n_out); equals A for identity, relu and leaky relu layers
     void* A          # (cap, n_out)
     void* D          # (cap, n_out): dL/dA, then dL/dZ in place
     void* sW[3]      # optimizer state of W (NULL where unused)
@@ -237,7 +237,10 @@ cdef class Engine:
         for l in range(self.n_layers):
             k = self.layers[l].n_out
             Z = np.empty((n, k), dtype=self.dtype)
-            A = Z if self.layers[l].act == ACT_IDENTITY else np.empty((n, k), dtype=self.dtype)
+            # In place where the backward needs only A: identity, and relu/leaky relu,
+            # whose derivative tests z > 0, which A > 0 answers the same (NaN too).
+            A = Z if self.layers[l].act in (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU) \
+                else np.empty((n, k), dtype=self.dtype)
             D = np.empty((n, k), dtype=self.dtype)
             self.workspaces.append((Z, A, D))
             self.layers[l].Z = _ptr(Z)

@@ -338,8 +338,12 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             contenders["gemm-floor-fastbp-blas"] = gemm_floor(w, "fastbp")
             row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
             scale = 3.0 if w.kind in ("fit", "forward") or name == "W4" else 1.0
+            # At 1 thread no worker threads spin. At 2, a BLAS's idle workers keep
+            # spinning for a while after its last call and steal the next contender's
+            # cores: 0.3 s was not enough here (W3's floor through SciPy's OpenBLAS
+            # took 152 µs after NumPy's, 92 µs after a 1 s pause).
             timed = time_side_by_side({k: f for k, f in contenders.items() if f is not None},
-                                      budget * scale, pause=0.3 if n_threads > 1 else 0.0)
+                                      budget * scale, pause=1.0 if n_threads > 1 else 0.0)
             row.update((impl, t * 1e6) for impl, t in timed.items())
             results.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)

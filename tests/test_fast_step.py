@@ -61,7 +61,8 @@ def _warm(dtype=np.float64, loss="cross_entropy", labels=True):
 
 
 @pytest.mark.parametrize("change", [
-    "X float32", "X Fortran", "X strided", "X subclass", "y int32", "y float labels",
+    "X float32", "X Fortran", "X strided", "X subclass", "X big-endian", "X unaligned",
+    "y int32", "y float labels", "y big-endian labels",
     "y wrong rows", "label out of range", "negative label", "batch above capacity",
 ])
 def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
@@ -75,6 +76,13 @@ def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
         X = np.repeat(X, 2, axis=1)[:, ::2]
     elif change == "X subclass":
         X = X.view(np.matrix)
+    elif change == "X big-endian":
+        X = X.astype(X.dtype.newbyteorder(">"))
+    elif change == "X unaligned":
+        raw = np.zeros(X.nbytes + 1, dtype=np.uint8)
+        X = np.frombuffer(raw[1:].data, dtype=X.dtype).reshape(X.shape)
+    elif change == "y big-endian labels":
+        y = y.astype(np.dtype(np.intp).newbyteorder(">"))
     elif change == "y int32":
         y = y.astype(np.int32)
     elif change == "y float labels":
@@ -91,6 +99,18 @@ def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
         X, y = np.vstack([X, X]), np.concatenate([y, y])
     assert model._engine.train_step_fast(X, y, opt, gen) is None
     assert opt.step_count == 2          # nothing was applied
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_big_endian_inputs_train_like_native_ones(dtype):
+    (a, opt_a), (b, opt_b) = _pair(dtype, "mse", lr=0.01)
+    X, y = _data(dtype, labels=False)
+    swapped = np.dtype(dtype).newbyteorder(">")
+    for _ in range(3):
+        a.train_step(X, y, opt_a)
+        b.train_step(X.astype(swapped), y.astype(swapped), opt_b)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
 
 
 @pytest.mark.parametrize("label", [3, -1, 10**6])

@@ -300,7 +300,8 @@ cdef class Engine:
 
         The fast case: ``generation`` is the one the parameter arrays were checked
         at; ``optimizer`` is bound and unchanged; X is an ndarray of the engine's
-        dtype, C-contiguous, (n, n_in) with 0 < n <= capacity; y is C-contiguous
+        dtype (native byte order, aligned), C-contiguous, (n, n_in) with
+        0 < n <= capacity; y is likewise C-contiguous
         (n, n_out) targets of the same dtype ((n,) when n_out is 1), or intp
         labels (n,) in range for cross-entropy. Then this does the step, with
         optimizer.step_count + 1 as the step, and bumps step_count. It saves the
@@ -325,13 +326,15 @@ cdef class Engine:
             return None
         Xa = <cnp.ndarray>X
         ya = <cnp.ndarray>y
+        # ISBEHAVED_RO: aligned and in native byte order (a '>f8' array has the
+        # float64 type number too).
         if cnp.PyArray_TYPE(Xa) != self.type_num or cnp.PyArray_NDIM(Xa) != 2 \
-                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) or not cnp.PyArray_ISBEHAVED_RO(Xa) \
                 or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
             return None
         n = cnp.PyArray_DIMS(Xa)[0]
         if n == 0 or n > self.capacity or not cnp.PyArray_IS_C_CONTIGUOUS(ya) \
-                or cnp.PyArray_DIMS(ya)[0] != n:
+                or not cnp.PyArray_ISBEHAVED_RO(ya) or cnp.PyArray_DIMS(ya)[0] != n:
             return None
         labels = self.loss == LOSS_CE and cnp.PyArray_NDIM(ya) == 1
         if labels:

@@ -410,7 +410,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
-    threads = [int(t) for t in args.threads.split(",")]
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads takes comma-separated whole numbers, got {args.threads!r}")
+    if not threads or min(threads) < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads!r}")
+    if not args.budget > 0:
+        parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
     report = run(names, threads, not args.no_reference, not args.no_torch, args.budget)
     if args.json == "-":
         json.dump(report, sys.stdout, indent=2)

@@ -1,0 +1,70 @@
+"""`python -m fastbp bench` and the pytest-benchmark suite run (from the installed
+package in CI); timings themselves are never asserted, only their presence."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _bench(tmp_path, *args):
+    # cwd outside the checkout: the installed package is what runs
+    return subprocess.run([sys.executable, "-m", "fastbp", "bench", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_bench_json_report(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _bench(tmp_path, "--workloads", "W1,w3,W6", "--threads", "1", "--budget", "0.02",
+                  "--no-torch", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    env = report["environment"]
+    for key in ("date", "cpu", "cores", "python", "numpy", "scipy", "fastbp", "threads"):
+        assert env[key] not in (None, ""), key
+    assert env["threads"] == [1]
+    rows = {r["workload"]: r for r in report["results"]}
+    assert list(rows) == ["W1", "W3", "W6"]
+    for name, row in rows.items():
+        assert row["threads"] == 1
+        assert row["fastbp"] > 0 and row["reference"] > 0
+        assert "torch" not in row
+    # the GEMM floors exist for the networks with large layers only
+    assert rows["W3"]["gemm-floor"] > 0 and rows["W3"]["gemm-floor-fastbp-blas"] > 0
+    assert "gemm-floor" not in rows["W1"]
+    # the printed table has a row per workload and W6's bandwidth line
+    assert "| workload | threads | fastbp |" in proc.stdout
+    for name in rows:
+        assert f"| {name} | 1 |" in proc.stdout
+    assert "W6 at 1 thread(s): fastbp Adam moves" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workloads", "W9"], "unknown workloads"),
+    (["--threads", "one"], "--threads takes comma-separated whole numbers"),
+    (["--threads", "0"], "--threads must be at least 1"),
+    (["--budget", "0"], "--budget must be a positive number"),
+])
+def test_bench_rejects_bad_options(tmp_path, args, message):
+    proc = _bench(tmp_path, *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="needs the checkout's benchmarks/")
+def test_pytest_benchmark_suite_runs(tmp_path):
+    """Each selected benchmark once (--benchmark-disable), against the installed package."""
+    pytest.importorskip("pytest_benchmark")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(BENCHMARKS), "-q", "-p", "no:cacheprovider",
+         "--benchmark-disable", "-k", "W1 or W2 or W6 or matches_reference",
+         "--rootdir", str(BENCHMARKS)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout

@@ -198,7 +198,7 @@ class Sequential:
             if engine is not None and self.num_threads is None:
                 loss = engine.train_step_fast(X, y, optimizer, Dense.generation)
                 if loss is not None:
-                    return loss  # type: ignore[no-any-return]
+                    return loss
         # The checked path: converts the inputs, (re)builds and binds the engine.
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "

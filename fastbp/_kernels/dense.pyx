@@ -35,12 +35,14 @@ cdef void dense_backward_ptr(int act, const floating* X, const floating* W,
                              const floating* Z, const floating* A, const floating* dA,
                              floating* dZ, floating* dX, floating* dW, floating* db,
                              Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
-    """dZ := f'(Z)·dA; dW := Xᵀ·dZ; db := Σ_rows dZ; dX := dZ·Wᵀ (if dX is not NULL)."""
+    """dZ := f'(Z)·dA; db := Σ_rows dZ; dX := dZ·Wᵀ (if dX is not NULL); dW := Xᵀ·dZ.
+
+    dW comes last so that it is still in cache when the caller's optimizer update reads it."""
     activation_backward_ptr(act, Z, A, dA, dZ, n, n_out)
-    gemm(True, False, n_in, n_out, n, 1.0, X, n_in, dZ, n_out, 0.0, dW, n_out)
     column_sums(dZ, db, n, n_out)
     if dX != NULL:
         gemm(False, True, n, n_in, n_out, 1.0, dZ, n_out, W, n_out, 0.0, dX, n_in)
+    gemm(True, False, n_in, n_out, n, 1.0, X, n_in, dZ, n_out, 0.0, dW, n_out)
 
 
 def dense_forward_into(int act, const floating[:, ::1] X, const floating[:, ::1] W,

@@ -39,7 +39,7 @@ else:
     # kernels agree with the reference to the last bit wherever the formulas match.
     COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
     if DEBUG:
-        COMPILE_ARGS = ["-O1", "-g"]
+        COMPILE_ARGS = ["-O1", "-g", "-ffp-contract=off"]
 # Extra flags for sanitizer or profiling builds, e.g. "-fsanitize=address".
 COMPILE_ARGS += os.environ.get("FASTBP_EXTRA_CFLAGS", "").split()
 LINK_ARGS = os.environ.get("FASTBP_EXTRA_LDFLAGS", "").split()

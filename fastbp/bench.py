@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads takes comma-separated whole numbers, got {args.threads!r}")
     if not threads or min(threads) < 1:
         parser.error(f"--threads must be at least 1, got {args.threads!r}")
-    if not args.budget > 0:
+    if not 0 < args.budget < float("inf"):
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
     report = run(names, threads, not args.no_reference, not args.no_torch, args.budget)
     if args.json == "-":

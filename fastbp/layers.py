@@ -72,6 +72,7 @@ class Dense:
     @W.setter
     def W(self, value: Any) -> None:
         self._W = self._as_parameter(value, "W", (self.in_features, self.out_features))
+        Dense.generation += 1  # after the store: whoever sees the new count sees the new array
 
     @property
     def b(self) -> np.ndarray:
@@ -81,6 +82,7 @@ class Dense:
     @b.setter
     def b(self, value: Any) -> None:
         self._b = self._as_parameter(value, "b", (self.out_features,))
+        Dense.generation += 1
 
     @property
     def dW(self) -> np.ndarray:
@@ -103,7 +105,6 @@ class Dense:
             raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
         if arr.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-        Dense.generation += 1
         if arr.dtype == self.dtype and arr.flags.c_contiguous and arr.flags.writeable:
             return arr  # adopt the caller's array, as PyTorch's parameter assignment does
         return np.array(arr, dtype=self.dtype, order="C")

@@ -39,7 +39,8 @@ class Optimizer:
         # would change which state arrays exist (e.g. momentum 0 -> 0.9). Every
         # accepted change bumps the configuration version, so that a compiled
         # engine bound to this optimizer re-reads it.
-        if name not in self._internal:
+        hyper_parameter = name not in self._internal
+        if hyper_parameter:
             if self.__dict__.get("_frozen") and name != "lr":
                 hyper = self.hyperparameters()
                 if name not in hyper:
@@ -51,8 +52,11 @@ class Optimizer:
                                      f"({self.state_names} -> {fresh.state_names}); build a new "
                                      "optimizer instead")
                 value = getattr(fresh, name)
-            object.__setattr__(self, "_config_version", self.__dict__.get("_config_version", 0) + 1)
         object.__setattr__(self, name, value)
+        if hyper_parameter:
+            # After the store: an engine that reads the new version (from another
+            # thread) then also reads the new value.
+            object.__setattr__(self, "_config_version", self.__dict__.get("_config_version", 0) + 1)
 
     def engine_config(self) -> tuple[dict[str, Any], list[list[np.ndarray | None]]]:
         """Hyper-parameters and per-parameter state arrays for the compiled engine."""

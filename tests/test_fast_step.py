@@ -23,32 +23,64 @@ def _data(dtype, n=16, n_in=5, k=3, labels=True, seed=0):
     return X, y
 
 
-def _pair(dtype, loss="cross_entropy", k=3, opt=Adam, **kw):
-    models = [MLP((5, 8, k), "tanh", loss, dtype=dtype, seed=1) for _ in range(2)]
+def _pair(dtype, loss="cross_entropy", k=3, opt=Adam, activation="tanh", **kw):
+    models = [MLP((5, 8, k), activation, loss, dtype=dtype, seed=1) for _ in range(2)]
     return [(m, opt(m.parameters(), **kw)) for m in models]
+
+
+def _assert_same_state(a, opt_a, b, opt_b):
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
+    for sa, sb in zip(opt_a.state, opt_b.state):
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            np.testing.assert_array_equal(sa[key], sb[key])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("labels", [True, False])
-def test_fast_path_gives_the_checked_paths_bits(dtype, labels):
+def test_gate_opens_for_ready_inputs(dtype, labels):
+    """After one step, the engine's gate takes arrays that need nothing done."""
     loss = "cross_entropy" if labels else "mse"
-    (fast, opt_f), (slow, opt_s) = _pair(dtype, loss, lr=0.01)
+    (model, opt), _ = _pair(dtype, loss, lr=0.01)
     X, y = _data(dtype, labels=labels)
-    X_list, y_list = X.tolist(), y.tolist()  # lists always take the checked path
-    taken = 0
-    for _ in range(12):
-        engine = fast._engine
-        if engine is not None:
-            # the call model.train_step makes; it returns None when it did not step
-            taken += engine.train_step_fast(X, y, opt_f, fastbp.Dense.generation) is not None
-        else:
-            fast.train_step(X, y, opt_f)
-        slow.train_step(X_list, y_list, opt_s)
-    assert taken == 11                      # every step after the first was fast
-    assert opt_f.step_count == opt_s.step_count == 12
-    for a, b in zip(fast.parameters() + list(opt_f.state[0].values()),
-                    slow.parameters() + list(opt_s.state[0].values())):
-        np.testing.assert_array_equal(a, b)
+    model.train_step(X, y, opt)
+    for step in range(2, 6):
+        assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is not None
+        assert opt.step_count == step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("labels", [True, False])
+@pytest.mark.parametrize("opt, activation, kw", [
+    (Adam, "tanh", dict(lr=0.01)),
+    (SGD, "relu", dict(lr=0.05, momentum=0.9)),          # momentum's first-step branch
+    (SGD, "leaky_relu", dict(lr=0.05, momentum=0.5, nesterov=True)),
+    (fastbp.RMSprop, "sigmoid", dict(lr=0.01, centered=True)),
+])
+def test_fast_path_gives_the_checked_paths_bits(dtype, labels, opt, activation, kw):
+    """model.train_step on ready arrays (the fast path) against lists (always the
+    checked path): the same losses, parameters and optimizer state, bit for bit."""
+    loss = "cross_entropy" if labels else "mse"
+    (fast, opt_f), (slow, opt_s) = _pair(dtype, loss, opt=opt, activation=activation, **kw)
+    X, y = _data(dtype, labels=labels)
+    X_list, y_list = X.tolist(), y.tolist()
+    for _ in range(8):
+        assert fast.train_step(X, y, opt_f) == slow.train_step(X_list, y_list, opt_s)
+    assert opt_f.step_count == opt_s.step_count == 8
+    _assert_same_state(fast, opt_f, slow, opt_s)
+
+
+def test_zero_loss_steps_once():
+    """A loss of exactly 0.0 is a result, not the gate's 'no' (None)."""
+    model = MLP((3, 4, 2), "relu", "mse", dtype=np.float64, seed=0)
+    for layer in model.layers:
+        layer.W[...] = 0.0
+    opt = SGD(model.parameters(), lr=0.1)
+    X, y = np.ones((4, 3)), np.zeros((4, 2))
+    assert model.train_step(X, y, opt) == 0.0
+    assert model.train_step(X, y, opt) == 0.0
+    assert opt.step_count == 2
 
 
 def _warm(dtype=np.float64, loss="cross_entropy", labels=True):
@@ -62,7 +94,7 @@ def _warm(dtype=np.float64, loss="cross_entropy", labels=True):
 
 @pytest.mark.parametrize("change", [
     "X float32", "X Fortran", "X strided", "X subclass", "X big-endian", "X unaligned",
-    "y int32", "y float labels", "y big-endian labels",
+    "y int32", "y float labels", "y big-endian labels", "y 0-d", "y wrong columns",
     "y wrong rows", "label out of range", "negative label", "batch above capacity",
 ])
 def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
@@ -83,6 +115,10 @@ def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
         X = np.frombuffer(raw[1:].data, dtype=X.dtype).reshape(X.shape)
     elif change == "y big-endian labels":
         y = y.astype(np.dtype(np.intp).newbyteorder(">"))
+    elif change == "y 0-d":
+        y = np.array(1)
+    elif change == "y wrong columns":
+        y = np.zeros((X.shape[0], 2))
     elif change == "y int32":
         y = y.astype(np.int32)
     elif change == "y float labels":
@@ -136,18 +172,24 @@ def test_wrong_shapes_still_raise_after_fast_steps():
 
 
 def test_new_learning_rate_is_used_at_once():
+    """Against backward() + optimizer.step(), which never touch the engine's binding."""
     (a, opt_a), (b, opt_b) = _pair(np.float64, lr=0.01)
     X, y = _data(np.float64)
-    for _ in range(3):
+
+    def both_steps():
         a.train_step(X, y, opt_a)
-        b.train_step(X.tolist(), y.tolist(), opt_b)
+        b.backward(X, y)
+        opt_b.step(b.gradients())
+
+    for _ in range(3):
+        both_steps()
     opt_a.lr = opt_b.lr = 0.5
     assert not a._engine.is_bound_to(opt_a)
     for _ in range(3):
-        a.train_step(X, y, opt_a)
-        b.train_step(X.tolist(), y.tolist(), opt_b)
+        both_steps()
     for p, q in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(p, q)
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=0)
+    assert np.abs(a.parameters()[0] - _pair(np.float64)[0][0].parameters()[0]).max() > 0.1
 
 
 def test_loaded_optimizer_state_is_rebound():
@@ -221,9 +263,30 @@ def test_one_dimensional_targets(n_out):
     opt = SGD(model.parameters(), lr=0.1)
     X, _ = _data(np.float64)
     y = np.linspace(-1, 1, X.shape[0])
+    model.train_step(X, np.tile(y[:, None], (1, n_out)), opt)   # warm: the gate is live
+    gate = model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation)
     if n_out == 1:
-        model.train_step(X, y.reshape(-1, 1), opt)
-        assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is not None
+        assert gate is not None
     else:
+        assert gate is None
         with pytest.raises(ValueError, match="shape"):
             model.train_step(X, y, opt)
+
+
+def test_custom_optimizer_subclass_gets_a_clear_error():
+    class Plain(fastbp.optim.Optimizer):
+        def hyperparameters(self):
+            return {"lr": self.lr}
+
+        def update(self, p, g, state):
+            p -= self.lr * g
+
+    model = MLP((5, 8, 3), "tanh", "cross_entropy", dtype=np.float64, seed=1)
+    opt = Plain(model.parameters(), lr=0.1)
+    X, y = _data(np.float64)
+    with pytest.raises(TypeError, match="backward"):
+        model.train_step(X, y, opt)
+    model.backward(X, y)                       # the route the message gives works
+    W = model.layers[0].W.copy()
+    opt.step(model.gradients())
+    np.testing.assert_array_equal(model.layers[0].W, W - 0.1 * model.layers[0].dW)

@@ -12,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fastbp import ops
+from fastbp import ops, reference
 from fastbp._kernels.activations import exp_into
+
+from conftest import assert_close, assert_scalar_close
 
 EDGES = np.array([0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 0.34657359027997264,
                   -0.34657359027997264, 88.72, -87.33, 700.0, 709.78, 709.7827128933840,
@@ -78,10 +80,21 @@ def test_tanh_and_sigmoid_special_values(dtype):
     assert np.isnan(ops.activation_forward("sigmoid", nan)[0, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 3, 10, 255, 256, 257, 1000])
-def test_softmax_rows_of_every_length(k):
-    """exp_rows batches short rows into one buffer and splits long ones: both halves."""
-    z = np.random.default_rng(k).normal(scale=30, size=(70, k))
-    p = ops.activation_forward("softmax", z)
-    e = _libm_exp(z - z.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(p, e / e.sum(axis=1, keepdims=True), rtol=1e-13, atol=1e-300)
+def test_softmax_and_cross_entropy_rows_of_every_length(k, dtype):
+    """exp_rows batches short rows into one buffer and splits long ones, over blocks
+    of 64 rows (70 rows: two blocks). The logits spread over ±1200, so a row shifted
+    by another row's maximum would overflow or vanish instead of matching."""
+    rng = np.random.default_rng(k)
+    z = rng.normal(scale=400, size=(70, k)).astype(dtype)
+    z64 = z.astype(np.float64)
+    e = _libm_exp(z64 - z64.max(axis=1, keepdims=True))
+    want = e / e.sum(axis=1, keepdims=True)
+    assert_close(ops.activation_forward("softmax", z), want.astype(dtype), dtype)
+    labels = rng.integers(0, k, 70)
+    loss, grad = ops.loss_forward_backward("cross_entropy", z, labels)
+    ref_loss, ref_grad = reference.loss_forward_backward("cross_entropy", z64, labels)
+    assert_scalar_close(loss, ref_loss, dtype, scale=np.abs(z64).max())
+    # p - onehot cancels to 0 at a dominant logit: the error scale is 1/n
+    assert_close(grad, ref_grad.astype(dtype), dtype, scale=1 / 70)

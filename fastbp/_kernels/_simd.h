@@ -10,8 +10,12 @@
 #ifndef FASTBP_SIMD_H
 #define FASTBP_SIMD_H
 
-/* (unused: each module that includes a header uses only some of its kernels) */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* (unused: each module that includes a header uses only some of its kernels)
+ * target_clones needs ifunc, which glibc has and musl does not: <limits.h>
+ * pulls in the libc's feature header that defines __GLIBC__. */
+#include <limits.h>
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && defined(__GLIBC__)
 #define FASTBP_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), unused))
 #elif defined(__GNUC__) || defined(__clang__)
 #define FASTBP_CLONES __attribute__((unused))

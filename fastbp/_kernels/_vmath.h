@@ -23,8 +23,9 @@
 
 #include "_simd.h"
 
-FASTBP_INLINE int64_t fb_bits(double x) { int64_t i; memcpy(&i, &x, 8); return i; }
-FASTBP_INLINE double fb_from_bits(int64_t i) { double x; memcpy(&x, &i, 8); return x; }
+/* Unsigned, so that the shifts and wrap-arounds below are defined for any input. */
+FASTBP_INLINE uint64_t fb_bits(double x) { uint64_t i; memcpy(&i, &x, 8); return i; }
+FASTBP_INLINE double fb_from_bits(uint64_t i) { double x; memcpy(&x, &i, 8); return x; }
 
 /* 1.5·2^52: for |v| < 2^51, (v + SHIFTER) - SHIFTER is v rounded to an integer,
  * and the low bits of v + SHIFTER hold that integer. */
@@ -32,7 +33,7 @@ FASTBP_INLINE double fb_from_bits(int64_t i) { double x; memcpy(&x, &i, 8); retu
 
 /* 2^n for an integral double n in [-1022, 1023], built in the exponent bits. */
 FASTBP_INLINE double fb_pow2(double n) {
-    return fb_from_bits((fb_bits(n + FB_SHIFTER) - fb_bits(FB_SHIFTER) + 1023) << 52);
+    return fb_from_bits((fb_bits(n + FB_SHIFTER) - fb_bits(FB_SHIFTER) + 1023u) << 52);
 }
 
 /* e^x = 2^n · e^r with n = round(x / ln 2) and r = x - n·ln 2 (Cody and Waite's
@@ -40,7 +41,8 @@ FASTBP_INLINE double fb_pow2(double n) {
  * Taylor series to r^13/13! (truncation below 5e-18 relative). 2^n is applied as
  * two factors so that results between 2^-1074 and 2^-1022 round once into the
  * subnormals. x is clamped to [-746, 710] first: e^-746 rounds to 0 and e^710 to
- * inf, and NaN passes through (every comparison with it is false). */
+ * inf, and NaN passes through (every comparison with it is false). The shifter
+ * rounding assumes the default round-to-nearest mode (fastbp never changes it). */
 FASTBP_INLINE double fb_exp(double x) {
     const double LOG2E = 1.44269504088896338700e+00;
     const double LN2_HI = 6.93147180369123816490e-01;   /* 32 trailing zero bits */

@@ -37,6 +37,7 @@ FASTBP_CLONES static void FB_NAME(fb_exp_rows)(const FB_T* x, FB_T* out, ptrdiff
                                               ptrdiff_t k, double* row_max, double* row_sum) {
     enum { BUF = 256 };
     double buf[BUF];
+    if (k <= 0) return;
     ptrdiff_t rows = k <= BUF ? BUF / k : 1;
     for (ptrdiff_t i0 = 0; i0 < n; i0 += rows) {
         ptrdiff_t m = n - i0 < rows ? n - i0 : rows;

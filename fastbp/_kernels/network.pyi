@@ -9,7 +9,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 def adam_scalars(
-    step: int,  # long
+    step: int,  # long long
     lr: float,  # double
     beta1: float,  # double
     beta2: float,  # double
@@ -61,7 +61,7 @@ class Engine:
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
-        step: int,  # long
+        step: int,  # long long
         do_update: bool,  # bint
     ) -> float: ...  # double
     def epoch(
@@ -71,5 +71,5 @@ class Engine:
         labels: npt.NDArray[np.intp] | None,  # object
         order: npt.NDArray[np.intp],  # cnp.ndarray
         batch: int,  # Py_ssize_t
-        step0: int,  # long
+        step0: int,  # long long
     ) -> tuple[int, float]: ...  # (Py_ssize_t, double)

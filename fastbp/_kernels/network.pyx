@@ -59,7 +59,7 @@ cdef struct OptConfig:
     bint nesterov, centered, decoupled, amsgrad, folded
 
 
-cdef void update(OptConfig* c, long step, floating* p, floating* g, void** s,
+cdef void update(OptConfig* c, long long step, floating* p, floating* g, void** s,
                  Py_ssize_t size, double step_size, double bc2_sqrt) noexcept nogil:
     """One optimizer step (t = step) of one parameter buffer; Adam's step_size and
     bc2_sqrt are the step's adam_scalars_c (computed once per step, not per buffer)."""
@@ -77,7 +77,7 @@ cdef void update(OptConfig* c, long step, floating* p, floating* g, void** s,
                  step_size, bc2_sqrt)
 
 
-cdef (double, double) adam_scalars_c(long step, double lr, double beta1, double beta2,
+cdef (double, double) adam_scalars_c(long long step, double lr, double beta1, double beta2,
                                      bint folded) noexcept nogil:
     """(step_size, √(1-β₂ᵗ)): lr/(1-β₁ᵗ) (paper) or lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (folded)."""
     cdef double bc1 = 1.0 - pow(beta1, <double>step)
@@ -87,7 +87,7 @@ cdef (double, double) adam_scalars_c(long step, double lr, double beta1, double 
     return lr / bc1, bc2_sqrt
 
 
-def adam_scalars(long step, double lr, double beta1, double beta2, bint folded):
+def adam_scalars(long long step, double lr, double beta1, double beta2, bint folded):
     """(step_size, √(1-β₂ᵗ)) of Adam step t, as the compiled step computes them."""
     return adam_scalars_c(step, lr, beta1, beta2, folded)
 
@@ -111,7 +111,7 @@ cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_
 
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                       const floating* T, const Py_ssize_t* labels, Py_ssize_t n,
-                      OptConfig* cfg, long step, bint do_update) noexcept nogil:
+                      OptConfig* cfg, long long step, bint do_update) noexcept nogil:
     """Forward, loss, backward and (if do_update) the update of every layer; the loss."""
     cdef int l
     cdef Layer* L
@@ -143,7 +143,7 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
                            const floating* T, const Py_ssize_t* labels, Py_ssize_t n_features,
                            Py_ssize_t n_targets, const Py_ssize_t* order, Py_ssize_t n,
                            Py_ssize_t batch, floating* Xb, floating* Tb, Py_ssize_t* Lb,
-                           OptConfig* cfg, long step0, double* loss_sum) noexcept nogil:
+                           OptConfig* cfg, long long step0, double* loss_sum) noexcept nogil:
     """Mini-batches of ``order`` in sequence: gather rows, step. Returns the number of
     steps taken; stops early (returning -(steps+1)) at the first non-finite loss."""
     cdef Py_ssize_t start, m, i, src, steps = 0
@@ -255,6 +255,10 @@ cdef class Engine:
         per parameter (W1, b1, W2, ...), a list of up to three arrays in the
         kernel's order (None where unused)."""
         cdef int l, j
+        if optimizer.kind not in (OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM):
+            raise TypeError(f"the compiled step knows fastbp's SGD, AdaGrad, RMSprop, Adam and "
+                            f"AdamW, not {type(optimizer).__name__}; for another optimizer "
+                            f"call model.backward(X, y) and then optimizer.step(model.gradients())")
         self.cfg.kind = optimizer.kind
         self.cfg.lr = hyper.get("lr", 0.0)
         self.cfg.momentum = hyper.get("momentum", 0.0)
@@ -286,7 +290,7 @@ cdef class Engine:
 
     cdef bint _bound_current(self, optimizer):
         cdef PyObject* version
-        if optimizer is not self.bound_optimizer:
+        if self.opt_dict is None or optimizer is not self.bound_optimizer:
             return False
         # Its __dict__ directly: two dict lookups instead of two attribute lookups.
         version = PyDict_GetItem(self.opt_dict, "_config_version")
@@ -333,8 +337,10 @@ cdef class Engine:
                 or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
             return None
         n = cnp.PyArray_DIMS(Xa)[0]
-        if n == 0 or n > self.capacity or not cnp.PyArray_IS_C_CONTIGUOUS(ya) \
-                or not cnp.PyArray_ISBEHAVED_RO(ya) or cnp.PyArray_DIMS(ya)[0] != n:
+        # ndim first: a 0-d array has no dimensions to read.
+        if n == 0 or n > self.capacity or cnp.PyArray_NDIM(ya) not in (1, 2) \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(ya) or not cnp.PyArray_ISBEHAVED_RO(ya) \
+                or cnp.PyArray_DIMS(ya)[0] != n:
             return None
         labels = self.loss == LOSS_CE and cnp.PyArray_NDIM(ya) == 1
         if labels:
@@ -377,7 +383,7 @@ cdef class Engine:
                 forward_impl[double](self.layers, self.n_layers, <double*>x, n, False)
         return self.workspaces[self.n_layers - 1][0][:n]
 
-    def step(self, cnp.ndarray X, T, labels, long step, bint do_update):
+    def step(self, cnp.ndarray X, T, labels, long long step, bint do_update):
         """Forward, loss, backward (and update unless do_update is False); returns the loss.
 
         T (n, k) float targets or labels (n,) intp, C-contiguous (checked by the caller)."""
@@ -397,7 +403,8 @@ cdef class Engine:
                                           <double*>t, lp, n, &self.cfg, step, do_update)
         return value
 
-    def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch, long step0):
+    def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
+              long long step0):
         """One epoch of mini-batch steps over ``order`` (intp); returns (steps, loss_sum).
 
         steps < 0 means the loss became non-finite at step -steps (then loss_sum

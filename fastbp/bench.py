@@ -9,6 +9,7 @@ and the repeats of all implementations are interleaved (see time_side_by_side).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -76,7 +77,8 @@ def make_data(w: Workload, rng: np.random.Generator, n: int | None = None
 
 
 def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
-                      repeats: int = 7, pause: float = 0.0) -> dict[str, float]:
+                      repeats: int = 7, pause: float = 0.0,
+                      contexts: dict[str, Callable[[], Any]] | None = None) -> dict[str, float]:
     """Median seconds per call of each function, timed in interleaved rounds.
 
     Each function is warmed up and its loop sized to take about budget/repeats;
@@ -84,26 +86,63 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
     each contender's repeats at the same moments of a shared machine's drift, so
     that ratios between them hold even when absolute times wander by several
     percent. ``pause`` seconds before each loop let the previous contender's
-    worker threads (OpenMP/OpenBLAS spin after a parallel region) go idle.
+    worker threads (OpenMP/OpenBLAS spin after a parallel region) go idle;
+    ``contexts[name]()``, if given, is entered around each of that function's loops.
     """
+    contexts = contexts or {}
+
+    def timed_loop(name: str, n: int) -> float:
+        with contexts.get(name, contextlib.nullcontext)():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fns[name]()
+            return time.perf_counter() - t0
+
     loops = {}
-    for name, fn in fns.items():
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        once = max(time.perf_counter() - t0, 1e-7)
+    for name in fns:
+        timed_loop(name, 1)
+        once = max(timed_loop(name, 1), 1e-7)
         loops[name] = max(1, int(budget / repeats / once))
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        for name, fn in fns.items():
+        for name in fns:
             if pause:
                 time.sleep(pause)
-            n = loops[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            times[name].append((time.perf_counter() - t0) / n)
+            times[name].append(timed_loop(name, loops[name]) / loops[name])
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+# Which BLAS each contender calls: SciPy's (fastbp goes through scipy.linalg.cython_blas)
+# or NumPy's; PyTorch brings its own.
+BLAS_OF = {"fastbp": "scipy", "gemm-floor-fastbp-blas": "scipy", "reference": "numpy",
+           "gemm-floor": "numpy", "torch": None, "torch-fused": None}
+
+
+def blas_files() -> dict[str, str]:
+    """{"numpy": path, "scipy": path} of the two BLAS libraries, when they are two
+    separate files (pip wheels bundle one each, in numpy.libs and scipy.libs)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return {}
+    files = {}
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            folder = os.path.basename(os.path.dirname(info["filepath"]))
+            for lib in ("numpy", "scipy"):
+                if folder.startswith(lib):
+                    files[lib] = info["filepath"]
+    return files if len(set(files.values())) == 2 else {}
+
+
+def quiet_other_blas(impl: str, files: dict[str, str]) -> Callable[[], Any]:
+    """A context that holds the BLAS libraries ``impl`` does not call to one thread,
+    so that their idle workers cannot spin on the cores it needs."""
+    others = {path: 1 for lib, path in files.items() if lib != BLAS_OF.get(impl)}
+    if not others:
+        return contextlib.nullcontext
+    from threadpoolctl import threadpool_limits
+    return lambda: threadpool_limits(limits=others)
 
 
 # ---------------------------------------------------------------- implementations
@@ -321,6 +360,7 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
     except ImportError:
         torch = None
     results: list[dict[str, Any]] = []
+    files = blas_files()
     for n_threads in threads:
         set_num_threads(n_threads)
         if torch is not None:
@@ -342,8 +382,11 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             # spinning for a while after its last call and steal the next contender's
             # cores: 0.3 s was not enough here (W3's floor through SciPy's OpenBLAS
             # took 152 µs after NumPy's, 92 µs after a 1 s pause).
-            timed = time_side_by_side({k: f for k, f in contenders.items() if f is not None},
-                                      budget * scale, pause=1.0 if n_threads > 1 else 0.0)
+            # Also, at 2 threads each contender runs with the other BLAS held to one thread.
+            timed_fns = {k: f for k, f in contenders.items() if f is not None}
+            contexts = {k: quiet_other_blas(k, files) for k in timed_fns} if n_threads > 1 else {}
+            timed = time_side_by_side(timed_fns, budget * scale,
+                                      pause=1.0 if n_threads > 1 else 0.0, contexts=contexts)
             row.update((impl, t * 1e6) for impl, t in timed.items())
             results.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)

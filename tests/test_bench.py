@@ -68,3 +68,26 @@ def test_pytest_benchmark_suite_runs(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+def test_each_contender_runs_with_the_other_blas_held_to_one_thread():
+    from threadpoolctl import threadpool_info
+
+    from fastbp import bench
+    from fastbp.threads import using_threads
+
+    files = bench.blas_files()
+    if not files:
+        pytest.skip("NumPy and SciPy share one BLAS library here")
+
+    def threads_of(lib):
+        return next(d["num_threads"] for d in threadpool_info() if d["filepath"] == files[lib])
+
+    with using_threads(2):
+        with bench.quiet_other_blas("fastbp", files)():
+            assert (threads_of("numpy"), threads_of("scipy")) == (1, 2)
+        with bench.quiet_other_blas("reference", files)():
+            assert (threads_of("numpy"), threads_of("scipy")) == (2, 1)
+        with bench.quiet_other_blas("torch", files)():
+            assert (threads_of("numpy"), threads_of("scipy")) == (1, 1)
+        assert (threads_of("numpy"), threads_of("scipy")) == (2, 2)

@@ -17,7 +17,7 @@ ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
                "softplus", "gelu", "silu", "softmax")
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-#: largest step count (the compiled step counter is a C long)
+#: largest step count (the compiled step counter is a C long long)
 MAX_STEP = 2**62
 #: largest matrix dimension (BLAS takes 32-bit ints)
 MAX_DIM = 2**31 - 1

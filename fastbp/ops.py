@@ -122,7 +122,7 @@ def sgd_step(
         p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step)
     if p.size:
         _optim.sgd_step_into(p.reshape(-1), g.reshape(-1), _flat(buf), lr, momentum, dampening,
-                             nesterov, weight_decay, bool(first_step))
+                             nesterov, weight_decay, first_step)
 
 
 def adagrad_step(

@@ -9,7 +9,7 @@ Cross-entropy takes either int labels (``labels``, with ``target`` NULL) or
 class probabilities (``target``, with ``labels`` NULL).
 """
 from cython cimport floating
-from libc.math cimport exp, log, log1p, fabs, isfinite
+from libc.math cimport log, fabs, isfinite
 
 from fastbp._kernels._math cimport (
     LOSS_MSE, LOSS_MAE, LOSS_HUBER, LOSS_BCE, LOSS_CE, sigmoid, log_sigmoid, exp_rows, EXP_BLOCK,

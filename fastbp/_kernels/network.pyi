@@ -2,7 +2,7 @@
 # and the public (``def``) methods and attributes of ``Engine``. Each trailing
 # comment gives the exact Cython type; float arrays all have the engine's dtype
 # (float32 or float64) and are C-contiguous, which the callers guarantee.
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,11 +19,6 @@ def adam_scalars(
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.
 @disjoint_base
 class Engine:
-    # the optimizer this engine points into, its state tuple and its _config_version
-    # at binding (None, None, -1 before bind_optimizer)
-    bound_optimizer: Any  # cdef public object
-    bound_state: tuple[Mapping[str, npt.NDArray[Any]], ...] | None  # cdef public object
-    bound_version: int  # cdef public long long
     # Dense.generation at which the parameter arrays were last checked (-1: never)
     generation: int  # cdef public long long
     dtype: np.dtype[np.floating[Any]]  # cdef public object

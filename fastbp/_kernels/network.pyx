@@ -29,8 +29,10 @@ from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, labels_in_range_ptr
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
 
-# fastbp._validation.MAX_STEP: the largest step count an optimizer takes.
-cdef long long MAX_STEP = 2 ** 62
+from fastbp._validation import MAX_STEP as _MAX_STEP
+
+# The largest step count an optimizer takes (defined in fastbp._validation).
+cdef long long MAX_STEP = _MAX_STEP
 
 # Optimizer kinds (fastbp.optim.Optimizer.kind).
 cdef enum:
@@ -186,9 +188,9 @@ cdef class Engine:
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
     # The binding (see bind_optimizer): the optimizer, its __dict__, its state tuple
     # and its _config_version when the engine read them.
-    cdef public object bound_optimizer
-    cdef public object bound_state
-    cdef public long long bound_version
+    cdef object bound_optimizer
+    cdef object bound_state
+    cdef long long bound_version
     cdef dict opt_dict
     # Dense.generation at which the caller last checked that the parameter
     # arrays are the ones this engine points into (-1: never).
@@ -353,19 +355,8 @@ cdef class Engine:
                         or cnp.PyArray_NDIM(ya) == 1 and last.n_out == 1):
             return None
         t = cnp.PyArray_DATA(ya)
-        with nogil:
-            if self.f32:
-                value = step_impl[float](self.layers, self.n_layers, self.loss,
-                                         <float*>cnp.PyArray_DATA(Xa),
-                                         NULL if labels else <float*>t,
-                                         <Py_ssize_t*>t if labels else NULL,
-                                         n, &self.cfg, step + 1, True)
-            else:
-                value = step_impl[double](self.layers, self.n_layers, self.loss,
-                                          <double*>cnp.PyArray_DATA(Xa),
-                                          NULL if labels else <double*>t,
-                                          <Py_ssize_t*>t if labels else NULL,
-                                          n, &self.cfg, step + 1, True)
+        value = self._run_step(cnp.PyArray_DATA(Xa), NULL if labels else t,
+                               <Py_ssize_t*>t if labels else NULL, n, step + 1, True)
         PyDict_SetItem(self.opt_dict, "step_count", step + 1)
         return value
 
@@ -387,20 +378,23 @@ cdef class Engine:
         """Forward, loss, backward (and update unless do_update is False); returns the loss.
 
         T (n, k) float targets or labels (n,) intp, C-contiguous (checked by the caller)."""
-        cdef Py_ssize_t n = X.shape[0]
-        cdef void* x = cnp.PyArray_DATA(X)
         cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
         cdef const Py_ssize_t* lp = NULL
-        cdef double value
         if labels is not None:
             lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
+        return self._run_step(cnp.PyArray_DATA(X), t, lp, X.shape[0], step, do_update)
+
+    cdef double _run_step(self, void* x, void* t, const Py_ssize_t* labels, Py_ssize_t n,
+                          long long step, bint do_update):
+        """step_impl in the engine's dtype, without the GIL (t is NULL with labels)."""
+        cdef double value
         with nogil:
             if self.f32:
                 value = step_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
-                                         <float*>t, lp, n, &self.cfg, step, do_update)
+                                         <float*>t, labels, n, &self.cfg, step, do_update)
             else:
                 value = step_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
-                                          <double*>t, lp, n, &self.cfg, step, do_update)
+                                          <double*>t, labels, n, &self.cfg, step, do_update)
         return value
 
     def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from fastbp._kernels.losses import labels_in_range
+from fastbp._validation import MAX_DIM, blas_dims
 
 
 def as_input(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.ndarray:
     """X as a C-contiguous (n_samples, n_features) array of the model's dtype."""
     if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[1] == n_features \
-            and X.flags.c_contiguous:
+            and X.flags.c_contiguous and X.shape[0] <= MAX_DIM:
         return X  # the common case, kept cheap: train_step is called per mini-batch
     arr = np.asarray(X)
     if arr.dtype.kind not in "biuf":
@@ -27,6 +28,8 @@ def as_input(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.nd
         raise ValueError(f"{name} must be 2-dimensional (n_samples, {n_features}), got shape {arr.shape}")
     if arr.shape[1] != n_features:
         raise ValueError(f"{name} must have {n_features} features (columns), got shape {arr.shape}")
+    # Rows reach BLAS as a 32-bit int in the compiled engine.
+    blas_dims(**{f"{name} rows (n_samples)": arr.shape[0]})
     return np.ascontiguousarray(arr, dtype=dtype)
 
 

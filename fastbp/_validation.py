@@ -234,9 +234,8 @@ def optimizer_arrays(p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarr
 
 
 def flag(value: Any, name: str) -> bool:
-    """A bool option (Python or NumPy bool, or the ints 0 and 1)."""
-    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer))
-                                               and value in (0, 1)):
+    """A bool option: Python or NumPy bool only (the string "no" is not False, nor 0 a flag)."""
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
 

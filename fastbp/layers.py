@@ -50,6 +50,8 @@ class Dense:
                  init: str = "auto", dtype: Any = "float32", seed: Any = None) -> None:
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
+        # The compiled engine passes these to BLAS as 32-bit ints.
+        check.blas_dims(in_features=self.in_features, out_features=self.out_features)
         self.act_code = check.activation_code(activation)
         self.activation = activation
         self.dtype = check.float_dtype(dtype)

@@ -185,7 +185,7 @@ class SGD(Optimizer):
                  weight_decay: float = 0.0) -> None:
         self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
         self.dampening = check.finite_scalar(dampening, "dampening")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check.flag(nesterov, "nesterov")
         self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0, "
@@ -237,7 +237,7 @@ class RMSprop(Optimizer):
         self.alpha = check.finite_scalar(alpha, "alpha", low=0.0, high=1.0)
         self.eps = check.finite_scalar(eps, "eps", low=0.0)
         self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
-        self.centered = bool(centered)
+        self.centered = check.flag(centered, "centered")
         self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
         self.state_names = (("square_avg",) + (("momentum_buffer",) if self.momentum > 0 else ())
                             + (("grad_avg",) if self.centered else ()))
@@ -271,7 +271,7 @@ class Adam(Optimizer):
         self.betas = check.betas(beta1, beta2)
         self.eps = check.finite_scalar(eps, "eps", low=0.0)
         self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check.flag(amsgrad, "amsgrad")
         if eps_mode not in ("paper", "folded"):
             raise ValueError(f"eps_mode must be 'paper' or 'folded', got {eps_mode!r}")
         self.eps_mode = eps_mode

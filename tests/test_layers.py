@@ -373,3 +373,22 @@ def test_unknown_init(init):
 def test_bad_dtype(dtype):
     with pytest.raises(TypeError, match="dtype"):
         fastbp.Dense(3, 2, dtype=dtype)
+
+
+# ---------------------------------------------------------------- BLAS's 32-bit dimensions
+
+@pytest.mark.parametrize("dims, name", [((2**31, 1), "in_features"), ((1, 2**31), "out_features")])
+def test_regression_dense_refuses_dimensions_blas_cannot_take(dims, name):
+    # Checked before any allocation (an 8 GiB W would otherwise be drawn first).
+    with pytest.raises(ValueError, match=rf"{name} = {2**31} exceeds"):
+        fastbp.Dense(*dims)
+
+
+def test_regression_model_refuses_more_rows_than_blas_takes():
+    # A zero-stride view: 2**31 rows of one feature without the memory behind them.
+    X = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(2**31, 1), strides=(0, 4))
+    model = fastbp.MLP((1, 2, 1), seed=0)
+    for call in (model.forward, model.predict, fastbp.Dense(1, 2).forward):
+        with pytest.raises(ValueError, match="n_samples.*exceeds"):
+            call(X)
+    assert model.forward(np.ones((3, 1), np.float32)).shape == (3, 1)

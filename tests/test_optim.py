@@ -276,6 +276,25 @@ def test_bad_hyperparameters(cls, kw, name):
         cls([np.zeros((2, 2))], **kw)
 
 
+# Flags are bools: a string such as "no" is truthy and once turned Nesterov momentum on.
+BAD_FLAGS = [(fastbp.SGD, dict(momentum=0.9), "nesterov"), (fastbp.RMSprop, {}, "centered"),
+             (fastbp.Adam, {}, "amsgrad"), (fastbp.AdamW, {}, "amsgrad")]
+
+
+@pytest.mark.parametrize("cls, kw, flag", BAD_FLAGS, ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("value", ["no", "", 1, 0, None, 2.5, np.int64(1), [True]],
+                         ids=repr)
+def test_regression_flag_must_be_bool(cls, kw, flag, value):
+    with pytest.raises(TypeError, match=rf"{flag} must be a bool"):
+        cls(P, **kw, **{flag: value})
+    opt = cls(P, **kw)
+    with pytest.raises(TypeError, match=rf"{flag} must be a bool"):
+        setattr(opt, flag, value)
+    assert getattr(opt, flag) is False
+    for ok in (True, np.bool_(False)):
+        assert getattr(cls(P, **kw, **{flag: ok}), flag) is bool(ok)
+
+
 def test_betas_not_a_pair():
     for bad in (0.9, (0.9,), (0.9, 0.99, 0.999)):
         with pytest.raises(TypeError, match="betas"):

@@ -24,6 +24,9 @@ __all__ = ["Sequential", "MLP"]
 
 _NO_THREAD_CHANGE = contextlib.nullcontext()
 
+# Engine.predict_fast kinds (network.pyx): forward, predict_proba, predict.
+_PREDICT_RAW, _PREDICT_PROBA, _PREDICT_LABELS = 0, 1, 2
+
 
 class Sequential:
     """Dense layers applied in order, trained against one loss.
@@ -155,8 +158,19 @@ class Sequential:
         return (None, y) if y.ndim == 1 else (y, None)
 
     # ---------------------------------------------------------------- math
+    # The prediction methods first try the engine's lean path (one compiled call:
+    # checks, forward pass and result, under the model's lock like every call); it
+    # answers None whenever X needs converting, the engine needs (re)building or
+    # num_threads is set, and the checked path below it then runs.
     def forward(self, X: Any) -> np.ndarray:
         """The raw output of the last layer (a new array)."""
+        if self.num_threads is None:
+            with self._lock:
+                engine = self._engine
+                out = None if engine is None else engine.predict_fast(X, Dense.generation,
+                                                                      _PREDICT_RAW)
+            if out is not None:
+                return out
         X = self.check_X(X)
         if X.shape[0] == 0:
             return np.empty((0, self.out_features), dtype=self.dtype)
@@ -216,6 +230,13 @@ class Sequential:
     # ---------------------------------------------------------------- predictions
     def predict(self, X: Any) -> np.ndarray:
         """Values (regression), int class labels (cross_entropy) or 0/1 labels (binary)."""
+        if self.num_threads is None:
+            with self._lock:
+                engine = self._engine
+                labels = None if engine is None else engine.predict_fast(X, Dense.generation,
+                                                                         _PREDICT_LABELS)
+            if labels is not None:
+                return labels
         out = self.forward(X)
         if self.loss_name == "cross_entropy":
             return out.argmax(axis=1)
@@ -225,6 +246,13 @@ class Sequential:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: softmax (cross_entropy) or sigmoid (binary_cross_entropy)."""
+        if self.num_threads is None:
+            with self._lock:
+                engine = self._engine
+                proba = None if engine is None else engine.predict_fast(X, Dense.generation,
+                                                                        _PREDICT_PROBA)
+            if proba is not None:
+                return proba
         if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
             raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
                              f"{self.loss_name!r} (use predict)")

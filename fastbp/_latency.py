@@ -229,6 +229,28 @@ def _c_input(rows: int, n_in: int) -> np.ndarray:
             .reshape(rows, n_in))
 
 
+def make_model(w: LatencyWorkload) -> Any:
+    return fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=0)
+
+
+def make_input(w: LatencyWorkload, batch: int) -> np.ndarray:
+    return np.random.default_rng(batch).standard_normal((batch, w.sizes[0])).astype(w.dtype)
+
+
+def contender(impl: str, w: LatencyWorkload, model: Any, X: np.ndarray
+              ) -> Callable[[], Any] | None:
+    """One prediction call of ``impl`` (a Python contender) on X; None if not installed."""
+    if impl == "fastbp":
+        return _fastbp(model, X, w.proba)
+    if impl == "onnxruntime":
+        return _onnxruntime(model, X)
+    if impl == "torch":
+        return _torch(model, X, w.proba)
+    if impl == "sklearn":
+        return _sklearn(model, X, w)
+    raise ValueError(f"impl must be one of {CONTENDERS[:-1]}, got {impl!r}")
+
+
 # ---------------------------------------------------------------- driver
 
 def run_latency(names: list[str], include_torch: bool = True, calls: int = 20000,
@@ -238,15 +260,11 @@ def run_latency(names: list[str], include_torch: bool = True, calls: int = 20000
     rows: list[dict[str, Any]] = []
     for name in names:
         w = LATENCY_WORKLOADS[name]
-        model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=0)
+        model = make_model(w)
         for batch in BATCHES:
-            X = np.random.default_rng(batch).standard_normal((batch, w.sizes[0])).astype(w.dtype)
-            fns: dict[str, Callable[[], Any] | None] = {
-                "fastbp": _fastbp(model, X, w.proba),
-                "onnxruntime": _onnxruntime(model, X),
-                "torch": _torch(model, X, w.proba) if include_torch else None,
-                "sklearn": _sklearn(model, X, w),
-            }
+            X = make_input(w, batch)
+            fns = {impl: contender(impl, w, model, X) for impl in CONTENDERS[:-1]
+                   if include_torch or impl != "torch"}
             timed = {k: f for k, f in fns.items() if f is not None}
             want = np.asarray(timed["fastbp"]()).reshape(batch, -1)
             for k, f in timed.items():  # the same weights: the same answers

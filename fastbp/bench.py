@@ -28,7 +28,7 @@ from fastbp import reference as ref
 from fastbp._latency import LATENCY_WORKLOADS, latency_table, run_latency
 from fastbp.threads import set_num_threads
 
-__all__ = ["WORKLOADS", "Workload", "run", "main"]
+__all__ = ["WORKLOADS", "LATENCY_WORKLOADS", "Workload", "run", "main"]
 
 
 @dataclass(frozen=True)

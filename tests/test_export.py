@@ -18,8 +18,19 @@ from fastbp.models import Sequential
 
 from conftest import assert_close
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+try:
+    import onnx
+    import onnxruntime as ort
+except ImportError:  # the C tests run without them
+    onnx = ort = None
+try:
+    import sklearn
+except ImportError:
+    sklearn = None
+
+needs_onnx = pytest.mark.skipif(onnx is None, reason="needs onnx and onnxruntime (test extra)")
+needs_sklearn = pytest.mark.skipif(onnx is None or sklearn is None,
+                                   reason="needs scikit-learn, onnx and onnxruntime (test extra)")
 
 DTYPES = (np.float32, np.float64)
 #: the contract: 1e-6 relative in float32, 1e-12 in float64 (with conftest's absolute
@@ -59,6 +70,7 @@ def session(data: bytes):
 
 # ---------------------------------------------------------------- ONNX
 
+@needs_onnx
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("act", fastbp.ACTIVATIONS)
@@ -79,6 +91,7 @@ def test_onnx_matches_fastbp(act, loss, dtype):
         assert_close(Y, expected(model, X), dtype, rtol=RTOL[dtype], err_msg=f"n={n}")
 
 
+@needs_onnx
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_onnx_raw_output_and_every_activation_stacked(dtype, tmp_path):
     # Every activation in one network (softmax in the middle too); output="raw" gives
@@ -99,6 +112,7 @@ def test_onnx_raw_output_and_every_activation_stacked(dtype, tmp_path):
     assert_close(P, model.predict_proba(X), dtype, rtol=RTOL[dtype])
 
 
+@needs_onnx
 def test_onnx_softplus_threshold_and_gelu_tails_exact():
     # A single identity-weight layer shows the activation itself on chosen inputs:
     # softplus is x above 20 (PyTorch's threshold; ONNX's Softplus would add e^-x),
@@ -115,6 +129,7 @@ def test_onnx_softplus_threshold_and_gelu_tails_exact():
             assert Y[0, -1] == 35.0 and Y[0, -2] == 20.5
 
 
+@needs_onnx
 def test_onnx_bad_arguments():
     model = model_for("relu", "mse", np.float32)
     with pytest.raises(ValueError, match="output"):
@@ -277,9 +292,6 @@ def test_c_text_holds_no_model_strings(tmp_path):
 
 # ---------------------------------------------------------------- estimators
 
-sklearn = pytest.importorskip("sklearn")
-
-
 def _blobs(n, n_classes, n_features, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)
@@ -287,6 +299,7 @@ def _blobs(n, n_classes, n_features, seed=0):
     return X, y
 
 
+@needs_sklearn
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("labels", ["int", "str"])
 def test_classifier_to_onnx(labels, dtype, tmp_path):
@@ -317,6 +330,7 @@ def test_classifier_to_onnx(labels, dtype, tmp_path):
                      rtol=RTOL[np.dtype(dtype).type])
 
 
+@needs_sklearn
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_classifier_to_onnx_single_logistic_output(dtype):
     # A two-class classifier whose network has one logistic output (the binary layout):
@@ -334,6 +348,7 @@ def test_classifier_to_onnx_single_logistic_output(dtype):
                                                       .astype(int)])
 
 
+@needs_sklearn
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_regressor_to_onnx(dtype):
     from fastbp.sklearn import MLPRegressor
@@ -353,6 +368,7 @@ def test_regressor_to_onnx(dtype):
                      rtol=RTOL[np.dtype(dtype).type])
 
 
+@needs_sklearn
 def test_estimator_to_onnx_unfitted():
     from sklearn.exceptions import NotFittedError
 

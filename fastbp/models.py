@@ -158,17 +158,18 @@ class Sequential:
         return (None, y) if y.ndim == 1 else (y, None)
 
     # ---------------------------------------------------------------- math
-    # The prediction methods first try the engine's lean path (one compiled call:
-    # checks, forward pass and result, under the model's lock like every call); it
-    # answers None whenever X needs converting, the engine needs (re)building or
-    # num_threads is set, and the checked path below it then runs.
+    # The prediction methods first try the engine's lean path: one compiled call that
+    # takes the model's lock (as every call does), checks X, runs the network and
+    # returns the result. It answers None whenever X needs converting, the engine
+    # needs (re)building, or another call holds the lock; the checked path then runs
+    # (and so does it whenever num_threads is set, which only the checked path applies).
+    # An engine read before a concurrent rebuild still points into the arrays it was
+    # built over (it keeps them alive): the call then acts as if it came first.
     def forward(self, X: Any) -> np.ndarray:
         """The raw output of the last layer (a new array)."""
-        if self.num_threads is None:
-            with self._lock:
-                engine = self._engine
-                out = None if engine is None else engine.predict_fast(X, Dense.generation,
-                                                                      _PREDICT_RAW)
+        engine = self._engine
+        if engine is not None and self.num_threads is None:
+            out = engine.predict_fast(X, Dense.generation, _PREDICT_RAW, self._lock)
             if out is not None:
                 return out
         X = self.check_X(X)
@@ -230,11 +231,9 @@ class Sequential:
     # ---------------------------------------------------------------- predictions
     def predict(self, X: Any) -> np.ndarray:
         """Values (regression), int class labels (cross_entropy) or 0/1 labels (binary)."""
-        if self.num_threads is None:
-            with self._lock:
-                engine = self._engine
-                labels = None if engine is None else engine.predict_fast(X, Dense.generation,
-                                                                         _PREDICT_LABELS)
+        engine = self._engine
+        if engine is not None and self.num_threads is None:
+            labels = engine.predict_fast(X, Dense.generation, _PREDICT_LABELS, self._lock)
             if labels is not None:
                 return labels
         out = self.forward(X)
@@ -246,11 +245,9 @@ class Sequential:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: softmax (cross_entropy) or sigmoid (binary_cross_entropy)."""
-        if self.num_threads is None:
-            with self._lock:
-                engine = self._engine
-                proba = None if engine is None else engine.predict_fast(X, Dense.generation,
-                                                                        _PREDICT_PROBA)
+        engine = self._engine
+        if engine is not None and self.num_threads is None:
+            proba = engine.predict_fast(X, Dense.generation, _PREDICT_PROBA, self._lock)
             if proba is not None:
                 return proba
         if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):

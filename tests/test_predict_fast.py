@@ -152,3 +152,31 @@ def test_fast_predictions_from_threads_equal_serial():
     for t in range(4):
         for got, want in zip(results[t], serial):
             np.testing.assert_array_equal(got, want)
+
+
+def test_a_held_lock_sends_the_call_to_wait_on_the_checked_path():
+    model = warmed(fastbp.MLP((4, 6, 3), "relu", "cross_entropy", seed=0), 2)
+    X = np.ones((2, 4), dtype=np.float32)
+    expected = model.predict_proba(X)
+    g = fastbp.Dense.generation
+    assert model._engine.predict_fast(X, g, 1, model._lock) is not None
+    assert not model._lock.locked()          # released after the call
+    done = threading.Event()
+    result = {}
+
+    def call():
+        result["proba"] = model.predict_proba(X)
+        done.set()
+
+    with model._lock:
+        assert model._engine.predict_fast(X, g, 1, model._lock) is None
+        worker = threading.Thread(target=call)
+        worker.start()
+        assert not done.wait(0.2)            # waits for the lock (each call atomic)
+    worker.join(10)
+    assert done.is_set()
+    np.testing.assert_array_equal(result["proba"], expected)
+    # a failing call inside the lock releases it (the checks raise nothing, but a
+    # bad kind is declined and the lock is free again)
+    assert model._engine.predict_fast(X, g, 7, model._lock) is None
+    assert not model._lock.locked()

@@ -52,6 +52,7 @@ class Engine:
         X: Any,  # object
         generation: int,  # long long
         kind: int,  # int: 0 forward, 1 predict_proba, 2 predict
+        lock: Any = None,  # object: the model's threading.Lock, or None
     ) -> npt.NDArray[Any] | None: ...  # a new array, or None for the checked path
     def forward(
         self,

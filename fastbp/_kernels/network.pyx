@@ -177,6 +177,11 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
     return steps
 
 
+# predict_fast keeps the GIL for calls with less work than this (multiply-adds):
+# releasing and re-taking it costs about as much as such a call's arithmetic,
+# and no other thread could do much in the time anyway.
+cdef Py_ssize_t NOGIL_MIN_WORK = 1 << 15
+
 # What Engine.predict_fast returns (fastbp.models.Sequential's PREDICT_* mirror these).
 cdef enum:
     PREDICT_RAW = 0      # forward
@@ -408,7 +413,7 @@ cdef class Engine:
         return value
 
 
-    def predict_fast(self, X, long long generation, int kind):
+    def predict_fast(self, X, long long generation, int kind, lock=None):
         """forward / predict_proba / predict (``kind``: PREDICT_RAW, PREDICT_PROBA,
         PREDICT_LABELS) in one call when nothing needs converting or rebuilding;
         returns a new array, or None to send the caller down the checked path.
@@ -416,11 +421,26 @@ cdef class Engine:
         The fast case: ``generation`` is the one the parameter arrays were checked
         at; X is an ndarray of the engine's dtype (native byte order, aligned),
         C-contiguous, (n, n_in) with 0 < n <= capacity; for PREDICT_PROBA the loss
-        is a cross-entropy. The result has the bits of the checked path's."""
+        is a cross-entropy. The result has the bits of the checked path's.
+
+        ``lock`` (the model's): taken without waiting around the checks and the
+        pass (cheaper than a ``with`` block in the caller); if another call holds
+        it, None, and the checked path waits for it."""
+        if lock is None:
+            return self._predict_fast(X, generation, kind)
+        if not lock.acquire(False):
+            return None
+        try:
+            return self._predict_fast(X, generation, kind)
+        finally:
+            lock.release()
+
+    cdef object _predict_fast(self, X, long long generation, int kind):
         cdef cnp.ndarray Xa, out
         cdef Py_ssize_t n, k = self.layers[self.n_layers - 1].n_out
         cdef cnp.npy_intp dims[2]
-        cdef int nd = 2, type_num = self.type_num
+        cdef int nd = 2, type_num = self.type_num, l
+        cdef Py_ssize_t work = 0
         cdef void* x
         cdef void* o
         if generation != self.generation or type(X) is not np.ndarray:
@@ -443,13 +463,21 @@ cdef class Engine:
         out = cnp.PyArray_EMPTY(nd, dims, type_num, 0)
         x = cnp.PyArray_DATA(Xa)
         o = cnp.PyArray_DATA(out)
-        with nogil:
-            if self.f32:
-                predict_impl[float](self.layers, self.n_layers, self.loss, <float*>x, n, kind, o)
-            else:
-                predict_impl[double](self.layers, self.n_layers, self.loss, <double*>x, n, kind,
-                                     o)
+        for l in range(self.n_layers):
+            work += n * self.layers[l].n_in * self.layers[l].n_out
+        if work >= NOGIL_MIN_WORK:
+            with nogil:
+                self._predict(x, n, kind, o)
+        else:
+            self._predict(x, n, kind, o)
         return out
+
+    cdef void _predict(self, void* x, Py_ssize_t n, int kind, void* out) noexcept nogil:
+        """predict_impl in the engine's dtype."""
+        if self.f32:
+            predict_impl[float](self.layers, self.n_layers, self.loss, <float*>x, n, kind, out)
+        else:
+            predict_impl[double](self.layers, self.n_layers, self.loss, <double*>x, n, kind, out)
 
     def forward(self, cnp.ndarray X):
         """Inference pass of X (n, n_in), n ≤ capacity; returns a view of the output workspace.

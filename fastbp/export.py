@@ -61,7 +61,12 @@ def _final_transform(model: Sequential, output: Any) -> str:
     if output == "raw":
         return "identity"
     return {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(
-        model.loss_name, "identity")
+        _loss_name(model), "identity")
+
+
+def _loss_name(model: Sequential) -> str:
+    """The model's loss, from the fixed table by its kernel code (as the engine sees it)."""
+    return check.LOSSES[model.loss_code]
 
 
 def _activation_name(layer: Any) -> str:
@@ -217,8 +222,8 @@ def to_onnx(model: Any, path: Any = None, *, output: str = "auto") -> bytes:
     h = g.h
     inputs = [h.make_tensor_value_info("X", g.elem_type, ["N", model.in_features])]
     outputs = [h.make_tensor_value_info("Y", g.elem_type, ["N", model.out_features])]
-    return _onnx_finish(g, inputs, outputs, path,
-                        f"fastbp {model!r}, output {'probabilities' if final != 'identity' else 'raw'}")
+    kind = "raw" if final == "identity" else "probabilities"
+    return _onnx_finish(g, inputs, outputs, path, f"fastbp {model!r}, output {kind}")
 
 
 def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
@@ -247,11 +252,12 @@ def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
 
     classes = np.asarray(est.classes_)
     k = model.out_features
-    if model.loss_name == "cross_entropy":
+    loss = _loss_name(model)
+    if loss == "cross_entropy":
         g.op("Softmax", [raw], "probabilities", axis=-1)
         index = g.op("ArgMax", [raw], axis=1, keepdims=0)
         n_proba = k
-    elif model.loss_name == "binary_cross_entropy" and k == 1 and classes.ndim == 1 \
+    elif loss == "binary_cross_entropy" and k == 1 and classes.ndim == 1 \
             and len(classes) == 2:
         # One logistic output for two classes: columns [1 - p, p], label from the logit's sign.
         p = g.op("Sigmoid", [raw])
@@ -260,7 +266,7 @@ def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
         flat = g.op("Reshape", [positive, g.tensor("shape", np.array([-1], dtype=np.int64))])
         index = g.op("Cast", [flat], to=TP.INT64)
         n_proba = 2
-    elif model.loss_name == "binary_cross_entropy":
+    elif loss == "binary_cross_entropy":
         # Multilabel: independent sigmoids, 0/1 labels per output.
         g.op("Sigmoid", [raw], "probabilities")
         g.op("Cast", [g.op("Greater", [raw, g.scalar(0.0)])], "label", to=TP.INT64)
@@ -268,8 +274,7 @@ def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
                    h.make_tensor_value_info("probabilities", g.elem_type, ["N", k])]
         return _onnx_finish(g, inputs, outputs, path, f"fastbp {type(est).__name__}")
     else:
-        raise ValueError(f"cannot export a classifier whose model has loss "
-                         f"{model.loss_name!r}")
+        raise ValueError(f"cannot export a classifier whose model has loss {loss!r}")
     if classes.dtype.kind in "OUS":
         label_type = TP.STRING
         table = np.array([str(c).encode("utf-8") for c in classes], dtype=object)
@@ -349,7 +354,8 @@ def _c_activation_loop(t: _CType, prefix: str, act: str, buf: str, k: int) -> li
     if act == "relu":
         return [loop + f"{buf}[j] = {buf}[j] <= {zero} ? {zero} : {buf}[j];"]
     if act == "leaky_relu":
-        return [loop + f"{buf}[j] = {buf}[j] > {zero} ? {buf}[j] : {t.lit(LEAKY_SLOPE)} * {buf}[j];"]
+        slope = t.lit(LEAKY_SLOPE)
+        return [loop + f"{buf}[j] = {buf}[j] > {zero} ? {buf}[j] : {slope} * {buf}[j];"]
     if act == "sigmoid":
         return [loop + f"{buf}[j] = {prefix}_sigmoid({buf}[j]);"]
     if act == "silu":

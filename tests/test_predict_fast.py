@@ -29,10 +29,10 @@ def warmed(model, n):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("act, loss", [("relu", "cross_entropy"), ("tanh", "binary_cross_entropy"),
-                                       ("sigmoid", "mse"), ("gelu", "cross_entropy"),
-                                       ("softplus", "huber"), ("leaky_relu", "binary_cross_entropy"),
-                                       ("silu", "cross_entropy"), ("softmax", "mae")])
+@pytest.mark.parametrize("act, loss", [
+    ("relu", "cross_entropy"), ("tanh", "binary_cross_entropy"), ("sigmoid", "mse"),
+    ("gelu", "cross_entropy"), ("softplus", "huber"), ("leaky_relu", "binary_cross_entropy"),
+    ("silu", "cross_entropy"), ("softmax", "mae")])
 @pytest.mark.parametrize("n", [1, 16, 1000])
 def test_fast_path_has_the_checked_paths_bits(act, loss, dtype, n):
     model = warmed(fastbp.MLP((12, 20, 7), act, loss, dtype=dtype, seed=3), n)

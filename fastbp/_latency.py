@@ -24,7 +24,8 @@ import numpy as np
 
 import fastbp
 
-__all__ = ["LATENCY_WORKLOADS", "LatencyWorkload", "run_latency", "latency_table"]
+__all__ = ["LATENCY_WORKLOADS", "LatencyWorkload", "run_latency", "latency_table",
+           "latency_environment"]
 
 BATCHES = (1, 16)
 CONTENDERS = ("fastbp", "onnxruntime", "torch", "sklearn", "c")
@@ -286,6 +287,22 @@ def run_latency(names: list[str], include_torch: bool = True, calls: int = 20000
             if progress:
                 progress(_latency_row(row))
     return rows
+
+
+def latency_environment() -> dict[str, Any]:
+    """The versions of the latency contenders: onnxruntime, scikit-learn, the C compiler."""
+    info: dict[str, Any] = {}
+    for module in ("onnxruntime", "sklearn"):
+        try:
+            info[module] = __import__(module).__version__
+        except ImportError:
+            info[module] = None
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    info["cc"] = None
+    if cc:
+        proc = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+        info["cc"] = (proc.stdout.splitlines() or [""])[0] + " (-std=c99 -O2)"
+    return info
 
 
 def _cell(stats: dict[str, float] | None) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 
 import fastbp
 from fastbp import reference as ref
-from fastbp._latency import LATENCY_WORKLOADS, latency_table, run_latency
+from fastbp._latency import LATENCY_WORKLOADS, latency_environment, latency_table, run_latency
 from fastbp.threads import set_num_threads
 
 __all__ = ["WORKLOADS", "LATENCY_WORKLOADS", "Workload", "run", "main"]
@@ -423,6 +423,9 @@ def table(report: dict[str, Any]) -> str:
             f"Python {env['python']}, NumPy {env['numpy']}, SciPy {env['scipy']}, "
             f"PyTorch {env['torch'] or 'not installed'}; BLAS {', '.join(env.get('blas', []))}; "
             f"threads {env['threads']}")
+    if report.get("latency"):
+        head += (f"; onnxruntime {env.get('onnxruntime')}, scikit-learn {env.get('sklearn')}, "
+                 f"C compiler {env.get('cc')}")
     lines = [head, "", "median µs per step (ms where marked); speed-up = other / fastbp; "
              "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
              "BLAS and through the BLAS fastbp calls, SciPy's)", "",
@@ -478,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         report["latency"] = run_latency(
             latency, not args.no_torch, calls=max(500, int(args.budget * 80_000)),
             progress=lambda line: print(line, file=sys.stderr, flush=True))
+        report["environment"].update(latency_environment())
     if args.json == "-":
         json.dump(report, sys.stdout, indent=2)
         print()

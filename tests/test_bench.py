@@ -55,6 +55,7 @@ def test_bench_latency_rows(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["results"] == []
+    assert report["environment"]["onnxruntime"] and report["environment"]["sklearn"]
     rows = report["latency"]
     assert [(r["workload"], r["batch"]) for r in rows] == [("L1", 1), ("L1", 16), ("L2", 1),
                                                             ("L2", 16)]

@@ -202,23 +202,28 @@ int main(int argc, char **argv) {
 """
 
 
-def c_latency(model: Any, rows: int, calls: int) -> tuple[dict[str, float], np.ndarray] | None:
-    """Median and p99 µs per call of the exported C code in a C loop, and its output on
-    the driver's input; None without a C compiler or for a float64 model."""
+def compile_c_driver(model: Any, directory: str) -> str | None:
+    """The exported C code and the timing driver, compiled with -O2 into an executable
+    in ``directory``; None without a C compiler or for a float64 model."""
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None or model.dtype != np.float32:
         return None
     from fastbp.export import to_c
-    with tempfile.TemporaryDirectory() as tmp:
-        _, source = to_c(model, tmp, name="bench_model")
-        driver = os.path.join(tmp, "driver.c")
-        with open(driver, "w") as fh:
-            fh.write(C_DRIVER)
-        exe = os.path.join(tmp, "driver")
-        subprocess.run([cc, "-std=c99", "-O2", driver, source, "-o", exe, "-lm"], check=True,
-                       capture_output=True, timeout=120)
-        out = subprocess.run([exe, str(rows), str(calls)], check=True, capture_output=True,
-                             text=True, timeout=300).stdout.split()
+    _, source = to_c(model, directory, name="bench_model")
+    driver = os.path.join(directory, "driver.c")
+    with open(driver, "w") as fh:
+        fh.write(C_DRIVER)
+    exe = os.path.join(directory, "driver")
+    subprocess.run([cc, "-std=c99", "-O2", driver, source, "-o", exe, "-lm"], check=True,
+                   capture_output=True, timeout=120)
+    return exe
+
+
+def c_latency(exe: str, rows: int, calls: int) -> tuple[dict[str, float], np.ndarray]:
+    """Median and p99 µs per call of the compiled driver's model in a C loop, and its
+    output on the driver's input (see _c_input)."""
+    out = subprocess.run([exe, str(rows), str(calls)], check=True, capture_output=True,
+                         text=True, timeout=300).stdout.split()
     stats = {"median": float(out[0]) / 1000.0, "p99": float(out[1]) / 1000.0}
     return stats, np.array([float.fromhex(v) for v in out[2:]], dtype=np.float32)
 
@@ -262,30 +267,40 @@ def run_latency(names: list[str], include_torch: bool = True, calls: int = 20000
     for name in names:
         w = LATENCY_WORKLOADS[name]
         model = make_model(w)
-        for batch in BATCHES:
-            X = make_input(w, batch)
-            fns = {impl: contender(impl, w, model, X) for impl in CONTENDERS[:-1]
-                   if include_torch or impl != "torch"}
-            timed = {k: f for k, f in fns.items() if f is not None}
-            want = np.asarray(timed["fastbp"]()).reshape(batch, -1)
-            for k, f in timed.items():  # the same weights: the same answers
-                got = np.asarray(f(), dtype=np.float64).reshape(batch, -1)
-                if not np.allclose(got, want, rtol=1e-4, atol=1e-5):
-                    raise AssertionError(f"{name} batch {batch}: {k} disagrees with fastbp")
-            row: dict[str, Any] = {"workload": name, "title": w.title, "batch": batch,
-                                   "threads": 1}
-            row.update(time_calls(timed, calls))
-            c = c_latency(model, batch, calls)
-            if c is not None:
-                stats, out = c
-                Xc = _c_input(batch, w.sizes[0])
-                ref = (model.predict_proba(Xc) if w.proba else model.forward(Xc)).ravel()
-                if not np.allclose(out, ref, rtol=1e-4, atol=1e-5):
-                    raise AssertionError(f"{name} batch {batch}: the C code disagrees")
-                row["c"] = stats
-            rows.append(row)
-            if progress:
-                progress(_latency_row(row))
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += _latency_rows(w, model, compile_c_driver(model, tmp), include_torch, calls,
+                                  progress)
+    return rows
+
+
+def _latency_rows(w: LatencyWorkload, model: Any, exe: str | None, include_torch: bool,
+                  calls: int, progress: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """The rows of one workload, for each batch size (exe: compile_c_driver's)."""
+    rows: list[dict[str, Any]] = []
+    name = w.name
+    for batch in BATCHES:
+        X = make_input(w, batch)
+        fns = {impl: contender(impl, w, model, X) for impl in CONTENDERS[:-1]
+               if include_torch or impl != "torch"}
+        timed = {k: f for k, f in fns.items() if f is not None}
+        want = np.asarray(timed["fastbp"]()).reshape(batch, -1)
+        for k, f in timed.items():  # the same weights: the same answers
+            got = np.asarray(f(), dtype=np.float64).reshape(batch, -1)
+            if not np.allclose(got, want, rtol=1e-4, atol=1e-5):
+                raise AssertionError(f"{name} batch {batch}: {k} disagrees with fastbp")
+        row: dict[str, Any] = {"workload": name, "title": w.title, "batch": batch,
+                               "threads": 1}
+        row.update(time_calls(timed, calls))
+        if exe is not None:
+            stats, out = c_latency(exe, batch, calls)
+            Xc = _c_input(batch, w.sizes[0])
+            ref = (model.predict_proba(Xc) if w.proba else model.forward(Xc)).ravel()
+            if not np.allclose(out, ref, rtol=1e-4, atol=1e-5):
+                raise AssertionError(f"{name} batch {batch}: the C code disagrees")
+            row["c"] = stats
+        rows.append(row)
+        if progress:
+            progress(_latency_row(row))
     return rows
 
 

@@ -232,7 +232,9 @@ class Sequential:
     def predict(self, X: Any) -> np.ndarray:
         """Values (regression), int class labels (cross_entropy) or 0/1 labels (binary)."""
         engine = self._engine
-        if engine is not None and self.num_threads is None:
+        # (not for a subclass whose own forward this method must call)
+        if engine is not None and self.num_threads is None \
+                and type(self).forward is _SEQUENTIAL_FORWARD:
             labels = engine.predict_fast(X, Dense.generation, _PREDICT_LABELS, self._lock)
             if labels is not None:
                 return labels
@@ -246,7 +248,9 @@ class Sequential:
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: softmax (cross_entropy) or sigmoid (binary_cross_entropy)."""
         engine = self._engine
-        if engine is not None and self.num_threads is None:
+        # (not for a subclass whose own forward this method must call)
+        if engine is not None and self.num_threads is None \
+                and type(self).forward is _SEQUENTIAL_FORWARD:
             proba = engine.predict_fast(X, Dense.generation, _PREDICT_PROBA, self._lock)
             if proba is not None:
                 return proba
@@ -279,6 +283,9 @@ class Sequential:
         """Write the model (and optionally the optimizer state) to one file, atomically."""
         from fastbp.io import save
         save(self, path, optimizer)
+
+
+_SEQUENTIAL_FORWARD = Sequential.forward
 
 
 class MLP(Sequential):

@@ -180,3 +180,17 @@ def test_a_held_lock_sends_the_call_to_wait_on_the_checked_path():
     # bad kind is declined and the lock is free again)
     assert model._engine.predict_fast(X, g, 7, model._lock) is None
     assert not model._lock.locked()
+
+
+def test_a_subclass_forward_is_still_called_by_predict():
+    class Shifted(fastbp.Sequential):
+        def forward(self, X):
+            return super().forward(X) + 1.0
+
+    model = Shifted([fastbp.Dense(3, 4, "relu", seed=0), fastbp.Dense(4, 2, seed=1)],
+                    "cross_entropy")
+    X = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    base = fastbp.Sequential(model.layers, "cross_entropy")
+    model.forward(X)  # engine built: the fast path is available, but must not be taken
+    np.testing.assert_array_equal(model.forward(X), base.forward(X) + np.float32(1.0))
+    np.testing.assert_array_equal(model.predict(X), (base.forward(X) + 1.0).argmax(axis=1))

@@ -332,7 +332,9 @@ class _CType:
         v = float(value)
         if not np.isfinite(v):
             raise ValueError(f"cannot write the non-finite value {v} to C")
-        return v.hex() + self.suffix
+        mantissa, exponent = v.hex().split("p")
+        mantissa = mantissa.rstrip("0").rstrip(".")   # 0x1.8000p+0 -> 0x1.8p+0, 0x1p+0
+        return f"{mantissa}p{exponent}{self.suffix}"
 
 
 def _c_array(t: _CType, name: str, values: np.ndarray) -> str:

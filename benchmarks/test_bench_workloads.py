@@ -45,3 +45,21 @@ def test_fastbp_step_matches_reference_step():
     fast, slow = bench.fastbp_step(w), bench.reference_step(w)
     for _ in range(3):
         assert fast() == pytest.approx(slow(), rel=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["fastbp", "onnxruntime", "sklearn", "torch"])
+@pytest.mark.parametrize("batch", [1, 16])
+@pytest.mark.parametrize("name", list(bench.LATENCY_WORKLOADS))
+def test_latency(benchmark, name, batch, impl, request):
+    """Prediction latency (L1, L2): one call per round; the C loop is in python -m fastbp bench."""
+    from fastbp import _latency
+    if impl == "torch":
+        request.getfixturevalue("torch_enabled")
+    workload = bench.LATENCY_WORKLOADS[name]
+    set_num_threads(1)
+    fn = _latency.contender(impl, workload, _latency.make_model(workload),
+                            _latency.make_input(workload, batch))
+    if fn is None:
+        pytest.skip(f"{impl} is not installed")
+    benchmark.group = f"{name}: {workload.title}, {batch} row(s)"
+    benchmark(fn)

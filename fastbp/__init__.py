@@ -14,7 +14,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         f"source tree so that the installed package is used. Original error: {exc}"
     ) from exc
 
-from fastbp import ops, reference, schedules
+from fastbp import export, ops, reference, schedules
 from fastbp._validation import ACTIVATIONS, LOSSES
 from fastbp.gradcheck import GradcheckResult, gradcheck
 from fastbp.io import load
@@ -28,4 +28,5 @@ __all__ = [
     "ACTIVATIONS", "LOSSES", "Dense", "Sequential", "MLP", "Optimizer", "SGD", "AdaGrad",
     "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged", "GradcheckResult", "gradcheck",
     "load", "ops", "reference", "schedules", "set_num_threads", "get_num_threads", "__version__",
+    "export",
 ]

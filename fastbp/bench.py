@@ -1,6 +1,8 @@
 """``python -m fastbp bench``: median µs per step of fastbp, the NumPy reference
 and (when importable) PyTorch on the workloads W1–W8, at 1 and 2 threads,
-with the GEMM floor of each step.
+with the GEMM floor of each step; and the prediction latency workloads L1–L2
+(fastbp, onnxruntime, PyTorch, scikit-learn and the exported C code; see
+fastbp._latency), at 1 thread.
 
 A step is forward + loss + backward + Adam update of every parameter on one
 fixed mini-batch. Implementations are timed side by side in one process: each
@@ -23,9 +25,10 @@ import numpy as np
 
 import fastbp
 from fastbp import reference as ref
+from fastbp._latency import LATENCY_WORKLOADS, latency_environment, latency_table, run_latency
 from fastbp.threads import set_num_threads
 
-__all__ = ["WORKLOADS", "Workload", "run", "main"]
+__all__ = ["WORKLOADS", "LATENCY_WORKLOADS", "Workload", "run", "main"]
 
 
 @dataclass(frozen=True)
@@ -420,6 +423,9 @@ def table(report: dict[str, Any]) -> str:
             f"Python {env['python']}, NumPy {env['numpy']}, SciPy {env['scipy']}, "
             f"PyTorch {env['torch'] or 'not installed'}; BLAS {', '.join(env.get('blas', []))}; "
             f"threads {env['threads']}")
+    if report.get("latency"):
+        head += (f"; onnxruntime {env.get('onnxruntime')}, scikit-learn {env.get('sklearn')}, "
+                 f"C compiler {env.get('cc')}")
     lines = [head, "", "median µs per step (ms where marked); speed-up = other / fastbp; "
              "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
              "BLAS and through the BLAS fastbp calls, SciPy's)", "",
@@ -433,6 +439,10 @@ def table(report: dict[str, Any]) -> str:
         gbs = 7 * 4 * WORKLOADS["W6"].n_samples / (r["fastbp"] * 1e-6) / 1e9
         lines.append(f"\nW6 at {r['threads']} thread(s): fastbp Adam moves {gbs:.1f} GB/s "
                      "(7 × 4 bytes × N per update)")
+    if not report["results"]:
+        lines = lines[:1]
+    if report.get("latency"):
+        lines += ["", latency_table(report["latency"])]
     return "\n".join(lines)
 
 
@@ -440,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m fastbp bench", description=__doc__)
-    parser.add_argument("--workloads", default=",".join(WORKLOADS),
-                        help="comma-separated subset of " + ",".join(WORKLOADS))
+    every = [*WORKLOADS, *LATENCY_WORKLOADS]
+    parser.add_argument("--workloads", default=",".join(every),
+                        help="comma-separated subset of " + ",".join(every))
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
@@ -450,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
-    unknown = [n for n in names if n not in WORKLOADS]
+    unknown = [n for n in names if n not in every]
     if unknown:
-        parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")
+        parser.error(f"unknown workloads {unknown}; choose from {every}")
     try:
         threads = [int(t) for t in args.threads.split(",")]
     except ValueError:
@@ -461,7 +472,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be at least 1, got {args.threads!r}")
     if not 0 < args.budget < float("inf"):
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
-    report = run(names, threads, not args.no_reference, not args.no_torch, args.budget)
+    report = run([n for n in names if n in WORKLOADS], threads, not args.no_reference,
+                 not args.no_torch, args.budget)
+    latency = [n for n in names if n in LATENCY_WORKLOADS]
+    if latency:
+        # at one thread, whatever --threads says (single-row serving); calls per
+        # contender in proportion to the budget (20,000 at the default 0.25 s)
+        report["latency"] = run_latency(
+            latency, not args.no_torch, calls=max(500, int(args.budget * 80_000)),
+            progress=lambda line: print(line, file=sys.stderr, flush=True))
+        report["environment"].update(latency_environment())
     if args.json == "-":
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -24,6 +24,9 @@ __all__ = ["Sequential", "MLP"]
 
 _NO_THREAD_CHANGE = contextlib.nullcontext()
 
+# Engine.predict_fast kinds (network.pyx): forward, predict_proba, predict.
+_PREDICT_RAW, _PREDICT_PROBA, _PREDICT_LABELS = 0, 1, 2
+
 
 class Sequential:
     """Dense layers applied in order, trained against one loss.
@@ -155,8 +158,20 @@ class Sequential:
         return (None, y) if y.ndim == 1 else (y, None)
 
     # ---------------------------------------------------------------- math
+    # The prediction methods first try the engine's lean path: one compiled call that
+    # takes the model's lock (as every call does), checks X, runs the network and
+    # returns the result. It answers None whenever X needs converting, the engine
+    # needs (re)building, or another call holds the lock; the checked path then runs
+    # (and so does it whenever num_threads is set, which only the checked path applies).
+    # An engine read before a concurrent rebuild still points into the arrays it was
+    # built over (it keeps them alive): the call then acts as if it came first.
     def forward(self, X: Any) -> np.ndarray:
         """The raw output of the last layer (a new array)."""
+        engine = self._engine
+        if engine is not None and self.num_threads is None:
+            out = engine.predict_fast(X, Dense.generation, _PREDICT_RAW, self._lock)
+            if out is not None:
+                return out
         X = self.check_X(X)
         if X.shape[0] == 0:
             return np.empty((0, self.out_features), dtype=self.dtype)
@@ -216,6 +231,13 @@ class Sequential:
     # ---------------------------------------------------------------- predictions
     def predict(self, X: Any) -> np.ndarray:
         """Values (regression), int class labels (cross_entropy) or 0/1 labels (binary)."""
+        engine = self._engine
+        # (not for a subclass whose own forward this method must call)
+        if engine is not None and self.num_threads is None \
+                and type(self).forward is _SEQUENTIAL_FORWARD:
+            labels = engine.predict_fast(X, Dense.generation, _PREDICT_LABELS, self._lock)
+            if labels is not None:
+                return labels
         out = self.forward(X)
         if self.loss_name == "cross_entropy":
             return out.argmax(axis=1)
@@ -225,6 +247,13 @@ class Sequential:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: softmax (cross_entropy) or sigmoid (binary_cross_entropy)."""
+        engine = self._engine
+        # (not for a subclass whose own forward this method must call)
+        if engine is not None and self.num_threads is None \
+                and type(self).forward is _SEQUENTIAL_FORWARD:
+            proba = engine.predict_fast(X, Dense.generation, _PREDICT_PROBA, self._lock)
+            if proba is not None:
+                return proba
         if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
             raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
                              f"{self.loss_name!r} (use predict)")
@@ -254,6 +283,9 @@ class Sequential:
         """Write the model (and optionally the optimizer state) to one file, atomically."""
         from fastbp.io import save
         save(self, path, optimizer)
+
+
+_SEQUENTIAL_FORWARD = Sequential.forward
 
 
 class MLP(Sequential):

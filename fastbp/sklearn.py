@@ -359,6 +359,11 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         self.model_.save(path, optimizer=self.optimizer_)
 
+    def to_onnx(self, path: Any = None) -> bytes:
+        """The fitted estimator as ONNX with skl2onnx's conventions; see fastbp.export."""
+        from fastbp.export import estimator_to_onnx
+        return estimator_to_onnx(self, path)
+
     # ---------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

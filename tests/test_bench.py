@@ -3,6 +3,7 @@ package in CI); timings themselves are never asserted, only their presence."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,32 @@ def test_bench_json_report(tmp_path):
     for name in rows:
         assert f"| {name} | 1 |" in proc.stdout
     assert "W6 at 1 thread(s): fastbp Adam moves" in proc.stdout
+
+
+def test_bench_latency_rows(tmp_path):
+    # L1/L2: one row per workload and batch size, each contender's median and p99.
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "latency.json"
+    proc = _bench(tmp_path, "--workloads", "l1,L2", "--budget", "0.005", "--no-torch",
+                  "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["results"] == []
+    assert report["environment"]["onnxruntime"] and report["environment"]["sklearn"]
+    rows = report["latency"]
+    assert [(r["workload"], r["batch"]) for r in rows] == [("L1", 1), ("L1", 16), ("L2", 1),
+                                                            ("L2", 16)]
+    has_cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    for row in rows:
+        assert row["threads"] == 1
+        expected = {"fastbp", "onnxruntime", "sklearn"} | ({"c"} if has_cc else set())
+        assert expected <= set(row) and "torch" not in row
+        for impl in expected:
+            assert set(row[impl]) == {"median", "p99"}
+            assert 0 <= row[impl]["median"] <= row[impl]["p99"]
+    assert "| workload | rows | fastbp | onnxruntime | torch | sklearn | C |" in proc.stdout
+    assert "| L2 | 16 |" in proc.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -47,6 +47,13 @@ class Engine:
         optimizer: Any,  # object
         generation: int,  # long long
     ) -> float | None: ...  # the loss, or None for the checked path
+    def predict_fast(
+        self,
+        X: Any,  # object
+        generation: int,  # long long
+        kind: int,  # int: 0 forward, 1 predict_proba, 2 predict
+        lock: Any = None,  # object: the model's threading.Lock, or None
+    ) -> npt.NDArray[Any] | None: ...  # a new array, or None for the checked path
     def forward(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray

@@ -31,6 +31,11 @@ from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
 
 from fastbp._validation import MAX_STEP as _MAX_STEP
 
+# The lean prediction path (Engine.predict_fast).
+from libc.math cimport isnan
+from fastbp._kernels._math cimport ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE
+from fastbp._kernels.activations cimport bias_activation_forward
+
 # The largest step count an optimizer takes (defined in fastbp._validation).
 cdef long long MAX_STEP = _MAX_STEP
 
@@ -170,6 +175,53 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
         loss_sum[0] += value * m
         start += m
     return steps
+
+
+# predict_fast keeps the GIL for calls with less work than this (multiply-adds):
+# releasing and re-taking it costs about as much as such a call's arithmetic,
+# and no other thread could do much in the time anyway.
+cdef Py_ssize_t NOGIL_MIN_WORK = 1 << 15
+
+# What Engine.predict_fast returns (fastbp.models.Sequential's PREDICT_* mirror these).
+cdef enum:
+    PREDICT_RAW = 0      # forward
+    PREDICT_PROBA = 1    # predict_proba: softmax (cross_entropy) or sigmoid (binary)
+    PREDICT_LABELS = 2   # predict: argmax (cross_entropy), 0/1 (binary), raw (otherwise)
+
+
+cdef void predict_impl(Layer* layers, int n_layers, int loss, const floating* X, Py_ssize_t n,
+                       int kind, void* out) noexcept nogil:
+    """The inference pass, then its result written into ``out`` exactly as the checked
+    path computes it: a copy of the output (forward), that copy's softmax/sigmoid in
+    place (predict_proba, as activation_forward_into), or the labels (predict:
+    NumPy's argmax, the first NaN counting as the maximum; or output > 0)."""
+    cdef Layer* last = &layers[n_layers - 1]
+    cdef Py_ssize_t k = last.n_out, i, j, best
+    cdef const floating* Z
+    cdef const floating* row
+    cdef Py_ssize_t* labels = <Py_ssize_t*>out
+    forward_impl(layers, n_layers, X, n, False)
+    Z = <floating*>last.Z
+    if kind == PREDICT_LABELS and loss == LOSS_CE:
+        for i in range(n):
+            row = Z + i * k
+            best = 0
+            for j in range(k):
+                if isnan(row[j]):
+                    best = j
+                    break
+                if row[j] > row[best]:
+                    best = j
+            labels[i] = best
+    elif kind == PREDICT_LABELS and loss == LOSS_BCE:
+        for i in range(n * k):
+            labels[i] = 1 if Z[i] > 0 else 0
+    else:
+        memcpy(out, Z, n * k * sizeof(floating))
+        if kind == PREDICT_PROBA:
+            bias_activation_forward(ACT_SOFTMAX if loss == LOSS_CE else ACT_SIGMOID,
+                                    <floating*>out, <const floating*>NULL, <floating*>out,
+                                    n, k)
 
 
 cdef class Engine:
@@ -360,6 +412,72 @@ cdef class Engine:
         PyDict_SetItem(self.opt_dict, "step_count", step + 1)
         return value
 
+
+    def predict_fast(self, X, long long generation, int kind, lock=None):
+        """forward / predict_proba / predict (``kind``: PREDICT_RAW, PREDICT_PROBA,
+        PREDICT_LABELS) in one call when nothing needs converting or rebuilding;
+        returns a new array, or None to send the caller down the checked path.
+
+        The fast case: ``generation`` is the one the parameter arrays were checked
+        at; X is an ndarray of the engine's dtype (native byte order, aligned),
+        C-contiguous, (n, n_in) with 0 < n <= capacity; for PREDICT_PROBA the loss
+        is a cross-entropy. The result has the bits of the checked path's.
+
+        ``lock`` (the model's): taken without waiting around the checks and the
+        pass (cheaper than a ``with`` block in the caller); if another call holds
+        it, None, and the checked path waits for it."""
+        if lock is None:
+            return self._predict_fast(X, generation, kind)
+        if not lock.acquire(False):
+            return None
+        try:
+            return self._predict_fast(X, generation, kind)
+        finally:
+            lock.release()
+
+    cdef object _predict_fast(self, X, long long generation, int kind):
+        cdef cnp.ndarray Xa, out
+        cdef Py_ssize_t n, k = self.layers[self.n_layers - 1].n_out
+        cdef cnp.npy_intp dims[2]
+        cdef int nd = 2, type_num = self.type_num, l
+        cdef Py_ssize_t work = 0
+        cdef void* x
+        cdef void* o
+        if generation != self.generation or type(X) is not np.ndarray:
+            return None
+        Xa = <cnp.ndarray>X
+        if cnp.PyArray_TYPE(Xa) != self.type_num or cnp.PyArray_NDIM(Xa) != 2 \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) or not cnp.PyArray_ISBEHAVED_RO(Xa) \
+                or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
+            return None
+        n = cnp.PyArray_DIMS(Xa)[0]
+        if n == 0 or n > self.capacity or kind < PREDICT_RAW or kind > PREDICT_LABELS:
+            return None
+        if kind == PREDICT_PROBA and self.loss != LOSS_CE and self.loss != LOSS_BCE:
+            return None
+        if kind == PREDICT_LABELS and (self.loss == LOSS_CE or self.loss == LOSS_BCE):
+            type_num = cnp.NPY_INTP
+            nd = 1 if self.loss == LOSS_CE else 2
+        dims[0] = n
+        dims[1] = k
+        out = cnp.PyArray_EMPTY(nd, dims, type_num, 0)
+        x = cnp.PyArray_DATA(Xa)
+        o = cnp.PyArray_DATA(out)
+        for l in range(self.n_layers):
+            work += n * self.layers[l].n_in * self.layers[l].n_out
+        if work >= NOGIL_MIN_WORK:
+            with nogil:
+                self._predict(x, n, kind, o)
+        else:
+            self._predict(x, n, kind, o)
+        return out
+
+    cdef void _predict(self, void* x, Py_ssize_t n, int kind, void* out) noexcept nogil:
+        """predict_impl in the engine's dtype."""
+        if self.f32:
+            predict_impl[float](self.layers, self.n_layers, self.loss, <float*>x, n, kind, out)
+        else:
+            predict_impl[double](self.layers, self.n_layers, self.loss, <double*>x, n, kind, out)
 
     def forward(self, cnp.ndarray X):
         """Inference pass of X (n, n_in), n ≤ capacity; returns a view of the output workspace.

@@ -1,0 +1,464 @@
+"""Deployment: a trained model as an ONNX graph or as dependency-free C99 source.
+
+``to_onnx`` writes a standard-operator graph (default domain, opset 17) that
+onnxruntime and any other ONNX runtime run without fastbp; ``to_c`` writes one
+header and one source file for embedded targets (no allocation, ``<math.h>``
+only). Both compute what fastbp computes: ``forward`` for a regression loss,
+``predict_proba`` (softmax / sigmoid of the output) for the cross-entropy losses.
+
+Every activation is built from operators whose semantics match fastbp's
+kernels exactly (see ``_onnx_activation``): for example softplus is
+``Where(x > 20, x, Log(1 + Exp(x)))`` (PyTorch's threshold, which ONNX's
+Softplus lacks) and GELU the exact-erf form. Nothing taken from a model reaches
+the generated C text as a string: activations and losses map through fixed
+tables, numbers are written as hexadecimal float literals (exact round trip),
+and ``name`` must be a C identifier that is not a keyword.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fastbp import _validation as check
+
+if TYPE_CHECKING:
+    from fastbp.models import Sequential
+
+__all__ = ["to_onnx", "to_c", "estimator_to_onnx"]
+
+#: The opset the graphs declare, and the IR version of that opset (so that
+#: runtimes older than the installed ``onnx`` package still load the file).
+OPSET = 17
+IR_VERSION = 8
+
+LEAKY_SLOPE = 0.01          # the kernels' leaky relu slope (activations.pyx)
+SOFTPLUS_THRESHOLD = 20.0   # PyTorch's: softplus(x) = x above it (_math.pxd)
+
+_OUTPUT_KINDS = ("auto", "raw")
+
+
+# ---------------------------------------------------------------- shared checks
+
+def _check_model(model: Any) -> Sequential:
+    from fastbp.models import Sequential
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a fastbp Sequential or MLP, got {type(model).__name__}")
+    for i, layer in enumerate(model.layers):
+        for name, arr in (("W", layer.W), ("b", layer.b)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"model.layers[{i}].{name} holds non-finite values (NaN or inf); "
+                                 f"a model with such weights cannot be exported")
+    return model
+
+
+def _final_transform(model: Sequential, output: Any) -> str:
+    """'softmax', 'sigmoid' or 'identity': what follows the last layer in the export."""
+    if not isinstance(output, str) or output not in _OUTPUT_KINDS:
+        raise ValueError(f"output must be one of {_OUTPUT_KINDS}, got {output!r}")
+    if output == "raw":
+        return "identity"
+    return {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(
+        _loss_name(model), "identity")
+
+
+def _loss_name(model: Sequential) -> str:
+    """The model's loss, from the fixed table by its kernel code (as the engine sees it)."""
+    return check.LOSSES[model.loss_code]
+
+
+def _activation_name(layer: Any) -> str:
+    """The layer's activation, from the fixed table (never the layer's own string)."""
+    return check.ACTIVATIONS[layer.act_code]
+
+
+# ---------------------------------------------------------------- ONNX
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError("fastbp.export.to_onnx needs the onnx package: "
+                          "pip install \"fastbp[onnx]\" (or pip install onnx)") from exc
+    return onnx
+
+
+class _GraphBuilder:
+    """Nodes and initializers of one graph, with fresh tensor names."""
+
+    def __init__(self, onnx: Any, dtype: np.dtype) -> None:
+        self.onnx = onnx
+        self.h = onnx.helper
+        self.dtype = np.dtype(dtype)
+        self.elem_type = self.h.np_dtype_to_tensor_dtype(self.dtype)
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+        self._constants: dict[tuple[str, float], str] = {}
+
+    def fresh(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def tensor(self, stem: str, value: np.ndarray) -> str:
+        name = self.fresh(stem)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value),
+                                                                   name))
+        return name
+
+    def scalar(self, value: float) -> str:
+        """A shared 0-d constant of the graph's dtype."""
+        key = (self.dtype.name, float(value))
+        if key not in self._constants:
+            self._constants[key] = self.tensor("c", np.array(value, dtype=self.dtype))
+        return self._constants[key]
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        out = out or self.fresh(op_type.lower())
+        self.nodes.append(self.h.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+
+def _onnx_activation(g: _GraphBuilder, act: str, x: str, out: str | None = None) -> str:
+    """The graph of one activation, built to equal fastbp's kernel on x.
+
+    Only operators that onnxruntime implements for float and double are used
+    (its Elu, LeakyRelu, Softplus and Gelu are float-only), and each formula is
+    the kernel's: the comparisons pick the same branch, the constants are the
+    same numbers in the model's dtype."""
+    if act == "identity":
+        return g.op("Identity", [x], out) if out else x
+    if act in ("sigmoid", "tanh", "relu"):
+        return g.op({"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}[act], [x], out)
+    if act == "softmax":
+        return g.op("Softmax", [x], out, axis=-1)
+    if act == "silu":
+        return g.op("Mul", [x, g.op("Sigmoid", [x])], out)
+    if act == "gelu":
+        # 0.5·x·(1 + erf(x/√2)), the exact GELU
+        u = g.op("Mul", [x, g.scalar(np.sqrt(0.5))])
+        e = g.op("Erf", [u]) if g.dtype == np.float32 else _onnx_erf_f64(g, u)
+        return g.op("Mul", [g.op("Mul", [x, g.scalar(0.5)]), g.op("Add", [e, g.scalar(1.0)])],
+                    out)
+    positive = g.op("Greater", [x, g.scalar(0.0)])
+    if act == "leaky_relu":
+        return g.op("Where", [positive, x, g.op("Mul", [x, g.scalar(LEAKY_SLOPE)])], out)
+    if act == "elu":
+        return g.op("Where", [positive, x, g.op("Sub", [g.op("Exp", [x]), g.scalar(1.0)])], out)
+    if act == "softplus":
+        above = g.op("Greater", [x, g.scalar(SOFTPLUS_THRESHOLD)])
+        soft = g.op("Log", [g.op("Add", [g.op("Exp", [x]), g.scalar(1.0)])])
+        return g.op("Where", [above, x, soft], out)
+    raise AssertionError(f"no ONNX graph for activation {act!r}")  # pragma: no cover
+
+
+#: Terms of _onnx_erf_f64's series: 2.8e-15 worst absolute error of erf over the reals.
+_ERF_TERMS = 100
+_ERF_CLAMP = 5.9   # erf(5.9) is 1 to within 1.2e-16
+
+
+def _onnx_erf_f64(g: _GraphBuilder, u: str) -> str:
+    """erf(u) in float64 from elementwise operators (onnxruntime has Erf for float only).
+
+    erf(u) = 2/√π · e^(-u²) · Σₙ 2ⁿ u^(2n+1) / (1·3·…·(2n+1)), a series of positive
+    terms (no cancellation), with u clamped to ±5.9 where erf is ±1 in double."""
+    u = g.op("Clip", [u, g.scalar(-_ERF_CLAMP), g.scalar(_ERF_CLAMP)])
+    u2 = g.op("Mul", [u, u])
+    term = total = u
+    for n in range(_ERF_TERMS):
+        term = g.op("Mul", [term, g.op("Mul", [u2, g.scalar(2.0 / (2 * n + 3))])])
+        total = g.op("Add", [total, term])
+    weight = g.op("Exp", [g.op("Neg", [u2])])
+    return g.op("Mul", [g.op("Mul", [total, weight]), g.scalar(2.0 / np.sqrt(np.pi))])
+
+
+def _onnx_network(g: _GraphBuilder, model: Sequential, x: str) -> str:
+    """Every layer: Gemm (X·W + b) then the activation; returns the raw output's name."""
+    for i, layer in enumerate(model.layers):
+        W = g.tensor(f"W{i}", np.asarray(layer.W, dtype=g.dtype))
+        b = g.tensor(f"b{i}", np.asarray(layer.b, dtype=g.dtype))
+        x = _onnx_activation(g, _activation_name(layer), g.op("Gemm", [x, W, b]))
+    return x
+
+
+def _onnx_finish(g: _GraphBuilder, inputs: list[Any], outputs: list[Any], path: Any,
+                 doc: str) -> bytes:
+    onnx, h = g.onnx, g.h
+    graph = h.make_graph(g.nodes, "fastbp", inputs, outputs, initializer=g.initializers)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)],
+                         producer_name="fastbp", doc_string=doc)
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model, full_check=True)
+    data: bytes = model.SerializeToString()
+    if path is not None:
+        _write_atomic(path, data)
+    return data
+
+
+def _write_atomic(path: Any, data: bytes) -> None:
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def to_onnx(model: Any, path: Any = None, *, output: str = "auto") -> bytes:
+    """The model as a serialized ONNX graph (also written to ``path`` if given).
+
+    Input ``"X"`` [N, in_features] and output ``"Y"`` [N, out_features], both in
+    the model's dtype. ``output="auto"``: the probabilities for the
+    cross-entropy losses (softmax for cross_entropy, sigmoid for
+    binary_cross_entropy: ``predict_proba``), the raw output otherwise
+    (``forward``); ``output="raw"``: always the raw output."""
+    model = _check_model(model)
+    final = _final_transform(model, output)
+    onnx = _import_onnx()
+    g = _GraphBuilder(onnx, model.dtype)
+    raw = _onnx_network(g, model, "X")
+    _onnx_activation(g, final, raw, "Y")
+    h = g.h
+    inputs = [h.make_tensor_value_info("X", g.elem_type, ["N", model.in_features])]
+    outputs = [h.make_tensor_value_info("Y", g.elem_type, ["N", model.out_features])]
+    kind = "raw" if final == "identity" else "probabilities"
+    return _onnx_finish(g, inputs, outputs, path, f"fastbp {model!r}, output {kind}")
+
+
+def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
+    """A fitted fastbp.sklearn estimator as ONNX, with skl2onnx's conventions (zipmap=False).
+
+    Classifier: outputs ``"label"`` [N] (int64, or string when ``classes_`` are
+    strings; the class of the largest logit, or of a positive logit for a single
+    logistic output) and ``"probabilities"`` [N, n_classes]; a single logistic
+    output p gives the columns [1 - p, p]; a multilabel classifier (sigmoid
+    outputs) gives labels [N, n_labels] of 0/1. Regressor: output ``"variable"``
+    [N, n_outputs]. The input is ``"X"`` [N, n_features] in the model's dtype."""
+    from sklearn.base import is_classifier  # type: ignore[import-untyped, unused-ignore]
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(est)
+    model = _check_model(est.model_)
+    onnx = _import_onnx()
+    g = _GraphBuilder(onnx, model.dtype)
+    h, TP = g.h, onnx.TensorProto
+    raw = _onnx_network(g, model, "X")
+    inputs = [h.make_tensor_value_info("X", g.elem_type, ["N", model.in_features])]
+    if not is_classifier(est):
+        g.op("Identity", [raw], "variable")
+        outputs = [h.make_tensor_value_info("variable", g.elem_type, ["N", model.out_features])]
+        return _onnx_finish(g, inputs, outputs, path, f"fastbp {type(est).__name__}")
+
+    classes = np.asarray(est.classes_)
+    k = model.out_features
+    loss = _loss_name(model)
+    if loss == "cross_entropy":
+        g.op("Softmax", [raw], "probabilities", axis=-1)
+        index = g.op("ArgMax", [raw], axis=1, keepdims=0)
+        n_proba = k
+    elif loss == "binary_cross_entropy" and k == 1 and classes.ndim == 1 \
+            and len(classes) == 2:
+        # One logistic output for two classes: columns [1 - p, p], label from the logit's sign.
+        p = g.op("Sigmoid", [raw])
+        g.op("Concat", [g.op("Sub", [g.scalar(1.0), p]), p], "probabilities", axis=1)
+        positive = g.op("Greater", [raw, g.scalar(0.0)])
+        flat = g.op("Reshape", [positive, g.tensor("shape", np.array([-1], dtype=np.int64))])
+        index = g.op("Cast", [flat], to=TP.INT64)
+        n_proba = 2
+    elif loss == "binary_cross_entropy":
+        # Multilabel: independent sigmoids, 0/1 labels per output.
+        g.op("Sigmoid", [raw], "probabilities")
+        g.op("Cast", [g.op("Greater", [raw, g.scalar(0.0)])], "label", to=TP.INT64)
+        outputs = [h.make_tensor_value_info("label", TP.INT64, ["N", k]),
+                   h.make_tensor_value_info("probabilities", g.elem_type, ["N", k])]
+        return _onnx_finish(g, inputs, outputs, path, f"fastbp {type(est).__name__}")
+    else:
+        raise ValueError(f"cannot export a classifier whose model has loss {loss!r}")
+    if classes.dtype.kind in "OUS":
+        label_type = TP.STRING
+        table = np.array([str(c).encode("utf-8") for c in classes], dtype=object)
+        table_name = g.fresh("classes")
+        g.initializers.append(h.make_tensor(table_name, TP.STRING, [len(table)], list(table)))
+    elif classes.dtype.kind in "biu":
+        label_type = TP.INT64
+        table_name = g.tensor("classes", classes.astype(np.int64))
+    else:
+        raise ValueError(f"classes_ must be integers or strings to export labels, got dtype "
+                         f"{classes.dtype}")
+    g.op("Gather", [table_name, index], "label", axis=0)
+    outputs = [h.make_tensor_value_info("label", label_type, ["N"]),
+               h.make_tensor_value_info("probabilities", g.elem_type, ["N", n_proba])]
+    return _onnx_finish(g, inputs, outputs, path, f"fastbp {type(est).__name__}")
+
+
+# ---------------------------------------------------------------- C
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: C99 and C11/C23 keywords, and names the standard reserves as macros
+_C_KEYWORDS = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if
+inline int long register restrict return short signed sizeof static struct switch typedef
+union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic
+_Imaginary _Noreturn _Static_assert _Thread_local alignas alignof bool constexpr false
+nullptr static_assert thread_local true typeof typeof_unqual _BitInt _Decimal128 _Decimal32
+_Decimal64 asm fortran
+""".split())
+
+
+def _check_c_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a str (a C identifier), got {type(name).__name__}")
+    if not _IDENTIFIER.match(name) or not name.isascii():
+        raise ValueError(f"name must be a C identifier ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
+    if name in _C_KEYWORDS:
+        raise ValueError(f"name must not be a C keyword, got {name!r}")
+    return name
+
+
+class _CType:
+    """The C spelling of one dtype: type name, literal suffix and math functions."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.f32 = dtype == np.float32
+        self.name = "float" if self.f32 else "double"
+        self.suffix = "f" if self.f32 else ""
+
+    def fn(self, base: str) -> str:
+        return base + ("f" if self.f32 else "")
+
+    def lit(self, value: float) -> str:
+        """An exact hexadecimal literal (float32 values are exact in a double's hex)."""
+        v = float(value)
+        if not np.isfinite(v):
+            raise ValueError(f"cannot write the non-finite value {v} to C")
+        mantissa, exponent = v.hex().split("p")
+        mantissa = mantissa.rstrip("0").rstrip(".")   # 0x1.8000p+0 -> 0x1.8p+0, 0x1p+0
+        return f"{mantissa}p{exponent}{self.suffix}"
+
+
+def _c_array(t: _CType, name: str, values: np.ndarray) -> str:
+    flat = np.asarray(values).ravel()
+    items = [t.lit(v) for v in flat.tolist()]
+    rows = [", ".join(items[i:i + 4]) for i in range(0, len(items), 4)]
+    body = ",\n    ".join(rows)
+    return f"static const {t.name} {name}[{len(items)}] = {{\n    {body}\n}};\n"
+
+
+def _c_activation_loop(t: _CType, prefix: str, act: str, buf: str, k: int) -> list[str]:
+    """C statements applying one activation to buf[0..k) in place (fixed table)."""
+    T = t.name
+    fn = t.fn
+    one, zero, half = t.lit(1.0), t.lit(0.0), t.lit(0.5)
+    loop = f"for (j = 0; j < {k}; j++) "
+    if act == "identity":
+        return []
+    if act == "relu":
+        return [loop + f"{buf}[j] = {buf}[j] <= {zero} ? {zero} : {buf}[j];"]
+    if act == "leaky_relu":
+        slope = t.lit(LEAKY_SLOPE)
+        return [loop + f"{buf}[j] = {buf}[j] > {zero} ? {buf}[j] : {slope} * {buf}[j];"]
+    if act == "sigmoid":
+        return [loop + f"{buf}[j] = {prefix}_sigmoid({buf}[j]);"]
+    if act == "silu":
+        return [loop + f"{buf}[j] = {buf}[j] * {prefix}_sigmoid({buf}[j]);"]
+    if act == "tanh":
+        return [loop + f"{buf}[j] = {fn('tanh')}({buf}[j]);"]
+    if act == "elu":
+        return [loop + f"{buf}[j] = {buf}[j] > {zero} ? {buf}[j] : {fn('expm1')}({buf}[j]);"]
+    if act == "softplus":
+        return [loop + f"{buf}[j] = {buf}[j] > {t.lit(SOFTPLUS_THRESHOLD)} ? {buf}[j] : "
+                f"{fn('log1p')}({fn('exp')}({buf}[j]));"]
+    if act == "gelu":
+        # z·Φ(z) = z·erfc(-z/√2)/2, as the kernel (no 1 + erf cancellation)
+        return [loop + f"{buf}[j] = {half} * {buf}[j] * {fn('erfc')}(-{buf}[j] * "
+                f"{t.lit(np.sqrt(0.5))});"]
+    if act == "softmax":
+        return [f"{{ {T} mx = {buf}[0], s = {zero};",
+                f"  for (j = 1; j < {k}; j++) mx = {buf}[j] > mx ? {buf}[j] : mx;",
+                f"  for (j = 0; j < {k}; j++) {{ {buf}[j] = {fn('exp')}({buf}[j] - mx); "
+                f"s += {buf}[j]; }}",
+                f"  s = {one} / s;",
+                f"  for (j = 0; j < {k}; j++) {buf}[j] *= s; }}"]
+    raise AssertionError(f"no C code for activation {act!r}")  # pragma: no cover
+
+
+def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str, str]:
+    """Write ``<name>.h`` and ``<name>.c`` into ``directory``; returns their paths.
+
+    The source defines ``void <name>_predict(const T *x, size_t n_rows, T *out)``
+    (T ``float`` or ``double``, the model's dtype): x is n_rows × in_features and
+    out n_rows × out_features, row-major; it computes what ``to_onnx(model)``'s
+    output does. C99, ``<math.h>`` only (``<stddef.h>`` for size_t), no
+    allocation: the workspace is two stack arrays of the widest layer."""
+    name = _check_c_name(name)
+    model = _check_model(model)
+    final = _final_transform(model, "auto")
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(f"directory must be an existing directory, got {directory!r}")
+    t = _CType(model.dtype)
+    T = t.name
+    sizes = model.sizes
+    widest = max(sizes[1:])
+    guard = name.upper() + "_H"
+    signature = f"void {name}_predict(const {T} *x, size_t n_rows, {T} *out)"
+    header = (
+        f"/* Generated by fastbp.export.to_c: a {'-'.join(map(str, sizes))} network in "
+        f"{T}. C99, no allocation. */\n"
+        f"#ifndef {guard}\n#define {guard}\n\n#include <stddef.h>\n\n"
+        f"#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
+        f"#define {name.upper()}_N_INPUTS {sizes[0]}\n"
+        f"#define {name.upper()}_N_OUTPUTS {sizes[-1]}\n\n"
+        f"/* x: n_rows x {sizes[0]}, out: n_rows x {sizes[-1]}, row-major. */\n"
+        f"{signature};\n\n"
+        f"#ifdef __cplusplus\n}}\n#endif\n\n#endif\n")
+
+    acts = [_activation_name(layer) for layer in model.layers]
+    parts = [f"/* Generated by fastbp.export.to_c; weights as exact hexadecimal literals. */\n"
+             f"#include <math.h>\n\n#include \"{name}.h\"\n\n"]
+    for i, layer in enumerate(model.layers):
+        parts.append(_c_array(t, f"{name}_W{i}", layer.W))
+        parts.append(_c_array(t, f"{name}_b{i}", layer.b))
+    if any(a in ("sigmoid", "silu") for a in acts) or final == "sigmoid":
+        zero, one = t.lit(0.0), t.lit(1.0)
+        parts.append(
+            f"\n/* sigma(z), never overflowing: e^z/(1+e^z) below 0 */\n"
+            f"static {T} {name}_sigmoid({T} z) {{\n"
+            f"    {T} e = {t.fn('exp')}(-{t.fn('fabs')}(z));\n"
+            f"    return z >= {zero} ? {one} / ({one} + e) : e / ({one} + e);\n}}\n")
+    # Each layer inline, with its sizes as constants: o[j] = sum_i in[i]·W[i][j] + b[j],
+    # i outer so that the inner loop over j is a vectorisable axpy.
+    lines: list[str] = []
+    n = len(model.layers)
+    for i in range(n):
+        n_in, k = sizes[i], sizes[i + 1]
+        dst = f"out + r * {sizes[-1]}" if i == n - 1 else ("buf0" if i % 2 == 0 else "buf1")
+        lines += [f"o = {dst};",
+                  f"for (j = 0; j < {k}; j++) o[j] = {t.lit(0.0)};",
+                  f"for (i = 0; i < {n_in}; i++) {{",
+                  f"    const {T} xi = in[i];",
+                  f"    const {T} *w = {name}_W{i} + i * {k};",
+                  f"    for (j = 0; j < {k}; j++) o[j] += xi * w[j];",
+                  "}",
+                  f"for (j = 0; j < {k}; j++) o[j] += {name}_b{i}[j];"]
+        lines += _c_activation_loop(t, name, acts[i], "o", k)
+        if i == n - 1:
+            lines += _c_activation_loop(t, name, final, "o", k)
+        else:
+            lines.append("in = o;")
+    body = [f"{signature} {{",
+            *[f"    {T} buf{j}[{widest}];" for j in range(min(2, n - 1))],
+            "    size_t r, i, j;",
+            "    for (r = 0; r < n_rows; r++) {",
+            f"        const {T} *in = x + r * {sizes[0]};",
+            f"        {T} *o;"]
+    body += ["        " + s for s in lines]
+    body += ["    }", "}", ""]
+    source = "".join(parts) + "\n" + "\n".join(body)
+
+    header_path = os.path.join(directory, f"{name}.h")
+    source_path = os.path.join(directory, f"{name}.c")
+    _write_atomic(header_path, header.encode("ascii"))
+    _write_atomic(source_path, source.encode("ascii"))
+    return header_path, source_path

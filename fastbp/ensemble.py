@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from fastbp import _lockstep as lockstep
 from fastbp import _validation as check
 from fastbp.models import MLP, Sequential
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
@@ -366,45 +364,18 @@ def _members_on_shared_threads(models: Sequence[Sequential]) -> Iterator[None]:
             m.num_threads = t
 
 
-def _begin_epoch(r: _Member) -> None:
-    """fit's snapshot at the start of an epoch (restored if the epoch diverges)."""
-    r.start_params = [p.copy() for p in r.model.parameters()]
-    r.start_state = r.opt.state_dict()
-    r.lr_used = r.opt.lr
-
-
-def _end_epoch(r: _Member, validation: tuple[np.ndarray, np.ndarray] | None) -> None:
-    """fit's finiteness check and validation loss after an epoch."""
-    model = r.model
-    r.finite = r.steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
-    if r.finite and validation is not None:
-        r.val = model.loss(*validation)
-
-
 def _member_epoch(r: _Member, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
                   validation: tuple[np.ndarray, np.ndarray] | None) -> None:
     """One epoch of one member as fit runs it: snapshot, compiled epoch, finiteness
     check and validation loss. Runs in a worker thread; touches only this member."""
-    _begin_epoch(r)
-    r.steps, r.total = run_epoch(r.model, X, y, order, batch, r.opt)
-    _end_epoch(r, validation)
-
-
-def _group_epoch(group: list[_Member], plan: _Plan, order: np.ndarray) -> None:
-    """One epoch of members that qualify for the lock-step kernel (see _lockstep_key),
-    with the snapshot and checks of _member_epoch around it."""
-    with contextlib.ExitStack() as stack:
-        for r in group:
-            stack.enter_context(r.model._lock)
-            _begin_epoch(r)
-        steps, totals, status = lockstep.run_group_epoch(
-            [(r.model, r.opt) for r in group], plan.X, plan.y, order, plan.batch)
-        for r, total, st in zip(group, totals, status):
-            r.steps = steps if st == 0 else int(st)
-            r.total = float(total)
-            r.opt.step_count += abs(r.steps)
-    for r in group:
-        _end_epoch(r, plan.validation)
+    model, opt = r.model, r.opt
+    r.start_params = [p.copy() for p in model.parameters()]
+    r.start_state = opt.state_dict()
+    r.lr_used = opt.lr
+    r.steps, r.total = run_epoch(model, X, y, order, batch, opt)
+    r.finite = r.steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
+    if r.finite and validation is not None:
+        r.val = model.loss(*validation)
 
 
 def _after_epoch(r: _Member, epoch: int, n: int, plan: _Plan) -> None:
@@ -438,13 +409,11 @@ def _after_epoch(r: _Member, epoch: int, n: int, plan: _Plan) -> None:
                 r.alive = False
 
 
-def _run_parallel(jobs: list[tuple[list[_Member], np.ndarray]], plan: _Plan,
-                  workers: int) -> None:
-    """Run every job's epoch (a lock-step group, or one member alone), ``workers``
-    threads pulling jobs from one queue, largest first (a member's result does not
-    depend on which thread runs it)."""
+def _run_parallel(jobs: list[tuple[_Member, np.ndarray]], plan: _Plan, workers: int) -> None:
+    """Run every job's epoch, ``workers`` threads pulling members from one queue (a
+    member's result does not depend on which thread runs it)."""
     lock = threading.Lock()
-    pending = iter(sorted(jobs, key=lambda job: -sum(_cost(r) for r in job[0])))
+    pending = iter(jobs)
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -454,19 +423,14 @@ def _run_parallel(jobs: list[tuple[list[_Member], np.ndarray]], plan: _Plan,
                 if job is None or errors:
                     return
             try:
-                members, order = job
-                if len(members) > 1:
-                    _group_epoch(members, plan, order)
-                else:
-                    _member_epoch(members[0], plan.X, plan.y, order, plan.batch,
-                                  plan.validation)
+                _member_epoch(job[0], plan.X, plan.y, job[1], plan.batch, plan.validation)
             except BaseException as exc:  # re-raised in the calling thread
                 with lock:
                     errors.append(exc)
                 return
 
     threads = [threading.Thread(target=work, name=f"fastbp-ensemble-{i}", daemon=True)
-               for i in range(min(workers, len(jobs)) - 1)]
+               for i in range(workers - 1)]
     for t in threads:
         t.start()
     work()  # the calling thread is one of the workers
@@ -474,37 +438,6 @@ def _run_parallel(jobs: list[tuple[list[_Member], np.ndarray]], plan: _Plan,
         t.join()
     if errors:
         raise errors[0]
-
-
-def _cost(r: _Member) -> int:
-    return sum(p.size for p in r.model.parameters())
-
-
-def _jobs(alive: list[_Member], orders: dict[int, np.ndarray], workers: int
-          ) -> list[tuple[list[_Member], np.ndarray]]:
-    """The epoch's work: members that can share one wide first-layer GEMM (same
-    order, first-layer shape and activation, optimizer configuration and step)
-    in lock-step groups, one group per thread; every other member alone."""
-    groups: dict[Any, list[_Member]] = {}
-    jobs: list[tuple[list[_Member], np.ndarray]] = []
-    for r in alive:
-        key = lockstep.key(r.model, r.opt, r.seed) if USE_LOCKSTEP else None
-        if key is None:
-            jobs.append(([r], orders[r.seed]))
-        else:
-            groups.setdefault(key, []).append(r)
-    for group in groups.values():
-        n_parts = max(1, min(workers, len(group) // 2), -(-len(group) // MAX_GROUP))
-        for k in range(n_parts):
-            part = group[k::n_parts]
-            jobs.append((part, orders[part[0].seed]))
-    return jobs
-
-
-#: Whether members may train in lock-step groups (tests compare both routes).
-USE_LOCKSTEP = True
-#: The most members in one lock-step group (larger groups' packed arrays leave the cache).
-MAX_GROUP = int(os.environ.get("FASTBP_MAX_GROUP", "8"))
 
 
 def train(plan: _Plan) -> None:
@@ -529,7 +462,7 @@ def train(plan: _Plan) -> None:
                 for s in dict.fromkeys(r.seed for r in alive):
                     orders[s] = (rngs[s].permutation(n).astype(np.intp, copy=False)
                                  if plan.shuffle and plan.batch < n else identity)
-                _run_parallel(_jobs(alive, orders, workers), plan, workers)
+                _run_parallel([(r, orders[r.seed]) for r in alive], plan, workers)
                 for r in alive:
                     _after_epoch(r, epoch, n, plan)
                 done = [r.history.loss[-1] for r in alive if r.diverged is None]

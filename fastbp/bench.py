@@ -496,16 +496,18 @@ def table(report: dict[str, Any]) -> str:
             f"Python {env['python']}, NumPy {env['numpy']}, SciPy {env['scipy']}, "
             f"PyTorch {env['torch'] or 'not installed'}; BLAS {', '.join(env.get('blas', []))}; "
             f"threads {env['threads']}")
-    lines = [head, "", "median µs per step (ms where marked); speed-up = other / fastbp; "
-             "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
-             "BLAS and through the BLAS fastbp calls, SciPy's)", "",
-             "| workload | threads | fastbp | reference | torch | torch-fused | floor (NumPy BLAS) "
-             "| floor (fastbp BLAS) | vs reference | vs torch | vs torch-fused | / floor (NumPy) "
-             "| / floor (fastbp BLAS) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     steps = [r for r in report["results"] if WORKLOADS[r["workload"]].kind != "ensemble"]
     ensembles = [r for r in report["results"] if WORKLOADS[r["workload"]].kind == "ensemble"]
-    lines += [_format_row(r) for r in steps]
+    lines = [head]
+    if steps:
+        lines += ["", "median µs per step (ms where marked); speed-up = other / fastbp; "
+                  "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
+                  "BLAS and through the BLAS fastbp calls, SciPy's)", "",
+                  "| workload | threads | fastbp | reference | torch | torch-fused "
+                  "| floor (NumPy BLAS) | floor (fastbp BLAS) | vs reference | vs torch "
+                  "| vs torch-fused | / floor (NumPy) | / floor (fastbp BLAS) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_format_row(r) for r in steps]
     if ensembles:
         lines += ["", "ensembles: ms per epoch of all members (every member one epoch, Adam, "
                   "shared order); ratio = ensemble / other", "",

@@ -59,6 +59,7 @@ def test_bench_ensemble_rows(tmp_path):
             assert r[impl] > 0, impl
         assert "fastbp" not in r and "reference" not in r
     assert "| workload | threads | Ensemble.fit |" in proc.stdout
+    assert "| workload | threads | fastbp |" not in proc.stdout  # no empty step table
     for name in ("E1", "E2"):
         assert f"| {name} | 1 |" in proc.stdout
 

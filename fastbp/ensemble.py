@@ -234,7 +234,11 @@ class Ensemble:
         members), an int (every member sees that seed's order) or one int per
         member. If a member diverges, it is restored to the start of that epoch
         and stops while the others go on; at the end TrainingDiverged names it
-        (the histories are its ``histories`` attribute).
+        (the histories are its ``histories`` attribute). ``num_threads`` (default
+        fastbp.get_num_threads()) OS threads share out the members. With ``client``
+        (a dask.distributed.Client) the members train on that cluster's workers
+        instead, each worker on its own thread count (``num_threads`` and
+        ``progress`` then do not apply), with the same results.
         """
         if client is not None:
             from fastbp._dask import check_client
@@ -430,7 +434,7 @@ def _run_parallel(jobs: list[tuple[_Member, np.ndarray]], plan: _Plan, workers: 
                 return
 
     threads = [threading.Thread(target=work, name=f"fastbp-ensemble-{i}", daemon=True)
-               for i in range(workers - 1)]
+               for i in range(min(workers, len(jobs)) - 1)]
     for t in threads:
         t.start()
     work()  # the calling thread is one of the workers

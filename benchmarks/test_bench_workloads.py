@@ -25,7 +25,7 @@ def contender(impl, workload, request):
 
 @pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"threads{t}")
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-@pytest.mark.parametrize("name", list(bench.WORKLOADS))
+@pytest.mark.parametrize("name", [n for n, w in bench.WORKLOADS.items() if w.kind != "ensemble"])
 def test_workload(benchmark, name, impl, threads, request):
     workload = bench.WORKLOADS[name]
     set_num_threads(threads)
@@ -37,6 +37,19 @@ def test_workload(benchmark, name, impl, threads, request):
         benchmark.pedantic(fn, rounds=5 if workload.kind == "fit" else 50, warmup_rounds=1)
     else:
         benchmark(fn)
+
+
+@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"threads{t}")
+@pytest.mark.parametrize("impl", bench.ENSEMBLE_IMPLS)
+@pytest.mark.parametrize("name", [n for n, w in bench.WORKLOADS.items() if w.kind == "ensemble"])
+def test_ensemble_workload(benchmark, name, impl, threads):
+    """One epoch of every member: Ensemble.fit, sequential fits, fits in a pool of 2."""
+    workload = bench.WORKLOADS[name]
+    set_num_threads(threads)
+    fn = bench.ensemble_contenders(workload, threads)[impl]
+    benchmark.group = f"{name}: {workload.title}"
+    benchmark.extra_info.update(threads=threads, blas=bench.environment([threads]).get("blas"))
+    benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
 
 
 def test_fastbp_step_matches_reference_step():

@@ -16,6 +16,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
 
 from fastbp import export, ops, reference, schedules
 from fastbp._validation import ACTIVATIONS, LOSSES
+from fastbp.ensemble import Ensemble
 from fastbp.gradcheck import GradcheckResult, gradcheck
 from fastbp.io import load
 from fastbp.layers import Dense
@@ -25,7 +26,7 @@ from fastbp.threads import get_num_threads, set_num_threads
 from fastbp.training import History, TrainingDiverged
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "Dense", "Sequential", "MLP", "Optimizer", "SGD", "AdaGrad",
+    "ACTIVATIONS", "LOSSES", "Dense", "Sequential", "MLP", "Ensemble", "Optimizer", "SGD", "AdaGrad",
     "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged", "GradcheckResult", "gradcheck",
     "load", "ops", "reference", "schedules", "set_num_threads", "get_num_threads", "__version__",
     "export",

@@ -1,8 +1,10 @@
 """``python -m fastbp bench``: median µs per step of fastbp, the NumPy reference
 and (when importable) PyTorch on the workloads W1–W8, at 1 and 2 threads,
-with the GEMM floor of each step; and the prediction latency workloads L1–L2
-(fastbp, onnxruntime, PyTorch, scikit-learn and the exported C code; see
-fastbp._latency), at 1 thread.
+with the GEMM floor of each step; for the ensemble workloads E1–E2, the
+time of one epoch of every member: ``fastbp.Ensemble.fit``, the same fits one
+after another, and the same fits in a ThreadPoolExecutor of 2; and the
+prediction latency workloads L1–L2 (fastbp, onnxruntime, PyTorch,
+scikit-learn and the exported C code; see fastbp._latency), at 1 thread.
 
 A step is forward + loss + backward + Adam update of every parameter on one
 fixed mini-batch. Implementations are timed side by side in one process: each
@@ -42,8 +44,9 @@ class Workload:
     loss: str
     batch: int
     dtype: str
-    kind: str = "step"          # step | adam | forward | fit
-    n_samples: int = 0          # fit: samples per epoch; adam: parameter count
+    kind: str = "step"          # step | adam | forward | fit | ensemble
+    n_samples: int = 0          # fit, ensemble: samples per epoch; adam: parameter count
+    n_models: int = 0           # ensemble: members (seeds 0..n_models-1)
 
 
 WORKLOADS = {
@@ -63,6 +66,12 @@ WORKLOADS = {
     "W8": Workload("W8", "fit of W2's network, one epoch of 50,000 samples, batch 32",
                    (64, 32, 10), "relu", "cross_entropy", 32, "float32", kind="fit",
                    n_samples=50_000),
+    "E1": Workload("E1", "32 members of W2's net, Adam lr 1e-3, one epoch of 50,000 samples, "
+                   "batch 32, shared order", (64, 32, 10), "relu", "cross_entropy", 32, "float32",
+                   kind="ensemble", n_samples=50_000, n_models=32),
+    "E2": Workload("E2", "8 members of W3's net, Adam lr 1e-3, one epoch of 50,000 samples, "
+                   "batch 64, shared order", (784, 128, 10), "relu", "cross_entropy", 64,
+                   "float32", kind="ensemble", n_samples=50_000, n_models=8),
 }
 
 
@@ -118,7 +127,8 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
 # Which BLAS each contender calls: SciPy's (fastbp goes through scipy.linalg.cython_blas)
 # or NumPy's; PyTorch brings its own.
 BLAS_OF = {"fastbp": "scipy", "gemm-floor-fastbp-blas": "scipy", "reference": "numpy",
-           "gemm-floor": "numpy", "torch": None, "torch-fused": None}
+           "gemm-floor": "numpy", "torch": None, "torch-fused": None,
+           "ensemble": "scipy", "sequential": "scipy", "threadpool-2": "scipy"}
 
 
 def blas_files() -> dict[str, str]:
@@ -169,6 +179,44 @@ def fastbp_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
     X, y = make_data(w, rng)
     opt = fastbp.Adam(model.parameters())
     return lambda: model.train_step(X, y, opt)
+
+
+def ensemble_contenders(w: Workload, n_threads: int, n_samples: int | None = None
+                        ) -> dict[str, Callable[[], Any]]:
+    """One epoch of every member (Adam, seed 0 for every member's order), three ways:
+    one Ensemble.fit over ``n_threads`` threads, the members' fits one after another,
+    and the members' fits in a ThreadPoolExecutor of 2. Each contender has its own
+    members (seeds 0..n_models-1) and optimizers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = make_data(w, np.random.default_rng(0), n_samples or w.n_samples)
+
+    def members() -> tuple[list[fastbp.Sequential], list[fastbp.Adam]]:
+        models: list[fastbp.Sequential] = [
+            fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=i)
+            for i in range(w.n_models)]
+        return models, [fastbp.Adam(m.parameters(), lr=1e-3) for m in models]
+
+    ens_models, ens_opts = members()
+    ensemble = fastbp.Ensemble(ens_models)
+    seq_models, seq_opts = members()
+    pool_models, pool_opts = members()
+    pool = ThreadPoolExecutor(2)
+
+    def one_fit(m: fastbp.Sequential, opt: fastbp.Adam) -> None:
+        m.fit(X, y, epochs=1, batch_size=w.batch, optimizer=opt, seed=0, progress=False)
+
+    def sequential() -> None:
+        for m, opt in zip(seq_models, seq_opts):
+            one_fit(m, opt)
+
+    def threadpool() -> None:
+        list(pool.map(one_fit, pool_models, pool_opts))
+
+    return {"ensemble": lambda: ensemble.fit(X, y, epochs=1, batch_size=w.batch,
+                                             optimizer=ens_opts, seed=0, num_threads=n_threads,
+                                             progress=False),
+            "sequential": sequential, "threadpool-2": threadpool}
 
 
 def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
@@ -356,7 +404,8 @@ def environment(threads: list[int]) -> dict[str, Any]:
 
 
 def run(workloads: list[str], threads: list[int], include_reference: bool = True,
-        include_torch: bool = True, budget: float = 0.25) -> dict[str, Any]:
+        include_torch: bool = True, budget: float = 0.25, samples: int | None = None
+        ) -> dict[str, Any]:
     """Time every implementation on every workload; returns a JSON-ready dict."""
     try:
         import torch
@@ -370,6 +419,10 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             torch.set_num_threads(n_threads)
         for name in workloads:
             w = WORKLOADS[name]
+            if w.kind == "ensemble":
+                results.append(_ensemble_row(w, n_threads, budget, samples, files))
+                print(_format_ensemble_row(results[-1]), file=sys.stderr, flush=True)
+                continue
             contenders: dict[str, Callable[[], Any] | None] = {"fastbp": fastbp_step(w)}
             if include_reference and not (w.kind == "fit" and n_threads > 1):
                 contenders["reference"] = reference_step(w)
@@ -394,6 +447,29 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             results.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
     return {"environment": environment(threads), "results": results}
+
+
+def _ensemble_row(w: Workload, n_threads: int, budget: float, samples: int | None,
+                  files: dict[str, str]) -> dict[str, Any]:
+    """ms per epoch of all members, for each of ensemble_contenders."""
+    fns: dict[str, Callable[[], Any]] = dict(ensemble_contenders(w, n_threads, samples))
+    contexts = {k: quiet_other_blas(k, files) for k in fns} if n_threads > 1 else {}
+    timed = time_side_by_side(fns, budget * 3.0, repeats=5, pause=1.0 if n_threads > 1 else 0.0,
+                              contexts=contexts)
+    row: dict[str, Any] = {"workload": w.name, "title": w.title, "threads": n_threads,
+                           "n_models": w.n_models, "n_samples": samples or w.n_samples,
+                           "unit": "ms per epoch of all members"}
+    row.update((impl, t * 1e3) for impl, t in timed.items())
+    return row
+
+
+ENSEMBLE_IMPLS = ("ensemble", "sequential", "threadpool-2")
+
+
+def _format_ensemble_row(row: dict[str, Any]) -> str:
+    cells = [row["workload"], str(row["threads"])] + [f"{row[k]:.1f}" for k in ENSEMBLE_IMPLS]
+    cells += [f"{row['ensemble'] / row[k]:.2f}" for k in ("sequential", "threadpool-2")]
+    return "| " + " | ".join(cells) + " |"
 
 
 IMPLS = ("fastbp", "reference", "torch", "torch-fused", "gemm-floor", "gemm-floor-fastbp-blas")
@@ -426,14 +502,25 @@ def table(report: dict[str, Any]) -> str:
     if report.get("latency"):
         head += (f"; onnxruntime {env.get('onnxruntime')}, scikit-learn {env.get('sklearn')}, "
                  f"C compiler {env.get('cc')}")
-    lines = [head, "", "median µs per step (ms where marked); speed-up = other / fastbp; "
-             "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
-             "BLAS and through the BLAS fastbp calls, SciPy's)", "",
-             "| workload | threads | fastbp | reference | torch | torch-fused | floor (NumPy BLAS) "
-             "| floor (fastbp BLAS) | vs reference | vs torch | vs torch-fused | / floor (NumPy) "
-             "| / floor (fastbp BLAS) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [_format_row(r) for r in report["results"]]
+    steps = [r for r in report["results"] if WORKLOADS[r["workload"]].kind != "ensemble"]
+    ensembles = [r for r in report["results"] if WORKLOADS[r["workload"]].kind == "ensemble"]
+    lines = [head]
+    if steps:
+        lines += ["", "median µs per step (ms where marked); speed-up = other / fastbp; "
+                  "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
+                  "BLAS and through the BLAS fastbp calls, SciPy's)", "",
+                  "| workload | threads | fastbp | reference | torch | torch-fused "
+                  "| floor (NumPy BLAS) | floor (fastbp BLAS) | vs reference | vs torch "
+                  "| vs torch-fused | / floor (NumPy) | / floor (fastbp BLAS) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_format_row(r) for r in steps]
+    if ensembles:
+        lines += ["", "ensembles: ms per epoch of all members (every member one epoch, Adam, "
+                  "shared order); ratio = ensemble / other", "",
+                  "| workload | threads | Ensemble.fit | fits one after another "
+                  "| fits in ThreadPoolExecutor(2) | / sequential | / thread pool |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [_format_ensemble_row(r) for r in ensembles]
     adam = [r for r in report["results"] if r["workload"] == "W6"]
     for r in adam:
         gbs = 7 * 4 * WORKLOADS["W6"].n_samples / (r["fastbp"] * 1e-6) / 1e9
@@ -458,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--budget", type=float, default=0.25,
                         help="seconds of timing per implementation and workload")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="samples per epoch of the ensemble workloads (default: theirs)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
@@ -472,8 +561,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be at least 1, got {args.threads!r}")
     if not 0 < args.budget < float("inf"):
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
+    if args.samples is not None and args.samples < 1:
+        parser.error(f"--samples must be at least 1, got {args.samples}")
     report = run([n for n in names if n in WORKLOADS], threads, not args.no_reference,
-                 not args.no_torch, args.budget)
+                 not args.no_torch, args.budget, args.samples)
     latency = [n for n in names if n in LATENCY_WORKLOADS]
     if latency:
         # at one thread, whatever --threads says (single-row serving); calls per

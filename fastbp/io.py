@@ -8,6 +8,11 @@ step, and the SHA-256 of every array file. Arrays are read with
 corrupted or pickled file raises ``ValueError`` and no code from it ever runs.
 Writes go to a temporary file in the same folder, then ``os.replace``: a
 reader sees the complete old file or the complete new one.
+
+An ensemble (fastbp.Ensemble.save) is a file of the same format whose header
+has ``"kind": "ensemble"`` and a ``"members"`` list (each with its
+``"layers"``), its arrays under ``members/<k>/layers/<i>/``; a header without
+``"kind"`` is a single model.
 """
 from __future__ import annotations
 
@@ -24,10 +29,11 @@ import numpy as np
 from fastbp import _validation as check
 
 if TYPE_CHECKING:
+    from fastbp.ensemble import Ensemble
     from fastbp.models import Sequential
     from fastbp.optim import Optimizer
 
-__all__ = ["save", "load", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "save_ensemble", "load_ensemble", "FORMAT", "VERSION"]
 
 FORMAT = "fastbp-model"
 VERSION = 1
@@ -54,15 +60,10 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a fastbp optimizer or None, got {type(optimizer).__name__}")
     path = os.fspath(path)
-    arrays: dict[str, np.ndarray] = {}
-    for i, layer in enumerate(model.layers):
-        arrays[f"layers/{i}/W"] = layer.W
-        arrays[f"layers/{i}/b"] = layer.b
+    arrays = _layer_arrays(model, "")
     header: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name, "loss": model.loss_name,
-        "layers": [{"in_features": layer.in_features, "out_features": layer.out_features,
-                    "activation": layer.activation} for layer in model.layers],
-        "optimizer": None,
+        "layers": _layer_specs(model), "optimizer": None,
     }
     if optimizer is not None:
         make_check = [a is b for a, b in zip(optimizer.params, model.parameters())]
@@ -75,6 +76,44 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
         for i, s in enumerate(state["state"]):
             for k, a in s.items():
                 arrays[f"optimizer/{i}/{k}"] = a
+    _write_archive(path, header, arrays)
+
+
+def _layer_specs(model: Sequential) -> list[dict[str, Any]]:
+    return [{"in_features": layer.in_features, "out_features": layer.out_features,
+             "activation": layer.activation} for layer in model.layers]
+
+
+def _layer_arrays(model: Sequential, prefix: str) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(model.layers):
+        arrays[f"{prefix}layers/{i}/W"] = layer.W
+        arrays[f"{prefix}layers/{i}/b"] = layer.b
+    return arrays
+
+
+def save_ensemble(ensemble: Any, path: Any) -> None:
+    """Write every member of ``ensemble`` to ``path`` atomically: the same format,
+    with ``"kind": "ensemble"`` and one layer list per member in the header and
+    the arrays under ``members/<k>/``."""
+    from fastbp.ensemble import Ensemble
+
+    if not isinstance(ensemble, Ensemble):
+        raise TypeError(f"ensemble must be a fastbp.Ensemble, got {type(ensemble).__name__}")
+    path = os.fspath(path)
+    arrays: dict[str, np.ndarray] = {}
+    for k, model in enumerate(ensemble.models):
+        arrays.update(_layer_arrays(model, f"members/{k}/"))
+    header: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "kind": "ensemble", "dtype": ensemble.dtype.name,
+        "loss": ensemble.loss_name,
+        "members": [{"layers": _layer_specs(model)} for model in ensemble.models],
+    }
+    _write_archive(path, header, arrays)
+
+
+def _write_archive(path: str, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """The header (with every array's SHA-256) and the arrays, as one ZIP, atomically."""
     blobs = {name + ".npy": _npy_bytes(a) for name, a in arrays.items()}
     header["sha256"] = {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()}
     folder = os.path.dirname(os.path.abspath(path))
@@ -167,8 +206,6 @@ def load(path: Any, *, with_optimizer: bool
 def load(path: Any, *, with_optimizer: bool = False
          ) -> Sequential | tuple[Sequential, Optimizer | None]:
     """The model saved at ``path``; with ``with_optimizer=True``, (model, optimizer or None)."""
-    from fastbp.layers import Dense
-    from fastbp.models import Sequential
     from fastbp.optim import OPTIMIZERS
 
     path = os.fspath(path)
@@ -177,15 +214,22 @@ def load(path: Any, *, with_optimizer: bool = False
             header = _read_header(zf, path)
             arrays = _read_members(zf, header, path)
         dtype = check.float_dtype(header["dtype"])
-        layers = []
-        for i, spec in enumerate(header["layers"]):
-            n_in, n_out = spec["in_features"], spec["out_features"]
-            W = _take(arrays, f"layers/{i}/W", path, dtype, (n_in, n_out))
-            b = _take(arrays, f"layers/{i}/b", path, dtype, (n_out,))
-            layer = Dense(n_in, n_out, spec["activation"], dtype=dtype)
-            layer.W, layer.b = W, b
-            layers.append(layer)
-        model = Sequential(layers, header["loss"])
+        kind = header.get("kind", "model")
+        if kind == "ensemble":
+            from fastbp.ensemble import Ensemble
+
+            members = header["members"]
+            if not isinstance(members, list):
+                raise _fail(path, "members must be a list")
+            ensemble = Ensemble([_build_model(m["layers"], header["loss"], dtype, arrays,
+                                              f"members/{k}/", path)
+                                 for k, m in enumerate(members)])
+            if arrays:
+                raise _fail(path, f"unexpected arrays {sorted(arrays)}")
+            return (ensemble, None) if with_optimizer else ensemble  # type: ignore[return-value]
+        if kind != "model":
+            raise _fail(path, f"unknown kind {kind!r} (this fastbp reads 'model' and 'ensemble')")
+        model = _build_model(header["layers"], header["loss"], dtype, arrays, "", path)
         opt = None
         spec = header.get("optimizer")
         if spec is not None:
@@ -207,3 +251,33 @@ def load(path: Any, *, with_optimizer: bool = False
     except Exception as exc:  # anything else a damaged or foreign file can provoke
         raise _fail(path, f"{type(exc).__name__}: {exc}") from exc
     return (model, opt) if with_optimizer else model
+
+
+def _build_model(specs: Any, loss: Any, dtype: np.dtype, arrays: dict[str, np.ndarray],
+                 prefix: str, path: str) -> Sequential:
+    """A Sequential from the header's layer list and the arrays under ``prefix``
+    (taken out of ``arrays``, each checked for dtype and shape)."""
+    from fastbp.layers import Dense
+    from fastbp.models import Sequential
+
+    layers = []
+    for i, spec in enumerate(specs):
+        n_in, n_out = spec["in_features"], spec["out_features"]
+        W = _take(arrays, f"{prefix}layers/{i}/W", path, dtype, (n_in, n_out))
+        b = _take(arrays, f"{prefix}layers/{i}/b", path, dtype, (n_out,))
+        layer = Dense(n_in, n_out, spec["activation"], dtype=dtype)
+        layer.W, layer.b = W, b
+        layers.append(layer)
+    return Sequential(layers, loss)
+
+
+def load_ensemble(path: Any) -> Ensemble:
+    """The ensemble saved at ``path`` by Ensemble.save (fastbp.load reads it too; this
+    is the typed spelling, and refuses a single-model file)."""
+    from fastbp.ensemble import Ensemble
+
+    result: Any = load(path)
+    if not isinstance(result, Ensemble):
+        raise ValueError(f"{os.fspath(path)!r} holds a single model, not an ensemble "
+                         "(read it with fastbp.load)")
+    return result

@@ -71,11 +71,32 @@ def test_bench_latency_rows(tmp_path):
     assert "| L2 | 16 |" in proc.stdout
 
 
+def test_bench_ensemble_rows(tmp_path):
+    """E1 and E2: one row per thread count with the three contenders (times not asserted)."""
+    out = tmp_path / "bench.json"
+    # (one thread count: at 2 each timed loop waits 1 s for idle BLAS workers)
+    proc = _bench(tmp_path, "--workloads", "E1,E2", "--threads", "1", "--budget", "0.01",
+                  "--samples", "256", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["workload"], r["threads"]) for r in rows] == [("E1", 1), ("E2", 1)]
+    for r in rows:
+        assert r["n_models"] == {"E1": 32, "E2": 8}[r["workload"]] and r["n_samples"] == 256
+        for impl in ("ensemble", "sequential", "threadpool-2"):
+            assert r[impl] > 0, impl
+        assert "fastbp" not in r and "reference" not in r
+    assert "| workload | threads | Ensemble.fit |" in proc.stdout
+    assert "| workload | threads | fastbp |" not in proc.stdout  # no empty step table
+    for name in ("E1", "E2"):
+        assert f"| {name} | 1 |" in proc.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--workloads", "W9"], "unknown workloads"),
     (["--threads", "one"], "--threads takes comma-separated whole numbers"),
     (["--threads", "0"], "--threads must be at least 1"),
     (["--budget", "0"], "--budget must be a positive number"),
+    (["--samples", "0"], "--samples must be at least 1"),
 ])
 def test_bench_rejects_bad_options(tmp_path, args, message):
     proc = _bench(tmp_path, *args)

@@ -1,0 +1,177 @@
+"""Ensemble.fit(..., client=client) and GridSearchCV under joblib's Dask backend, on a
+real LocalCluster of two worker processes (started here, closed at the end)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import Adam, Ensemble, Sequential
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                       dashboard_address=None, silence_logs=50)
+    c = distributed.Client(cluster)
+    c.wait_for_workers(2, timeout=60)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _data(n=150, n_in=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, n_in))
+    return X, (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)
+
+
+def _members(n_in=6, k=3, width=8):
+    return [fastbp.MLP((n_in, width, k), "relu", "cross_entropy", dtype="float64", seed=1),
+            fastbp.MLP((n_in, width // 2, 5, k), "tanh", "cross_entropy", dtype="float64", seed=2),
+            fastbp.MLP((n_in, k), "relu", "cross_entropy", dtype="float64", seed=3),
+            fastbp.MLP((n_in, width + 3, k), "gelu", "cross_entropy", dtype="float64", seed=4),
+            fastbp.MLP((n_in, width, k), "sigmoid", "cross_entropy", dtype="float64", seed=5)]
+
+
+FIT = dict(epochs=6, batch_size=8, lr=[0.01, 0.02, 0.005, 0.03, 0.01],
+           weight_decay=[0.0, 1e-3, 0.0, 0.0, 1e-2], seed=[3, 4, 3, 5, 6], early_stopping=2,
+           progress=False)
+
+
+def _assert_same(models, expected):
+    for m, e in zip(models, expected):
+        for p, q in zip(m.parameters(), e.parameters()):
+            np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-300)
+
+
+def test_cluster_fit_matches_local_fit(client):
+    X, y = _data()
+    Xv, yv = _data(50, seed=1)
+    remote, local = _members(), _members()
+    live = [m.parameters() for m in remote]
+    opts_r = [Adam(m.parameters(), amsgrad=True) for m in remote]
+    opts_l = [Adam(m.parameters(), amsgrad=True) for m in local]
+    hr = Ensemble(remote).fit(X, y, optimizer=opts_r, validation_data=(Xv, yv), client=client,
+                              **FIT)
+    hl = Ensemble(local).fit(X, y, optimizer=opts_l, validation_data=(Xv, yv), **FIT)
+    _assert_same(remote, local)
+    for a, b in zip(hr, hl):
+        assert a.epochs == b.epochs and a.best_epoch == b.best_epoch
+        np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
+        np.testing.assert_allclose(a.val_loss, b.val_loss, rtol=1e-9)
+    # the members were trained (not left as they were) and stay the live arrays
+    assert any(h.epochs > 1 for h in hr)
+    assert all(a is b for m, ps in zip(remote, live) for a, b in zip(m.parameters(), ps))
+    # the optimizers' state came back too: a further local step agrees
+    for o_r, o_l in zip(opts_r, opts_l):
+        assert o_r.step_count == o_l.step_count > 0
+        np.testing.assert_allclose(o_r.state[0]["exp_avg_sq"], o_l.state[0]["exp_avg_sq"],
+                                   rtol=1e-9)
+
+
+def test_cluster_fit_by_name_matches_separate_fits(client):
+    X, y = _data()
+    remote, alone = _members()[:3], _members()[:3]
+    Ensemble(remote).fit(X, y, epochs=2, optimizer="rmsprop", lr=[0.01, 0.02, 0.03], seed=9,
+                         client=client, progress=False)
+    for m, lr in zip(alone, [0.01, 0.02, 0.03]):
+        m.fit(X, y, epochs=2, optimizer="rmsprop", lr=lr, seed=9, progress=False)
+    _assert_same(remote, alone)
+
+
+def test_cluster_fit_reports_divergence_like_local(client):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3)) * 100
+    y = rng.standard_normal((40, 1)) * 1e3
+    make = lambda: [fastbp.MLP((3, 4, 1), "relu", dtype="float64", seed=s) for s in range(2)]
+    remote, local = make(), make()
+    kwargs = dict(epochs=3, batch_size=8, optimizer="sgd", lr=[1e-6, 1e3], seed=0,
+                  progress=False)
+    with pytest.raises(fastbp.TrainingDiverged, match="member 1"):
+        Ensemble(remote).fit(X, y, client=client, **kwargs)
+    with pytest.raises(fastbp.TrainingDiverged, match="member 1"):
+        Ensemble(local).fit(X, y, **kwargs)
+    _assert_same(remote, local)
+
+
+def test_gridsearchcv_under_the_dask_backend_matches_a_local_search(client):
+    joblib = pytest.importorskip("joblib")
+    from sklearn.model_selection import GridSearchCV
+
+    from fastbp.sklearn import MLPClassifier
+
+    X, y = _data(120)
+    grid = {"alpha": [1e-4, 1e-2], "learning_rate_init": [1e-3, 1e-2]}
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=15, random_state=0, dtype="float64")
+    local = GridSearchCV(est, grid, cv=2).fit(X, y)
+    with joblib.parallel_backend("dask"):
+        remote = GridSearchCV(est, grid, cv=2, n_jobs=-1).fit(X, y)
+    np.testing.assert_allclose(remote.cv_results_["mean_test_score"],
+                               local.cv_results_["mean_test_score"], rtol=1e-12)
+    assert remote.best_params_ == local.best_params_
+    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
+
+
+def test_a_worker_killed_during_the_fit_loses_nothing(client):
+    """Kill the worker process running a shard; Dask reruns that shard elsewhere and the
+    result equals the local fit, or the call fails clearly with every member unchanged."""
+    X, y = _data(3000, n_in=20)
+    kwargs = dict(epochs=6, batch_size=4, optimizer="adam", lr=1e-3, seed=[1, 2, 3, 4],
+                  progress=False)
+    make = lambda: [fastbp.MLP((20, 48, 3), "relu", "cross_entropy", dtype="float64", seed=s)
+                    for s in range(4)]
+    remote, local = make(), make()
+    before = [[p.copy() for p in m.parameters()] for m in remote]
+    pids = client.run(os.getpid)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["histories"] = Ensemble(remote).fit(X, y, client=client, **kwargs)
+        except BaseException as exc:  # checked below
+            outcome["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    victim = None
+    deadline = time.monotonic() + 30
+    while victim is None and time.monotonic() < deadline:
+        for addr, keys in client.processing().items():
+            if any(str(k).startswith("fastbp-ensemble-shard") for k in keys):
+                victim = addr
+                break
+        time.sleep(0.02)
+    assert victim is not None, "no shard was ever running"
+    os.kill(pids[victim], signal.SIGKILL)
+    t.join(timeout=90)
+    assert not t.is_alive()
+    local_hist = Ensemble(local).fit(X, y, **kwargs)
+    if "error" in outcome:  # the clear failure: nothing changed
+        assert isinstance(outcome["error"], RuntimeError)
+        assert "no member was changed" in str(outcome["error"])
+        for m, snap in zip(remote, before):
+            for p, q in zip(m.parameters(), snap):
+                np.testing.assert_array_equal(p, q)
+    else:
+        _assert_same(remote, local)
+        for a, b in zip(outcome["histories"], local_hist):
+            np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
+    # the worker really died (its nanny started a new process)
+    client.wait_for_workers(2, timeout=60)
+    assert pids[victim] not in client.run(os.getpid).values()
+
+
+def test_client_must_be_a_dask_client():
+    X, y = _data()
+    models = _members()[:2]
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
+        Ensemble(models).fit(X, y, client=object())
+    assert isinstance(models[0], Sequential)

@@ -2,8 +2,9 @@
 
 File format (version 1): a ZIP archive holding ``header.json`` and one ``.npy``
 file per array. The header names the format and its version, the
-architecture, the dtype, the optional optimizer's type, hyper-parameters and
-step, and the SHA-256 of every array file. Arrays are read with
+architecture (with each layer's dropout and the model's dropout seed; files
+without them load with no dropout and a fresh seed), the dtype, the optional
+optimizer's type, hyper-parameters and step, and the SHA-256 of every array file. Arrays are read with
 ``allow_pickle=False`` and checked against the header, so a foreign, truncated,
 corrupted or pickled file raises ``ValueError`` and no code from it ever runs.
 Writes go to a temporary file in the same folder, then ``os.replace``: a
@@ -61,7 +62,9 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
     header: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name, "loss": model.loss_name,
         "layers": [{"in_features": layer.in_features, "out_features": layer.out_features,
-                    "activation": layer.activation} for layer in model.layers],
+                    "activation": layer.activation, "dropout": layer.dropout}
+                   for layer in model.layers],
+        "dropout_seed": model.dropout_seed,
         "optimizer": None,
     }
     if optimizer is not None:
@@ -182,10 +185,12 @@ def load(path: Any, *, with_optimizer: bool = False
             n_in, n_out = spec["in_features"], spec["out_features"]
             W = _take(arrays, f"layers/{i}/W", path, dtype, (n_in, n_out))
             b = _take(arrays, f"layers/{i}/b", path, dtype, (n_out,))
-            layer = Dense(n_in, n_out, spec["activation"], dtype=dtype)
+            # (files written before dropout existed have no "dropout" or "dropout_seed")
+            layer = Dense(n_in, n_out, spec["activation"], dtype=dtype,
+                          dropout=spec.get("dropout", 0.0))
             layer.W, layer.b = W, b
             layers.append(layer)
-        model = Sequential(layers, header["loss"])
+        model = Sequential(layers, header["loss"], dropout_seed=header.get("dropout_seed"))
         opt = None
         spec = header.get("optimizer")
         if spec is not None:

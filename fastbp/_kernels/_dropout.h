@@ -1,0 +1,93 @@
+/* Dropout masks from a counter-based generator, and the loops that apply them.
+ *
+ * Why counter-based: a mask element is a pure function of (model seed, layer,
+ * step, element index), so the compiled engine and fastbp.reference (which
+ * implements the same arithmetic in NumPy uint64) draw identical masks, a run
+ * is reproducible bit for bit from its seed, and a model saved and reloaded
+ * with its optimizer's step count continues with the masks it would have
+ * drawn. There is no generator state to save, share between threads or
+ * advance.
+ *
+ * The generator: the stream of one (seed, layer, step) is SplitMix64 (Steele,
+ * Lea and Flood, 2014; the seeding generator of xoshiro, which passes BigCrush)
+ * started at the key
+ *
+ *     key = absorb(absorb(mix(seed + GAMMA), layer), step),
+ *     absorb(h, x) = mix(h ^ (x·GAMMA + ABSORB)),
+ *
+ * and element i of the mask is its output i: u_i = mix(key + (i + 1)·GAMMA).
+ * mix is SplitMix64's finalizer (a bijection of uint64), so distinct layers,
+ * and distinct steps of a layer, give distinct keys. Element i is kept iff
+ * (u_i >> 11) >= ceil(p·2^53), i.e. iff the 53-bit uniform u_i/2^64 is >= p:
+ * the keep probability is 1 - p up to 2^-53.
+ *
+ * Applying it (inverted dropout): out = a·m with m = 1/(1-p) for a kept
+ * element and 0 for a dropped one, in the buffer's precision (a product, not a
+ * select, so NaN and inf propagate as in PyTorch). The loops use only integer
+ * arithmetic and one correctly rounded multiply, so every target_clones clone
+ * (_simd.h) gives the same bits.
+ */
+#ifndef FASTBP_DROPOUT_H
+#define FASTBP_DROPOUT_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "_simd.h"
+
+#define FB_DROPOUT_GAMMA 0x9E3779B97F4A7C15ull   /* 2^64 / golden ratio (SplitMix64) */
+#define FB_DROPOUT_ABSORB 0x632BE59BD9B4E019ull  /* any odd constant: absorb(h, 0) != h */
+
+/* SplitMix64's finalizer (Stafford's "Mix13"). */
+FASTBP_INLINE uint64_t fb_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+FASTBP_INLINE uint64_t fb_dropout_absorb(uint64_t h, uint64_t x) {
+    return fb_mix64(h ^ (x * FB_DROPOUT_GAMMA + FB_DROPOUT_ABSORB));
+}
+
+/* The key of a layer's stream (once per model and layer) ... */
+FASTBP_INLINE uint64_t fb_dropout_layer_key(uint64_t seed, uint64_t layer) {
+    return fb_dropout_absorb(fb_mix64(seed + FB_DROPOUT_GAMMA), layer);
+}
+
+/* ... and of one step of it (once per layer and step). */
+FASTBP_INLINE uint64_t fb_dropout_step_key(uint64_t layer_key, uint64_t step) {
+    return fb_dropout_absorb(layer_key, step);
+}
+
+/* Keep iff (u >> 11) >= ceil(p·2^53); p·2^53 is exact, so this equals u/2^64 >= p
+ * for the 53-bit u. p in [0, 1). */
+FASTBP_INLINE uint64_t fb_dropout_threshold(double p) {
+    return (uint64_t)ceil(p * 9007199254740992.0);
+}
+
+/* Mask element i of the stream `key`: 1 (keep) or 0 (drop). */
+FASTBP_INLINE unsigned char fb_dropout_keep(uint64_t key, uint64_t threshold, uint64_t i) {
+    return (fb_mix64(key + (i + 1) * FB_DROPOUT_GAMMA) >> 11) >= threshold;
+}
+
+/* keep[i] := mask element i, for i < n. */
+FASTBP_CLONES static void fb_dropout_mask(uint64_t key, uint64_t threshold, unsigned char *keep,
+                                          ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++)
+        keep[i] = fb_dropout_keep(key, threshold, (uint64_t)i);
+}
+
+#define FB_T float
+#define FB_NAME(x) x##_f32
+#include "_dropout_body.h"
+#undef FB_T
+#undef FB_NAME
+
+#define FB_T double
+#define FB_NAME(x) x##_f64
+#include "_dropout_body.h"
+#undef FB_T
+#undef FB_NAME
+
+#endif

@@ -410,4 +410,5 @@ def dropout_apply(
     True and 0 where it is False; the backward of this is the same product with dA."""
     A, mask, p = check.dropout_apply_args(A, mask, p)
     m = np.where(mask, A.dtype.type(check.dropout_scale(p)), A.dtype.type(0))
-    return A * m
+    with np.errstate(invalid="ignore", over="ignore"):  # inf·0 = NaN and overflow, as in C
+        return A * m

@@ -393,12 +393,14 @@ def dropout_mask(
     p: float,
 ) -> npt.NDArray[np.bool_]:
     """The dropout keep-mask of (seed, layer, step): element i (C order) is kept iff
-    the i-th SplitMix64 output u of the stream's key has (u >> 11) >= ceil(p·2^53)."""
+    its 32-bit half h of SplitMix64 output i // 2 of the stream's key (the low half for
+    even i, the high half for odd i) has h >= ceil(p·2^32)."""
     seed, layer, step, dims, p = check.dropout_mask_args(seed, layer, step, shape, p)
     n = int(np.prod(dims, dtype=np.int64))
-    counters = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(DROPOUT_GAMMA)
+    counters = np.arange(1, (n + 1) // 2 + 1, dtype=np.uint64) * np.uint64(DROPOUT_GAMMA)
     u = mix64_array(np.uint64(dropout_key(seed, layer, step)) + counters)
-    return ((u >> np.uint64(11)) >= np.uint64(math.ceil(p * 2.0**53))).reshape(dims)
+    halves = np.stack([u & np.uint64(0xFFFFFFFF), u >> np.uint64(32)], axis=1).reshape(-1)[:n]
+    return (halves >= np.uint64(math.ceil(p * 2.0**32))).reshape(dims)
 
 
 def dropout_apply(

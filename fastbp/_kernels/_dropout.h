@@ -15,11 +15,14 @@
  *     key = absorb(absorb(mix(seed + GAMMA), layer), step),
  *     absorb(h, x) = mix(h ^ (x·GAMMA + ABSORB)),
  *
- * and element i of the mask is its output i: u_i = mix(key + (i + 1)·GAMMA).
- * mix is SplitMix64's finalizer (a bijection of uint64), so distinct layers,
- * and distinct steps of a layer, give distinct keys. Element i is kept iff
- * (u_i >> 11) >= ceil(p·2^53), i.e. iff the 53-bit uniform u_i/2^64 is >= p:
- * the keep probability is 1 - p up to 2^-53.
+ * and its output j, u_j = mix(key + (j + 1)·GAMMA), gives two mask elements:
+ * element i takes the 32-bit half h_i of u_(i/2), the low half for even i and
+ * the high half for odd i. mix is SplitMix64's finalizer (a bijection of
+ * uint64), so distinct layers, and distinct steps of a layer, give distinct
+ * keys. Element i is kept iff h_i >= ceil(p·2^32), i.e. iff the 32-bit uniform
+ * h_i/2^32 is >= p: the keep probability is 1 - p up to 2^-32. (Two elements
+ * per 64-bit output: the hash is most of the cost, and 32 bits resolve p far
+ * below anything a training run could notice.)
  *
  * Applying it (inverted dropout): out = a·m with m = 1/(1-p) for a kept
  * element and 0 for a dropped one, in the buffer's precision (a product, not a
@@ -60,22 +63,26 @@ FASTBP_INLINE uint64_t fb_dropout_step_key(uint64_t layer_key, uint64_t step) {
     return fb_dropout_absorb(layer_key, step);
 }
 
-/* Keep iff (u >> 11) >= ceil(p·2^53); p·2^53 is exact, so this equals u/2^64 >= p
- * for the 53-bit u. p in [0, 1). */
+/* Keep iff h >= ceil(p·2^32) (at most 2^32: then every element is dropped); p·2^32
+ * is exact, so this equals h/2^32 >= p for the 32-bit h. p in [0, 1). */
 FASTBP_INLINE uint64_t fb_dropout_threshold(double p) {
-    return (uint64_t)ceil(p * 9007199254740992.0);
+    return (uint64_t)ceil(p * 4294967296.0);
 }
 
-/* Mask element i of the stream `key`: 1 (keep) or 0 (drop). */
-FASTBP_INLINE unsigned char fb_dropout_keep(uint64_t key, uint64_t threshold, uint64_t i) {
-    return (fb_mix64(key + (i + 1) * FB_DROPOUT_GAMMA) >> 11) >= threshold;
-}
-
-/* keep[i] := mask element i, for i < n. */
+/* keep[i] := 1 (keep) or 0 (drop), mask element i of the stream `key`, for i < n. */
 FASTBP_CLONES static void fb_dropout_mask(uint64_t key, uint64_t threshold, unsigned char *keep,
                                           ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++)
-        keep[i] = fb_dropout_keep(key, threshold, (uint64_t)i);
+    uint64_t counter = key;   /* key + (j + 1)·GAMMA as a running sum: an add, not a multiply */
+    ptrdiff_t j;
+    for (j = 0; j < n / 2; j++) {
+        uint64_t u;
+        counter += FB_DROPOUT_GAMMA;
+        u = fb_mix64(counter);
+        keep[2 * j] = (u & 0xFFFFFFFFu) >= threshold;
+        keep[2 * j + 1] = (u >> 32) >= threshold;
+    }
+    if (n % 2)
+        keep[n - 1] = (fb_mix64(counter + FB_DROPOUT_GAMMA) & 0xFFFFFFFFu) >= threshold;
 }
 
 #define FB_T float

@@ -4,8 +4,8 @@ File format (version 1): a ZIP archive holding ``header.json`` and one ``.npy``
 file per array. The header names the format and its version, the
 architecture (with each layer's dropout and the model's dropout seed; files
 without them load with no dropout and a fresh seed), the dtype, the optional
-optimizer's type, hyper-parameters and step, and the SHA-256 of every array file. Arrays are read with
-``allow_pickle=False`` and checked against the header, so a foreign, truncated,
+optimizer's type, hyper-parameters and step, and the SHA-256 of every array
+file. Arrays are read with ``allow_pickle=False`` and checked against the header, so a foreign, truncated,
 corrupted or pickled file raises ``ValueError`` and no code from it ever runs.
 Writes go to a temporary file in the same folder, then ``os.replace``: a
 reader sees the complete old file or the complete new one.

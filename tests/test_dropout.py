@@ -12,6 +12,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fastbp
 from fastbp import MLP, SGD, Adam, Dense, RMSprop, Sequential, ops, reference
@@ -94,6 +96,14 @@ def test_ops_mask_equals_reference_bit_for_bit(seed, layer, step, shape, p):
     assert got.dtype == want.dtype == np.bool_
     assert got.shape == want.shape == (shape if isinstance(shape, tuple) else (shape,))
     np.testing.assert_array_equal(got, want)
+
+
+@given(seed=st.integers(0, 2**64 - 1), layer=st.integers(0, 2**63 - 1),
+       step=st.integers(0, 2**62), shape=st.lists(st.integers(0, 40), max_size=3),
+       p=st.floats(0.0, 1.0, exclude_max=True))
+def test_ops_mask_equals_reference_for_any_keys(seed, layer, step, shape, p):
+    np.testing.assert_array_equal(ops.dropout_mask(seed, layer, step, tuple(shape), p),
+                                  reference.dropout_mask(seed, layer, step, tuple(shape), p))
 
 
 def test_mask_is_a_prefix_of_the_stream():

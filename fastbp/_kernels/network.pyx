@@ -12,9 +12,14 @@ same ``cdef`` kernels serve ``fastbp.ops``. Nothing is allocated per step once
 the workspaces fit the batch. Pointers are stored as ``void*`` and cast to the
 model's dtype by the fused functions below.
 
-Dropout (training only): a layer with dropout keeps its A unmasked and writes
-A·mask/(1-p) to a separate buffer Ad that the next layer reads; the backward
-multiplies the layer's dL/dA by the same mask before the activation derivative.
+Dropout (training only): a layer with dropout writes A·mask/(1-p) to a buffer
+Ad that the next layer reads; the backward multiplies the layer's dL/dA by the
+same mask before the activation derivative. Ad is a separate buffer where that
+derivative reads A or Z (sigmoid, tanh, gelu, ...), and A itself where it reads
+only the sign of Z (relu, leaky relu, whose A is their Z) or nothing
+(identity): 1/(1-p) > 0 keeps a kept element's sign, and a dropped element's
+dL/dZ is 0 whatever Z holds (for a finite dL/dA; a non-finite one gives 0 there
+instead of NaN).
 The masks are drawn for the step being taken (the optimizer's step count) from
 the counter-based generator of _dropout.h, so nothing about them is stored
 between steps.
@@ -66,14 +71,13 @@ cdef struct Layer:
     Py_ssize_t n_in
     Py_ssize_t n_out
     int act
-    # Dropout on the layer's output in training (see set_dropout and _dropout.h).
-    # A stays unmasked (relu/leaky relu layers' backward reads it as Z); the next
-    # layer reads Ad.
+    # Dropout on the layer's output in training (see set_dropout, reserve and the
+    # module docstring); the next layer reads Ad.
     double dropout              # p; 0: no dropout (then Ad and keep are NULL)
     double drop_scale           # 1/(1-p)
     uint64_t drop_key           # dropout_layer_key(model seed, layer index)
     uint64_t drop_threshold     # dropout_threshold(p)
-    void* Ad                    # (cap, n_out): A·mask/(1-p)
+    void* Ad                    # (cap, n_out): A·mask/(1-p) (A itself for identity/relu/leaky)
     unsigned char* keep         # (cap, n_out): this step's mask
 
 cdef struct OptConfig:
@@ -298,7 +302,10 @@ cdef class Engine:
             self.layers[l].A = _ptr(A)
             self.layers[l].D = _ptr(D)
             if self.layers[l].dropout > 0:
-                Ad = np.empty((n, k), dtype=self.dtype)
+                # In place where the backward needs only the sign of Z (relu, leaky relu)
+                # or nothing (identity); see the module docstring.
+                Ad = A if self.layers[l].act in (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU) \
+                    else np.empty((n, k), dtype=self.dtype)
                 keep = np.empty((n, k), dtype=np.uint8)
                 self.dropout_buffers.append((Ad, keep))
                 self.layers[l].Ad = _ptr(Ad)

@@ -632,3 +632,17 @@ def test_dropout_lowers_validation_loss_on_an_overfitting_problem():
     val_dropout, train_dropout = val_loss(0.3)
     assert train_plain < 0.5 * val_plain          # the plain network overfits
     assert val_dropout < 0.9 * val_plain, (val_dropout, val_plain)
+
+
+def test_copies_and_pickles_keep_the_seed_and_the_masks():
+    import copy
+    import pickle
+
+    X, y = _data(np.float64, n=24)
+    model = MLP((5, 16, 3), "tanh", "cross_entropy", dtype="float64", seed=0, dropout=0.4)
+    copies = [copy.deepcopy(model), pickle.loads(pickle.dumps(model))]
+    for m in [model] + copies:
+        m.fit(X, y, epochs=2, batch_size=6, seed=3, progress=False)
+    for c in copies:
+        assert c.dropout_seed == model.dropout_seed
+        _assert_same_params(c, model)

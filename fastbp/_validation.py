@@ -341,3 +341,64 @@ def adam_scalars(step: int, lr: float, beta1: float, beta2: float, folded: bool)
     if folded:
         return lr * bc2_sqrt / bc1, bc2_sqrt
     return lr / bc1, bc2_sqrt
+
+
+# ---------------------------------------------------------------- dropout
+#: dropout seeds are unsigned 64-bit integers (the mask generator's key, _dropout.h)
+SEED_LIMIT = 2**64
+
+
+def dropout_rate(value: Any, name: str = "dropout") -> float:
+    """A dropout probability: a real number (not a bool or a string) with 0 <= p < 1."""
+    return finite_scalar(value, name, low=0.0, high=1.0, high_open=True)
+
+
+def int_in_range(value: Any, name: str, low: int, high: int) -> int:
+    """An int (Python or NumPy, not bool) with low <= value < high."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not low <= value < high:
+        raise ValueError(f"{name} must be in [{low}, {high}), got {value}")
+    return int(value)
+
+
+def dropout_seed(value: Any, name: str = "dropout_seed") -> int:
+    """A seed of the dropout masks: an int in [0, 2**64)."""
+    return int_in_range(value, name, 0, SEED_LIMIT)
+
+
+def dropout_step(value: Any, name: str = "step") -> int:
+    """The step whose dropout masks are drawn (the optimizer's step count, from 1)."""
+    return int_in_range(value, name, 1, MAX_STEP + 1)
+
+
+def dropout_mask_args(seed: Any, layer: Any, step: Any, shape: Any, p: Any
+                      ) -> tuple[int, int, int, tuple[int, ...], float]:
+    seed = dropout_seed(seed, "seed")
+    layer = int_in_range(layer, "layer", 0, 2**63)
+    step = int_in_range(step, "step", 0, MAX_STEP + 1)
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if not isinstance(shape, tuple):
+        raise TypeError(f"shape must be an int or a tuple of ints, got {type(shape).__name__}")
+    dims = tuple(int_in_range(d, f"shape[{i}]", 0, MAX_DIM + 1) for i, d in enumerate(shape))
+    if math.prod(dims) > 2**62:
+        raise ValueError(f"shape {dims} holds more than 2**62 elements")
+    return seed, layer, step, dims, dropout_rate(p, "p")
+
+
+def dropout_apply_args(A: Any, mask: Any, p: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    if not isinstance(A, np.ndarray):
+        raise TypeError(f"A must be a numpy.ndarray, got {type(A).__name__}")
+    A = float_array(A, "A", A.ndim)
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        raise TypeError(f"mask must be a numpy.ndarray of dtype bool, got "
+                        f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    same_shape(mask, "mask", A, "A")
+    return A, np.ascontiguousarray(mask), dropout_rate(p, "p")
+
+
+def dropout_scale(p: float) -> float:
+    """1/(1-p), the factor of the kept elements (in double; the kernels round it once
+    to the buffer's dtype)."""
+    return 1.0 / (1.0 - p)

@@ -20,7 +20,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -47,6 +47,7 @@ class Workload:
     kind: str = "step"          # step | adam | forward | fit | ensemble
     n_samples: int = 0          # fit, ensemble: samples per epoch; adam: parameter count
     n_models: int = 0           # ensemble: members (seeds 0..n_models-1)
+    dropout: float = 0.0        # on every hidden layer's output (the -dropout rows)
 
 
 WORKLOADS = {
@@ -72,6 +73,12 @@ WORKLOADS = {
     "E2": Workload("E2", "8 members of W3's net, Adam lr 1e-3, one epoch of 50,000 samples, "
                    "batch 64, shared order", (784, 128, 10), "relu", "cross_entropy", 64,
                    "float32", kind="ensemble", n_samples=50_000, n_models=8),
+    # The cost of dropout: W2 and W4 with dropout 0.1 on the hidden layers (the table
+    # ends with the ratio to the row without).
+    "W2-dropout": Workload("W2-dropout", "W2 with dropout 0.1", (64, 32, 10), "relu",
+                           "cross_entropy", 32, "float32", dropout=0.1),
+    "W4-dropout": Workload("W4-dropout", "W4 with dropout 0.1", (784, 1024, 1024, 10), "relu",
+                           "cross_entropy", 256, "float32", dropout=0.1),
 }
 
 
@@ -126,8 +133,8 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
 
 # Which BLAS each contender calls: SciPy's (fastbp goes through scipy.linalg.cython_blas)
 # or NumPy's; PyTorch brings its own.
-BLAS_OF = {"fastbp": "scipy", "gemm-floor-fastbp-blas": "scipy", "reference": "numpy",
-           "gemm-floor": "numpy", "torch": None, "torch-fused": None,
+BLAS_OF = {"fastbp": "scipy", "fastbp-no-dropout": "scipy", "gemm-floor-fastbp-blas": "scipy",
+           "reference": "numpy", "gemm-floor": "numpy", "torch": None, "torch-fused": None,
            "ensemble": "scipy", "sequential": "scipy", "threadpool-2": "scipy"}
 
 
@@ -167,7 +174,8 @@ def fastbp_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
         g = rng.standard_normal(w.n_samples).astype(w.dtype)
         opt = fastbp.Adam([p])
         return lambda: opt.step([g])
-    model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=seed)
+    model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=seed,
+                       dropout=w.dropout)
     if w.kind == "forward":
         X, _ = make_data(w, rng)
         return lambda: model.forward(X)
@@ -232,32 +240,40 @@ def reference_step(w: Workload, seed: int = 0) -> Callable[[], Any]:
             counter[0] += 1
             ref.adam_step(p, g, m, v, None, step=counter[0], lr=1e-3)
         return adam
-    model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=seed)
+    model = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype, seed=seed,
+                       dropout=w.dropout)
     params = model.parameters()
     acts = [layer.activation for layer in model.layers]
+    counter = [0]
+    masks: dict[int, np.ndarray] = {}
 
-    def forward(X: np.ndarray
+    def forward(X: np.ndarray, train: bool = False
                 ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         cache = []
         for i, act in enumerate(acts):
             Z, A = ref.dense_forward(X, params[2 * i], params[2 * i + 1], act)
             cache.append((X, Z, A))
             X = A
+            p = model.layers[i].dropout
+            if train and p:
+                masks[i] = ref.dropout_mask(model.dropout_seed, i, counter[0], A.shape, p)
+                X = ref.dropout_apply(A, masks[i], p)
         return X, cache
 
     if w.kind == "forward":
         X, _ = make_data(w, rng)
         return lambda: forward(X)[0]
     state = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
-    counter = [0]
 
     def step(X: np.ndarray, y: np.ndarray) -> float:
-        out, cache = forward(X)
+        counter[0] += 1
+        out, cache = forward(X, train=True)
         grad: Any  # dL/dA of layer i (dense_backward gives None below layer 0: need_dX=False)
         loss, grad = ref.loss_forward_backward(w.loss, out, y)
-        counter[0] += 1
         for i in range(len(acts) - 1, -1, -1):
             Xi, Z, A = cache[i]
+            if i in masks:
+                grad = ref.dropout_apply(grad, masks[i], model.layers[i].dropout)
             grad, dW, db = ref.dense_backward(Xi, params[2 * i], Z, A, grad, acts[i],
                                               need_dX=i > 0)
             for p, g, (m, v) in ((params[2 * i], dW, state[2 * i]),
@@ -297,6 +313,8 @@ def torch_step(w: Workload, fused: bool, seed: int = 0) -> Callable[[], Any] | N
         layers.append(torch.nn.Linear(a, b, dtype=dtype))
         if i < len(w.sizes) - 2:
             layers.append(act())
+            if w.dropout:
+                layers.append(torch.nn.Dropout(w.dropout))
     net = torch.nn.Sequential(*layers)
     lossf = torch.nn.CrossEntropyLoss() if w.loss == "cross_entropy" else torch.nn.BCEWithLogitsLoss()
     opt = torch.optim.Adam(net.parameters(), fused=True if fused else None)
@@ -424,6 +442,8 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
                 print(_format_ensemble_row(results[-1]), file=sys.stderr, flush=True)
                 continue
             contenders: dict[str, Callable[[], Any] | None] = {"fastbp": fastbp_step(w)}
+            if w.dropout:  # the same step without dropout, timed side by side for the ratio
+                contenders["fastbp-no-dropout"] = fastbp_step(replace(w, dropout=0.0))
             if include_reference and not (w.kind == "fit" and n_threads > 1):
                 contenders["reference"] = reference_step(w)
             if include_torch and torch is not None:
@@ -433,7 +453,8 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             contenders["gemm-floor"] = gemm_floor(w, "numpy")
             contenders["gemm-floor-fastbp-blas"] = gemm_floor(w, "fastbp")
             row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
-            scale = 3.0 if w.kind in ("fit", "forward") or name == "W4" else 1.0
+            scale = 3.0 if w.kind in ("fit", "forward") or w.sizes == WORKLOADS["W4"].sizes \
+                else 1.0
             # At 1 thread no worker threads spin. At 2, a BLAS's idle workers keep
             # spinning for a while after its last call and steal the next contender's
             # cores: 0.3 s was not enough here (W3's floor through SciPy's OpenBLAS
@@ -521,6 +542,12 @@ def table(report: dict[str, Any]) -> str:
                   "| fits in ThreadPoolExecutor(2) | / sequential | / thread pool |",
                   "|---|---|---|---|---|---|---|"]
         lines += [_format_ensemble_row(r) for r in ensembles]
+    for r in steps:
+        if r.get("fastbp-no-dropout"):
+            lines.append(f"\n{r['workload']} at {r['threads']} thread(s): fastbp step with "
+                         f"dropout / without = {r['fastbp'] / r['fastbp-no-dropout']:.3f} "
+                         f"({r['fastbp']:.1f} µs vs {r['fastbp-no-dropout']:.1f} µs, timed "
+                         "side by side)")
     adam = [r for r in report["results"] if r["workload"] == "W6"]
     for r in adam:
         gbs = 7 * 4 * WORKLOADS["W6"].n_samples / (r["fastbp"] * 1e-6) / 1e9
@@ -549,7 +576,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="samples per epoch of the ensemble workloads (default: theirs)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     args = parser.parse_args(argv)
-    names = [n.strip().upper() for n in args.workloads.split(",") if n.strip()]
+    by_upper = {k.upper(): k for k in every}
+    names = [by_upper.get(n.strip().upper(), n.strip()) for n in args.workloads.split(",")
+             if n.strip()]
     unknown = [n for n in names if n not in every]
     if unknown:
         parser.error(f"unknown workloads {unknown}; choose from {every}")

@@ -30,6 +30,12 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
 
     The check runs on a float64 copy of the model (so a float32 model is checked
     in float64 too); the model itself is left unchanged.
+
+    With dropout, what is checked is the gradient of the masked network with the
+    masks held fixed: those of step ``DROPOUT_STEP`` (``model.backward(X, y,
+    step=DROPOUT_STEP)``), and every function evaluation applies the same masks
+    (through ``fastbp.ops``, not the engine). Without dropout no evaluation applies
+    any.
     """
     from fastbp.models import Sequential  # local: models imports the kernels
 
@@ -42,7 +48,16 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
     # bit for bit afterwards); a float32 one through a float64 copy of itself.
     model64 = model if model.dtype == np.float64 else as_float64(model)
     X, y = model64.check_Xy(X, y)
-    model64.backward(X, y)
+    if any(layer.dropout for layer in model64.layers):
+        model64.backward(X, y, step=DROPOUT_STEP)
+
+        def loss() -> float:
+            return masked_loss(model64, X, y, DROPOUT_STEP)
+    else:
+        model64.backward(X, y)
+
+        def loss() -> float:
+            return float(model64.loss(X, y))
     analytic = [g.copy() for g in model64.gradients()]
     max_abs = max_rel = 0.0
     ok = True
@@ -53,9 +68,9 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
             old = flat[i]
             try:
                 flat[i] = old + eps
-                up = model64.loss(X, y)
+                up = loss()
                 flat[i] = old - eps
-                down = model64.loss(X, y)
+                down = loss()
             finally:
                 flat[i] = old
             numeric = (up - down) / (2 * eps)
@@ -69,6 +84,24 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
     return GradcheckResult(bool(ok), float(max_abs), float(max_rel), n)
 
 
+#: the step whose dropout masks gradcheck holds fixed (any step would do: the first)
+DROPOUT_STEP = 1
+
+
+def masked_loss(model: Any, X: np.ndarray, y: np.ndarray, step: int) -> float:
+    """The training loss of (converted) X, y with the dropout masks of ``step``,
+    layer by layer through fastbp.ops (the masks the engine draws at that step)."""
+    from fastbp import ops
+
+    out = X
+    for i, layer in enumerate(model.layers):
+        out = ops.dense_forward(out, layer.W, layer.b, layer.activation)[1]
+        if layer.dropout:
+            mask = ops.dropout_mask(model.dropout_seed, i, step, out.shape, layer.dropout)
+            out = ops.dropout_apply(out, mask, layer.dropout)
+    return ops.loss_forward_backward(model.loss_name, out, y)[0]
+
+
 def as_float64(model: Any) -> Any:
     """A float64 copy of a Sequential model (of the same class, so that an
     overridden ``backward`` is the one checked) with the same parameters."""
@@ -79,7 +112,8 @@ def as_float64(model: Any) -> Any:
 
     layers = []
     for layer in model.layers:
-        twin = Dense(layer.in_features, layer.out_features, layer.activation, dtype="float64")
+        twin = Dense(layer.in_features, layer.out_features, layer.activation, dtype="float64",
+                     dropout=layer.dropout)
         twin.W[...] = layer.W
         twin.b[...] = layer.b
         layers.append(twin)

@@ -2,9 +2,10 @@
 
 File format (version 1): a ZIP archive holding ``header.json`` and one ``.npy``
 file per array. The header names the format and its version, the
-architecture, the dtype, the optional optimizer's type, hyper-parameters and
-step, and the SHA-256 of every array file. Arrays are read with
-``allow_pickle=False`` and checked against the header, so a foreign, truncated,
+architecture (with each layer's dropout and the model's dropout seed; files
+without them load with no dropout and a fresh seed), the dtype, the optional
+optimizer's type, hyper-parameters and step, and the SHA-256 of every array
+file. Arrays are read with ``allow_pickle=False`` and checked against the header, so a foreign, truncated,
 corrupted or pickled file raises ``ValueError`` and no code from it ever runs.
 Writes go to a temporary file in the same folder, then ``os.replace``: a
 reader sees the complete old file or the complete new one.
@@ -63,7 +64,7 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
     arrays = _layer_arrays(model, "")
     header: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "dtype": model.dtype.name, "loss": model.loss_name,
-        "layers": _layer_specs(model), "optimizer": None,
+        "layers": _layer_specs(model), "dropout_seed": model.dropout_seed, "optimizer": None,
     }
     if optimizer is not None:
         make_check = [a is b for a, b in zip(optimizer.params, model.parameters())]
@@ -81,7 +82,7 @@ def save(model: Any, path: Any, optimizer: Any = None) -> None:
 
 def _layer_specs(model: Sequential) -> list[dict[str, Any]]:
     return [{"in_features": layer.in_features, "out_features": layer.out_features,
-             "activation": layer.activation} for layer in model.layers]
+             "activation": layer.activation, "dropout": layer.dropout} for layer in model.layers]
 
 
 def _layer_arrays(model: Sequential, prefix: str) -> dict[str, np.ndarray]:
@@ -107,7 +108,8 @@ def save_ensemble(ensemble: Any, path: Any) -> None:
     header: dict[str, Any] = {
         "format": FORMAT, "version": VERSION, "kind": "ensemble", "dtype": ensemble.dtype.name,
         "loss": ensemble.loss_name,
-        "members": [{"layers": _layer_specs(model)} for model in ensemble.models],
+        "members": [{"layers": _layer_specs(model), "dropout_seed": model.dropout_seed}
+                    for model in ensemble.models],
     }
     _write_archive(path, header, arrays)
 
@@ -222,14 +224,15 @@ def load(path: Any, *, with_optimizer: bool = False
             if not isinstance(members, list):
                 raise _fail(path, "members must be a list")
             ensemble = Ensemble([_build_model(m["layers"], header["loss"], dtype, arrays,
-                                              f"members/{k}/", path)
+                                              f"members/{k}/", path, m.get("dropout_seed"))
                                  for k, m in enumerate(members)])
             if arrays:
                 raise _fail(path, f"unexpected arrays {sorted(arrays)}")
             return (ensemble, None) if with_optimizer else ensemble  # type: ignore[return-value]
         if kind != "model":
             raise _fail(path, f"unknown kind {kind!r} (this fastbp reads 'model' and 'ensemble')")
-        model = _build_model(header["layers"], header["loss"], dtype, arrays, "", path)
+        model = _build_model(header["layers"], header["loss"], dtype, arrays, "", path,
+                             header.get("dropout_seed"))
         opt = None
         spec = header.get("optimizer")
         if spec is not None:
@@ -254,9 +257,10 @@ def load(path: Any, *, with_optimizer: bool = False
 
 
 def _build_model(specs: Any, loss: Any, dtype: np.dtype, arrays: dict[str, np.ndarray],
-                 prefix: str, path: str) -> Sequential:
+                 prefix: str, path: str, dropout_seed: Any) -> Sequential:
     """A Sequential from the header's layer list and the arrays under ``prefix``
-    (taken out of ``arrays``, each checked for dtype and shape)."""
+    (taken out of ``arrays``, each checked for dtype and shape). Files written
+    before dropout existed have no "dropout" or "dropout_seed"."""
     from fastbp.layers import Dense
     from fastbp.models import Sequential
 
@@ -265,10 +269,11 @@ def _build_model(specs: Any, loss: Any, dtype: np.dtype, arrays: dict[str, np.nd
         n_in, n_out = spec["in_features"], spec["out_features"]
         W = _take(arrays, f"{prefix}layers/{i}/W", path, dtype, (n_in, n_out))
         b = _take(arrays, f"{prefix}layers/{i}/b", path, dtype, (n_out,))
-        layer = Dense(n_in, n_out, spec["activation"], dtype=dtype)
+        layer = Dense(n_in, n_out, spec["activation"], dtype=dtype,
+                      dropout=spec.get("dropout", 0.0))
         layer.W, layer.b = W, b
         layers.append(layer)
-    return Sequential(layers, loss)
+    return Sequential(layers, loss, dropout_seed=dropout_seed)
 
 
 def load_ensemble(path: Any) -> Ensemble:

@@ -44,10 +44,17 @@ class Dense:
 
     ``forward`` caches what ``backward`` needs; ``backward`` fills ``dW``/``db``
     in place (the arrays returned by ``Sequential.gradients`` stay valid).
+
+    ``dropout`` (0 ≤ p < 1) is inverted dropout on the layer's output A while a
+    model trains (``train_step``, ``fit``, ``Sequential.backward``); the layer's
+    own ``forward``/``backward`` and every inference call ignore it. A model's
+    last layer cannot have dropout.
     """
 
     def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
-                 init: str = "auto", dtype: Any = "float32", seed: Any = None) -> None:
+                 init: str = "auto", dtype: Any = "float32", seed: Any = None,
+                 dropout: float = 0.0) -> None:
+        self._dropout = check.dropout_rate(dropout)  # first: a failed call draws nothing
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
         # The compiled engine passes these to BLAS as 32-bit ints.
@@ -87,6 +94,12 @@ class Dense:
         Dense.generation += 1
 
     @property
+    def dropout(self) -> float:
+        """The dropout probability of the layer's output in training (read-only: build a
+        new layer to change it, so that no compiled engine sees a stale value)."""
+        return self._dropout
+
+    @property
     def dW(self) -> np.ndarray:
         """dL/dW of the last backward (updated in place)."""
         return self._dW
@@ -112,8 +125,9 @@ class Dense:
         return np.array(arr, dtype=self.dtype, order="C")
 
     def __repr__(self) -> str:
+        extra = f", dropout={self._dropout!r}" if self._dropout else ""
         return (f"Dense({self.in_features}, {self.out_features}, activation={self.activation!r}, "
-                f"dtype={self.dtype.name!r})")
+                f"dtype={self.dtype.name!r}{extra})")
 
     def forward(self, X: Any) -> np.ndarray:
         """A = f(X·W + b); X is converted to the layer's dtype."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 import contextlib
+import secrets
 import threading
 
 import numpy as np
@@ -33,13 +34,20 @@ class Sequential:
 
     ``forward`` returns the raw output of the last layer (logits for the
     cross-entropy losses); the losses apply the sigmoid/softmax themselves.
+
+    Layers with ``dropout`` apply it to their output in ``train_step``, ``fit``
+    and ``backward`` only; the masks are keyed by ``dropout_seed`` (an int in
+    [0, 2**64), drawn from OS entropy when None), the layer's index and the
+    step (see ``backward``).
     """
 
     #: the parameter arrays the engine points into (set with it, in _compiled)
     _engine_arrays: list[np.ndarray]
 
-    def __init__(self, layers: Sequence[Dense], loss: str = "mse") -> None:
+    def __init__(self, layers: Sequence[Dense], loss: str = "mse", *,
+                 dropout_seed: int | None = None) -> None:
         self.loss_code = check.loss_code(loss)
+        seed = secrets.randbits(64) if dropout_seed is None else check.dropout_seed(dropout_seed)
         self.loss_name = loss
         # One lock per model: compiled calls share the model's workspaces, so two
         # threads using one model take turns (each call is atomic).
@@ -48,6 +56,9 @@ class Sequential:
         #: BLAS threads during this model's calls (None: the process-wide setting,
         #: see fastbp.set_num_threads)
         self.num_threads: int | None = None
+        self._dropout_seed = seed
+        #: backward() calls without a step so far (the default step of the next is one more)
+        self._backward_calls = 0
         self.layers = layers  # type: ignore[assignment,unused-ignore]  # the setter takes any sequence
 
     @property
@@ -67,9 +78,25 @@ class Sequential:
                                  f"gives {a.out_features} outputs")
             if a.dtype != b.dtype:
                 raise TypeError(f"all layers must share one dtype, got {a.dtype} and {b.dtype}")
+        if layers[-1].dropout:
+            raise ValueError(f"the last layer has dropout={layers[-1].dropout}: dropout applies "
+                             "to hidden layers' outputs, not to the model's output layer")
         with self._lock:
             self._layers = layers
             self._engine = None  # the compiled engine points into the old layers
+
+    @property
+    def dropout_seed(self) -> int:
+        """The seed of the dropout masks, an int in [0, 2**64). Assigning one makes the
+        next steps draw that seed's masks."""
+        return self._dropout_seed
+
+    @dropout_seed.setter
+    def dropout_seed(self, value: int) -> None:
+        value = check.dropout_seed(value)
+        with self._lock:
+            self._dropout_seed = value
+            self._engine = None  # the engine holds keys derived from the old seed
 
     @property
     def dtype(self) -> np.dtype:
@@ -126,6 +153,7 @@ class Sequential:
             engine = Engine([la.W for la in layers], [la.b for la in layers],
                             [la.dW for la in layers], [la.db for la in layers],
                             [la.act_code for la in layers], self.loss_code, self.dtype)
+            engine.set_dropout([la.dropout for la in layers], self._dropout_seed)
             self._engine = engine
             self._engine_arrays = arrays
         engine.generation = Dense.generation
@@ -196,14 +224,25 @@ class Sequential:
 
     evaluate = loss
 
-    def backward(self, X: Any, y: Any) -> float:
-        """Forward, loss and backward: fills every layer's dW, db; returns the loss."""
+    def backward(self, X: Any, y: Any, *, step: int | None = None) -> float:
+        """Forward, loss and backward: fills every layer's dW, db; returns the loss.
+
+        With dropout, the masks are those of optimizer step ``step`` (the ones
+        ``train_step`` draws when the optimizer's ``step_count`` is ``step - 1``);
+        ``step=None`` counts this model's backward() calls without a step: the
+        k-th such call uses step k (the count is not saved in model files).
+        """
         X, y = self.check_Xy(X, y)
+        if step is not None:
+            step = check.dropout_step(step)
         T, labels = self._split(y)
         with self._lock, self._threads():
+            if step is None:
+                self._backward_calls += 1
+                step = self._backward_calls
             engine = self._compiled()
             engine.reserve(X.shape[0])
-            return engine.step(X, T, labels, 0, False)
+            return engine.step(X, T, labels, step, False)
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
         """One step of gradient descent on (X, y) in one compiled call: forward, loss,
@@ -291,23 +330,31 @@ _SEQUENTIAL_FORWARD = Sequential.forward
 class MLP(Sequential):
     """MLP((784, 128, 10), "relu") == Sequential([Dense(784, 128, "relu"), Dense(128, 10)]).
 
-    Hidden layers use ``activation``; the last layer is linear (identity), since
-    the losses take raw outputs.
+    Hidden layers use ``activation`` and ``dropout``; the last layer is linear
+    (identity) and has no dropout, since the losses take raw outputs. The
+    dropout seed comes from ``seed`` (drawn after the weights, so the weights do
+    not depend on it): the same seed gives the same weights and masks.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", loss: str = "mse", *,
                  dtype: Any = "float32", seed: Any = None, init: str = "auto",
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, dropout: float = 0.0) -> None:
         sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValueError(f"sizes must hold at least (in_features, out_features), got {sizes}")
         check.activation_code(activation)
+        dropout = check.dropout_rate(dropout)
+        if dropout and len(sizes) == 2:
+            raise ValueError(f"dropout={dropout} needs a hidden layer: it applies to hidden "
+                             f"layers' outputs, and sizes {sizes} has none")
         rng = np.random.default_rng(seed)
         n = len(sizes) - 1
         layers = [Dense(sizes[i], sizes[i + 1], activation if i < n - 1 else "identity",
-                        init=init, dtype=dtype, seed=rng) for i in range(n)]
+                        init=init, dtype=dtype, seed=rng, dropout=dropout if i < n - 1 else 0.0)
+                  for i in range(n)]
         self.activation = activation
-        super().__init__(layers, loss)
+        super().__init__(layers, loss,
+                         dropout_seed=int(rng.integers(0, check.SEED_LIMIT, dtype=np.uint64)))
         if num_threads is not None:
             from fastbp.threads import _check
             self.num_threads = _check(num_threads)

@@ -8,6 +8,7 @@ needed); arrays updated in place must be writable and C-contiguous.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,15 @@ import numpy.typing as npt
 from fastbp import _validation as check
 from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
+from fastbp._kernels import dropout as _dropout
 from fastbp._kernels import losses as _loss
 from fastbp._kernels import optim as _optim
 from fastbp._validation import ACTIVATIONS, LOSSES
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
-           "sgd_step", "adagrad_step", "rmsprop_step", "adam_step"]
+           "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
+           "dropout_mask", "dropout_apply"]
 
 
 def activation_forward(
@@ -191,6 +194,34 @@ def adam_step(
         _optim.adam_step_into(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                               _flat(vmax), lr, beta1, beta2, eps, weight_decay, bool(decoupled),
                               amsgrad, folded, step_size, bc2_sqrt)
+
+
+def dropout_mask(
+    seed: int,
+    layer: int,
+    step: int,
+    shape: int | tuple[int, ...],
+    p: float,
+) -> npt.NDArray[np.bool_]:
+    """The dropout keep-mask of (seed, layer, step), as the training engine draws it for
+    layer ``layer`` at optimizer step ``step`` (see fastbp/_kernels/_dropout.h)."""
+    seed, layer, step, dims, p = check.dropout_mask_args(seed, layer, step, shape, p)
+    keep = np.empty(math.prod(dims), dtype=np.uint8)
+    _dropout.dropout_mask_into(seed, layer, step, p, keep)
+    return keep.view(np.bool_).reshape(dims)
+
+
+def dropout_apply(
+    A: npt.NDArray[np.floating[Any]],
+    mask: npt.NDArray[np.bool_],
+    p: float,
+) -> npt.NDArray[np.floating[Any]]:
+    """Inverted dropout A·mask/(1-p) (the engine's loop; also its backward, with dA)."""
+    A, mask, p = check.dropout_apply_args(A, mask, p)
+    out = A.copy(order="C")
+    _dropout.dropout_apply_into(mask.view(np.uint8).reshape(-1), check.dropout_scale(p),
+                                out.reshape(-1))
+    return out
 
 
 def _flat(a: np.ndarray | None) -> np.ndarray | None:

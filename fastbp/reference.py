@@ -8,6 +8,7 @@ functions come from NumPy/SciPy in that dtype.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -19,7 +20,8 @@ from fastbp._validation import ACTIVATIONS, LOSSES
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
-           "sgd_step", "adagrad_step", "rmsprop_step", "adam_step"]
+           "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
+           "dropout_mask", "dropout_apply"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -349,3 +351,66 @@ def adam_step(
         vhat = vmax
     denom = np.sqrt(vhat) + eps if folded else np.sqrt(vhat) / bc2_sqrt + eps
     p -= step_size * (m / denom)
+
+
+# ---------------------------------------------------------------- dropout
+# The counter-based mask generator of fastbp/_kernels/_dropout.h (see the comment
+# there), in Python ints for the per-call keys and NumPy uint64 arithmetic (which
+# wraps modulo 2**64, as C's does) for the elements.
+
+_U64 = 2**64 - 1
+DROPOUT_GAMMA = 0x9E3779B97F4A7C15
+DROPOUT_ABSORB = 0x632BE59BD9B4E019
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def mix64(z: int) -> int:
+    """SplitMix64's finalizer of one uint64 (as a Python int)."""
+    z = ((z ^ (z >> 30)) * _MIX1) & _U64
+    z = ((z ^ (z >> 27)) * _MIX2) & _U64
+    return z ^ (z >> 31)
+
+
+def mix64_array(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """mix64 elementwise (uint64 arrays: products wrap modulo 2**64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_key(seed: int, layer: int, step: int) -> int:
+    """The key of the (seed, layer, step) stream: absorb(absorb(mix(seed + γ), layer), step)."""
+    def absorb(h: int, x: int) -> int:
+        return mix64(h ^ ((x * DROPOUT_GAMMA + DROPOUT_ABSORB) & _U64))
+    return absorb(absorb(mix64((seed + DROPOUT_GAMMA) & _U64), layer), step)
+
+
+def dropout_mask(
+    seed: int,
+    layer: int,
+    step: int,
+    shape: int | tuple[int, ...],
+    p: float,
+) -> npt.NDArray[np.bool_]:
+    """The dropout keep-mask of (seed, layer, step): element i (C order) is kept iff
+    its 32-bit half h of SplitMix64 output i // 2 of the stream's key (the low half for
+    even i, the high half for odd i) has h >= ceil(p·2^32)."""
+    seed, layer, step, dims, p = check.dropout_mask_args(seed, layer, step, shape, p)
+    n = int(np.prod(dims, dtype=np.int64))
+    counters = np.arange(1, (n + 1) // 2 + 1, dtype=np.uint64) * np.uint64(DROPOUT_GAMMA)
+    u = mix64_array(np.uint64(dropout_key(seed, layer, step)) + counters)
+    halves = np.stack([u & np.uint64(0xFFFFFFFF), u >> np.uint64(32)], axis=1).reshape(-1)[:n]
+    return (halves >= np.uint64(math.ceil(p * 2.0**32))).reshape(dims)
+
+
+def dropout_apply(
+    A: npt.NDArray[np.floating[Any]],
+    mask: npt.NDArray[np.bool_],
+    p: float,
+) -> npt.NDArray[np.floating[Any]]:
+    """Inverted dropout: A·m with m = 1/(1-p) (rounded to A's dtype) where mask is
+    True and 0 where it is False; the backward of this is the same product with dA."""
+    A, mask, p = check.dropout_apply_args(A, mask, p)
+    m = np.where(mask, A.dtype.type(check.dropout_scale(p)), A.dtype.type(0))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf·0 = NaN and overflow, as in C
+        return A * m

@@ -331,6 +331,26 @@ CATALOGUE: list[tuple[str, str, tuple[str, ...]]] = [
     ("gradcheck.model", "fastbp.gradcheck(None, X, y)", VE_TE),
     ("gradcheck.cols", "fastbp.gradcheck(model, X[:, :2], y)", VE_TE),
     ("gradcheck.empty", "fastbp.gradcheck(model, X[:0], y[:0])", VE_TE),
+    # ----- dropout
+    ("dense.dropout_str", "fastbp.Dense(3, 2, dropout='0.5')", VE_TE),
+    ("dense.dropout_no", "fastbp.Dense(3, 2, dropout='no')", VE_TE),
+    ("dense.dropout_one", "fastbp.Dense(3, 2, dropout=1.0)", VE_TE),
+    ("dense.dropout_nan", "fastbp.Dense(3, 2, dropout=float('nan'))", VE_TE),
+    ("mlp.dropout_bool", "fastbp.MLP((3, 4, 2), dropout=True)", VE_TE),
+    ("mlp.dropout_neg", "fastbp.MLP((3, 4, 2), dropout=-0.1)", VE_TE),
+    ("mlp.dropout_no_hidden", "fastbp.MLP((3, 2), dropout=0.5)", VE_TE),
+    ("seq.dropout_last", "fastbp.Sequential([fastbp.Dense(3, 2, dropout=0.5)])", VE_TE),
+    ("seq.dropout_seed", "fastbp.Sequential([fastbp.Dense(3, 2)], dropout_seed=-1)", VE_TE),
+    ("model.dropout_seed", "model.dropout_seed = 2**64", VE_TE),
+    ("model.backward_step0", "model.backward(X, y, step=0)", VE_TE),
+    ("model.backward_step_str", "model.backward(X, y, step='1')", VE_TE),
+    ("ops.dropout_mask.shape", "ops.dropout_mask(0, 0, 1, (2**40, 2**40), 0.5)", VE_TE),
+    ("ops.dropout_mask.huge", "ops.dropout_mask(0, 0, 1, (2**31 - 1, 2**31 - 1), 0.5)",
+     ("MemoryError",)),
+    ("ops.dropout_mask.p", "ops.dropout_mask(0, 0, 1, 3, 1.0)", VE_TE),
+    ("ops.dropout_mask.seed", "ops.dropout_mask(-1, 0, 1, 3, 0.5)", VE_TE),
+    ("ops.dropout_apply.mask", "ops.dropout_apply(Z, Z, 0.5)", VE_TE),
+    ("ops.dropout_apply.shape", "ops.dropout_apply(Z, np.ones(3, bool), 0.5)", VE_TE),
     # ----- optimizers
     ("opt.empty", "fastbp.SGD([])", VE_TE),
     ("opt.none", "fastbp.Adam(None)", VE_TE),
@@ -496,6 +516,21 @@ def test_known_bugs(key, known_bug_results, request):
 # ---------------------------------------------------------------- individually isolated calls
 # Each snippet must end without raising: it asserts what the correct outcome is.
 INDIVIDUAL: dict[str, str] = {
+    "dropout_buffers_grow_and_odd_sizes": """
+        m = fastbp.MLP((5, 7, 3), "relu", "cross_entropy", seed=0, dropout=0.5)
+        o = fastbp.Adam(m.parameters())
+        for n in (1, 2, 33, 3, 200, 1):
+            Xn = np.random.default_rng(n).normal(size=(n, 5)).astype(np.float32)
+            m.train_step(Xn, np.arange(n) % 3, o)
+            m.backward(Xn, np.arange(n) % 3)
+        m.fit(np.ones((7, 5)), np.arange(7) % 3, epochs=2, batch_size=3, progress=False)
+        m.dropout_seed = 5
+        m.train_step(np.ones((4, 5), np.float32), np.arange(4) % 3, o)
+        for n in (0, 1, 2, 3, 65):
+            k = ops.dropout_mask(1, 0, 1, n, 0.3)
+            assert k.shape == (n,) and (k == ref.dropout_mask(1, 0, 1, n, 0.3)).all()
+            assert ops.dropout_apply(np.ones(n), k, 0.3).shape == (n,)
+    """,
     "empty_arrays_to_activation_kernels": """
         for name in ops.ACTIVATIONS:
             for dt in (np.float32, np.float64):

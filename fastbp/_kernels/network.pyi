@@ -33,6 +33,11 @@ class Engine:
         dtype: npt.DTypeLike,  # object
     ) -> None: ...
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
+    def set_dropout(
+        self,
+        rates: list[float],  # list
+        seed: int,  # uint64_t
+    ) -> None: ...
     def bind_optimizer(
         self,
         optimizer: Any,  # object (a fastbp.optim.Optimizer)

@@ -11,12 +11,25 @@ soon as its gradients exist, after dX = dZ·Wᵀ has used the old weights. The
 same ``cdef`` kernels serve ``fastbp.ops``. Nothing is allocated per step once
 the workspaces fit the batch. Pointers are stored as ``void*`` and cast to the
 model's dtype by the fused functions below.
+
+Dropout (training only): a layer with dropout writes A·mask/(1-p) to a buffer
+Ad that the next layer reads; the backward multiplies the layer's dL/dA by the
+same mask before the activation derivative. Ad is a separate buffer where that
+derivative reads A or Z (sigmoid, tanh, gelu, ...), and A itself where it reads
+only the sign of Z (relu, leaky relu, whose A is their Z) or nothing
+(identity): 1/(1-p) > 0 keeps a kept element's sign, and a dropped element's
+dL/dZ is 0 whatever Z holds (for a finite dL/dA; a non-finite one gives 0 there
+instead of NaN).
+The masks are drawn for the step being taken (the optimizer's step count) from
+the counter-based generator of _dropout.h, so nothing about them is stored
+between steps.
 """
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport PyObject
 from cython cimport floating
 from libc.math cimport sqrt, pow, isfinite
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
 import numpy as np
@@ -26,10 +39,14 @@ cnp.import_array()
 
 from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
+from fastbp._kernels.dropout cimport (
+    dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
+    dropout_backward_ptr,
+)
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, labels_in_range_ptr
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
 
-from fastbp._validation import MAX_STEP as _MAX_STEP
+from fastbp._validation import MAX_STEP as _MAX_STEP, dropout_scale
 
 # The lean prediction path (Engine.predict_fast).
 from libc.math cimport isnan
@@ -59,6 +76,14 @@ cdef struct Layer:
     Py_ssize_t n_in
     Py_ssize_t n_out
     int act
+    # Dropout on the layer's output in training (see set_dropout, reserve and the
+    # module docstring); the next layer reads Ad.
+    double dropout              # p; 0: no dropout (then Ad and keep are NULL)
+    double drop_scale           # 1/(1-p)
+    uint64_t drop_key           # dropout_layer_key(model seed, layer index)
+    uint64_t drop_threshold     # dropout_threshold(p)
+    void* Ad                    # (cap, n_out): A·mask/(1-p) (A itself for identity/relu/leaky)
+    unsigned char* keep         # (cap, n_out): this step's mask
 
 cdef struct OptConfig:
     int kind
@@ -116,10 +141,33 @@ cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_
         inp = out
 
 
+cdef inline void* train_output(Layer* L) noexcept nogil:
+    """What the next layer reads in training: A, or A with dropout applied."""
+    return L.Ad if L.dropout > 0 else L.A
+
+
+cdef void forward_train_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n,
+                             long long step) noexcept nogil:
+    """forward_impl(keep=True) plus dropout with the masks of ``step`` where a layer has it."""
+    cdef int l
+    cdef const floating* inp = X
+    cdef Layer* L
+    for l in range(n_layers):
+        L = &layers[l]
+        dense_forward_ptr(L.act, inp, <floating*>L.W, <floating*>L.b, <floating*>L.Z,
+                          <floating*>L.A, n, L.n_in, L.n_out)
+        if L.dropout > 0:
+            dropout_forward_ptr(dropout_step_key(L.drop_key, <uint64_t>step), L.drop_threshold,
+                                L.drop_scale, <floating*>L.A, <floating*>L.Ad, L.keep,
+                                n * L.n_out)
+        inp = <floating*>train_output(L)
+
+
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                       const floating* T, const Py_ssize_t* labels, Py_ssize_t n,
                       OptConfig* cfg, long long step, bint do_update) noexcept nogil:
-    """Forward, loss, backward and (if do_update) the update of every layer; the loss."""
+    """Forward, loss, backward and (if do_update) the update of every layer; the loss.
+    ``step`` is also the step whose dropout masks are drawn."""
     cdef int l
     cdef Layer* L
     cdef Layer* last = &layers[n_layers - 1]
@@ -127,12 +175,14 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     cdef double value, step_size = 0.0, bc2_sqrt = 0.0
     if do_update and cfg.kind == OPT_ADAM:
         step_size, bc2_sqrt = adam_scalars_c(step, cfg.lr, cfg.beta1, cfg.beta2, cfg.folded)
-    forward_impl(layers, n_layers, X, n, True)
+    forward_train_impl(layers, n_layers, X, n, step)
     value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels, <floating*>last.D,
                                       n, last.n_out)
     for l in range(n_layers - 1, -1, -1):
         L = &layers[l]
-        inp = X if l == 0 else <floating*>layers[l - 1].A
+        inp = X if l == 0 else <floating*>train_output(&layers[l - 1])
+        if L.dropout > 0:  # D holds dL/d(A·m); make it dL/dA (m: mask/(1-p))
+            dropout_backward_ptr(L.drop_scale, L.keep, <floating*>L.D, n * L.n_out)
         # D holds dL/dA and becomes dL/dZ in place; dX goes to the layer below's D.
         dense_backward_ptr(L.act, inp, <floating*>L.W, <floating*>L.Z, <floating*>L.A,
                            <floating*>L.D, <floating*>L.D,
@@ -235,6 +285,7 @@ cdef class Engine:
     cdef OptConfig cfg
     cdef list keep_params     # the live parameter/gradient arrays (kept alive)
     cdef list workspaces      # per layer (Z, A, D)
+    cdef list dropout_buffers # per layer with dropout (Ad, keep)
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
@@ -265,6 +316,7 @@ cdef class Engine:
         self.capacity = 0
         self.keep_params = [Ws, bs, dWs, dbs]
         self.workspaces = []
+        self.dropout_buffers = []
         self.keep_state = []
         self.bound_optimizer = None
         self.bound_state = None
@@ -288,6 +340,7 @@ cdef class Engine:
         if n <= self.capacity:
             return
         self.workspaces = []
+        self.dropout_buffers = []
         for l in range(self.n_layers):
             k = self.layers[l].n_out
             Z = np.empty((n, k), dtype=self.dtype)
@@ -300,7 +353,39 @@ cdef class Engine:
             self.layers[l].Z = _ptr(Z)
             self.layers[l].A = _ptr(A)
             self.layers[l].D = _ptr(D)
+            if self.layers[l].dropout > 0:
+                # In place where the backward needs only the sign of Z (relu, leaky relu)
+                # or nothing (identity); see the module docstring.
+                Ad = A if self.layers[l].act in (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU) \
+                    else np.empty((n, k), dtype=self.dtype)
+                keep = np.empty((n, k), dtype=np.uint8)
+                self.dropout_buffers.append((Ad, keep))
+                self.layers[l].Ad = _ptr(Ad)
+                self.layers[l].keep = <unsigned char*>_ptr(keep)
+            else:
+                self.layers[l].Ad = NULL
+                self.layers[l].keep = NULL
         self.capacity = n
+
+    def set_dropout(self, list rates, uint64_t seed):
+        """Dropout probability p of each layer's output in training (0: none; the
+        last layer's must be 0) and the model's dropout seed, which with the layer
+        index and the step keys the masks (_dropout.h)."""
+        cdef int l
+        cdef double p
+        if len(rates) != self.n_layers:
+            raise ValueError(f"rates must hold one value per layer ({self.n_layers})")
+        if rates[self.n_layers - 1] != 0:
+            raise ValueError("dropout on the output layer is not supported")
+        if not all(0 <= p < 1 for p in rates):
+            raise ValueError(f"dropout rates must be in [0, 1), got {rates}")
+        for l in range(self.n_layers):
+            p = rates[l]
+            self.layers[l].dropout = p
+            self.layers[l].drop_scale = dropout_scale(p)
+            self.layers[l].drop_key = dropout_layer_key(seed, l)
+            self.layers[l].drop_threshold = dropout_threshold(p)
+        self.capacity = 0  # the next reserve() reallocates, with the dropout buffers
 
     def bind_optimizer(self, optimizer, dict hyper, list state):
         """Point the engine at an optimizer's hyper-parameters and state arrays.

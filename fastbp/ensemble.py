@@ -142,11 +142,13 @@ class Ensemble:
 
     @classmethod
     def of(cls, n_models: int, sizes: Sequence[int], *, activation: str = "relu",
-           loss: str = "mse", dtype: Any = "float32", seed: int = 0) -> Ensemble:
-        """n_models fresh MLPs; member i is MLP(sizes, activation, loss, dtype=dtype, seed=seed + i)."""
+           loss: str = "mse", dtype: Any = "float32", seed: int = 0,
+           dropout: float = 0.0) -> Ensemble:
+        """n_models fresh MLPs; member i is
+        MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)."""
         n_models = _int_at_least(n_models, "n_models", 1)
         seed = _seed(seed, "seed")
-        return cls([MLP(sizes, activation, loss, dtype=dtype, seed=seed + i)
+        return cls([MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)
                     for i in range(n_models)])
 
     # ---------------------------------------------------------------- members

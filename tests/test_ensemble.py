@@ -228,6 +228,53 @@ def test_of_builds_members_with_consecutive_seeds():
         assert m.dtype == np.float64 and m.loss_name == "cross_entropy"
 
 
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_dropout_members_end_where_their_own_fit_would(num_threads):
+    # Each member draws its masks from its own dropout seed and its optimizer's step
+    # count, exactly as its own fit does; inference (predict_all) applies none.
+    X, y = _data()
+    ens = Ensemble.of(3, (5, 16, 8, 3), activation="tanh", loss="cross_entropy",
+                      dtype="float64", seed=20, dropout=0.3)
+    alone = [fastbp.MLP((5, 16, 8, 3), "tanh", "cross_entropy", dtype="float64", seed=20 + i,
+                        dropout=0.3) for i in range(3)]
+    assert [m.dropout_seed for m in ens.models] == [m.dropout_seed for m in alone]
+    assert all(la.dropout == 0.3 for m in ens.models for la in m.layers[:-1])
+    hs = ens.fit(X, y, epochs=3, batch_size=16, lr=0.01, seed=5, num_threads=num_threads,
+                 progress=False)
+    for m, a, h in zip(ens.models, alone, hs):
+        _same_history(h, a.fit(X, y, epochs=3, batch_size=16, lr=0.01, seed=5, progress=False))
+        _same(m, a)
+        np.testing.assert_array_equal(m.forward(X), a.forward(X))
+    # the masks really changed training: without dropout the members end elsewhere
+    plain = Ensemble.of(3, (5, 16, 8, 3), activation="tanh", loss="cross_entropy",
+                        dtype="float64", seed=20)
+    plain.fit(X, y, epochs=3, batch_size=16, lr=0.01, seed=5, progress=False)
+    assert not np.allclose(plain.models[0].layers[0].W, ens.models[0].layers[0].W)
+
+
+def test_dropout_ensemble_round_trips_through_a_file(tmp_path):
+    X, y = _data()
+    ens = Ensemble.of(2, (5, 8, 3), loss="cross_entropy", dtype="float64", seed=3, dropout=0.2)
+    ens.save(tmp_path / "e.fastbp")
+    back = fastbp.load(tmp_path / "e.fastbp")
+    for m, b in zip(ens.models, back.models):
+        assert b.dropout_seed == m.dropout_seed
+        assert [la.dropout for la in b.layers] == [la.dropout for la in m.layers]
+    ens.fit(X, y, epochs=2, seed=1, progress=False)
+    back.fit(X, y, epochs=2, seed=1, progress=False)
+    for m, b in zip(ens.models, back.models):
+        for p, q in zip(m.parameters(), b.parameters()):
+            np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("bad, exc", [(1.0, ValueError), (-0.1, ValueError),
+                                      (float("nan"), ValueError), ("no", TypeError),
+                                      (True, TypeError)])
+def test_of_refuses_bad_dropout(bad, exc):
+    with pytest.raises(exc, match="dropout"):
+        Ensemble.of(2, (3, 4, 2), dropout=bad)
+
+
 # ---------------------------------------------------------------- predictions
 
 def test_predictions_are_means_over_members():

@@ -389,3 +389,21 @@ def test_missing_onnx_gives_clear_import_error(tmp_path):
                           timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "IMPORT-ERROR" in proc.stdout and "fastbp[onnx]" in proc.stdout
+
+
+# ---------------------------------------------------------------- dropout
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_model_exports_its_inference_network(dtype, tmp_path):
+    # Dropout is a training device: the exported graph and C code compute what
+    # predict_proba does (no masks), after training with dropout moved the weights.
+    model = fastbp.MLP((6, 12, 8, 3), "relu", "cross_entropy", dtype=dtype, seed=4, dropout=0.4)
+    X = inputs(64, 6, dtype)
+    model.fit(X, np.arange(64) % 3, epochs=2, batch_size=16, seed=0, progress=False)
+    want = model.predict_proba(X)
+    header, source = export.to_c(model, tmp_path, name="drop")
+    lib = compile_shared([str(source)], str(tmp_path / "libdrop.so"))
+    assert_close(c_predict(lib, "drop", model, X), want, dtype, rtol=C_RTOL[dtype])
+    if ort is not None:
+        (Y,) = session(export.to_onnx(model)).run(None, {"X": X})
+        assert_close(Y, want, dtype, rtol=RTOL[dtype])

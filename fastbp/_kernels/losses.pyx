@@ -9,10 +9,11 @@ Cross-entropy takes either int labels (``labels``, with ``target`` NULL) or
 class probabilities (``target``, with ``labels`` NULL).
 """
 from cython cimport floating
-from libc.math cimport log, fabs, isfinite
+from libc.math cimport log, fabs, isfinite, exp
 
 from fastbp._kernels._math cimport (
-    LOSS_MSE, LOSS_MAE, LOSS_HUBER, LOSS_BCE, LOSS_CE, sigmoid, log_sigmoid, exp_rows, EXP_BLOCK,
+    LOSS_MSE, LOSS_MAE, LOSS_HUBER, LOSS_BCE, LOSS_CE, LOSS_POISSON, sigmoid, log_sigmoid,
+    exp_rows, EXP_BLOCK,
 )
 
 
@@ -90,6 +91,22 @@ cdef double bce_logits(const floating* o, const floating* t, floating* d, Py_ssi
     return s / size
 
 
+cdef double poisson(const floating* o, const floating* t, floating* d, Py_ssize_t size) noexcept nogil:
+    """o = log of the mean: L = mean(e^o - y·o), dL/do = (e^o - y)/N. C's exp gives +inf
+    (no trap, no warning) past ~709, where the loss itself is infinite, and 0 far below."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0, c = 0.0, x, y, e
+    cdef double scale = 1.0 / size
+    for i in range(size):
+        x = o[i]
+        y = t[i]
+        e = exp(x)
+        # y·x only where y != 0: 0·(-inf) is never formed, and y = 0 costs nothing.
+        add(&s, &c, e - y * x if y != 0.0 else e)
+        d[i] = <floating>((e - y) * scale)
+    return s / size
+
+
 cdef double cross_entropy(const floating* o, const floating* t, const Py_ssize_t* labels,
                           floating* d, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """L = mean_i(-Σ_c y_ic·log_softmax(o_i)_c), dL/do_ic = (p_ic·Σ_c y_ic - y_ic)/n.
@@ -142,7 +159,37 @@ cdef double loss_forward_backward_ptr(int loss, const floating* out, const float
         return huber(out, target, d_out, n * k)
     if loss == LOSS_BCE:
         return bce_logits(out, target, d_out, n * k)
+    if loss == LOSS_POISSON:
+        return poisson(out, target, d_out, n * k)
     return cross_entropy(out, target, labels, d_out, n, k)
+
+
+cdef double weighted_loss_ptr(int loss, const floating* out, const floating* target,
+                              const Py_ssize_t* labels, const double* w, floating* d_out,
+                              Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Σ_i w_i·ℓ_i / Σ_i w_i, ℓ_i the loss of row i alone (the mean over its k outputs
+    for the element-wise losses); d_out := its gradient, row i's scaled by w_i/Σw.
+
+    Each row goes through the unweighted kernel as a batch of one, so the weighted
+    loss is by construction the same formula row by row (API.md, sample weights)."""
+    cdef Py_ssize_t i, j
+    cdef double wsum = 0.0, total = 0.0, c = 0.0, value, r
+    for i in range(n):
+        wsum += w[i]
+    for i in range(n):
+        value = loss_forward_backward_ptr(loss, out + i * k,
+                                          NULL if target == NULL else target + i * k,
+                                          NULL if labels == NULL else labels + i,
+                                          d_out + i * k, 1, k)
+        r = w[i] / wsum
+        if w[i] == 0.0:   # a zero weight drops the row, even one with an infinite loss
+            for j in range(k):
+                d_out[i * k + j] = 0
+            continue
+        for j in range(k):
+            d_out[i * k + j] = <floating>(d_out[i * k + j] * r)
+        add(&total, &c, w[i] * value)
+    return total / wsum
 
 
 def loss_forward_backward_into(int loss, const floating[:, ::1] out,
@@ -152,6 +199,27 @@ def loss_forward_backward_into(int loss, const floating[:, ::1] out,
     with nogil:
         value = loss_forward_backward_ptr(loss, &out[0, 0], &target[0, 0], <const Py_ssize_t*>NULL,
                                           &d_out[0, 0], out.shape[0], out.shape[1])
+    return value
+
+
+def weighted_loss_into(int loss, const floating[:, ::1] out, target, labels,
+                       const double[::1] w, floating[:, ::1] d_out):
+    """Weighted mean loss (weighted_loss_ptr); target (n, k) of out's dtype, or
+    labels (n,) intp for cross-entropy (the other None)."""
+    cdef double value
+    cdef const floating[:, ::1] t
+    cdef const Py_ssize_t[::1] lab
+    cdef const floating* tp = NULL
+    cdef const Py_ssize_t* lp = NULL
+    if labels is not None:
+        lab = labels
+        lp = &lab[0]
+    else:
+        t = target
+        tp = &t[0, 0]
+    with nogil:
+        value = weighted_loss_ptr(loss, &out[0, 0], tp, lp, &w[0], &d_out[0, 0], out.shape[0],
+                                  out.shape[1])
     return value
 
 

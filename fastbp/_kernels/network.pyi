@@ -32,6 +32,12 @@ class Engine:
         loss: int,  # int
         dtype: npt.DTypeLike,  # object
     ) -> None: ...
+    def set_loss_convention(
+        self,
+        grad_scale: float,  # double
+        loss_scale: float,  # double
+        l2: float,  # double
+    ) -> None: ...
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
     def bind_optimizer(
         self,
@@ -58,6 +64,7 @@ class Engine:
         labels: npt.NDArray[np.intp] | None,  # object
         step: int,  # long long
         do_update: bool,  # bint
+        sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> float: ...  # double
     def epoch(
         self,
@@ -67,4 +74,5 @@ class Engine:
         order: npt.NDArray[np.intp],  # cnp.ndarray
         batch: int,  # Py_ssize_t
         step0: int,  # long long
+        sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> tuple[int, float]: ...  # (Py_ssize_t, double)

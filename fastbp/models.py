@@ -35,9 +35,9 @@ class Sequential:
     #: the parameter arrays the engine points into (set with it, in _compiled)
     _engine_arrays: list[np.ndarray]
     #: a training objective other than the plain mean loss, as the engine's
-    #: set_loss_convention arguments (grad_scale, loss_scale, l2); fastbp.sklearn
-    #: sets it to reproduce scikit-learn's objective. None: fastbp's own.
-    _loss_convention: tuple[float, float, float] | None = None
+    #: set_loss_convention arguments (grad_scale, loss_scale, l2, clip_eps);
+    #: fastbp.sklearn sets it to reproduce scikit-learn's objective. None: fastbp's own.
+    _loss_convention: tuple[float, ...] | None = None
 
     def __init__(self, layers: Sequence[Dense], loss: str = "mse") -> None:
         self.loss_code = check.loss_code(loss)

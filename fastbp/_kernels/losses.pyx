@@ -192,6 +192,57 @@ cdef double weighted_loss_ptr(int loss, const floating* out, const floating* tar
     return total / wsum
 
 
+cdef inline double clip(double p, double eps) noexcept nogil:
+    return eps if p < eps else (1.0 - eps if p > 1.0 - eps else p)
+
+
+cdef double clipped_log_loss_ptr(int loss, const floating* out, const floating* target,
+                                 const Py_ssize_t* labels, const double* w, Py_ssize_t n,
+                                 Py_ssize_t k, double eps) noexcept nogil:
+    """scikit-learn's log-loss value (the loss only, no gradient): sigmoid or softmax
+    probabilities clipped to [eps, 1-eps] before the log, so a saturated sample costs
+    at most -log(eps). Normalised as fastbp's loss of the same name (binary: the mean
+    over a sample's k outputs; cross-entropy: per sample), then the (weighted) mean
+    over samples. Equals the unclipped loss to rounding while no probability is within
+    eps of 0 or 1."""
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef double total = 0.0, c = 0.0, wsum = 0.0, wi, li, mx, s, p, y
+    for i in range(n):
+        wi = 1.0 if w == NULL else w[i]
+        wsum += wi
+        if wi == 0.0:
+            continue
+        row = out + i * k
+        li = 0.0
+        if loss == LOSS_CE:
+            mx = row[0]
+            for j in range(1, k):
+                if row[j] > mx:
+                    mx = row[j]
+            s = 0.0
+            for j in range(k):
+                s += exp(row[j] - mx)
+            if labels != NULL:
+                li = -log(clip(exp(row[labels[i]] - mx) / s, eps))
+            else:
+                for j in range(k):
+                    y = target[i * k + j]
+                    if y != 0.0:
+                        li -= y * log(clip(exp(row[j] - mx) / s, eps))
+        else:
+            for j in range(k):
+                p = clip(sigmoid(row[j]), eps)
+                y = target[i * k + j]
+                if y != 0.0:
+                    li -= y * log(p)
+                if y != 1.0:
+                    li -= (1.0 - y) * log(1.0 - p)
+            li /= k
+        add(&total, &c, wi * li)
+    return total / wsum
+
+
 def loss_forward_backward_into(int loss, const floating[:, ::1] out,
                                const floating[:, ::1] target, floating[:, ::1] d_out):
     """Mean loss; d_out := dL/d_out. Targets of the output's shape."""

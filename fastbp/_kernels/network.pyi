@@ -37,6 +37,7 @@ class Engine:
         grad_scale: float,  # double
         loss_scale: float,  # double
         l2: float,  # double
+        clip_eps: float = 0.0,  # double
     ) -> None: ...
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
     def bind_optimizer(

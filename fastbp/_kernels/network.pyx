@@ -24,10 +24,10 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE
+from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE, LOSS_BCE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.losses cimport (loss_forward_backward_ptr, weighted_loss_ptr,
-                                      labels_in_range_ptr)
+                                      clipped_log_loss_ptr, labels_in_range_ptr)
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
 
 from fastbp._validation import MAX_STEP as _MAX_STEP
@@ -61,11 +61,15 @@ cdef struct LossConv:
     # fastbp.sklearn, which reproduces scikit-learn's): the output gradient times
     # grad_scale, the loss value times loss_scale, and an L2 penalty on the weights
     # only (not the biases), divided by the batch's weight sum Σw (its size when
-    # unweighted): dW += (l2/Σw)·W, loss += ½·(l2/Σw)·Σ‖W‖². The defaults (1, 1, 0)
-    # skip all three, so a model without a convention computes what it always did.
+    # unweighted): dW += (l2/Σw)·W, loss += ½·(l2/Σw)·Σ‖W‖². With clip_eps > 0 the
+    # (binary) cross-entropy's value is taken from probabilities clipped to
+    # [clip_eps, 1-clip_eps], scikit-learn's log loss (the gradient is unchanged). The
+    # defaults (1, 1, 0, 0) skip all of it, so a model without a convention computes
+    # what it always did.
     double grad_scale
     double loss_scale
     double l2
+    double clip_eps
 
 
 cdef struct OptConfig:
@@ -163,6 +167,9 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
         dw = <floating*>last.D
         for i in range(n * last.n_out):
             dw[i] = <floating>(dw[i] * conv.grad_scale)
+    if conv.clip_eps > 0.0:
+        value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
+                                     conv.clip_eps)
     if conv.loss_scale != 1.0:
         value *= conv.loss_scale
     if conv.l2 != 0.0:
@@ -272,6 +279,7 @@ cdef class Engine:
         self.conv.grad_scale = 1.0
         self.conv.loss_scale = 1.0
         self.conv.l2 = 0.0
+        self.conv.clip_eps = 0.0
         self.keep_params = [Ws, bs, dWs, dbs]
         self.workspaces = []
         self.keep_state = []
@@ -291,13 +299,19 @@ cdef class Engine:
     def __dealloc__(self):
         PyMem_Free(self.layers)
 
-    def set_loss_convention(self, double grad_scale, double loss_scale, double l2):
-        """The objective's convention (LossConv): (1, 1, 0) is fastbp's own."""
-        if not (isfinite(grad_scale) and isfinite(loss_scale) and isfinite(l2) and l2 >= 0):
-            raise ValueError("the loss convention needs finite scales and l2 >= 0")
+    def set_loss_convention(self, double grad_scale, double loss_scale, double l2,
+                            double clip_eps=0.0):
+        """The objective's convention (LossConv): (1, 1, 0, 0) is fastbp's own."""
+        if not (isfinite(grad_scale) and isfinite(loss_scale) and isfinite(l2) and l2 >= 0
+                and 0 <= clip_eps < 0.5):
+            raise ValueError("the loss convention needs finite scales, l2 >= 0 and "
+                             "0 <= clip_eps < 0.5")
+        if clip_eps > 0 and self.loss not in (LOSS_CE, LOSS_BCE):
+            raise ValueError("clip_eps applies to the cross-entropy losses only")
         self.conv.grad_scale = grad_scale
         self.conv.loss_scale = loss_scale
         self.conv.l2 = l2
+        self.conv.clip_eps = clip_eps
 
     def reserve(self, Py_ssize_t n):
         """Make every workspace hold at least n rows (grows, never shrinks)."""

@@ -539,9 +539,13 @@ class _BaseMLP(BaseEstimator):
     # ---------------------------------------------------------------- predicting
     def _forward_pass_fast(self, X: Any, check_input: bool = True) -> np.ndarray:
         """The output activations (scikit-learn's _forward_pass_fast)."""
+        dtype = self.model_.dtype
         if check_input:
-            X = validate_data(self, X, reset=False, dtype=self.model_.dtype)
-        return _out_activation(self.out_activation_, self.model_.forward(X))
+            # scikit-learn computes in result_type(X, coefs): float32 X stays float32
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+            dtype = np.result_type(X.dtype, dtype)
+        return _out_activation(self.out_activation_,
+                               self.model_.forward(X).astype(dtype, copy=False))
 
     def _score_with_function(self, X: Any, y: Any, sample_weight: Any,
                              score_function: Any) -> float:

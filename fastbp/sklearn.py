@@ -150,6 +150,11 @@ class _BaseMLP(BaseEstimator):
     }
     _fast_loss: str  # set by _initialize: the fastbp loss
     model_: MLP
+    optimizer_: Adam | SGD
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    best_validation_score_: float | None
+    best_loss_: float | None
 
     def __init__(self, hidden_layer_sizes: Any, activation: str, solver: str, alpha: float,
                  batch_size: Any, learning_rate: str, learning_rate_init: float,
@@ -443,6 +448,7 @@ class _BaseMLP(BaseEstimator):
         """A new SGD learning rate, keeping scikit-learn's steps: its velocity v = μv - lr·g
         holds the old lr, fastbp's buffer b (v = -lr·b) is rescaled by lr_old/lr_new."""
         opt = self.optimizer_
+        assert isinstance(opt, SGD)
         old = opt.lr
         if lr == old:
             return
@@ -472,6 +478,7 @@ class _BaseMLP(BaseEstimator):
     def _update_no_improvement_count(self, early_stopping: bool, X: Any, y: Any,
                                      sample_weight: Any) -> None:
         if early_stopping:
+            assert self.validation_scores_ is not None and self.best_validation_score_ is not None
             val_score = self._score(X, y, sample_weight=sample_weight)
             self.validation_scores_.append(val_score)
             if self.verbose:
@@ -486,6 +493,7 @@ class _BaseMLP(BaseEstimator):
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [i.copy() for i in self.intercepts_]
         else:
+            assert self.best_loss_ is not None
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
@@ -660,7 +668,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
         return self._score_with_function(X, y, sample_weight, accuracy_score)
 
-    @available_if(lambda est: est._check_solver())
+    @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator, unused-ignore]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
                     classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y), continuing the network and optimizer of earlier calls;
@@ -768,7 +776,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     # scikit-learn 1.9's regressor tests the bound method, not its result, so its
     # partial_fit exists for every solver (and with lbfgs fits by lbfgs): kept as is.
-    @available_if(lambda est: est._check_solver)
+    @available_if(lambda est: est._check_solver)  # type: ignore[untyped-decorator, unused-ignore]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over (X, y), continuing the network and optimizer of earlier calls."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -237,3 +237,15 @@ def test_coefs_are_live_views_of_the_network():
     assert est.coefs_[0] is est.model_.layers[0].W
     est.coefs_ = [np.zeros_like(W) for W in est.coefs_]
     assert not est.model_.layers[0].W.any()
+
+
+def test_epoch_shuffle_is_sklearns():
+    from sklearn.utils import check_random_state, shuffle
+
+    from fastbp.sklearn import _shuffle
+
+    a, b = check_random_state(5), check_random_state(5)
+    idx_a = idx_b = np.arange(37)
+    for _ in range(3):
+        idx_a, idx_b = _shuffle(idx_a, a), shuffle(idx_b, random_state=b)
+        np.testing.assert_array_equal(idx_a, idx_b)

@@ -45,3 +45,25 @@ def test_fastbp_step_matches_reference_step():
     fast, slow = bench.fastbp_step(w), bench.reference_step(w)
     for _ in range(3):
         assert fast() == pytest.approx(slow(), rel=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["fastbp", "sklearn"])
+@pytest.mark.parametrize("name", list(bench.SKLEARN_CASES))
+def test_sklearn_fit(benchmark, name, impl):
+    """S1-S6: scikit-learn's MLP estimator's fit against fastbp.sklearn's, 1 thread."""
+    pytest.importorskip("sklearn")
+    case = bench.SKLEARN_CASES[name]
+    set_num_threads(1)
+    fit = bench.sklearn_fits(case)[impl]
+    benchmark.group = f"{name}: {case.title}"
+    benchmark.pedantic(fit, rounds=3, warmup_rounds=1)
+
+
+def test_sklearn_fits_agree():
+    """The two benchmarked fits of S1 (small scale) end with the same weights."""
+    pytest.importorskip("sklearn")
+    case = bench.SKLEARN_CASES["S1"]
+    fits = bench.sklearn_fits(case, scale=0.05)
+    ours, theirs = fits["fastbp"](), fits["sklearn"]()
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)

@@ -249,3 +249,38 @@ def test_epoch_shuffle_is_sklearns():
     for _ in range(3):
         idx_a, idx_b = _shuffle(idx_a, a), shuffle(idx_b, random_state=b)
         np.testing.assert_array_equal(idx_a, idx_b)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_lbfgs_through_saturated_probabilities(task):
+    """L-BFGS's line search tries steps whose probabilities are within float eps of 0
+    or 1; scikit-learn's log loss clips them there, and its line search follows those
+    values. Without the same clipping the two runs part ways (seen: 1e1 relative)."""
+    X, y = make_classification(120, 6, n_informative=4, n_classes=3, random_state=0)
+    if task == "multilabel":
+        y = np.c_[y == 1, y == 2, y == 0].astype(int)
+    kw = dict(hidden_layer_sizes=(7, 5), solver="lbfgs", max_iter=15, random_state=1,
+              alpha=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = fbs.MLPClassifier(**kw).fit(X, y), skn.MLPClassifier(**kw).fit(X, y)
+    assert_equivalent(ours, theirs, X)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_saturated_loss_curve(task):
+    """Inputs ×30 and a big learning rate saturate the outputs: a misclassified sample
+    costs -log(eps) = 36.04 in scikit-learn's clipped log loss, far less than its
+    unclipped loss; loss_curve_ holds the clipped values, as scikit-learn's."""
+    X, y = task_data(task)
+    X = X * 30
+    kw = dict(hidden_layer_sizes=(8,), activation="identity", solver="sgd", alpha=0.0,
+              momentum=0.0, learning_rate_init=1.0, max_iter=6, batch_size=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = fbs.MLPClassifier(**kw).fit(X, y), skn.MLPClassifier(**kw).fit(X, y)
+    assert 5 < max(theirs.loss_curve_) <= -np.log(np.finfo(float).eps)
+    assert_equivalent(ours, theirs, X)
+    target = ours._fast_target(ours._label_binarizer.transform(y).astype(bool))
+    unclipped = ours.model_.loss(X, target)   # fastbp's own (from logits, no clip)
+    assert unclipped > 2 * ours.loss_

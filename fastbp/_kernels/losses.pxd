@@ -14,3 +14,6 @@ cdef double weighted_loss_ptr(int loss, const floating* out, const floating* tar
 cdef double clipped_log_loss_ptr(int loss, const floating* out, const floating* target,
                                  const Py_ssize_t* labels, const double* w, Py_ssize_t n,
                                  Py_ssize_t k, double eps) noexcept nogil
+
+cdef bint clip_matters_ptr(int loss, const floating* out, Py_ssize_t n, Py_ssize_t k,
+                           double eps) noexcept nogil

@@ -243,6 +243,37 @@ cdef double clipped_log_loss_ptr(int loss, const floating* out, const floating* 
     return total / wsum
 
 
+cdef bint clip_matters_ptr(int loss, const floating* out, Py_ssize_t n, Py_ssize_t k,
+                           double eps) noexcept nogil:
+    """False when clipping probabilities to [eps, 1-eps] cannot change the log loss: a
+    sigmoid p of logit x leaves [eps, 1-eps] only for |x| > -log(eps) - 1 (roughly), a
+    softmax p only when its row's logits span more than -log(eps) - log(k). One pass of
+    comparisons, no exp: the exact clipped value (clipped_log_loss_ptr) is computed
+    only for the batches that need it."""
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef double lo, hi, limit = -log(eps) - 1.0
+    if loss == LOSS_CE:
+        if k == 1:
+            return True
+        limit = -log(eps) - log(<double>k) - 1.0
+        for i in range(n):
+            row = out + i * k
+            lo = hi = row[0]
+            for j in range(1, k):
+                if row[j] < lo:
+                    lo = row[j]
+                elif row[j] > hi:
+                    hi = row[j]
+            if not hi - lo <= limit:   # also NaN
+                return True
+        return False
+    for i in range(n * k):
+        if not fabs(out[i]) <= limit:
+            return True
+    return False
+
+
 def loss_forward_backward_into(int loss, const floating[:, ::1] out,
                                const floating[:, ::1] target, floating[:, ::1] d_out):
     """Mean loss; d_out := dL/d_out. Targets of the output's shape."""

@@ -27,8 +27,11 @@ cnp.import_array()
 from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE, LOSS_BCE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.losses cimport (loss_forward_backward_ptr, weighted_loss_ptr,
-                                      clipped_log_loss_ptr, labels_in_range_ptr)
+                                      clipped_log_loss_ptr, clip_matters_ptr,
+                                      labels_in_range_ptr)
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
+
+from scipy.linalg.cython_blas cimport sdot, ddot, saxpy, daxpy
 
 from fastbp._validation import MAX_STEP as _MAX_STEP
 
@@ -129,11 +132,31 @@ cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_
 
 
 cdef double sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
+    """Σ x² through BLAS dot (np.dot(w, w), as scikit-learn's penalty computes it)."""
     cdef Py_ssize_t i
     cdef double s = 0.0
-    for i in range(size):
-        s += <double>x[i] * x[i]
-    return s
+    cdef int m = <int>size, one = 1
+    if size > 2147483647:   # beyond BLAS's int
+        for i in range(size):
+            s += <double>x[i] * x[i]
+        return s
+    if floating is float:
+        return sdot(&m, <float*>x, &one, <float*>x, &one)
+    return ddot(&m, <double*>x, &one, <double*>x, &one)
+
+
+cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) noexcept nogil:
+    """y += a·x through BLAS axpy."""
+    cdef Py_ssize_t i
+    cdef int m = <int>size, one = 1
+    cdef float af = <float>a
+    if size > 2147483647:
+        for i in range(size):
+            y[i] = <floating>(y[i] + a * x[i])
+    elif floating is float:
+        saxpy(&m, &af, <float*>x, &one, <float*>y, &one)
+    else:
+        daxpy(&m, &a, <double*>x, &one, <double*>y, &one)
 
 
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
@@ -150,7 +173,6 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     cdef double value, step_size = 0.0, bc2_sqrt = 0.0, wsum = <double>n, l2 = 0.0, penalty
     cdef Py_ssize_t i
     cdef floating* dw
-    cdef const floating* w
     if do_update and cfg.kind == OPT_ADAM:
         step_size, bc2_sqrt = adam_scalars_c(step, cfg.lr, cfg.beta1, cfg.beta2, cfg.folded)
     forward_impl(layers, n_layers, X, n, True)
@@ -167,7 +189,8 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
         dw = <floating*>last.D
         for i in range(n * last.n_out):
             dw[i] = <floating>(dw[i] * conv.grad_scale)
-    if conv.clip_eps > 0.0:
+    if conv.clip_eps > 0.0 and clip_matters_ptr(loss, <floating*>last.A, n, last.n_out,
+                                                conv.clip_eps):
         value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
                                      conv.clip_eps)
     if conv.loss_scale != 1.0:
@@ -188,10 +211,7 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                            <floating*>layers[l - 1].D if l > 0 else NULL,
                            <floating*>L.dW, <floating*>L.db, n, L.n_in, L.n_out)
         if l2 != 0.0:
-            dw = <floating*>L.dW
-            w = <floating*>L.W
-            for i in range(L.n_in * L.n_out):
-                dw[i] = <floating>(dw[i] + l2 * w[i])
+            add_scaled(<floating*>L.dW, <floating*>L.W, l2, L.n_in * L.n_out)
         if do_update:
             update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out,
                    step_size, bc2_sqrt)

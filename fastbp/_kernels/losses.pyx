@@ -196,6 +196,81 @@ cdef inline double clip(double p, double eps) noexcept nogil:
     return eps if p < eps else (1.0 - eps if p > 1.0 - eps else p)
 
 
+cdef double clip_correction_ptr(int loss, const floating* out, const floating* target,
+                                const Py_ssize_t* labels, const double* w, Py_ssize_t n,
+                                Py_ssize_t k, double eps, bint* recompute) noexcept nogil:
+    """What clipping the probabilities to [eps, 1-eps] before the log (scikit-learn's
+    log loss) adds to fastbp's (binary) cross-entropy from logits, in that loss's
+    normalisation: (1/Σw)·Σ_i w_i·(ℓ_i clipped - ℓ_i).
+
+    Only outputs that can reach the clip are visited: a sigmoid p of logit x leaves
+    [eps, 1-eps] only for |x| > -log(eps) - 1 (roughly), a softmax p only when its
+    row's logits span more than -log(eps) - log(k); elsewhere the two losses agree to
+    rounding. So an unsaturated batch costs one pass of comparisons, no exp.
+
+    Sets *recompute when a visited sample's own loss exceeds 1e3: subtracting it back
+    out of the batch's loss would then cost precision, and the caller computes the
+    clipped loss whole (clipped_log_loss_ptr) instead."""
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    cdef double total = 0.0, wsum = 0.0, wi, mx, lo, s, lse, p, y, x, plain, clipped
+    cdef double limit = -log(eps) - 1.0
+    recompute[0] = False
+    if loss == LOSS_CE and k > 1:
+        limit = -log(eps) - log(<double>k) - 1.0
+    for i in range(n):
+        wi = 1.0 if w == NULL else w[i]
+        wsum += wi
+        if wi == 0.0:
+            continue
+        row = out + i * k
+        if loss == LOSS_CE:
+            mx = lo = row[0]
+            for j in range(1, k):
+                if row[j] > mx:
+                    mx = row[j]
+                elif row[j] < lo:
+                    lo = row[j]
+            if k > 1 and mx - lo <= limit:
+                continue
+            s = 0.0
+            for j in range(k):
+                s += exp(row[j] - mx)
+            lse = mx + log(s)
+            if labels != NULL:
+                plain = lse - row[labels[i]]
+                clipped = -log(clip(exp(row[labels[i]] - mx) / s, eps))
+            else:
+                plain = clipped = 0.0
+                for j in range(k):
+                    y = target[i * k + j]
+                    if y != 0.0:
+                        plain += y * (lse - row[j])
+                        clipped -= y * log(clip(exp(row[j] - mx) / s, eps))
+            if not plain <= 1e3:
+                recompute[0] = True
+                return 0.0
+            total += wi * (clipped - plain)
+        else:
+            for j in range(k):
+                x = row[j]
+                if fabs(x) <= limit:
+                    continue
+                y = target[i * k + j]
+                p = clip(sigmoid(x), eps)
+                plain = (1.0 - y) * x - log_sigmoid(x)
+                clipped = 0.0
+                if y != 0.0:
+                    clipped -= y * log(p)
+                if y != 1.0:
+                    clipped -= (1.0 - y) * log(1.0 - p)
+                if not plain <= 1e3:
+                    recompute[0] = True
+                    return 0.0
+                total += wi * (clipped - plain) / k
+    return total / wsum
+
+
 cdef double clipped_log_loss_ptr(int loss, const floating* out, const floating* target,
                                  const Py_ssize_t* labels, const double* w, Py_ssize_t n,
                                  Py_ssize_t k, double eps) noexcept nogil:
@@ -241,37 +316,6 @@ cdef double clipped_log_loss_ptr(int loss, const floating* out, const floating* 
             li /= k
         add(&total, &c, wi * li)
     return total / wsum
-
-
-cdef bint clip_matters_ptr(int loss, const floating* out, Py_ssize_t n, Py_ssize_t k,
-                           double eps) noexcept nogil:
-    """False when clipping probabilities to [eps, 1-eps] cannot change the log loss: a
-    sigmoid p of logit x leaves [eps, 1-eps] only for |x| > -log(eps) - 1 (roughly), a
-    softmax p only when its row's logits span more than -log(eps) - log(k). One pass of
-    comparisons, no exp: the exact clipped value (clipped_log_loss_ptr) is computed
-    only for the batches that need it."""
-    cdef Py_ssize_t i, j
-    cdef const floating* row
-    cdef double lo, hi, limit = -log(eps) - 1.0
-    if loss == LOSS_CE:
-        if k == 1:
-            return True
-        limit = -log(eps) - log(<double>k) - 1.0
-        for i in range(n):
-            row = out + i * k
-            lo = hi = row[0]
-            for j in range(1, k):
-                if row[j] < lo:
-                    lo = row[j]
-                elif row[j] > hi:
-                    hi = row[j]
-            if not hi - lo <= limit:   # also NaN
-                return True
-        return False
-    for i in range(n * k):
-        if not fabs(out[i]) <= limit:
-            return True
-    return False
 
 
 def loss_forward_backward_into(int loss, const floating[:, ::1] out,

@@ -27,7 +27,7 @@ cnp.import_array()
 from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE, LOSS_BCE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.losses cimport (loss_forward_backward_ptr, weighted_loss_ptr,
-                                      clipped_log_loss_ptr, clip_matters_ptr,
+                                      clip_correction_ptr, clipped_log_loss_ptr,
                                       labels_in_range_ptr)
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
 
@@ -171,6 +171,8 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     cdef Layer* last = &layers[n_layers - 1]
     cdef const floating* inp
     cdef double value, step_size = 0.0, bc2_sqrt = 0.0, wsum = <double>n, l2 = 0.0, penalty
+    cdef double correction
+    cdef bint recompute = False
     cdef Py_ssize_t i
     cdef floating* dw
     if do_update and cfg.kind == OPT_ADAM:
@@ -189,10 +191,14 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
         dw = <floating*>last.D
         for i in range(n * last.n_out):
             dw[i] = <floating>(dw[i] * conv.grad_scale)
-    if conv.clip_eps > 0.0 and clip_matters_ptr(loss, <floating*>last.A, n, last.n_out,
-                                                conv.clip_eps):
-        value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
-                                     conv.clip_eps)
+    if conv.clip_eps > 0.0:
+        correction = clip_correction_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
+                                         conv.clip_eps, &recompute)
+        if recompute:
+            value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
+                                         conv.clip_eps)
+        else:
+            value += correction
     if conv.loss_scale != 1.0:
         value *= conv.loss_scale
     if conv.l2 != 0.0:

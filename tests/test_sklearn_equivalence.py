@@ -284,3 +284,39 @@ def test_saturated_loss_curve(task):
     target = ours._fast_target(ours._label_binarizer.transform(y).astype(bool))
     unclipped = ours.model_.loss(X, target)   # fastbp's own (from logits, no clip)
     assert unclipped > 2 * ours.loss_
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("kind", ["softmax", "logistic"])
+def test_engine_log_loss_is_sklearns_clipped_one(kind, weighted):
+    """The engine's loss under scikit-learn's convention against scikit-learn's own
+    log_loss/binary_log_loss of the same outputs: logits from moderate to far past the
+    clip (-log eps = 36), so both the cheap correction and the whole recomputation run."""
+    from scipy.special import expit
+    from sklearn.neural_network._base import binary_log_loss, log_loss
+
+    import fastbp
+
+    rng = np.random.RandomState(0)
+    k = 4 if kind == "softmax" else 3
+    for spread in (1.0, 20.0, 60.0, 1e4):
+        Z = rng.normal(size=(9, k)) * spread
+        Y = np.eye(k)[rng.randint(0, k, 9)] if kind == "softmax" else \
+            (rng.rand(9, k) > 0.5).astype(float)
+        w = rng.uniform(0.5, 2, 9) if weighted else None
+        model = fastbp.MLP((k, k), loss="cross_entropy" if kind == "softmax"
+                           else "binary_cross_entropy", dtype="float64", seed=0)
+        model.layers[0].W[...] = np.eye(k)
+        model.layers[0].b[...] = 0.0
+        eps = float(np.finfo(float).eps)
+        scale = 1.0 if kind == "softmax" else float(k)
+        model._loss_convention = (scale, scale, 0.0, eps)
+        target = Y.argmax(axis=1) if kind == "softmax" else Y
+        got = model.backward(Z, target, sample_weight=w)
+        if kind == "softmax":
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            want = log_loss(Y, P, sample_weight=w)
+        else:
+            want = binary_log_loss(Y, expit(Z), sample_weight=w)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15), spread

@@ -206,7 +206,10 @@ cdef double clip_correction_ptr(int loss, const floating* out, const floating* t
     Only outputs that can reach the clip are visited: a sigmoid p of logit x leaves
     [eps, 1-eps] only for |x| > -log(eps) - 1 (roughly), a softmax p only when its
     row's logits span more than -log(eps) - log(k); elsewhere the two losses agree to
-    rounding. So an unsaturated batch costs one pass of comparisons, no exp.
+    rounding. So an unsaturated batch costs one pass of comparisons, no exp. One more
+    case is visited: scikit-learn's binary loss takes log(1 - p) of p = σ(x) rounded to
+    the float, which is off by up to ulp(1)/(1 - p) once x > 0; from x > -0.15·log(eps)
+    (5.4 in float64) that error passes 1e-13 and the value is taken as it computes it.
 
     Sets *recompute when a visited sample's own loss exceeds 1e3: subtracting it back
     out of the batch's loss would then cost precision, and the caller computes the
@@ -214,7 +217,7 @@ cdef double clip_correction_ptr(int loss, const floating* out, const floating* t
     cdef Py_ssize_t i, j
     cdef const floating* row
     cdef double total = 0.0, wsum = 0.0, wi, mx, lo, s, lse, p, y, x, plain, clipped
-    cdef double limit = -log(eps) - 1.0
+    cdef double limit = -log(eps) - 1.0, rounded = -0.15 * log(eps)
     recompute[0] = False
     if loss == LOSS_CE and k > 1:
         limit = -log(eps) - log(<double>k) - 1.0
@@ -254,9 +257,9 @@ cdef double clip_correction_ptr(int loss, const floating* out, const floating* t
         else:
             for j in range(k):
                 x = row[j]
-                if fabs(x) <= limit:
-                    continue
                 y = target[i * k + j]
+                if fabs(x) <= limit and not (x > rounded and y != 1.0):
+                    continue
                 p = clip(sigmoid(x), eps)
                 plain = (1.0 - y) * x - log_sigmoid(x)
                 clipped = 0.0

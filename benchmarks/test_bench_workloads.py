@@ -76,3 +76,25 @@ def test_latency(benchmark, name, batch, impl, request):
         pytest.skip(f"{impl} is not installed")
     benchmark.group = f"{name}: {workload.title}, {batch} row(s)"
     benchmark(fn)
+
+
+@pytest.mark.parametrize("impl", ["fastbp", "sklearn"])
+@pytest.mark.parametrize("name", list(bench.SKLEARN_CASES))
+def test_sklearn_fit(benchmark, name, impl):
+    """S1-S6: scikit-learn's MLP estimator's fit against fastbp.sklearn's, 1 thread."""
+    pytest.importorskip("sklearn")
+    case = bench.SKLEARN_CASES[name]
+    set_num_threads(1)
+    fit = bench.sklearn_fits(case)[impl]
+    benchmark.group = f"{name}: {case.title}"
+    benchmark.pedantic(fit, rounds=3, warmup_rounds=1)
+
+
+def test_sklearn_fits_agree():
+    """The two benchmarked fits of S1 (small scale) end with the same weights."""
+    pytest.importorskip("sklearn")
+    case = bench.SKLEARN_CASES["S1"]
+    fits = bench.sklearn_fits(case, scale=0.05)
+    ours, theirs = fits["fastbp"](), fits["sklearn"]()
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)

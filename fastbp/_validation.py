@@ -15,7 +15,7 @@ import numpy as np
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
                "softplus", "gelu", "silu", "softmax")
-LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
+LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poisson")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: largest step count (the compiled step counter is a C long long)
 MAX_STEP = 2**62
@@ -161,7 +161,40 @@ def loss_args(name: Any, output: Any, target: Any
         target = target.reshape(-1, 1)
     target = float_array(target, "target", 2, output.dtype)
     same_shape(target, "target", output, "output")
+    if name == "poisson":
+        poisson_target(target, "target")
     return code, output, target, None
+
+
+def poisson_target(target: np.ndarray, name: str) -> None:
+    """The poisson loss needs counts/means y >= 0 (NaN passes, as for the other losses)."""
+    if target.size and np.any(target < 0):
+        raise ValueError(f"{name} for the poisson loss must be >= 0, got a minimum of "
+                         f"{target.min()}")
+
+
+def sample_weight(w: Any, n_samples: int, name: str = "sample_weight") -> np.ndarray | None:
+    """None, or the weights as a C-contiguous float64 (n_samples,) array: finite, >= 0,
+    with a positive sum. All-ones weights become None, so they take the unweighted path
+    and give exactly its bits (API.md)."""
+    if w is None:
+        return None
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},) (one weight per sample), "
+                         f"got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got NaN or infinite values")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0, got a minimum of {arr.min()}")
+    if not arr.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum, got {arr.sum()}")
+    if np.all(arr == 1.0):
+        return None
+    return arr
 
 
 def class_labels(target: np.ndarray, n: int, k: int) -> np.ndarray:

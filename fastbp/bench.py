@@ -2,9 +2,11 @@
 and (when importable) PyTorch on the workloads W1–W8, at 1 and 2 threads,
 with the GEMM floor of each step; for the ensemble workloads E1–E2, the
 time of one epoch of every member: ``fastbp.Ensemble.fit``, the same fits one
-after another, and the same fits in a ThreadPoolExecutor of 2; and the
+after another, and the same fits in a ThreadPoolExecutor of 2; the
 prediction latency workloads L1–L2 (fastbp, onnxruntime, PyTorch,
-scikit-learn and the exported C code; see fastbp._latency), at 1 thread.
+scikit-learn and the exported C code; see fastbp._latency), at 1 thread; and
+(when scikit-learn is importable) the fit time of scikit-learn's MLP
+estimators against fastbp.sklearn's, same parameters, on S1–S6.
 
 A step is forward + loss + backward + Adam update of every parameter on one
 fixed mini-batch. Implementations are timed side by side in one process: each
@@ -30,7 +32,8 @@ from fastbp import reference as ref
 from fastbp._latency import LATENCY_WORKLOADS, latency_environment, latency_table, run_latency
 from fastbp.threads import set_num_threads
 
-__all__ = ["WORKLOADS", "LATENCY_WORKLOADS", "Workload", "run", "main"]
+__all__ = ["WORKLOADS", "LATENCY_WORKLOADS", "Workload", "SKLEARN_CASES", "SklearnCase", "run",
+           "main"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,86 @@ WORKLOADS = {
     "W4-dropout": Workload("W4-dropout", "W4 with dropout 0.1", (784, 1024, 1024, 10), "relu",
                            "cross_entropy", 256, "float32", dropout=0.1),
 }
+
+
+@dataclass(frozen=True)
+class SklearnCase:
+    """A fit of scikit-learn's estimator against fastbp.sklearn's, same parameters."""
+
+    name: str
+    title: str
+    data: str                   # digits | classification | regression
+    estimator: str              # MLPClassifier | MLPRegressor
+    params: tuple[tuple[str, Any], ...]
+    dtype: str
+    n_samples: int = 0          # synthetic data only
+
+
+# Fixed epoch counts: n_iter_no_change = max_iter, so no case stops early.
+_S_ADAM_DIGITS = (("hidden_layer_sizes", (100,)), ("max_iter", 20), ("n_iter_no_change", 20),
+                  ("random_state", 0))
+_S_ADAM_BIG = (("hidden_layer_sizes", (64,)), ("max_iter", 10), ("n_iter_no_change", 10),
+               ("random_state", 0))
+_S_LBFGS = (("hidden_layer_sizes", (64,)), ("solver", "lbfgs"), ("max_iter", 100),
+            ("random_state", 0))
+SKLEARN_CASES = {
+    "S1": SklearnCase("S1", "digits (1797x64, 10 classes), hidden (100,), adam, 20 epochs, f64",
+                      "digits", "MLPClassifier", _S_ADAM_DIGITS, "float64"),
+    "S2": SklearnCase("S2", "S1 in float32", "digits", "MLPClassifier", _S_ADAM_DIGITS,
+                      "float32"),
+    "S3": SklearnCase("S3", "50,000x64 classification (10 classes), hidden (64,), adam, "
+                      "10 epochs, f64", "classification", "MLPClassifier", _S_ADAM_BIG,
+                      "float64", 50_000),
+    "S4": SklearnCase("S4", "S3 in float32", "classification", "MLPClassifier", _S_ADAM_BIG,
+                      "float32", 50_000),
+    "S5": SklearnCase("S5", "5,000x20 regression, hidden (64,), lbfgs, 100 iterations, f64",
+                      "regression", "MLPRegressor", _S_LBFGS, "float64", 5_000),
+    "S6": SklearnCase("S6", "S5 in float32", "regression", "MLPRegressor", _S_LBFGS, "float32",
+                      5_000),
+}
+
+
+def sklearn_data(case: SklearnCase, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The case's (X, y) in its dtype; ``scale`` < 1 keeps that fraction of the samples."""
+    from sklearn.datasets import load_digits, make_classification, make_regression
+    from sklearn.preprocessing import StandardScaler
+
+    if case.data == "digits":
+        X, y = load_digits(return_X_y=True)
+        X = X / 16.0
+    elif case.data == "classification":
+        X, y = make_classification(case.n_samples, 64, n_informative=32, n_classes=10,
+                                   random_state=0)
+    else:
+        X, y = make_regression(case.n_samples, 20, n_informative=15, noise=1.0,
+                               random_state=0)
+        y = (y - y.mean()) / y.std()
+    X = StandardScaler().fit_transform(X) if case.data != "digits" else X
+    n = max(50, int(len(X) * scale))
+    return X[:n].astype(case.dtype), y[:n]
+
+
+def sklearn_fits(case: SklearnCase, scale: float = 1.0) -> dict[str, Callable[[], Any]]:
+    """{"fastbp": fit, "sklearn": fit}: each call fits a fresh estimator on the case."""
+    import warnings
+
+    import sklearn.neural_network as skn
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastbp import sklearn as fbs
+
+    X, y = sklearn_data(case, scale)
+    params = dict(case.params)
+
+    def fitter(module: Any) -> Callable[[], Any]:
+        cls = getattr(module, case.estimator)
+
+        def fit() -> Any:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                return cls(**params).fit(X, y)
+        return fit
+    return {"fastbp": fitter(fbs), "sklearn": fitter(skn)}
 
 
 # ---------------------------------------------------------------- data and timing
@@ -421,6 +504,29 @@ def environment(threads: list[int]) -> dict[str, Any]:
     return info
 
 
+def run_sklearn(cases: list[str], threads: list[int], budget: float = 0.25,
+                scale: float = 1.0) -> list[dict[str, Any]]:
+    """Fit times (seconds, median of interleaved repeats) of scikit-learn's and fastbp's
+    estimators on each case, at each thread count (both held to it)."""
+    rows = []
+    for n_threads in threads:
+        set_num_threads(n_threads)
+        for name in cases:
+            case = SKLEARN_CASES[name]
+            timed = time_side_by_side(sklearn_fits(case, scale), budget, repeats=3)
+            row = {"case": name, "title": case.title, "threads": n_threads,
+                   "fastbp": timed["fastbp"], "sklearn": timed["sklearn"],
+                   "speedup": timed["sklearn"] / timed["fastbp"], "scale": scale}
+            rows.append(row)
+            print(_format_sklearn_row(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def _format_sklearn_row(row: dict[str, Any]) -> str:
+    return (f"| {row['case']} | {row['threads']} | {row['title']} | {row['sklearn'] * 1e3:.1f} ms "
+            f"| {row['fastbp'] * 1e3:.1f} ms | {row['speedup']:.1f}x |")
+
+
 def run(workloads: list[str], threads: list[int], include_reference: bool = True,
         include_torch: bool = True, budget: float = 0.25, samples: int | None = None
         ) -> dict[str, Any]:
@@ -548,6 +654,12 @@ def table(report: dict[str, Any]) -> str:
                          f"dropout / without = {r['fastbp'] / r['fastbp-no-dropout']:.3f} "
                          f"({r['fastbp']:.1f} µs vs {r['fastbp-no-dropout']:.1f} µs, timed "
                          "side by side)")
+    if report.get("sklearn"):
+        lines += ["", "fit time, scikit-learn's estimator vs fastbp.sklearn's (same parameters, "
+                  "same data; median of interleaved fits); speed-up = scikit-learn / fastbp", "",
+                  "| case | threads | fit | scikit-learn | fastbp | speed-up |",
+                  "|---|---|---|---|---|---|"]
+        lines += [_format_sklearn_row(r) for r in report["sklearn"]]
     adam = [r for r in report["results"] if r["workload"] == "W6"]
     for r in adam:
         gbs = 7 * 4 * WORKLOADS["W6"].n_samples / (r["fastbp"] * 1e-6) / 1e9
@@ -564,9 +676,12 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m fastbp bench", description=__doc__)
-    every = [*WORKLOADS, *LATENCY_WORKLOADS]
+    every = [*WORKLOADS, *LATENCY_WORKLOADS, *SKLEARN_CASES]
     parser.add_argument("--workloads", default=",".join(every),
-                        help="comma-separated subset of " + ",".join(every))
+                        help="comma-separated subset of " + ",".join(every) +
+                        " (S1-S6 need scikit-learn)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="fraction of S1-S6's samples to fit on (for a quick run)")
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
@@ -582,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in every]
     if unknown:
         parser.error(f"unknown workloads {unknown}; choose from {every}")
+    if not 0 < args.scale <= 1:
+        parser.error(f"--scale must be in (0, 1], got {args.scale}")
     try:
         threads = [int(t) for t in args.threads.split(",")]
     except ValueError:
@@ -602,6 +719,15 @@ def main(argv: list[str] | None = None) -> int:
             latency, not args.no_torch, calls=max(500, int(args.budget * 80_000)),
             progress=lambda line: print(line, file=sys.stderr, flush=True))
         report["environment"].update(latency_environment())
+    cases = [n for n in names if n in SKLEARN_CASES]
+    if cases:
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            if names != every:   # asked for explicitly
+                parser.error("S1-S6 need scikit-learn (pip install fastbp[sklearn])")
+            cases = []
+        report["sklearn"] = run_sklearn(cases, threads, args.budget * 4, args.scale)
     if args.json == "-":
         json.dump(report, sys.stdout, indent=2)
         print()

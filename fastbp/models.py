@@ -43,6 +43,10 @@ class Sequential:
 
     #: the parameter arrays the engine points into (set with it, in _compiled)
     _engine_arrays: list[np.ndarray]
+    #: a training objective other than the plain mean loss, as the engine's
+    #: set_loss_convention arguments (grad_scale, loss_scale, l2, clip_eps);
+    #: fastbp.sklearn sets it to reproduce scikit-learn's objective. None: fastbp's own.
+    _loss_convention: tuple[float, ...] | None = None
 
     def __init__(self, layers: Sequence[Dense], loss: str = "mse", *,
                  dropout_seed: int | None = None) -> None:
@@ -129,7 +133,10 @@ class Sequential:
         return as_input(X, self.dtype, self.in_features)
 
     def check_y(self, y: Any, n_samples: int) -> np.ndarray:
-        return as_target(y, self.loss_name, self.dtype, n_samples, self.out_features)
+        y = as_target(y, self.loss_name, self.dtype, n_samples, self.out_features)
+        if self.loss_name == "poisson":
+            check.poisson_target(y, "y")
+        return y
 
     def check_Xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         X = self.check_X(X)
@@ -154,6 +161,8 @@ class Sequential:
                             [la.dW for la in layers], [la.db for la in layers],
                             [la.act_code for la in layers], self.loss_code, self.dtype)
             engine.set_dropout([la.dropout for la in layers], self._dropout_seed)
+            if self._loss_convention is not None:
+                engine.set_loss_convention(*self._loss_convention)
             self._engine = engine
             self._engine_arrays = arrays
         engine.generation = Dense.generation
@@ -208,24 +217,38 @@ class Sequential:
             engine.reserve(X.shape[0])
             return engine.forward(X).copy()
 
-    def loss_and_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """(mean loss, dL/d_output) for converted output and target."""
+    def loss_and_grad(self, output: np.ndarray, y: np.ndarray,
+                      sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """(mean loss, dL/d_output) for converted output, target and checked weights."""
         d_out = np.empty_like(output)
-        if y.ndim == 1:
+        if sample_weight is not None:
+            T, labels = self._split(y)
+            loss = _loss.weighted_loss_into(self.loss_code, output, T, labels, sample_weight,
+                                            d_out)
+        elif y.ndim == 1:
             loss = _loss.cross_entropy_labels_into(output, y, d_out)
         else:
             loss = _loss.loss_forward_backward_into(self.loss_code, output, y, d_out)
         return float(loss), d_out
 
-    def loss(self, X: Any, y: Any) -> float:
-        """The mean loss on (X, y)."""
+    def check_sample_weight(self, sample_weight: Any, n_samples: int) -> np.ndarray | None:
+        """Checked weights (float64), or None for None and all-ones weights."""
+        return check.sample_weight(sample_weight, n_samples)
+
+    def loss(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The mean loss on (X, y); the weighted mean with sample_weight."""
         X, y = self.check_Xy(X, y)
-        return self.loss_and_grad(self.forward(X), y)[0]
+        w = self.check_sample_weight(sample_weight, X.shape[0])
+        return self.loss_and_grad(self.forward(X), y, w)[0]
 
-    evaluate = loss
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The mean loss on (X, y), the same number as loss."""
+        return self.loss(X, y, sample_weight)
 
-    def backward(self, X: Any, y: Any, *, step: int | None = None) -> float:
-        """Forward, loss and backward: fills every layer's dW, db; returns the loss.
+    def backward(self, X: Any, y: Any, sample_weight: Any = None, *,
+                 step: int | None = None) -> float:
+        """Forward, loss and backward: fills every layer's dW, db; returns the loss
+        (the weighted mean with sample_weight).
 
         With dropout, the masks are those of optimizer step ``step`` (the ones
         ``train_step`` draws when the optimizer's ``step_count`` is ``step - 1``);
@@ -233,6 +256,7 @@ class Sequential:
         k-th such call uses step k (the count is not saved in model files).
         """
         X, y = self.check_Xy(X, y)
+        w = self.check_sample_weight(sample_weight, X.shape[0])
         if step is not None:
             step = check.dropout_step(step)
         T, labels = self._split(y)
@@ -242,14 +266,15 @@ class Sequential:
                 step = self._backward_calls
             engine = self._compiled()
             engine.reserve(X.shape[0])
-            return engine.step(X, T, labels, step, False)
+            return engine.step(X, T, labels, step, False, w)
 
-    def train_step(self, X: Any, y: Any, optimizer: Optimizer) -> float:
+    def train_step(self, X: Any, y: Any, optimizer: Optimizer,
+                   sample_weight: Any = None) -> float:
         """One step of gradient descent on (X, y) in one compiled call: forward, loss,
         backward and the update of every layer. Returns the loss before the update."""
         with self._lock:
             engine = self._engine
-            if engine is not None and self.num_threads is None:
+            if engine is not None and self.num_threads is None and sample_weight is None:
                 loss = engine.train_step_fast(X, y, optimizer, Dense.generation)
                 if loss is not None:
                     return loss
@@ -258,12 +283,13 @@ class Sequential:
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
                             f"{type(optimizer).__name__}")
         X, y = self.check_Xy(X, y)
+        w = self.check_sample_weight(sample_weight, X.shape[0])
         T, labels = self._split(y)
         with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
             engine.reserve(X.shape[0])
-            loss = engine.step(X, T, labels, optimizer.step_count + 1, True)
+            loss = engine.step(X, T, labels, optimizer.step_count + 1, True, w)
             optimizer.step_count += 1
         return loss
 

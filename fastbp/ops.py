@@ -97,11 +97,16 @@ def loss_forward_backward(
     name: str,
     output: npt.NDArray[np.floating[Any]],
     target: npt.NDArray[Any],
+    sample_weight: npt.ArrayLike | None = None,
 ) -> tuple[float, npt.NDArray[np.floating[Any]]]:
-    """(mean loss, dL/d_output) of the raw output against target."""
+    """(mean loss, dL/d_output) of the raw output against target; with sample_weight
+    the weighted mean Σ w_i·ℓ_i / Σ w_i over the samples."""
     code, output, target, labels = check.loss_args(name, output, target)
+    w = check.sample_weight(sample_weight, output.shape[0])
     d_out = np.empty_like(output)
-    if labels is not None:
+    if w is not None:
+        loss = _loss.weighted_loss_into(code, output, target, labels, w, d_out)
+    elif labels is not None:
         loss = _loss.cross_entropy_labels_into(output, labels, d_out)
     else:
         loss = _loss.loss_forward_backward_into(code, output, target, d_out)

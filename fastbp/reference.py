@@ -218,19 +218,50 @@ def cross_entropy_labels(x: _FloatArray, labels: npt.NDArray[np.intp]) -> tuple[
     return np.mean(loss, dtype=np.float64), grad / n
 
 
+def poisson(z: _FloatArray, y: _FloatArray) -> tuple[float, _FloatArray]:
+    """z = log of the mean: mean(e^z - y·z); (e^z - y)/N. e^z is +inf past ~709, where
+    the loss is infinite (no overflow warning: that is its value)."""
+    with np.errstate(over="ignore"):
+        e = np.exp(z)
+    loss = e - np.where(y != 0, y * z, 0)
+    return np.mean(loss, dtype=np.float64), (e - y) / z.size
+
+
 LOSS: dict[str, Callable[[_FloatArray, _FloatArray], tuple[float, _FloatArray]]] = {
     "mse": mse, "mae": mae, "huber": huber,
-    "binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy}
+    "binary_cross_entropy": binary_cross_entropy, "cross_entropy": cross_entropy,
+    "poisson": poisson}
+
+
+def _per_sample(name: str, output: _FloatArray, target: Any,
+                labels: npt.NDArray[np.intp] | None) -> tuple[_FloatArray, _FloatArray]:
+    """(ℓ_i of each sample alone, the gradient of Σ_i ℓ_i): each row as a batch of one."""
+    n = output.shape[0]
+    losses = np.empty(n)
+    grads = np.empty(output.shape, dtype=np.float64)
+    for i in range(n):
+        if labels is not None:
+            losses[i], grads[i] = cross_entropy_labels(output[i:i + 1], labels[i:i + 1])
+        else:
+            losses[i], grads[i] = LOSS[name](output[i:i + 1], target[i:i + 1])
+    return losses, grads
 
 
 def loss_forward_backward(
     name: str,
     output: npt.NDArray[np.floating[Any]],
     target: npt.NDArray[Any],
+    sample_weight: npt.ArrayLike | None = None,
 ) -> tuple[float, npt.NDArray[np.floating[Any]]]:
-    """(mean loss, dL/d_output)."""
+    """(mean loss, dL/d_output); with sample_weight Σ w_i·ℓ_i / Σ w_i, gradient w_i/Σw·∂ℓ_i."""
     _, output, target, labels = check.loss_args(name, output, target)
-    if labels is not None:
+    w = check.sample_weight(sample_weight, output.shape[0])
+    if w is not None:
+        losses, grads = _per_sample(name, output, target, labels)
+        keep = w > 0   # a zero weight drops its sample
+        loss = np.sum(w[keep] * losses[keep]) / w.sum()
+        grad = np.where(keep[:, None], grads * (w / w.sum())[:, None], 0.0)
+    elif labels is not None:
         loss, grad = cross_entropy_labels(output, labels)
     else:
         loss, grad = LOSS[name](output, target)

@@ -1,126 +1,147 @@
 """scikit-learn estimators on the fastbp core: ``MLPClassifier`` and ``MLPRegressor``.
 
-Drop-in counterparts of ``sklearn.neural_network.MLPClassifier``/``MLPRegressor``
-(stochastic solvers only) that train a :class:`fastbp.MLP`. scikit-learn is an
-optional dependency, imported by this module only (``import fastbp`` does not).
+Drop-in replacements for ``sklearn.neural_network.MLPClassifier``/``MLPRegressor``
+(scikit-learn 1.9): every ``__init__`` parameter with its name, default and
+meaning, the same fitted attributes, and -- with the same data, an integer
+``random_state`` and float64 -- the same numbers. scikit-learn is an optional
+dependency, imported by this module only (``import fastbp`` does not).
 
-How scikit-learn's parameters map onto fastbp:
+How the same numbers come about (each point is what scikit-learn's
+``_multilayer_perceptron.py``, ``_base.py`` and ``_stochastic_optimizers.py`` do):
 
-- ``solver="adam"`` is ``fastbp.Adam(eps_mode="folded")``, scikit-learn's own Adam
-  (bias correction folded into the step size); ``solver="sgd"`` is ``fastbp.SGD``
-  with ``momentum`` and ``nesterov=nesterovs_momentum`` (for a constant learning
-  rate, PyTorch's and scikit-learn's momentum updates are the same). Only the
-  constant learning rate is offered (no ``learning_rate``/``power_t``/``lbfgs``).
-- ``alpha`` (L2 penalty): scikit-learn adds ``alpha * W / batch_size`` to each
-  step's weight gradient. Here it is the optimizer's ``weight_decay``, set to
-  ``alpha / batch_size`` for the classifier and ``2 * alpha / batch_size`` for the
-  regressor (fastbp's ``mse`` has no ½, so its gradient is twice scikit-learn's
-  squared error's; the factor keeps the penalty's weight relative to the data term
-  the same). So a full mini-batch gets scikit-learn's penalty gradient; unlike
-  scikit-learn it also decays the biases (fastbp's weight decay covers every
-  parameter), and the last, smaller batch of an epoch gets the same decay as the
-  others.
-- Classifier: loss ``cross_entropy`` with one output per class, also for two
-  classes (softmax over two logits, where scikit-learn uses one logistic
-  output; the model is the same up to parametrisation). ``predict_proba`` is
-  the softmax of the network's logits computed in float64, so rows sum to 1 to
-  float64 precision.
-- Regressor: loss ``mse``. ``loss_curve_`` and ``best_loss_`` are reported on
-  scikit-learn's scale (half the mean squared error), so ``tol`` means the same
-  as in scikit-learn. Predictions are float64 (exact copies of the model's
-  output); 1-D ``y`` gives 1-D predictions, 2-D ``y`` 2-D ones, also for
-  ``(n, 1)`` (which scikit-learn would ravel).
-- ``loss_curve_[e]`` is the mean of epoch e's mini-batch losses, each taken before
-  its update (as scikit-learn), without the L2 penalty term.
-- ``batch_size="auto"`` is ``min(200, n_samples)``; a larger int is clipped to
-  ``n_samples`` with a warning, as scikit-learn does.
-- Stopping rule, exactly scikit-learn's: an epoch counts as "no improvement" when
-  the training loss is not below ``best_loss_ - tol`` (with ``early_stopping``:
-  the validation score, accuracy or R², not above ``best_validation_score_ +
-  tol``); training stops once more than ``n_iter_no_change`` consecutive epochs
-  had no improvement. Reaching ``max_iter`` otherwise warns with
-  ``ConvergenceWarning``. With ``early_stopping`` the parameters of the best
-  validation score are restored at the end.
-- Initialisation is fastbp's (He for the rectifiers, Glorot otherwise, zero
-  biases): ``model_`` is ``MLP(..., seed=rs.randint(2**31 - 1))`` with
-  ``rs = check_random_state(random_state)``, whose next draw seeds the shuffling.
-  The same int ``random_state`` gives bit-identical fits.
-- ``partial_fit`` runs one epoch and keeps the model and optimizer (and its
-  state) of earlier calls; ``n_iter_`` and ``t_`` keep counting across calls
-  (scikit-learn resets ``n_iter_`` to 1). ``early_stopping=True`` is refused
-  there, as in scikit-learn. ``fit`` always starts a new model.
-- Invalid parameters raise ``InvalidParameterError`` (a ``ValueError`` and a
-  ``TypeError``, like scikit-learn's) at ``fit``; ``__init__`` only stores them.
-- ``dtype`` (``"float32"`` default, or ``"float64"``) is the model's dtype; inputs
-  are converted to it by ``validate_data``. ``num_threads`` is the model's BLAS
-  thread count during its calls (``None``: the process-wide setting).
+- The random stream: ``check_random_state(random_state)`` at every ``fit``/
+  ``partial_fit``; on a first fit the initial weights and biases are drawn from it
+  layer by layer (``uniform(±sqrt(f/(fan_in+fan_out)))``, f = 2 for logistic, else 6);
+  then the early-stopping split (scikit-learn's own ``train_test_split`` on the same
+  stream, stratified for binary problems only) and each epoch's
+  ``sklearn.utils.shuffle`` of the previous order. That order goes to fastbp's
+  compiled epoch loop, which gathers the rows (and weights) of each mini-batch.
+- The objective: the output layer's gradient is ``(activation - y)·w_i/Σw`` summed
+  over outputs, the penalty ``alpha·W/Σw`` on the weights (not the biases) with
+  ``½·alpha·ΣW²/Σw`` in the reported loss, all per mini-batch. fastbp's engine runs
+  its own losses (cross-entropy from logits, binary cross-entropy for one logistic
+  output or multilabel targets, mse, poisson) under a loss convention that scales
+  the gradient and the loss value to scikit-learn's and adds that penalty
+  (``Sequential._loss_convention``).
+- The solvers: ``adam`` is fastbp's Adam with ``eps_mode="folded"`` (scikit-learn's
+  form); ``sgd`` is fastbp's SGD with momentum/Nesterov, whose buffer is rescaled by
+  lr_old/lr_new whenever ``invscaling``/``adaptive`` change the learning rate, so the
+  steps stay scikit-learn's velocity form ``v = μv - lr·g``; ``lbfgs`` is
+  ``scipy.optimize.minimize(method="L-BFGS-B")`` on scikit-learn's packed parameter
+  vector with the options scikit-learn passes, the loss and gradient from fastbp's
+  compiled full-batch forward/backward.
+- The learning-rate rules, the ``tol``/``n_iter_no_change`` logic, early stopping,
+  ``warm_start`` (a new optimizer, the old weights) and ``partial_fit`` (one epoch,
+  the optimizer kept) are scikit-learn's, line for line.
+
+What differs: the loss values in ``loss_curve_`` come from logits (log-sum-exp)
+instead of clipped probabilities, so they agree with scikit-learn's to rounding
+except where a probability is within float eps of 0 or 1 (scikit-learn clips there).
+Sparse X is refused. fastbp's extras are keyword-only: ``dtype`` (None: float32
+for float32 X, else float64, as scikit-learn), ``num_threads``, and the other
+fastbp activations (``"sigmoid"`` is ``"logistic"``).
 
 Pickling (needed by joblib's process workers, e.g. ``GridSearchCV(n_jobs=2)``)
-stores the fitted model as plain arrays plus its architecture and the
-optimizer's ``state_dict()``, and rebuilds both on unpickling. To write a file
-use :meth:`save` (fastbp's pickle-free format; the estimator's own attributes
-such as ``classes_`` are not in it).
+stores the network as plain arrays plus the optimizer's ``state_dict()``. To
+write a file use :meth:`save` (fastbp's pickle-free format).
 """
 from __future__ import annotations
 
 import numbers
 import warnings
+from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
+import scipy.optimize
+from scipy.special import expit, xlogy
 # scikit-learn ships no type information; "unused-ignore" keeps these comments harmless
 # once mypy is configured to ignore it (pyproject's ignore_missing_imports list).
 from sklearn.base import (  # type: ignore[import-untyped, unused-ignore]
-    BaseEstimator, ClassifierMixin, RegressorMixin)
+    BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier)
 from sklearn.exceptions import (  # type: ignore[import-untyped, unused-ignore]
     ConvergenceWarning)
-from sklearn.metrics import r2_score  # type: ignore[import-untyped, unused-ignore]
+from sklearn.metrics import (  # type: ignore[import-untyped, unused-ignore]
+    accuracy_score, r2_score)
 from sklearn.model_selection import (  # type: ignore[import-untyped, unused-ignore]
     train_test_split)
+from sklearn.neural_network._multilayer_perceptron import (  # type: ignore[import-untyped, unused-ignore]
+    BaseMultilayerPerceptron as _SkBase)
+from sklearn.preprocessing import LabelBinarizer  # type: ignore[import-untyped, unused-ignore]
 from sklearn.utils import (  # type: ignore[import-untyped, unused-ignore]
-    check_random_state, check_scalar)
+    check_random_state, column_or_1d)
+from sklearn.utils._param_validation import (  # type: ignore[import-untyped, unused-ignore]
+    Interval, InvalidParameterError, StrOptions)
+from sklearn.utils.fixes import (  # type: ignore[import-untyped, unused-ignore]
+    _get_additional_lbfgs_options_dict)
+from sklearn.utils.metaestimators import (  # type: ignore[import-untyped, unused-ignore]
+    available_if)
 from sklearn.utils.multiclass import (  # type: ignore[import-untyped, unused-ignore]
-    check_classification_targets)
+    _check_partial_fit_first_call, type_of_target, unique_labels)
+from sklearn.utils.optimize import (  # type: ignore[import-untyped, unused-ignore]
+    _check_optimize_result)
 from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ignore]
-    check_is_fitted, validate_data)
+    _check_sample_weight, check_is_fitted, validate_data)
 
 from fastbp import _validation as _fcheck
 from fastbp.models import MLP
 from fastbp.optim import SGD, Adam
+from fastbp.training import run_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
 
-_SEED_MAX = np.iinfo(np.int32).max
 _Est = TypeVar("_Est", bound="_BaseMLP")
+_STOCHASTIC = ("sgd", "adam")
+#: scikit-learn's hidden activations and fastbp's other ones (softmax is no hidden one)
+_HIDDEN = ("identity", "logistic", "tanh", "relu") + tuple(
+    a for a in _fcheck.ACTIVATIONS if a not in ("identity", "tanh", "relu", "softmax"))
 
 
-class InvalidParameterError(ValueError, TypeError):
-    """A parameter has a wrong type or value (raised by fit, like scikit-learn's own)."""
+def _fast_activation(name: str) -> str:
+    return "sigmoid" if name == "logistic" else name
 
 
-def _activation(name: Any) -> str:
-    """A fastbp activation name from scikit-learn's or fastbp's spelling."""
-    fast = "sigmoid" if name == "logistic" else name
-    if not isinstance(fast, str) or fast not in _fcheck.ACTIVATIONS:
-        raise ValueError(f"activation must be 'logistic' or one of {_fcheck.ACTIVATIONS}, "
-                         f"got {name!r}")
-    return fast
+def _out_activation(name: str, out: np.ndarray) -> np.ndarray:
+    """The output activation on the raw output, as scikit-learn's ACTIVATIONS compute it."""
+    if name == "identity":
+        return out
+    if name == "exp":
+        return np.exp(out)
+    if name == "logistic":
+        return expit(out)
+    tmp = out - out.max(axis=1)[:, np.newaxis]   # softmax
+    np.exp(tmp, out=tmp)
+    tmp /= tmp.sum(axis=1)[:, np.newaxis]
+    return tmp
 
 
-def _model_state(model: MLP, optimizer: Adam | SGD) -> dict[str, Any]:
-    """A fitted model and its optimizer as plain, picklable data."""
+def _shuffle(idx: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
+    """``sklearn.utils.shuffle(idx, random_state=random_state)`` without its per-call
+    parameter validation (~3 ms, a digits epoch's worth): resample(replace=False)
+    shuffles arange(n) in place with the state and indexes with it."""
+    perm = np.arange(idx.shape[0])
+    random_state.shuffle(perm)
+    return idx[perm]
+
+
+def _model_state(model: MLP, optimizer: Adam | SGD | None) -> dict[str, Any]:
+    """A fitted network and its optimizer as plain, picklable data."""
     return {"sizes": model.sizes, "activation": model.activation, "loss": model.loss_name,
             "dtype": model.dtype.name, "num_threads": model.num_threads,
+            "convention": model._loss_convention,
             "params": [p.copy() for p in model.parameters()],
-            "optimizer": optimizer.state_dict()}
+            "optimizer": None if optimizer is None else optimizer.state_dict()}
 
 
-def _model_from_state(d: dict[str, Any]) -> tuple[MLP, Adam | SGD]:
+def _model_from_state(d: dict[str, Any]) -> tuple[MLP, Adam | SGD | None]:
     model = MLP(d["sizes"], d["activation"], d["loss"], dtype=d["dtype"],
                 num_threads=d["num_threads"])
-    for layer, W, b in zip(model.layers, d["params"][::2], d["params"][1::2]):
-        layer.W, layer.b = W, b
+    model._loss_convention = d["convention"]
+    for p, saved in zip(model.parameters(), d["params"]):
+        p[...] = saved
     sd = d["optimizer"]
+    if sd is None:
+        return model, None
     kind = {"adam": Adam, "sgd": SGD}[sd["type"]]
     optimizer = kind(model.parameters(), **sd["hyperparameters"])
     optimizer.load_state_dict(sd)
@@ -128,45 +149,44 @@ def _model_from_state(d: dict[str, Any]) -> tuple[MLP, Adam | SGD]:
 
 
 class _BaseMLP(BaseEstimator):
-    """Shared parameters, validation, training loop and pickling of the two estimators."""
+    """Shared parameters, training (scikit-learn's _fit, _fit_stochastic, _fit_lbfgs)
+    and pickling of the two estimators."""
 
-    _loss: str  # the fastbp loss
-    _loss_scale = 1.0  # fastbp's loss / scikit-learn's loss
-    # fitted attributes (set by fit/partial_fit)
+    _parameter_constraints: dict = {
+        **_SkBase._parameter_constraints,
+        "activation": [StrOptions(set(_HIDDEN))],
+        "num_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    }
+    _fast_loss: str  # set by _initialize: the fastbp loss
     model_: MLP
     optimizer_: Adam | SGD
-    n_outputs_: int
-    n_iter_: int
-    t_: int
-    loss_: float
     loss_curve_: list[float]
-    best_loss_: float | None
     validation_scores_: list[float] | None
     best_validation_score_: float | None
-    _rng: np.random.Generator
-    _no_improvement_count: int
-    _best_params: list[np.ndarray] | None
+    best_loss_: float | None
 
-    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
-                 solver: str = "adam", alpha: float = 1e-4, batch_size: Any = "auto",
-                 learning_rate_init: float = 1e-3, max_iter: int = 200, shuffle: bool = True,
-                 random_state: Any = None, tol: float = 1e-4, verbose: bool = False,
-                 momentum: float = 0.9, nesterovs_momentum: bool = True,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
-                 n_iter_no_change: int = 10, dtype: Any = "float32",
-                 num_threads: int | None = None) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
+    def __init__(self, hidden_layer_sizes: Any, activation: str, solver: str, alpha: float,
+                 batch_size: Any, learning_rate: str, learning_rate_init: float,
+                 power_t: float, max_iter: int, loss: str, shuffle: bool, random_state: Any,
+                 tol: float, verbose: Any, warm_start: bool, momentum: float,
+                 nesterovs_momentum: bool, early_stopping: bool, validation_fraction: float,
+                 beta_1: float, beta_2: float, epsilon: float, n_iter_no_change: Any,
+                 max_fun: int, dtype: Any, num_threads: int | None) -> None:
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
         self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
@@ -175,189 +195,394 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
         self.num_threads = num_threads
 
-    # ---------------------------------------------------------------- parameters
-    def _check_params(self) -> tuple[int, ...]:
-        """The hidden layer sizes, after checking every parameter (InvalidParameterError)."""
-        try:
-            return self._checked_params()
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(str(exc)) from exc
-
-    def _checked_params(self) -> tuple[int, ...]:
-        sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-        for i, s in enumerate(sizes):
-            check_scalar(s, f"hidden_layer_sizes[{i}]", numbers.Integral, min_val=1)
-        _activation(self.activation)
-        if self.solver not in ("adam", "sgd"):
-            raise ValueError(f"solver must be 'adam' or 'sgd' (fastbp has no {self.solver!r}), "
-                             f"got {self.solver!r}")
-        real, integral = numbers.Real, numbers.Integral
-        for name, kind, low, high, bounds in [
-                ("alpha", real, 0, None, "left"), ("learning_rate_init", real, 0, None, "neither"),
-                ("max_iter", integral, 1, None, "left"), ("tol", real, 0, None, "left"),
-                ("validation_fraction", real, 0, 1, "neither"),
-                ("n_iter_no_change", integral, 1, None, "left"),
-                ("momentum", real, 0, 1, "both"), ("beta_1", real, 0, 1, "left"),
-                ("beta_2", real, 0, 1, "left"), ("epsilon", real, 0, None, "neither")]:
-            check_scalar(getattr(self, name), name, kind, min_val=low, max_val=high,
-                         include_boundaries=bounds)
-        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
-        if self.num_threads is not None:
-            check_scalar(self.num_threads, "num_threads", numbers.Integral, min_val=1)
-        _fcheck.float_dtype(self.dtype)
-        return sizes
-
-    def _batch(self, n: int) -> int:
-        if self.batch_size == "auto":
-            return min(200, n)
-        if self.batch_size > n:
-            warnings.warn("Got `batch_size` larger than sample size. It is going to be clipped")
-        return min(int(self.batch_size), n)
-
-    # ---------------------------------------------------------------- fitting
-    def fit(self: _Est, X: Any, y: Any) -> _Est:
-        """Train a new network on (X, y) for up to ``max_iter`` epochs."""
-        return self._fit(X, y, incremental=False)
-
-    def _partial_fit(self: _Est, X: Any, y: Any, classes: Any = None) -> _Est:
-        if self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        return self._fit(X, y, incremental=True, classes=classes)
-
-    # The two estimators differ in these four.
-    def _validate_Xy(self, X: Any, y: Any, first: bool, dtype: np.dtype,
-                     classes: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Validated X and the target in fastbp's form; on ``first``, sets n_outputs_."""
-        raise NotImplementedError
-
-    def _validation_score(self, X: np.ndarray, y: np.ndarray) -> float:
-        raise NotImplementedError
-
-    def _stratify(self, y: np.ndarray) -> np.ndarray | None:
-        return None
-
-    def _fit(self: _Est, X: Any, y: Any, incremental: bool, classes: Any = None) -> _Est:
-        hidden = self._check_params()
-        first = not (incremental and hasattr(self, "model_"))
-        dtype = np.dtype(self.model_.dtype if not first else self.dtype)
-        X, y = self._validate_Xy(X, y, first, dtype, classes)
-        rs = check_random_state(self.random_state)
-        if first:
-            self._initialize(X.shape[1], hidden, dtype, rs)
-        Xv = yv = None
-        if self.early_stopping:
-            X, Xv, y, yv = train_test_split(X, y, random_state=rs, stratify=self._stratify(y),
-                                            test_size=self.validation_fraction)
-            if Xv.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase "
-                                 "'validation_fraction' or the size of your dataset.")
-        batch = self._batch(X.shape[0])
-        opt = self.optimizer_
-        decay = self._loss_scale * self.alpha / batch
-        if opt.weight_decay != decay:
-            opt.weight_decay = decay
-        if not incremental:
-            self.n_iter_ = 0
-        for _ in range(1 if incremental else self.max_iter):
-            history = self.model_.fit(X, y, epochs=1, batch_size=batch, optimizer=opt,
-                                      shuffle=bool(self.shuffle), seed=self._rng, progress=False)
-            self.n_iter_ += 1
-            self.t_ += X.shape[0]
-            self.loss_ = history.loss[0] / self._loss_scale
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if self._no_improvement(Xv, yv):
-                if self.verbose:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    print(f"{what} did not improve more than tol={self.tol:f} for "
-                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                break
-            if not incremental and self.n_iter_ == self.max_iter:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                              "reached and the optimization hasn't converged yet.",
-                              ConvergenceWarning)
-        if self._best_params is not None:  # early stopping: the best validation score's
-            for p, best in zip(self.model_.parameters(), self._best_params):
-                p[...] = best
-        self._best_params = None
-        return self
-
-    def _initialize(self, n_features: int, hidden: tuple[int, ...], dtype: np.dtype,
-                    rs: np.random.RandomState) -> None:
-        """A new model, optimizer and fit record (the model's seed is drawn first from rs)."""
-        self.model_ = MLP((n_features, *hidden, self.n_outputs_), _activation(self.activation),
-                          self._loss, dtype=dtype, seed=int(rs.randint(_SEED_MAX)),
-                          num_threads=self.num_threads)
-        self._rng = np.random.default_rng(int(rs.randint(_SEED_MAX)))  # shuffling
-        params = self.model_.parameters()
-        if self.solver == "adam":
-            self.optimizer_ = Adam(params, lr=self.learning_rate_init,
-                                   betas=(self.beta_1, self.beta_2), eps=self.epsilon,
-                                   eps_mode="folded")
-        else:
-            self.optimizer_ = SGD(params, lr=self.learning_rate_init, momentum=self.momentum,
-                                  nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
-        self.n_iter_ = self.t_ = self._no_improvement_count = 0
-        self.loss_curve_ = []
-        self._best_params = None
-        if self.early_stopping:  # scikit-learn's convention: one of the two is None
-            self.best_loss_, self.validation_scores_, self.best_validation_score_ = \
-                None, [], -np.inf
-        else:
-            self.best_loss_, self.validation_scores_, self.best_validation_score_ = \
-                np.inf, None, None
-
-    def _no_improvement(self, Xv: np.ndarray | None, yv: np.ndarray | None) -> bool:
-        """Record this epoch's loss or validation score; True when training should stop."""
-        if Xv is not None and yv is not None and self.validation_scores_ is not None \
-                and self.best_validation_score_ is not None:  # early stopping
-            score = self._validation_score(Xv, yv)
-            self.validation_scores_.append(score)
-            if self.verbose:
-                print(f"Validation score: {score:f}")
-            improved = score >= self.best_validation_score_ + self.tol
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                self._best_params = [p.copy() for p in self.model_.parameters()]
-        else:
-            best = np.inf if self.best_loss_ is None else self.best_loss_
-            improved = self.loss_ <= best - self.tol
-            self.best_loss_ = min(best, self.loss_)
-        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-        return self._no_improvement_count > self.n_iter_no_change
-
-    # ---------------------------------------------------------------- predicting
-    def _output(self, X: Any) -> np.ndarray:
-        """The network's raw output on validated X."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=self.model_.dtype)
-        return self.model_.forward(X)
-
+    # ---------------------------------------------------------------- fitted arrays
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """The weight matrices W (in_features, out_features) of the layers (live arrays)."""
-        check_is_fitted(self)
+        """The weight matrices (in, out) of the layers: the network's live arrays."""
+        if "model_" not in self.__dict__:
+            raise AttributeError("coefs_ exists once the estimator is fitted")
         return [layer.W for layer in self.model_.layers]
+
+    @coefs_.setter
+    def coefs_(self, values: list[np.ndarray]) -> None:
+        for W, v in zip(self.coefs_, values, strict=True):
+            W[...] = v
 
     @property
     def intercepts_(self) -> list[np.ndarray]:
-        """The bias vectors b of the layers (live arrays)."""
-        check_is_fitted(self)
+        """The bias vectors of the layers: the network's live arrays."""
+        if "model_" not in self.__dict__:
+            raise AttributeError("intercepts_ exists once the estimator is fitted")
         return [layer.b for layer in self.model_.layers]
 
+    @intercepts_.setter
+    def intercepts_(self, values: list[np.ndarray]) -> None:
+        for b, v in zip(self.intercepts_, values, strict=True):
+            b[...] = v
+
+    # ---------------------------------------------------------------- the two differ here
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
+                        dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _fast_target(self, y: np.ndarray) -> np.ndarray:
+        """scikit-learn's 2-D target in the form fastbp's loss takes."""
+        raise NotImplementedError
+
+    def _score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        raise NotImplementedError
+
+    def _loss_constant(self, y: np.ndarray) -> np.ndarray | None:
+        """Per sample, what scikit-learn's loss adds to fastbp's (None: nothing)."""
+        return None
+
+    # ---------------------------------------------------------------- fitting
+    def _dtype(self, X: Any) -> Any:
+        """The dtype validate_data converts X to: the network's after the first pass,
+        else ``dtype`` or (None) scikit-learn's rule, float32 stays, the rest float64."""
+        if self.dtype is not None:
+            try:
+                return _fcheck.float_dtype(self.dtype)
+            except TypeError as exc:
+                raise InvalidParameterError(f"The 'dtype' parameter {exc}") from exc
+        return (np.float64, np.float32)
+
+    def _fit(self: _Est, X: Any, y: Any, sample_weight: Any = None,
+             incremental: bool = False) -> _Est:
+        self._validate_params()
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        dtype = self._dtype(X) if first_pass else self.model_.dtype
+        X, y = self._validate_input(X, y, incremental, reset=first_pass, dtype=dtype)
+        n_samples, n_features = X.shape
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            _fcheck.sample_weight(sample_weight, n_samples)   # finite, >= 0, positive sum
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype)
+        elif self.model_.sizes != tuple(layer_units):
+            raise ValueError(f"the network has layer sizes {self.model_.sizes}; these data "
+                             f"and parameters need {tuple(layer_units)}")
+        if self.solver in _STOCHASTIC:
+            self._fit_stochastic(X, y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, y, sample_weight)
+        if not all(np.isfinite(w).all() for w in chain(self.coefs_, self.intercepts_)):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may"
+                             " contain large values and need to be preprocessed.")
+        return self
+
+    def _initialize(self, y: np.ndarray, layer_units: list[int], dtype: np.dtype) -> None:
+        """scikit-learn's _initialize: attributes, then the initial weights drawn from
+        self._random_state in its order (per layer: coefs, then intercepts)."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self._fast_loss = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy",
+                           "identity": "mse", "exp": "poisson"}[self.out_activation_]
+        model = MLP(layer_units, _fast_activation(self.activation), self._fast_loss,
+                    dtype=dtype, seed=0, num_threads=self.num_threads)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for layer, fan_in, fan_out in zip(model.layers, layer_units, layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            layer.W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            layer.b[...] = self._random_state.uniform(-bound, bound, fan_out)
+        k = self.n_outputs_
+        # (output-gradient scale, loss scale) turning fastbp's mean losses into
+        # scikit-learn's: its gradient is (a - y)·w/Σw summed over the k outputs; its
+        # squared error is half the mean, its log losses and poisson sum over outputs.
+        scales = {"cross_entropy": (1.0, 1.0), "binary_cross_entropy": (k, k),
+                  "mse": (k / 2.0, 0.5), "poisson": (k, k)}[self._fast_loss]
+        # its log losses clip probabilities to [eps, 1-eps] (eps of the dtype) before the log
+        clip = float(np.finfo(dtype).eps) if self._fast_loss in (
+            "cross_entropy", "binary_cross_entropy") else 0.0
+        model._loss_convention = (float(scales[0]), float(scales[1]), float(self.alpha), clip)
+        self.model_ = model
+        self.__dict__.pop("optimizer_", None)
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [i.copy() for i in self.intercepts_]
+        if self.solver in _STOCHASTIC:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    def _output_activation(self) -> str:
+        raise NotImplementedError
+
+    def _sync_alpha(self) -> None:
+        """alpha may have been changed by set_params since the network was built."""
+        conv = self.model_._loss_convention
+        if conv is not None and conv[2] != self.alpha:
+            self.model_._loss_convention = (conv[0], conv[1], float(self.alpha), conv[3])
+            self.model_._engine = None   # rebuilt with the new convention
+
+    def _constant_sum(self, c: np.ndarray | None, order: np.ndarray, batch: int,
+                      w: np.ndarray | None) -> float:
+        """Σ over an epoch's batches of (the batch's weighted mean of c)·(batch size):
+        what scikit-learn's accumulated loss holds beyond fastbp's."""
+        if c is None:
+            return 0.0
+        if w is None:
+            return float(c.sum())
+        starts = np.arange(0, len(order), batch)
+        sizes = np.diff(np.append(starts, len(order)))
+        wo = w[order]
+        means = np.add.reduceat(wo * c[order], starts) / np.add.reduceat(wo, starts)
+        return float(np.dot(means, sizes))
+
+    def _fit_stochastic(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                        incremental: bool) -> None:
+        model = self.model_
+        self._sync_alpha()
+        if not incremental or not hasattr(self, "optimizer_"):
+            params = model.parameters()
+            if self.solver == "sgd":
+                self.optimizer_ = SGD(params, lr=self.learning_rate_init,
+                                      momentum=self.momentum,
+                                      nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+            else:
+                self.optimizer_ = Adam(params, lr=self.learning_rate_init,
+                                       betas=(self.beta_1, self.beta_2), eps=self.epsilon,
+                                       eps_mode="folded")
+        opt = self.optimizer_
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            should_stratify = is_classifier(self) and self.n_outputs_ == 1
+            stratify = y if should_stratify else None
+            if sample_weight is None:
+                X_train, X_val, y_train, y_val = train_test_split(
+                    X, y, random_state=self._random_state, test_size=self.validation_fraction,
+                    stratify=stratify)
+                sw_train = sw_val = None
+            else:
+                X_train, X_val, y_train, y_val, sw_train, sw_val = train_test_split(
+                    X, y, sample_weight, random_state=self._random_state,
+                    test_size=self.validation_fraction, stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+        else:
+            X_train, y_train, sw_train = X, y, sample_weight
+            X_val = y_val = sw_val = None
+        n_samples = X_train.shape[0]
+        X_train = np.ascontiguousarray(X_train)
+        T_train = self._fast_target(y_train)
+        constant = self._loss_constant(y_train)
+        weights = _fcheck.sample_weight(sw_train, n_samples)   # all-ones: the unweighted path
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than "
+                              "sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = _shuffle(sample_idx, self._random_state)
+                order = sample_idx.astype(np.intp, copy=False)
+                steps, total = run_epoch(model, X_train, T_train, order, batch_size, opt,
+                                         weights)
+                if steps < 0:   # scikit-learn would go on with NaN weights and fail below
+                    raise ValueError("Solver produced non-finite parameter weights. The input "
+                                     "data may contain large values and need to be "
+                                     "preprocessed.")
+                total += self._constant_sum(constant, order, batch_size,
+                                            None if sw_train is None else
+                                            np.asarray(sw_train, dtype=np.float64))
+                self.n_iter_ += 1
+                self.loss_ = total / X_train.shape[0]
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+                self._iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if self._trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    # scikit-learn's SGDOptimizer/AdamOptimizer.iteration_ends and trigger_stopping
+    def _set_sgd_lr(self, lr: float) -> None:
+        """A new SGD learning rate, keeping scikit-learn's steps: its velocity v = μv - lr·g
+        holds the old lr, fastbp's buffer b (v = -lr·b) is rescaled by lr_old/lr_new."""
+        opt = self.optimizer_
+        assert isinstance(opt, SGD)
+        old = opt.lr
+        if lr == old:
+            return
+        if opt.momentum != 0 and opt.step_count > 0 and lr > 0:
+            for state in opt.state:
+                state["momentum_buffer"][...] *= old / lr
+        opt.lr = lr
+
+    def _iteration_ends(self, time_step: int) -> None:
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            self._set_sgd_lr(float(self.learning_rate_init) / (time_step + 1) ** self.power_t)
+
+    def _trigger_stopping(self, msg: str, verbose: Any) -> bool:
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.optimizer_.lr <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._set_sgd_lr(self.optimizer_.lr / 5.0)
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.optimizer_.lr)
+        return False
+
+    def _update_no_improvement_count(self, early_stopping: bool, X: Any, y: Any,
+                                     sample_weight: Any) -> None:
+        if early_stopping:
+            assert self.validation_scores_ is not None and self.best_validation_score_ is not None
+            val_score = self._score(X, y, sample_weight=sample_weight)
+            self.validation_scores_.append(val_score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            last_valid_score = self.validation_scores_[-1]
+            if last_valid_score < (self.best_validation_score_ + self.tol):
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last_valid_score > self.best_validation_score_:
+                self.best_validation_score_ = last_valid_score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [i.copy() for i in self.intercepts_]
+        else:
+            assert self.best_loss_ is not None
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_lbfgs(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """scipy's L-BFGS-B on scikit-learn's packed vector (coefs, then intercepts), with
+        the options scikit-learn passes; loss and gradient from the compiled engine."""
+        model = self.model_
+        self._sync_alpha()
+        X = np.ascontiguousarray(X)
+        T = self._fast_target(y)
+        weights = _fcheck.sample_weight(sample_weight, X.shape[0])
+        c = self._loss_constant(y)
+        constant = 0.0 if c is None else float(
+            c.mean() if weights is None else np.dot(weights, c) / weights.sum())
+        params = [layer.W for layer in model.layers] + [layer.b for layer in model.layers]
+        grads = [layer.dW for layer in model.layers] + [layer.db for layer in model.layers]
+        bounds = np.cumsum([0] + [p.size for p in params])
+
+        def loss_grad(packed: np.ndarray) -> tuple[float, np.ndarray]:
+            for p, lo, hi in zip(params, bounds, bounds[1:]):
+                p.reshape(-1)[...] = packed[lo:hi]
+            loss = model.backward(X, T, sample_weight=weights) + constant
+            return loss, np.concatenate([g.reshape(-1) for g in grads]).astype(np.float64,
+                                                                               copy=False)
+
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        packed = np.concatenate([p.reshape(-1) for p in params])
+        opt_res = scipy.optimize.minimize(
+            loss_grad, packed, method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        for p, lo, hi in zip(params, bounds, bounds[1:]):
+            p.reshape(-1)[...] = opt_res.x[lo:hi]
+
+    def fit(self: _Est, X: Any, y: Any, sample_weight: Any = None) -> _Est:
+        """Fit the network to (X, y), as scikit-learn's ``fit``."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    # ---------------------------------------------------------------- predicting
+    def _forward_pass_fast(self, X: Any, check_input: bool = True) -> np.ndarray:
+        """The output activations (scikit-learn's _forward_pass_fast)."""
+        dtype = self.model_.dtype
+        if check_input:
+            # scikit-learn computes in result_type(X, coefs): float32 X stays float32
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+            dtype = np.result_type(X.dtype, dtype)
+        return _out_activation(self.out_activation_,
+                               self.model_.forward(X).astype(dtype, copy=False))
+
+    def _score_with_function(self, X: Any, y: Any, sample_weight: Any,
+                             score_function: Any) -> float:
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
     def save(self, path: Any) -> None:
-        """Write the fitted network and optimizer state with fastbp's pickle-free ``save``."""
+        """Write the fitted network (and optimizer state) with fastbp's pickle-free ``save``."""
         check_is_fitted(self)
-        self.model_.save(path, optimizer=self.optimizer_)
+        self.model_.save(path, optimizer=self.__dict__.get("optimizer_"))
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
 
     def to_onnx(self, path: Any = None) -> bytes:
         """The fitted estimator as ONNX with skl2onnx's conventions; see fastbp.export."""
@@ -368,120 +593,207 @@ class _BaseMLP(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         if "model_" in state:  # the model holds a lock and a compiled engine
-            state["model_"] = _model_state(state["model_"], state.pop("optimizer_"))
+            state["model_"] = _model_state(state["model_"], state.pop("optimizer_", None))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         if isinstance(state.get("model_"), dict):
-            state["model_"], state["optimizer_"] = _model_from_state(state["model_"])
+            state["model_"], opt = _model_from_state(state["model_"])
+            if opt is not None:
+                state["optimizer_"] = opt
         super().__setstate__(state)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier (softmax cross-entropy) trained by fastbp.
+    """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier`` on fastbp.
 
-    Parameters are scikit-learn's ``MLPClassifier``'s (stochastic solvers) plus
-    ``dtype`` and ``num_threads``; see the module docstring for how they map.
-
-    Attributes: ``classes_``, ``n_features_in_``, ``n_outputs_`` (the number of
-    classes), ``model_`` (the :class:`fastbp.MLP`), ``optimizer_`` (its fastbp
-    optimizer, kept across ``partial_fit`` calls), ``loss_``, ``loss_curve_``,
-    ``best_loss_``, ``validation_scores_``, ``best_validation_score_``,
-    ``n_iter_``, ``t_`` (training samples seen), ``coefs_``, ``intercepts_``.
+    Parameters, attributes and results are scikit-learn 1.9's (see the module
+    docstring); plus keyword-only ``dtype`` and ``num_threads``. ``model_`` is the
+    :class:`fastbp.MLP` (its output layer linear: the logistic/softmax output
+    activation is applied by the loss and by ``predict_proba``), ``optimizer_``
+    its fastbp optimizer (stochastic solvers).
     """
 
-    _loss = "cross_entropy"
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: Any = None, tol: float = 1e-4, verbose: Any = False,
+                 warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: Any = 10, max_fun: int = 15000,
+                 dtype: Any = None, num_threads: int | None = None) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss="log_loss", shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dtype=dtype, num_threads=num_threads)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
-        """One epoch over (X, y), continuing the network and optimizer of earlier calls.
+    def _output_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-        ``classes`` (all labels across calls) is required on the first call.
-        """
-        if classes is None and not hasattr(self, "model_"):
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._partial_fit(X, y, classes)
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
+                        dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
 
-    def _validate_Xy(self, X: Any, y: Any, first: bool, dtype: np.dtype,
-                     classes: Any) -> tuple[np.ndarray, np.ndarray]:
-        X, y = validate_data(self, X, y, reset=first, dtype=dtype)
-        check_classification_targets(y)
-        if first and classes is None:  # fit
-            self.classes_, encoded = np.unique(y, return_inverse=True)
-            self.n_outputs_ = len(self.classes_)
-            return X, encoded
-        if first:  # the first partial_fit
-            self.classes_ = np.unique(classes)
-            self.n_outputs_ = len(self.classes_)
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
-                             f"partial_fit, which was {self.classes_!r}")
-        encoded = np.searchsorted(self.classes_, y)
-        known = self.classes_[np.minimum(encoded, len(self.classes_) - 1)] == y
-        if not np.all(known):
-            raise ValueError(f"y has classes not in classes_ {self.classes_}: "
-                             f"{np.unique(np.asarray(y)[~known])}")
-        return X, encoded
-
-    def _stratify(self, y: np.ndarray) -> np.ndarray | None:
-        return y
-
-    def _validation_score(self, X: np.ndarray, y: np.ndarray) -> float:
-        return float(np.mean(self.model_.predict(X) == y))
+    def _fast_target(self, y: np.ndarray) -> np.ndarray:
+        if self.out_activation_ == "softmax":   # one-hot rows: their class labels
+            return np.ascontiguousarray(y.argmax(axis=1), dtype=np.intp)
+        return np.ascontiguousarray(y, dtype=self.model_.dtype)
 
     def predict(self, X: Any) -> np.ndarray:
-        """The predicted class labels (from ``classes_``)."""
-        labels = self._output(X).argmax(axis=1)
-        return self.classes_[labels]
+        """Predicted classes (as scikit-learn: the label binarizer's inverse of the
+        output probabilities)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator, unused-ignore]
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
+                    classes: Any = None) -> MLPClassifier:
+        """One epoch over (X, y), continuing the network and optimizer of earlier calls;
+        ``classes`` (all labels) is required on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log class probabilities: the log-softmax of the logits, computed in float64."""
-        out = self._output(X).astype(np.float64)
-        out -= out.max(axis=1, keepdims=True)
-        out -= np.log(np.exp(out).sum(axis=1, keepdims=True))
-        return out
+        """The log of predict_proba."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes): the softmax of the logits in float64."""
-        return np.exp(self.predict_log_proba(X))
+        """Class probabilities (n_samples, n_classes); for two classes (1 - p, p)."""
+        check_is_fitted(self)
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor (squared error) trained by fastbp.
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on fastbp
+    (``loss="squared_error"`` or ``"poisson"``, whose output activation is exp).
 
-    Parameters are scikit-learn's ``MLPRegressor``'s (stochastic solvers) plus
-    ``dtype`` and ``num_threads``; see the module docstring for how they map.
-
-    Attributes: ``n_features_in_``, ``n_outputs_``, ``model_`` (the
-    :class:`fastbp.MLP`), ``optimizer_``, ``loss_``, ``loss_curve_`` (half the
-    mean squared error, as scikit-learn), ``best_loss_``, ``validation_scores_``
-    (R²), ``best_validation_score_``, ``n_iter_``, ``t_``, ``coefs_``,
-    ``intercepts_``.
+    Parameters, attributes and results are scikit-learn 1.9's (see the module
+    docstring); plus keyword-only ``dtype`` and ``num_threads``.
     """
 
-    _loss = "mse"
-    _loss_scale = 2.0  # fastbp's mse is the mean of squares, scikit-learn's half of it
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
 
-    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
-        """One epoch over (X, y), continuing the network and optimizer of earlier calls."""
-        return self._partial_fit(X, y)
+    def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Any = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Any = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
+                 verbose: Any = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: Any = 10, max_fun: int = 15000,
+                 dtype: Any = None, num_threads: int | None = None) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dtype=dtype, num_threads=num_threads)
 
-    def _validate_Xy(self, X: Any, y: Any, first: bool, dtype: np.dtype,
-                     classes: Any) -> tuple[np.ndarray, np.ndarray]:
-        X, y = validate_data(self, X, y, reset=first, dtype=dtype, multi_output=True,
-                             y_numeric=True)
-        if first:
-            self._y_2d = y.ndim == 2
-            self.n_outputs_ = y.shape[1] if y.ndim == 2 else 1
+    def _output_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
+                        dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype,
+                             reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("y must be >= 0 for loss='poisson' (counts or rates)")
         return X, y
 
-    def _validation_score(self, X: np.ndarray, y: np.ndarray) -> float:
-        return float(r2_score(y, self.model_.forward(X).reshape(y.shape)))
+    def _fast_target(self, y: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(y, dtype=self.model_.dtype)
+
+    def _loss_constant(self, y: np.ndarray) -> np.ndarray | None:
+        """scikit-learn's poisson loss is the half deviance, Σ_j xlogy(y, y/e^z) - y + e^z:
+        fastbp's e^z - y·z plus xlogy(y, y) - y per output."""
+        if self.out_activation_ != "exp":
+            return None
+        y64 = np.asarray(y, dtype=np.float64)
+        return (xlogy(y64, y64) - y64).sum(axis=1)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted values, float64: shape (n,) for a 1-D training y, else (n, n_outputs)."""
-        out = self._output(X).astype(np.float64)
-        return out if self._y_2d else out.ravel()
+        """Predicted values: (n,) for one output, else (n, n_outputs)."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def _score(self, X: np.ndarray, y: np.ndarray, sample_weight: Any = None) -> float:
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    # scikit-learn 1.9's regressor tests the bound method, not its result, so its
+    # partial_fit exists for every solver (and with lbfgs fits by lbfgs): kept as is.
+    @available_if(lambda est: est._check_solver)  # type: ignore[untyped-decorator, unused-ignore]
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """One epoch over (X, y), continuing the network and optimizer of earlier calls."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

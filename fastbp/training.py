@@ -115,8 +115,9 @@ def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
 
 
 def run_epoch(model: Any, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
-              opt: Optimizer) -> tuple[int, float]:
-    """One epoch of mini-batch steps in one compiled call.
+              opt: Optimizer, sample_weight: np.ndarray | None = None) -> tuple[int, float]:
+    """One epoch of mini-batch steps in one compiled call (each batch's loss the weighted
+    mean over it when sample_weight, checked float64 weights, is given).
 
     Returns (steps, Σ batch loss · batch size); steps < 0 means the loss of step
     -steps was not finite (then the second value is that loss).
@@ -125,7 +126,7 @@ def run_epoch(model: Any, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch
     with model._lock, model._threads():
         engine = model._compiled()
         model._bind(engine, opt)
-        steps, total = engine.epoch(X, T, labels, order, batch, opt.step_count)
+        steps, total = engine.epoch(X, T, labels, order, batch, opt.step_count, sample_weight)
         opt.step_count += abs(steps)
     return steps, total
 
@@ -135,7 +136,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         seed: Any = None, validation_data: tuple[Any, Any] | None = None,
         scheduler: Any = None, early_stopping: int | None = None,
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
-        progress: bool | None = None) -> History:
+        progress: bool | None = None, sample_weight: Any = None) -> History:
     """Train ``model`` on (X, y); see API.md. Returns the History."""
     from fastbp import schedules
 
@@ -143,6 +144,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
     _finite(X, "X")
     _finite(y, "y")
     n = X.shape[0]
+    weights = check.sample_weight(sample_weight, n)
     epochs = _int_at_least(epochs, "epochs", 1)
     batch = n if batch_size is None else min(_int_at_least(batch_size, "batch_size", 1), n)
     if early_stopping is not None:
@@ -177,7 +179,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
             if shuffle and batch < n:  # (a full batch's gradient does not depend on order)
                 order = rng.permutation(n).astype(np.intp, copy=False)
             lr_used = opt.lr
-            steps, total = run_epoch(model, X, y, order, batch, opt)
+            steps, total = run_epoch(model, X, y, order, batch, opt, weights)
             # Each loss is taken before its update, so the epoch's last update can
             # still have made the parameters non-finite: check them too.
             finite = steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())

@@ -111,7 +111,7 @@ def test_pytest_benchmark_suite_runs(tmp_path):
     pytest.importorskip("pytest_benchmark")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(BENCHMARKS), "-q", "-p", "no:cacheprovider",
-         "--benchmark-disable", "-k", "W1 or W2 or W6 or matches_reference",
+         "--benchmark-disable", "-k", "W1 or W2 or W6 or matches_reference or fits_agree",
          "--rootdir", str(BENCHMARKS)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -139,3 +139,29 @@ def test_each_contender_runs_with_the_other_blas_held_to_one_thread():
         with bench.quiet_other_blas("torch", files)():
             assert (threads_of("numpy"), threads_of("scipy")) == (1, 1)
         assert (threads_of("numpy"), threads_of("scipy")) == (2, 2)
+
+
+def test_bench_sklearn_rows(tmp_path):
+    """S1-S6: scikit-learn's fit against fastbp.sklearn's, same parameters (a tiny run)."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "bench.json"
+    proc = _bench(tmp_path, "--workloads", "S1,S2,S3,S4,S5,S6", "--threads", "1", "--budget",
+                  "0.001", "--scale", "0.03", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["results"] == []
+    rows = {r["case"]: r for r in report["sklearn"]}
+    assert list(rows) == ["S1", "S2", "S3", "S4", "S5", "S6"]
+    for row in rows.values():
+        assert row["threads"] == 1 and row["fastbp"] > 0 and row["sklearn"] > 0
+        assert row["speedup"] == pytest.approx(row["sklearn"] / row["fastbp"])
+    assert "float32" in rows["S2"]["title"] and "lbfgs" in rows["S5"]["title"]
+    proc = _bench(tmp_path, "--workloads", "S1", "--threads", "1", "--budget", "0.001",
+                  "--scale", "0.03")
+    assert "| case | threads | fit | scikit-learn | fastbp | speed-up |" in proc.stdout
+    assert "| S1 | 1 | digits" in proc.stdout
+
+
+def test_bench_rejects_a_bad_scale(tmp_path):
+    proc = _bench(tmp_path, "--workloads", "S1", "--scale", "2")
+    assert proc.returncode == 2 and "--scale must be in (0, 1]" in proc.stderr

@@ -19,7 +19,7 @@ from fastbp import ops, reference
 
 API_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
                    "softplus", "gelu", "silu", "softmax")
-API_LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
+API_LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poisson")
 
 REQUIRED_KERNELS = ("_blas", "activations", "dense", "losses", "optim")
 
@@ -136,7 +136,7 @@ def test_signature_parity(name):
     ("activation_backward", "name, Z, A, dA"),
     ("dense_forward", "X, W, b, activation"),
     ("dense_backward", "X, W, Z, A, dA, activation, need_dX=True"),
-    ("loss_forward_backward", "name, output, target"),
+    ("loss_forward_backward", "name, output, target, sample_weight=None"),
     ("sgd_step", "p, g, buf, *, lr, momentum=0.0, dampening=0.0, nesterov=False, "
                  "weight_decay=0.0, first_step=False"),
     ("adagrad_step", "p, g, sum_sq, *, lr, eps=1e-10, weight_decay=0.0"),

@@ -19,7 +19,7 @@ from strategies import class_labels, float_arrays, layouts, shapes, to_layout
 import fastbp
 from fastbp import ops, reference
 
-LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
+LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poisson")
 ELEMENTWISE = ("mse", "mae", "huber", "binary_cross_entropy")
 DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
 MODULES = pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])

@@ -135,6 +135,8 @@ def loss_inputs(name, target_kind, rng):
     o = rng.uniform(-3, 3, (3, 4))
     if name == "binary_cross_entropy":
         return o, rng.uniform(0, 1, (3, 4))
+    if name == "poisson":
+        return o, rng.uniform(0, 4, (3, 4))
     if name == "cross_entropy":
         if target_kind == "labels":
             return o, rng.integers(0, 4, 3)
@@ -149,6 +151,7 @@ def loss_inputs(name, target_kind, rng):
 
 
 LOSS_CASES = [("mse", None), ("mae", None), ("huber", None), ("binary_cross_entropy", None),
+              ("poisson", None),
               ("cross_entropy", "labels"), ("cross_entropy", "normalised"),
               ("cross_entropy", "unnormalised")]
 
@@ -181,6 +184,8 @@ def test_loss_values_from_their_definitions():
                                                  + (1 - y) * np.log(1 - 1 / (1 + np.exp(-o)))))),
         "cross_entropy": (o, labels, np.mean(np.log(np.exp(o).sum(axis=1))
                                              - o[np.arange(3), labels])),
+        # the negative Poisson log-likelihood of counts y with mean e^o, without log y!
+        "poisson": (o, 3 * y, np.mean(np.exp(o) - 3 * y * o)),
     }
     for name, (out, target, want) in expected.items():
         got = reference.loss_forward_backward(name, out, target)[0]
@@ -219,3 +224,21 @@ def test_dense_backward_against_finite_differences(activation, seed, module):
     np.testing.assert_allclose(dX, central_difference(f, X), rtol=FD_RTOL, atol=FD_ATOL)
     np.testing.assert_allclose(dW, central_difference(f, W), rtol=FD_RTOL, atol=FD_ATOL)
     np.testing.assert_allclose(db, central_difference(f, b), rtol=FD_RTOL, atol=FD_ATOL)
+
+
+def test_poisson_against_sympy():
+    """ℓ(z) = e^z - y·z and its derivative, from SymPy at mpmath precision."""
+    zs, ys = sympy.Symbol("z", real=True), sympy.Symbol("y", nonnegative=True)
+    expr = sympy.exp(zs) - ys * zs
+    f = sympy.lambdify((zs, ys), expr, modules="mpmath")
+    df = sympy.lambdify((zs, ys), sympy.diff(expr, zs), modules="mpmath")
+    rng = np.random.default_rng(5)
+    o = rng.uniform(-5, 5, (4, 3))
+    t = rng.uniform(0, 6, (4, 3))
+    t[0, 0] = 0.0
+    for module in (reference, ops):
+        loss, grad = module.loss_forward_backward("poisson", o, t)
+        want = sum(float(f(a, b)) for a, b in zip(o.ravel(), t.ravel())) / o.size
+        assert loss == pytest.approx(want, rel=1e-13)
+        want_grad = np.array([float(df(a, b)) for a, b in zip(o.ravel(), t.ravel())]) / o.size
+        np.testing.assert_allclose(grad.ravel(), want_grad, rtol=1e-13, atol=1e-16)

@@ -1,5 +1,6 @@
 """fastbp.sklearn: scikit-learn's estimator checks, meta-estimators, pickling, partial_fit
-and the parameter mapping of MLPClassifier / MLPRegressor."""
+rules and outputs of MLPClassifier / MLPRegressor (the same numbers as scikit-learn's
+are tested in test_sklearn_equivalence.py)."""
 from __future__ import annotations
 
 import copy
@@ -28,15 +29,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
-SEED_MAX = np.iinfo(np.int32).max
 # Short fits that stop at max_iter are the point of most tests here; the warning itself
 # is tested in test_convergence_warning_at_max_iter (pytest.warns records regardless).
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-def init_seed(random_state: int) -> int:
-    """The fastbp.MLP seed the estimators draw from an int random_state (documented order)."""
-    return int(np.random.RandomState(random_state).randint(SEED_MAX))
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +50,41 @@ def smooth():
 
 
 # ------------------------------------------------------------------ scikit-learn's checks
-# Small, fast settings that still learn the checks' problems (blobs, iris, make_regression);
-# one Adam/float32 and one SGD/float64 instance of each estimator. Every check passes:
-# no expected failures.
+WEIGHT_CHECK = "check_sample_weight_equivalence_on_dense_data"
+
+
+def _sklearn_fails_too(est):
+    """The weights-equal-repeated-rows check compares two fits at float64 tolerances;
+    the float32 instances differ by float32 rounding (the same estimators in float64
+    pass it: test_weight_check_passes_in_float64)."""
+    if est.dtype == "float32":
+        return {WEIGHT_CHECK: "float32 rounding; passes in float64"}
+    return {}
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_weight_check_passes_in_float64(cls):
+    from sklearn.utils import estimator_checks
+
+    est = cls(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=200, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(estimator_checks, WEIGHT_CHECK)(cls.__name__, est)
+
+
 @parametrize_with_checks([
-    MLPClassifier((8,), learning_rate_init=0.01, max_iter=200, random_state=0),
-    MLPRegressor((8,), learning_rate_init=0.01, max_iter=200, random_state=0),
-    MLPClassifier((8,), solver="sgd", activation="tanh", dtype="float64",
-                  learning_rate_init=0.05, max_iter=200, random_state=0),
-    MLPRegressor((8,), solver="sgd", activation="logistic", dtype="float64",
-                 learning_rate_init=0.05, max_iter=200, random_state=0),
-])
+    MLPClassifier((8,), learning_rate_init=0.01, max_iter=200, random_state=0,
+                  dtype="float32"),
+    MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=200,
+                 random_state=0, dtype="float32"),
+    MLPClassifier((8,), solver="sgd", activation="tanh", learning_rate_init=0.05,
+                  max_iter=200, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", activation="logistic",
+                 learning_rate="adaptive", learning_rate_init=0.05, max_iter=200,
+                 random_state=0),
+    MLPClassifier((8,), solver="lbfgs", max_iter=100, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=100, random_state=0),
+], expected_failed_checks=lambda est: _sklearn_fails_too(est))
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
     # check_array_api_input (NumPy inputs under array_api_dispatch) skips itself unless
     # SCIPY_ARRAY_API is set; it only reads the variable, so setting it here runs the check.
@@ -94,7 +113,7 @@ def test_classifier_accuracy_on_moons(moons):
 
 def test_regressor_r2_on_smooth_function(smooth):
     X, y = smooth
-    reg = MLPRegressor((64,), learning_rate_init=0.01, max_iter=300, random_state=0).fit(X, y)
+    reg = MLPRegressor(hidden_layer_sizes=(64,), learning_rate_init=0.01, max_iter=300, random_state=0).fit(X, y)
     assert reg.score(X, y) >= 0.9
 
 
@@ -113,7 +132,9 @@ def test_string_labels_and_predict_proba(moons):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
     np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
-    assert clf.model_.out_features == 2 and clf.model_.loss_name == "cross_entropy"
+    # two classes: one logistic output, as scikit-learn
+    assert clf.model_.out_features == 1 and clf.model_.loss_name == "binary_cross_entropy"
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
 
 
 def test_predict_proba_multiclass_rows_sum_to_one():
@@ -130,18 +151,20 @@ def test_regression_target_shapes(shape):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 4))
     y = rng.normal(size=shape)
-    reg = MLPRegressor((5,), max_iter=3, random_state=0)
-    reg.fit(X, y)
+    reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # (60, 1) is raveled with a DataConversionWarning
+        reg.fit(X, y)
     pred = reg.predict(X)
-    assert pred.shape == shape and pred.dtype == np.float64
+    # scikit-learn ravels a one-column target, and so one-output predictions
+    assert pred.shape == (shape if shape != (60, 1) else (60,)) and pred.dtype == np.float64
     assert reg.n_outputs_ == (1 if len(shape) == 1 else shape[1])
-    np.testing.assert_array_equal(pred.reshape(60, -1),
-                                  reg.model_.forward(X.astype(np.float32)).astype(np.float64))
+    np.testing.assert_array_equal(pred.reshape(60, -1), reg.model_.forward(X))
 
 
 def test_dtype_and_num_threads(smooth):
     X, y = smooth
-    reg = MLPRegressor((4,), max_iter=2, dtype="float64", num_threads=1, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype="float64", num_threads=1, random_state=0)
     reg.fit(X, y)
     assert reg.model_.dtype == np.float64 and reg.model_.num_threads == 1
     assert all(W.dtype == np.float64 for W in reg.coefs_)
@@ -213,13 +236,13 @@ def test_pickle_round_trip_keeps_predictions_and_optimizer(moons, solver):
 
 def test_pickle_regressor_and_unfitted(smooth):
     X, y = smooth
-    unfitted = pickle.loads(pickle.dumps(MLPRegressor((3,), alpha=0.5)))
+    unfitted = pickle.loads(pickle.dumps(MLPRegressor(hidden_layer_sizes=(3,), alpha=0.5)))
     assert unfitted.alpha == 0.5 and not hasattr(unfitted, "model_")
-    reg = MLPRegressor((6,), max_iter=2, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(6,), max_iter=2, random_state=0)
     reg.fit(X, y[:, None])
     back = pickle.loads(pickle.dumps(reg))
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
-    assert back.predict(X).shape == (len(X), 1)
+    assert back.predict(X).shape == (len(X),)   # a one-column target is raveled
     assert back.loss_curve_ == reg.loss_curve_
 
 
@@ -232,61 +255,27 @@ def test_save_passthrough(tmp_path, moons):
     assert opt.step_count == clf.optimizer_.step_count
 
 
-# ------------------------------------------------------------------ partial_fit
-@pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_two_partial_fits_equal_one_fastbp_fit_of_two_epochs(solver):
-    X, y = make_classification(150, 6, n_informative=4, n_classes=3, random_state=0)
-    est = MLPClassifier((7,), solver=solver, alpha=1e-2, batch_size=32, shuffle=False,
-                        learning_rate_init=0.01, random_state=0)
-    est.partial_fit(X, y, classes=[0, 1, 2])
-    assert est.optimizer_.step_count == 5  # ceil(150 / 32) mini-batches
-    est.partial_fit(X, y)
-    assert est.optimizer_.step_count == 10 and est.n_iter_ == 2 and est.t_ == 300
-
-    ref = fastbp.MLP((6, 7, 3), "relu", "cross_entropy", seed=init_seed(0))
-    decay = 1e-2 / 32  # alpha / batch_size (module docstring)
-    if solver == "adam":
-        opt = fastbp.Adam(ref.parameters(), lr=0.01, weight_decay=decay, eps_mode="folded")
-    else:
-        opt = fastbp.SGD(ref.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                         weight_decay=decay)
-    ref.fit(X, y, epochs=2, batch_size=32, optimizer=opt, shuffle=False, progress=False)
-    for a, b in zip(est.model_.parameters(), ref.parameters()):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_regressor_partial_fit_matches_fastbp_fit(smooth):
-    X, y = smooth
-    est = MLPRegressor((5,), alpha=1e-3, shuffle=False, random_state=3)
-    for _ in range(3):
-        est.partial_fit(X, y)
-    ref = fastbp.MLP((3, 5, 1), "relu", "mse", seed=init_seed(3))
-    opt = fastbp.Adam(ref.parameters(), weight_decay=2 * 1e-3 / 200, eps_mode="folded")
-    hist = ref.fit(X, y, epochs=3, batch_size=200, optimizer=opt, shuffle=False, progress=False)
-    for a, b in zip(est.model_.parameters(), ref.parameters()):
-        np.testing.assert_array_equal(a, b)
-    # loss_curve_ is on scikit-learn's scale: half fastbp's mse.
-    np.testing.assert_allclose(est.loss_curve_, np.array(hist.loss) / 2, rtol=1e-12)
-
-
 def test_partial_fit_rules(moons):
     X, y = moons
     with pytest.raises(ValueError, match="classes must be passed"):
         MLPClassifier().partial_fit(X, y)
     clf = MLPClassifier((4,), random_state=0).partial_fit(X, y, classes=[0, 1, 2])
     assert clf.model_.out_features == 3 and list(clf.classes_) == [0, 1, 2]
-    with pytest.raises(ValueError, match="not in classes_"):
+    with pytest.raises(ValueError, match="not in `self.classes_`"):
         clf.partial_fit(X, np.where(y == 1, 5, y))
     with pytest.raises(ValueError, match="not the same"):
         clf.partial_fit(X, y, classes=[0, 1])
     with pytest.raises(ValueError, match="early_stopping"):
         MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1])
-    # fit starts afresh (new model, new optimizer), partial_fit goes on from fit.
+    # fit starts afresh (new model, new optimizer), partial_fit goes on from fit
+    # (n_iter_ counts the epochs of the last call, as in scikit-learn).
     clf.set_params(max_iter=2).fit(X, y)
     assert list(clf.classes_) == [0, 1] and clf.n_iter_ == 2
     steps = clf.optimizer_.step_count
     clf.partial_fit(X, y)
-    assert clf.optimizer_.step_count == steps + 2 and clf.n_iter_ == 3
+    assert clf.optimizer_.step_count == steps + 2 and clf.n_iter_ == 1 and clf.t_ == 1200
+    with pytest.raises(AttributeError, match="partial_fit"):
+        MLPClassifier(solver="lbfgs").partial_fit
 
 
 # ------------------------------------------------------------------ training rules
@@ -295,7 +284,7 @@ def test_convergence_warning_at_max_iter(moons):
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         MLPClassifier((4,), max_iter=1).fit(X, y)
     with pytest.warns(ConvergenceWarning):
-        MLPRegressor((4,), max_iter=1).fit(X, y.astype(float))
+        MLPRegressor(hidden_layer_sizes=(4,), max_iter=1).fit(X, y.astype(float))
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         MLPClassifier((4,), max_iter=1).partial_fit(X, y, classes=[0, 1])  # never warns
@@ -323,51 +312,25 @@ def test_early_stopping_records_validation_scores(moons):
     assert clf.best_loss_ is None
     assert len(clf.validation_scores_) == clf.n_iter_ < clf.max_iter
     assert all(0 <= s <= 1 for s in clf.validation_scores_)
-    assert clf.best_validation_score_ == max(clf.validation_scores_) >= 0.85
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    # the same scores as scikit-learn's (which, on this binary problem, are all 0.5 in 1.9)
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    sk = SkMLP(**{k: v for k, v in clf.get_params().items()
+                  if k not in ("dtype", "num_threads")}).fit(X, y)
+    assert clf.validation_scores_ == sk.validation_scores_
     assert clf.t_ == clf.n_iter_ * 320  # 80% of 400 samples per epoch
 
-    reg = MLPRegressor((16,), early_stopping=True, learning_rate_init=0.01, max_iter=30,
+    reg = MLPRegressor(hidden_layer_sizes=(16,), early_stopping=True, learning_rate_init=0.01, max_iter=30,
                        random_state=0)
     reg.fit(X, y.astype(float))
     assert reg.best_validation_score_ == max(reg.validation_scores_)  # R²
-
-
-def test_sgd_matches_sklearn_sgd_step_for_step():
-    """From the same weights, one epoch of plain SGD (alpha 0) on a 3-class problem gives
-    scikit-learn's parameters: same loss gradient, same update, same batches."""
-    from sklearn.neural_network import MLPClassifier as SkMLP
-
-    X, y = make_classification(90, 6, n_informative=4, n_redundant=0, n_classes=3,
-                               random_state=0)
-    kw = dict(hidden_layer_sizes=(6,), solver="sgd", momentum=0.0, alpha=0.0, batch_size=16,
-              shuffle=False, learning_rate_init=0.1, random_state=0)
-    sk = SkMLP(**kw).partial_fit(X, y, classes=[0, 1, 2])
-    ours = MLPClassifier(dtype="float64", **kw).partial_fit(X, y, classes=[0, 1, 2])
-    for layer, W, b in zip(ours.model_.layers, sk.coefs_, sk.intercepts_):
-        layer.W[...] = W
-        layer.b[...] = b
-    sk.partial_fit(X, y)
-    ours.partial_fit(X, y)
-    for W, b, W_sk, b_sk in zip(ours.coefs_, ours.intercepts_, sk.coefs_, sk.intercepts_):
-        np.testing.assert_allclose(W, W_sk, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(b, b_sk, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(ours.loss_, sk.loss_, rtol=1e-10)
-
-
-def test_alpha_maps_to_weight_decay(moons):
-    X, y = moons
-    clf = MLPClassifier((4,), alpha=0.3, batch_size=50, random_state=0)
-    assert clf.partial_fit(X, y, classes=[0, 1]).optimizer_.weight_decay == pytest.approx(0.3 / 50)
-    reg = MLPRegressor((4,), alpha=0.3, random_state=0).partial_fit(X, y.astype(float))
-    assert reg.optimizer_.weight_decay == pytest.approx(2 * 0.3 / 200)  # auto batch: 200
-    assert isinstance(reg.optimizer_, fastbp.Adam) and reg.optimizer_.eps_mode == "folded"
 
 
 def test_activation_names(moons):
     X, y = moons
     for name, fast in [("logistic", "sigmoid"), ("identity", "identity"), ("tanh", "tanh"),
                        ("relu", "relu"), ("gelu", "gelu"), ("leaky_relu", "leaky_relu")]:
-        clf = MLPClassifier((4,), activation=name, random_state=0).partial_fit(X, y, [0, 1])
+        clf = MLPClassifier((4,), activation=name, random_state=0).partial_fit(X, y, classes=[0, 1])
         assert clf.model_.layers[0].activation == fast
         assert clf.model_.layers[-1].activation == "identity"
 
@@ -385,10 +348,10 @@ def test_random_state_reproducible_and_verbose(moons, capsys):
 
 
 @pytest.mark.parametrize("params", [
-    dict(solver="lbfgs"), dict(solver="Adam"), dict(hidden_layer_sizes=(10, 0)),
+    dict(solver="Adam"), dict(learning_rate="fast"), dict(max_fun=0), dict(power_t=-1.0), dict(hidden_layer_sizes=(10, 0)),
     dict(hidden_layer_sizes=0), dict(hidden_layer_sizes=(-1,)), dict(alpha=-1e-4),
     dict(batch_size=0), dict(batch_size="big"), dict(learning_rate_init=0.0),
-    dict(learning_rate_init=-1.0), dict(validation_fraction=0.0), dict(validation_fraction=1.0),
+    dict(learning_rate_init=-1.0), dict(validation_fraction=1.0),
     dict(validation_fraction=1.5), dict(activation="softsign"), dict(max_iter=0),
     dict(tol=-1.0), dict(n_iter_no_change=0), dict(momentum=1.5), dict(beta_1=1.0),
     dict(beta_2=-0.1), dict(epsilon=0.0), dict(num_threads=0), dict(dtype="int32"),

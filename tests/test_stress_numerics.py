@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import ops
+from fastbp import ops, reference
 
 DTYPES = ["float32", "float64"]
 BIG = (1e4, 1e30)
@@ -153,7 +153,22 @@ def test_cross_entropy_finite_at_large_logits(dtype):
     assert np.isfinite(loss_s) and _finite(grad_s)
 
 
-@pytest.mark.parametrize("loss", fastbp.LOSSES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
+def test_poisson_at_large_outputs(module, dtype):
+    """poisson's output is a log-mean: at -1e4 the loss is -y·z (finite); at +1e4 the mean
+    e^z itself is beyond every float, so the loss and gradient are +inf (its true value),
+    never NaN, and without an overflow warning (warnings are errors here)."""
+    o = np.array([[-1e4], [-1e4], [0.0], [1e4]], dtype=dtype)
+    t = np.array([[0.0], [2.0], [3.0], [0.0]], dtype=dtype)
+    loss, grad = module.loss_forward_backward("poisson", o[:3], t[:3])
+    assert loss == pytest.approx((0 + 2e4 + 1) / 3, rel=1e-6)
+    np.testing.assert_allclose(grad.astype(float).ravel(), [0, -2 / 3, -2 / 3], rtol=1e-6)
+    loss, grad = module.loss_forward_backward("poisson", o, t)
+    assert loss == np.inf and grad[3, 0] == np.inf and not np.isnan(grad).any()
+
+
+@pytest.mark.parametrize("loss", [name for name in fastbp.LOSSES if name != "poisson"])
 def test_model_loss_and_gradients_finite_with_huge_logits(loss):
     """A model whose output layer produces logits of ~1e4."""
     k = 3 if loss == "cross_entropy" else 2

@@ -33,6 +33,7 @@ cdef enum:
     LOSS_HUBER = 2
     LOSS_BCE = 3
     LOSS_CE = 4
+    LOSS_POISSON = 5
 
 # The vectorisable exp and the loops over it (see _vmath.h).
 cdef extern from "_vmath.h" nogil:

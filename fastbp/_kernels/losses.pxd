@@ -6,3 +6,15 @@ cdef double loss_forward_backward_ptr(int loss, const floating* out, const float
 
 cdef bint labels_in_range_ptr(const Py_ssize_t* labels, Py_ssize_t n,
                               Py_ssize_t k) noexcept nogil
+
+cdef double weighted_loss_ptr(int loss, const floating* out, const floating* target,
+                              const Py_ssize_t* labels, const double* w, floating* d_out,
+                              Py_ssize_t n, Py_ssize_t k) noexcept nogil
+
+cdef double clip_correction_ptr(int loss, const floating* out, const floating* target,
+                                const Py_ssize_t* labels, const double* w, Py_ssize_t n,
+                                Py_ssize_t k, double eps, bint* recompute) noexcept nogil
+
+cdef double clipped_log_loss_ptr(int loss, const floating* out, const floating* target,
+                                 const Py_ssize_t* labels, const double* w, Py_ssize_t n,
+                                 Py_ssize_t k, double eps) noexcept nogil

@@ -13,6 +13,14 @@ def loss_forward_backward_into(
     target: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
     d_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
 ) -> float: ...  # double
+def weighted_loss_into(
+    loss: int,  # int
+    out: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    target: npt.NDArray[np.floating[Any]] | None,  # const floating[:, ::1] or None
+    labels: npt.NDArray[np.intp] | None,  # const Py_ssize_t[::1] or None
+    w: npt.NDArray[np.float64],  # const double[::1]
+    d_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
+) -> float: ...  # double
 def cross_entropy_labels_into(
     out: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
     labels: npt.NDArray[np.intp],  # const Py_ssize_t[::1]

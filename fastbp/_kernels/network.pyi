@@ -32,6 +32,13 @@ class Engine:
         loss: int,  # int
         dtype: npt.DTypeLike,  # object
     ) -> None: ...
+    def set_loss_convention(
+        self,
+        grad_scale: float,  # double
+        loss_scale: float,  # double
+        l2: float,  # double
+        clip_eps: float = 0.0,  # double
+    ) -> None: ...
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
     def set_dropout(
         self,
@@ -70,6 +77,7 @@ class Engine:
         labels: npt.NDArray[np.intp] | None,  # object
         step: int,  # long long
         do_update: bool,  # bint
+        sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> float: ...  # double
     def epoch(
         self,
@@ -79,4 +87,5 @@ class Engine:
         order: npt.NDArray[np.intp],  # cnp.ndarray
         batch: int,  # Py_ssize_t
         step0: int,  # long long
+        sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> tuple[int, float]: ...  # (Py_ssize_t, double)

@@ -37,20 +37,24 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE
+from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE, LOSS_BCE
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.dropout cimport (
     dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
     dropout_backward_ptr,
 )
-from fastbp._kernels.losses cimport loss_forward_backward_ptr, labels_in_range_ptr
+from fastbp._kernels.losses cimport (loss_forward_backward_ptr, weighted_loss_ptr,
+                                      clip_correction_ptr, clipped_log_loss_ptr,
+                                      labels_in_range_ptr)
 from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
+
+from scipy.linalg.cython_blas cimport sdot, ddot, saxpy, daxpy
 
 from fastbp._validation import MAX_STEP as _MAX_STEP, dropout_scale
 
 # The lean prediction path (Engine.predict_fast).
 from libc.math cimport isnan
-from fastbp._kernels._math cimport ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE
+from fastbp._kernels._math cimport ACT_SIGMOID, ACT_SOFTMAX
 from fastbp._kernels.activations cimport bias_activation_forward
 
 # The largest step count an optimizer takes (defined in fastbp._validation).
@@ -84,6 +88,22 @@ cdef struct Layer:
     uint64_t drop_threshold     # dropout_threshold(p)
     void* Ad                    # (cap, n_out): A·mask/(1-p) (A itself for identity/relu/leaky)
     unsigned char* keep         # (cap, n_out): this step's mask
+
+cdef struct LossConv:
+    # A training objective's convention other than fastbp's plain mean loss (for
+    # fastbp.sklearn, which reproduces scikit-learn's): the output gradient times
+    # grad_scale, the loss value times loss_scale, and an L2 penalty on the weights
+    # only (not the biases), divided by the batch's weight sum Σw (its size when
+    # unweighted): dW += (l2/Σw)·W, loss += ½·(l2/Σw)·Σ‖W‖². With clip_eps > 0 the
+    # (binary) cross-entropy's value is taken from probabilities clipped to
+    # [clip_eps, 1-clip_eps], scikit-learn's log loss (the gradient is unchanged). The
+    # defaults (1, 1, 0, 0) skip all of it, so a model without a convention computes
+    # what it always did.
+    double grad_scale
+    double loss_scale
+    double l2
+    double clip_eps
+
 
 cdef struct OptConfig:
     int kind
@@ -163,21 +183,84 @@ cdef void forward_train_impl(Layer* layers, int n_layers, const floating* X, Py_
         inp = <floating*>train_output(L)
 
 
+cdef double sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
+    """Σ x² through BLAS dot (np.dot(w, w), as scikit-learn's penalty computes it)."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    cdef int m = <int>size, one = 1
+    if size > 2147483647:   # beyond BLAS's int
+        for i in range(size):
+            s += <double>x[i] * x[i]
+        return s
+    if floating is float:
+        return sdot(&m, <float*>x, &one, <float*>x, &one)
+    return ddot(&m, <double*>x, &one, <double*>x, &one)
+
+
+cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) noexcept nogil:
+    """y += a·x through BLAS axpy."""
+    cdef Py_ssize_t i
+    cdef int m = <int>size, one = 1
+    cdef float af = <float>a
+    if size > 2147483647:
+        for i in range(size):
+            y[i] = <floating>(y[i] + a * x[i])
+    elif floating is float:
+        saxpy(&m, &af, <float*>x, &one, <float*>y, &one)
+    else:
+        daxpy(&m, &a, <double*>x, &one, <double*>y, &one)
+
+
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
-                      const floating* T, const Py_ssize_t* labels, Py_ssize_t n,
-                      OptConfig* cfg, long long step, bint do_update) noexcept nogil:
+                      const floating* T, const Py_ssize_t* labels, const double* sw,
+                      Py_ssize_t n, OptConfig* cfg, const LossConv* conv, long long step,
+                      bint do_update) noexcept nogil:
     """Forward, loss, backward and (if do_update) the update of every layer; the loss.
+
+    sw: per-sample weights (NULL: unweighted); conv: the objective's convention.
     ``step`` is also the step whose dropout masks are drawn."""
     cdef int l
     cdef Layer* L
     cdef Layer* last = &layers[n_layers - 1]
     cdef const floating* inp
-    cdef double value, step_size = 0.0, bc2_sqrt = 0.0
+    cdef double value, step_size = 0.0, bc2_sqrt = 0.0, wsum = <double>n, l2 = 0.0, penalty
+    cdef double correction
+    cdef bint recompute = False
+    cdef Py_ssize_t i
+    cdef floating* dw
     if do_update and cfg.kind == OPT_ADAM:
         step_size, bc2_sqrt = adam_scalars_c(step, cfg.lr, cfg.beta1, cfg.beta2, cfg.folded)
     forward_train_impl(layers, n_layers, X, n, step)
-    value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels, <floating*>last.D,
-                                      n, last.n_out)
+    if sw == NULL:
+        value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels,
+                                          <floating*>last.D, n, last.n_out)
+    else:
+        value = weighted_loss_ptr(loss, <floating*>last.A, T, labels, sw, <floating*>last.D,
+                                  n, last.n_out)
+        wsum = 0.0
+        for i in range(n):
+            wsum += sw[i]
+    if conv.grad_scale != 1.0:
+        dw = <floating*>last.D
+        for i in range(n * last.n_out):
+            dw[i] = <floating>(dw[i] * conv.grad_scale)
+    if conv.clip_eps > 0.0:
+        correction = clip_correction_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
+                                         conv.clip_eps, &recompute)
+        if recompute:
+            value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
+                                         conv.clip_eps)
+        else:
+            value += correction
+    if conv.loss_scale != 1.0:
+        value *= conv.loss_scale
+    if conv.l2 != 0.0:
+        # The penalty of the weights this step starts from (before any update).
+        l2 = conv.l2 / wsum
+        penalty = 0.0
+        for l in range(n_layers):
+            penalty += sum_squares(<floating*>layers[l].W, layers[l].n_in * layers[l].n_out)
+        value += 0.5 * l2 * penalty
     for l in range(n_layers - 1, -1, -1):
         L = &layers[l]
         inp = X if l == 0 else <floating*>train_output(&layers[l - 1])
@@ -188,6 +271,8 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                            <floating*>L.D, <floating*>L.D,
                            <floating*>layers[l - 1].D if l > 0 else NULL,
                            <floating*>L.dW, <floating*>L.db, n, L.n_in, L.n_out)
+        if l2 != 0.0:
+            add_scaled(<floating*>L.dW, <floating*>L.W, l2, L.n_in * L.n_out)
         if do_update:
             update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out,
                    step_size, bc2_sqrt)
@@ -197,12 +282,14 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
 
 
 cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating* X,
-                           const floating* T, const Py_ssize_t* labels, Py_ssize_t n_features,
-                           Py_ssize_t n_targets, const Py_ssize_t* order, Py_ssize_t n,
-                           Py_ssize_t batch, floating* Xb, floating* Tb, Py_ssize_t* Lb,
-                           OptConfig* cfg, long long step0, double* loss_sum) noexcept nogil:
-    """Mini-batches of ``order`` in sequence: gather rows, step. Returns the number of
-    steps taken; stops early (returning -(steps+1)) at the first non-finite loss."""
+                           const floating* T, const Py_ssize_t* labels, const double* sw,
+                           Py_ssize_t n_features, Py_ssize_t n_targets, const Py_ssize_t* order,
+                           Py_ssize_t n, Py_ssize_t batch, floating* Xb, floating* Tb,
+                           Py_ssize_t* Lb, double* Wb, OptConfig* cfg, const LossConv* conv,
+                           long long step0, double* loss_sum) noexcept nogil:
+    """Mini-batches of ``order`` in sequence: gather rows (and their weights, when sw is
+    not NULL), step. Returns the number of steps taken; stops early (returning
+    -(steps+1)) at the first non-finite loss."""
     cdef Py_ssize_t start, m, i, src, steps = 0
     cdef double value
     loss_sum[0] = 0.0
@@ -216,8 +303,11 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
                 Lb[i] = labels[src]
             else:
                 memcpy(&Tb[i * n_targets], &T[src * n_targets], n_targets * sizeof(floating))
+            if sw != NULL:
+                Wb[i] = sw[src]
         value = step_impl(layers, n_layers, loss, Xb, Tb if labels == NULL else NULL,
-                          Lb if labels != NULL else NULL, m, cfg, step0 + steps + 1, True)
+                          Lb if labels != NULL else NULL, Wb if sw != NULL else NULL, m, cfg,
+                          conv, step0 + steps + 1, True)
         if not isfinite(value):
             loss_sum[0] = value
             return -(steps + 1)
@@ -283,11 +373,12 @@ cdef class Engine:
     cdef bint f32
     cdef Py_ssize_t capacity
     cdef OptConfig cfg
+    cdef LossConv conv
     cdef list keep_params     # the live parameter/gradient arrays (kept alive)
     cdef list workspaces      # per layer (Z, A, D)
     cdef list dropout_buffers # per layer with dropout (Ad, keep)
     cdef list keep_state      # optimizer state arrays (kept alive)
-    cdef object batch_X, batch_T, batch_L
+    cdef object batch_X, batch_T, batch_L, batch_W
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
     # The binding (see bind_optimizer): the optimizer, its __dict__, its state tuple
     # and its _config_version when the engine read them.
@@ -314,6 +405,10 @@ cdef class Engine:
         self.f32 = self.dtype == np.float32
         self.type_num = cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64
         self.capacity = 0
+        self.conv.grad_scale = 1.0
+        self.conv.loss_scale = 1.0
+        self.conv.l2 = 0.0
+        self.conv.clip_eps = 0.0
         self.keep_params = [Ws, bs, dWs, dbs]
         self.workspaces = []
         self.dropout_buffers = []
@@ -333,6 +428,20 @@ cdef class Engine:
 
     def __dealloc__(self):
         PyMem_Free(self.layers)
+
+    def set_loss_convention(self, double grad_scale, double loss_scale, double l2,
+                            double clip_eps=0.0):
+        """The objective's convention (LossConv): (1, 1, 0, 0) is fastbp's own."""
+        if not (isfinite(grad_scale) and isfinite(loss_scale) and isfinite(l2) and l2 >= 0
+                and 0 <= clip_eps < 0.5):
+            raise ValueError("the loss convention needs finite scales, l2 >= 0 and "
+                             "0 <= clip_eps < 0.5")
+        if clip_eps > 0 and self.loss not in (LOSS_CE, LOSS_BCE):
+            raise ValueError("clip_eps applies to the cross-entropy losses only")
+        self.conv.grad_scale = grad_scale
+        self.conv.loss_scale = loss_scale
+        self.conv.l2 = l2
+        self.conv.clip_eps = clip_eps
 
     def reserve(self, Py_ssize_t n):
         """Make every workspace hold at least n rows (grows, never shrinks)."""
@@ -577,32 +686,40 @@ cdef class Engine:
                 forward_impl[double](self.layers, self.n_layers, <double*>x, n, False)
         return self.workspaces[self.n_layers - 1][0][:n]
 
-    def step(self, cnp.ndarray X, T, labels, long long step, bint do_update):
+    def step(self, cnp.ndarray X, T, labels, long long step, bint do_update,
+             sample_weight=None):
         """Forward, loss, backward (and update unless do_update is False); returns the loss.
 
-        T (n, k) float targets or labels (n,) intp, C-contiguous (checked by the caller)."""
+        T (n, k) float targets or labels (n,) intp, C-contiguous; sample_weight None or
+        (n,) float64 C-contiguous (all checked by the caller)."""
         cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
         cdef const Py_ssize_t* lp = NULL
+        cdef const double* sw = NULL
         if labels is not None:
             lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
-        return self._run_step(cnp.PyArray_DATA(X), t, lp, X.shape[0], step, do_update)
+        if sample_weight is not None:
+            sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
+        return self._run_step(cnp.PyArray_DATA(X), t, lp, X.shape[0], step, do_update, sw)
 
     cdef double _run_step(self, void* x, void* t, const Py_ssize_t* labels, Py_ssize_t n,
-                          long long step, bint do_update):
+                          long long step, bint do_update, const double* sw=NULL):
         """step_impl in the engine's dtype, without the GIL (t is NULL with labels)."""
         cdef double value
         with nogil:
             if self.f32:
                 value = step_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
-                                         <float*>t, labels, n, &self.cfg, step, do_update)
+                                         <float*>t, labels, sw, n, &self.cfg, &self.conv, step,
+                                         do_update)
             else:
                 value = step_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
-                                          <double*>t, labels, n, &self.cfg, step, do_update)
+                                          <double*>t, labels, sw, n, &self.cfg, &self.conv,
+                                          step, do_update)
         return value
 
     def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
-              long long step0):
+              long long step0, sample_weight=None):
         """One epoch of mini-batch steps over ``order`` (intp); returns (steps, loss_sum).
+        ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
 
         steps < 0 means the loss became non-finite at step -steps (then loss_sum
         is that loss); the earlier steps of the epoch were applied."""
@@ -614,22 +731,27 @@ cdef class Engine:
         cdef const Py_ssize_t* lp = NULL
         cdef const Py_ssize_t* op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef double loss_sum = 0.0
+        cdef const double* sw = NULL
+        if sample_weight is not None:
+            sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
         self._reserve_batch(batch, n_features, n_targets)
         cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)
         cdef void* tb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_T)
         cdef Py_ssize_t* lb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_L)
+        cdef double* wb = <double*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_W)
         if labels is not None:
             lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
         with nogil:
             if self.f32:
                 steps = epoch_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
-                                          <float*>t, lp, n_features, n_targets, op, n, batch,
-                                          <float*>xb, <float*>tb, lb, &self.cfg, step0, &loss_sum)
+                                          <float*>t, lp, sw, n_features, n_targets, op, n,
+                                          batch, <float*>xb, <float*>tb, lb, wb, &self.cfg,
+                                          &self.conv, step0, &loss_sum)
             else:
                 steps = epoch_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
-                                           <double*>t, lp, n_features, n_targets, op, n, batch,
-                                           <double*>xb, <double*>tb, lb, &self.cfg, step0,
-                                           &loss_sum)
+                                           <double*>t, lp, sw, n_features, n_targets, op, n,
+                                           batch, <double*>xb, <double*>tb, lb, wb, &self.cfg,
+                                           &self.conv, step0, &loss_sum)
         return steps, loss_sum
 
     def _reserve_batch(self, Py_ssize_t batch, Py_ssize_t n_features, Py_ssize_t n_targets):
@@ -638,6 +760,7 @@ cdef class Engine:
             self.batch_X = np.empty((batch, n_features), dtype=self.dtype)
             self.batch_T = np.empty((batch, max(n_targets, 1)), dtype=self.dtype)
             self.batch_L = np.empty(batch, dtype=np.intp)
+            self.batch_W = np.empty(batch, dtype=np.float64)
 
 
 cdef void* _ptr(arr) except NULL:

@@ -665,8 +665,6 @@ def table(report: dict[str, Any]) -> str:
         gbs = 7 * 4 * WORKLOADS["W6"].n_samples / (r["fastbp"] * 1e-6) / 1e9
         lines.append(f"\nW6 at {r['threads']} thread(s): fastbp Adam moves {gbs:.1f} GB/s "
                      "(7 × 4 bytes × N per update)")
-    if not report["results"]:
-        lines = lines[:1]
     if report.get("latency"):
         lines += ["", latency_table(report["latency"])]
     return "\n".join(lines)

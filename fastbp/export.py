@@ -246,7 +246,9 @@ def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
     raw = _onnx_network(g, model, "X")
     inputs = [h.make_tensor_value_info("X", g.elem_type, ["N", model.in_features])]
     if not is_classifier(est):
-        g.op("Identity", [raw], "variable")
+        # MLPRegressor(loss="poisson") predicts exp of the network's output (the log mean).
+        g.op("Exp" if getattr(est, "out_activation_", "identity") == "exp" else "Identity",
+             [raw], "variable")
         outputs = [h.make_tensor_value_info("variable", g.elem_type, ["N", model.out_features])]
         return _onnx_finish(g, inputs, outputs, path, f"fastbp {type(est).__name__}")
 

@@ -326,7 +326,7 @@ def test_classifier_to_onnx(labels, dtype, tmp_path):
         else:
             assert label.dtype == object
         np.testing.assert_array_equal(label, est.predict(Xn))
-        assert_close(proba.astype(np.float64), est.predict_proba(Xn), np.float64,
+        assert_close(proba, est.predict_proba(Xn), np.dtype(dtype).type,
                      rtol=RTOL[np.dtype(dtype).type])
 
 
@@ -356,16 +356,34 @@ def test_regressor_to_onnx(dtype):
     X = rng.standard_normal((200, 4))
     Y = np.stack([X.sum(axis=1), X[:, 0] * X[:, 1]], axis=1)
     for y in (Y[:, 0], Y):
-        est = MLPRegressor((10,), activation="tanh", max_iter=20, random_state=0,
-                           dtype=dtype).fit(X, y)
+        est = MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", max_iter=20,
+                           random_state=0, dtype=dtype).fit(X, y)
         data = est.to_onnx()
         graph = onnx.load_from_string(data)
         assert [o.name for o in graph.graph.output] == ["variable"]
         Xd = X.astype(dtype)
         (v,) = session(data).run(None, {"X": Xd})
         assert v.shape == (200, y.ndim and (1 if y.ndim == 1 else 2))
-        assert_close(v.astype(np.float64), est.predict(Xd).reshape(v.shape), np.float64,
+        assert_close(v, est.predict(Xd).reshape(v.shape), np.dtype(dtype).type,
                      rtol=RTOL[np.dtype(dtype).type])
+
+
+@needs_sklearn
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_poisson_regressor_to_onnx_predicts_the_mean(dtype):
+    # The network's output is the log of the mean; predict (and the graph) give the mean.
+    from fastbp.sklearn import MLPRegressor
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((150, 4))
+    y = rng.poisson(np.exp(0.5 * X[:, 0]))
+    est = MLPRegressor(loss="poisson", hidden_layer_sizes=(7,), max_iter=15, random_state=0,
+                       dtype=dtype).fit(X, y)
+    assert est.out_activation_ == "exp"
+    Xd = X.astype(dtype)
+    (v,) = session(est.to_onnx()).run(None, {"X": Xd})
+    assert_close(v.reshape(-1), est.predict(Xd), np.dtype(dtype).type,
+                 rtol=RTOL[np.dtype(dtype).type])
+    assert not np.allclose(v.reshape(-1), est.model_.forward(Xd).reshape(-1))
 
 
 @needs_sklearn

@@ -74,12 +74,16 @@ def check_class_weight(class_weight: Any, classes: np.ndarray, multilabel: bool)
 def _balanced(labels: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
     """Per sample, scikit-learn's 'balanced' weight of its label (as compute_sample_weight
     computes it: the classes present in ``labels``)."""
-    present = np.unique(labels)
-    per_class = compute_class_weight("balanced", classes=present, y=labels,
-                                     sample_weight=sample_weight)
-    if not np.all(np.isfinite(per_class)):
-        raise ValueError("class_weight='balanced' needs a positive total sample_weight in "
-                         "every class present in y; a class has a total weight of 0")
+    present, index = np.unique(labels, return_inverse=True)
+    if sample_weight is not None:
+        totals = np.bincount(index.ravel(), weights=sample_weight, minlength=len(present))
+        if not np.all(totals > 0):   # its weight would be Σw / 0
+            raise ValueError("class_weight='balanced' needs a positive total sample_weight "
+                             "in every class present in y; a class has a total weight of 0")
+        per_class = compute_class_weight("balanced", classes=present, y=labels,
+                                         sample_weight=sample_weight)
+    else:
+        per_class = compute_class_weight("balanced", classes=present, y=labels)
     return np.asarray(per_class, dtype=np.float64)[np.searchsorted(present, labels)]
 
 

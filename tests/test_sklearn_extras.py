@@ -360,7 +360,8 @@ def test_predictions_apply_no_dropout():
     np.testing.assert_array_equal(proba[:, 1], expit(raw).ravel())
     np.testing.assert_array_equal(est.predict_proba(X), proba)   # no fresh masks
     np.testing.assert_array_equal(est.predict(X), (proba[:, 1] > 0.5).astype(int))
-    reg = MLPRegressor((16,), dropout=0.5, max_iter=10, random_state=0).fit(X, y * 1.0)
+    reg = MLPRegressor(hidden_layer_sizes=(16,), dropout=0.5, max_iter=10,
+                       random_state=0).fit(X, y * 1.0)
     np.testing.assert_array_equal(reg.predict(X), reg.model_.forward(X).ravel())
     np.testing.assert_array_equal(reg.predict(X), reg.predict(X))
 
@@ -397,7 +398,7 @@ def test_pickled_dropout_estimator_continues_with_the_same_masks():
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
 def test_bad_dropout_raises_naming_it(cls, bad, exc):
     X, y = _moons(60)
-    est = cls((4,), dropout=bad, max_iter=2)
+    est = cls(hidden_layer_sizes=(4,), dropout=bad, max_iter=2)
     with pytest.raises(exc, match="dropout"):
         est.fit(X, y)
     assert not hasattr(est, "model_")

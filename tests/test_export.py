@@ -326,7 +326,7 @@ def test_classifier_to_onnx(labels, dtype, tmp_path):
         else:
             assert label.dtype == object
         np.testing.assert_array_equal(label, est.predict(Xn))
-        assert_close(proba.astype(np.float64), est.predict_proba(Xn), np.float64,
+        assert_close(proba.astype(np.float64), est.predict_proba(Xn).astype(np.float64), np.float64,
                      rtol=RTOL[np.dtype(dtype).type])
 
 
@@ -356,7 +356,7 @@ def test_regressor_to_onnx(dtype):
     X = rng.standard_normal((200, 4))
     Y = np.stack([X.sum(axis=1), X[:, 0] * X[:, 1]], axis=1)
     for y in (Y[:, 0], Y):
-        est = MLPRegressor((10,), activation="tanh", max_iter=20, random_state=0,
+        est = MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", max_iter=20, random_state=0,
                            dtype=dtype).fit(X, y)
         data = est.to_onnx()
         graph = onnx.load_from_string(data)
@@ -364,8 +364,8 @@ def test_regressor_to_onnx(dtype):
         Xd = X.astype(dtype)
         (v,) = session(data).run(None, {"X": Xd})
         assert v.shape == (200, y.ndim and (1 if y.ndim == 1 else 2))
-        assert_close(v.astype(np.float64), est.predict(Xd).reshape(v.shape), np.float64,
-                     rtol=RTOL[np.dtype(dtype).type])
+        assert_close(v.astype(np.float64), est.predict(Xd).reshape(v.shape).astype(np.float64),
+                     np.float64, rtol=RTOL[np.dtype(dtype).type])
 
 
 @needs_sklearn

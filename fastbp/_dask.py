@@ -1,14 +1,15 @@
 """Ensemble.fit(..., client=client): the members trained on a Dask cluster.
 
-The data is scattered once to every worker (broadcast, so that a lost worker
-loses no data); the members are split into one shard per worker, each shard
-trained on its worker as a local ensemble (fastbp.ensemble.train, on that
-worker's threads); the trained parameters, optimizer states and histories come
-back and are written into the members only after every shard has returned, so
-a failed call leaves every member as it was. A shard's result does not depend
-on the worker or thread count that ran it (float64 bit for bit, float32 to
-rounding), so a shard that Dask reruns after losing a worker gives the same
-numbers. ``dask[distributed]`` is imported only here (the ``fastbp[dask]`` extra).
+The data (with the sample weights, if any) is scattered once to every worker
+(broadcast, so that a lost worker loses no data); the members are split into
+one shard per worker, each shard trained on its worker as a local ensemble
+(fastbp.ensemble.train, on that worker's threads); the trained parameters,
+optimizer states and histories come back and are written into the members only
+after every shard has returned, so a failed call leaves every member as it
+was. A shard's result does not depend on the worker or thread count that ran
+it (float64 bit for bit, float32 to rounding), so a shard that Dask reruns
+after losing a worker gives the same numbers. ``dask[distributed]`` is
+imported only here (the ``fastbp[dask]`` extra).
 """
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ def _shards(members: list[_Member], n_shards: int) -> list[list[int]]:
 
 def train_shard(models: list[Sequential], opt_states: list[dict[str, Any]], seeds: list[int],
                 X: np.ndarray, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None,
-                epochs: int, batch: int, shuffle: bool, early_stopping: int | None
-                ) -> list[_Result]:
+                epochs: int, batch: int, shuffle: bool, early_stopping: int | None,
+                sample_weight: np.ndarray | None = None) -> list[_Result]:
     """On a worker: train these members (copies) as one local ensemble; their
     parameters, optimizer states, histories and divergence messages."""
     from distributed import get_worker
@@ -67,7 +68,7 @@ def train_shard(models: list[Sequential], opt_states: list[dict[str, Any]], seed
         opt.load_state_dict(state)
         members.append(_Member(model, opt, seed))
     plan = _Plan(X, y, validation, epochs, batch, shuffle, early_stopping, int(threads),
-                 members, False)
+                 members, False, sample_weight)
     train(plan)
     return [(r.model.parameters(), r.opt.state_dict(), r.history, r.diverged) for r in members]
 
@@ -82,7 +83,10 @@ def fit_on_cluster(plan: _Plan, client: Any) -> None:
     token = uuid.uuid4().hex[:12]
     futures: list[Any] = []
     try:
-        X, y = client.scatter([plan.X, plan.y], broadcast=True)
+        # the weights (checked float64, or None) travel with the data, in one scatter
+        data = [plan.X, plan.y] + ([] if plan.sample_weight is None else [plan.sample_weight])
+        X, y, *rest = client.scatter(data, broadcast=True)
+        weights = rest[0] if rest else None
         validation = None
         if plan.validation is not None:
             validation = tuple(client.scatter(list(plan.validation), broadcast=True))
@@ -91,7 +95,7 @@ def fit_on_cluster(plan: _Plan, client: Any) -> None:
                 train_shard, [members[i].model for i in group],
                 [members[i].opt.state_dict() for i in group], [members[i].seed for i in group],
                 X, y, validation, plan.epochs, plan.batch, plan.shuffle, plan.early_stopping,
-                key=f"fastbp-ensemble-shard-{k}-{token}", pure=False))
+                weights, key=f"fastbp-ensemble-shard-{k}-{token}", pure=False))
         results = client.gather(futures)
     except Exception as exc:
         client.cancel(futures)

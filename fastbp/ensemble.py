@@ -96,6 +96,8 @@ class _Plan:
     num_threads: int
     members: list[_Member]
     show: bool
+    #: checked float64 weights (fastbp._validation.sample_weight), the same for every member
+    sample_weight: np.ndarray | None = None
 
 
 class Ensemble:
@@ -224,7 +226,7 @@ class Ensemble:
             optimizer: Any = "adam", lr: Any = None, weight_decay: Any = None,
             shuffle: bool = True, seed: Any = None,
             validation_data: tuple[Any, Any] | None = None, early_stopping: int | None = None,
-            num_threads: int | None = None, client: Any = None,
+            sample_weight: Any = None, num_threads: int | None = None, client: Any = None,
             progress: bool | None = None) -> list[History]:
         """Train every member in place; returns one History per member.
 
@@ -234,7 +236,10 @@ class Ensemble:
         as fit does with an instance; lr and weight_decay, if given, are assigned
         to them). ``seed``: None (a fresh random batch order, shared by all
         members), an int (every member sees that seed's order) or one int per
-        member. If a member diverges, it is restored to the start of that epoch
+        member. ``sample_weight`` (None or one finite weight >= 0 per sample,
+        positive sum; checked once) weights every member's training loss as
+        ``fit(..., sample_weight=w)`` does (the validation loss stays unweighted, as
+        fit's). If a member diverges, it is restored to the start of that epoch
         and stops while the others go on; at the end TrainingDiverged names it
         (the histories are its ``histories`` attribute). ``num_threads`` (default
         fastbp.get_num_threads()) OS threads share out the members. With ``client``
@@ -248,7 +253,8 @@ class Ensemble:
         plan = self._plan(X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                           lr=lr, weight_decay=weight_decay, shuffle=shuffle, seed=seed,
                           validation_data=validation_data, early_stopping=early_stopping,
-                          num_threads=num_threads, progress=progress)
+                          sample_weight=sample_weight, num_threads=num_threads,
+                          progress=progress)
         if client is not None:
             from fastbp._dask import fit_on_cluster
             fit_on_cluster(plan, client)
@@ -258,7 +264,8 @@ class Ensemble:
 
     def _plan(self, X: Any, y: Any, *, epochs: Any, batch_size: Any, optimizer: Any, lr: Any,
               weight_decay: Any, shuffle: Any, seed: Any, validation_data: Any,
-              early_stopping: Any, num_threads: Any, progress: Any) -> _Plan:
+              early_stopping: Any, sample_weight: Any, num_threads: Any,
+              progress: Any) -> _Plan:
         """Check every argument and build the members' optimizers; changes no member
         (instances' lr/weight_decay are assigned last, after every check passed)."""
         models = self._models
@@ -268,6 +275,7 @@ class Ensemble:
         _finite(X, "X")
         _finite(y, "y")
         n = X.shape[0]
+        weights = check.sample_weight(sample_weight, n)   # once, as fit checks them
         epochs = _int_at_least(epochs, "epochs", 1)
         batch = n if batch_size is None else min(_int_at_least(batch_size, "batch_size", 1), n)
         if early_stopping is not None:
@@ -301,7 +309,7 @@ class Ensemble:
         opts = self._optimizers(optimizer, lrs, decays)
         show = sys.stderr.isatty() if progress is None else check.flag(progress, "progress")
         return _Plan(X, y, validation, epochs, batch, shuffle, early_stopping, num_threads,
-                     [_Member(m, o, s) for m, o, s in zip(models, opts, seeds)], show)
+                     [_Member(m, o, s) for m, o, s in zip(models, opts, seeds)], show, weights)
 
     def _optimizers(self, optimizer: Any, lrs: list[float | None],
                     decays: list[float | None]) -> list[Optimizer]:
@@ -371,14 +379,16 @@ def _members_on_shared_threads(models: Sequence[Sequential]) -> Iterator[None]:
 
 
 def _member_epoch(r: _Member, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
-                  validation: tuple[np.ndarray, np.ndarray] | None) -> None:
-    """One epoch of one member as fit runs it: snapshot, compiled epoch, finiteness
-    check and validation loss. Runs in a worker thread; touches only this member."""
+                  validation: tuple[np.ndarray, np.ndarray] | None,
+                  sample_weight: np.ndarray | None) -> None:
+    """One epoch of one member as fit runs it: snapshot, compiled epoch (with fit's
+    checked weights), finiteness check and validation loss. Runs in a worker thread;
+    touches only this member (the engines only read X, y and the weights)."""
     model, opt = r.model, r.opt
     r.start_params = [p.copy() for p in model.parameters()]
     r.start_state = opt.state_dict()
     r.lr_used = opt.lr
-    r.steps, r.total = run_epoch(model, X, y, order, batch, opt)
+    r.steps, r.total = run_epoch(model, X, y, order, batch, opt, sample_weight)
     r.finite = r.steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
     if r.finite and validation is not None:
         r.val = model.loss(*validation)
@@ -429,7 +439,8 @@ def _run_parallel(jobs: list[tuple[_Member, np.ndarray]], plan: _Plan, workers: 
                 if job is None or errors:
                     return
             try:
-                _member_epoch(job[0], plan.X, plan.y, job[1], plan.batch, plan.validation)
+                _member_epoch(job[0], plan.X, plan.y, job[1], plan.batch, plan.validation,
+                              plan.sample_weight)
             except BaseException as exc:  # re-raised in the calling thread
                 with lock:
                     errors.append(exc)

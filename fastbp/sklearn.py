@@ -38,8 +38,21 @@ What differs: the loss values in ``loss_curve_`` come from logits (log-sum-exp)
 instead of clipped probabilities, so they agree with scikit-learn's to rounding
 except where a probability is within float eps of 0 or 1 (scikit-learn clips there).
 Sparse X is refused. fastbp's extras are keyword-only: ``dtype`` (None: float32
-for float32 X, else float64, as scikit-learn), ``num_threads``, and the other
+for float32 X, else float64, as scikit-learn), ``num_threads``, ``dropout`` (see
+below), the classifier's ``class_weight`` (fastbp/_class_weight.py) and the other
 fastbp activations (``"sigmoid"`` is ``"logistic"``).
+
+``dropout=p`` builds the network as ``fastbp.MLP(..., dropout=p)`` (every hidden
+layer's output, in training steps only; predictions never apply it). Its masks'
+seed is one draw from the estimator's random stream right after the initial
+weights (only when p > 0, so dropout=0 keeps scikit-learn's stream and numbers):
+an integer ``random_state`` gives the same masks at every fit. The stochastic
+solvers only (L-BFGS needs a deterministic loss). ``class_weight`` multiplies the
+sample weights (fit and partial_fit, the early-stopping validation score included):
+fitting with it is fitting with ``sample_weight`` times the per-sample class weights.
+
+A fit or partial_fit whose arguments or data fail a check raises before anything
+about the estimator changed (its attributes are restored as they were).
 
 Pickling (needed by joblib's process workers, e.g. ``GridSearchCV(n_jobs=2)``)
 stores the network as plain arrays plus the optimizer's ``state_dict()``. To
@@ -83,6 +96,7 @@ from sklearn.utils.optimize import (  # type: ignore[import-untyped, unused-igno
 from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ignore]
     _check_sample_weight, check_is_fitted, validate_data)
 
+from fastbp import _class_weight
 from fastbp import _validation as _fcheck
 from fastbp.models import MLP
 from fastbp.optim import SGD, Adam
@@ -129,13 +143,17 @@ def _model_state(model: MLP, optimizer: Adam | SGD | None) -> dict[str, Any]:
     return {"sizes": model.sizes, "activation": model.activation, "loss": model.loss_name,
             "dtype": model.dtype.name, "num_threads": model.num_threads,
             "convention": model._loss_convention,
+            # (MLP: one rate on the hidden layers; the output layer has none)
+            "dropout": model.layers[0].dropout, "dropout_seed": model.dropout_seed,
             "params": [p.copy() for p in model.parameters()],
             "optimizer": None if optimizer is None else optimizer.state_dict()}
 
 
 def _model_from_state(d: dict[str, Any]) -> tuple[MLP, Adam | SGD | None]:
     model = MLP(d["sizes"], d["activation"], d["loss"], dtype=d["dtype"],
-                num_threads=d["num_threads"])
+                num_threads=d["num_threads"], dropout=d.get("dropout", 0.0))
+    if "dropout_seed" in d:   # the masks continue where the pickled model's would
+        model.dropout_seed = d["dropout_seed"]
     model._loss_convention = d["convention"]
     for p, saved in zip(model.parameters(), d["params"]):
         p[...] = saved
@@ -156,6 +174,7 @@ class _BaseMLP(BaseEstimator):
         **_SkBase._parameter_constraints,
         "activation": [StrOptions(set(_HIDDEN))],
         "num_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
     }
     _fast_loss: str  # set by _initialize: the fastbp loss
     model_: MLP
@@ -171,7 +190,8 @@ class _BaseMLP(BaseEstimator):
                  tol: float, verbose: Any, warm_start: bool, momentum: float,
                  nesterovs_momentum: bool, early_stopping: bool, validation_fraction: float,
                  beta_1: float, beta_2: float, epsilon: float, n_iter_no_change: Any,
-                 max_fun: int, dtype: Any, num_threads: int | None) -> None:
+                 max_fun: int, dtype: Any, num_threads: int | None,
+                 dropout: float) -> None:
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
@@ -198,6 +218,7 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.num_threads = num_threads
+        self.dropout = dropout
 
     # ---------------------------------------------------------------- fitted arrays
     def __sklearn_is_fitted__(self) -> bool:
@@ -243,6 +264,11 @@ class _BaseMLP(BaseEstimator):
         """Per sample, what scikit-learn's loss adds to fastbp's (None: nothing)."""
         return None
 
+    def _with_class_weight(self, y: np.ndarray,
+                           sample_weight: np.ndarray | None) -> np.ndarray | None:
+        """The sample weights training uses (the classifier multiplies in class_weight)."""
+        return sample_weight
+
     # ---------------------------------------------------------------- fitting
     def _dtype(self, X: Any) -> Any:
         """The dtype validate_data converts X to: the network's after the first pass,
@@ -254,8 +280,52 @@ class _BaseMLP(BaseEstimator):
                 raise InvalidParameterError(f"The 'dtype' parameter {exc}") from exc
         return (np.float64, np.float32)
 
+    def _dropout_rate(self, n_hidden: int, first_pass: bool) -> float:
+        """The checked ``dropout`` (scikit-learn's constraint passed: a real in [0, 1))."""
+        try:
+            p = _fcheck.dropout_rate(self.dropout)   # also refuses a bool
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"The 'dropout' parameter of {type(self).__name__} "
+                                        f"{exc}") from exc
+        if p and self.solver not in _STOCHASTIC:
+            raise ValueError(f"dropout={p} needs a stochastic solver ('adam' or 'sgd'); "
+                             f"solver={self.solver!r} minimizes a deterministic loss")
+        if p and n_hidden == 0:
+            raise ValueError(f"dropout={p} needs a hidden layer (it applies to hidden layers' "
+                             "outputs); hidden_layer_sizes has none")
+        if not first_pass and self.model_.layers[0].dropout != p and len(self.model_.layers) > 1:
+            raise ValueError(f"the network was built with dropout="
+                             f"{self.model_.layers[0].dropout}; a new dropout={p} takes effect "
+                             "at the next fit without warm_start")
+        return p
+
     def _fit(self: _Est, X: Any, y: Any, sample_weight: Any = None,
-             incremental: bool = False) -> _Est:
+             incremental: bool = False, before: dict[str, Any] | None = None) -> _Est:
+        """Check everything, then train. A failing check restores the attributes as they
+        were (``before``, if given, is the state from before the caller's own changes)."""
+        state = dict(self.__dict__) if before is None else before
+        try:
+            X, y, sample_weight, layer_units, first_pass, dropout = self._checked_fit_inputs(
+                X, y, sample_weight, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+        if first_pass:
+            self._initialize(y, layer_units, X.dtype, dropout)
+        if self.solver in _STOCHASTIC:
+            self._fit_stochastic(X, y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, y, sample_weight)
+        if not all(np.isfinite(w).all() for w in chain(self.coefs_, self.intercepts_)):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may"
+                             " contain large values and need to be preprocessed.")
+        return self
+
+    def _checked_fit_inputs(self, X: Any, y: Any, sample_weight: Any, incremental: bool
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[int],
+                                       bool, float]:
+        """(X, 2-D y, the sample weights training uses, layer units, first pass, dropout)."""
         self._validate_params()
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
@@ -270,26 +340,20 @@ class _BaseMLP(BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
             _fcheck.sample_weight(sample_weight, n_samples)   # finite, >= 0, positive sum
+        dropout = self._dropout_rate(len(hidden_layer_sizes), first_pass)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        sample_weight = self._with_class_weight(y, sample_weight)
         self.n_outputs_ = y.shape[1]
         layer_units = [n_features] + hidden_layer_sizes + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(y, layer_units, X.dtype)
-        elif self.model_.sizes != tuple(layer_units):
+        if not first_pass and self.model_.sizes != tuple(layer_units):
             raise ValueError(f"the network has layer sizes {self.model_.sizes}; these data "
                              f"and parameters need {tuple(layer_units)}")
-        if self.solver in _STOCHASTIC:
-            self._fit_stochastic(X, y, sample_weight, incremental)
-        else:
-            self._fit_lbfgs(X, y, sample_weight)
-        if not all(np.isfinite(w).all() for w in chain(self.coefs_, self.intercepts_)):
-            raise ValueError("Solver produced non-finite parameter weights. The input data may"
-                             " contain large values and need to be preprocessed.")
-        return self
+        return X, y, sample_weight, layer_units, first_pass, dropout
 
-    def _initialize(self, y: np.ndarray, layer_units: list[int], dtype: np.dtype) -> None:
+    def _initialize(self, y: np.ndarray, layer_units: list[int], dtype: np.dtype,
+                    dropout: float = 0.0) -> None:
         """scikit-learn's _initialize: attributes, then the initial weights drawn from
         self._random_state in its order (per layer: coefs, then intercepts)."""
         self.n_iter_ = 0
@@ -300,12 +364,18 @@ class _BaseMLP(BaseEstimator):
         self._fast_loss = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy",
                            "identity": "mse", "exp": "poisson"}[self.out_activation_]
         model = MLP(layer_units, _fast_activation(self.activation), self._fast_loss,
-                    dtype=dtype, seed=0, num_threads=self.num_threads)
+                    dtype=dtype, seed=0, num_threads=self.num_threads, dropout=dropout)
         factor = 2.0 if self.activation == "logistic" else 6.0
         for layer, fan_in, fan_out in zip(model.layers, layer_units, layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
             layer.W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             layer.b[...] = self._random_state.uniform(-bound, bound, fan_out)
+        if dropout:
+            # The masks' seed: one draw after the weights (as fastbp.MLP draws its own),
+            # so an int random_state gives the same masks; none without dropout, which
+            # keeps scikit-learn's stream for the split and the shuffles.
+            model.dropout_seed = int(self._random_state.randint(
+                0, _fcheck.SEED_LIMIT, dtype=np.uint64))
         k = self.n_outputs_
         # (output-gradient scale, loss scale) turning fastbp's mean losses into
         # scikit-learn's: its gradient is (a - y)·w/Σw summed over the k outputs; its
@@ -609,11 +679,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier: scikit-learn's ``MLPClassifier`` on fastbp.
 
     Parameters, attributes and results are scikit-learn 1.9's (see the module
-    docstring); plus keyword-only ``dtype`` and ``num_threads``. ``model_`` is the
+    docstring); plus keyword-only ``dtype``, ``num_threads``, ``dropout`` and
+    ``class_weight`` (None, "balanced", {class: weight}, or for multilabel targets
+    "balanced" or one dict per column; it multiplies the sample weights; "balanced"
+    is refused by partial_fit, as scikit-learn's SGDClassifier). ``model_`` is the
     :class:`fastbp.MLP` (its output layer linear: the logistic/softmax output
     activation is applied by the loss and by ``predict_proba``), ``optimizer_``
     its fastbp optimizer (stochastic solvers).
     """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, list, None],
+    }
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
                  solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
@@ -624,7 +702,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: Any = 10, max_fun: int = 15000,
-                 dtype: Any = None, num_threads: int | None = None) -> None:
+                 dtype: Any = None, num_threads: int | None = None, dropout: float = 0.0,
+                 class_weight: Any = None) -> None:
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -634,10 +714,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dtype=dtype, num_threads=num_threads)
+            dtype=dtype, num_threads=num_threads, dropout=dropout)
 
     def _output_activation(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _with_class_weight(self, y: np.ndarray,
+                           sample_weight: np.ndarray | None) -> np.ndarray | None:
+        """sample_weight times the per-sample class weights (y: the binarized target)."""
+        if self.class_weight is None:
+            return sample_weight
+        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        _class_weight.check_class_weight(self.class_weight, self.classes_, multilabel)
+        per_sample = _class_weight.sample_class_weights(self.class_weight, y, self.classes_,
+                                                        multilabel, sample_weight)
+        weights = per_sample if sample_weight is None else sample_weight * per_sample
+        if not weights.sum() > 0:
+            raise ValueError("class_weight gives every sample a weight of 0 (times "
+                             "sample_weight, if given): nothing would be fitted")
+        return weights
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
                         dtype: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -686,14 +781,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
                     classes: Any = None) -> MLPClassifier:
         """One epoch over (X, y), continuing the network and optimizer of earlier calls;
-        ``classes`` (all labels) is required on the first call."""
+        ``classes`` (all labels) is required on the first call. class_weight="balanced"
+        is refused (one batch's class frequencies are not the data's)."""
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported for partial_fit (as scikit-learn's "
+                "SGDClassifier): compute the weights once with sklearn.utils.class_weight."
+                "compute_class_weight('balanced', classes=classes, y=y) on the whole training "
+                "target (or a large enough sample of it) and pass them as a dict "
+                "{class: weight}.")
+        before = dict(self.__dict__)
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True, before=before)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The log of predict_proba."""
@@ -721,7 +825,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     (``loss="squared_error"`` or ``"poisson"``, whose output activation is exp).
 
     Parameters, attributes and results are scikit-learn 1.9's (see the module
-    docstring); plus keyword-only ``dtype`` and ``num_threads``.
+    docstring); plus keyword-only ``dtype``, ``num_threads`` and ``dropout``.
     """
 
     _parameter_constraints: dict = {
@@ -738,7 +842,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: Any = 10, max_fun: int = 15000,
-                 dtype: Any = None, num_threads: int | None = None) -> None:
+                 dtype: Any = None, num_threads: int | None = None,
+                 dropout: float = 0.0) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -748,7 +853,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dtype=dtype, num_threads=num_threads)
+            dtype=dtype, num_threads=num_threads, dropout=dropout)
 
     def _output_activation(self) -> str:
         return "exp" if self.loss == "poisson" else "identity"

@@ -275,6 +275,82 @@ def test_of_refuses_bad_dropout(bad, exc):
         Ensemble.of(2, (3, 4, 2), dropout=bad)
 
 
+def _weights(n, seed=7):
+    """Weights with zeros and a wide spread (checked as fit checks them)."""
+    w = np.random.default_rng(seed).uniform(0.0, 3.0, n)
+    w[::9] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_sample_weight_members_end_where_their_own_weighted_fit_would(num_threads):
+    X, y = _data()
+    Xv, yv = _data(40, seed=1)
+    w = _weights(len(X))
+    ens_models, ref_models = _members(), _members()
+    hs = Ensemble(ens_models).fit(X, y, epochs=4, batch_size=16, optimizer="adam", lr=LRS,
+                                  weight_decay=DECAYS, seed=SEEDS, validation_data=(Xv, yv),
+                                  early_stopping=2, sample_weight=w, num_threads=num_threads,
+                                  progress=False)
+    for i, (m, ref, h) in enumerate(zip(ens_models, ref_models, hs)):
+        opt = Adam(ref.parameters(), lr=LRS[i], weight_decay=DECAYS[i])
+        expected = ref.fit(X, y, epochs=4, batch_size=16, optimizer=opt, seed=SEEDS[i],
+                           validation_data=(Xv, yv), early_stopping=2, sample_weight=w,
+                           progress=False)
+        _same(m, ref)
+        _same_history(h, expected)
+    # the weights changed the training: unweighted members end elsewhere
+    plain = _members()
+    Ensemble(plain).fit(X, y, epochs=4, batch_size=16, lr=LRS, weight_decay=DECAYS,
+                        seed=SEEDS, num_threads=num_threads, progress=False)
+    assert not np.allclose(plain[0].layers[0].W, ens_models[0].layers[0].W)
+
+
+def test_sample_weight_with_dropout_members_and_sgd():
+    X, y = _data()
+    w = _weights(len(X), seed=3)
+    ens = Ensemble.of(3, (5, 12, 3), activation="tanh", loss="cross_entropy",
+                      dtype="float64", seed=4, dropout=0.25)
+    alone = [fastbp.MLP((5, 12, 3), "tanh", "cross_entropy", dtype="float64", seed=4 + i,
+                        dropout=0.25) for i in range(3)]
+    ens.fit(X, y, epochs=3, batch_size=10, optimizer="sgd", lr=0.05, seed=2, sample_weight=w,
+            num_threads=2, progress=False)
+    for m, a in zip(ens.models, alone):
+        a.fit(X, y, epochs=3, batch_size=10, optimizer="sgd", lr=0.05, seed=2,
+              sample_weight=w, progress=False)
+        _same(m, a)
+
+
+def test_all_ones_sample_weight_is_the_unweighted_fit_bit_for_bit():
+    X, y = _data(dtype="float32")
+    a, b = _members("float32"), _members("float32")
+    Ensemble(a).fit(X, y, epochs=2, seed=1, sample_weight=np.ones(len(X)), progress=False)
+    Ensemble(b).fit(X, y, epochs=2, seed=1, progress=False)
+    for m, r in zip(a, b):
+        for p, q in zip(m.parameters(), r.parameters()):
+            np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    (np.ones(5), ValueError, r"sample_weight must have shape \(120,\)"),
+    (np.ones((120, 1)), ValueError, r"sample_weight must have shape"),
+    (np.r_[np.ones(119), -1.0], ValueError, "sample_weight must be >= 0"),
+    (np.r_[np.ones(119), np.nan], ValueError, "sample_weight must be finite"),
+    (np.r_[np.ones(119), np.inf], ValueError, "sample_weight must be finite"),
+    (np.zeros(120), ValueError, "sample_weight must have a positive sum"),
+    (np.array(["1"] * 120), TypeError, "sample_weight must hold real numbers"),
+])
+def test_bad_sample_weight_changes_nothing(bad, exc, match):
+    X, y = _data()
+    models = _members()[:3]
+    snap = _snapshot(models)
+    own = [Adam(m.parameters()) for m in models]
+    with pytest.raises(exc, match=match):
+        Ensemble(models).fit(X, y, optimizer=own, lr=0.5, sample_weight=bad, progress=False)
+    _unchanged(models, snap)
+    assert all(o.lr == 1e-3 and o.step_count == 0 for o in own)   # not assigned either
+
+
 # ---------------------------------------------------------------- predictions
 
 def test_predictions_are_means_over_members():

@@ -77,6 +77,38 @@ def test_cluster_fit_matches_local_fit(client):
                                    rtol=1e-9)
 
 
+def test_cluster_fit_with_sample_weight_matches_local_and_separate_fits(client):
+    X, y = _data()
+    w = np.random.default_rng(5).uniform(0.0, 2.5, len(X))
+    w[::7] = 0.0
+    remote, local, alone = _members(), _members(), _members()
+    kwargs = dict(epochs=3, batch_size=8, lr=FIT["lr"], seed=FIT["seed"], progress=False)
+    hr = Ensemble(remote).fit(X, y, sample_weight=w, client=client, **kwargs)
+    hl = Ensemble(local).fit(X, y, sample_weight=w, **kwargs)
+    _assert_same(remote, local)
+    for a, b in zip(hr, hl):
+        np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
+    for m, lr, seed in zip(alone, FIT["lr"], FIT["seed"]):
+        m.fit(X, y, epochs=3, batch_size=8, lr=lr, seed=seed, sample_weight=w, progress=False)
+    _assert_same(remote, alone)
+    # the weights reached the workers: an unweighted cluster fit ends elsewhere
+    plain = _members()
+    Ensemble(plain).fit(X, y, client=client, **kwargs)
+    assert not np.allclose(plain[0].layers[0].W, remote[0].layers[0].W)
+
+
+def test_cluster_fit_refuses_bad_sample_weight_before_sending_anything(client):
+    X, y = _data()
+    models = _members()[:2]
+    snap = [[p.copy() for p in m.parameters()] for m in models]
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        Ensemble(models).fit(X, y, sample_weight=-np.ones(len(X)), client=client,
+                             progress=False)
+    for m, s in zip(models, snap):
+        for p, q in zip(m.parameters(), s):
+            np.testing.assert_array_equal(p, q)
+
+
 def test_cluster_fit_by_name_matches_separate_fits(client):
     X, y = _data()
     remote, alone = _members()[:3], _members()[:3]

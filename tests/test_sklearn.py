@@ -56,9 +56,12 @@ WEIGHT_CHECK = "check_sample_weight_equivalence_on_dense_data"
 def _sklearn_fails_too(est):
     """The weights-equal-repeated-rows check compares two fits at float64 tolerances;
     the float32 instances differ by float32 rounding (the same estimators in float64
-    pass it: test_weight_check_passes_in_float64)."""
+    pass it: test_weight_check_passes_in_float64). With dropout a repeated row draws
+    its own mask, where a weight scales one row's: the fits differ by design."""
     if est.dtype == "float32":
         return {WEIGHT_CHECK: "float32 rounding; passes in float64"}
+    if est.dropout:
+        return {WEIGHT_CHECK: "dropout masks each repeated row on its own"}
     return {}
 
 
@@ -84,6 +87,11 @@ def test_weight_check_passes_in_float64(cls):
                  random_state=0),
     MLPClassifier((8,), solver="lbfgs", max_iter=100, random_state=0),
     MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=100, random_state=0),
+    # fastbp's extras (class_weight: scikit-learn's check_class_weight_classifiers runs
+    # for every classifier above, since the parameter exists)
+    MLPClassifier((8,), dropout=0.1, learning_rate_init=0.01, max_iter=200, random_state=0),
+    MLPRegressor(hidden_layer_sizes=(8,), dropout=0.1, learning_rate_init=0.01, max_iter=200,
+                 random_state=0),
 ], expected_failed_checks=lambda est: _sklearn_fails_too(est))
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
     # check_array_api_input (NumPy inputs under array_api_dispatch) skips itself unless
@@ -316,7 +324,7 @@ def test_early_stopping_records_validation_scores(moons):
     # the same scores as scikit-learn's (which, on this binary problem, are all 0.5 in 1.9)
     from sklearn.neural_network import MLPClassifier as SkMLP
     sk = SkMLP(**{k: v for k, v in clf.get_params().items()
-                  if k not in ("dtype", "num_threads")}).fit(X, y)
+                  if k not in ("dtype", "num_threads", "dropout", "class_weight")}).fit(X, y)
     assert clf.validation_scores_ == sk.validation_scores_
     assert clf.t_ == clf.n_iter_ * 320  # 80% of 400 samples per epoch
 

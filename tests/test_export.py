@@ -16,7 +16,7 @@ from fastbp import export
 from fastbp.layers import Dense
 from fastbp.models import Sequential
 
-from conftest import assert_close
+from conftest import assert_close, DTYPES
 
 try:
     import onnx
@@ -32,7 +32,6 @@ needs_onnx = pytest.mark.skipif(onnx is None, reason="needs onnx and onnxruntime
 needs_sklearn = pytest.mark.skipif(onnx is None or sklearn is None,
                                    reason="needs scikit-learn, onnx and onnxruntime (test extra)")
 
-DTYPES = (np.float32, np.float64)
 #: the contract: 1e-6 relative in float32, 1e-12 in float64 (with conftest's absolute
 #: part rtol·max(1, max|expected|))
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
@@ -197,6 +196,7 @@ def c_library(tmp_path_factory):
     return lib, models
 
 
+@pytest.mark.packaging
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_c_matches_fastbp(c_library, dtype):
     lib, models = c_library
@@ -215,6 +215,7 @@ def test_c_matches_fastbp(c_library, dtype):
     assert checked == len(fastbp.ACTIVATIONS) + 2
 
 
+@pytest.mark.packaging
 def test_c_weights_round_trip_exactly(tmp_path):
     # Awkward values: subnormals, the extremes, -0.0, and values with no short decimal.
     for dtype in DTYPES:
@@ -235,6 +236,7 @@ def test_c_weights_round_trip_exactly(tmp_path):
         assert np.array_equal(np.signbit(got[4:5]), [False])  # -0.0 + 0.0 is +0.0
 
 
+@pytest.mark.packaging
 def test_c_driver_program_and_header(tmp_path):
     # The header alone is enough to call the model from a C program (C99, -Werror).
     model = model_for("tanh", "cross_entropy", np.float32)
@@ -326,8 +328,9 @@ def test_classifier_to_onnx(labels, dtype, tmp_path):
         else:
             assert label.dtype == object
         np.testing.assert_array_equal(label, est.predict(Xn))
-        assert_close(proba.astype(np.float64), est.predict_proba(Xn), np.float64,
-                     rtol=RTOL[np.dtype(dtype).type])
+        # (predict_proba keeps the estimator's dtype, as scikit-learn's does)
+        assert_close(proba.astype(np.float64), est.predict_proba(Xn).astype(np.float64),
+                     np.float64, rtol=RTOL[np.dtype(dtype).type])
 
 
 @needs_sklearn
@@ -356,7 +359,7 @@ def test_regressor_to_onnx(dtype):
     X = rng.standard_normal((200, 4))
     Y = np.stack([X.sum(axis=1), X[:, 0] * X[:, 1]], axis=1)
     for y in (Y[:, 0], Y):
-        est = MLPRegressor((10,), activation="tanh", max_iter=20, random_state=0,
+        est = MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", max_iter=20, random_state=0,
                            dtype=dtype).fit(X, y)
         data = est.to_onnx()
         graph = onnx.load_from_string(data)
@@ -364,7 +367,8 @@ def test_regressor_to_onnx(dtype):
         Xd = X.astype(dtype)
         (v,) = session(data).run(None, {"X": Xd})
         assert v.shape == (200, y.ndim and (1 if y.ndim == 1 else 2))
-        assert_close(v.astype(np.float64), est.predict(Xd).reshape(v.shape), np.float64,
+        assert_close(v.astype(np.float64), est.predict(Xd).reshape(v.shape).astype(np.float64),
+                     np.float64,
                      rtol=RTOL[np.dtype(dtype).type])
 
 
@@ -377,6 +381,7 @@ def test_estimator_to_onnx_unfitted():
         MLPClassifier().to_onnx()
 
 
+@pytest.mark.packaging
 def test_missing_onnx_gives_clear_import_error(tmp_path):
     # In a subprocess where `import onnx` fails: to_c still works, to_onnx says what to install.
     code = (
@@ -393,6 +398,7 @@ def test_missing_onnx_gives_clear_import_error(tmp_path):
 
 # ---------------------------------------------------------------- dropout
 
+@pytest.mark.packaging
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dropout_model_exports_its_inference_network(dtype, tmp_path):
     # Dropout is a training device: the exported graph and C code compute what

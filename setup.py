@@ -26,7 +26,6 @@ DIRECTIVES = {
     "nonecheck": False,
     "cdivision": True,
     "embedsignature": True,
-    "cpow": True,
 }
 
 if sys.platform == "win32":

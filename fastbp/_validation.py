@@ -287,93 +287,46 @@ def require(arr: np.ndarray | None, name: str, why: str) -> None:
 
 
 # ---------------------------------------------------------------- optimizer steps
-# One function per optimizer: the arrays and hyper-parameters of one step, checked
-# the same way for fastbp.ops and fastbp.reference (PyTorch's ranges). A state buffer
-# that only some hyper-parameters use is returned typed Any: it is an array exactly
-# when the step uses it (``require`` checked that), else None.
+# The arrays of one fastbp.ops/fastbp.reference optimizer step; the hyper-parameters
+# are checked by building the step's record (fastbp._optim_config). A state buffer
+# the configuration does not use is returned as None (whatever was given); one it
+# uses must be an array (typed Any: an array exactly when the step uses it).
 
-def sgd_step_args(p: Any, g: Any, buf: Any, lr: Any, momentum: Any, dampening: Any, nesterov: Any,
-                  weight_decay: Any, first_step: Any
-                  ) -> tuple[np.ndarray, np.ndarray, Any, float, float, float, bool, float, bool]:
-    nesterov = flag(nesterov, "nesterov")
-    first_step = flag(first_step, "first_step")
-    p, g, state = optimizer_arrays(p, g, buf=buf)
-    lr = finite_scalar(lr, "lr", low=0.0)
-    momentum = finite_scalar(momentum, "momentum", low=0.0)
-    dampening = finite_scalar(dampening, "dampening")
-    weight_decay = finite_scalar(weight_decay, "weight_decay", low=0.0)
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("nesterov=True requires momentum > 0 and dampening = 0, "
-                         f"got momentum={momentum}, dampening={dampening}")
-    if momentum != 0:
-        require(state["buf"], "buf", "when momentum != 0")
-    return p, g, state["buf"], lr, momentum, dampening, nesterov, weight_decay, first_step
+#: why a state buffer is needed, by the optimizer's state name
+STATE_NEEDED = {
+    "momentum_buffer": "when momentum != 0",
+    "sum": "(the running sum of squared gradients)",
+    "square_avg": "(the running average of squared gradients)",
+    "grad_avg": "when centered=True",
+    "exp_avg": "(the first-moment estimate)",
+    "exp_avg_sq": "(the second-moment estimate)",
+    "max_exp_avg_sq": "when amsgrad=True",
+}
 
 
-def adagrad_step_args(p: Any, g: Any, sum_sq: Any, lr: Any, eps: Any, weight_decay: Any
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float, float]:
-    p, g, state = optimizer_arrays(p, g, sum_sq=sum_sq)
-    require(state["sum_sq"], "sum_sq", "(the running sum of squared gradients)")
-    return (p, g, state["sum_sq"], finite_scalar(lr, "lr", low=0.0),
-            finite_scalar(eps, "eps", low=0.0), finite_scalar(weight_decay, "weight_decay", low=0.0))
+def step_arrays(config: Any, p: Any, g: Any, **state: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """p (in place), g (read) and the state buffers of one step of ``config``.
+
+    ``state`` gives the buffers under the ops argument names, in the order of
+    ``config.kernel_state``; they come back in that order."""
+    p, g, checked = optimizer_arrays(p, g, **state)
+    used = config.state_names
+    out: list[Any] = []
+    for (arg, arr), name in zip(checked.items(), config.kernel_state):
+        if name in used:
+            require(arr, arg, STATE_NEEDED[name])
+            out.append(arr)
+        else:
+            out.append(None)
+    return p, g, out
 
 
-def rmsprop_step_args(p: Any, g: Any, sq_avg: Any, buf: Any, grad_avg: Any, lr: Any, alpha: Any,
-                      eps: Any, momentum: Any, centered: Any, weight_decay: Any
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, Any, float, float, float,
-                                 float, bool, float]:
-    centered = flag(centered, "centered")
-    p, g, state = optimizer_arrays(p, g, sq_avg=sq_avg, buf=buf, grad_avg=grad_avg)
-    require(state["sq_avg"], "sq_avg", "(the running average of squared gradients)")
-    lr = finite_scalar(lr, "lr", low=0.0)
-    alpha = finite_scalar(alpha, "alpha", low=0.0, high=1.0)
-    eps = finite_scalar(eps, "eps", low=0.0)
-    momentum = finite_scalar(momentum, "momentum", low=0.0)
-    weight_decay = finite_scalar(weight_decay, "weight_decay", low=0.0)
-    if momentum > 0:
-        require(state["buf"], "buf", "when momentum > 0")
-    if centered:
-        require(state["grad_avg"], "grad_avg", "when centered=True")
-    return (p, g, state["sq_avg"], state["buf"], state["grad_avg"], lr, alpha, eps, momentum,
-            bool(centered), weight_decay)
-
-
-def betas(beta1: Any, beta2: Any) -> tuple[float, float]:
-    return (finite_scalar(beta1, "beta1", low=0.0, high=1.0, high_open=True),
-            finite_scalar(beta2, "beta2", low=0.0, high=1.0, high_open=True))
-
-
-def adam_step_args(p: Any, g: Any, m: Any, v: Any, vmax: Any, step: Any, lr: Any, beta1: Any,
-                   beta2: Any, eps: Any, weight_decay: Any, amsgrad: Any, eps_mode: Any,
-                   decoupled: Any
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any, int, float, float,
-                              float, float, float, bool, str, bool]:
-    amsgrad = flag(amsgrad, "amsgrad")
-    decoupled = flag(decoupled, "decoupled")
-    p, g, state = optimizer_arrays(p, g, m=m, v=v, vmax=vmax)
-    require(state["m"], "m", "(the first-moment estimate)")
-    require(state["v"], "v", "(the second-moment estimate)")
-    if amsgrad:
-        require(state["vmax"], "vmax", "when amsgrad=True")
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
-        raise TypeError(f"step must be an int (counted from 1), got {type(step).__name__}")
-    if not 1 <= step <= MAX_STEP:
-        raise ValueError(f"step must be >= 1 (steps are counted from 1) and <= {MAX_STEP}, got {step}")
-    if eps_mode not in ("paper", "folded"):
-        raise ValueError(f"eps_mode must be 'paper' or 'folded', got {eps_mode!r}")
-    beta1, beta2 = betas(beta1, beta2)
-    return (p, g, state["m"], state["v"], state["vmax"], int(step),
-            finite_scalar(lr, "lr", low=0.0), beta1, beta2, finite_scalar(eps, "eps", low=0.0),
-            finite_scalar(weight_decay, "weight_decay", low=0.0), amsgrad, eps_mode, decoupled)
-
-
-def adam_scalars(step: int, lr: float, beta1: float, beta2: float, folded: bool) -> tuple[float, float]:
-    """(step_size, √(1-β₂ᵗ)) of Adam step t: lr/(1-β₁ᵗ) (paper) or lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (folded)."""
-    bc1 = 1.0 - beta1 ** step
-    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
-    if folded:
-        return lr * bc2_sqrt / bc1, bc2_sqrt
-    return lr / bc1, bc2_sqrt
+def adam_step_count(step: Any) -> int:
+    """Adam's step t, counted from 1."""
+    step = int_in_range(step, "step (counted from 1)", 1)
+    if step > MAX_STEP:
+        raise ValueError(f"step must be <= {MAX_STEP}, got {step}")
+    return step
 
 
 # ---------------------------------------------------------------- dropout
@@ -386,11 +339,15 @@ def dropout_rate(value: Any, name: str = "dropout") -> float:
     return finite_scalar(value, name, low=0.0, high=1.0, high_open=True)
 
 
-def int_in_range(value: Any, name: str, low: int, high: int) -> int:
-    """An int (Python or NumPy, not bool) with low <= value < high."""
+def int_in_range(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """An int (Python or NumPy, not bool) with low <= value < high (no upper bound
+    when high is None): the one integer check of the package."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if not low <= value < high:
+    if high is None:
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value}")
+    elif not low <= value < high:
         raise ValueError(f"{name} must be in [{low}, {high}), got {value}")
     return int(value)
 

@@ -2,8 +2,8 @@
 
 An ensemble trains its members in place, each exactly as ``member.fit`` with
 the same arguments (its own learning rate, weight decay and seed) would: every
-member runs the same compiled epoch (``Engine.epoch``, via
-``fastbp.training.run_epoch``) over the same batch order that ``fit`` would
+member runs the same compiled epoch (``Sequential.train_epoch``, which runs
+``Engine.epoch``) over the same batch order that ``fit`` would
 draw, with the same divergence and early-stopping rules. The ensemble is a
 speed device only: the members are split over ``num_threads`` OS threads,
 each compiled epoch runs without the GIL, and BLAS is held to one thread while
@@ -23,15 +23,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from fastbp import _validation as check
+from fastbp._optim_config import CHECKS
 from fastbp.models import MLP, Sequential
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
 from fastbp.threads import _check as _check_threads
 from fastbp.threads import get_num_threads, using_threads
-from fastbp.training import History, Progress, TrainingDiverged, _finite, _int_at_least, run_epoch
+from fastbp.training import History, Progress, TrainingDiverged, _finite, _int_at_least
 
 __all__ = ["Ensemble"]
 
-#: optimizer kinds the compiled epoch knows (fastbp.optim.Optimizer.kind)
+#: optimizer kinds the compiled epoch knows (fastbp._optim_config's *Config.kind)
 _ENGINE_KINDS = (0, 1, 2, 3)
 
 
@@ -218,7 +219,7 @@ class Ensemble:
     # ---------------------------------------------------------------- files
     def save(self, path: Any) -> None:
         """Write every member to one file (fastbp.load reads it back as an Ensemble)."""
-        from fastbp.io import save_ensemble
+        from fastbp.io import save_ensemble  # (here: fastbp.io imports this module)
         save_ensemble(self, path)
 
     # ---------------------------------------------------------------- training
@@ -248,7 +249,7 @@ class Ensemble:
         ``progress`` then do not apply), with the same results.
         """
         if client is not None:
-            from fastbp._dask import check_client
+            from fastbp._dask import check_client  # (here: fastbp._dask imports this module)
             check_client(client)
         plan = self._plan(X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                           lr=lr, weight_decay=weight_decay, shuffle=shuffle, seed=seed,
@@ -295,9 +296,9 @@ class Ensemble:
             num_threads = get_num_threads()
         else:
             num_threads = _check_threads(num_threads)
-        lrs = [None if v is None else check.finite_scalar(v, f"lr[{i}]", low=0.0)
+        lrs = [None if v is None else CHECKS["lr"](v, f"lr[{i}]")
                for i, v in enumerate(_per_member(lr, "lr", n_models))]
-        decays = [None if v is None else check.finite_scalar(v, f"weight_decay[{i}]", low=0.0)
+        decays = [None if v is None else CHECKS["weight_decay"](v, f"weight_decay[{i}]")
                   for i, v in enumerate(_per_member(weight_decay, "weight_decay", n_models))]
         if seed is None:
             # One fresh order shared by all members (fit with seed=None draws a fresh one too).
@@ -388,7 +389,7 @@ def _member_epoch(r: _Member, X: np.ndarray, y: np.ndarray, order: np.ndarray, b
     r.start_params = [p.copy() for p in model.parameters()]
     r.start_state = opt.state_dict()
     r.lr_used = opt.lr
-    r.steps, r.total = run_epoch(model, X, y, order, batch, opt, sample_weight)
+    r.steps, r.total = model.train_epoch(X, y, order, batch, opt, sample_weight)
     r.finite = r.steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
     if r.finite and validation is not None:
         r.val = model.loss(*validation)

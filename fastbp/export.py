@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from fastbp import _validation as check
-
-if TYPE_CHECKING:
-    from fastbp.models import Sequential
+from fastbp.models import Sequential
 
 __all__ = ["to_onnx", "to_c", "estimator_to_onnx"]
 
@@ -43,7 +41,6 @@ _OUTPUT_KINDS = ("auto", "raw")
 # ---------------------------------------------------------------- shared checks
 
 def _check_model(model: Any) -> Sequential:
-    from fastbp.models import Sequential
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastbp Sequential or MLP, got {type(model).__name__}")
     for i, layer in enumerate(model.layers):

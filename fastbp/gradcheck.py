@@ -1,12 +1,16 @@
 """Gradient checking: backward() against central finite differences in float64."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fastbp import _validation as check
+from fastbp import ops
+from fastbp.layers import Dense
+from fastbp.models import Sequential
 
 __all__ = ["gradcheck", "GradcheckResult"]
 
@@ -37,7 +41,6 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
     (through ``fastbp.ops``, not the engine). Without dropout no evaluation applies
     any.
     """
-    from fastbp.models import Sequential  # local: models imports the kernels
 
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastbp Sequential/MLP, got {type(model).__name__}")
@@ -91,7 +94,6 @@ DROPOUT_STEP = 1
 def masked_loss(model: Any, X: np.ndarray, y: np.ndarray, step: int) -> float:
     """The training loss of (converted) X, y with the dropout masks of ``step``,
     layer by layer through fastbp.ops (the masks the engine draws at that step)."""
-    from fastbp import ops
 
     out = X
     for i, layer in enumerate(model.layers):
@@ -105,11 +107,6 @@ def masked_loss(model: Any, X: np.ndarray, y: np.ndarray, step: int) -> float:
 def as_float64(model: Any) -> Any:
     """A float64 copy of a Sequential model (of the same class, so that an
     overridden ``backward`` is the one checked) with the same parameters."""
-    import copy
-    import threading
-
-    from fastbp.layers import Dense
-
     layers = []
     for layer in model.layers:
         twin = Dense(layer.in_features, layer.out_features, layer.activation, dtype="float64",
@@ -117,7 +114,6 @@ def as_float64(model: Any) -> Any:
         twin.W[...] = layer.W
         twin.b[...] = layer.b
         layers.append(twin)
-    twin_model = copy.copy(model)
-    twin_model._lock = threading.Lock()
-    twin_model.layers = layers  # (drops the copied engine)
+    twin_model = copy.deepcopy(model)  # the model's copy path (its __getstate__)
+    twin_model.layers = layers
     return twin_model

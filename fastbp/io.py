@@ -23,16 +23,15 @@ import json
 import os
 import tempfile
 import zipfile
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from fastbp import _validation as check
-
-if TYPE_CHECKING:
-    from fastbp.ensemble import Ensemble
-    from fastbp.models import Sequential
-    from fastbp.optim import Optimizer
+from fastbp.ensemble import Ensemble
+from fastbp.layers import Dense
+from fastbp.models import Sequential
+from fastbp.optim import OPTIMIZERS, Optimizer
 
 __all__ = ["save", "load", "save_ensemble", "load_ensemble", "FORMAT", "VERSION"]
 
@@ -53,8 +52,6 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 def save(model: Any, path: Any, optimizer: Any = None) -> None:
     """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
-    from fastbp.models import Sequential
-    from fastbp.optim import Optimizer
 
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastbp Sequential/MLP, got {type(model).__name__}")
@@ -97,7 +94,6 @@ def save_ensemble(ensemble: Any, path: Any) -> None:
     """Write every member of ``ensemble`` to ``path`` atomically: the same format,
     with ``"kind": "ensemble"`` and one layer list per member in the header and
     the arrays under ``members/<k>/``."""
-    from fastbp.ensemble import Ensemble
 
     if not isinstance(ensemble, Ensemble):
         raise TypeError(f"ensemble must be a fastbp.Ensemble, got {type(ensemble).__name__}")
@@ -208,7 +204,6 @@ def load(path: Any, *, with_optimizer: bool
 def load(path: Any, *, with_optimizer: bool = False
          ) -> Sequential | tuple[Sequential, Optimizer | None]:
     """The model saved at ``path``; with ``with_optimizer=True``, (model, optimizer or None)."""
-    from fastbp.optim import OPTIMIZERS
 
     path = os.fspath(path)
     try:
@@ -218,8 +213,7 @@ def load(path: Any, *, with_optimizer: bool = False
         dtype = check.float_dtype(header["dtype"])
         kind = header.get("kind", "model")
         if kind == "ensemble":
-            from fastbp.ensemble import Ensemble
-
+        
             members = header["members"]
             if not isinstance(members, list):
                 raise _fail(path, "members must be a list")
@@ -261,8 +255,6 @@ def _build_model(specs: Any, loss: Any, dtype: np.dtype, arrays: dict[str, np.nd
     """A Sequential from the header's layer list and the arrays under ``prefix``
     (taken out of ``arrays``, each checked for dtype and shape). Files written
     before dropout existed have no "dropout" or "dropout_seed"."""
-    from fastbp.layers import Dense
-    from fastbp.models import Sequential
 
     layers = []
     for i, spec in enumerate(specs):
@@ -279,7 +271,6 @@ def _build_model(specs: Any, loss: Any, dtype: np.dtype, arrays: dict[str, np.nd
 def load_ensemble(path: Any) -> Ensemble:
     """The ensemble saved at ``path`` by Ensemble.save (fastbp.load reads it too; this
     is the typed spelling, and refuses a single-model file)."""
-    from fastbp.ensemble import Ensemble
 
     result: Any = load(path)
     if not isinstance(result, Ensemble):

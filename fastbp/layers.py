@@ -17,11 +17,7 @@ HE_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")
 
 
 def positive_int(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+    return check.int_in_range(value, name, 1)
 
 
 def init_weights(in_features: int, out_features: int, init: str, activation: str,

@@ -1,7 +1,7 @@
 """Sequential models: a stack of Dense layers and a loss."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import contextlib
 import secrets
@@ -16,10 +16,9 @@ from fastbp._kernels import losses as _loss
 from fastbp._kernels.network import Engine
 from fastbp.layers import Dense, positive_int
 from fastbp.optim import Optimizer, make_optimizer
+from fastbp.threads import _check as _check_threads
 from fastbp.threads import using_threads
-
-if TYPE_CHECKING:
-    from fastbp.training import History
+from fastbp.training import History, fit
 
 __all__ = ["Sequential", "MLP"]
 
@@ -186,8 +185,7 @@ class Sequential:
         if engine.is_bound_to(optimizer):
             return
         make_optimizer(optimizer, self.parameters(), None)  # checks it owns our parameters
-        hyper, state = optimizer.engine_config()
-        engine.bind_optimizer(optimizer, hyper, state)
+        engine.bind_optimizer(optimizer)
 
     @staticmethod
     def _split(y: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -266,7 +264,7 @@ class Sequential:
                 step = self._backward_calls
             engine = self._compiled()
             engine.reserve(X.shape[0])
-            return engine.step(X, T, labels, step, False, w)
+            return engine.backward(X, T, labels, step, w)
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer,
                    sample_weight: Any = None) -> float:
@@ -289,9 +287,26 @@ class Sequential:
             engine = self._compiled()
             self._bind(engine, optimizer)
             engine.reserve(X.shape[0])
-            loss = engine.step(X, T, labels, optimizer.step_count + 1, True, w)
-            optimizer.step_count += 1
-        return loss
+            return engine.train_step(X, T, labels, w)
+
+    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+                    optimizer: Optimizer,
+                    sample_weight: np.ndarray | None = None) -> tuple[int, float]:
+        """One epoch of mini-batch steps in one compiled call: the rows ``order`` (intp)
+        in batches of ``batch_size``, each batch's loss the (weighted) mean over it.
+
+        X, y are converted (``check_Xy``), sample_weight checked float64 weights or
+        None (``check_sample_weight``): fit's, an Ensemble's and fastbp.sklearn's
+        epoch loop. Returns (steps, Σ batch loss · batch size); steps < 0 means the
+        loss of step -steps was not finite (then the second value is that loss, and
+        the earlier steps were applied). The optimizer's step_count advances by
+        the steps taken."""
+        T, labels = self._split(y)
+        with self._lock, self._threads():
+            engine = self._compiled()
+            self._bind(engine, optimizer)
+            steps, total = engine.epoch(X, T, labels, order, batch_size, sample_weight)
+        return steps, total
 
     # ---------------------------------------------------------------- predictions
     def predict(self, X: Any) -> np.ndarray:
@@ -341,12 +356,11 @@ class Sequential:
     # ---------------------------------------------------------------- training & files
     def fit(self, X: Any, y: Any, **kwargs: Any) -> History:
         """Train with mini-batch gradient descent; see fastbp.training.fit."""
-        from fastbp.training import fit
         return fit(self, X, y, **kwargs)
 
     def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
         """Write the model (and optionally the optimizer state) to one file, atomically."""
-        from fastbp.io import save
+        from fastbp.io import save  # (here: fastbp.io imports this module)
         save(self, path, optimizer)
 
 
@@ -382,5 +396,4 @@ class MLP(Sequential):
         super().__init__(layers, loss,
                          dropout_seed=int(rng.integers(0, check.SEED_LIMIT, dtype=np.uint64)))
         if num_threads is not None:
-            from fastbp.threads import _check
-            self.num_threads = _check(num_threads)
+            self.num_threads = _check_threads(num_threads)

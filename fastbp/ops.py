@@ -20,6 +20,7 @@ from fastbp._kernels import dense as _dense
 from fastbp._kernels import dropout as _dropout
 from fastbp._kernels import losses as _loss
 from fastbp._kernels import optim as _optim
+from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._validation import ACTIVATIONS, LOSSES
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
@@ -126,11 +127,11 @@ def sgd_step(
     first_step: bool = False,
 ) -> None:
     """torch.optim.SGD step, in place on p (and buf)."""
-    p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step = check.sgd_step_args(
-        p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step)
+    config = SGDConfig(lr, momentum, dampening, nesterov, weight_decay)
+    first_step = check.flag(first_step, "first_step")
+    p, g, (buf,) = check.step_arrays(config, p, g, buf=buf)
     if p.size:
-        _optim.sgd_step_into(p.reshape(-1), g.reshape(-1), _flat(buf), lr, momentum, dampening,
-                             nesterov, weight_decay, first_step)
+        _optim.sgd_step_into(p.reshape(-1), g.reshape(-1), _flat(buf), config, first_step)
 
 
 def adagrad_step(
@@ -143,10 +144,10 @@ def adagrad_step(
     weight_decay: float = 0.0,
 ) -> None:
     """torch.optim.Adagrad step, in place on p and sum_sq."""
-    p, g, sum_sq, lr, eps, weight_decay = check.adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay)
+    config = AdaGradConfig(lr, eps, weight_decay)
+    p, g, (sum_sq,) = check.step_arrays(config, p, g, sum_sq=sum_sq)
     if p.size:
-        _optim.adagrad_step_into(p.reshape(-1), g.reshape(-1), sum_sq.reshape(-1), lr, eps,
-                                 weight_decay)
+        _optim.adagrad_step_into(p.reshape(-1), g.reshape(-1), sum_sq.reshape(-1), config)
 
 
 def rmsprop_step(
@@ -164,12 +165,12 @@ def rmsprop_step(
     weight_decay: float = 0.0,
 ) -> None:
     """torch.optim.RMSprop step, in place on p and its state."""
-    (p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered,
-     weight_decay) = check.rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps,
-                                             momentum, centered, weight_decay)
+    config = RMSpropConfig(lr, alpha, eps, momentum, centered, weight_decay)
+    p, g, (sq_avg, buf, grad_avg) = check.step_arrays(config, p, g, sq_avg=sq_avg, buf=buf,
+                                                      grad_avg=grad_avg)
     if p.size:
         _optim.rmsprop_step_into(p.reshape(-1), g.reshape(-1), sq_avg.reshape(-1), _flat(buf),
-                                 _flat(grad_avg), lr, alpha, eps, momentum, centered, weight_decay)
+                                 _flat(grad_avg), config)
 
 
 def adam_step(
@@ -190,15 +191,12 @@ def adam_step(
     eps_mode: str = "paper",
 ) -> None:
     """torch.optim.Adam/AdamW step (eps_mode="folded": scikit-learn's Adam), in place."""
-    (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
-     eps_mode, decoupled) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
-                                                 weight_decay, amsgrad, eps_mode, decoupled)
-    folded = eps_mode == "folded"
-    step_size, bc2_sqrt = check.adam_scalars(step, lr, beta1, beta2, folded)
+    config = AdamConfig(lr, beta1, beta2, eps, weight_decay, amsgrad, eps_mode, decoupled)
+    p, g, (m, v, vmax) = check.step_arrays(config, p, g, m=m, v=v, vmax=vmax)
+    step = check.adam_step_count(step)
     if p.size:
         _optim.adam_step_into(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                              _flat(vmax), lr, beta1, beta2, eps, weight_decay, bool(decoupled),
-                              amsgrad, folded, step_size, bc2_sqrt)
+                              _flat(vmax), config, step)
 
 
 def dropout_mask(

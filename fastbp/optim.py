@@ -3,11 +3,17 @@
 Each ``step(grads)`` validates every gradient first (count, shape, dtype), so a
 failing call changes nothing, then runs one fused compiled kernel per
 parameter. Semantics are PyTorch's (``torch.optim``), the step counted from 1.
-State lives in plain arrays (``self.state[i][name]``) so that it can be saved
-without pickle and used by the compiled training step.
+
+An optimizer is its parameter tuple and one ``OptimizerLink`` (``engine_link``,
+shared with the compiled engine): the configuration record
+(``fastbp._optim_config``, where every hyper-parameter is validated), the state
+arrays (``state[i][name]``, plain arrays so that they can be saved without
+pickle) and the step counter. Assigning a hyper-parameter replaces the record;
+``load_state_dict`` replaces the record, the state and the counter.
 """
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
@@ -15,83 +21,123 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp._kernels import optim as _optim
+from fastbp._kernels.optim import OptimizerLink
+from fastbp._optim_config import (AdaGradConfig, AdamConfig, OptimizerConfig, RMSpropConfig,
+                                  SGDConfig)
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
 
 
 class Optimizer:
-    """Base class: parameter list, validated learning rate, state arrays, state_dict."""
+    """Base class: parameter list, configuration record, state arrays, state_dict.
 
-    #: names of the per-parameter state arrays this optimizer keeps
-    state_names: tuple[str, ...] = ()
+    A subclass outside fastbp (with ``update``, ``hyperparameters`` and, if it
+    keeps state, a class attribute ``state_names``) gets the learning-rate-only
+    record; the built-in kinds set ``config_type`` and run compiled kernels.
+    """
+
     name = "optimizer"
-    #: the compiled engine's optimizer code (fastbp/_kernels/network.pyx)
-    kind = -1
-    #: the compiled kernel's state arguments, in order (absent ones are passed as None)
-    kernel_state: tuple[str, ...] = ()
-    _internal = frozenset(("step_count", "_lr", "_scalars", "_config_version", "_frozen"))
-    #: bumped by every hyper-parameter assignment (set in __setattr__)
-    _config_version: int
+    #: the record type of this optimizer's hyper-parameters
+    config_type: type[OptimizerConfig] = OptimizerConfig
+    #: the parameters (a tuple: the compiled engine holds pointers into these arrays,
+    #: which may change in place but never be replaced)
+    params: tuple[np.ndarray, ...]
+    #: configuration, state and step counter, shared with the compiled engine
+    engine_link: OptimizerLink
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # A hyper-parameter changed after construction is validated together with
-        # the others (by building the optimizer it would make), and refused if it
-        # would change which state arrays exist (e.g. momentum 0 -> 0.9). Every
-        # accepted change bumps the configuration version, so that a compiled
-        # engine bound to this optimizer re-reads it.
-        hyper_parameter = name not in self._internal
-        if hyper_parameter:
-            if self.__dict__.get("_frozen") and name != "lr":
-                hyper = self.hyperparameters()
-                if name not in hyper:
-                    raise AttributeError(f"{type(self).__name__} has no hyper-parameter {name!r}")
-                hyper[name] = value
-                fresh = type(self)(self.params, **hyper)
-                if fresh.state_names != self.state_names:
-                    raise ValueError(f"changing {name} would change the optimizer's state "
-                                     f"({self.state_names} -> {fresh.state_names}); build a new "
-                                     "optimizer instead")
-                value = getattr(fresh, name)
-        object.__setattr__(self, name, value)
-        if hyper_parameter:
-            # After the store: an engine that reads the new version (from another
-            # thread) then also reads the new value.
-            object.__setattr__(self, "_config_version", self.__dict__.get("_config_version", 0) + 1)
-
-    def engine_config(self) -> tuple[dict[str, Any], list[list[np.ndarray | None]]]:
-        """Hyper-parameters and per-parameter state arrays for the compiled engine."""
-        hyper = dict(self.hyperparameters())
-        hyper.update(decoupled=getattr(self, "decoupled", False),
-                     folded=getattr(self, "eps_mode", "paper") == "folded")
-        if "betas" in hyper:
-            hyper["beta1"], hyper["beta2"] = hyper.pop("betas")
-        pad: list[np.ndarray | None] = [None] * (3 - len(self.kernel_state))
-        state = [[s.get(k) for k in self.kernel_state] + pad for s in self.state]
-        return hyper, state
-
-    def __init__(self, params: Sequence[np.ndarray], lr: float) -> None:
+    def __init__(self, params: Sequence[np.ndarray], lr: float, **hyper: Any) -> None:
+        config = self._config_of(lr=lr, **hyper)
         params = list(params)
         if not params:
             raise ValueError("params must be a non-empty sequence of arrays, got an empty one")
         for i, p in enumerate(params):
             check.inplace_array(p, f"params[{i}]")
-        # Tuples and read-only mappings: the compiled engine holds pointers into
-        # these arrays, so the arrays may change in place but never be replaced.
-        self.params: tuple[np.ndarray, ...] = tuple(params)
-        self.lr = lr
-        self.step_count = 0
-        self.state: tuple[Mapping[str, np.ndarray], ...] = tuple(
-            MappingProxyType({name: np.zeros_like(p) for name in self.state_names}) for p in params)
-        self._frozen = True
+        object.__setattr__(self, "params", tuple(params))
+        object.__setattr__(self, "engine_link", OptimizerLink(config, ()))
+        names = self.state_names
+        # Read-only mappings: the engine points into these arrays too.
+        self.engine_link.state = tuple(
+            MappingProxyType({name: np.zeros_like(p) for name in names}) for p in params)
 
-    # ---------------------------------------------------------------- learning rate
+    @classmethod
+    def _config_of(cls, **hyper: Any) -> OptimizerConfig:
+        """The record of the constructor's keyword arguments (validated)."""
+        return cls.config_type(**hyper)
+
+    # ---------------------------------------------------------------- the shared record
+    @property
+    def config(self) -> OptimizerConfig:
+        """The current configuration record (immutable; assignments replace it)."""
+        return self.engine_link.config
+
+    @property
+    def state(self) -> tuple[Mapping[str, np.ndarray], ...]:
+        """Per parameter, its state arrays by name (read-only mappings of live arrays)."""
+        return self.engine_link.state
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken so far (the next one is step_count + 1)."""
+        return int(self.engine_link.step_count)
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        self.engine_link.step_count = check.int_in_range(value, "step_count", 0, check.MAX_STEP)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the per-parameter state arrays this optimizer keeps."""
+        return self.config.state_names
+
+    @property
+    def kind(self) -> int:
+        """The compiled kernels' code of this optimizer (-1: none)."""
+        return self.config.kind
+
     @property
     def lr(self) -> float:
-        return self._lr
+        return self.config.lr
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = check.finite_scalar(value, "lr", low=0.0)
+        self._assign("lr", value)
+
+    def __getattr__(self, name: str) -> Any:
+        # The other hyper-parameters, read from the record (only reached for names
+        # that are not ordinary attributes).
+        link = self.__dict__.get("engine_link")
+        if link is not None and name in _fields(link.config):
+            return getattr(link.config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "engine_link" in self.__dict__ and name != "step_count" \
+                and not isinstance(getattr(type(self), name, None), property):
+            self._assign(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def _changes(self, name: str, value: Any) -> dict[str, Any]:
+        """The record fields that assigning ``name`` sets."""
+        return {name: value}
+
+    def _assign(self, name: str, value: Any) -> None:
+        """Replace the record with one where hyper-parameter ``name`` is ``value``:
+        validated like the constructor's; refused if it would change which state
+        arrays exist (e.g. momentum 0 -> 0.9). Allocates nothing."""
+        if name not in self.hyperparameters():
+            raise AttributeError(f"{type(self).__name__} has no hyper-parameter {name!r}")
+        changes = self._changes(name, value)
+        if not set(changes) <= _fields(self.config):
+            # a hyper-parameter of a subclass outside fastbp, kept as its attribute
+            object.__setattr__(self, name, value)
+            return
+        config = self.config.replace(**changes)
+        if config.state_names != self.config.state_names:
+            raise ValueError(f"changing {name} would change the optimizer's state "
+                             f"({self.state_names} -> {config.state_names}); build a new "
+                             "optimizer instead")
+        self.engine_link.config = config
 
     # ---------------------------------------------------------------- stepping
     def check_grads(self, grads: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -110,23 +156,29 @@ class Optimizer:
     def step(self, grads: Sequence[np.ndarray]) -> None:
         """Update every parameter in place from its gradient."""
         grads = self.check_grads(grads)
-        self.step_count += 1
-        self.begin_step()
-        for p, g, state in zip(self.params, grads, self.state):
+        link = self.engine_link
+        config = link.config
+        step = self.step_count + 1
+        if config.kind >= 0:
+            # The compiled step over every parameter: the engine's kernels and order.
+            states = [[s.get(k) for k in config.kernel_state] for s in link.state]
+            _optim.optimizer_step_into(config, list(self.params), grads, states, step)
+            link.step_count = step
+            return
+        link.step_count = step
+        for p, g, state in zip(self.params, grads, link.state):
             if p.size:
                 self.update(p.reshape(-1), g.reshape(-1),
                             {k: a.reshape(-1) for k, a in state.items()})
 
-    def begin_step(self) -> None:
-        """Per-step scalar work, done once before the per-parameter updates."""
-
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        """One parameter's update (subclasses without a compiled kernel)."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- state
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's keyword arguments (lr included)."""
-        raise NotImplementedError
+        return {"lr": self.lr}
 
     def state_dict(self) -> dict[str, Any]:
         """A copy of everything needed to resume: type, hyper-parameters, step, state arrays."""
@@ -146,157 +198,146 @@ class Optimizer:
         if len(state) != len(self.params):
             raise ValueError(f"state_dict holds state for {len(state)} parameters, "
                              f"this optimizer has {len(self.params)}")
-        step = d["step"]
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) \
-                or not 0 <= step < check.MAX_STEP:
-            raise ValueError(f"state_dict step must be an int in [0, {check.MAX_STEP}), got {step!r}")
+        try:
+            step = check.int_in_range(d["step"], "state_dict step", 0, check.MAX_STEP)
+        except TypeError as exc:  # a malformed dict, like every other error here
+            raise ValueError(str(exc)) from None
         hyper = d["hyperparameters"]
         if not isinstance(hyper, dict):
             raise ValueError(f"state_dict hyperparameters must be a dict, got {type(hyper).__name__}")
-        fresh = type(self)(self.params, **hyper)  # validates the hyper-parameters
+        config = self._config_of(**hyper)  # validates the hyper-parameters
+        names = config.state_names if self.config_type is not OptimizerConfig \
+            else self.state_names
+        arrays: list[Mapping[str, np.ndarray]] = []
         for i, (p, s) in enumerate(zip(self.params, state)):
-            if not isinstance(s, dict) or set(s) != set(fresh.state_names):
-                raise ValueError(f"state_dict state[{i}] must hold {sorted(fresh.state_names)}, "
+            if not isinstance(s, dict) or set(s) != set(names):
+                raise ValueError(f"state_dict state[{i}] must hold {sorted(names)}, "
                                  f"got {sorted(s) if isinstance(s, dict) else s!r}")
-            for k, a in s.items():
-                a = np.asarray(a)
+            own: dict[str, np.ndarray] = {}
+            for k in names:
+                a = np.asarray(s[k])
                 if a.shape != p.shape or a.dtype != p.dtype:
                     raise ValueError(f"state_dict state[{i}][{k!r}] must be {p.dtype} of shape "
                                      f"{p.shape}, got {a.dtype} {a.shape}")
-                fresh.state[i][k][...] = a
-        # Everything checked: adopt the new state (a failing load changed nothing).
-        fresh.step_count = int(step)
-        self.__dict__.update(fresh.__dict__)
+                own[k] = np.zeros_like(p)
+                own[k][...] = a
+            arrays.append(MappingProxyType(own))
+        # Everything checked: adopt the new record, state and count (a failing load
+        # changed nothing). New objects, so a bound engine rebinds.
+        link = self.engine_link
+        link.config = config
+        link.state = tuple(arrays)
+        link.step_count = step
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
         return f"{type(self).__name__}({args})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling and copy.deepcopy (an estimator's pickle, joblib's workers): rebuilt
+        # from the state_dict over the same parameter arrays, which a model pickled in
+        # the same call shares (pickle keeps the identity of the arrays).
+        return _rebuild, (type(self), self.params, self.state_dict())
 
 
 class SGD(Optimizer):
     """torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay."""
 
     name = "sgd"
-    kind = 0
-    kernel_state = ("momentum_buffer",)
+    config_type = SGDConfig
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
-        self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
-        self.dampening = check.finite_scalar(dampening, "dampening")
-        self.nesterov = check.flag(nesterov, "nesterov")
-        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError("nesterov=True requires momentum > 0 and dampening = 0, "
-                             f"got momentum={momentum}, dampening={dampening}")
-        self.state_names = ("momentum_buffer",) if self.momentum != 0 else ()
-        super().__init__(params, lr)
+        super().__init__(params, lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                         weight_decay=weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening,
-                    nesterov=self.nesterov, weight_decay=self.weight_decay)
-
-    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        _optim.sgd_step_into(p, g, state.get("momentum_buffer"), self.lr, self.momentum,
-                             self.dampening, self.nesterov, self.weight_decay,
-                             self.step_count == 1)
+        c = self.engine_link.config
+        return dict(lr=c.lr, momentum=c.momentum, dampening=c.dampening,
+                    nesterov=c.nesterov, weight_decay=c.weight_decay)
 
 
 class AdaGrad(Optimizer):
     """torch.optim.Adagrad (lr_decay 0, initial accumulator 0)."""
 
     name = "adagrad"
-    kind = 1
-    state_names = ("sum",)
-    kernel_state = ("sum",)
+    config_type = AdaGradConfig
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, eps: float = 1e-10,
                  weight_decay: float = 0.0) -> None:
-        self.eps = check.finite_scalar(eps, "eps", low=0.0)
-        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
-        super().__init__(params, lr)
+        super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return dict(lr=self.lr, eps=self.eps, weight_decay=self.weight_decay)
-
-    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        _optim.adagrad_step_into(p, g, state["sum"], self.lr, self.eps, self.weight_decay)
+        c = self.engine_link.config
+        return dict(lr=c.lr, eps=c.eps, weight_decay=c.weight_decay)
 
 
 class RMSprop(Optimizer):
     """torch.optim.RMSprop: plain, centered, with momentum."""
 
     name = "rmsprop"
-    kind = 2
-    kernel_state = ("square_avg", "momentum_buffer", "grad_avg")
+    config_type = RMSpropConfig
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, alpha: float = 0.99,
                  eps: float = 1e-8, momentum: float = 0.0, centered: bool = False,
                  weight_decay: float = 0.0) -> None:
-        self.alpha = check.finite_scalar(alpha, "alpha", low=0.0, high=1.0)
-        self.eps = check.finite_scalar(eps, "eps", low=0.0)
-        self.momentum = check.finite_scalar(momentum, "momentum", low=0.0)
-        self.centered = check.flag(centered, "centered")
-        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
-        self.state_names = (("square_avg",) + (("momentum_buffer",) if self.momentum > 0 else ())
-                            + (("grad_avg",) if self.centered else ()))
-        super().__init__(params, lr)
+        super().__init__(params, lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered,
+                         weight_decay=weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return dict(lr=self.lr, alpha=self.alpha, eps=self.eps, momentum=self.momentum,
-                    centered=self.centered, weight_decay=self.weight_decay)
-
-    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        _optim.rmsprop_step_into(p, g, state["square_avg"], state.get("momentum_buffer"),
-                                 state.get("grad_avg"), self.lr, self.alpha, self.eps,
-                                 self.momentum, self.centered, self.weight_decay)
+        c = self.engine_link.config
+        return dict(lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum,
+                    centered=c.centered, weight_decay=c.weight_decay)
 
 
 class Adam(Optimizer):
     """torch.optim.Adam (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
 
     name = "adam"
-    kind = 3
+    config_type = AdamConfig
+    #: AdamW's decoupled weight decay (a property of the class, not a hyper-parameter)
     decoupled = False
-    kernel_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, eps_mode: str = "paper") -> None:
-        try:
-            beta1, beta2 = betas
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from exc
-        self.betas = check.betas(beta1, beta2)
-        self.eps = check.finite_scalar(eps, "eps", low=0.0)
-        self.weight_decay = check.finite_scalar(weight_decay, "weight_decay", low=0.0)
-        self.amsgrad = check.flag(amsgrad, "amsgrad")
-        if eps_mode not in ("paper", "folded"):
-            raise ValueError(f"eps_mode must be 'paper' or 'folded', got {eps_mode!r}")
-        self.eps_mode = eps_mode
-        self.state_names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
-        super().__init__(params, lr)
+        super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, eps_mode=eps_mode)
+
+    @classmethod
+    def _config_of(cls, betas: Any = (0.9, 0.999), **hyper: Any) -> OptimizerConfig:
+        return AdamConfig(**_betas(betas), decoupled=cls.decoupled, **hyper)
+
+    def _changes(self, name: str, value: Any) -> dict[str, Any]:
+        return _betas(value) if name == "betas" else {name: value}
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        c = self.engine_link.config
+        return (c.beta1, c.beta2)
+
+    @betas.setter
+    def betas(self, value: tuple[float, float]) -> None:
+        self._assign("betas", value)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return dict(lr=self.lr, betas=list(self.betas), eps=self.eps,
-                    weight_decay=self.weight_decay, amsgrad=self.amsgrad, eps_mode=self.eps_mode)
+        c = self.engine_link.config
+        return dict(lr=c.lr, betas=[c.beta1, c.beta2], eps=c.eps,
+                    weight_decay=c.weight_decay, amsgrad=c.amsgrad, eps_mode=c.eps_mode)
 
-    def scalars(self) -> tuple[float, float]:
-        """(step_size, √(1-β₂ᵗ)) of the current step."""
-        return check.adam_scalars(self.step_count, self.lr, self.betas[0], self.betas[1],
-                                  self.eps_mode == "folded")
 
-    def begin_step(self) -> None:
-        # The scalars depend on the step count only: compute them once per step.
-        self._scalars = self.scalars()
+def _fields(config: OptimizerConfig) -> set[str]:
+    return {f.name for f in dataclasses.fields(config)}
 
-    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        step_size, bc2_sqrt = self._scalars
-        _optim.adam_step_into(p, g, state["exp_avg"], state["exp_avg_sq"],
-                              state.get("max_exp_avg_sq"), self.lr, self.betas[0], self.betas[1],
-                              self.eps, self.weight_decay, self.decoupled, self.amsgrad,
-                              self.eps_mode == "folded", step_size, bc2_sqrt)
+
+def _betas(betas: Any) -> dict[str, Any]:
+    """Adam's (beta1, beta2) pair as record fields."""
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}") from exc
+    return {"beta1": beta1, "beta2": beta2}
 
 
 class AdamW(Adam):
@@ -309,6 +350,14 @@ class AdamW(Adam):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01, amsgrad: bool = False, eps_mode: str = "paper") -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, eps_mode)
+
+
+def _rebuild(cls: type[Optimizer], params: tuple[np.ndarray, ...],
+             state: dict[str, Any]) -> Optimizer:
+    """An optimizer of type ``cls`` over ``params`` in the state ``state`` (unpickling)."""
+    optimizer = cls(params, **state["hyperparameters"])
+    optimizer.load_state_dict(state)
+    return optimizer
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

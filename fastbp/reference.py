@@ -16,6 +16,7 @@ import numpy.typing as npt
 from scipy.special import erfc
 
 from fastbp import _validation as check
+from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._validation import ACTIVATIONS, LOSSES
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
@@ -288,13 +289,14 @@ def sgd_step(
     first_step: bool = False,
 ) -> None:
     """torch.optim.SGD: b = g (first step) or μb + (1-τ)g; p -= lr·(g + μb if nesterov else b)."""
-    p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step = check.sgd_step_args(
-        p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first_step)
-    d = g + weight_decay * p if weight_decay != 0 else g
-    if momentum != 0:
-        buf[...] = d if first_step else momentum * buf + (1 - dampening) * d
-        d = d + momentum * buf if nesterov else buf
-    p -= lr * d
+    c = SGDConfig(lr, momentum, dampening, nesterov, weight_decay)
+    first_step = check.flag(first_step, "first_step")
+    p, g, (buf,) = check.step_arrays(c, p, g, buf=buf)
+    d = g + c.weight_decay * p if c.weight_decay != 0 else g
+    if c.momentum != 0:
+        buf[...] = d if first_step else c.momentum * buf + (1 - c.dampening) * d
+        d = d + c.momentum * buf if c.nesterov else buf
+    p -= c.lr * d
 
 
 def adagrad_step(
@@ -307,10 +309,11 @@ def adagrad_step(
     weight_decay: float = 0.0,
 ) -> None:
     """torch.optim.Adagrad: s += g²; p -= lr·g/(√s + eps)."""
-    p, g, sum_sq, lr, eps, weight_decay = check.adagrad_step_args(p, g, sum_sq, lr, eps, weight_decay)
-    d = g + weight_decay * p if weight_decay != 0 else g
+    c = AdaGradConfig(lr, eps, weight_decay)
+    p, g, (sum_sq,) = check.step_arrays(c, p, g, sum_sq=sum_sq)
+    d = g + c.weight_decay * p if c.weight_decay != 0 else g
     sum_sq += d * d
-    p -= lr * (d / (np.sqrt(sum_sq) + eps))
+    p -= c.lr * (d / (np.sqrt(sum_sq) + c.eps))
 
 
 def rmsprop_step(
@@ -328,21 +331,21 @@ def rmsprop_step(
     weight_decay: float = 0.0,
 ) -> None:
     """torch.optim.RMSprop: v = αv + (1-α)g²; p -= lr·g/(√v + eps) (or centered, momentum)."""
-    (p, g, sq_avg, buf, grad_avg, lr, alpha, eps, momentum, centered,
-     weight_decay) = check.rmsprop_step_args(p, g, sq_avg, buf, grad_avg, lr, alpha, eps,
-                                         momentum, centered, weight_decay)
-    d = g + weight_decay * p if weight_decay != 0 else g
-    sq_avg[...] = sq_avg * alpha + (1 - alpha) * (d * d)
-    if centered:
-        grad_avg[...] = lerp(grad_avg, d, 1 - alpha)
-        avg = np.sqrt(sq_avg - grad_avg * grad_avg) + eps
+    c = RMSpropConfig(lr, alpha, eps, momentum, centered, weight_decay)
+    p, g, (sq_avg, buf, grad_avg) = check.step_arrays(c, p, g, sq_avg=sq_avg, buf=buf,
+                                                      grad_avg=grad_avg)
+    d = g + c.weight_decay * p if c.weight_decay != 0 else g
+    sq_avg[...] = sq_avg * c.alpha + (1 - c.alpha) * (d * d)
+    if c.centered:
+        grad_avg[...] = lerp(grad_avg, d, 1 - c.alpha)
+        avg = np.sqrt(sq_avg - grad_avg * grad_avg) + c.eps
     else:
-        avg = np.sqrt(sq_avg) + eps
-    if momentum > 0:
-        buf[...] = buf * momentum + d / avg
-        p -= lr * buf
+        avg = np.sqrt(sq_avg) + c.eps
+    if c.momentum > 0:
+        buf[...] = buf * c.momentum + d / avg
+        p -= c.lr * buf
     else:
-        p -= lr * (d / avg)
+        p -= c.lr * (d / avg)
 
 
 def adam_step(
@@ -363,24 +366,26 @@ def adam_step(
     eps_mode: str = "paper",
 ) -> None:
     """torch.optim.Adam/AdamW (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
-    (p, g, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, amsgrad,
-     eps_mode, decoupled) = check.adam_step_args(p, g, m, v, vmax, step, lr, beta1, beta2, eps,
-                                                 weight_decay, amsgrad, eps_mode, decoupled)
-    folded = eps_mode == "folded"
-    step_size, bc2_sqrt = check.adam_scalars(step, lr, beta1, beta2, folded)
+    c = AdamConfig(lr, beta1, beta2, eps, weight_decay, amsgrad, eps_mode, decoupled)
+    p, g, (m, v, vmax) = check.step_arrays(c, p, g, m=m, v=v, vmax=vmax)
+    step = check.adam_step_count(step)
+    # (step_size, √(1-β₂ᵗ)): lr/(1-β₁ᵗ) (paper) or lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (folded)
+    bc1 = 1.0 - c.beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - c.beta2 ** step)
+    step_size = c.lr * bc2_sqrt / bc1 if c.folded else c.lr / bc1
     d = g
-    if weight_decay != 0:
-        if decoupled:
-            p *= 1 - lr * weight_decay
+    if c.weight_decay != 0:
+        if c.decoupled:
+            p *= 1 - c.lr * c.weight_decay
         else:
-            d = g + weight_decay * p
-    m[...] = beta1 * m + (1 - beta1) * d if folded else lerp(m, d, 1 - beta1)
-    v[...] = v * beta2 + (1 - beta2) * (d * d)
+            d = g + c.weight_decay * p
+    m[...] = c.beta1 * m + (1 - c.beta1) * d if c.folded else lerp(m, d, 1 - c.beta1)
+    v[...] = v * c.beta2 + (1 - c.beta2) * (d * d)
     vhat = v
-    if amsgrad:
+    if c.amsgrad:
         np.maximum(vmax, v, out=vmax)
         vhat = vmax
-    denom = np.sqrt(vhat) + eps if folded else np.sqrt(vhat) / bc2_sqrt + eps
+    denom = np.sqrt(vhat) + c.eps if c.folded else np.sqrt(vhat) / bc2_sqrt + c.eps
     p -= step_size * (m / denom)
 
 

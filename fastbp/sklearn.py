@@ -98,9 +98,9 @@ from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ig
 
 from fastbp import _class_weight
 from fastbp import _validation as _fcheck
+from fastbp.export import estimator_to_onnx
 from fastbp.models import MLP
 from fastbp.optim import SGD, Adam
-from fastbp.training import run_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
 
@@ -483,8 +483,8 @@ class _BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
                 order = sample_idx.astype(np.intp, copy=False)
-                steps, total = run_epoch(model, X_train, T_train, order, batch_size, opt,
-                                         weights)
+                steps, total = model.train_epoch(X_train, T_train, order, batch_size, opt,
+                                                 weights)
                 if steps < 0:   # scikit-learn would go on with NaN weights and fail below
                     raise ValueError("Solver produced non-finite parameter weights. The input "
                                      "data may contain large values and need to be "
@@ -656,7 +656,6 @@ class _BaseMLP(BaseEstimator):
 
     def to_onnx(self, path: Any = None) -> bytes:
         """The fitted estimator as ONNX with skl2onnx's conventions; see fastbp.export."""
-        from fastbp.export import estimator_to_onnx
         return estimator_to_onnx(self, path)
 
     # ---------------------------------------------------------------- pickling

@@ -20,6 +20,8 @@ import os
 import threading
 from typing import Any, Iterator
 
+from fastbp import _validation as check
+
 __all__ = ["set_num_threads", "get_num_threads", "using_threads"]
 
 _lock = threading.Lock()
@@ -39,11 +41,7 @@ def _blas_controllers() -> list[Any]:
 
 
 def _check(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"num_threads must be an int, got {type(n).__name__}")
-    if not 1 <= n <= MAX_THREADS:
-        raise ValueError(f"num_threads must be in [1, {MAX_THREADS}], got {n}")
-    return n
+    return check.int_in_range(n, "num_threads", 1, MAX_THREADS + 1)
 
 
 def set_num_threads(n: int) -> None:

@@ -10,7 +10,9 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from fastbp import _validation as check
+from fastbp import schedules
 from fastbp.optim import Optimizer, make_optimizer
+from fastbp.plotting import plot_history
 
 __all__ = ["fit", "History", "TrainingDiverged"]
 
@@ -40,16 +42,11 @@ class History:
 
     def plot(self, path: Any = None, ax: Any = None) -> Any:
         """Training/validation loss and learning rate per epoch (needs matplotlib)."""
-        from fastbp.plotting import plot_history
         return plot_history(self, path=path, ax=ax)
 
 
 def _int_at_least(value: Any, name: str, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
+    return check.int_in_range(value, name, low)
 
 
 def _finite(arr: np.ndarray, name: str) -> None:
@@ -96,8 +93,6 @@ class Progress:
 
 def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
     """A schedule bound to ``opt`` from a schedule instance or a factory callable."""
-    from fastbp import schedules
-
     if scheduler is None:
         return None
     if not isinstance(scheduler, schedules.Schedule):
@@ -114,23 +109,6 @@ def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
     return scheduler
 
 
-def run_epoch(model: Any, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
-              opt: Optimizer, sample_weight: np.ndarray | None = None) -> tuple[int, float]:
-    """One epoch of mini-batch steps in one compiled call (each batch's loss the weighted
-    mean over it when sample_weight, checked float64 weights, is given).
-
-    Returns (steps, Σ batch loss · batch size); steps < 0 means the loss of step
-    -steps was not finite (then the second value is that loss).
-    """
-    T, labels = model._split(y)
-    with model._lock, model._threads():
-        engine = model._compiled()
-        model._bind(engine, opt)
-        steps, total = engine.epoch(X, T, labels, order, batch, opt.step_count, sample_weight)
-        opt.step_count += abs(steps)
-    return steps, total
-
-
 def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
         optimizer: Any = "adam", lr: float | None = None, shuffle: bool = True,
         seed: Any = None, validation_data: tuple[Any, Any] | None = None,
@@ -138,8 +116,6 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
         progress: bool | None = None, sample_weight: Any = None) -> History:
     """Train ``model`` on (X, y); see API.md. Returns the History."""
-    from fastbp import schedules
-
     X, y = model.check_Xy(X, y)
     _finite(X, "X")
     _finite(y, "y")
@@ -179,7 +155,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
             if shuffle and batch < n:  # (a full batch's gradient does not depend on order)
                 order = rng.permutation(n).astype(np.intp, copy=False)
             lr_used = opt.lr
-            steps, total = run_epoch(model, X, y, order, batch, opt, weights)
+            steps, total = model.train_epoch(X, y, order, batch, opt, weights)
             # Each loss is taken before its update, so the epoch's last update can
             # still have made the parameters non-finite: check them too.
             finite = steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())

@@ -7,6 +7,7 @@ pytest puts on ``sys.path`` because ``tests/`` has no ``__init__.py``).
 """
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -55,12 +56,28 @@ def pytest_configure(config):
 #   PyTorch's float32 order of operations, so trajectories agree to the bit except where
 #   the lerp weight 1-β is rounded differently (β1 < 0.5 in Adam): measured 1.2e-7 over
 #   the well-conditioned hyper-parameter ranges (test_kernels_optim.py explains which).
+#
+# layer_* -- one Dense layer against fastbp.reference on O(1) data of small width
+#   (test_layers.py). model_* -- a 3-layer chain against the reference, where float32
+#   summation orders drift by a few ulps per layer (test_models.py); atol is relative
+#   to the result's scale, floored at model_floor.
 TOL = {
-    np.float64: dict(rtol=1e-12, trajectory_rtol=1e-10),
-    np.float32: dict(rtol=2e-6, trajectory_rtol=1e-6),
+    np.float64: dict(rtol=1e-12, trajectory_rtol=1e-10, layer_rtol=1e-12, layer_atol=1e-13,
+                     model_rtol=1e-12, model_atol=1e-13, model_floor=1e-3),
+    np.float32: dict(rtol=2e-6, trajectory_rtol=1e-6, layer_rtol=2e-5, layer_atol=2e-6,
+                     model_rtol=1e-4, model_atol=2e-5, model_floor=1e-2),
 }
 
 DTYPES = (np.float32, np.float64)
+#: the activations of API.md, in order (tests/test_build.py checks fastbp's against it)
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
+               "softplus", "gelu", "silu", "softmax")
+
+
+def clone(model):
+    """An independent copy of a model (same layers, parameters, loss and dropout seed),
+    through the model's own copy path (its __getstate__, as deepcopy and pickle use)."""
+    return copy.deepcopy(model)
 
 
 def tol(dtype, key: str = "rtol") -> float:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# runs the CLI and the benchmark suite in subprocesses: selected with -m packaging
+pytestmark = pytest.mark.packaging
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 

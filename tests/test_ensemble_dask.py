@@ -13,6 +13,9 @@ import pytest
 import fastbp
 from fastbp import Adam, Ensemble, Sequential
 
+# starts a cluster of worker processes: selected with -m packaging
+pytestmark = pytest.mark.packaging
+
 distributed = pytest.importorskip("distributed")
 
 

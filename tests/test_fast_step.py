@@ -231,12 +231,21 @@ def test_another_optimizer_is_bound_not_ignored():
     assert sgd.step_count == 1 and opt.step_count == 2
 
 
-def test_non_int_step_count_takes_the_checked_path():
+def test_step_count_is_a_checked_int_the_engine_shares():
+    """The counter lives in the optimizer's typed link: a NumPy int is stored as an int
+    (the fast path keeps working), anything else is refused before it reaches it."""
     model, opt, X, y = _warm()
     opt.step_count = np.int64(2)
-    assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is None
-    model.train_step(X, y, opt)
+    assert type(opt.step_count) is int
+    assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is not None
     assert opt.step_count == 3
+    for bad, exc in ((True, TypeError), (2.0, TypeError), ("3", TypeError), (-1, ValueError),
+                     (2**62, ValueError)):
+        with pytest.raises(exc, match="step_count"):
+            opt.step_count = bad
+    assert opt.step_count == 3
+    model.train_step(X, y, opt)
+    assert opt.step_count == 4 and opt.engine_link.step_count == 4
 
 
 def test_per_model_threads_take_the_checked_path():

@@ -1,6 +1,23 @@
-"""Tests for model.save / fastbp.load: round trips (with optimizer state), atomic
-writes, and refusal of foreign, truncated, corrupted and malicious files — none of
-which may execute code (API.md: "save(path) writes exactly one file ...")."""
+"""model.save / fastbp.load: round trips (with optimizer state); refusal of foreign,
+truncated, corrupted and malicious files, none of which may execute code; atomic
+replacement (API.md: "save(path) writes exactly one file ...").
+
+* A pickle payload whose unpickling would create a marker file (``__reduce__``
+  returning ``(open, (marker, "w"))``) is placed (a) as the whole file, (b) as a
+  ``.npy`` member holding an object array inside an otherwise valid fastbp file whose
+  header carries the member's correct SHA-256 (for a weight and for an optimizer state
+  array), (c) as the content of ``header.json``, (d) as any ZIP member: every load
+  raises ValueError and the marker never exists. A control test shows the payload
+  does create the marker when unpickled.
+* Random bytes, foreign ZIPs, truncations at 20 cut points, 50 random single-byte
+  flips, unknown format versions, inconsistent headers, a header claiming huge layer
+  sizes and DEFLATE-compressed members: each raises ValueError, never another
+  exception type. (A flip in a byte that carries no data -- e.g. a ZIP timestamp --
+  may load; the model loaded must then be exactly the saved one.)
+* ``save`` over an existing file replaces it and leaves no ``.fastbp-*.tmp`` behind,
+  also when the write fails midway (``zipfile.ZipFile.writestr``, ``os.fsync`` or
+  ``os.replace`` raising): the old file is then intact, byte for byte.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,12 +25,15 @@ import io
 import json
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
 import fastbp
+from fastbp import io as fio
 
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 DTYPES = ["float32", "float64"]
@@ -196,44 +216,6 @@ def test_save_wrong_types(tmp_path):
     assert files_in(tmp_path) == []
 
 
-# ---------------------------------------------------------------- one file, atomic
-
-def test_single_file_no_temporaries(tmp_path):
-    model = make_model()
-    opt = fastbp.Adam(model.parameters())
-    model.save(tmp_path / "a.fastbp", optimizer=opt)
-    assert files_in(tmp_path) == ["a.fastbp"]
-    assert (tmp_path / "a.fastbp").is_file()
-    assert zipfile.is_zipfile(tmp_path / "a.fastbp")       # README: one ZIP file
-
-
-def test_overwrite_replaces_old_file(tmp_path):
-    path = tmp_path / "m.fastbp"
-    old, new = make_model(seed=1), make_model(seed=2, sizes=(4, 3))
-    old.save(path)
-    new.save(path)
-    assert files_in(tmp_path) == ["m.fastbp"]
-    assert_same_model(new, fastbp.load(path))
-
-
-def test_failed_overwrite_keeps_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "m.fastbp"
-    old, new = make_model(seed=1), make_model(seed=2, sizes=(4, 8, 3))
-    old.save(path)
-    old_bytes = path.read_bytes()
-
-    def failing_replace(src, dst, *args, **kwargs):
-        raise OSError("simulated crash during replace")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="simulated"):
-        new.save(path)
-    monkeypatch.undo()
-    assert files_in(tmp_path) == ["m.fastbp"]         # no temporary file left behind
-    assert path.read_bytes() == old_bytes
-    assert_same_model(old, fastbp.load(path))
-
-
 def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     """A failure while the new file is written (before the rename) also leaves the old one."""
     path = tmp_path / "m.fastbp"
@@ -253,18 +235,6 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- damaged and foreign files
-
-@pytest.fixture
-def saved(tmp_path):
-    """A valid file with a model and Adam state, and the model."""
-    model = make_model("mse", "float64", sizes=(4, 5, 3))
-    opt = fastbp.Adam(model.parameters(), lr=0.01)
-    X, y = data()
-    model.train_step(X, y, opt)
-    path = tmp_path / "good.fastbp"
-    model.save(path, optimizer=opt)
-    return path, model
-
 
 def read_members(path):
     with zipfile.ZipFile(path) as zf:
@@ -323,36 +293,9 @@ def test_empty_file(tmp_path):
     assert_refused(path, tmp_path)
 
 
-@pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])
-def test_truncated_file(saved, tmp_path, fraction):
-    good, _ = saved
-    raw = good.read_bytes()
-    path = tmp_path / "truncated.fastbp"
-    path.write_bytes(raw[: int(len(raw) * fraction)])
-    assert_refused(path, tmp_path)
-
-
-def test_flipped_byte_in_array(saved, tmp_path):
-    """One flipped byte in the middle of a stored array's data."""
-    good, _ = saved
-    raw = bytearray(good.read_bytes())
-    with zipfile.ZipFile(good) as zf:
-        info = max((i for i in zf.infolist() if i.filename.endswith(".npy")),
-                   key=lambda i: i.file_size)
-        assert info.compress_type == zipfile.ZIP_STORED
-    name_len = int.from_bytes(raw[info.header_offset + 26: info.header_offset + 28], "little")
-    extra_len = int.from_bytes(raw[info.header_offset + 28: info.header_offset + 30], "little")
-    start = info.header_offset + 30 + name_len + extra_len
-    pos = start + info.file_size - 8 * 5          # inside the array data, not the npy header
-    raw[pos] ^= 0x10
-    path = tmp_path / "flipped.fastbp"
-    path.write_bytes(bytes(raw))
-    assert_refused(path, tmp_path)
-
-
 def test_altered_array_with_valid_zip_checksum(saved, tmp_path):
     """The zip's CRC is right, the array is well formed: only the SHA-256 can tell."""
-    good, _ = saved
+    good = saved[0]
     members = read_members(good)
     name = array_member(members)
     arr = np.lib.format.read_array(io.BytesIO(members[name]), allow_pickle=False)
@@ -366,18 +309,8 @@ def test_altered_array_with_valid_zip_checksum(saved, tmp_path):
         fastbp.load(path)
 
 
-def test_rewritten_but_unchanged_file_loads(saved, tmp_path):
-    """Control for the tests below: re-zipping the members unchanged gives a valid file."""
-    good, model = saved
-    path = tmp_path / "copy.fastbp"
-    members = read_members(good)
-    rehash(members, array_member(members))
-    write_members(path, members)
-    assert_same_model(model, fastbp.load(path))
-
-
 def test_wrong_format_tag(saved, tmp_path):
-    good, _ = saved
+    good = saved[0]
     members = read_members(good)
     hname = header_name(members)
     header = json.loads(members[hname])
@@ -389,7 +322,7 @@ def test_wrong_format_tag(saved, tmp_path):
 
 
 def test_zip_without_header(saved, tmp_path):
-    good, _ = saved
+    good = saved[0]
     members = read_members(good)
     del members[header_name(members)]
     path = tmp_path / "noheader.fastbp"
@@ -403,43 +336,8 @@ def test_foreign_zip(tmp_path):
     assert_refused(path, tmp_path)
 
 
-def test_unsupported_version(saved, tmp_path):
-    good, _ = saved
-    members = read_members(good)
-    hname = header_name(members)
-    header = json.loads(members[hname])
-    header["version"] = 999
-    members[hname] = json.dumps(header).encode()
-    path = tmp_path / "future.fastbp"
-    write_members(path, members)
-    with pytest.raises(ValueError, match="version"):
-        fastbp.load(path)
-
-
-@pytest.mark.parametrize("edit", [
-    lambda h: h.update(dtype="int64"),
-    lambda h: h.update(loss="hinge"),
-    lambda h: h["layers"][0].update(activation="swish"),
-    lambda h: h["layers"][0].update(out_features=7),
-    lambda h: h.update(layers="nope"),
-    lambda h: h["optimizer"].update(type="lbfgs"),
-    lambda h: h["optimizer"]["hyperparameters"].update(lr=-1.0),
-])
-def test_inconsistent_header(saved, tmp_path, edit):
-    good, _ = saved
-    members = read_members(good)
-    hname = header_name(members)
-    header = json.loads(members[hname])
-    edit(header)
-    members[hname] = json.dumps(header).encode()
-    path = tmp_path / "bad.fastbp"
-    write_members(path, members)
-    with pytest.raises(ValueError):
-        fastbp.load(path, with_optimizer=True)
-
-
 def test_header_not_json(saved, tmp_path):
-    good, _ = saved
+    good = saved[0]
     members = read_members(good)
     members[header_name(members)] = b"\x00\xff not json"
     path = tmp_path / "bad.fastbp"
@@ -454,64 +352,14 @@ def test_missing_path(tmp_path):
 
 # ---------------------------------------------------------------- no code execution
 
-class Payload:
-    """Unpickling this creates (opens for writing) the file ``path``."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def payload_bytes(marker):
     return pickle.dumps(Payload(marker), protocol=2)
-
-
-def test_payload_really_executes(tmp_path):
-    """Control: the payload used below does run code when unpickled."""
-    proof = tmp_path / "proof"
-    fh = pickle.loads(payload_bytes(proof))
-    fh.close()
-    assert proof.exists()
-
-
-def test_plain_pickle_file(tmp_path):
-    marker = tmp_path / "marker"
-    path = tmp_path / "model.pkl"
-    path.write_bytes(payload_bytes(marker))
-    assert_refused(path, tmp_path)
-    assert not marker.exists()
 
 
 def test_pickle_as_zip_member(tmp_path):
     marker = tmp_path / "marker"
     path = tmp_path / "model.zip"
     write_members(path, {"model.pkl": payload_bytes(marker), "data.pkl": payload_bytes(marker)})
-    assert_refused(path, tmp_path)
-    assert not marker.exists()
-
-
-def test_pickle_as_header(saved, tmp_path):
-    good, _ = saved
-    marker = tmp_path / "marker"
-    members = read_members(good)
-    members[header_name(members)] = payload_bytes(marker)
-    path = tmp_path / "bad.fastbp"
-    write_members(path, members)
-    assert_refused(path, tmp_path)
-    assert not marker.exists()
-
-
-def test_pickle_in_place_of_an_array(saved, tmp_path):
-    good, _ = saved
-    marker = tmp_path / "marker"
-    members = read_members(good)
-    for name in [n for n in members if n.endswith(".npy")]:
-        members[name] = payload_bytes(marker)
-        rehash(members, name)
-    path = tmp_path / "bad.fastbp"
-    write_members(path, members)
     assert_refused(path, tmp_path)
     assert not marker.exists()
 
@@ -524,50 +372,9 @@ def model_and_optimizer_members(members):
     return model, opt
 
 
-def object_array_npy(marker):
-    arr = np.empty(1, dtype=object)
-    arr[0] = Payload(marker)
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, arr, allow_pickle=True)
-    return buf.getvalue()
-
-
-@pytest.mark.parametrize("which", ["first", "last", "all"])
-def test_npy_with_pickled_object_array(saved, tmp_path, which):
-    good, _ = saved
-    marker = tmp_path / "marker"
-    members = read_members(good)
-    model_arrays, opt_arrays = model_and_optimizer_members(members)
-    targets = {"first": model_arrays[:1], "last": model_arrays[-1:],
-               "all": model_arrays + opt_arrays}[which]
-    for name in targets:
-        members[name] = object_array_npy(marker)
-        rehash(members, name)
-    path = tmp_path / "objects.fastbp"
-    write_members(path, members)
-    assert_refused(path, tmp_path)
-    assert not marker.exists()
-    assert files_in(tmp_path) == sorted(["good.fastbp", "objects.fastbp"])
-
-
-def test_npy_with_pickled_object_array_in_optimizer_state(saved, tmp_path):
-    good, _ = saved
-    marker = tmp_path / "marker"
-    members = read_members(good)
-    _, opt_arrays = model_and_optimizer_members(members)
-    for name in opt_arrays:
-        members[name] = object_array_npy(marker)
-        rehash(members, name)
-    path = tmp_path / "objects.fastbp"
-    write_members(path, members)
-    with pytest.raises(ValueError):
-        fastbp.load(path, with_optimizer=True)
-    assert not marker.exists()
-
-
 def altered_optimizer_file(saved, tmp_path):
     """The saved file with one optimizer-state array changed (valid ZIP CRC, stale SHA-256)."""
-    good, _ = saved
+    good = saved[0]
     members = read_members(good)
     _, opt_arrays = model_and_optimizer_members(members)
     name = opt_arrays[0]
@@ -593,3 +400,384 @@ def test_corrupted_optimizer_state_plain_load(saved, tmp_path):
     path = altered_optimizer_file(saved, tmp_path)
     with pytest.raises(ValueError, match="(?i)checksum|sha"):
         fastbp.load(path)
+
+
+# ---------------------------------------------------------------- pickles, damage, atomic writes
+
+class Payload:
+    """Unpickling this creates (truncates) the file at ``marker``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _model():
+    model = fastbp.MLP((4, 8, 3), activation="tanh", loss="cross_entropy", seed=0)
+    opt = fastbp.Adam(model.parameters(), lr=1e-2, amsgrad=True)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(32, 4)).astype(np.float32), rng.integers(0, 3, 32)
+    for _ in range(3):
+        model.train_step(X, y, opt)
+    return model, opt
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model, opt = _model()
+    path = tmp_path / "model.fastbp"
+    model.save(path, optimizer=opt)
+    return path, model, opt
+
+
+def _members(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {info.filename: zf.read(info.filename) for info in zf.infolist()}
+
+
+def _write_zip(path, members: dict[str, bytes], compression=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _rehash(members: dict[str, bytes]) -> dict[str, bytes]:
+    """The members with header.json's SHA-256 table recomputed (a 'valid' forgery)."""
+    header = json.loads(members["header.json"])
+    header["sha256"] = {k: hashlib.sha256(v).hexdigest() for k, v in members.items()
+                        if k != "header.json"}
+    out = dict(members)
+    out["header.json"] = json.dumps(header, sort_keys=True).encode()
+    return out
+
+
+def _object_npy(marker: str) -> bytes:
+    buf = io.BytesIO()
+    arr = np.empty(1, dtype=object)
+    arr[0] = Payload(marker)
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _assert_refused(path, marker=None, **kwargs):
+    with pytest.raises(ValueError):
+        fastbp.load(path, **kwargs)
+    if marker is not None:
+        assert not os.path.exists(marker), "load executed code from the file"
+
+
+def _same_model(a, b) -> bool:
+    return (a.sizes == b.sizes and a.loss_name == b.loss_name and a.dtype == b.dtype
+            and [la.activation for la in a.layers] == [lb.activation for lb in b.layers]
+            and all(np.array_equal(p, q) for p, q in zip(a.parameters(), b.parameters())))
+
+
+# ---------------------------------------------------------------- pickled content
+@pytest.mark.packaging
+def test_payload_works_when_unpickled(tmp_path):
+    """Control: the payload is live -- unpickling it (in a child) creates the marker."""
+    marker = tmp_path / "control-marker"
+    data = pickle.dumps(Payload(str(marker)))
+    subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"],
+                   input=data, check=True, cwd=tmp_path)
+    assert marker.exists()
+    marker2 = tmp_path / "control-marker-npy"
+    subprocess.run([sys.executable, "-c",
+                    "import io, sys, numpy as np; np.load(io.BytesIO(sys.stdin.buffer.read()), "
+                    "allow_pickle=True)"], input=_object_npy(str(marker2)), check=True, cwd=tmp_path)
+    assert marker2.exists()
+
+
+@pytest.mark.parametrize("with_optimizer", [False, True])
+def test_pickle_as_whole_file(tmp_path, with_optimizer):
+    marker = tmp_path / "marker"
+    path = tmp_path / "evil.fastbp"
+    path.write_bytes(pickle.dumps(Payload(str(marker))))
+    _assert_refused(path, marker, with_optimizer=with_optimizer)
+    # and with pickle protocol 0 (text), and a pickle prefixed to a valid zip
+    path.write_bytes(pickle.dumps(Payload(str(marker)), protocol=0))
+    _assert_refused(path, marker, with_optimizer=with_optimizer)
+
+
+@pytest.mark.parametrize("member", ["layers/0/W.npy", "layers/1/b.npy",
+                                    "optimizer/0/exp_avg.npy", "optimizer/3/max_exp_avg_sq.npy"])
+@pytest.mark.parametrize("with_optimizer", [False, True])
+def test_pickle_as_npy_member_with_valid_checksum(saved, tmp_path, member, with_optimizer):
+    path, _, _ = saved
+    marker = tmp_path / "marker"
+    members = _members(path)
+    assert member in members
+    members[member] = _object_npy(str(marker))
+    forged = _rehash(members)
+    evil = tmp_path / "evil.fastbp"
+    _write_zip(evil, forged)
+    # the forgery is otherwise valid: the checksum of the evil member matches the header
+    header = json.loads(_members(evil)["header.json"])
+    assert header["sha256"][member] == hashlib.sha256(_object_npy(str(marker))).hexdigest()
+    _assert_refused(evil, marker, with_optimizer=with_optimizer)
+
+
+def test_pickle_as_header(saved, tmp_path):
+    path, _, _ = saved
+    marker = tmp_path / "marker"
+    members = _members(path)
+    members["header.json"] = pickle.dumps(Payload(str(marker)))
+    evil = tmp_path / "evil.fastbp"
+    _write_zip(evil, members)
+    _assert_refused(evil, marker)
+    _assert_refused(evil, marker, with_optimizer=True)
+
+
+def test_forged_but_harmless_file_loads(saved, tmp_path):
+    """Control for the forgery helper: re-zipping with recomputed checksums loads fine."""
+    path, model, opt = saved
+    again = tmp_path / "again.fastbp"
+    _write_zip(again, _rehash(_members(path)))
+    loaded, lopt = fastbp.load(again, with_optimizer=True)
+    assert _same_model(loaded, model) and lopt.step_count == opt.step_count
+
+
+# ---------------------------------------------------------------- damaged files
+def test_truncated_at_20_cut_points(saved, tmp_path):
+    path, _, _ = saved
+    data = path.read_bytes()
+    n = len(data)
+    cuts = sorted({0, 1, 4, 22, 30, 100, n - 100, n - 1, n - 22, n - 23, n // 2}
+                  | {int(c) for c in np.linspace(2, n - 2, 11)})
+    assert len(cuts) >= 20
+    for i, cut in enumerate(cuts[:20]):
+        broken = tmp_path / f"cut{i}.fastbp"
+        broken.write_bytes(data[:cut])
+        for flag in (False, True):
+            try:
+                fastbp.load(broken, with_optimizer=flag)
+            except ValueError:
+                continue
+            except Exception as exc:       # noqa: BLE001
+                pytest.fail(f"cut at {cut}/{n}: {type(exc).__name__}: {exc}")
+            pytest.fail(f"a file cut at byte {cut} of {n} loaded")
+
+
+def test_50_random_byte_flips(saved, tmp_path):
+    path, model, opt = saved
+    data = path.read_bytes()
+    rng = np.random.default_rng(2024)
+    positions = rng.choice(len(data), size=50, replace=False)
+    refused = loaded_same = 0
+    for i, pos in enumerate(positions):
+        flipped = bytearray(data)
+        flipped[pos] ^= int(rng.integers(1, 256))
+        broken = tmp_path / f"flip{i}.fastbp"
+        broken.write_bytes(bytes(flipped))
+        try:
+            got, gopt = fastbp.load(broken, with_optimizer=True)
+        except ValueError:
+            refused += 1
+            continue
+        except Exception as exc:           # noqa: BLE001
+            pytest.fail(f"flip at byte {pos}: {type(exc).__name__}: {exc}")
+        # a byte that carries no data (e.g. a timestamp): the model must be unchanged
+        assert _same_model(got, model), f"flip at byte {pos} loaded a different model"
+        assert gopt.hyperparameters() == opt.hyperparameters() and gopt.step_count == opt.step_count
+        assert all(np.array_equal(a, b) for s, t in zip(gopt.state, opt.state)
+                   for a, b in zip(s.values(), t.values()))
+        loaded_same += 1
+    print(f"\n50 byte flips: {refused} refused with ValueError, {loaded_same} harmless")
+    assert refused >= 40
+
+
+@pytest.mark.parametrize("version", [0, 2, 999, -1, "1", None, [1], {"v": 1}, 1.5, "missing",
+                                     True])  # (JSON true == 1 in Python: must still be refused)
+def test_unknown_format_versions(saved, tmp_path, version):
+    path, _, _ = saved
+    members = _members(path)
+    header = json.loads(members["header.json"])
+    if version == "missing":
+        del header["version"]
+    else:
+        header["version"] = version
+    members["header.json"] = json.dumps(header).encode()
+    bad = tmp_path / "version.fastbp"
+    _write_zip(bad, members)
+    with pytest.raises(ValueError, match="version"):
+        fastbp.load(bad)
+
+
+@pytest.mark.parametrize("edit", ["format", "dtype", "loss", "activation", "layers", "sha256",
+                                  "optimizer_type", "state_names", "hyper"])
+def test_inconsistent_headers(saved, tmp_path, edit):
+    path, _, _ = saved
+    members = _members(path)
+    header = json.loads(members["header.json"])
+    if edit == "format":
+        header["format"] = "keras"
+    elif edit == "dtype":
+        header["dtype"] = "object"
+    elif edit == "loss":
+        header["loss"] = "__import__('os')"
+    elif edit == "activation":
+        header["layers"][0]["activation"] = {"$eval": "1"}
+    elif edit == "layers":
+        header["layers"] = header["layers"][:1]
+    elif edit == "sha256":
+        header["sha256"] = list(header["sha256"])
+    elif edit == "optimizer_type":
+        header["optimizer"]["type"] = "__builtins__"
+    elif edit == "state_names":
+        header["optimizer"]["state_names"][0] = ["exp_avg", "../../etc/passwd"]
+    elif edit == "hyper":
+        header["optimizer"]["hyperparameters"]["lr"] = "NaN"
+    members["header.json"] = json.dumps(header).encode()
+    bad = tmp_path / "edited.fastbp"
+    _write_zip(bad, members)
+    _assert_refused(bad, with_optimizer=True)
+
+
+@pytest.mark.parametrize("claim", [10**9, 2**31, 2**62, 10**30])
+def test_header_claiming_huge_layers_with_tiny_arrays(saved, tmp_path, claim):
+    path, _, _ = saved
+    members = _members(path)
+    header = json.loads(members["header.json"])
+    header["layers"][0]["in_features"] = claim
+    header["layers"][0]["out_features"] = claim
+    members["header.json"] = json.dumps(header).encode()
+    bad = tmp_path / "huge.fastbp"
+    _write_zip(bad, members)
+    _assert_refused(bad)
+    _assert_refused(bad, with_optimizer=True)
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (2**40, 8), (30_000, 30_000)])
+def test_npy_headers_claiming_huge_shapes(saved, tmp_path, shape):
+    """Header and .npy both claim a huge first layer; the data is a few bytes."""
+    path, _, _ = saved
+    members = _members(path)
+    header = json.loads(members["header.json"])
+    header["layers"][0]["in_features"], header["layers"][0]["out_features"] = shape
+    header["layers"][1]["in_features"] = shape[1]
+    members["header.json"] = json.dumps(header).encode()
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    members["layers/0/W.npy"] = buf.getvalue() + b"\x00" * 64
+    bad = tmp_path / "huge-npy.fastbp"
+    _write_zip(bad, _rehash(members))
+    _assert_refused(bad)
+
+
+@pytest.mark.parametrize("which", ["all", "one_array", "header"])
+def test_deflate_compressed_members(saved, tmp_path, which):
+    path, _, _ = saved
+    members = _members(path)
+    bad = tmp_path / "deflated.fastbp"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for name, data in members.items():
+            deflate = which == "all" or (which == "one_array" and name == "layers/1/W.npy") \
+                or (which == "header" and name == "header.json")
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if deflate
+                        else zipfile.ZIP_STORED)
+    with zipfile.ZipFile(bad) as zf:       # the archive itself is intact
+        assert zf.testzip() is None
+    _assert_refused(bad)
+
+
+def test_extra_and_missing_members(saved, tmp_path):
+    path, _, _ = saved
+    members = _members(path)
+    extra = dict(members, **{"notes.txt": b"hello"})
+    bad = tmp_path / "extra.fastbp"
+    _write_zip(bad, extra)
+    _assert_refused(bad)
+    missing = {k: v for k, v in members.items() if k != "layers/1/b.npy"}
+    _write_zip(bad, missing)
+    _assert_refused(bad)
+    _write_zip(bad, _rehash(missing))          # checksums consistent, array still missing
+    _assert_refused(bad)
+
+
+# ---------------------------------------------------------------- atomic save
+def _temporaries(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".fastbp-")
+                  or p.name.endswith(".tmp"))
+
+
+def test_save_replaces_existing_file(tmp_path):
+    path = tmp_path / "m.fastbp"
+    path.write_bytes(b"an old file that is not a model")
+    model, opt = _model()
+    model.save(path, optimizer=opt)
+    assert _same_model(fastbp.load(path), model)
+    other = fastbp.MLP((2, 5, 1), seed=1)
+    other.save(path)
+    assert _same_model(fastbp.load(path), other)
+    assert _temporaries(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fastbp"]
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 5, 100])
+def test_failed_writestr_keeps_old_file(tmp_path, monkeypatch, fail_at):
+    path = tmp_path / "m.fastbp"
+    old_model, old_opt = _model()
+    old_model.save(path, optimizer=old_opt)
+    old = path.read_bytes()
+    new_model = fastbp.MLP((4, 16, 16, 3), loss="cross_entropy", seed=7)
+    original = zipfile.ZipFile.writestr
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == fail_at:
+            raise OSError("disk full (simulated)")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", failing)
+    n_members = 1 + 2 * len(new_model.layers)
+    if fail_at > n_members:
+        new_model.save(path)                  # never reaches the failing call
+        monkeypatch.undo()
+        assert _same_model(fastbp.load(path), new_model)
+    else:
+        with pytest.raises(OSError, match="simulated"):
+            new_model.save(path)
+        monkeypatch.undo()
+        assert path.read_bytes() == old, "a failed save must leave the old file intact"
+        assert _same_model(fastbp.load(path), old_model)
+    assert _temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("exc", [OSError("rename failed"), KeyboardInterrupt()])
+def test_failed_replace_keeps_old_file(tmp_path, monkeypatch, exc):
+    path = tmp_path / "m.fastbp"
+    old_model, _ = _model()
+    old_model.save(path)
+    old = path.read_bytes()
+
+    def failing_replace(src, dst):
+        raise exc
+
+    monkeypatch.setattr(fio.os, "replace", failing_replace)
+    with pytest.raises(type(exc)):
+        fastbp.MLP((3, 3), seed=0).save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == old
+    assert _temporaries(tmp_path) == []
+
+
+def test_save_to_a_new_file_leaves_no_temporaries(tmp_path):
+    model, opt = _model()
+    for i in range(5):
+        model.save(tmp_path / f"m{i}.fastbp", optimizer=opt if i % 2 else None)
+    assert _temporaries(tmp_path) == []
+    assert len(list(tmp_path.iterdir())) == 5
+
+
+def test_saved_file_has_the_permissions_of_a_normally_created_file(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = tmp_path / "m.fastbp"
+    path.write_bytes(b"old")
+    before = path.stat().st_mode & 0o777
+    fastbp.MLP((2, 1), seed=0).save(path)
+    assert path.stat().st_mode & 0o777 == before == (0o666 & ~umask)

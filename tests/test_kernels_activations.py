@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, ACTIVATIONS
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import float_arrays, float_matrices, layouts, shapes, to_layout
@@ -11,8 +11,6 @@ from strategies import float_arrays, float_matrices, layouts, shapes, to_layout
 import fastbp
 from fastbp import ops, reference
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
 
 
 def test_activation_names_are_the_contract():

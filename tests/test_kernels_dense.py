@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, ACTIVATIONS
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import MAX_SIZE, float_arrays, layouts, to_layout
@@ -24,8 +24,6 @@ from threadpoolctl import threadpool_limits
 from fastbp import ops, reference
 from fastbp._kernels._blas import gemm_check
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
 DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
 
 

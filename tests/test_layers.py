@@ -8,15 +8,15 @@ import pytest
 import fastbp
 from fastbp import reference
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
+from conftest import ACTIVATIONS, DTYPES
+from conftest import tol as conftest_tol
+
 HE_ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu")
-DTYPES = [np.float32, np.float64]
 
 
 def tol(dtype):
-    """(rtol, atol) for comparing a layer with fastbp.reference on O(1) data of small width."""
-    return (1e-12, 1e-13) if np.dtype(dtype) == np.float64 else (2e-5, 2e-6)
+    """(rtol, atol) for comparing a layer with fastbp.reference (conftest.TOL)."""
+    return conftest_tol(dtype, "layer_rtol"), conftest_tol(dtype, "layer_atol")
 
 
 def close(actual, expected, dtype):

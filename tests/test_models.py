@@ -9,24 +9,21 @@ import pytest
 import fastbp
 from fastbp import reference
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
+from conftest import ACTIVATIONS, DTYPES, clone, tol
+
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 REGRESSION = ("mse", "mae", "huber")
-DTYPES = [np.float32, np.float64]
 
 
 def close(actual, expected, dtype, what=""):
-    """float64: rtol 1e-12 (same formulas, BLAS vs NumPy summation order);
-    float32: rtol 1e-4 — a 3-layer chain of float32 products and transcendental
-    functions, where different summation orders drift by a few ulps per layer."""
+    """conftest.TOL's model_* entries: float64 1e-12 (same formulas, BLAS vs NumPy
+    summation order); float32 1e-4 (a 3-layer chain of float32 products and
+    transcendental functions, where summation orders drift by a few ulps per layer)."""
     actual = np.asarray(actual)
     expected = np.asarray(expected)
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    if np.dtype(dtype) == np.float64:
-        rtol, atol = 1e-12, 1e-13 * max(scale, 1e-3)
-    else:
-        rtol, atol = 1e-4, 2e-5 * max(scale, 1e-2)
+    rtol = tol(dtype, "model_rtol")
+    atol = tol(dtype, "model_atol") * max(scale, tol(dtype, "model_floor"))
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
 
 
@@ -76,16 +73,6 @@ def hand_chain(model, X, y):
     return loss, grads
 
 
-def clone(model):
-    """An independent copy with the same architecture and parameters."""
-    layers = []
-    for layer in model.layers:
-        c = fastbp.Dense(layer.in_features, layer.out_features, layer.activation,
-                         dtype=layer.dtype)
-        c.W[...] = layer.W
-        c.b[...] = layer.b
-        layers.append(c)
-    return fastbp.Sequential(layers, model.loss_name)
 
 
 # ---------------------------------------------------------------- structure

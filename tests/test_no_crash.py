@@ -20,9 +20,9 @@ or optimizer state swapped after an optimizer was bound, layers swapped after th
 compiled engine was built, labels out of range): each runs alone in its own
 child, so that a crash is attributed to exactly one call.
 
-Known bugs are kept in ``KNOWN_BUGS`` (one child for all of them) and in the
-individual tests marked ``xfail(strict=True)``: each asserts the correct
-behaviour, so it turns into a failure (XPASS) once fixed -- then drop the marker.
+Calls that misbehaved once and were fixed are kept in ``FIXED_BUGS`` (one
+child for all of them), each with the bug it showed, and run by
+``test_regression_fixed_malformed_calls``.
 """
 from __future__ import annotations
 
@@ -440,7 +440,7 @@ CATALOGUE: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 # Malformed calls that misbehaved once (fixed; kept apart as regression tests).
-KNOWN_BUGS: dict[str, tuple[str, tuple[str, ...], str]] = {
+FIXED_BUGS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "huge_int_lr_sgd": ("fastbp.SGD(model.parameters(), lr=10**400)", VE_TE,
                         "OverflowError: _validation.finite_scalar called float() on huge ints"),
     "huge_int_lr_setter": ("opt.lr = 10**400", VE_TE, "OverflowError from finite_scalar"),
@@ -477,7 +477,7 @@ CHUNKS = _chunks()
 
 def test_catalogue_size():
     """The catalogue covers the whole public API with well over 60 malformed calls."""
-    print(f"\nmalformed calls: {len(CATALOGUE)} in the catalogue, {len(KNOWN_BUGS)} known-bug "
+    print(f"\nmalformed calls: {len(CATALOGUE)} in the catalogue, {len(FIXED_BUGS)} fixed-bug "
           f"entries, {len(INDIVIDUAL)} run individually; {len(CHUNKS)} children")
     assert len(CATALOGUE) >= 60
     areas = {sid.split(".")[0] for sid, _, _ in CATALOGUE}
@@ -485,6 +485,7 @@ def test_catalogue_size():
             "save", "load", "threads"} <= areas
 
 
+@pytest.mark.packaging
 @pytest.mark.parametrize("chunk", range(len(CHUNKS)), ids=lambda i: f"chunk{i}")
 def test_malformed_calls_raise_cleanly(chunk, tmp_path):
     entries = CHUNKS[chunk]
@@ -499,17 +500,18 @@ def test_malformed_calls_raise_cleanly(chunk, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def known_bug_results(tmp_path_factory):
-    results, diagnosis = run_child([(k, v[0]) for k, v in KNOWN_BUGS.items()],
-                                   tmp_path_factory.mktemp("known-bugs"))
+def fixed_bug_results(tmp_path_factory):
+    results, diagnosis = run_child([(k, v[0]) for k, v in FIXED_BUGS.items()],
+                                   tmp_path_factory.mktemp("fixed-bugs"))
     assert not diagnosis, diagnosis
     return results
 
 
-@pytest.mark.parametrize("key", sorted(KNOWN_BUGS))
-def test_known_bugs(key, known_bug_results, request):
-    code, expected, why = KNOWN_BUGS[key]  # `why`: the bug this call once showed
-    result, msg = known_bug_results[key]
+@pytest.mark.packaging
+@pytest.mark.parametrize("key", sorted(FIXED_BUGS))
+def test_regression_fixed_malformed_calls(key, fixed_bug_results):
+    code, expected, why = FIXED_BUGS[key]  # `why`: the bug this call once showed
+    result, msg = fixed_bug_results[key]
     assert result in expected, f"{code!r} raised {result} ({msg}); expected one of {expected}"
 
 
@@ -721,13 +723,9 @@ INDIVIDUAL: dict[str, str] = {
     """,
 }
 
-INDIVIDUAL_BUGS: dict[str, str] = {}  # none open (the fixed ones are ordinary cases above)
-
-
+@pytest.mark.packaging
 @pytest.mark.parametrize("key", sorted(INDIVIDUAL))
-def test_isolated_malformed_call(key, request, tmp_path):
-    if key in INDIVIDUAL_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"BUG: {INDIVIDUAL_BUGS[key]}"))
+def test_isolated_malformed_call(key, tmp_path):
     code = textwrap.dedent(INDIVIDUAL[key])
     results, diagnosis = run_child([(key, code)], tmp_path, timeout=120)
     assert not diagnosis, diagnosis
@@ -735,6 +733,7 @@ def test_isolated_malformed_call(key, request, tmp_path):
     assert result == "ok", f"{key} raised {result}: {msg}"
 
 
+@pytest.mark.packaging
 def test_harness_detects_crashes_hangs_and_wrong_exceptions(tmp_path):
     """The runner itself: a segfault, a hang and an unexpected exception type are seen."""
     _, diagnosis = run_child([("ok", "1 + 1"), ("segv", "import ctypes; ctypes.string_at(0)")],

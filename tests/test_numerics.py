@@ -1,5 +1,7 @@
 """Numerical stability: logits of magnitude 1e4 (API.md: "numerically stable for logits of
-magnitude up to 1e4"), saturated activations, and the accuracy of float64 loss sums.
+magnitude up to 1e4"), saturated activations (at ±1e4 with their exact limits, and up to
+±1e30 and ±finfo.max, alone and through a Dense layer), huge model outputs, and the
+accuracy of float64 loss sums.
 
 Every check runs through fastbp.ops and fastbp.reference in both dtypes. A RuntimeWarning
 (overflow in exp, 0·inf, log(0), ...) is an error here, independently of the pytest
@@ -11,16 +13,15 @@ import math
 
 import numpy as np
 import pytest
-from conftest import DTYPES
+from conftest import DTYPES, ACTIVATIONS
 
+import fastbp
 from fastbp import ops, reference
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 MODULES = pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 DTYPE_PARAM = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
 BIG = 1e4
 L2 = math.log(2.0)
 
@@ -204,3 +205,123 @@ def test_float64_loss_value_keeps_1e12_on_a_large_batch(name):
     assert ops_loss == pytest.approx(ref_loss, rel=1e-12), (
         f"ops {ops_loss!r} vs reference {ref_loss!r}: relative "
         f"{abs(ops_loss - ref_loss) / ref_loss:.2e}")
+
+
+# ---------------------------------------------------------------- beyond 1e4: 1e30 and finfo.max
+BIGGER = (1e4, 1e30)
+
+
+def _finite(a):
+    return bool(np.all(np.isfinite(a)))
+
+
+def _limits(name, z):
+    """(f(z), f'(z)) in the limit of a saturating |z| (the exact value the kernel must give)."""
+    pos = z > 0
+    if name == "identity":
+        return z, np.ones_like(z)
+    if name == "sigmoid":
+        return np.where(pos, 1.0, 0.0), np.zeros_like(z)
+    if name == "tanh":
+        return np.where(pos, 1.0, -1.0), np.zeros_like(z)
+    if name == "relu":
+        return np.where(pos, z, 0.0), np.where(pos, 1.0, 0.0)
+    if name == "leaky_relu":
+        return np.where(pos, z, 0.01 * z), np.where(pos, 1.0, 0.01)
+    if name == "elu":
+        return np.where(pos, z, -1.0), np.where(pos, 1.0, 0.0)
+    if name in ("softplus", "gelu", "silu"):
+        return np.where(pos, z, 0.0), np.where(pos, 1.0, 0.0)
+    raise AssertionError(name)
+
+
+def _saturating_inputs(dtype):
+    big = [1e4, 1e30, float(np.finfo(dtype).max)]
+    vals = np.array(big + [-v for v in big], dtype=dtype)
+    return vals.reshape(2, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", [a for a in fastbp.ACTIVATIONS if a != "softmax"])
+def test_saturated_activation_kernels(name, dtype):
+    Z = _saturating_inputs(dtype)
+    A = ops.activation_forward(name, Z)
+    dZ = ops.activation_backward(name, Z, A, np.ones_like(Z))
+    assert _finite(A), f"{name}({Z.ravel()}) = {A.ravel()}"
+    assert _finite(dZ), f"{name}'({Z.ravel()}) = {dZ.ravel()}"
+    f, df = _limits(name, Z.astype(np.float64))
+    np.testing.assert_allclose(A.astype(np.float64), f, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(dZ.astype(np.float64), df, rtol=1e-6, atol=0)
+    # a non-trivial upstream gradient keeps the products finite too
+    dA = np.full_like(Z, 1e4 if np.dtype(dtype) == np.float32 else 1e30)
+    assert _finite(ops.activation_backward(name, Z, A, dA))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_saturated_softmax(dtype):
+    m = float(np.finfo(dtype).max)
+    Z = np.array([[1e4, -1e4, 0.0], [1e30, -1e30, 1e30], [m, -m, 0.0], [-1e30, -1e30, -1e30]],
+                 dtype=dtype)
+    A = ops.activation_forward("softmax", Z)
+    expected = np.array([[1, 0, 0], [0.5, 0, 0.5], [1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(A.astype(np.float64), expected, rtol=1e-6, atol=0)
+    for dA in (np.ones_like(Z), np.arange(12, dtype=dtype).reshape(4, 3)):
+        dZ = ops.activation_backward("softmax", Z, A, dA)
+        assert _finite(dZ)
+        # rows that are one-hot have a zero Jacobian
+        assert not dZ[0].any() and not dZ[2].any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", fastbp.ACTIVATIONS)
+@pytest.mark.parametrize("scale", BIGGER)
+def test_saturated_dense_layer(name, dtype, scale):
+    """Z = X·W + b of magnitude 1e4 / 1e30 through Dense.forward/backward."""
+    layer = fastbp.Dense(3, 4, activation=name, dtype=dtype, seed=0)
+    layer.W = np.array([[1, -1, 0.5, 0], [0, 0, 0.5, -2], [0, 1, 0, 1]], dtype=dtype)
+    X = np.array([[scale, 0, 0], [-scale, 0, 0], [0, scale, -scale], [scale, scale, scale]],
+                 dtype=dtype)
+    A = layer.forward(X)
+    dX = layer.backward(np.ones_like(A))
+    assert _finite(A), A
+    if name in ("identity", "relu", "leaky_relu", "elu", "softplus", "gelu", "silu") \
+            and scale == 1e30:
+        # dW = X^T dZ with |X| = 1e30 and dZ = O(1): finite for float64, and for float32
+        # while the products stay below 3.4e38
+        assert _finite(layer.db) and _finite(dX)
+        assert _finite(layer.dW) or np.dtype(dtype) == np.float32
+    else:
+        assert _finite(dX) and _finite(layer.dW) and _finite(layer.db)
+
+
+# ---------------------------------------------------------------- poisson and whole models
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
+def test_poisson_at_large_outputs(module, dtype):
+    """poisson's output is a log-mean: at -1e4 the loss is -y·z (finite); at +1e4 the mean
+    e^z itself is beyond every float, so the loss and gradient are +inf (its true value),
+    never NaN, and without an overflow warning (warnings are errors here)."""
+    o = np.array([[-1e4], [-1e4], [0.0], [1e4]], dtype=dtype)
+    t = np.array([[0.0], [2.0], [3.0], [0.0]], dtype=dtype)
+    loss, grad = module.loss_forward_backward("poisson", o[:3], t[:3])
+    assert loss == pytest.approx((0 + 2e4 + 1) / 3, rel=1e-6)
+    np.testing.assert_allclose(grad.astype(float).ravel(), [0, -2 / 3, -2 / 3], rtol=1e-6)
+    loss, grad = module.loss_forward_backward("poisson", o, t)
+    assert loss == np.inf and grad[3, 0] == np.inf and not np.isnan(grad).any()
+
+
+@pytest.mark.parametrize("loss", [name for name in fastbp.LOSSES if name != "poisson"])
+def test_model_loss_and_gradients_finite_with_huge_logits(loss):
+    """A model whose output layer produces logits of ~1e4."""
+    k = 3 if loss == "cross_entropy" else 2
+    model = fastbp.MLP((4, 8, k), activation="relu", loss=loss, dtype="float64", seed=0)
+    model.layers[-1].W = model.layers[-1].W * 1e4
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, 4)) * 3
+    y = rng.integers(0, k, 16) if loss == "cross_entropy" else \
+        (rng.random((16, k)) > 0.5).astype(float)
+    out = model.forward(X)
+    assert np.abs(out).max() > 1e3
+    value = model.backward(X, y)
+    assert np.isfinite(value) and all(_finite(g) for g in model.gradients())
+    assert np.isfinite(model.loss(X, y))

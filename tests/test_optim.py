@@ -3,6 +3,7 @@ step functions run by hand, the lr setter, hyper-parameter validation, failing s
 that change nothing, state_dict round trips and (if installed) torch.optim parity."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -577,3 +578,84 @@ def test_matches_torch(ours, kw, theirs, extra):
         topt.step()
     for p, tp in zip(params, tparams):
         np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- the configuration record
+
+def test_assignment_replaces_the_record_and_allocates_nothing():
+    params = [np.zeros((3, 2)), np.zeros(2)]
+    opt = fastbp.SGD(params, lr=0.1, momentum=0.9)
+    record, state = opt.config, opt.state
+    arrays = [a for s in opt.state for a in s.values()]
+    opt.lr = 0.05
+    assert opt.config is not record and record.lr == 0.1 and opt.config.lr == opt.lr == 0.05
+    opt.momentum = 0.5                                   # keeps the momentum buffer
+    assert opt.config.momentum == opt.momentum == 0.5
+    assert opt.state is state
+    assert all(a is b for a, b in zip(arrays, [a for s in opt.state for a in s.values()]))
+    with pytest.raises(ValueError, match="would change the optimizer's state"):
+        opt.momentum = 0.0                               # would drop the buffer
+    assert opt.momentum == 0.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opt.config.lr = 1.0
+    with pytest.raises(AttributeError, match="hyper-parameter"):
+        opt.learning_rate = 0.1
+    # everything else lives in the link the engine shares
+    assert set(vars(opt)) == {"params", "engine_link"}
+
+
+def test_betas_assignment_replaces_both_fields():
+    opt = fastbp.AdamW([np.zeros(3)], lr=0.1)
+    opt.betas = (0.8, 0.9)
+    assert opt.betas == (0.8, 0.9) and opt.config.beta1 == 0.8 and opt.config.decoupled
+    with pytest.raises(TypeError, match="betas"):
+        opt.betas = 0.9
+    with pytest.raises(ValueError, match="beta2"):
+        opt.betas = (0.8, 1.0)
+    assert opt.betas == (0.8, 0.9)
+
+
+# (constructor kwargs, ops function, its kwargs): one bad value each, all four paths
+ONE_PATH = [
+    (fastbp.SGD, dict(lr=-1.0), "sgd_step", dict(lr=-1.0)),
+    (fastbp.SGD, dict(momentum=0.9, nesterov="no"), "sgd_step", dict(lr=0.1, momentum=0.9, nesterov="no")),
+    (fastbp.SGD, dict(dampening=math.nan), "sgd_step", dict(lr=0.1, dampening=math.nan)),
+    (fastbp.AdaGrad, dict(eps=-1.0), "adagrad_step", dict(lr=0.1, eps=-1.0)),
+    (fastbp.RMSprop, dict(alpha=2.0), "rmsprop_step", dict(lr=0.1, alpha=2.0)),
+    (fastbp.RMSprop, dict(centered=1), "rmsprop_step", dict(lr=0.1, centered=1)),
+    (fastbp.Adam, dict(betas=(0.9, 1.0)), "adam_step", dict(lr=0.1, beta2=1.0, step=1)),
+    (fastbp.Adam, dict(weight_decay=-0.1), "adam_step", dict(lr=0.1, weight_decay=-0.1, step=1)),
+    (fastbp.Adam, dict(amsgrad="yes"), "adam_step", dict(lr=0.1, amsgrad="yes", step=1)),
+]
+
+
+@pytest.mark.parametrize("cls, kw, func, fkw", ONE_PATH,
+                         ids=[f"{c.__name__}-{next(iter(k))}" for c, k, _, _ in ONE_PATH])
+def test_one_validation_path(cls, kw, func, fkw):
+    """Constructor, assignment, load_state_dict, fastbp.ops and fastbp.reference reject
+    a bad hyper-parameter with the same exception and message (one check, in
+    fastbp._optim_config)."""
+    from fastbp import ops, reference
+    p = np.zeros(4)
+    state = {"sgd_step": (None,), "adagrad_step": (np.zeros(4),),
+             "rmsprop_step": (np.zeros(4), np.zeros(4), np.zeros(4)),
+             "adam_step": (np.zeros(4), np.zeros(4), np.zeros(4))}[func]
+    errors = []
+    with pytest.raises((TypeError, ValueError)) as exc:
+        cls([p], **kw)
+    errors.append(exc.value)
+    for module in (ops, reference):
+        with pytest.raises((TypeError, ValueError)) as exc:
+            getattr(module, func)(np.zeros(4), np.ones(4), *state, **fkw)
+        errors.append(exc.value)
+    good = cls([p])
+    d = good.state_dict()
+    d["hyperparameters"].update({k: (list(v) if k == "betas" else v) for k, v in kw.items()})
+    with pytest.raises((TypeError, ValueError)) as exc:
+        good.load_state_dict(d)
+    errors.append(exc.value)
+    name, value = next(iter(kw.items())) if len(kw) == 1 else list(kw.items())[-1]
+    with pytest.raises((TypeError, ValueError)) as exc:
+        setattr(good, name, value)
+    errors.append(exc.value)
+    assert len({(type(e), str(e)) for e in errors}) == 1, errors

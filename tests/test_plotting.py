@@ -43,6 +43,7 @@ def test_history_plot_on_given_axes_and_empty_history():
         fastbp.History().plot()
 
 
+@pytest.mark.packaging
 def test_demo_plot_option_writes_png(tmp_path):
     path = tmp_path / "demo.png"
     done = subprocess.run([sys.executable, "-m", "fastbp", "demo", "--no-progress", "--plot",

@@ -10,7 +10,8 @@ import pytest
 
 import fastbp
 
-DTYPES = (np.float32, np.float64)
+from conftest import DTYPES
+
 KINDS = {"forward": 0, "predict_proba": 1, "predict": 2}
 
 

@@ -13,6 +13,8 @@ import sympy
 
 from fastbp import ops, reference
 
+from conftest import ACTIVATIONS
+
 H = 1e-6
 FD_RTOL = 1e-6
 FD_ATOL = 1e-8
@@ -194,8 +196,6 @@ def test_loss_values_from_their_definitions():
 
 # ---------------------------------------------------------------- dense layer
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
 
 
 def dense_inputs(seed):

@@ -101,6 +101,7 @@ def test_sklearn_estimator_checks(estimator, check, monkeypatch):
 
 
 # ------------------------------------------------------------------ optional dependency
+@pytest.mark.packaging
 def test_import_fastbp_does_not_import_sklearn():
     code = "import sys, fastbp; assert 'sklearn' not in sys.modules, 'sklearn imported'"
     # Run outside the checkout: -c puts the working directory on sys.path.
@@ -204,6 +205,7 @@ def test_cross_val_score(moons):
     assert scores.shape == (3,) and scores.min() >= 0.85
 
 
+@pytest.mark.packaging
 def test_grid_search_with_process_workers(moons):
     X, y = moons
     grid = GridSearchCV(MLPClassifier(learning_rate_init=0.01, max_iter=50, random_state=0),

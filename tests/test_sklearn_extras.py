@@ -319,8 +319,6 @@ def test_dropout_fits_are_reproducible_and_use_the_masks(cls):
 def test_dropout_training_is_the_fastbp_dropout_network():
     """One partial_fit epoch without shuffling equals fastbp's own compiled epoch on the
     MLP(dropout=p) with the estimator's initial weights and dropout seed."""
-    from fastbp.training import run_epoch
-
     X, y = _moons(64)
     est = MLPClassifier((8,), dropout=0.4, batch_size=16, shuffle=False, alpha=0.0,
                         learning_rate_init=0.05, random_state=2)
@@ -338,9 +336,9 @@ def test_dropout_training_is_the_fastbp_dropout_network():
         assert not np.array_equal(q, r)
     net._loss_convention = init.model_._loss_convention
     opt = fastbp.Adam(net.parameters(), lr=0.05, eps_mode="folded")
-    run_epoch(net, np.ascontiguousarray(X, dtype=np.float64),
-              np.ascontiguousarray(y[:, None], dtype=np.float64),
-              np.arange(64, dtype=np.intp), 16, opt)
+    net.train_epoch(np.ascontiguousarray(X, dtype=np.float64),
+                    np.ascontiguousarray(y[:, None], dtype=np.float64),
+                    np.arange(64, dtype=np.intp), 16, opt)
     for p, q in zip(net.parameters(), est.model_.parameters()):
         np.testing.assert_array_equal(p, q)
 

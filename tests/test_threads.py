@@ -15,10 +15,9 @@
     serially; the replay must reproduce every loss and the final parameters.
   ``optimizer.step_count`` must equal the total number of steps in every case.
 * ``fastbp.set_num_threads(1)`` and ``(2)`` give bit-identical forward, backward and
-  train_step results on a large layer (the setting is restored afterwards). This
-  holds for float64; for float32 it fails here (reported bug: SciPy's OpenBLAS sgemm
-  result depends on the thread count), so the float32 case is a (non-strict,
-  BLAS-dependent) xfail.
+  train_step results on a large layer (the setting is restored afterwards) in
+  float64; in float32, where SciPy's OpenBLAS sgemm result depends on the thread
+  count, they agree within float32 rounding.
 """
 from __future__ import annotations
 

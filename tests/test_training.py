@@ -4,6 +4,7 @@ schedules, early stopping, callbacks, progress output, validation and divergence
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import pytest
 import fastbp
 from fastbp.datasets import make_spirals
 from fastbp.schedules import ExponentialLR, ReduceLROnPlateau, StepLR
+
+from conftest import DTYPES, clone
 
 
 def regression_data(n=200, seed=0, scale=1.0):
@@ -30,15 +33,6 @@ def assert_params_equal(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def clone(model):
-    layers = []
-    for layer in model.layers:
-        c = fastbp.Dense(layer.in_features, layer.out_features, layer.activation,
-                         dtype=layer.dtype)
-        c.W[...] = layer.W
-        c.b[...] = layer.b
-        layers.append(c)
-    return fastbp.Sequential(layers, model.loss_name)
 
 
 @pytest.fixture
@@ -492,24 +486,136 @@ def test_mismatched_X_y(reg):
 
 
 # ---------------------------------------------------------------- divergence
-
-@pytest.mark.parametrize("batch_size", [None, 32])
-def test_diverging_fit_raises(batch_size):
-    X, y = regression_data(scale=1e3)
-    model = fastbp.MLP((3, 16, 1), "relu", "mse", dtype="float64", seed=0)
-    recorded = [params_of(model)]
-    with pytest.raises(fastbp.TrainingDiverged, match=r"epoch \d+") as info:
-        model.fit(X, y, epochs=200, batch_size=batch_size, optimizer="sgd", lr=1e3,
-                  callbacks=[lambda e, logs: recorded.append(params_of(model))])
-    assert isinstance(info.value, ValueError)
-    epoch = len(recorded) - 1                    # the epoch that diverged
-    assert f"epoch {epoch}" in str(info.value)
-    assert all(np.all(np.isfinite(p)) for p in model.parameters())
-    assert_params_equal(params_of(model), recorded[-1])    # restored to that epoch's start
+# fit restores the parameters (and optimizer state) of the start of the diverged epoch
+# and raises TrainingDiverged, a ValueError naming that epoch.
+def _finite(a):
+    return bool(np.all(np.isfinite(a)))
 
 
-def test_training_diverged_is_value_error():
-    assert issubclass(fastbp.TrainingDiverged, ValueError)
+def _diverging_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (rng.normal(size=64) * 1e6).astype(np.float32)
+    return X, y
+
+
+def _fit_until_divergence(model, X, y, opt, **kwargs):
+    """Runs fit; returns (the exception, {epoch: parameters at the end of that epoch})."""
+    snapshots = {-1: [p.copy() for p in model.parameters()]}
+    extra = kwargs.pop("callbacks", ())
+
+    def record(epoch, logs):
+        snapshots[epoch] = [p.copy() for p in model.parameters()]
+
+    with pytest.raises(fastbp.TrainingDiverged) as info:
+        model.fit(X, y, epochs=30, optimizer=opt, callbacks=[record, *extra], **kwargs)
+    return info.value, snapshots
+
+
+def _check_restored(model, exc, snapshots):
+    assert isinstance(exc, ValueError)
+    match = re.search(r"epoch (\d+)", str(exc))
+    assert match, f"the message must name the epoch: {exc}"
+    epoch = int(match.group(1))
+    assert epoch == max(snapshots) + 1, (
+        f"message names epoch {epoch}, but the last completed epoch was {max(snapshots)}")
+    start = snapshots[epoch - 1]            # end of the previous epoch = start of this one
+    params = model.parameters()
+    assert all(_finite(p) for p in params), (
+        f"parameters after TrainingDiverged in epoch {epoch} are not finite")
+    assert all(np.array_equal(p, s) for p, s in zip(params, start)), (
+        "parameters must equal those at the start of the diverged epoch")
+
+
+@pytest.mark.parametrize("batch_size", [
+    16,    # diverges inside the first epoch
+    32,    # the last update of an epoch makes the parameters non-finite
+    None,  # full batch: every epoch is one step
+])
+def test_fit_diverges_with_huge_learning_rate(batch_size):
+    X, y = _diverging_problem()
+    model = fastbp.MLP((4, 8, 1), seed=0)
+    opt = fastbp.SGD(model.parameters(), lr=1e6)
+    exc, snapshots = _fit_until_divergence(model, X, y, opt, batch_size=batch_size,
+                                           shuffle=False)
+    _check_restored(model, exc, snapshots)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_fit_diverges_in_a_later_epoch(momentum):
+    """The learning rate is raised to 1e6 after epoch 2, so epoch 3 diverges."""
+    X, y = _diverging_problem()
+    model = fastbp.MLP((4, 8, 1), seed=0)
+    opt = fastbp.SGD(model.parameters(), lr=1e-6, momentum=momentum)
+
+    def boost(epoch, logs):
+        if epoch == 2:
+            opt.lr = 1e6
+
+    exc, snapshots = _fit_until_divergence(model, X, y, opt, batch_size=16, seed=0,
+                                           callbacks=[boost])
+    assert max(snapshots) >= 2
+    _check_restored(model, exc, snapshots)
+    assert all(not np.array_equal(a, b) for a, b in zip(snapshots[-1], snapshots[2])), \
+        "the first epochs trained"
+
+
+def test_fit_can_resume_after_divergence_with_a_lower_learning_rate():
+    X, y = _diverging_problem()
+    model = fastbp.MLP((4, 8, 1), seed=0)
+    opt = fastbp.SGD(model.parameters(), lr=1e6, momentum=0.9)
+    _fit_until_divergence(model, X, y, opt, batch_size=16, shuffle=False)
+    opt.lr = 1e-9
+    history = model.fit(X, y / 1e6, epochs=2, batch_size=16, optimizer=opt)
+    assert all(np.isfinite(history.loss))
+
+
+# ---------------------------------------------------------------- non-finite data
+def _nonfinite_cases():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    y = rng.normal(size=20)
+
+    def with_value(a, idx, v):
+        a = a.copy()
+        a[idx] = v
+        return a
+
+    return [
+        ("X-nan", with_value(X, (3, 1), np.nan), y, None, r"\bX\b"),
+        ("X-inf", with_value(X, (0, 0), np.inf), y, None, r"\bX\b"),
+        ("y-nan", X, with_value(y, 7, np.nan), None, r"\by\b"),
+        ("y-neginf", X, with_value(y, 19, -np.inf), None, r"\by\b"),
+        ("val-X-nan", X, y, (with_value(X[:5], (2, 2), np.nan), y[:5]), r"validation_data"),
+        ("val-y-inf", X, y, (X[:5], with_value(y[:5], 0, np.inf)), r"validation_data"),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", _nonfinite_cases(), ids=lambda c: c[0])
+def test_nonfinite_data_is_refused_before_training(case, dtype):
+    _, X, y, val, pattern = case
+    model = fastbp.MLP((3, 8, 1), dtype=dtype, seed=0)
+    opt = fastbp.Adam(model.parameters())
+    start = [p.copy() for p in model.parameters()]
+    calls = []
+    with pytest.raises(ValueError, match=pattern):
+        model.fit(X, y, epochs=3, optimizer=opt, validation_data=val,
+                  callbacks=[lambda e, logs: calls.append(e)])
+    assert not calls and opt.step_count == 0
+    assert all(np.array_equal(p, s) for p, s in zip(model.parameters(), start))
+    assert all(not a.any() for s in opt.state for a in s.values())
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_class_labels_are_refused_before_training(bad):
+    model = fastbp.MLP((3, 8, 4), loss="cross_entropy", seed=0)
+    start = [p.copy() for p in model.parameters()]
+    X = np.ones((6, 3))
+    y = np.array([0, 1, 2, 3, bad, 0])
+    with pytest.raises(ValueError, match=r"\by\b"):
+        model.fit(X, y, epochs=2)
+    assert all(np.array_equal(p, s) for p, s in zip(model.parameters(), start))
 
 
 def test_schedule_lr_takes_effect_in_training(reg):

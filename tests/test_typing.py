@@ -99,11 +99,13 @@ def _report(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit status {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
+@pytest.mark.packaging
 def test_typed_usage_passes_mypy_strict(run):
     result = run("-m", "mypy", "--strict", "--cache-dir", run.cache, str(TYPED_USAGE))
     assert result.returncode == 0, _report(result)
 
 
+@pytest.mark.packaging
 def test_installed_package_passes_mypy(run):
     if not PYPROJECT.is_file() or "[tool.mypy]" not in PYPROJECT.read_text(encoding="utf-8"):
         pytest.skip(f"no [tool.mypy] configuration at {PYPROJECT}")
@@ -112,6 +114,7 @@ def test_installed_package_passes_mypy(run):
     assert result.returncode == 0, _report(result)
 
 
+@pytest.mark.packaging
 def test_stubs_match_compiled_modules(run):
     # Allowlist entries differ between Cython versions (see the file's header).
     result = run("-m", "mypy.stubtest", "--allowlist", str(ALLOWLIST), "--ignore-unused-allowlist",

@@ -160,6 +160,7 @@ def test_parabola_through_sgd_optimizer_hand_gradient():
 
 # ---------------------------------------------------------------- the command line
 
+@pytest.mark.packaging
 def test_cli_demo_subprocess(tmp_path):
     env = dict(os.environ)
     t0 = time.perf_counter()

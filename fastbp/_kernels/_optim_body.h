@@ -1,4 +1,8 @@
-/* Included by _optim_simd.h with FB_T (float or double), FB_SQRT and FB_NAME set. */
+/* Included by _optim_simd.h with FB_T (float or double), FB_SQRT and FB_NAME set.
+ *
+ * Each fb_<kind> kernel reads its hyper-parameters from the fb_optim_config and
+ * the step's values from the fb_optim_step, and rounds each once to FB_T (the
+ * combinations 1 - x and 1 - lr*wd in double first, as the reference does). */
 
 /* torch.lerp: a + w(b - a), or b - (b - a)(1 - w) for w >= 0.5. */
 FASTBP_INLINE FB_T FB_NAME(fb_lerp)(FB_T a, FB_T b, FB_T w) {
@@ -19,9 +23,12 @@ FASTBP_INLINE void FB_NAME(sgd_elem)(FB_T* p, const FB_T* g, FB_T* buf, ptrdiff_
 }
 
 FASTBP_CLONES static void FB_NAME(fb_sgd)(FB_T* p, const FB_T* g, FB_T* buf, ptrdiff_t n,
-        FB_T lr, FB_T mu, FB_T keep, FB_T wd, int decay, int use_momentum, int nesterov,
-        int first_step) {
+        const fb_optim_config* c, const fb_optim_step* st) {
     ptrdiff_t i;
+    FB_T lr = (FB_T)c->lr, mu = (FB_T)c->momentum, keep = (FB_T)(1.0 - c->dampening);
+    FB_T wd = (FB_T)c->weight_decay;
+    int decay = c->weight_decay != 0, use_momentum = c->momentum != 0;
+    int nesterov = c->nesterov, first_step = st->step == 1;
     if (!use_momentum && !decay) {
         for (i = 0; i < n; i++) FB_NAME(sgd_elem)(p, g, buf, i, lr, mu, keep, wd, 0, 0, 0, 0);
     } else if (use_momentum && !decay && !nesterov && !first_step) {
@@ -43,8 +50,10 @@ FASTBP_INLINE void FB_NAME(adagrad_elem)(FB_T* p, const FB_T* g, FB_T* sum, ptrd
 }
 
 FASTBP_CLONES static void FB_NAME(fb_adagrad)(FB_T* p, const FB_T* g, FB_T* sum, ptrdiff_t n,
-        FB_T lr, FB_T eps, FB_T wd, int decay) {
+        const fb_optim_config* c) {
     ptrdiff_t i;
+    FB_T lr = (FB_T)c->lr, eps = (FB_T)c->eps, wd = (FB_T)c->weight_decay;
+    int decay = c->weight_decay != 0;
     if (!decay) {
         for (i = 0; i < n; i++) FB_NAME(adagrad_elem)(p, g, sum, i, lr, eps, wd, 0);
     } else {
@@ -76,9 +85,11 @@ FASTBP_INLINE void FB_NAME(rmsprop_elem)(FB_T* p, const FB_T* g, FB_T* sq, FB_T*
 }
 
 FASTBP_CLONES static void FB_NAME(fb_rmsprop)(FB_T* p, const FB_T* g, FB_T* sq, FB_T* buf,
-        FB_T* gavg, ptrdiff_t n, FB_T lr, FB_T alpha, FB_T one_a, FB_T eps, FB_T mu, FB_T wd,
-        int decay, int centered, int use_momentum) {
+        FB_T* gavg, ptrdiff_t n, const fb_optim_config* c) {
     ptrdiff_t i;
+    FB_T lr = (FB_T)c->lr, alpha = (FB_T)c->alpha, one_a = (FB_T)(1.0 - c->alpha);
+    FB_T eps = (FB_T)c->eps, mu = (FB_T)c->momentum, wd = (FB_T)c->weight_decay;
+    int decay = c->weight_decay != 0, centered = c->centered, use_momentum = c->momentum > 0;
     if (!decay && !centered && !use_momentum) {
         for (i = 0; i < n; i++)
             FB_NAME(rmsprop_elem)(p, g, sq, buf, gavg, i, lr, alpha, one_a, eps, mu, wd, 0, 0, 0);
@@ -111,9 +122,16 @@ FASTBP_INLINE void FB_NAME(adam_elem)(FB_T* p, const FB_T* g, FB_T* m, FB_T* v, 
 }
 
 FASTBP_CLONES static void FB_NAME(fb_adam)(FB_T* p, const FB_T* g, FB_T* m, FB_T* v,
-        FB_T* vmax, ptrdiff_t n, FB_T b1, FB_T one_b1, FB_T b2, FB_T one_b2, FB_T eps, FB_T wd,
-        FB_T shrink, FB_T step, FB_T bc2, int coupled, int decoupled, int amsgrad, int folded) {
+        FB_T* vmax, ptrdiff_t n, const fb_optim_config* c, const fb_optim_step* st) {
     ptrdiff_t i;
+    FB_T b1 = (FB_T)c->beta1, one_b1 = (FB_T)(1.0 - c->beta1);
+    FB_T b2 = (FB_T)c->beta2, one_b2 = (FB_T)(1.0 - c->beta2);
+    FB_T eps = (FB_T)c->eps, wd = (FB_T)c->weight_decay;
+    FB_T shrink = (FB_T)(1.0 - c->lr * c->weight_decay);
+    FB_T step = (FB_T)st->step_size, bc2 = (FB_T)st->bc2_sqrt;
+    int decay = c->weight_decay != 0;
+    int coupled = decay && !c->decoupled, decoupled = decay && c->decoupled;
+    int amsgrad = c->amsgrad, folded = c->folded;
     int low = one_b1 < (FB_T)0.5;  /* which side of torch.lerp's formula applies */
 #define FB_ADAM_LOOP(C, D, A, F, L) \
     for (i = 0; i < n; i++) \
@@ -125,4 +143,17 @@ FASTBP_CLONES static void FB_NAME(fb_adam)(FB_T* p, const FB_T* g, FB_T* m, FB_T
     else if (!amsgrad && folded && !coupled && !decoupled) FB_ADAM_LOOP(0, 0, 0, 1, 1);
     else FB_ADAM_LOOP(coupled, decoupled, amsgrad, folded, low);
 #undef FB_ADAM_LOOP
+}
+
+/* One step of the configured optimizer on one buffer; s holds its state arrays in
+ * the kind's kernel_state order (NULL where unused). */
+static void FB_NAME(fb_optim_update)(FB_T* p, const FB_T* g, void* const* s, ptrdiff_t n,
+        const fb_optim_config* c, const fb_optim_step* st) {
+    switch (c->kind) {
+    case FB_OPT_SGD: FB_NAME(fb_sgd)(p, g, (FB_T*)s[0], n, c, st); break;
+    case FB_OPT_ADAGRAD: FB_NAME(fb_adagrad)(p, g, (FB_T*)s[0], n, c); break;
+    case FB_OPT_RMSPROP:
+        FB_NAME(fb_rmsprop)(p, g, (FB_T*)s[0], (FB_T*)s[1], (FB_T*)s[2], n, c); break;
+    default: FB_NAME(fb_adam)(p, g, (FB_T*)s[0], (FB_T*)s[1], (FB_T*)s[2], n, c, st); break;
+    }
 }

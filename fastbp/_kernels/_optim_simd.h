@@ -7,7 +7,8 @@
  * Each kernel is the element update of PyTorch's single-tensor optimizer
  * (torch/optim/{sgd,adagrad,rmsprop,adam}.py), in its order of operations.
  * The common option sets get loops of their own with the flags as constants.
- * _optim_body.h holds the kernels; it is included once per dtype.
+ * _optim_body.h holds the kernels; it is included once per dtype. Every kernel
+ * takes the configuration (_optim_config.h) and the step's values by pointer.
  */
 #ifndef FASTBP_OPTIM_SIMD_H
 #define FASTBP_OPTIM_SIMD_H
@@ -16,6 +17,7 @@
 #include <stddef.h>
 
 #include "_simd.h"
+#include "_optim_config.h"
 
 #define FB_T float
 #define FB_SQRT sqrtf
@@ -32,5 +34,19 @@
 #undef FB_T
 #undef FB_SQRT
 #undef FB_NAME
+
+/* The step's values (fb_optim_step): t, and Adam's bias corrections. */
+static void fb_optim_begin_step(const fb_optim_config* c, long long step, fb_optim_step* st) {
+    double bc1, bc2_sqrt;
+    st->step = step;
+    st->step_size = 0.0;
+    st->bc2_sqrt = 0.0;
+    if (c->kind == FB_OPT_ADAM) {
+        bc1 = 1.0 - pow(c->beta1, (double)step);
+        bc2_sqrt = sqrt(1.0 - pow(c->beta2, (double)step));
+        st->step_size = c->folded ? c->lr * bc2_sqrt / bc1 : c->lr / bc1;
+        st->bc2_sqrt = bc2_sqrt;
+    }
+}
 
 #endif

@@ -5,13 +5,15 @@
  * fastbp is for, that is a large share of a training step. fb_exp below is
  * branch-free arithmetic, so GCC vectorises the loops that call it (4 or 8
  * doubles at a time, _simd.h). Everything is evaluated in double for both
- * dtypes, as the scalar kernels in _math.pxd do, and rounded once.
+ * dtypes, as the scalar kernels in _math.pxd (softplus, gelu, elu, ...) are,
+ * and rounded once.
  *
  * Accuracy: fb_exp is within 2 ulp of e^x over the whole double range
  * (measured against libm in tests/test_vmath.py), including overflow to inf,
- * gradual underflow to subnormals and 0, and NaN; tanh and sigmoid are the
- * same formulas as the scalar versions in _math.pxd with fb_exp in place of
- * exp.
+ * gradual underflow to subnormals and 0, and NaN. fb_tanh and fb_sigmoid are
+ * the only tanh and sigmoid of the kernels (_math.pxd declares fb_sigmoid as its
+ * scalar sigmoid). Each instruction-set variant is tested bit for bit against the
+ * others (_simd_variants.h).
  */
 #ifndef FASTBP_VMATH_H
 #define FASTBP_VMATH_H
@@ -69,7 +71,7 @@ FASTBP_INLINE double fb_exp(double x) {
     return (p * fb_pow2(n1)) * fb_pow2(n - n1);
 }
 
-/* tanh as _math.pxd's tanh_fast (Cephes): 1 - 2/(e^(2|x|) + 1) with the sign of x
+/* tanh after Cephes: 1 - 2/(e^(2|x|) + 1) with the sign of x
  * for |x| > 0.625, else x + x³·P(x²)/Q(x²); both evaluated, one selected. |x| is
  * capped at 22 (tanh(22) rounds to 1); -0.0 keeps its sign. */
 FASTBP_INLINE double fb_tanh(double x) {
@@ -86,7 +88,7 @@ FASTBP_INLINE double fb_tanh(double x) {
     return a > 0.625 ? (x > 0.0 ? big : -big) : small;
 }
 
-/* σ(z) as _math.pxd's sigmoid: 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below. */
+/* σ(z): 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below (never overflows). */
 FASTBP_INLINE double fb_sigmoid(double z) {
     double e = fb_exp(-fabs(z));
     return z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);

@@ -11,7 +11,8 @@ FASTBP_CLONES static void FB_NAME(fb_sigmoid_array)(const FB_T* Z, FB_T* A, ptrd
 }
 
 /* out[j] := e^(x[j] - shift) for j < k (out may be x); returns the sum of the
- * unrounded values, added in order in double (as _math.pxd's exp_shifted_row).
+ * unrounded values, added in order in double (the sequential sum the reference's
+ * tolerances assume).
  * The exps go through a small double buffer so that they vectorise while the
  * sum keeps its sequential order. */
 FASTBP_CLONES static double FB_NAME(fb_exp_shifted)(const FB_T* x, FB_T* out, ptrdiff_t k,

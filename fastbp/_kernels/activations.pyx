@@ -67,7 +67,7 @@ cdef void bias_piecewise_linear(int act, floating* Z, const floating* b, floatin
                 ar[j] = z
 
 
-cdef void bias_activation_forward(int act, floating* Z, const floating* b, floating* A,
+cdef void bias_activation_forward_ptr(int act, floating* Z, const floating* b, floating* A,
                                   Py_ssize_t n, Py_ssize_t k) noexcept nogil:
     """Z := Z + b (row-broadcast; skipped when b is NULL), A := f(Z). A may be Z."""
     cdef Py_ssize_t i, j, idx
@@ -172,7 +172,7 @@ def activation_forward_into(int act, const floating[:, ::1] Z, floating[:, ::1] 
         if &A_out[0, 0] != &Z[0, 0]:
             # Copy first so that the fused pass can run in place on A_out.
             _copy(&Z[0, 0], &A_out[0, 0], n * k)
-        bias_activation_forward(act, &A_out[0, 0], <const floating*>NULL, &A_out[0, 0], n, k)
+        bias_activation_forward_ptr(act, &A_out[0, 0], <const floating*>NULL, &A_out[0, 0], n, k)
 
 
 def activation_backward_into(int act, const floating[:, ::1] Z, const floating[:, ::1] A,

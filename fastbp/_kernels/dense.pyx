@@ -2,18 +2,20 @@
 
 Design: the matrix products go to BLAS (``_blas.gemm``); the bias add and the
 activation run in one pass over Z right after the GEMM. Backward computes
-dZ = f'(Z)·dA, then dW = Xᵀ·dZ, db = Σ_rows dZ and (unless dX is NULL)
-dX = dZ·Wᵀ with the weights as they were in the forward pass. Shapes:
+dZ = f'(Z)·dA, then db = Σ_rows dZ, (unless dX is NULL) dX = dZ·Wᵀ with the
+weights as they were in the forward pass, and dW = Xᵀ·dZ last (still in cache
+for the optimizer update that reads it next). Shapes:
 X (n×n_in), W (n_in×n_out), b (n_out), Z, A, dA, dZ (n×n_out), all
 C-contiguous; n, n_in, n_out > 0 (the Python boundary handles empty batches).
 """
 from cython cimport floating
 
 from fastbp._kernels._blas cimport gemm
-from fastbp._kernels.activations cimport bias_activation_forward, activation_backward_ptr
+from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
 
 
-cdef void column_sums(const floating* M, floating* out, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+cdef void column_sums_ptr(const floating* M, floating* out, Py_ssize_t n,
+                          Py_ssize_t k) noexcept nogil:
     """out := Σ_i M[i, :] (row by row, the order NumPy's sum(axis=0) uses)."""
     cdef Py_ssize_t i, j
     for j in range(k):
@@ -28,7 +30,7 @@ cdef void dense_forward_ptr(int act, const floating* X, const floating* W, const
                             Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil:
     """Z := X·W + b, A := f(Z)."""
     gemm(False, False, n, n_out, n_in, 1.0, X, n_in, W, n_out, 0.0, Z, n_out)
-    bias_activation_forward(act, Z, b, A, n, n_out)
+    bias_activation_forward_ptr(act, Z, b, A, n, n_out)
 
 
 cdef void dense_backward_ptr(int act, const floating* X, const floating* W,
@@ -39,7 +41,7 @@ cdef void dense_backward_ptr(int act, const floating* X, const floating* W,
 
     dW comes last so that it is still in cache when the caller's optimizer update reads it."""
     activation_backward_ptr(act, Z, A, dA, dZ, n, n_out)
-    column_sums(dZ, db, n, n_out)
+    column_sums_ptr(dZ, db, n, n_out)
     if dX != NULL:
         gemm(False, True, n, n_in, n_out, 1.0, dZ, n_out, W, n_out, 0.0, dX, n_in)
     gemm(True, False, n_in, n_out, n, 1.0, X, n_in, dZ, n_out, 0.0, dW, n_out)

@@ -8,14 +8,6 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
-def adam_scalars(
-    step: int,  # long long
-    lr: float,  # double
-    beta1: float,  # double
-    beta2: float,  # double
-    folded: bool,  # bint
-) -> tuple[float, float]: ...  # (double, double)
-
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.
 @disjoint_base
 class Engine:
@@ -47,9 +39,7 @@ class Engine:
     ) -> None: ...
     def bind_optimizer(
         self,
-        optimizer: Any,  # object (a fastbp.optim.Optimizer)
-        hyper: dict[str, Any],  # dict
-        state: list[list[npt.NDArray[np.floating[Any]] | None]],  # list
+        optimizer: Any,  # object (a fastbp.optim.Optimizer: its engine_link)
     ) -> None: ...
     def is_bound_to(self, optimizer: Any) -> bool: ...  # optimizer: object
     def train_step_fast(
@@ -70,13 +60,19 @@ class Engine:
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
     ) -> npt.NDArray[np.floating[Any]]: ...  # a view of the output workspace
-    def step(
+    def backward(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
         step: int,  # long long
-        do_update: bool,  # bint
+        sample_weight: npt.NDArray[np.float64] | None = None,  # object
+    ) -> float: ...  # double
+    def train_step(
+        self,
+        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        T: npt.NDArray[np.floating[Any]] | None,  # object
+        labels: npt.NDArray[np.intp] | None,  # object
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> float: ...  # double
     def epoch(
@@ -86,6 +82,5 @@ class Engine:
         labels: npt.NDArray[np.intp] | None,  # object
         order: npt.NDArray[np.intp],  # cnp.ndarray
         batch: int,  # Py_ssize_t
-        step0: int,  # long long
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> tuple[int, float]: ...  # (Py_ssize_t, double)

@@ -23,12 +23,17 @@ instead of NaN).
 The masks are drawn for the step being taken (the optimizer's step count) from
 the counter-based generator of _dropout.h, so nothing about them is stored
 between steps.
+
+The optimizer contract: an optimizer shares one typed ``OptimizerLink``
+(optim.pxd) with the engine, holding its configuration record, its state
+tuple and its step counter. ``bind_optimizer`` copies the record into the
+kernels' ``fb_optim_config`` and points at the state arrays; the binding is
+current while the link holds the same record and state objects (an assignment
+or a load replaces them). The engine advances the link's step counter itself.
 """
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from cpython.ref cimport PyObject
 from cython cimport floating
-from libc.math cimport sqrt, pow, isfinite
+from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy
 
@@ -46,7 +51,8 @@ from fastbp._kernels.dropout cimport (
 from fastbp._kernels.losses cimport (loss_forward_backward_ptr, weighted_loss_ptr,
                                       clip_correction_ptr, clipped_log_loss_ptr,
                                       labels_in_range_ptr)
-from fastbp._kernels.optim cimport sgd_ptr, adagrad_ptr, rmsprop_ptr, adam_ptr
+from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
+                                     optim_begin_step, optim_update_ptr)
 
 from scipy.linalg.cython_blas cimport sdot, ddot, saxpy, daxpy
 
@@ -55,17 +61,10 @@ from fastbp._validation import MAX_STEP as _MAX_STEP, dropout_scale
 # The lean prediction path (Engine.predict_fast).
 from libc.math cimport isnan
 from fastbp._kernels._math cimport ACT_SIGMOID, ACT_SOFTMAX
-from fastbp._kernels.activations cimport bias_activation_forward
+from fastbp._kernels.activations cimport bias_activation_forward_ptr
 
 # The largest step count an optimizer takes (defined in fastbp._validation).
 cdef long long MAX_STEP = _MAX_STEP
-
-# Optimizer kinds (fastbp.optim.Optimizer.kind).
-cdef enum:
-    OPT_SGD = 0
-    OPT_ADAGRAD = 1
-    OPT_RMSPROP = 2
-    OPT_ADAM = 3
 
 cdef struct Layer:
     void* W
@@ -103,45 +102,6 @@ cdef struct LossConv:
     double loss_scale
     double l2
     double clip_eps
-
-
-cdef struct OptConfig:
-    int kind
-    double lr, momentum, dampening, weight_decay, eps, alpha, beta1, beta2
-    bint nesterov, centered, decoupled, amsgrad, folded
-
-
-cdef void update(OptConfig* c, long long step, floating* p, floating* g, void** s,
-                 Py_ssize_t size, double step_size, double bc2_sqrt) noexcept nogil:
-    """One optimizer step (t = step) of one parameter buffer; Adam's step_size and
-    bc2_sqrt are the step's adam_scalars_c (computed once per step, not per buffer)."""
-    if c.kind == OPT_SGD:
-        sgd_ptr(p, g, <floating*>s[0], size, c.lr, c.momentum, c.dampening, c.nesterov,
-                c.weight_decay, step == 1)
-    elif c.kind == OPT_ADAGRAD:
-        adagrad_ptr(p, g, <floating*>s[0], size, c.lr, c.eps, c.weight_decay)
-    elif c.kind == OPT_RMSPROP:
-        rmsprop_ptr(p, g, <floating*>s[0], <floating*>s[1], <floating*>s[2], size, c.lr,
-                    c.alpha, c.eps, c.momentum, c.centered, c.weight_decay)
-    else:
-        adam_ptr(p, g, <floating*>s[0], <floating*>s[1], <floating*>s[2], size, c.lr, c.beta1,
-                 c.beta2, c.eps, c.weight_decay, c.decoupled, c.amsgrad, c.folded,
-                 step_size, bc2_sqrt)
-
-
-cdef (double, double) adam_scalars_c(long long step, double lr, double beta1, double beta2,
-                                     bint folded) noexcept nogil:
-    """(step_size, √(1-β₂ᵗ)): lr/(1-β₁ᵗ) (paper) or lr·√(1-β₂ᵗ)/(1-β₁ᵗ) (folded)."""
-    cdef double bc1 = 1.0 - pow(beta1, <double>step)
-    cdef double bc2_sqrt = sqrt(1.0 - pow(beta2, <double>step))
-    if folded:
-        return lr * bc2_sqrt / bc1, bc2_sqrt
-    return lr / bc1, bc2_sqrt
-
-
-def adam_scalars(long long step, double lr, double beta1, double beta2, bint folded):
-    """(step_size, √(1-β₂ᵗ)) of Adam step t, as the compiled step computes them."""
-    return adam_scalars_c(step, lr, beta1, beta2, folded)
 
 
 cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n,
@@ -213,9 +173,10 @@ cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) 
 
 cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                       const floating* T, const Py_ssize_t* labels, const double* sw,
-                      Py_ssize_t n, OptConfig* cfg, const LossConv* conv, long long step,
-                      bint do_update) noexcept nogil:
-    """Forward, loss, backward and (if do_update) the update of every layer; the loss.
+                      Py_ssize_t n, const fb_optim_config* cfg, const LossConv* conv,
+                      long long step) noexcept nogil:
+    """Forward, loss, backward and (with cfg, else NULL) the update of every layer at
+    optimizer step ``step``; the loss.
 
     sw: per-sample weights (NULL: unweighted); conv: the objective's convention.
     ``step`` is also the step whose dropout masks are drawn."""
@@ -223,13 +184,14 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
     cdef Layer* L
     cdef Layer* last = &layers[n_layers - 1]
     cdef const floating* inp
-    cdef double value, step_size = 0.0, bc2_sqrt = 0.0, wsum = <double>n, l2 = 0.0, penalty
+    cdef double value, wsum = <double>n, l2 = 0.0, penalty
+    cdef fb_optim_step st
     cdef double correction
     cdef bint recompute = False
     cdef Py_ssize_t i
     cdef floating* dw
-    if do_update and cfg.kind == OPT_ADAM:
-        step_size, bc2_sqrt = adam_scalars_c(step, cfg.lr, cfg.beta1, cfg.beta2, cfg.folded)
+    if cfg != NULL:  # the step's values once, not per buffer
+        optim_begin_step(cfg, step, &st)
     forward_train_impl(layers, n_layers, X, n, step)
     if sw == NULL:
         value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels,
@@ -273,11 +235,9 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
                            <floating*>L.dW, <floating*>L.db, n, L.n_in, L.n_out)
         if l2 != 0.0:
             add_scaled(<floating*>L.dW, <floating*>L.W, l2, L.n_in * L.n_out)
-        if do_update:
-            update(cfg, step, <floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out,
-                   step_size, bc2_sqrt)
-            update(cfg, step, <floating*>L.b, <floating*>L.db, L.sb, L.n_out, step_size,
-                   bc2_sqrt)
+        if cfg != NULL:
+            optim_update_ptr(<floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out, cfg, &st)
+            optim_update_ptr(<floating*>L.b, <floating*>L.db, L.sb, L.n_out, cfg, &st)
     return value
 
 
@@ -285,7 +245,8 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
                            const floating* T, const Py_ssize_t* labels, const double* sw,
                            Py_ssize_t n_features, Py_ssize_t n_targets, const Py_ssize_t* order,
                            Py_ssize_t n, Py_ssize_t batch, floating* Xb, floating* Tb,
-                           Py_ssize_t* Lb, double* Wb, OptConfig* cfg, const LossConv* conv,
+                           Py_ssize_t* Lb, double* Wb, const fb_optim_config* cfg,
+                           const LossConv* conv,
                            long long step0, double* loss_sum) noexcept nogil:
     """Mini-batches of ``order`` in sequence: gather rows (and their weights, when sw is
     not NULL), step. Returns the number of steps taken; stops early (returning
@@ -307,7 +268,7 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
                 Wb[i] = sw[src]
         value = step_impl(layers, n_layers, loss, Xb, Tb if labels == NULL else NULL,
                           Lb if labels != NULL else NULL, Wb if sw != NULL else NULL, m, cfg,
-                          conv, step0 + steps + 1, True)
+                          conv, step0 + steps + 1)
         if not isfinite(value):
             loss_sum[0] = value
             return -(steps + 1)
@@ -359,7 +320,7 @@ cdef void predict_impl(Layer* layers, int n_layers, int loss, const floating* X,
     else:
         memcpy(out, Z, n * k * sizeof(floating))
         if kind == PREDICT_PROBA:
-            bias_activation_forward(ACT_SOFTMAX if loss == LOSS_CE else ACT_SIGMOID,
+            bias_activation_forward_ptr(ACT_SOFTMAX if loss == LOSS_CE else ACT_SIGMOID,
                                     <floating*>out, <const floating*>NULL, <floating*>out,
                                     n, k)
 
@@ -372,7 +333,7 @@ cdef class Engine:
     cdef int loss
     cdef bint f32
     cdef Py_ssize_t capacity
-    cdef OptConfig cfg
+    cdef fb_optim_config cfg
     cdef LossConv conv
     cdef list keep_params     # the live parameter/gradient arrays (kept alive)
     cdef list workspaces      # per layer (Z, A, D)
@@ -380,12 +341,11 @@ cdef class Engine:
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L, batch_W
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
-    # The binding (see bind_optimizer): the optimizer, its __dict__, its state tuple
-    # and its _config_version when the engine read them.
-    cdef object bound_optimizer
+    # The binding (see bind_optimizer): the optimizer's link, and the record and
+    # state tuple the engine read from it.
+    cdef OptimizerLink link
+    cdef object bound_config
     cdef object bound_state
-    cdef long long bound_version
-    cdef dict opt_dict
     # Dense.generation at which the caller last checked that the parameter
     # arrays are the ones this engine points into (-1: never).
     cdef public long long generation
@@ -413,9 +373,9 @@ cdef class Engine:
         self.workspaces = []
         self.dropout_buffers = []
         self.keep_state = []
-        self.bound_optimizer = None
+        self.link = None
+        self.bound_config = None
         self.bound_state = None
-        self.bound_version = -1
         self.generation = -1
         for l in range(self.n_layers):
             self.layers[l].W = _ptr(Ws[l])
@@ -496,97 +456,97 @@ cdef class Engine:
             self.layers[l].drop_threshold = dropout_threshold(p)
         self.capacity = 0  # the next reserve() reallocates, with the dropout buffers
 
-    def bind_optimizer(self, optimizer, dict hyper, list state):
-        """Point the engine at an optimizer's hyper-parameters and state arrays.
-
-        ``hyper`` and ``state`` are ``optimizer.engine_config()``: ``state`` holds,
-        per parameter (W1, b1, W2, ...), a list of up to three arrays in the
-        kernel's order (None where unused)."""
+    def bind_optimizer(self, optimizer):
+        """Point the engine at an optimizer's configuration and state arrays (through its
+        ``engine_link``): per parameter (W1, b1, W2, ...), up to three state arrays in
+        the record's ``kernel_state`` order (NULL where unused)."""
         cdef int l, j
-        if optimizer.kind not in (OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM):
+        link = getattr(optimizer, "engine_link", None)
+        if not isinstance(link, OptimizerLink) or link.config.kind < 0:
             raise TypeError(f"the compiled step knows fastbp's SGD, AdaGrad, RMSprop, Adam and "
                             f"AdamW, not {type(optimizer).__name__}; for another optimizer "
                             f"call model.backward(X, y) and then optimizer.step(model.gradients())")
-        self.cfg.kind = optimizer.kind
-        self.cfg.lr = hyper.get("lr", 0.0)
-        self.cfg.momentum = hyper.get("momentum", 0.0)
-        self.cfg.dampening = hyper.get("dampening", 0.0)
-        self.cfg.weight_decay = hyper.get("weight_decay", 0.0)
-        self.cfg.eps = hyper.get("eps", 0.0)
-        self.cfg.alpha = hyper.get("alpha", 0.0)
-        self.cfg.beta1 = hyper.get("beta1", 0.0)
-        self.cfg.beta2 = hyper.get("beta2", 0.0)
-        self.cfg.nesterov = hyper.get("nesterov", False)
-        self.cfg.centered = hyper.get("centered", False)
-        self.cfg.decoupled = hyper.get("decoupled", False)
-        self.cfg.amsgrad = hyper.get("amsgrad", False)
-        self.cfg.folded = hyper.get("folded", False)
-        self.keep_state = state
+        config = link.config
+        state = link.state
+        if len(state) != 2 * self.n_layers:
+            raise ValueError(f"the optimizer holds state for {len(state)} parameters, the "
+                             f"model has {2 * self.n_layers}")
+        names = tuple(config.kernel_state) + (None,) * (3 - len(config.kernel_state))
+        arrays = [[None if k is None else s.get(k) for k in names] for s in state]
+        fill_config(config, &self.cfg)
+        self.keep_state = arrays
         for l in range(self.n_layers):
             for j in range(3):
-                self.layers[l].sW[j] = _ptr_or_null(state[2 * l][j])
-                self.layers[l].sb[j] = _ptr_or_null(state[2 * l + 1][j])
-        self.bound_optimizer = optimizer
-        self.bound_state = optimizer.state
-        self.bound_version = optimizer._config_version
-        self.opt_dict = optimizer.__dict__
+                self.layers[l].sW[j] = _ptr_or_null(arrays[2 * l][j])
+                self.layers[l].sb[j] = _ptr_or_null(arrays[2 * l + 1][j])
+        self.link = <OptimizerLink>link
+        self.bound_config = config
+        self.bound_state = state
 
     def is_bound_to(self, optimizer):
-        """Whether the binding is current: the same optimizer, with the same state
-        tuple and no hyper-parameter assigned since."""
-        return self._bound_current(optimizer)
+        """Whether the binding is current: the same optimizer (link), with the same
+        record and state tuple (no hyper-parameter assigned, no state loaded since)."""
+        return self._current_link(optimizer) is not None
 
-    cdef bint _bound_current(self, optimizer):
-        cdef PyObject* version
-        if self.opt_dict is None or optimizer is not self.bound_optimizer:
-            return False
-        # Its __dict__ directly: two dict lookups instead of two attribute lookups.
-        version = PyDict_GetItem(self.opt_dict, "_config_version")
-        return (PyDict_GetItem(self.opt_dict, "state") == <PyObject*>self.bound_state
-                and version != NULL and type(<object>version) is int
-                and <object>version == self.bound_version)
+    cdef OptimizerLink _current_link(self, optimizer):
+        """The bound link if ``optimizer`` is the bound optimizer and unchanged, else None."""
+        link = getattr(optimizer, "engine_link", None)
+        if self.link is None or link is not self.link:
+            return None
+        if self.link.config is not self.bound_config or self.link.state is not self.bound_state:
+            return None
+        return self.link
+
+    cdef Py_ssize_t _ready_rows(self, X):
+        """The rule for the lean paths: the number of rows of X if it is an ndarray of the
+        engine's dtype (native byte order, aligned: ISBEHAVED_RO; a '>f8' array has the
+        float64 type number too), C-contiguous, (n, n_in) with 0 < n <= capacity; else
+        -1 (the caller takes the checked path, which converts or raises)."""
+        cdef cnp.ndarray Xa
+        cdef Py_ssize_t n
+        if type(X) is not np.ndarray:
+            return -1
+        Xa = <cnp.ndarray>X
+        if cnp.PyArray_TYPE(Xa) != self.type_num or cnp.PyArray_NDIM(Xa) != 2 \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) or not cnp.PyArray_ISBEHAVED_RO(Xa) \
+                or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
+            return -1
+        n = cnp.PyArray_DIMS(Xa)[0]
+        if n == 0 or n > self.capacity:
+            return -1
+        return n
 
     def train_step_fast(self, X, y, optimizer, long long generation):
         """Model.train_step when nothing needs converting, rebinding or rebuilding;
         returns the loss, or None to send the caller down the checked path.
 
         The fast case: ``generation`` is the one the parameter arrays were checked
-        at; ``optimizer`` is bound and unchanged; X is an ndarray of the engine's
-        dtype (native byte order, aligned), C-contiguous, (n, n_in) with
-        0 < n <= capacity; y is likewise C-contiguous
-        (n, n_out) targets of the same dtype ((n,) when n_out is 1), or intp
-        labels (n,) in range for cross-entropy. Then this does the step, with
-        optimizer.step_count + 1 as the step, and bumps step_count. It saves the
+        at; ``optimizer`` is bound and unchanged; X is ready (``_ready_rows``); y is
+        likewise C-contiguous (n, n_out) targets of the same dtype ((n,) when n_out
+        is 1), or intp labels (n,) in range for cross-entropy. Then this does the
+        step, the link's step count + 1, and advances the count. It saves the
         per-step Python of the checked path, which is most of a tiny step's time.
         """
-        cdef cnp.ndarray Xa, ya
+        cdef cnp.ndarray ya
         cdef Py_ssize_t n
-        cdef PyObject* count
         cdef long long step
         cdef double value
         cdef Layer* last = &self.layers[self.n_layers - 1]
         cdef bint labels
         cdef void* t
-        if generation != self.generation or not self._bound_current(optimizer):
+        cdef OptimizerLink link
+        if generation != self.generation:
             return None
-        count = PyDict_GetItem(self.opt_dict, "step_count")
-        if count == NULL or type(<object>count) is not int:
+        link = self._current_link(optimizer)
+        if link is None or link.step_count < 0 or link.step_count >= MAX_STEP:
             return None
-        step = <object>count
-        if type(X) is not np.ndarray or type(y) is not np.ndarray or step < 0 \
-                or step >= MAX_STEP:
+        step = link.step_count
+        n = self._ready_rows(X)
+        if n < 0 or type(y) is not np.ndarray:
             return None
-        Xa = <cnp.ndarray>X
         ya = <cnp.ndarray>y
-        # ISBEHAVED_RO: aligned and in native byte order (a '>f8' array has the
-        # float64 type number too).
-        if cnp.PyArray_TYPE(Xa) != self.type_num or cnp.PyArray_NDIM(Xa) != 2 \
-                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) or not cnp.PyArray_ISBEHAVED_RO(Xa) \
-                or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
-            return None
-        n = cnp.PyArray_DIMS(Xa)[0]
         # ndim first: a 0-d array has no dimensions to read.
-        if n == 0 or n > self.capacity or cnp.PyArray_NDIM(ya) not in (1, 2) \
+        if cnp.PyArray_NDIM(ya) not in (1, 2) \
                 or not cnp.PyArray_IS_C_CONTIGUOUS(ya) or not cnp.PyArray_ISBEHAVED_RO(ya) \
                 or cnp.PyArray_DIMS(ya)[0] != n:
             return None
@@ -601,11 +561,10 @@ cdef class Engine:
                         or cnp.PyArray_NDIM(ya) == 1 and last.n_out == 1):
             return None
         t = cnp.PyArray_DATA(ya)
-        value = self._run_step(cnp.PyArray_DATA(Xa), NULL if labels else t,
-                               <Py_ssize_t*>t if labels else NULL, n, step + 1, True)
-        PyDict_SetItem(self.opt_dict, "step_count", step + 1)
+        value = self._run_step(cnp.PyArray_DATA(<cnp.ndarray>X), NULL if labels else t,
+                               <Py_ssize_t*>t if labels else NULL, n, step + 1, &self.cfg)
+        link.step_count = step + 1
         return value
-
 
     def predict_fast(self, X, long long generation, int kind, lock=None):
         """forward / predict_proba / predict (``kind``: PREDICT_RAW, PREDICT_PROBA,
@@ -630,22 +589,17 @@ cdef class Engine:
             lock.release()
 
     cdef object _predict_fast(self, X, long long generation, int kind):
-        cdef cnp.ndarray Xa, out
+        cdef cnp.ndarray out
         cdef Py_ssize_t n, k = self.layers[self.n_layers - 1].n_out
         cdef cnp.npy_intp dims[2]
         cdef int nd = 2, type_num = self.type_num, l
         cdef Py_ssize_t work = 0
         cdef void* x
         cdef void* o
-        if generation != self.generation or type(X) is not np.ndarray:
+        if generation != self.generation or kind < PREDICT_RAW or kind > PREDICT_LABELS:
             return None
-        Xa = <cnp.ndarray>X
-        if cnp.PyArray_TYPE(Xa) != self.type_num or cnp.PyArray_NDIM(Xa) != 2 \
-                or not cnp.PyArray_IS_C_CONTIGUOUS(Xa) or not cnp.PyArray_ISBEHAVED_RO(Xa) \
-                or cnp.PyArray_DIMS(Xa)[1] != self.layers[0].n_in:
-            return None
-        n = cnp.PyArray_DIMS(Xa)[0]
-        if n == 0 or n > self.capacity or kind < PREDICT_RAW or kind > PREDICT_LABELS:
+        n = self._ready_rows(X)
+        if n < 0:
             return None
         if kind == PREDICT_PROBA and self.loss != LOSS_CE and self.loss != LOSS_BCE:
             return None
@@ -655,7 +609,7 @@ cdef class Engine:
         dims[0] = n
         dims[1] = k
         out = cnp.PyArray_EMPTY(nd, dims, type_num, 0)
-        x = cnp.PyArray_DATA(Xa)
+        x = cnp.PyArray_DATA(<cnp.ndarray>X)
         o = cnp.PyArray_DATA(out)
         for l in range(self.n_layers):
             work += n * self.layers[l].n_in * self.layers[l].n_out
@@ -686,12 +640,30 @@ cdef class Engine:
                 forward_impl[double](self.layers, self.n_layers, <double*>x, n, False)
         return self.workspaces[self.n_layers - 1][0][:n]
 
-    def step(self, cnp.ndarray X, T, labels, long long step, bint do_update,
-             sample_weight=None):
-        """Forward, loss, backward (and update unless do_update is False); returns the loss.
+    def backward(self, cnp.ndarray X, T, labels, long long step, sample_weight=None):
+        """Forward, loss and backward (every layer's dW, db; no update), with the
+        dropout masks of step ``step``; returns the loss.
 
         T (n, k) float targets or labels (n,) intp, C-contiguous; sample_weight None or
         (n,) float64 C-contiguous (all checked by the caller)."""
+        return self._step_arrays(X, T, labels, step, NULL, sample_weight)
+
+    def train_step(self, cnp.ndarray X, T, labels, sample_weight=None):
+        """One training step of the bound optimizer (step: its count + 1, which it
+        advances): forward, loss, backward and update. Arguments as for backward."""
+        cdef double value
+        cdef long long step = self._bound().step_count + 1
+        value = self._step_arrays(X, T, labels, step, &self.cfg, sample_weight)
+        self.link.step_count = step
+        return value
+
+    cdef OptimizerLink _bound(self):
+        if self.link is None:
+            raise RuntimeError("no optimizer is bound to this engine (bind_optimizer)")
+        return self.link
+
+    cdef double _step_arrays(self, cnp.ndarray X, T, labels, long long step,
+                             const fb_optim_config* cfg, sample_weight) except? -1.0:
         cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
         cdef const Py_ssize_t* lp = NULL
         cdef const double* sw = NULL
@@ -699,26 +671,27 @@ cdef class Engine:
             lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
         if sample_weight is not None:
             sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
-        return self._run_step(cnp.PyArray_DATA(X), t, lp, X.shape[0], step, do_update, sw)
+        return self._run_step(cnp.PyArray_DATA(X), t, lp, X.shape[0], step, cfg, sw)
 
     cdef double _run_step(self, void* x, void* t, const Py_ssize_t* labels, Py_ssize_t n,
-                          long long step, bint do_update, const double* sw=NULL):
-        """step_impl in the engine's dtype, without the GIL (t is NULL with labels)."""
+                          long long step, const fb_optim_config* cfg,
+                          const double* sw=NULL):
+        """step_impl in the engine's dtype, without the GIL (t is NULL with labels;
+        cfg NULL: no update)."""
         cdef double value
         with nogil:
             if self.f32:
                 value = step_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
-                                         <float*>t, labels, sw, n, &self.cfg, &self.conv, step,
-                                         do_update)
+                                         <float*>t, labels, sw, n, cfg, &self.conv, step)
             else:
                 value = step_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
-                                          <double*>t, labels, sw, n, &self.cfg, &self.conv,
-                                          step, do_update)
+                                          <double*>t, labels, sw, n, cfg, &self.conv, step)
         return value
 
     def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
-              long long step0, sample_weight=None):
-        """One epoch of mini-batch steps over ``order`` (intp); returns (steps, loss_sum).
+              sample_weight=None):
+        """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp),
+        from its step count + 1 (advanced by the steps taken); returns (steps, loss_sum).
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
 
         steps < 0 means the loss became non-finite at step -steps (then loss_sum
@@ -732,6 +705,8 @@ cdef class Engine:
         cdef const Py_ssize_t* op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef double loss_sum = 0.0
         cdef const double* sw = NULL
+        cdef OptimizerLink link = self._bound()
+        cdef long long step0 = link.step_count
         if sample_weight is not None:
             sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
         self._reserve_batch(batch, n_features, n_targets)
@@ -752,6 +727,7 @@ cdef class Engine:
                                            <double*>t, lp, sw, n_features, n_targets, op, n,
                                            batch, <double*>xb, <double*>tb, lb, wb, &self.cfg,
                                            &self.conv, step0, &loss_sum)
+        link.step_count = step0 + (steps if steps >= 0 else -steps)
         return steps, loss_sum
 
     def _reserve_batch(self, Py_ssize_t batch, Py_ssize_t n_features, Py_ssize_t n_targets):

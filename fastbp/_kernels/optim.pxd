@@ -1,14 +1,34 @@
+# The optimizer kernels and the object an optimizer shares with the compiled engine.
 from cython cimport floating
 
-cdef void sgd_ptr(floating* p, const floating* g, floating* buf, Py_ssize_t size,
-                  double lr, double momentum, double dampening, bint nesterov,
-                  double weight_decay, bint first_step) noexcept nogil
-cdef void adagrad_ptr(floating* p, const floating* g, floating* sum_sq, Py_ssize_t size,
-                      double lr, double eps, double weight_decay) noexcept nogil
-cdef void rmsprop_ptr(floating* p, const floating* g, floating* sq_avg, floating* buf,
-                      floating* grad_avg, Py_ssize_t size, double lr, double alpha, double eps,
-                      double momentum, bint centered, double weight_decay) noexcept nogil
-cdef void adam_ptr(floating* p, const floating* g, floating* m, floating* v, floating* vmax,
-                   Py_ssize_t size, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, bint decoupled, bint amsgrad, bint folded,
-                   double step_size, double bc2_sqrt) noexcept nogil
+cdef extern from "_optim_config.h" nogil:
+    enum:
+        FB_OPT_SGD
+        FB_OPT_ADAGRAD
+        FB_OPT_RMSPROP
+        FB_OPT_ADAM
+    ctypedef struct fb_optim_config:
+        int kind
+        double lr, momentum, dampening, weight_decay, eps, alpha, beta1, beta2
+        int nesterov, centered, decoupled, amsgrad, folded
+    ctypedef struct fb_optim_step:
+        long long step
+        double step_size
+        double bc2_sqrt
+
+
+cdef class OptimizerLink:
+    # What a fastbp.optim.Optimizer shares with the engine (fastbp/_kernels/network.pyx):
+    # its configuration record (a fastbp._optim_config record, replaced whole on
+    # every hyper-parameter assignment), its state tuple (replaced by
+    # load_state_dict) and its step counter (advanced by whoever steps).
+    cdef public object config
+    cdef public tuple state
+    cdef public long long step_count
+
+
+cdef int fill_config(object config, fb_optim_config* c) except -1
+cdef void optim_begin_step(const fb_optim_config* c, long long step,
+                           fb_optim_step* st) noexcept nogil
+cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssize_t size,
+                           const fb_optim_config* c, const fb_optim_step* st) noexcept nogil

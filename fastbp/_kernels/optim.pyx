@@ -1,132 +1,150 @@
-"""Optimizer kernels: one fused, in-place pass over each parameter buffer.
+"""Optimizer updates on flat buffers, in place, and the optimizer-engine link.
 
-Design: the Python caller does the scalar work (bias corrections, step sizes);
-each kernel converts its scalars to the buffer's dtype once and then updates
-p and its state element by element, in the order of operations of PyTorch's
-single-tensor implementation (``torch/optim/{sgd,adagrad,rmsprop,adam}.py``),
+Element-wise formulas follow PyTorch's single-tensor implementations
+(``_single_tensor_{sgd,adagrad,rmsprop,adam}`` in ``torch/optim/{sgd,adagrad,rmsprop,adam}.py``),
 so float32 runs in float32 arithmetic like PyTorch and float64 agrees with the
 reference to rounding. The loops themselves are C (``_optim_body.h``), built
-once per instruction set and chosen at load time; see ``_optim_simd.h``.
+once per instruction set and chosen at load time; see ``_optim_simd.h``. Every
+kernel reads the optimizer's configuration from one ``fb_optim_config``
+(``_optim_config.h``), filled from the Python record by ``fill_config``.
 """
 from cython cimport floating
 
+cimport numpy as cnp
+
+cnp.import_array()
+
 cdef extern from "_optim_simd.h" nogil:
-    void fb_sgd_f32(float* p, const float* g, float* buf, Py_ssize_t n, float lr, float mu,
-                    float keep, float wd, int decay, int use_momentum, int nesterov,
-                    int first_step)
-    void fb_sgd_f64(double* p, const double* g, double* buf, Py_ssize_t n, double lr, double mu,
-                    double keep, double wd, int decay, int use_momentum, int nesterov,
-                    int first_step)
-    void fb_adagrad_f32(float* p, const float* g, float* s, Py_ssize_t n, float lr, float eps,
-                        float wd, int decay)
-    void fb_adagrad_f64(double* p, const double* g, double* s, Py_ssize_t n, double lr,
-                        double eps, double wd, int decay)
-    void fb_rmsprop_f32(float* p, const float* g, float* sq, float* buf, float* gavg,
-                        Py_ssize_t n, float lr, float alpha, float one_a, float eps, float mu,
-                        float wd, int decay, int centered, int use_momentum)
-    void fb_rmsprop_f64(double* p, const double* g, double* sq, double* buf, double* gavg,
-                        Py_ssize_t n, double lr, double alpha, double one_a, double eps,
-                        double mu, double wd, int decay, int centered, int use_momentum)
-    void fb_adam_f32(float* p, const float* g, float* m, float* v, float* vmax, Py_ssize_t n,
-                     float b1, float one_b1, float b2, float one_b2, float eps, float wd,
-                     float shrink, float step, float bc2, int coupled, int decoupled,
-                     int amsgrad, int folded)
-    void fb_adam_f64(double* p, const double* g, double* m, double* v, double* vmax,
-                     Py_ssize_t n, double b1, double one_b1, double b2, double one_b2,
-                     double eps, double wd, double shrink, double step, double bc2,
-                     int coupled, int decoupled, int amsgrad, int folded)
+    void fb_optim_begin_step(const fb_optim_config* c, long long step, fb_optim_step* st)
+    void fb_optim_update_f32(float* p, const float* g, void** s, Py_ssize_t n,
+                             const fb_optim_config* c, const fb_optim_step* st)
+    void fb_optim_update_f64(double* p, const double* g, void** s, Py_ssize_t n,
+                             const fb_optim_config* c, const fb_optim_step* st)
 
 
-cdef void sgd_ptr(floating* p, const floating* g, floating* buf, Py_ssize_t size,
-                  double lr, double momentum, double dampening, bint nesterov,
-                  double weight_decay, bint first_step) noexcept nogil:
-    """g' = g + λp; b = g' (first step) or μb + (1-τ)g'; p -= lr·(g' + μb if nesterov else b)."""
+cdef class OptimizerLink:
+    """An optimizer's configuration record, state tuple and step counter, in one typed
+    object that the compiled engine reads and advances without Python lookups."""
+
+    def __init__(self, config, tuple state, long long step_count=0):
+        self.config = config
+        self.state = state
+        self.step_count = step_count
+
+    def __reduce__(self):
+        return OptimizerLink, (self.config, self.state, self.step_count)
+
+
+cdef int fill_config(object config, fb_optim_config* c) except -1:
+    """Copy a fastbp._optim_config record into the kernels' struct (0 where a kind has
+    no such field)."""
+    cdef int kind = config.kind
+    if kind not in (FB_OPT_SGD, FB_OPT_ADAGRAD, FB_OPT_RMSPROP, FB_OPT_ADAM):
+        raise TypeError(f"no compiled optimizer of kind {kind}")
+    c.kind = kind
+    c.lr = config.lr
+    c.momentum = getattr(config, "momentum", 0.0)
+    c.dampening = getattr(config, "dampening", 0.0)
+    c.weight_decay = getattr(config, "weight_decay", 0.0)
+    c.eps = getattr(config, "eps", 0.0)
+    c.alpha = getattr(config, "alpha", 0.0)
+    c.beta1 = getattr(config, "beta1", 0.0)
+    c.beta2 = getattr(config, "beta2", 0.0)
+    c.nesterov = getattr(config, "nesterov", False)
+    c.centered = getattr(config, "centered", False)
+    c.decoupled = getattr(config, "decoupled", False)
+    c.amsgrad = getattr(config, "amsgrad", False)
+    c.folded = getattr(config, "folded", False)
+    return 0
+
+
+cdef void optim_begin_step(const fb_optim_config* c, long long step,
+                           fb_optim_step* st) noexcept nogil:
+    """The values of step t shared by every buffer of that step (Adam's bias corrections)."""
+    fb_optim_begin_step(c, step, st)
+
+
+cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssize_t size,
+                           const fb_optim_config* c, const fb_optim_step* st) noexcept nogil:
+    """One step of the configured optimizer on one buffer; ``state`` holds the kind's
+    state arrays in its kernel_state order (NULL where unused).
+
+    SGD: g' = g + λp; b = g' (step 1) or μb + (1-τ)g'; p -= lr·(g' + μb if nesterov else b).
+    AdaGrad: g' = g + λp; s += g'²; p -= lr·g'/(√s + eps).
+    RMSprop: v = αv + (1-α)g²; d = √(v - ḡ²) + eps (centered) or √v + eps;
+    p -= lr·b with b = μb + g/d (momentum), else p -= lr·g/d.
+    Adam (paper): m = lerp(m, g, 1-β₁); v = β₂v + (1-β₂)g²; p -= step_size·m/(√v/bc2_sqrt + eps);
+    folded (scikit-learn): m = β₁m + (1-β₁)g; p -= step_size·m/(√v + eps)."""
     if floating is float:
-        fb_sgd_f32(p, g, buf, size, <float>lr, <float>momentum, <float>(1.0 - dampening),
-                   <float>weight_decay, weight_decay != 0, momentum != 0, nesterov, first_step)
+        fb_optim_update_f32(p, g, state, size, c, st)
     else:
-        fb_sgd_f64(p, g, buf, size, lr, momentum, 1.0 - dampening, weight_decay,
-                   weight_decay != 0, momentum != 0, nesterov, first_step)
+        fb_optim_update_f64(p, g, state, size, c, st)
 
 
-cdef void adagrad_ptr(floating* p, const floating* g, floating* sum_sq, Py_ssize_t size,
-                      double lr, double eps, double weight_decay) noexcept nogil:
-    """g' = g + λp; s += g'²; p -= lr·g'/(√s + eps)."""
-    if floating is float:
-        fb_adagrad_f32(p, g, sum_sq, size, <float>lr, <float>eps, <float>weight_decay,
-                       weight_decay != 0)
-    else:
-        fb_adagrad_f64(p, g, sum_sq, size, lr, eps, weight_decay, weight_decay != 0)
+cdef void* _data(object a) except? NULL:
+    """The data pointer of an optional flat buffer (NULL for None)."""
+    if a is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray?>a)
 
 
-cdef void rmsprop_ptr(floating* p, const floating* g, floating* sq_avg, floating* buf,
-                      floating* grad_avg, Py_ssize_t size, double lr, double alpha, double eps,
-                      double momentum, bint centered, double weight_decay) noexcept nogil:
-    """v = αv + (1-α)g²; d = √(v - ḡ²) + eps (centered) or √v + eps;
-    p -= lr·b with b = μb + g/d (momentum), else p -= lr·g/d."""
-    if floating is float:
-        fb_rmsprop_f32(p, g, sq_avg, buf, grad_avg, size, <float>lr, <float>alpha,
-                       <float>(1.0 - alpha), <float>eps, <float>momentum, <float>weight_decay,
-                       weight_decay != 0, centered, momentum > 0)
-    else:
-        fb_rmsprop_f64(p, g, sq_avg, buf, grad_avg, size, lr, alpha, 1.0 - alpha, eps, momentum,
-                       weight_decay, weight_decay != 0, centered, momentum > 0)
+cdef int _run(list params, list grads, list states, object config,
+              long long step) except -1:
+    """The shared body of every entry point: one configured step over the buffers.
+
+    The caller guarantees flat C-contiguous arrays of one dtype, float32 or float64."""
+    cdef fb_optim_config c
+    cdef fb_optim_step st
+    cdef void* s[3]
+    cdef void* p
+    cdef const void* g
+    cdef Py_ssize_t i, j, n
+    cdef bint f32
+    cdef cnp.ndarray arr
+    fill_config(config, &c)
+    optim_begin_step(&c, step, &st)
+    for i in range(len(params)):
+        arr = <cnp.ndarray?>params[i]
+        n = cnp.PyArray_SIZE(arr)
+        if n == 0:
+            continue
+        f32 = cnp.PyArray_TYPE(arr) == cnp.NPY_FLOAT32
+        p = cnp.PyArray_DATA(arr)
+        g = cnp.PyArray_DATA(<cnp.ndarray?>grads[i])
+        row = states[i]
+        for j in range(3):
+            s[j] = _data(row[j]) if j < len(row) else NULL
+        with nogil:
+            if f32:
+                optim_update_ptr[float](<float*>p, <const float*>g, s, n, &c, &st)
+            else:
+                optim_update_ptr[double](<double*>p, <const double*>g, s, n, &c, &st)
+    return 0
 
 
-cdef void adam_ptr(floating* p, const floating* g, floating* m, floating* v, floating* vmax,
-                   Py_ssize_t size, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, bint decoupled, bint amsgrad, bint folded,
-                   double step_size, double bc2_sqrt) noexcept nogil:
-    """Adam/AdamW step t with step_size = lr/(1-β₁ᵗ), bc2_sqrt = √(1-β₂ᵗ) (paper mode):
-    m = lerp(m, g, 1-β₁); v = β₂v + (1-β₂)g²; p -= step_size·m/(√v/bc2_sqrt + eps).
-    folded (scikit-learn): m = β₁m + (1-β₁)g; same v; p -= step_size·m/(√v + eps),
-    where the caller passes step_size = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)."""
-    cdef bint decay = weight_decay != 0
-    if floating is float:
-        fb_adam_f32(p, g, m, v, vmax, size, <float>beta1, <float>(1.0 - beta1), <float>beta2,
-                    <float>(1.0 - beta2), <float>eps, <float>weight_decay,
-                    <float>(1.0 - lr * weight_decay), <float>step_size, <float>bc2_sqrt,
-                    decay and not decoupled, decay and decoupled, amsgrad, folded)
-    else:
-        fb_adam_f64(p, g, m, v, vmax, size, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps,
-                    weight_decay, 1.0 - lr * weight_decay, step_size, bc2_sqrt,
-                    decay and not decoupled, decay and decoupled, amsgrad, folded)
+def optimizer_step_into(config, list params, list grads, list states, long long step):
+    """Step ``step`` (from 1) of the optimizer ``config`` over every parameter:
+    params[i] updated in place from grads[i] and its state arrays states[i] (up to
+    three, in config.kernel_state order, None where unused). The arrays of one
+    parameter are flat, C-contiguous and of one dtype (checked by the caller)."""
+    _run(params, grads, states, config, step)
 
 
-def sgd_step_into(floating[::1] p, const floating[::1] g, floating[::1] buf,
-                  double lr, double momentum, double dampening, bint nesterov,
-                  double weight_decay, bint first_step):
+def sgd_step_into(p, g, buf, config, bint first_step):
     """In-place SGD step on flat buffers (buf may be None when momentum is 0)."""
-    cdef floating* b = &buf[0] if momentum != 0 else NULL
-    with nogil:
-        sgd_ptr(&p[0], &g[0], b, p.shape[0], lr, momentum, dampening, nesterov,
-                weight_decay, first_step)
+    _run([p], [g], [(buf,)], config, 1 if first_step else 2)
 
 
-def adagrad_step_into(floating[::1] p, const floating[::1] g, floating[::1] sum_sq,
-                      double lr, double eps, double weight_decay):
+def adagrad_step_into(p, g, sum_sq, config):
     """In-place AdaGrad step on flat buffers."""
-    with nogil:
-        adagrad_ptr(&p[0], &g[0], &sum_sq[0], p.shape[0], lr, eps, weight_decay)
+    _run([p], [g], [(sum_sq,)], config, 1)
 
 
-def rmsprop_step_into(floating[::1] p, const floating[::1] g, floating[::1] sq_avg,
-                      floating[::1] buf, floating[::1] grad_avg, double lr, double alpha,
-                      double eps, double momentum, bint centered, double weight_decay):
+def rmsprop_step_into(p, g, sq_avg, buf, grad_avg, config):
     """In-place RMSprop step on flat buffers (buf/grad_avg None when unused)."""
-    cdef floating* b = &buf[0] if momentum > 0 else NULL
-    cdef floating* ga = &grad_avg[0] if centered else NULL
-    with nogil:
-        rmsprop_ptr(&p[0], &g[0], &sq_avg[0], b, ga, p.shape[0], lr, alpha, eps,
-                    momentum, centered, weight_decay)
+    _run([p], [g], [(sq_avg, buf, grad_avg)], config, 1)
 
 
-def adam_step_into(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
-                   floating[::1] vmax, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, bint decoupled, bint amsgrad, bint folded,
-                   double step_size, double bc2_sqrt):
-    """In-place Adam/AdamW step on flat buffers (vmax None unless amsgrad)."""
-    cdef floating* vm = &vmax[0] if amsgrad else NULL
-    with nogil:
-        adam_ptr(&p[0], &g[0], &m[0], &v[0], vm, p.shape[0], lr, beta1, beta2, eps,
-                 weight_decay, decoupled, amsgrad, folded, step_size, bc2_sqrt)
+def adam_step_into(p, g, m, v, vmax, config, long long step):
+    """In-place Adam/AdamW step ``step`` (from 1) on flat buffers (vmax None unless amsgrad)."""
+    _run([p], [g], [(m, v, vmax)], config, step)

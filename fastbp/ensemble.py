@@ -28,7 +28,8 @@ from fastbp.models import MLP, Sequential
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
 from fastbp.threads import _check as _check_threads
 from fastbp.threads import get_num_threads, using_threads
-from fastbp.training import History, Progress, TrainingDiverged, _finite, _int_at_least
+from fastbp.training import (History, Progress, TrainingDiverged, _finite, _int_at_least,
+                             check_validation_data)
 
 __all__ = ["Ensemble"]
 
@@ -284,14 +285,7 @@ class Ensemble:
         shuffle = check.flag(shuffle, "shuffle")
         validation = None
         if validation_data is not None:
-            try:
-                Xv, yv = validation_data
-            except (TypeError, ValueError) as exc:
-                raise TypeError("validation_data must be a pair (X_val, y_val)") from exc
-            Xv, yv = first.check_Xy(Xv, yv)
-            _finite(Xv, "validation_data X")
-            _finite(yv, "validation_data y")
-            validation = (Xv, yv)
+            validation = check_validation_data(first, validation_data)
         if num_threads is None:
             num_threads = get_num_threads()
         else:

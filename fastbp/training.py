@@ -54,6 +54,18 @@ def _finite(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+def check_validation_data(model: Any, validation_data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(X_val, y_val) converted for ``model`` and checked finite (fit's and Ensemble.fit's)."""
+    try:
+        Xv, yv = validation_data
+    except (TypeError, ValueError) as exc:
+        raise TypeError("validation_data must be a pair (X_val, y_val)") from exc
+    Xv, yv = model.check_Xy(Xv, yv)
+    _finite(Xv, "validation_data X")
+    _finite(yv, "validation_data y")
+    return Xv, yv
+
+
 class Progress:
     """A per-epoch progress bar: tqdm when installed, else a plain line on stderr."""
 
@@ -130,13 +142,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         if not callable(cb):
             raise TypeError(f"callbacks must be callables cb(epoch, logs), got {type(cb).__name__}")
     if validation_data is not None:
-        try:
-            Xv, yv = validation_data
-        except (TypeError, ValueError) as exc:
-            raise TypeError("validation_data must be a pair (X_val, y_val)") from exc
-        Xv, yv = model.check_Xy(Xv, yv)
-        _finite(Xv, "validation_data X")
-        _finite(yv, "validation_data y")
+        Xv, yv = check_validation_data(model, validation_data)
     opt = make_optimizer(optimizer, model.parameters(), lr)
     sched = _make_scheduler(scheduler, opt)
     rng = np.random.default_rng(seed)

@@ -83,13 +83,18 @@ def fit_on_cluster(plan: _Plan, client: Any) -> None:
     token = uuid.uuid4().hex[:12]
     futures: list[Any] = []
     try:
-        # the weights (checked float64, or None) travel with the data, in one scatter
+        # The weights (checked float64, or None) travel with the data, in one scatter.
+        # hash=False: keys of their own for each call. With content-hashed keys, a fit
+        # on the same arrays as the call before reuses keys the scheduler may still be
+        # forgetting, and the new call's tasks then wait for data that is gone ("lost
+        # dependencies", or a hang; seen here about once in 20 back-to-back fits).
         data = [plan.X, plan.y] + ([] if plan.sample_weight is None else [plan.sample_weight])
-        X, y, *rest = client.scatter(data, broadcast=True)
+        X, y, *rest = client.scatter(data, broadcast=True, hash=False)
         weights = rest[0] if rest else None
         validation = None
         if plan.validation is not None:
-            validation = tuple(client.scatter(list(plan.validation), broadcast=True))
+            validation = tuple(client.scatter(list(plan.validation), broadcast=True,
+                                              hash=False))
         for k, group in enumerate(groups):
             futures.append(client.submit(
                 train_shard, [members[i].model for i in group],

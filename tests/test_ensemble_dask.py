@@ -210,3 +210,27 @@ def test_client_must_be_a_dask_client():
     with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
         Ensemble(models).fit(X, y, client=object())
     assert isinstance(models[0], Sequential)
+
+
+def test_regression_back_to_back_fits_on_the_same_arrays_all_finish(client):
+    # The data was scattered under content-hashed keys: a fit on the same arrays as
+    # the fit before reused keys the scheduler was still forgetting, and about one
+    # such fit in 20 failed with "lost dependencies" or waited forever.
+    X, y = _data(60)
+    done, errors = [], []
+
+    def fits():
+        try:
+            for _ in range(40):
+                Ensemble(_members()[:2]).fit(X, y, epochs=1, optimizer="sgd", lr=0.01, seed=1,
+                                             client=client, progress=False)
+                done.append(1)
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=fits, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not errors, errors
+    assert not worker.is_alive(), f"a fit on the cluster hung after {len(done)} fits"
+    assert len(done) == 40

@@ -1,17 +1,25 @@
 """Thread control for the BLAS that fastbp's kernels call.
 
-fastbp's own element-wise kernels are single-threaded (small problems gain
-nothing from threads and must not oversubscribe the cores BLAS uses); matrix
-products run in the BLAS that ``scipy.linalg.cython_blas`` links (OpenBLAS in
-SciPy's wheels), which splits large products over threads and keeps small
-ones on one. ``set_num_threads`` sets that BLAS's thread count for the whole
-process; a model's ``num_threads`` applies only during its own calls.
+Matrix products run in the BLAS that ``scipy.linalg.cython_blas`` links
+(OpenBLAS in SciPy's wheels), which splits large products over threads and
+keeps small ones on one. fastbp's own element-wise kernels run on the calling
+thread, except the optimizer updates of buffers of 32,768 elements or more,
+which at 2 threads or more are split over the calling thread and one worker
+thread (_kernels/_split.h; the same bits as on one thread). ``set_num_threads``
+sets both for the whole process (the default: OPENBLAS_NUM_THREADS or
+OMP_NUM_THREADS if set, else the cores available); a model's ``num_threads``
+applies only during its own calls.
 
-Determinism: float64 results are bit-identical for 1 and 2 threads (OpenBLAS's
-dgemm splits over the output only). float32 results may differ in the last
-bits between thread counts, because OpenBLAS's sgemm kernels block differently
-per thread count; the differences stay within float32 rounding (the test suite
-checks both). For a given thread count, results are always reproducible.
+Determinism: for a given thread count, results are always reproducible, and
+the split optimizer updates give the same bits as one thread. Between thread
+counts, float64 results are bit-identical when every matrix product's inner
+dimension (a layer's n_in in the forward pass, the batch size for dW, n_out for
+dX) is at most 384 or a multiple of 32: SciPy's OpenBLAS (0.3.30, SkylakeX
+kernels) then splits dgemm over the output only; for other inner dimensions
+(784, say) it blocks the sum differently at 2 threads and the last bits may
+differ. float32 results may differ in the last bits between thread counts,
+because OpenBLAS's sgemm kernels block differently per thread count; the
+differences stay within float32 rounding (the test suite checks both).
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import threading
 from typing import Any, Iterator
 
 from fastbp import _validation as check
+from fastbp._kernels import optim as _optim
 
 __all__ = ["set_num_threads", "get_num_threads", "using_threads"]
 
@@ -44,12 +53,33 @@ def _check(n: Any) -> int:
     return check.int_in_range(n, "num_threads", 1, MAX_THREADS + 1)
 
 
+def _default_threads() -> int:
+    """The thread count before any set_num_threads: what OpenBLAS reads from the
+    environment at load time, else the cores this process may run on."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        try:
+            value = int(os.environ.get(var, "").split(",")[0])
+        except ValueError:
+            continue
+        if value >= 1:
+            return value
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def set_num_threads(n: int) -> None:
-    """Use ``n`` BLAS threads from now on (process-wide)."""
+    """Use ``n`` threads from now on (process-wide): the BLAS's, and for the
+    optimizer updates of large buffers two threads whenever n >= 2."""
     n = _check(n)
     with _lock:
         for c in _blas_controllers():
             c.set_num_threads(n)
+        _optim.set_element_threads(n)
+
+
+_optim.set_element_threads(_default_threads())
 
 
 def get_num_threads() -> int:

@@ -332,3 +332,135 @@ def test_model_num_threads_restores_the_global_setting(restore_threads):
     model.predict(X)
     model.train_step(X, np.ones(4, np.float32), fastbp.SGD(model.parameters()))
     assert fastbp.get_num_threads() == 2
+
+
+# ---------------------------------------------------------------- updates split over two threads
+from fastbp import ops  # noqa: E402
+from fastbp._kernels import optim as _koptim  # noqa: E402
+
+_SPLIT_STEPS = {
+    "sgd-nesterov": lambda p, g, s, t: ops.sgd_step(p, g, s[0], lr=0.01, momentum=0.9,
+                                                    nesterov=True, first_step=t == 1),
+    "adagrad": lambda p, g, s, t: ops.adagrad_step(p, g, s[0], lr=0.01, weight_decay=0.1),
+    "rmsprop-centered": lambda p, g, s, t: ops.rmsprop_step(p, g, s[0], s[1], s[2], lr=0.01,
+                                                            momentum=0.5, centered=True),
+    "adamw-amsgrad": lambda p, g, s, t: ops.adam_step(p, g, s[0], s[1], s[2], step=t, lr=0.01,
+                                                      weight_decay=0.1, decoupled=True,
+                                                      amsgrad=True),
+}
+
+
+def _split_run(kind, n, dtype, element_threads, steps=3):
+    rng = np.random.default_rng(n)
+    p = rng.standard_normal(n).astype(dtype)
+    state = [np.zeros(n, dtype) for _ in range(3)]
+    _koptim.set_element_threads(element_threads)
+    for t in range(1, steps + 1):
+        _SPLIT_STEPS[kind](p, rng.standard_normal(n).astype(dtype), state, t)
+    return [p] + state
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", sorted(_SPLIT_STEPS))
+def test_update_split_over_two_threads_has_the_same_bits(kind, dtype, restore_threads):
+    n_min = _koptim.SPLIT_MIN
+    for n in (n_min - 1, n_min, 3 * n_min + 13):
+        one = _split_run(kind, n, dtype, 1)
+        before = _koptim.split_count()
+        two = _split_run(kind, n, dtype, 2)
+        # below SPLIT_MIN the pass stays on one thread; from it on, every step is split
+        assert _koptim.split_count() - before == (0 if n < n_min else 3)
+        assert _same(one, two), f"{kind} {dtype} n={n}: the split update differs"
+
+
+def test_set_num_threads_sets_the_update_threads(restore_threads):
+    fastbp.set_num_threads(1)
+    assert _koptim.get_element_threads() == 1
+    fastbp.set_num_threads(3)
+    assert _koptim.get_element_threads() == 2   # one worker thread at most
+    model = fastbp.MLP((8, 4), seed=0, num_threads=1)
+    model.forward(np.zeros((2, 8)))
+    assert _koptim.get_element_threads() == 2   # restored after the model's call
+
+
+def test_train_step_with_split_updates_equals_one_thread(restore_threads):
+    fastbp.set_num_threads(1)   # BLAS on one thread in both runs: only the split differs
+    X = np.random.default_rng(1).standard_normal((32, 300))
+    y = np.random.default_rng(2).integers(0, 10, 32)
+    runs = []
+    for element_threads in (1, 2):
+        _koptim.set_element_threads(element_threads)
+        model = fastbp.MLP((300, 256, 10), "relu", "cross_entropy", dtype="float64", seed=0)
+        opt = fastbp.Adam(model.parameters(), lr=1e-3)
+        before = _koptim.split_count()
+        losses = [model.train_step(X, y, opt) for _ in range(4)]
+        runs.append((losses, _params(model), _koptim.split_count() - before))
+    assert runs[0][2] == 0 and runs[1][2] == 4   # the 300x256 weights: one split per step
+    assert runs[0][0] == runs[1][0] and _same(runs[0][1], runs[1][1])
+
+
+def test_concurrent_callers_share_the_worker_safely(restore_threads):
+    # Only one caller at a time gets the worker; the other does its whole pass itself.
+    n = 4 * _koptim.SPLIT_MIN + 5
+
+    def steps(seed, element_threads=2):
+        _koptim.set_element_threads(element_threads)
+        rng = np.random.default_rng(seed)
+        p, m, v = rng.standard_normal(n), np.zeros(n), np.zeros(n)
+        for t in range(1, 31):
+            ops.adam_step(p, rng.standard_normal(n), m, v, None, step=t, lr=1e-2)
+        return p, m, v
+
+    expected = [steps(s, 1) for s in range(4)]
+    _koptim.set_element_threads(2)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(steps, range(4)))
+    for e, g in zip(expected, got):
+        assert _same(list(e), list(g))
+
+
+def test_regression_a_forked_child_starts_its_own_worker(restore_threads):
+    # The worker thread does not survive fork(): a child that waited for it would hang.
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork() here")
+    _koptim.set_element_threads(2)
+    expected = _split_run("adamw-amsgrad", 2 * _koptim.SPLIT_MIN, "float64", 2)  # worker started
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forked_split_run, args=(queue,))
+    child.start()
+    try:   # read before join: the child cannot exit before its result left the pipe
+        arrays, splits = queue.get(timeout=60)
+    except Exception:
+        child.kill()
+        pytest.fail("the forked child hung in a split update")
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert splits == 3 and _same(arrays, expected)
+
+
+def _forked_split_run(queue):
+    before = _koptim.split_count()
+    arrays = _split_run("adamw-amsgrad", 2 * _koptim.SPLIT_MIN, "float64", 2)
+    queue.put((arrays, _koptim.split_count() - before))
+
+
+@pytest.mark.parametrize("k", [100, 384, 416, 1024, 2048])
+def test_float64_products_keep_their_bits_across_thread_counts_where_documented(k,
+                                                                               restore_threads):
+    # The README's rule: an inner dimension of at most 384 or a multiple of 32.
+    from fastbp._kernels._blas import gemm_check
+
+    rng = np.random.default_rng(k)
+    for trans_a, trans_b in ((False, False), (True, False), (False, True)):
+        A = rng.standard_normal((k, 64) if trans_a else (64, k))
+        B = rng.standard_normal((128, k) if trans_b else (k, 128))
+        outs = []
+        for n_threads in (1, 2):
+            fastbp.set_num_threads(n_threads)
+            C = np.empty((64, 128))
+            gemm_check(trans_a, trans_b, 1.0, A, B, 0.0, C)
+            outs.append(C)
+        assert np.array_equal(*outs), f"k={k} trans=({trans_a}, {trans_b})"

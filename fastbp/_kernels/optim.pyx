@@ -14,6 +14,16 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+from libc.stddef cimport ptrdiff_t
+
+cdef extern from "_split.h" nogil:
+    ctypedef void (*fb_range_fn)(void* ctx, ptrdiff_t lo, ptrdiff_t hi) noexcept nogil
+    void fb_split2(fb_range_fn fn, void* ctx, ptrdiff_t n)
+    void fb_split_set_threads(int n)
+    int fb_split_get_threads()
+    long long fb_split_get_count()
+    ptrdiff_t FB_SPLIT_MIN
+
 cdef extern from "_optim_simd.h" nogil:
     void fb_optim_begin_step(const fb_optim_config* c, long long step, fb_optim_step* st)
     void fb_optim_update_f32(float* p, const float* g, void** s, Py_ssize_t n,
@@ -64,6 +74,52 @@ cdef void optim_begin_step(const fb_optim_config* c, long long step,
     fb_optim_begin_step(c, step, st)
 
 
+cdef struct UpdateJob:
+    # one optimizer update, for update_range to run on a part [lo, hi) of the buffers
+    void* p
+    const void* g
+    void* s[3]
+    bint f32
+    const fb_optim_config* c
+    const fb_optim_step* st
+
+
+cdef void update_range(void* ctx, ptrdiff_t lo, ptrdiff_t hi) noexcept nogil:
+    """The update of elements [lo, hi): every state array is per element, like p."""
+    cdef UpdateJob* job = <UpdateJob*>ctx
+    cdef void* s[3]
+    cdef int k
+    cdef size_t size = sizeof(float) if job.f32 else sizeof(double)
+    for k in range(3):
+        s[k] = NULL if job.s[k] == NULL else <void*>(<char*>job.s[k] + lo * size)
+    if job.f32:
+        fb_optim_update_f32(<float*>job.p + lo, <const float*>job.g + lo, s, hi - lo,
+                            job.c, job.st)
+    else:
+        fb_optim_update_f64(<double*>job.p + lo, <const double*>job.g + lo, s, hi - lo,
+                            job.c, job.st)
+
+
+def set_element_threads(int n):
+    """Run the optimizer updates of large buffers on two threads (n >= 2) or one
+    (set by fastbp.threads with the BLAS thread count; see _split.h)."""
+    fb_split_set_threads(n)
+
+
+def get_element_threads():
+    """1 or 2: the threads an optimizer update of a large buffer runs on."""
+    return fb_split_get_threads()
+
+
+def split_count():
+    """How many updates have run on two threads in this process (for the tests)."""
+    return fb_split_get_count()
+
+
+#: the smallest buffer (elements) whose update is split over two threads
+SPLIT_MIN = FB_SPLIT_MIN
+
+
 cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssize_t size,
                            const fb_optim_config* c, const fb_optim_step* st) noexcept nogil:
     """One step of the configured optimizer on one buffer; ``state`` holds the kind's
@@ -74,11 +130,20 @@ cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssiz
     RMSprop: v = αv + (1-α)g²; d = √(v - ḡ²) + eps (centered) or √v + eps;
     p -= lr·b with b = μb + g/d (momentum), else p -= lr·g/d.
     Adam (paper): m = lerp(m, g, 1-β₁); v = β₂v + (1-β₂)g²; p -= step_size·m/(√v/bc2_sqrt + eps);
-    folded (scikit-learn): m = β₁m + (1-β₁)g; p -= step_size·m/(√v + eps)."""
-    if floating is float:
-        fb_optim_update_f32(p, g, state, size, c, st)
-    else:
-        fb_optim_update_f64(p, g, state, size, c, st)
+    folded (scikit-learn): m = β₁m + (1-β₁)g; p -= step_size·m/(√v + eps).
+
+    Large buffers are split over two threads when set_element_threads(2) is in force
+    (the same bits: each element's update is independent of the others)."""
+    cdef UpdateJob job
+    cdef int k
+    job.p = p
+    job.g = g
+    for k in range(3):
+        job.s[k] = state[k]
+    job.f32 = floating is float
+    job.c = c
+    job.st = st
+    fb_split2(update_range, &job, size)
 
 
 cdef void* _data(object a) except? NULL:

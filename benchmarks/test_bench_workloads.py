@@ -16,6 +16,14 @@ def contender(impl, workload, request):
         if workload.kind == "fit":
             pytest.skip("a reference epoch takes seconds; see python -m fastbp bench")
         return bench.reference_step(workload)
+    if impl == "jax":
+        request.getfixturevalue("jax_enabled")
+        # a new CPU client with an intra-op pool of this many threads (XLA_FLAGS as given)
+        bench.jax_use_threads(request.node.callspec.params["threads"])
+        fn = bench.jax_step(workload)
+        if fn is None:
+            pytest.skip("no JAX contender for the fit, ensemble and dropout workloads")
+        return fn
     torch = request.getfixturevalue("torch_enabled")
     if impl == "torch-fused" and workload.kind == "forward":
         pytest.skip("no optimizer in a forward pass")
@@ -50,6 +58,17 @@ def test_ensemble_workload(benchmark, name, impl, threads):
     benchmark.group = f"{name}: {workload.title}"
     benchmark.extra_info.update(threads=threads, blas=bench.environment([threads]).get("blas"))
     benchmark.pedantic(fn, rounds=3, warmup_rounds=1)
+
+
+def test_jax_step_matches_fastbp_step():
+    """The benchmarked JAX and fastbp steps compute the same losses (W10 f64, W11 f32)."""
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    for name, rel in (("W10", 1e-12), ("W11", 1e-5)):
+        w = bench.WORKLOADS[name]
+        fast, jitted = bench.fastbp_step(w), bench.jax_step(w)
+        for _ in range(3):
+            assert float(jitted()) == pytest.approx(fast(), rel=rel)
 
 
 def test_fastbp_step_matches_reference_step():

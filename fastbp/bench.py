@@ -1,6 +1,7 @@
 """``python -m fastbp bench``: median µs per step of fastbp, the NumPy reference
-and (when importable) PyTorch on the workloads W1–W8, at 1 and 2 threads,
-with the GEMM floor of each step; for the ensemble workloads E1–E2, the
+and (when importable) PyTorch and JAX on the workloads W1–W11, at 1 and 2 threads,
+with the GEMM floor of each step (its matrix products alone, through NumPy's BLAS
+and through fastbp's); for the ensemble workloads E1–E2, the
 time of one epoch of every member: ``fastbp.Ensemble.fit``, the same fits one
 after another, and the same fits in a ThreadPoolExecutor of 2; the
 prediction latency workloads L1–L2 (fastbp, onnxruntime, PyTorch,
@@ -12,6 +13,8 @@ A step is forward + loss + backward + Adam update of every parameter on one
 fixed mini-batch. Implementations are timed side by side in one process: each
 timing is the median over several repeats of a loop of calls, after a warm-up,
 and the repeats of all implementations are interleaved (see time_side_by_side).
+JAX (jax_step) is a jitted step; at each thread count its CPU client is created
+anew with an intra-op pool of that many threads (jax_use_threads).
 """
 from __future__ import annotations
 
@@ -70,6 +73,14 @@ WORKLOADS = {
     "W8": Workload("W8", "fit of W2's network, one epoch of 50,000 samples, batch 32",
                    (64, 32, 10), "relu", "cross_entropy", 32, "float32", kind="fit",
                    n_samples=50_000),
+    # The medium shapes of issue 15: a wide hidden layer, a small tanh network in float64
+    # and a deep narrow one.
+    "W9": Workload("W9", "MLP 256-2048-10 relu, CE, batch 512, f32", (256, 2048, 10), "relu",
+                   "cross_entropy", 512, "float32"),
+    "W10": Workload("W10", "MLP 20-100-50-1 tanh, BCE, batch 128, f64", (20, 100, 50, 1), "tanh",
+                    "binary_cross_entropy", 128, "float64"),
+    "W11": Workload("W11", "MLP 32-64-64-64-64-64-64-4 relu, CE, batch 64, f32",
+                    (32, 64, 64, 64, 64, 64, 64, 4), "relu", "cross_entropy", 64, "float32"),
     "E1": Workload("E1", "32 members of W2's net, Adam lr 1e-3, one epoch of 50,000 samples, "
                    "batch 32, shared order", (64, 32, 10), "relu", "cross_entropy", 32, "float32",
                    kind="ensemble", n_samples=50_000, n_models=32),
@@ -183,7 +194,8 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
                       contexts: dict[str, Callable[[], Any]] | None = None) -> dict[str, float]:
     """Median seconds per call of each function, timed in interleaved rounds.
 
-    Each function is warmed up and its loop sized to take about budget/repeats;
+    Each function is warmed up (for about budget/repeats, after a first call) and its
+    loop sized to take about budget/repeats;
     then every round times one loop of each function in turn. Interleaving puts
     each contender's repeats at the same moments of a shared machine's drift, so
     that ratios between them hold even when absolute times wander by several
@@ -202,7 +214,13 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
 
     loops = {}
     for name in fns:
+        # warm-up: one call, then calls until one loop's share of the budget has passed
+        # (a jitted JAX step took tens of calls to settle after its compiling first call)
         timed_loop(name, 1)
+        n, spent = 1, 0.0
+        while spent < budget / repeats:
+            spent += timed_loop(name, n)
+            n *= 2
         once = max(timed_loop(name, 1), 1e-7)
         loops[name] = max(1, int(budget / repeats / once))
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -218,6 +236,7 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
 # or NumPy's; PyTorch brings its own.
 BLAS_OF = {"fastbp": "scipy", "fastbp-no-dropout": "scipy", "gemm-floor-fastbp-blas": "scipy",
            "reference": "numpy", "gemm-floor": "numpy", "torch": None, "torch-fused": None,
+           "jax": None,
            "ensemble": "scipy", "sequential": "scipy", "threadpool-2": "scipy"}
 
 
@@ -435,39 +454,249 @@ def torch_step(w: Workload, fused: bool, seed: int = 0) -> Callable[[], Any] | N
     return lambda: step(Xt, yt)
 
 
+# JAX: imported lazily (XLA reads its flags when it starts), only by the functions below.
+#: Set in XLA_FLAGS, before jax is imported, when every thread count of the run is 1: no
+#: multi-threaded Eigen in XLA's CPU code. (On its own it left jaxlib 0.10.2's intra-op
+#: pool busy on both cores here; the pool's size, jax_use_threads, is what holds it to one.)
+JAX_ONE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def jax_available() -> bool:
+    """Whether jax and optax can be imported (checked without importing them)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("jax", "optax"))
+
+
+def jax_prepare(threads: list[int], float64: bool) -> dict[str, Any]:
+    """Import jax, first setting JAX_ONE_THREAD_XLA_FLAGS in XLA_FLAGS when ``threads`` is
+    [1] (XLA reads them once per process, so a run that also has 2-thread rows leaves them
+    unset); for float64 workloads, enable JAX's x64 mode before any array is made (float32
+    arrays stay float32 under it). Returns what the environment records: the versions,
+    XLA_FLAGS, x64, and a note when jax was imported before the flags could be set."""
+    already = "jax" in sys.modules
+    flags = os.environ.get("XLA_FLAGS", "")
+    one_thread = max(threads, default=1) == 1 and "xla_cpu_multi_thread_eigen" not in flags
+    if one_thread and not already:
+        os.environ["XLA_FLAGS"] = f"{flags} {JAX_ONE_THREAD_XLA_FLAGS}".strip()
+    import jax
+    import jaxlib
+    import optax
+
+    if float64:
+        jax.config.update("jax_enable_x64", True)
+    info: dict[str, Any] = {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                            "optax": optax.__version__,
+                            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                            "jax_enable_x64": bool(jax.config.jax_enable_x64),
+                            "jax_cpu_enable_async_dispatch": False}
+    if one_thread and already:
+        info["jax_note"] = (f"jax was imported before the bench could set XLA_FLAGS: JAX runs "
+                            f"with XLA_FLAGS={flags!r}, without {JAX_ONE_THREAD_XLA_FLAGS!r} "
+                            "(its intra-op pool is still sized to the row's thread count)")
+    return info
+
+
+def jax_use_threads(n: int, async_dispatch: bool = False) -> None:
+    """Give JAX a new CPU client whose intra-op thread pool has ``n`` threads, running
+    computations on the calling thread unless ``async_dispatch``.
+
+    XLA's CPU client sizes that pool when it is created, from the environment variable
+    NPROC if set, else from the cores the process may run on; threadpoolctl, OMP_NUM_THREADS
+    and the XLA flags do not size it. So: drop the clients (``clear_backends``, which also
+    drops every compiled function and makes earlier arrays unusable) and create the CPU
+    client again with NPROC=n, restoring NPROC afterwards. Checked on jaxlib 0.10.2 by the
+    CPU time of each thread: at n=1 one thread computes, at n=2 the pool's two and the
+    caller.
+
+    ``jax_cpu_enable_async_dispatch`` (read when the client is created) is off by default
+    here: every timed call blocks on its result, so handing each computation to another
+    thread and waiting for it buys nothing; it made W1's blocked step about twice as slow
+    (two quick checks on the 2-core VM, 2026-12-01). Computations split over the pool
+    are dispatched as before."""
+    import jax
+    from jax.extend.backend import clear_backends
+
+    before = os.environ.get("NPROC")
+    os.environ["NPROC"] = str(n)
+    try:
+        clear_backends()
+        jax.config.update("jax_cpu_enable_async_dispatch", async_dispatch)
+        jax.devices("cpu")      # creates the client now, while NPROC says n
+    finally:
+        if before is None:
+            del os.environ["NPROC"]
+        else:
+            os.environ["NPROC"] = before
+
+
+def jax_step(w: Workload, seed: int = 0, weights: list[np.ndarray] | None = None,
+             data: tuple[np.ndarray, np.ndarray] | None = None) -> Callable[[], Any] | None:
+    """JAX: the same network (sizes, activation, loss, dtype), one ``jax.jit``-ted
+    function of (params, optimizer state, X, y) doing ``jax.value_and_grad`` of the mean
+    loss and an ``optax.adam(1e-3)`` update, params and state donated (updated in place)
+    and returned; each call blocks (``jax.block_until_ready``) on everything it returns
+    and returns the loss (a JAX scalar). W6: one jitted ``optax.adam`` update of the
+    parameter vector; W7: the jitted forward pass. None for the fit, ensemble and dropout
+    workloads, or when jax or optax is missing.
+
+    By default the network starts from the weights of ``fastbp.MLP(..., seed=seed)`` and
+    steps on ``make_data`` of ``seed``, as ``fastbp_step`` does, so both compute the same
+    losses; ``weights`` ([W0, b0, W1, b1, ...]) and ``data`` (X, y) override them. A
+    float64 workload turns on JAX's x64 mode (process-wide) before making its arrays."""
+    if w.kind in ("fit", "ensemble") or w.dropout or not jax_available():
+        return None
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    if w.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(seed)
+    adam = optax.adam(1e-3)
+    if w.kind == "adam":
+        p = rng.standard_normal(w.n_samples).astype(w.dtype)
+        g = jnp.array(rng.standard_normal(w.n_samples).astype(w.dtype))
+
+        @partial(jax.jit, donate_argnums=(0, 1))
+        def update(p: Any, state: Any, g: Any) -> tuple[Any, Any]:
+            updates, state = adam.update(g, state, p)
+            return optax.apply_updates(p, updates), state
+
+        box: list[Any] = [jnp.array(p)]
+        box.append(adam.init(box[0]))
+
+        def adam_call() -> Any:
+            box[0], box[1] = update(box[0], box[1], g)
+            return jax.block_until_ready(box)[0]
+        return adam_call
+
+    if weights is None:
+        weights = fastbp.MLP(w.sizes, w.activation, w.loss, dtype=w.dtype,
+                             seed=seed).parameters()
+    if len(weights) != 2 * (len(w.sizes) - 1):
+        raise ValueError(f"weights must be [W0, b0, ...] of {len(w.sizes) - 1} layers, "
+                         f"got {len(weights)} arrays")
+    X, y = make_data(w, rng) if data is None else data
+    # copies (jnp.array copies): donated buffers must not alias the caller's arrays
+    params = [(jnp.array(weights[2 * i]), jnp.array(weights[2 * i + 1]))
+              for i in range(len(weights) // 2)]
+    for (W, b), a, o in zip(params, w.sizes, w.sizes[1:]):
+        if W.shape != (a, o) or b.shape != (o,) or W.dtype != w.dtype or b.dtype != w.dtype:
+            raise ValueError(f"weights do not fit {w.sizes} in {w.dtype}")
+    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[w.activation]
+
+    def forward(params: Any, X: Any) -> Any:
+        for i, (W, b) in enumerate(params):
+            X = X @ W + b
+            if i < len(params) - 1:
+                X = act(X)
+        return X
+
+    Xj = jnp.array(X)
+    if w.kind == "forward":
+        fwd = jax.jit(forward)
+        return lambda: fwd(params, Xj).block_until_ready()
+
+    if w.loss == "cross_entropy":
+        yj = jnp.array(y.astype(np.int32))
+
+        def loss_fn(params: Any, X: Any, y: Any) -> Any:
+            return optax.softmax_cross_entropy_with_integer_labels(forward(params, X), y).mean()
+    elif w.loss == "binary_cross_entropy":
+        yj = jnp.array(y)
+
+        def loss_fn(params: Any, X: Any, y: Any) -> Any:
+            return optax.sigmoid_binary_cross_entropy(forward(params, X), y).mean()
+    else:
+        raise ValueError(f"no JAX loss for {w.loss!r}")
+
+    @partial(jax.jit, donate_argnums=(0, 1))
+    def step(params: Any, state: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
+        loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
+        updates, state = adam.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    carry: list[Any] = [params, adam.init(params)]
+
+    def train_call() -> Any:
+        carry[0], carry[1], loss = jax.block_until_ready(step(carry[0], carry[1], Xj, yj))
+        return loss
+    return train_call
+
+
+def step_products(w: Workload) -> list[tuple[str, int, bool, bool, tuple[int, int, int]]]:
+    """The matrix products of one step (or forward pass) of ``w``, in the order fastbp's
+    engine calls them (``fastbp/_kernels/dense.pyx``), as (what, layer, trans_a, trans_b,
+    (m, n, k)) of C (m×n) := op(A)·op(B) with k the inner size.
+
+    Layer l reads X_l (batch × in_l; the data for l = 0) and holds W_l (in_l × out_l).
+    Forward, every layer: Z_l = X_l·W_l. Backward, from the last layer down: dX_l =
+    dZ_l·W_lᵀ for every layer but the first (the data needs no gradient), then
+    dW_l = X_lᵀ·dZ_l. A forward workload has the forward products only."""
+    if w.kind not in ("step", "forward"):
+        return []
+    n, sizes = w.batch, w.sizes
+    layers = range(len(sizes) - 1)
+    out = [("Z = X·W", l, False, False, (n, sizes[l + 1], sizes[l])) for l in layers]
+    if w.kind == "step":
+        for l in reversed(layers):
+            if l > 0:
+                out.append(("dX = dZ·Wᵀ", l, False, True, (n, sizes[l], sizes[l + 1])))
+            out.append(("dW = Xᵀ·dZ", l, True, False, (sizes[l], sizes[l + 1], n)))
+    return out
+
+
+def floor_operands(w: Workload, seed: int = 0
+                   ) -> list[tuple[bool, bool, np.ndarray, np.ndarray, np.ndarray]]:
+    """(trans_a, trans_b, A, B, C) of each of ``step_products(w)``, A and B as stored
+    (op(A) = Aᵀ when trans_a), into preallocated outputs laid out as the engine's:
+    layer l's input X_l is layer l-1's output, its dX goes into layer l-1's dZ."""
+    products = step_products(w)
+    if not products:
+        return []
+    rng = np.random.default_rng(seed)
+    n, sizes, dt = w.batch, w.sizes, w.dtype
+    # weights at the scale of fastbp's init (1/sqrt(fan-in)): values stay O(1) layer after layer
+    Ws = [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(dt) for a, b in zip(sizes, sizes[1:])]
+    X = [rng.standard_normal((n, sizes[0])).astype(dt)] + [np.zeros((n, s), dt) for s in sizes[1:]]
+    dZ = [rng.standard_normal((n, s)).astype(dt) for s in sizes[1:]]
+    dW = [np.empty_like(W) for W in Ws]
+    ops = []
+    for what, l, ta, tb, _ in products:
+        if what.startswith("Z"):
+            ops.append((ta, tb, X[l], Ws[l], X[l + 1]))
+        elif what.startswith("dX"):
+            ops.append((ta, tb, dZ[l], Ws[l], dZ[l - 1]))
+        else:
+            ops.append((ta, tb, X[l], dZ[l], dW[l]))
+    return ops
+
+
 def gemm_floor(w: Workload, blas: str = "numpy") -> Callable[[], Any] | None:
-    """The step's matrix products alone, into preallocated outputs: through NumPy's
-    BLAS (``blas="numpy"``) or through the BLAS fastbp calls (SciPy's, ``"fastbp"``)."""
+    """The step's matrix products alone (``step_products``), into preallocated outputs:
+    through NumPy's BLAS (``blas="numpy"``, ``np.matmul(..., out=)``) or through the BLAS
+    fastbp calls (SciPy's ``cython_blas``, ``"fastbp"``, via ``gemm_check``). Each product
+    is one call from a Python loop over prepared operands, so the floor carries that call's
+    overhead, a visible part of it for the small networks."""
     from fastbp._kernels._blas import gemm_check
 
-    if w.kind in ("adam", "fit") or w.sizes[0] < 128:
+    ops = floor_operands(w)
+    if not ops:
         return None
-    rng = np.random.default_rng(0)
-    n = w.batch
-    Ws = [rng.standard_normal((a, b)).astype(w.dtype) for a, b in zip(w.sizes, w.sizes[1:])]
-    acts = [np.empty((n, s), dtype=w.dtype) for s in w.sizes]
-    acts[0][...] = rng.standard_normal(acts[0].shape)
-    grads = [np.empty_like(W) for W in Ws]
-    dX = [np.empty((n, s), dtype=w.dtype) for s in w.sizes]
-
     if blas == "numpy":
-        def product(A: np.ndarray, trans_a: bool, B: np.ndarray, trans_b: bool,
-                    out: np.ndarray) -> None:
-            np.matmul(A.T if trans_a else A, B.T if trans_b else B, out=out)
-    else:
-        def product(A: np.ndarray, trans_a: bool, B: np.ndarray, trans_b: bool,
-                    out: np.ndarray) -> None:
-            gemm_check(trans_a, trans_b, 1.0, A, B, 0.0, out)
+        matmul = np.matmul
+        views = [(A.T if ta else A, B.T if tb else B, C) for ta, tb, A, B, C in ops]
 
-    def products() -> None:
-        for i, W in enumerate(Ws):
-            product(acts[i], False, W, False, acts[i + 1])
-        if w.kind == "forward":
-            return
-        for i in range(len(Ws) - 1, -1, -1):
-            product(acts[i], True, acts[i + 1], False, grads[i])
-            if i > 0:
-                product(acts[i + 1], False, Ws[i], True, dX[i])
+        def products() -> None:
+            for a, b, c in views:
+                matmul(a, b, out=c)
+    else:
+        def products() -> None:
+            for ta, tb, A, B, C in ops:
+                gemm_check(ta, tb, 1.0, A, B, 0.0, C)
     return products
 
 
@@ -495,6 +724,14 @@ def environment(threads: list[int]) -> dict[str, Any]:
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = None
+    # jax, jaxlib, optax: from their metadata, without importing them (jax_prepare does that,
+    # after setting XLA's flags)
+    from importlib import metadata
+    for dist in ("jax", "jaxlib", "optax"):
+        try:
+            info[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            info[dist] = None
     try:
         from threadpoolctl import threadpool_info
         info["blas"] = sorted({f"{d.get('internal_api')} {d.get('version')} ({d.get('architecture')})"
@@ -527,9 +764,16 @@ def _format_sklearn_row(row: dict[str, Any]) -> str:
             f"| {row['fastbp'] * 1e3:.1f} ms | {row['speedup']:.1f}x |")
 
 
+def jax_workloads(workloads: list[str]) -> list[str]:
+    """The workloads that have a JAX contender (jax_step): every one but fit, ensemble
+    and dropout."""
+    return [n for n in workloads if WORKLOADS[n].kind not in ("fit", "ensemble")
+            and not WORKLOADS[n].dropout]
+
+
 def run(workloads: list[str], threads: list[int], include_reference: bool = True,
-        include_torch: bool = True, budget: float = 0.25, samples: int | None = None
-        ) -> dict[str, Any]:
+        include_torch: bool = True, budget: float = 0.25, samples: int | None = None,
+        include_jax: bool = True) -> dict[str, Any]:
     """Time every implementation on every workload; returns a JSON-ready dict."""
     try:
         import torch
@@ -537,10 +781,15 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
         torch = None
     results: list[dict[str, Any]] = []
     files = blas_files()
+    with_jax = include_jax and bool(jax_workloads(workloads)) and jax_available()
+    jax_info = jax_prepare(threads, any(WORKLOADS[n].dtype == "float64"
+                                        for n in jax_workloads(workloads))) if with_jax else {}
     for n_threads in threads:
         set_num_threads(n_threads)
         if torch is not None:
             torch.set_num_threads(n_threads)
+        if with_jax:
+            jax_use_threads(n_threads)
         for name in workloads:
             w = WORKLOADS[name]
             if w.kind == "ensemble":
@@ -556,6 +805,8 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
                 contenders["torch"] = torch_step(w, fused=False)
                 if w.kind != "forward":
                     contenders["torch-fused"] = torch_step(w, fused=True)
+            if with_jax:
+                contenders["jax"] = jax_step(w)
             contenders["gemm-floor"] = gemm_floor(w, "numpy")
             contenders["gemm-floor-fastbp-blas"] = gemm_floor(w, "fastbp")
             row: dict[str, Any] = {"workload": name, "title": w.title, "threads": n_threads}
@@ -571,9 +822,15 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
             timed = time_side_by_side(timed_fns, budget * scale,
                                       pause=1.0 if n_threads > 1 else 0.0, contexts=contexts)
             row.update((impl, t * 1e6) for impl, t in timed.items())
+            if "jax" in row:
+                row["jax-threads"] = n_threads
+                if jax_info.get("jax_note"):
+                    row["jax-note"] = jax_info["jax_note"]
             results.append(row)
             print(_format_row(row), file=sys.stderr, flush=True)
-    return {"environment": environment(threads), "results": results}
+    env = environment(threads)
+    env.update(jax_info)
+    return {"environment": env, "results": results}
 
 
 def _ensemble_row(w: Workload, n_threads: int, budget: float, samples: int | None,
@@ -599,7 +856,8 @@ def _format_ensemble_row(row: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-IMPLS = ("fastbp", "reference", "torch", "torch-fused", "gemm-floor", "gemm-floor-fastbp-blas")
+IMPLS = ("fastbp", "reference", "torch", "torch-fused", "jax", "gemm-floor",
+         "gemm-floor-fastbp-blas")
 
 
 def _fmt(us: float | None) -> str:
@@ -612,7 +870,7 @@ def _format_row(row: dict[str, Any]) -> str:
     cells = [row["workload"], str(row["threads"])] + [_fmt(row.get(k)) for k in IMPLS]
     fb = row["fastbp"]
     ratios = []
-    for k in ("reference", "torch", "torch-fused"):
+    for k in ("reference", "torch", "torch-fused", "jax"):
         ratios.append(f"{row[k] / fb:.1f}x" if row.get(k) else "-")
     for key in ("gemm-floor", "gemm-floor-fastbp-blas"):
         floor = row.get(key)
@@ -624,8 +882,12 @@ def table(report: dict[str, Any]) -> str:
     env = report["environment"]
     head = (f"fastbp {env['fastbp']} benchmark, {env['date']}: {env['cpu']}, {env['cores']} cores; "
             f"Python {env['python']}, NumPy {env['numpy']}, SciPy {env['scipy']}, "
-            f"PyTorch {env['torch'] or 'not installed'}; BLAS {', '.join(env.get('blas', []))}; "
+            f"PyTorch {env['torch'] or 'not installed'}, "
+            f"JAX {env.get('jax') or 'not installed'} (jaxlib {env.get('jaxlib')}, "
+            f"optax {env.get('optax')}); BLAS {', '.join(env.get('blas', []))}; "
             f"threads {env['threads']}")
+    if env.get("xla_flags") is not None:
+        head += f"; XLA_FLAGS {env['xla_flags']!r}"
     if report.get("latency"):
         head += (f"; onnxruntime {env.get('onnxruntime')}, scikit-learn {env.get('sklearn')}, "
                  f"C compiler {env.get('cc')}")
@@ -635,12 +897,17 @@ def table(report: dict[str, Any]) -> str:
     if steps:
         lines += ["", "median µs per step (ms where marked); speed-up = other / fastbp; "
                   "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
-                  "BLAS and through the BLAS fastbp calls, SciPy's)", "",
-                  "| workload | threads | fastbp | reference | torch | torch-fused "
+                  "BLAS and through the BLAS fastbp calls, SciPy's); jax = one jax.jit-ted "
+                  "value_and_grad + optax.adam step (donated params and state, blocked on; W6 the "
+                  "jitted Adam update, W7 the jitted forward), its XLA CPU client's intra-op "
+                  "pool sized to the row's thread count", "",
+                  "| workload | threads | fastbp | reference | torch | torch-fused | jax "
                   "| floor (NumPy BLAS) | floor (fastbp BLAS) | vs reference | vs torch "
-                  "| vs torch-fused | / floor (NumPy) | / floor (fastbp BLAS) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| vs torch-fused | vs jax | / floor (NumPy) | / floor (fastbp BLAS) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [_format_row(r) for r in steps]
+        notes = sorted({r["jax-note"] for r in steps if r.get("jax-note")})
+        lines += [f"\njax: {note}" for note in notes]
     if ensembles:
         lines += ["", "ensembles: ms per epoch of all members (every member one epoch, Adam, "
                   "shared order); ratio = ensemble / other", "",
@@ -683,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="skip JAX (jax + optax) even if installed")
     parser.add_argument("--budget", type=float, default=0.25,
                         help="seconds of timing per implementation and workload")
     parser.add_argument("--samples", type=int, default=None,
@@ -708,7 +977,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.samples is not None and args.samples < 1:
         parser.error(f"--samples must be at least 1, got {args.samples}")
     report = run([n for n in names if n in WORKLOADS], threads, not args.no_reference,
-                 not args.no_torch, args.budget, args.samples)
+                 not args.no_torch, args.budget, args.samples, not args.no_jax)
     latency = [n for n in names if n in LATENCY_WORKLOADS]
     if latency:
         # at one thread, whatever --threads says (single-row serving); calls per

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fastbp import bench
+from fastbp.bench import WORKLOADS
+
 # runs the CLI and the benchmark suite in subprocesses: selected with -m packaging
 pytestmark = pytest.mark.packaging
 
@@ -24,8 +27,8 @@ def _bench(tmp_path, *args):
 
 def test_bench_json_report(tmp_path):
     out = tmp_path / "bench.json"
-    proc = _bench(tmp_path, "--workloads", "W1,w3,W6", "--threads", "1", "--budget", "0.02",
-                  "--no-torch", "--json", str(out))
+    proc = _bench(tmp_path, "--workloads", "W1,w3,W6,W9,W10,w11", "--threads", "1", "--budget",
+                  "0.02", "--no-torch", "--no-jax", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     env = report["environment"]
@@ -33,19 +36,49 @@ def test_bench_json_report(tmp_path):
         assert env[key] not in (None, ""), key
     assert env["threads"] == [1]
     rows = {r["workload"]: r for r in report["results"]}
-    assert list(rows) == ["W1", "W3", "W6"]
+    assert list(rows) == ["W1", "W3", "W6", "W9", "W10", "W11"]
     for name, row in rows.items():
         assert row["threads"] == 1
         assert row["fastbp"] > 0 and row["reference"] > 0
-        assert "torch" not in row
-    # the GEMM floors exist for the networks with large layers only
-    assert rows["W3"]["gemm-floor"] > 0 and rows["W3"]["gemm-floor-fastbp-blas"] > 0
-    assert "gemm-floor" not in rows["W1"]
+        assert "torch" not in row and "jax" not in row
+        assert row["title"] == WORKLOADS[name].title
+    # both GEMM floors for every step workload, small or not; none for the Adam update
+    for name in ("W1", "W3", "W9", "W10", "W11"):
+        assert rows[name]["gemm-floor"] > 0 and rows[name]["gemm-floor-fastbp-blas"] > 0
+    assert "gemm-floor" not in rows["W6"]
     # the printed table has a row per workload and W6's bandwidth line
     assert "| workload | threads | fastbp |" in proc.stdout
     for name in rows:
         assert f"| {name} | 1 |" in proc.stdout
     assert "W6 at 1 thread(s): fastbp Adam moves" in proc.stdout
+
+
+def test_bench_jax_column(tmp_path):
+    """With jax and optax: a jax time per step workload (not the dropout rows), its thread
+    count, the versions and XLA flags in the environment, the column and its ratio."""
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    out = tmp_path / "bench.json"
+    proc = _bench(tmp_path, "--workloads", "W10,W11,W2-dropout", "--threads", "1", "--budget",
+                  "0.02", "--no-torch", "--no-reference", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    env = report["environment"]
+    for key in ("jax", "jaxlib", "optax"):
+        assert env[key], key
+    # at --threads 1 only, XLA's flags are set before jax is imported
+    assert bench.JAX_ONE_THREAD_XLA_FLAGS in env["xla_flags"]
+    assert env["jax_enable_x64"] is True            # W10 is float64
+    rows = {r["workload"]: r for r in report["results"]}
+    for name in ("W10", "W11"):
+        assert rows[name]["jax"] > 0 and rows[name]["jax-threads"] == 1
+    assert "jax" not in rows["W2-dropout"]
+    assert "| torch-fused | jax | floor (NumPy BLAS) |" in proc.stdout
+    assert "| vs torch-fused | vs jax |" in proc.stdout
+    assert f"XLA_FLAGS '{env['xla_flags']}'" in proc.stdout
+    w10 = next(line for line in proc.stdout.splitlines() if line.startswith("| W10 | 1 |"))
+    ratio = f"{rows['W10']['jax'] / rows['W10']['fastbp']:.1f}x"
+    assert ratio in w10.split(" | ")
 
 
 def test_bench_latency_rows(tmp_path):
@@ -95,7 +128,7 @@ def test_bench_ensemble_rows(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--workloads", "W9"], "unknown workloads"),
+    (["--workloads", "W99"], "unknown workloads"),
     (["--threads", "one"], "--threads takes comma-separated whole numbers"),
     (["--threads", "0"], "--threads must be at least 1"),
     (["--budget", "0"], "--budget must be a positive number"),
@@ -114,7 +147,8 @@ def test_pytest_benchmark_suite_runs(tmp_path):
     pytest.importorskip("pytest_benchmark")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(BENCHMARKS), "-q", "-p", "no:cacheprovider",
-         "--benchmark-disable", "-k", "W1 or W2 or W6 or matches_reference or fits_agree",
+         "--benchmark-disable", "-k",
+         "W1 or W2 or W6 or matches_reference or matches_fastbp or fits_agree",
          "--rootdir", str(BENCHMARKS)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

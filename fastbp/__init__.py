@@ -14,16 +14,20 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         f"source tree so that the installed package is used. Original error: {exc}"
     ) from exc
 
-from fastbp import export, ops, reference, schedules
-from fastbp._validation import ACTIVATIONS, LOSSES
-from fastbp.ensemble import Ensemble
-from fastbp.gradcheck import GradcheckResult, gradcheck
-from fastbp.io import load
-from fastbp.layers import Dense
-from fastbp.models import MLP, Sequential
-from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop
-from fastbp.threads import get_num_threads, set_num_threads
-from fastbp.training import History, TrainingDiverged
+from fastbp import _blas_route
+
+_blas_route.select()  # NumPy's bundled OpenBLAS if found, else SciPy's (FASTBP_BLAS overrides)
+
+from fastbp import export, ops, reference, schedules  # noqa: E402
+from fastbp._validation import ACTIVATIONS, LOSSES  # noqa: E402
+from fastbp.ensemble import Ensemble  # noqa: E402
+from fastbp.gradcheck import GradcheckResult, gradcheck  # noqa: E402
+from fastbp.io import load  # noqa: E402
+from fastbp.layers import Dense  # noqa: E402
+from fastbp.models import MLP, Sequential  # noqa: E402
+from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop  # noqa: E402
+from fastbp.threads import get_num_threads, set_num_threads  # noqa: E402
+from fastbp.training import History, TrainingDiverged  # noqa: E402
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Dense", "Sequential", "MLP", "Ensemble", "Optimizer", "SGD", "AdaGrad",

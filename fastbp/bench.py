@@ -232,12 +232,13 @@ def time_side_by_side(fns: dict[str, Callable[[], Any]], budget: float = 0.25,
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-# Which BLAS each contender calls: SciPy's (fastbp goes through scipy.linalg.cython_blas)
-# or NumPy's; PyTorch brings its own.
-BLAS_OF = {"fastbp": "scipy", "fastbp-no-dropout": "scipy", "gemm-floor-fastbp-blas": "scipy",
+# Which BLAS each contender calls: "fastbp" is the one fastbp's gemm calls (NumPy's
+# bundled OpenBLAS, or SciPy's; fastbp/_blas_route.py), else NumPy's; PyTorch and
+# JAX bring their own.
+BLAS_OF = {"fastbp": "fastbp", "fastbp-no-dropout": "fastbp", "gemm-floor-fastbp-blas": "fastbp",
            "reference": "numpy", "gemm-floor": "numpy", "torch": None, "torch-fused": None,
            "jax": None,
-           "ensemble": "scipy", "sequential": "scipy", "threadpool-2": "scipy"}
+           "ensemble": "fastbp", "sequential": "fastbp", "threadpool-2": "fastbp"}
 
 
 def blas_files() -> dict[str, str]:
@@ -260,7 +261,11 @@ def blas_files() -> dict[str, str]:
 def quiet_other_blas(impl: str, files: dict[str, str]) -> Callable[[], Any]:
     """A context that holds the BLAS libraries ``impl`` does not call to one thread,
     so that their idle workers cannot spin on the cores it needs."""
-    others = {path: 1 for lib, path in files.items() if lib != BLAS_OF.get(impl)}
+    from fastbp._kernels._blas import blas_name
+
+    used = BLAS_OF.get(impl)
+    used = blas_name() if used == "fastbp" else used
+    others = {path: 1 for lib, path in files.items() if lib != used}
     if not others:
         return contextlib.nullcontext
     from threadpoolctl import threadpool_limits
@@ -678,7 +683,8 @@ def floor_operands(w: Workload, seed: int = 0
 def gemm_floor(w: Workload, blas: str = "numpy") -> Callable[[], Any] | None:
     """The step's matrix products alone (``step_products``), into preallocated outputs:
     through NumPy's BLAS (``blas="numpy"``, ``np.matmul(..., out=)``) or through the BLAS
-    fastbp calls (SciPy's ``cython_blas``, ``"fastbp"``, via ``gemm_check``). Each product
+    fastbp calls (``"fastbp"``, via ``gemm_check``: NumPy's OpenBLAS too when
+    fastbp/_blas_route.py found it, else SciPy's ``cython_blas``). Each product
     is one call from a Python loop over prepared operands, so the floor carries that call's
     overhead, a visible part of it for the small networks."""
     from fastbp._kernels._blas import gemm_check
@@ -718,7 +724,10 @@ def environment(threads: list[int]) -> dict[str, Any]:
         "numpy": np.__version__, "threads": threads,
     }
     import scipy
+
+    from fastbp._kernels._blas import blas_name
     info["scipy"] = scipy.__version__
+    info["fastbp_blas"] = blas_name()
     try:
         import torch
         info["torch"] = torch.__version__
@@ -897,7 +906,8 @@ def table(report: dict[str, Any]) -> str:
     if steps:
         lines += ["", "median µs per step (ms where marked); speed-up = other / fastbp; "
                   "floor ratio = fastbp / GEMM floor (the step's products alone, through NumPy's "
-                  "BLAS and through the BLAS fastbp calls, SciPy's); jax = one jax.jit-ted "
+                  f"BLAS and through the BLAS fastbp calls, {env.get('fastbp_blas', 'scipy')}'s); "
+                  "jax = one jax.jit-ted "
                   "value_and_grad + optax.adam step (donated params and state, blocked on; W6 the "
                   "jitted Adam update, W7 the jitted forward), its XLA CPU client's intra-op "
                   "pool sized to the row's thread count", "",
@@ -994,9 +1004,9 @@ def main(argv: list[str] | None = None) -> int:
             if names != every:   # asked for explicitly
                 parser.error("S1-S6 need scikit-learn (pip install fastbp[sklearn])")
             cases = []
-        # At one thread whatever --threads says: scikit-learn calls NumPy's OpenBLAS and
-        # fastbp SciPy's; at two threads each one's spinning workers took the other's
-        # cores (digits fits: 4.3 s instead of 11 ms for both, on 2026-12-01).
+        # At one thread whatever --threads says: at two threads, with scikit-learn on
+        # NumPy's OpenBLAS and fastbp on SciPy's, each one's spinning workers took the
+        # other's cores (digits fits: 4.3 s instead of 11 ms for both, on 2026-12-01).
         report["sklearn"] = run_sklearn(cases, [1], args.budget * 4, args.scale)
     if args.json == "-":
         json.dump(report, sys.stdout, indent=2)

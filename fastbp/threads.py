@@ -1,7 +1,7 @@
 """Thread control for the BLAS that fastbp's kernels call.
 
-Matrix products run in the BLAS that ``scipy.linalg.cython_blas`` links
-(OpenBLAS in SciPy's wheels), which splits large products over threads and
+Matrix products run in NumPy's bundled OpenBLAS, or SciPy's where NumPy has
+none (fastbp/_blas_route.py), which splits large products over threads and
 keeps small ones on one. fastbp's own element-wise kernels run on the calling
 thread, except the optimizer updates of buffers of 32,768 elements or more,
 which at 2 threads or more are split over the calling thread and one worker
@@ -14,10 +14,10 @@ Determinism: for a given thread count, results are always reproducible, and
 the split optimizer updates give the same bits as one thread. Between thread
 counts, float64 results are bit-identical when every matrix product's inner
 dimension (a layer's n_in in the forward pass, the batch size for dW, n_out for
-dX) is at most 384 or a multiple of 32: SciPy's OpenBLAS (0.3.30, SkylakeX
-kernels) then splits dgemm over the output only; for other inner dimensions
-(784, say) it blocks the sum differently at 2 threads and the last bits may
-differ. float32 results may differ in the last bits between thread counts,
+dX) is at most 384 or a multiple of 32: OpenBLAS (NumPy's 0.3.31 and SciPy's
+0.3.30, SkylakeX kernels) then splits dgemm over the output only; for other
+inner dimensions (784, say) it blocks the sum differently at 2 threads and the
+last bits may differ. float32 results may differ in the last bits between thread counts,
 because OpenBLAS's sgemm kernels block differently per thread count; the
 differences stay within float32 rounding (the test suite checks both).
 """
@@ -39,7 +39,8 @@ _controllers: list[Any] | None = None
 
 
 def _blas_controllers() -> list[Any]:
-    """threadpoolctl controllers of the BLAS libraries loaded in this process."""
+    """threadpoolctl controllers of the BLAS libraries loaded in this process (NumPy's
+    and SciPy's: fastbp's products use one, its level-1 calls the other)."""
     global _controllers
     if _controllers is None:
         import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS fastbp calls)

@@ -16,3 +16,10 @@ def gemm_check(
     beta: float,  # double
     C: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, updated in place)
 ) -> None: ...
+
+def use_numpy_blas(
+    sgemm_address: int,  # size_t
+    dgemm_address: int,  # size_t
+    name: str = "numpy",  # str
+) -> None: ...
+def blas_name() -> str: ...

@@ -3,9 +3,10 @@
 Matrix products run in NumPy's bundled OpenBLAS, or SciPy's where NumPy has
 none (fastbp/_blas_route.py), which splits large products over threads and
 keeps small ones on one. fastbp's own element-wise kernels run on the calling
-thread, except the optimizer updates of buffers of 32,768 elements or more,
-which at 2 threads or more are split over the calling thread and one worker
-thread (_kernels/_split.h; the same bits as on one thread). ``set_num_threads``
+thread, except the optimizer updates of buffers of 2 MiB or more (524,288
+float32 or 262,144 float64 values), which at 2 threads or more are split over
+the calling thread and one worker thread (_kernels/_split.h; the same bits as
+on one thread). ``set_num_threads``
 sets both for the whole process (the default: OPENBLAS_NUM_THREADS or
 OMP_NUM_THREADS if set, else the cores available); a model's ``num_threads``
 applies only during its own calls.

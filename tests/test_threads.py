@@ -363,12 +363,12 @@ def _split_run(kind, n, dtype, element_threads, steps=3):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kind", sorted(_SPLIT_STEPS))
 def test_update_split_over_two_threads_has_the_same_bits(kind, dtype, restore_threads):
-    n_min = _koptim.SPLIT_MIN
+    n_min = _koptim.SPLIT_MIN_BYTES // np.dtype(dtype).itemsize
     for n in (n_min - 1, n_min, 3 * n_min + 13):
         one = _split_run(kind, n, dtype, 1)
         before = _koptim.split_count()
         two = _split_run(kind, n, dtype, 2)
-        # below SPLIT_MIN the pass stays on one thread; from it on, every step is split
+        # below SPLIT_MIN_BYTES the pass stays on one thread; from it on, every step is split
         assert _koptim.split_count() - before == (0 if n < n_min else 3)
         assert _same(one, two), f"{kind} {dtype} n={n}: the split update differs"
 
@@ -385,23 +385,23 @@ def test_set_num_threads_sets_the_update_threads(restore_threads):
 
 def test_train_step_with_split_updates_equals_one_thread(restore_threads):
     fastbp.set_num_threads(1)   # BLAS on one thread in both runs: only the split differs
-    X = np.random.default_rng(1).standard_normal((32, 300))
+    X = np.random.default_rng(1).standard_normal((32, 1100))
     y = np.random.default_rng(2).integers(0, 10, 32)
     runs = []
     for element_threads in (1, 2):
         _koptim.set_element_threads(element_threads)
-        model = fastbp.MLP((300, 256, 10), "relu", "cross_entropy", dtype="float64", seed=0)
+        model = fastbp.MLP((1100, 256, 10), "relu", "cross_entropy", dtype="float64", seed=0)
         opt = fastbp.Adam(model.parameters(), lr=1e-3)
         before = _koptim.split_count()
         losses = [model.train_step(X, y, opt) for _ in range(4)]
         runs.append((losses, _params(model), _koptim.split_count() - before))
-    assert runs[0][2] == 0 and runs[1][2] == 4   # the 300x256 weights: one split per step
+    assert runs[0][2] == 0 and runs[1][2] == 4   # the 1100x256 weights: one split per step
     assert runs[0][0] == runs[1][0] and _same(runs[0][1], runs[1][1])
 
 
 def test_concurrent_callers_share_the_worker_safely(restore_threads):
     # Only one caller at a time gets the worker; the other does its whole pass itself.
-    n = 4 * _koptim.SPLIT_MIN + 5
+    n = 2 * _koptim.SPLIT_MIN_BYTES // 8 + 5
 
     def steps(seed, element_threads=2):
         _koptim.set_element_threads(element_threads)
@@ -425,7 +425,7 @@ import numpy as np
 from fastbp import ops
 from fastbp._kernels import optim as ko
 
-def run(n=2 * ko.SPLIT_MIN):
+def run(n=2 * ko.SPLIT_MIN_BYTES // 8):
     rng = np.random.default_rng(0)
     p, m, v = rng.standard_normal(n), np.zeros(n), np.zeros(n)
     before = ko.split_count()

@@ -65,4 +65,4 @@ def adam_step_into(
 def set_element_threads(n: int) -> None: ...  # int: 1 = off, >= 2 = two threads
 def get_element_threads() -> int: ...  # 1 or 2
 def split_count() -> int: ...  # long long
-SPLIT_MIN: int
+SPLIT_MIN_BYTES: int

@@ -18,11 +18,11 @@ from libc.stddef cimport ptrdiff_t
 
 cdef extern from "_split.h" nogil:
     ctypedef void (*fb_range_fn)(void* ctx, ptrdiff_t lo, ptrdiff_t hi) noexcept nogil
-    void fb_split2(fb_range_fn fn, void* ctx, ptrdiff_t n)
+    void fb_split2(fb_range_fn fn, void* ctx, ptrdiff_t n, ptrdiff_t elem_bytes)
     void fb_split_set_threads(int n)
     int fb_split_get_threads()
     long long fb_split_get_count()
-    ptrdiff_t FB_SPLIT_MIN
+    ptrdiff_t FB_SPLIT_MIN_BYTES
 
 cdef extern from "_optim_simd.h" nogil:
     void fb_optim_begin_step(const fb_optim_config* c, long long step, fb_optim_step* st)
@@ -116,8 +116,8 @@ def split_count():
     return fb_split_get_count()
 
 
-#: the smallest buffer (elements) whose update is split over two threads
-SPLIT_MIN = FB_SPLIT_MIN
+#: the smallest buffer (bytes) whose update is split over two threads
+SPLIT_MIN_BYTES = FB_SPLIT_MIN_BYTES
 
 
 cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssize_t size,
@@ -143,7 +143,7 @@ cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssiz
     job.f32 = floating is float
     job.c = c
     job.st = st
-    fb_split2(update_range, &job, size)
+    fb_split2(update_range, &job, size, sizeof(floating))
 
 
 cdef void* _data(object a) except? NULL:

@@ -53,7 +53,8 @@ def pytest_configure(config):
 #   (softmax backward, silu backward), dense/GEMM 4e-7 of the error scale (8.5e-7 with a
 #   plain max|result| scale), losses 8e-7 (binary cross-entropy gradient: sigmoid(x) - y
 #   in double vs float32), loss values 6e-8. `trajectory_rtol` 1e-6: the kernels follow
-#   PyTorch's float32 order of operations, so trajectories agree to the bit except where
+#   PyTorch's float32 order of operations, so trajectories agree to the bit except in
+#   Adam's denominator (√v·(1/bc2) for PyTorch's √v/bc2: at most 1 ulp) and where
 #   the lerp weight 1-β is rounded differently (β1 < 0.5 in Adam): measured 1.2e-7 over
 #   the well-conditioned hyper-parameter ranges (test_kernels_optim.py explains which).
 #

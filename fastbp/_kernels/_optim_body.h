@@ -102,7 +102,7 @@ FASTBP_CLONES static void FB_NAME(fb_rmsprop)(FB_T* p, const FB_T* g, FB_T* sq, 
 
 FASTBP_INLINE void FB_NAME(adam_elem)(FB_T* p, const FB_T* g, FB_T* m, FB_T* v, FB_T* vmax,
         ptrdiff_t i, FB_T b1, FB_T one_b1, FB_T b2, FB_T one_b2, FB_T eps, FB_T wd,
-        FB_T shrink, FB_T step, FB_T bc2, int coupled, int decoupled, int amsgrad, int folded,
+        FB_T shrink, FB_T step, FB_T inv_bc2, int coupled, int decoupled, int amsgrad, int folded,
         int lerp_low) {
     FB_T d = g[i], mi, vi, denom;
     if (decoupled) p[i] = p[i] * shrink;
@@ -117,7 +117,7 @@ FASTBP_INLINE void FB_NAME(adam_elem)(FB_T* p, const FB_T* g, FB_T* m, FB_T* v, 
         if (vmax[i] > vi) vi = vmax[i];
         vmax[i] = vi;
     }
-    denom = folded ? FB_SQRT(vi) + eps : FB_SQRT(vi) / bc2 + eps;
+    denom = folded ? FB_SQRT(vi) + eps : FB_SQRT(vi) * inv_bc2 + eps;
     p[i] = p[i] - step * (mi / denom);
 }
 
@@ -128,7 +128,10 @@ FASTBP_CLONES static void FB_NAME(fb_adam)(FB_T* p, const FB_T* g, FB_T* m, FB_T
     FB_T b2 = (FB_T)c->beta2, one_b2 = (FB_T)(1.0 - c->beta2);
     FB_T eps = (FB_T)c->eps, wd = (FB_T)c->weight_decay;
     FB_T shrink = (FB_T)(1.0 - c->lr * c->weight_decay);
-    FB_T step = (FB_T)st->step_size, bc2 = (FB_T)st->bc2_sqrt;
+    /* 1/sqrt(1-b2^t) once per step, in double, rounded once: one division per element
+     * fewer than PyTorch's sqrt(v)/bc2 (Adam is divide-bound on AVX-512), at a cost of
+     * at most 1 ulp in the denominator. */
+    FB_T step = (FB_T)st->step_size, inv_bc2 = (FB_T)(1.0 / st->bc2_sqrt);
     int decay = c->weight_decay != 0;
     int coupled = decay && !c->decoupled, decoupled = decay && c->decoupled;
     int amsgrad = c->amsgrad, folded = c->folded;
@@ -136,7 +139,7 @@ FASTBP_CLONES static void FB_NAME(fb_adam)(FB_T* p, const FB_T* g, FB_T* m, FB_T
 #define FB_ADAM_LOOP(C, D, A, F, L) \
     for (i = 0; i < n; i++) \
         FB_NAME(adam_elem)(p, g, m, v, vmax, i, b1, one_b1, b2, one_b2, eps, wd, shrink, step, \
-                           bc2, C, D, A, F, L)
+                           inv_bc2, C, D, A, F, L)
     if (low && !amsgrad && !folded && !coupled && !decoupled) FB_ADAM_LOOP(0, 0, 0, 0, 1);
     else if (low && !amsgrad && !folded && decoupled) FB_ADAM_LOOP(0, 1, 0, 0, 1);
     else if (low && !amsgrad && !folded && coupled) FB_ADAM_LOOP(1, 0, 0, 0, 1);

@@ -5,7 +5,9 @@
  * built once per instruction set, with the same bits from each (_simd.h).
  *
  * Each kernel is the element update of PyTorch's single-tensor optimizer
- * (torch/optim/{sgd,adagrad,rmsprop,adam}.py), in its order of operations.
+ * (torch/optim/{sgd,adagrad,rmsprop,adam}.py), in its order of operations, with one
+ * exception: Adam multiplies √v by 1/√(1-β₂ᵗ), computed once per step, where PyTorch
+ * divides by √(1-β₂ᵗ) (a division fewer per element; at most 1 ulp in the denominator).
  * The common option sets get loops of their own with the flags as constants.
  * _optim_body.h holds the kernels; it is included once per dtype. Every kernel
  * takes the configuration (_optim_config.h) and the step's values by pointer.

@@ -129,7 +129,7 @@ cdef void optim_update_ptr(floating* p, const floating* g, void** state, Py_ssiz
     AdaGrad: g' = g + λp; s += g'²; p -= lr·g'/(√s + eps).
     RMSprop: v = αv + (1-α)g²; d = √(v - ḡ²) + eps (centered) or √v + eps;
     p -= lr·b with b = μb + g/d (momentum), else p -= lr·g/d.
-    Adam (paper): m = lerp(m, g, 1-β₁); v = β₂v + (1-β₂)g²; p -= step_size·m/(√v/bc2_sqrt + eps);
+    Adam (paper): m = lerp(m, g, 1-β₁); v = β₂v + (1-β₂)g²; p -= step_size·m/(√v·(1/bc2_sqrt) + eps);
     folded (scikit-learn): m = β₁m + (1-β₁)g; p -= step_size·m/(√v + eps).
 
     Large buffers are split over two threads when set_element_threads(2) is in force

@@ -35,8 +35,9 @@ import pytest
 import fastbp
 from fastbp import io as fio
 
+from conftest import DTYPES, make_data
+
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
-DTYPES = ["float32", "float64"]
 
 
 def make_model(loss="mse", dtype="float64", seed=0, act="tanh", sizes=(4, 6, 5, 3)):
@@ -45,18 +46,6 @@ def make_model(loss="mse", dtype="float64", seed=0, act="tanh", sizes=(4, 6, 5, 
     for layer in model.layers:
         layer.b[...] = rng.normal(size=layer.b.shape)
     return model
-
-
-def data(loss="mse", n=12, n_in=4, n_out=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    if loss == "cross_entropy":
-        y = rng.integers(0, n_out, size=n)
-    elif loss == "binary_cross_entropy":
-        y = rng.uniform(size=(n, n_out))
-    else:
-        y = rng.normal(size=(n, n_out))
-    return X, y
 
 
 def assert_same_model(a, b):
@@ -99,7 +88,7 @@ def test_round_trip(tmp_path, loss, dtype):
     loaded = fastbp.load(path)
     assert isinstance(loaded, fastbp.Sequential)
     assert_same_model(model, loaded)
-    X, y = data(loss)
+    X, y = make_data(loss, 12, 4, 3)
     np.testing.assert_array_equal(model.forward(X), loaded.forward(X))
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
     if loss in ("cross_entropy", "binary_cross_entropy"):
@@ -155,7 +144,7 @@ OPTIMIZERS = [
 def test_round_trip_with_optimizer(tmp_path, make_opt, dtype):
     model = make_model("mse", dtype)
     opt = make_opt(model.parameters())
-    X, y = data()
+    X, y = make_data("mse", 12, 4, 3)
     for _ in range(3):
         model.train_step(X, y, opt)
     path = tmp_path / "ckpt"
@@ -174,7 +163,7 @@ def test_round_trip_with_optimizer(tmp_path, make_opt, dtype):
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_save_load_train_on_equals_train_on(tmp_path, loss):
-    X, y = data(loss)
+    X, y = make_data(loss, 12, 4, 3)
     a = make_model(loss, "float64")
     opt = fastbp.Adam(a.parameters(), lr=0.01)
     for _ in range(5):
@@ -191,7 +180,7 @@ def test_save_load_train_on_equals_train_on(tmp_path, loss):
 
 
 def test_save_load_fit_on(tmp_path):
-    X, y = data()
+    X, y = make_data("mse", 12, 4, 3)
     a = make_model("mse", "float32")
     opt = fastbp.Adam(a.parameters(), lr=0.01)
     a.fit(X, y, epochs=2, batch_size=5, optimizer=opt, shuffle=False)

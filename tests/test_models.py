@@ -9,38 +9,10 @@ import pytest
 import fastbp
 from fastbp import reference
 
-from conftest import ACTIVATIONS, DTYPES, clone, tol
+from conftest import ACTIVATIONS, DTYPES, assert_model_close, clone, make_data, tol, tols
 
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 REGRESSION = ("mse", "mae", "huber")
-
-
-def close(actual, expected, dtype, what=""):
-    """conftest.TOL's model_* entries: float64 1e-12 (same formulas, BLAS vs NumPy
-    summation order); float32 1e-4 (a 3-layer chain of float32 products and
-    transcendental functions, where summation orders drift by a few ulps per layer)."""
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    rtol = tol(dtype, "model_rtol")
-    atol = tol(dtype, "model_atol") * max(scale, tol(dtype, "model_floor"))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
-
-
-def make_data(loss, n, n_in, n_out, dtype, seed=0, probs=False):
-    """X (n, n_in) and a valid target for ``loss``."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in)).astype(dtype)
-    if loss == "cross_entropy":
-        if probs:
-            y = rng.dirichlet(np.ones(n_out), size=n).astype(dtype)
-        else:
-            y = rng.integers(0, n_out, size=n)
-    elif loss == "binary_cross_entropy":
-        y = rng.uniform(0, 1, size=(n, n_out)).astype(dtype)
-    else:
-        y = rng.normal(size=(n, n_out)).astype(dtype)
-    return X, y
 
 
 def random_biases(model, seed=0):
@@ -192,10 +164,10 @@ def test_backward_matches_hand_chain(loss, act, dtype):
     got = model.backward(X, y)
     assert isinstance(got, float)
     ref_loss, ref_grads = hand_chain(model, X, y)
-    close(got, ref_loss, dtype, "loss")
+    assert_model_close(got, ref_loss, dtype, "loss")
     for i, (g, r) in enumerate(zip(model.gradients(), ref_grads)):
         assert g.dtype == dtype and g.shape == r.shape
-        close(g, r, dtype, f"gradient {i}")
+        assert_model_close(g, r, dtype, f"gradient {i}")
     # the same (live) arrays as before, and as each layer's dW/db
     assert all(a is b for a, b in zip(model.gradients(), grads_before))
     assert all(g is a for g, a in zip(model.gradients(),
@@ -209,9 +181,9 @@ def test_backward_matches_hand_chain_ce_probabilities(dtype):
     X, y = make_data("cross_entropy", 8, 4, 5, dtype, seed=6, probs=True)
     got = model.backward(X, y)
     ref_loss, ref_grads = hand_chain(model, X, y)
-    close(got, ref_loss, dtype)
+    assert_model_close(got, ref_loss, dtype)
     for g, r in zip(model.gradients(), ref_grads):
-        close(g, r, dtype)
+        assert_model_close(g, r, dtype)
 
 
 def test_backward_overwrites_not_accumulates():
@@ -228,9 +200,9 @@ def test_backward_single_sample_and_big_batch():
     model = fastbp.MLP((3, 4, 2), "silu", "huber", dtype="float64", seed=0)
     for n in (1, 300):
         X, y = make_data("huber", n, 3, 2, np.float64, seed=n)
-        close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
+        assert_model_close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
         for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
-            close(g, r, np.float64)
+            assert_model_close(g, r, np.float64)
 
 
 def test_forward_matches_hand_chain_and_is_fresh():
@@ -241,7 +213,7 @@ def test_forward_matches_hand_chain_and_is_fresh():
     A = X
     for layer in model.layers:
         A = reference.dense_forward(A, layer.W, layer.b, layer.activation)[1]
-    close(out1, A, np.float64)
+    assert_model_close(out1, A, np.float64)
     out1_copy = out1.copy()
     model.forward(X * 2)
     np.testing.assert_array_equal(out1, out1_copy)   # the returned array is not reused
@@ -267,7 +239,9 @@ def test_float64_model_never_computes_in_float32():
     model.layers[0].W[...] = 1.0
     x = np.array([[1.0 + 1e-12]])
     assert model.forward(x)[0, 0] == 1.0 + 1e-12
-    assert model.loss(x, np.array([1.0])) == pytest.approx(1e-24, rel=1e-3)
+    # the squared difference of (1 + 1e-12) - 1, exact in float64 (0.0 in float32)
+    assert model.loss(x, np.array([1.0])) == pytest.approx(((1.0 + 1e-12) - 1.0) ** 2,
+                                                          rel=tol(np.float64, "formula_rtol"))
 
 
 # ---------------------------------------------------------------- gradcheck
@@ -356,9 +330,9 @@ def test_predict_cross_entropy(dtype):
     np.testing.assert_array_equal(labels, model.forward(X).argmax(axis=1))
     proba = model.predict_proba(X)
     assert proba.shape == (20, 4) and proba.dtype == dtype
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12 if dtype == np.float64 else 1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=tol(dtype, "formula_rtol"))
     assert np.all(proba >= 0)
-    close(proba, reference.softmax(model.forward(X).astype(np.float64)), dtype)
+    assert_model_close(proba, reference.softmax(model.forward(X).astype(np.float64)), dtype)
     np.testing.assert_array_equal(proba.argmax(axis=1), labels)
 
 
@@ -376,7 +350,7 @@ def test_predict_binary_cross_entropy(dtype):
     assert 0 < labels.mean() < 1            # both classes occur: the threshold matters
     proba = model.predict_proba(X)
     assert proba.shape == (30, 2) and proba.dtype == dtype
-    close(proba, 1 / (1 + np.exp(-out.astype(np.float64))), dtype)
+    assert_model_close(proba, 1 / (1 + np.exp(-out.astype(np.float64))), dtype)
 
 
 @pytest.mark.parametrize("loss", REGRESSION)
@@ -407,8 +381,8 @@ def test_evaluate_equals_loss_equals_backward(loss, dtype):
     value = model.loss(X, y)
     assert isinstance(value, float)
     assert model.evaluate(X, y) == value
-    assert model.backward(X, y) == pytest.approx(value, rel=1e-6 if dtype == np.float32 else 1e-14)
-    close(value, hand_chain(model, X, y)[0], dtype)
+    assert model.backward(X, y) == pytest.approx(value, rel=tol(dtype, "path_rtol"))
+    assert_model_close(value, hand_chain(model, X, y)[0], dtype)
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber", "binary_cross_entropy"])
@@ -458,7 +432,7 @@ def test_cross_entropy_integral_float_labels_accepted():
     assert model.loss(X, y.tolist()) == ref
     assert model.backward(X, y.astype(np.float64)) == ref
     onehot = np.eye(3)[y]
-    assert model.loss(X, onehot) == pytest.approx(ref, rel=1e-12)
+    assert model.loss(X, onehot) == pytest.approx(ref, rel=tol(np.float64, "formula_rtol"))
 
 
 @pytest.mark.parametrize("labels", [[0, 1, 0.5, 2], [0, 1, np.nan, 2], [0, 1, 2, 3], [0, -1, 1, 2],
@@ -489,7 +463,7 @@ def test_parameters_are_live():
     X = np.ones((2, 3))
     before = model.forward(X)
     params[3][...] += 1.0                  # last bias: every output moves by exactly 1
-    np.testing.assert_allclose(model.forward(X), before + 1.0, rtol=1e-15)
+    np.testing.assert_allclose(model.forward(X), before + 1.0, rtol=tol(np.float64, "exact_rtol"))
     params[0][0, 0] = 5.0
     assert model.layers[0].W[0, 0] == 5.0
     assert not np.allclose(model.forward(X), before + 1.0)
@@ -506,7 +480,7 @@ def test_gradients_are_live():
     assert any(np.any(g != 0) for g in after)
     _, ref = hand_chain(model, X, y)
     for g, r in zip(grads, ref):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)
     model.backward(2 * X, y)
     assert any(not np.array_equal(g, a) for g, a in zip(grads, after))
 
@@ -518,9 +492,9 @@ def test_parameter_mutation_changes_backward():
     model.parameters()[0] *= 0.5
     l1 = model.backward(X, y)
     assert l0 != l1
-    close(l1, hand_chain(model, X, y)[0], np.float64)
+    assert_model_close(l1, hand_chain(model, X, y)[0], np.float64)
     for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)
 
 
 # ---------------------------------------------------------------- train_step
@@ -553,10 +527,7 @@ def test_train_step_equals_backward_then_step(make_opt, dtype, loss):
         opt_b.step(b.gradients())
         assert got == want
         for pa, pb in zip(a.parameters(), b.parameters()):
-            if dtype == np.float64:
-                np.testing.assert_allclose(pa, pb, rtol=1e-13, atol=1e-15)
-            else:
-                np.testing.assert_allclose(pa, pb, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(pa, pb, **tols(dtype, "path"))
         assert a.loss(X, y) != before              # the parameters did move
     assert opt_a.state_dict()["step"] == opt_b.state_dict()["step"] == 4
     del rng
@@ -568,7 +539,7 @@ def test_train_step_fills_gradients():
     _, ref = hand_chain(model, X, y)
     model.train_step(X, y, fastbp.SGD(model.parameters(), lr=0.1))
     for g, r in zip(model.gradients(), ref):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)
 
 
 def test_train_step_optimizer_of_another_model_raises():
@@ -601,7 +572,7 @@ def test_train_step_after_parameter_mutation_uses_new_values():
     a.parameters()[0][...] = 0.3           # in place: the optimizer still owns it
     b = clone(a)
     got = a.train_step(X, y, opt)
-    assert got == pytest.approx(b.loss(X, y), rel=1e-14)
+    assert got == pytest.approx(b.loss(X, y), rel=tol(np.float64, "path_rtol"))
 
 
 def test_train_step_follows_lr_changes_and_state_loads():
@@ -616,7 +587,7 @@ def test_train_step_follows_lr_changes_and_state_loads():
             la = a.train_step(X, y, opt_a)
             lb = b.backward(X, y)
             opt_b.step(b.gradients())
-            assert la == pytest.approx(lb, rel=1e-13)
+            assert la == pytest.approx(lb, rel=tol(np.float64, "path_rtol"))
 
     both(3)
     saved_state = opt_a.state_dict()
@@ -632,7 +603,7 @@ def test_train_step_follows_lr_changes_and_state_loads():
     assert opt_a.lr == 0.01
     both(3)
     for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa, pb, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(pa, pb, **tols(np.float64, "path"))
 
 
 def test_replaced_parameter_array_is_used():
@@ -651,7 +622,7 @@ def test_replaced_parameter_array_is_used():
     A = X
     for layer in model.layers:
         A = reference.dense_forward(A, layer.W, layer.b, layer.activation)[1]
-    close(model.forward(X), A, np.float64)
-    close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
+    assert_model_close(model.forward(X), A, np.float64)
+    assert_model_close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
     for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)

@@ -29,6 +29,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+from conftest import tol  # noqa: E402
+
 # Short fits that stop at max_iter are the point of most tests here; the warning itself
 # is tested in test_convergence_warning_at_max_iter (pytest.warns records regardless).
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -138,9 +140,10 @@ def test_string_labels_and_predict_proba(moons):
     assert np.mean(pred == names) >= 0.9
     proba = clf.predict_proba(X)
     assert proba.shape == (len(X), 2) and proba.dtype == np.float64
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=tol(np.float64, "formula_rtol"))
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
-    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba,
+                               rtol=tol(np.float64, "formula_rtol"))
     # two classes: one logistic output, as scikit-learn
     assert clf.model_.out_features == 1 and clf.model_.loss_name == "binary_cross_entropy"
     assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
@@ -151,7 +154,7 @@ def test_predict_proba_multiclass_rows_sum_to_one():
     clf = MLPClassifier((8,), max_iter=5, random_state=0)
     proba = clf.fit(X, y).predict_proba(X)
     assert proba.shape == (200, 4)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=tol(np.float64, "formula_rtol"))
     assert np.all(proba >= 0)
 
 

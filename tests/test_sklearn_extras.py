@@ -23,6 +23,8 @@ from sklearn.utils.class_weight import (compute_class_weight,  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+from conftest import tol, tols  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 SOLVERS = {
@@ -126,7 +128,7 @@ def test_balanced_with_sample_weight_counts_the_weights():
     w = s * per_class[np.searchsorted(classes, y)]
     _assert_same_fit(ours, _est("adam").fit(X, y, sample_weight=w))
     totals = [w[y == c].sum() for c in classes]
-    np.testing.assert_allclose(totals, s.sum() / len(classes), rtol=1e-12)
+    np.testing.assert_allclose(totals, s.sum() / len(classes), rtol=tol(np.float64, "formula_rtol"))
 
 
 def test_partial_fit_with_class_weight():
@@ -256,7 +258,7 @@ def test_explicit_defaults_keep_sklearn_equivalence():
     theirs = skn.MLPClassifier(**kw).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "sklearn"))
     assert ours.validation_scores_ == theirs.validation_scores_
     _assert_same_fit(ours, MLPClassifier(**kw).fit(X, y))
     reg = dict(kw, early_stopping=False)
@@ -264,7 +266,7 @@ def test_explicit_defaults_keep_sklearn_equivalence():
     ours_r = MLPRegressor(dropout=0.0, **reg).fit(X, yr)
     theirs_r = skn.MLPRegressor(**reg).fit(X, yr)
     for a, b in zip(ours_r.coefs_, theirs_r.coefs_):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "sklearn"))
 
 
 def test_clone_and_get_params_carry_the_extras():
@@ -373,7 +375,8 @@ def test_dropout_estimator_to_onnx_is_predict_proba():
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(est.to_onnx(), opts, providers=["CPUExecutionProvider"])
     label, proba = sess.run(None, {"X": X})
-    np.testing.assert_allclose(proba, est.predict_proba(X), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(proba, est.predict_proba(X), rtol=tol(np.float64, "onnx_rtol"),
+                               atol=tol(np.float64, "formula_atol"))
     np.testing.assert_array_equal(label, est.predict(X))
 
 

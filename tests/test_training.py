@@ -13,7 +13,9 @@ import fastbp
 from fastbp.datasets import make_spirals
 from fastbp.schedules import ExponentialLR, ReduceLROnPlateau, StepLR
 
-from conftest import DTYPES, clone
+from conftest import DTYPES, clone, tol, tols
+
+EXACT, CLOSED, PATH = (tol(np.float64, k) for k in ("exact_rtol", "closed_rtol", "path_rtol"))
 
 
 def regression_data(n=200, seed=0, scale=1.0):
@@ -151,7 +153,7 @@ def test_val_loss_is_loss_after_epoch(reg):
     seen = []
     h = model.fit(X, y, epochs=3, batch_size=50, validation_data=(Xv, yv),
                   callbacks=[lambda e, logs: seen.append(model.loss(Xv, yv))])
-    assert h.val_loss == pytest.approx(seen, rel=1e-12)
+    assert h.val_loss == pytest.approx(seen, rel=PATH)
 
 
 @pytest.mark.parametrize("batch_size", [4, 3, None])
@@ -168,11 +170,11 @@ def test_history_loss_is_weighted_mean_of_step_losses(batch_size):
             losses.append(twin.train_step(X[s:s + bs], y[s:s + bs], opt))
             sizes.append(len(X[s:s + bs]))
         expected = sum(l * n for l, n in zip(losses, sizes)) / 10
-        assert h.loss[e] == pytest.approx(expected, rel=1e-12)
+        assert h.loss[e] == pytest.approx(expected, rel=PATH)
         if len(set(sizes)) > 1:      # the last batch is smaller: weighting matters
             assert abs(expected - np.mean(losses)) > 1e-6 * expected
     for a, b in zip(model.parameters(), twin.parameters()):
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "path"))
 
 
 # ---------------------------------------------------------------- optimizers
@@ -249,8 +251,8 @@ def test_step_lr_factory(reg):
     h = model.fit(X, y, epochs=8, batch_size=50, optimizer="sgd", lr=0.1, scheduler=factory)
     assert len(made) == 1
     assert isinstance(made[0][0], fastbp.SGD)
-    assert h.lr == pytest.approx([0.1 * 0.5 ** (e // 3) for e in range(8)], rel=1e-15)
-    assert made[0][0].lr == pytest.approx(0.1 * 0.5 ** (8 // 3), rel=1e-15)
+    assert h.lr == pytest.approx([0.1 * 0.5 ** (e // 3) for e in range(8)], rel=EXACT)
+    assert made[0][0].lr == pytest.approx(0.1 * 0.5 ** (8 // 3), rel=EXACT)
 
 
 def test_schedule_instance_bound_to_instance(reg):
@@ -258,7 +260,7 @@ def test_schedule_instance_bound_to_instance(reg):
     model = tanh_net()
     opt = fastbp.SGD(model.parameters(), lr=0.1)
     h = model.fit(X, y, epochs=5, batch_size=50, optimizer=opt, scheduler=ExponentialLR(opt, 0.9))
-    assert h.lr == pytest.approx([0.1 * 0.9 ** e for e in range(5)], rel=1e-14)
+    assert h.lr == pytest.approx([0.1 * 0.9 ** e for e in range(5)], rel=CLOSED)
 
 
 def test_schedule_changes_training(reg):
@@ -293,7 +295,7 @@ def test_reduce_on_plateau_uses_validation_loss(reg):
     assert hb.loss[-1] < hb.loss[0]
     # best at epoch 0; epochs 1, 2 are bad -> reduced after epoch 2, then every 2 epochs
     assert hb.lr == pytest.approx([0.05, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625],
-                                  rel=1e-15)
+                                  rel=EXACT)
 
 
 def test_scheduler_bound_to_another_optimizer_raises(reg):
@@ -335,7 +337,7 @@ def test_early_stopping_restores_best_parameters(reg):
     assert len(recorded) == len(h.loss)
     assert_params_equal(params_of(model), recorded[best])
     assert not np.array_equal(recorded[-1][0], recorded[best][0])
-    assert model.loss(Xv, yv) == pytest.approx(h.val_loss[best], rel=1e-12)
+    assert model.loss(Xv, yv) == pytest.approx(h.val_loss[best], rel=PATH)
 
 
 def test_early_stopping_on_training_loss_without_validation(reg):
@@ -630,6 +632,6 @@ def test_schedule_lr_takes_effect_in_training(reg):
         opt.lr = 0.1 * 0.5 ** e
         for s in range(0, len(X), 50):
             twin.train_step(X[s:s + 50], y[s:s + 50], opt)
-    assert h.lr == pytest.approx([0.1 * 0.5 ** e for e in range(4)], rel=1e-15)
+    assert h.lr == pytest.approx([0.1 * 0.5 ** e for e in range(4)], rel=EXACT)
     for a, b in zip(model.parameters(), twin.parameters()):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "path"))

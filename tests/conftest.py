@@ -172,6 +172,35 @@ def make_data(loss, n, n_in, n_out, dtype=np.float64, seed=0, probs=False):
     return X, y
 
 
+def param_copies(model) -> list[np.ndarray]:
+    """Copies of a model's parameter arrays (W1, b1, W2, ...), e.g. a snapshot."""
+    return [p.copy() for p in model.parameters()]
+
+
+def assert_same_params(a, b) -> None:
+    """Bit for bit the same parameters: each of a and b a model or a list of arrays."""
+    a = a.parameters() if hasattr(a, "parameters") else a
+    b = b.parameters() if hasattr(b, "parameters") else b
+    assert len(a) == len(b), f"{len(a)} parameter arrays, expected {len(b)}"
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
+
+
+def assert_state_equal(a, b) -> None:
+    """Two optimizer state_dicts hold the same type, step, hyper-parameters and arrays."""
+    assert a.keys() == b.keys()
+    assert a["type"] == b["type"]
+    assert a["step"] == b["step"]
+    assert a["hyperparameters"] == b["hyperparameters"]
+    assert len(a["state"]) == len(b["state"])
+    for sa, sb in zip(a["state"], b["state"]):
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert np.asarray(sa[k]).dtype == np.asarray(sb[k]).dtype
+            np.testing.assert_array_equal(sa[k], sb[k])
+
+
 def clone(model):
     """An independent copy of a model (same layers, parameters, loss and dropout seed),
     through the model's own copy path (its __getstate__, as deepcopy and pickle use)."""

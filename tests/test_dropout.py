@@ -18,16 +18,8 @@ from hypothesis import strategies as st
 import fastbp
 from fastbp import MLP, SGD, Adam, Dense, RMSprop, Sequential, ops, reference
 
-from conftest import DTYPES, assert_model_close, make_data, tol
-
-
-def _params(model):
-    return [p.copy() for p in model.parameters()]
-
-
-def _assert_same_params(a, b):
-    for p, q in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(p, q)
+from conftest import (DTYPES, assert_model_close, assert_same_params, make_data, param_copies,
+                      tol)
 
 
 def reference_loss_and_grads(model, X, y, step):
@@ -251,7 +243,7 @@ def test_fit_equals_train_step_loop_bit_for_bit(dtype):
             total += b.train_step(X[idx], y[idx], opt_b) * len(idx)
         losses.append(total / len(X))
     assert opt_a.step_count == opt_b.step_count == 21
-    _assert_same_params(a, b)
+    assert_same_params(a, b)
     np.testing.assert_allclose(history.loss, losses, rtol=tol(np.float64, "path_rtol"))
 
 
@@ -291,7 +283,7 @@ def test_fast_path_equals_checked_path_with_dropout(dtype, loss):
     for _ in range(5):
         assert fast._engine.train_step_fast(X, y, opt_f, Dense.generation) \
             == slow.train_step(X.tolist(), y.tolist(), opt_s)
-    _assert_same_params(fast, slow)
+    assert_same_params(fast, slow)
 
 
 # ---------------------------------------------------------------- reproducibility
@@ -306,7 +298,7 @@ def test_same_seed_same_run_and_other_seed_other_run():
 
     a, b = run(5), run(5)
     assert a.dropout_seed == b.dropout_seed
-    _assert_same_params(a, b)
+    assert_same_params(a, b)
     c = run(6)
     assert c.dropout_seed != a.dropout_seed
     d = MLP((5, 32, 32, 3), "relu", "cross_entropy", seed=5, dropout=0.3)
@@ -339,7 +331,7 @@ def test_dropout_zero_is_the_network_without_dropout():
     X, y = make_data("cross_entropy", 40, 5, 3, np.float32)
     for model in (a, b):
         model.fit(X, y, epochs=2, batch_size=8, seed=1, progress=False)
-    _assert_same_params(a, b)
+    assert_same_params(a, b)
 
 
 # ---------------------------------------------------------------- inference is untouched
@@ -394,7 +386,7 @@ def test_save_load_continue_equals_uninterrupted(tmp_path, dtype):
     assert [la.dropout for la in loaded.layers] == [0.3, 0.3, 0.0]
     for X_b, y_b in batches:
         loaded.train_step(X_b, y_b, opt_loaded)
-    _assert_same_params(loaded, full)
+    assert_same_params(loaded, full)
     # and through fit's compiled epoch loop (shuffle=False: the same batches each epoch)
     a, opt_a = make()
     a.fit(X, y, epochs=4, batch_size=8, shuffle=False, optimizer=opt_a, progress=False)
@@ -403,7 +395,7 @@ def test_save_load_continue_equals_uninterrupted(tmp_path, dtype):
     b.save(path, optimizer=opt_b)
     c, opt_c = fastbp.load(path, with_optimizer=True)
     c.fit(X, y, epochs=2, batch_size=8, shuffle=False, optimizer=opt_c, progress=False)
-    _assert_same_params(a, c)
+    assert_same_params(a, c)
 
 
 def _rewrite_header(path, edit):
@@ -435,7 +427,7 @@ def test_file_without_dropout_fields_loads(tmp_path):
     loaded = fastbp.load(path)
     assert [la.dropout for la in loaded.layers] == [0.0, 0.0]
     assert 0 <= loaded.dropout_seed < 2**64
-    _assert_same_params(loaded, model)
+    assert_same_params(loaded, model)
 
 
 @pytest.mark.parametrize("edit", [
@@ -475,11 +467,10 @@ def test_gradcheck_passes_with_dropout(activation, loss):
 
 def test_gradcheck_of_a_float32_model_with_dropout_leaves_it_unchanged():
     model = MLP((4, 7, 3), "tanh", "mse", seed=5, dropout=0.4)
-    before = _params(model)
+    before = param_copies(model)
     X, y = make_data("mse", 6, 4, 3, np.float32)
     assert fastbp.gradcheck(model, X, y).ok
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model)
 
 
 class OtherMasks(Sequential):
@@ -586,8 +577,7 @@ def test_bad_backward_step(value, exc):
     before = [g.copy() for g in model.gradients()]
     with pytest.raises(exc, match="step"):
         model.backward(X, y, step=value)
-    for a, b in zip(before, model.gradients()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model.gradients())
     assert model._backward_calls == 0
 
 
@@ -624,4 +614,4 @@ def test_copies_and_pickles_keep_the_seed_and_the_masks():
         m.fit(X, y, epochs=2, batch_size=6, seed=3, progress=False)
     for c in copies:
         assert c.dropout_seed == model.dropout_seed
-        _assert_same_params(c, model)
+        assert_same_params(c, model)

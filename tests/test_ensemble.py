@@ -11,7 +11,8 @@ import pytest
 import fastbp
 from fastbp import SGD, AdaGrad, Adam, AdamW, Dense, Ensemble, RMSprop, Sequential
 
-from conftest import assert_same_history, assert_same_training, tol
+from conftest import (assert_same_history, assert_same_params, assert_same_training,
+                      param_copies, tol)
 
 
 def _data(n=120, n_in=5, k=3, seed=0, dtype="float64"):
@@ -185,8 +186,7 @@ def test_shared_seed_none_gives_one_order_to_all_members():
              for _ in range(3)]
     Ensemble(twins).fit(X, y, epochs=2, batch_size=4, progress=False)
     for m in twins[1:]:
-        for a, b in zip(m.parameters(), twins[0].parameters()):
-            np.testing.assert_array_equal(a, b)
+        assert_same_params(m, twins[0])
     # ... and a fresh order each call (not a fixed seed)
     other = [fastbp.MLP((5, 6, 3), "relu", "cross_entropy", dtype="float64", seed=0)]
     Ensemble(other).fit(X, y, epochs=2, batch_size=4, progress=False)
@@ -209,8 +209,7 @@ def test_of_builds_members_with_consecutive_seeds():
     assert len(ens.models) == 3 and isinstance(ens.models, tuple)
     for i, m in enumerate(ens.models):
         ref = fastbp.MLP((4, 5, 2), "tanh", "cross_entropy", dtype="float64", seed=10 + i)
-        for a, b in zip(m.parameters(), ref.parameters()):
-            np.testing.assert_array_equal(a, b)
+        assert_same_params(m, ref)
         assert m.dtype == np.float64 and m.loss_name == "cross_entropy"
 
 
@@ -249,8 +248,7 @@ def test_dropout_ensemble_round_trips_through_a_file(tmp_path):
     ens.fit(X, y, epochs=2, seed=1, progress=False)
     back.fit(X, y, epochs=2, seed=1, progress=False)
     for m, b in zip(ens.models, back.models):
-        for p, q in zip(m.parameters(), b.parameters()):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, b)
 
 
 @pytest.mark.parametrize("bad, exc", [(1.0, ValueError), (-0.1, ValueError),
@@ -313,8 +311,7 @@ def test_all_ones_sample_weight_is_the_unweighted_fit_bit_for_bit():
     Ensemble(a).fit(X, y, epochs=2, seed=1, sample_weight=np.ones(len(X)), progress=False)
     Ensemble(b).fit(X, y, epochs=2, seed=1, progress=False)
     for m, r in zip(a, b):
-        for p, q in zip(m.parameters(), r.parameters()):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, r)
 
 
 @pytest.mark.parametrize("bad, exc, match", [
@@ -382,8 +379,7 @@ def test_save_and_load_a_whole_ensemble(tmp_path):
     assert isinstance(back, Ensemble) and len(back) == 5
     for m, b in zip(ens.models, back.models):
         assert [la.activation for la in m.layers] == [la.activation for la in b.layers]
-        for p, q in zip(m.parameters(), b.parameters()):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, b)
     np.testing.assert_array_equal(back.predict_proba(X), ens.predict_proba(X))
     assert isinstance(fastbp.io.load_ensemble(path), Ensemble)
     back2, opt = fastbp.load(path, with_optimizer=True)
@@ -417,13 +413,12 @@ def test_damaged_ensemble_file_is_rejected(tmp_path):
 # ---------------------------------------------------------------- bad input
 
 def _snapshot(models):
-    return [[p.copy() for p in m.parameters()] for m in models]
+    return [param_copies(m) for m in models]
 
 
 def _unchanged(models, snap):
     for m, s in zip(models, snap):
-        for p, q in zip(m.parameters(), s):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, s)
 
 
 def test_bad_members():

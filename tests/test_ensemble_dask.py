@@ -13,7 +13,8 @@ import pytest
 import fastbp
 from fastbp import Adam, Ensemble, Sequential
 
-from conftest import assert_same_history, assert_same_training, tol
+from conftest import (assert_same_history, assert_same_params, assert_same_training,
+                      param_copies, tol)
 
 # starts a cluster of worker processes: selected with -m packaging
 pytestmark = pytest.mark.packaging
@@ -102,13 +103,12 @@ def test_cluster_fit_with_sample_weight_matches_local_and_separate_fits(client):
 def test_cluster_fit_refuses_bad_sample_weight_before_sending_anything(client):
     X, y = _data()
     models = _members()[:2]
-    snap = [[p.copy() for p in m.parameters()] for m in models]
+    snap = [param_copies(m) for m in models]
     with pytest.raises(ValueError, match="sample_weight must be >= 0"):
         Ensemble(models).fit(X, y, sample_weight=-np.ones(len(X)), client=client,
                              progress=False)
     for m, s in zip(models, snap):
-        for p, q in zip(m.parameters(), s):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, s)
 
 
 def test_cluster_fit_by_name_matches_separate_fits(client):
@@ -164,7 +164,7 @@ def test_a_worker_killed_during_the_fit_loses_nothing(client):
     make = lambda: [fastbp.MLP((20, 48, 3), "relu", "cross_entropy", dtype="float64", seed=s)
                     for s in range(4)]
     remote, local = make(), make()
-    before = [[p.copy() for p in m.parameters()] for m in remote]
+    before = [param_copies(m) for m in remote]
     pids = client.run(os.getpid)
     outcome: dict = {}
 
@@ -193,8 +193,7 @@ def test_a_worker_killed_during_the_fit_loses_nothing(client):
         assert isinstance(outcome["error"], RuntimeError)
         assert "no member was changed" in str(outcome["error"])
         for m, snap in zip(remote, before):
-            for p, q in zip(m.parameters(), snap):
-                np.testing.assert_array_equal(p, q)
+            assert_same_params(m, snap)
     else:
         _assert_same(remote, local)
         for a, b in zip(outcome["histories"], local_hist):

@@ -15,7 +15,8 @@ import pytest
 import fastbp
 from fastbp import MLP, SGD, Adam
 
-from conftest import DTYPES, make_data, tol
+from conftest import (DTYPES, assert_same_params, assert_state_equal, make_data, param_copies,
+                      tol)
 
 N = 16   # rows of the test batches
 
@@ -26,12 +27,8 @@ def _pair(dtype, loss="cross_entropy", k=3, opt=Adam, activation="tanh", **kw):
 
 
 def _assert_same_state(a, opt_a, b, opt_b):
-    for p, q in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(p, q)
-    for sa, sb in zip(opt_a.state, opt_b.state):
-        assert sa.keys() == sb.keys()
-        for key in sa:
-            np.testing.assert_array_equal(sa[key], sb[key])
+    assert_same_params(a, b)
+    assert_state_equal(opt_a.state_dict(), opt_b.state_dict())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -140,8 +137,7 @@ def test_big_endian_inputs_train_like_native_ones(dtype):
     for _ in range(3):
         a.train_step(X, y, opt_a)
         b.train_step(X.astype(swapped), y.astype(swapped), opt_b)
-    for p, q in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(a, b)
 
 
 @pytest.mark.parametrize("label", [3, -1, 10**6])
@@ -149,11 +145,10 @@ def test_bad_labels_still_raise_after_fast_steps(label):
     model, opt, X, y = _warm()
     y = y.copy()
     y[5] = label
-    before = [p.copy() for p in model.parameters()]
+    before = param_copies(model)
     with pytest.raises(ValueError, match="class labels must lie in"):
         model.train_step(X, y, opt)
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model)
 
 
 def test_wrong_shapes_still_raise_after_fast_steps():
@@ -190,17 +185,16 @@ def test_new_learning_rate_is_used_at_once():
 def test_loaded_optimizer_state_is_rebound():
     model, opt, X, y = _warm()
     saved = opt.state_dict()
-    snapshot = [p.copy() for p in model.parameters()]
+    snapshot = param_copies(model)
     model.train_step(X, y, opt)
-    first = [p.copy() for p in model.parameters()]
+    first = param_copies(model)
     # Back to the saved state: a new state tuple, which the engine must notice.
     for p, s in zip(model.parameters(), snapshot):
         p[...] = s
     opt.load_state_dict(saved)
     assert not model._engine.is_bound_to(opt)
     model.train_step(X, y, opt)
-    for p, q in zip(model.parameters(), first):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(model, first)
 
 
 def test_replaced_parameter_array_rebuilds_the_engine():

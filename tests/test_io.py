@@ -35,7 +35,7 @@ import pytest
 import fastbp
 from fastbp import io as fio
 
-from conftest import DTYPES, make_data
+from conftest import DTYPES, assert_same_params, assert_state_equal, make_data
 
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 
@@ -54,23 +54,7 @@ def assert_same_model(a, b):
     assert a.dtype == b.dtype
     assert a.sizes == b.sizes
     assert [la.activation for la in a.layers] == [la.activation for la in b.layers]
-    pa, pb = a.parameters(), b.parameters()
-    assert len(pa) == len(pb)
-    for x, y in zip(pa, pb):
-        assert x.dtype == y.dtype and x.shape == y.shape
-        np.testing.assert_array_equal(x, y)
-
-
-def assert_state_equal(a, b):
-    assert a["type"] == b["type"]
-    assert a["step"] == b["step"]
-    assert a["hyperparameters"] == b["hyperparameters"]
-    assert len(a["state"]) == len(b["state"])
-    for sa, sb in zip(a["state"], b["state"]):
-        assert set(sa) == set(sb)
-        for k in sa:
-            assert np.asarray(sa[k]).dtype == np.asarray(sb[k]).dtype
-            np.testing.assert_array_equal(sa[k], sb[k])
+    assert_same_params(a, b)
 
 
 def files_in(folder):
@@ -174,8 +158,7 @@ def test_save_load_train_on_equals_train_on(tmp_path, loss):
     b, bopt = fastbp.load(tmp_path / "ckpt", with_optimizer=True)
     for _ in range(5):
         b.train_step(X, y, bopt)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(pa, pb)
+    assert_same_params(a, b)
     assert_state_equal(opt.state_dict(), bopt.state_dict())
 
 
@@ -188,8 +171,7 @@ def test_save_load_fit_on(tmp_path):
     a.fit(X, y, epochs=2, batch_size=5, optimizer=opt, shuffle=False)
     b, bopt = fastbp.load(tmp_path / "ckpt", with_optimizer=True)
     b.fit(X, y, epochs=2, batch_size=5, optimizer=bopt, shuffle=False)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(pa, pb)
+    assert_same_params(a, b)
 
 
 def test_save_with_foreign_optimizer_raises(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import fastbp
 from fastbp import reference
 
-from conftest import ACTIVATIONS, DTYPES, assert_model_close, clone, make_data, tol, tols
+from conftest import (ACTIVATIONS, DTYPES, assert_model_close, assert_same_params, clone,
+                      make_data, param_copies, tol, tols)
 
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 REGRESSION = ("mse", "mae", "huber")
@@ -87,8 +88,7 @@ def test_mlp_seed_reproducible():
     a = fastbp.MLP((5, 8, 2), seed=3)
     b = fastbp.MLP((5, 8, 2), seed=3)
     c = fastbp.MLP((5, 8, 2), seed=4)
-    for x, y in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(x, y)
+    assert_same_params(a, b)
     assert not np.array_equal(a.parameters()[0], c.parameters()[0])
     # layers of one MLP are not all drawn from the same stream position
     d = fastbp.MLP((5, 5, 5), "tanh", seed=3)
@@ -261,12 +261,11 @@ def test_gradcheck_every_activation_and_loss(act, loss):
 
 def test_gradcheck_float32_model_is_left_unchanged():
     model = fastbp.MLP((3, 4, 2), "tanh", "mse", seed=0)
-    before = [p.copy() for p in model.parameters()]
+    before = param_copies(model)
     X, y = make_data("mse", 5, 3, 2, np.float32)
     assert fastbp.gradcheck(model, X, y).ok
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
-        assert b.dtype == np.float32
+    assert_same_params(before, model)
+    assert all(p.dtype == np.float32 for p in model.parameters())
 
 
 class ScaledGradients(fastbp.Sequential):
@@ -546,15 +545,14 @@ def test_train_step_optimizer_of_another_model_raises():
     model = fastbp.MLP((3, 4, 2), dtype="float64", seed=0)
     other = fastbp.MLP((3, 4, 2), dtype="float64", seed=0)
     X, y = make_data("mse", 5, 3, 2, np.float64)
-    before = [p.copy() for p in model.parameters()]
+    before = param_copies(model)
     for opt in (fastbp.SGD(other.parameters()),
-                fastbp.Adam([p.copy() for p in model.parameters()]),
+                fastbp.Adam(param_copies(model)),
                 fastbp.Adam(model.parameters()[:2]),
                 fastbp.Adam(model.parameters()[::-1])):
         with pytest.raises(ValueError, match="optimizer"):
             model.train_step(X, y, opt)
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model)
     np.testing.assert_array_equal(other.parameters()[0], model.parameters()[0])
 
 
@@ -591,7 +589,7 @@ def test_train_step_follows_lr_changes_and_state_loads():
 
     both(3)
     saved_state = opt_a.state_dict()
-    saved_params = [p.copy() for p in a.parameters()]
+    saved_params = param_copies(a)
     opt_a.lr = opt_b.lr = 0.2
     both(2)
     for p, s in zip(a.parameters(), saved_params):

@@ -12,7 +12,7 @@ import pytest
 import fastbp
 from fastbp import reference
 
-from conftest import DTYPES, tol, tols
+from conftest import DTYPES, assert_state_equal, tol, tols
 
 SHAPES = [(5, 3), (3,), (2, 3, 4), (1,)]
 N_STEPS = 25
@@ -354,19 +354,6 @@ def assert_unchanged(params, opt, snap):
     for a, b in zip(params, old_params):
         np.testing.assert_array_equal(a, b)
     assert_state_equal(opt.state_dict(), old_state)
-
-
-def assert_state_equal(a, b):
-    assert a.keys() == b.keys()
-    assert a["type"] == b["type"]
-    assert a["step"] == b["step"]
-    assert a["hyperparameters"] == b["hyperparameters"]
-    assert len(a["state"]) == len(b["state"])
-    for sa, sb in zip(a["state"], b["state"]):
-        assert sa.keys() == sb.keys()
-        for k in sa:
-            assert np.asarray(sa[k]).dtype == np.asarray(sb[k]).dtype
-            np.testing.assert_array_equal(sa[k], sb[k])
 
 
 STATEFUL = [pytest.param(c, k, id=n) for n, c, _, k in CASES

@@ -9,7 +9,7 @@ import pytest
 import fastbp
 from fastbp import ops, reference
 
-from conftest import tol, tols
+from conftest import param_copies, tol, tols
 
 H = 1e-6
 
@@ -110,7 +110,7 @@ def test_model_ones_are_bit_identical(loss, dtype):
         step = model.train_step(X, y, opt, sample_weight=w)
         hist = model.fit(X, y, epochs=2, batch_size=5, optimizer="sgd", lr=0.05, seed=0,
                          progress=False, sample_weight=w)
-        runs.append((value, grads, step, hist.loss, [p.copy() for p in model.parameters()],
+        runs.append((value, grads, step, hist.loss, param_copies(model),
                      model.loss(X, y, sample_weight=w)))
     (v1, g1, s1, h1, p1, l1), (v2, g2, s2, h2, p2, l2) = runs
     assert v1 == v2 and s1 == s2 and h1 == h2 and l1 == l2

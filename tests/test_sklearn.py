@@ -29,7 +29,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
-from conftest import tol  # noqa: E402
+from conftest import assert_same_params, tol  # noqa: E402
 
 # Short fits that stop at max_iter are the point of most tests here; the warning itself
 # is tested in test_convergence_warning_at_max_iter (pytest.warns records regardless).
@@ -242,8 +242,7 @@ def test_pickle_round_trip_keeps_predictions_and_optimizer(moons, solver):
     # Training goes on identically: the optimizer state came along.
     clf.partial_fit(X, y)
     clone_.partial_fit(X, y)
-    for a, b in zip(clf.model_.parameters(), clone_.model_.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(clf.model_, clone_.model_)
     assert clone_.optimizer_.params[0] is clone_.model_.parameters()[0]
 
 
@@ -355,8 +354,7 @@ def test_random_state_reproducible_and_verbose(moons, capsys):
     a.fit(X, y)
     b.fit(X, y)
     assert a.loss_curve_ == b.loss_curve_
-    for p, q in zip(a.model_.parameters(), b.model_.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(a.model_, b.model_)
     assert "Iteration 3, loss = " in capsys.readouterr().out
 
 

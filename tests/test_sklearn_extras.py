@@ -23,7 +23,7 @@ from sklearn.utils.class_weight import (compute_class_weight,  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
-from conftest import tol, tols  # noqa: E402
+from conftest import assert_same_params, tol, tols  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -158,8 +158,7 @@ def test_partial_fit_refuses_balanced_and_changes_nothing():
     before = [c.copy() for c in est.coefs_]
     with pytest.raises(ValueError, match="class_weight"):
         est.set_params(class_weight="balanced").partial_fit(X, y)
-    for c, b in zip(est.coefs_, before):
-        np.testing.assert_array_equal(c, b)
+    assert_same_params(est.coefs_, before)
     assert est.optimizer_.step_count == 6
 
 
@@ -341,8 +340,7 @@ def test_dropout_training_is_the_fastbp_dropout_network():
     net.train_epoch(np.ascontiguousarray(X, dtype=np.float64),
                     np.ascontiguousarray(y[:, None], dtype=np.float64),
                     np.arange(64, dtype=np.intp), 16, opt)
-    for p, q in zip(net.parameters(), est.model_.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(net, est.model_)
 
 
 def test_predictions_apply_no_dropout():
@@ -388,8 +386,7 @@ def test_pickled_dropout_estimator_continues_with_the_same_masks():
     assert back.model_.layers[0].dropout == 0.3
     est.partial_fit(X, y)
     back.partial_fit(X, y)
-    for p, q in zip(est.model_.parameters(), back.model_.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(est.model_, back.model_)
 
 
 @pytest.mark.parametrize("bad, exc", [(1.0, ValueError), (-0.1, ValueError),

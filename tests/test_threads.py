@@ -29,11 +29,7 @@ import pytest
 
 import fastbp
 
-from conftest import make_data, tol
-
-
-def _params(model):
-    return [p.copy() for p in model.parameters()]
+from conftest import make_data, param_copies, tol
 
 
 def _same(a, b):
@@ -102,7 +98,7 @@ def _train(i, dtype, barrier=None):
     opt = fastbp.AdamW(model.parameters(), lr=1e-3)
     losses = [model.train_step(X[j:j + 50], y[j:j + 50], opt) for j in range(0, 300, 50)]
     grads_loss = model.backward(X, y)
-    return (history.loss, history.val_loss, losses, grads_loss, _params(model),
+    return (history.loss, history.val_loss, losses, grads_loss, param_copies(model),
             [g.copy() for g in model.gradients()], model.predict(X))
 
 
@@ -147,7 +143,7 @@ def test_two_threads_same_batch_equals_serial(dtype):
     serial = [b.train_step(X, y, opt_b) for _ in range(2 * steps)]
     assert opt_a.step_count == opt_b.step_count == 2 * steps
     assert all(np.isfinite(p).all() for p in a.parameters())
-    assert _same(_params(a), _params(b)), "final parameters differ from 2N serial steps"
+    assert _same(param_copies(a), param_copies(b)), "final parameters differ from 2N serial steps"
     for sa, sb in zip(opt_a.state, opt_b.state):
         assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
     # each thread saw an ordered subsequence of the serial losses; together all of them
@@ -160,13 +156,13 @@ def test_two_threads_same_batch_equals_serial(dtype):
 def test_two_threads_sgd_lr0_parameters_unchanged():
     X, y = make_data("mse", 64, 8, 3, "float32")
     model = fastbp.MLP((8, 32, 3), activation="relu", dtype="float32", seed=2)
-    start = _params(model)
+    start = param_copies(model)
     loss0 = model.loss(X, y)
     opt = fastbp.SGD(model.parameters(), lr=0.0, momentum=0.9)
     steps = 400
     losses = _two_threads(model, opt, [(X, y), (X, y)], steps)
     assert opt.step_count == 2 * steps
-    assert _same(_params(model), start), "lr=0 must leave the parameters untouched"
+    assert _same(param_copies(model), start), "lr=0 must leave the parameters untouched"
     assert all(v == loss0 for t in losses for v in t)
     assert all(np.isfinite(s["momentum_buffer"]).all() for s in opt.state)
 
@@ -180,7 +176,7 @@ def _replay(batches, losses, dtype, make):
     order = []
 
     def snapshot():
-        return _params(model), opt.state_dict()
+        return param_copies(model), opt.state_dict()
 
     def restore(snap):
         params, state = snap
@@ -237,7 +233,7 @@ def test_two_threads_different_batches_is_a_serial_interleaving(opt_name):
     assert len(order) == 2 * steps and replayed_opt.step_count == 2 * steps
     switches = sum(a != b for a, b in zip(order, order[1:]))
     print(f"\n{opt_name}: reconstructed interleaving of {len(order)} steps, {switches} thread switches")
-    assert _same(_params(model), _params(replayed)), "final parameters differ from the replay"
+    assert _same(param_copies(model), param_copies(replayed)), "final parameters differ from the replay"
     # sanity: the two batches really give different steps (the check is not vacuous)
     m1, o1 = make()
     m2, o2 = make()
@@ -282,7 +278,7 @@ def _large_run(dtype):
     opt = fastbp.Adam(model.parameters(), lr=1e-3)
     step_losses = [model.train_step(X, y, opt) for _ in range(2)]
     return dict(A=A, dX=dX, dW=layer.dW.copy(), db=layer.db.copy(), out=out, loss=loss,
-                grads=grads, step_losses=step_losses, params=_params(model))
+                grads=grads, step_losses=step_losses, params=param_copies(model))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -3,6 +3,9 @@ fastbp.reference computation, gradcheck, predictions, targets, live parameters a
 train_step (API.md "Layers and models")."""
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -530,6 +533,23 @@ def test_train_step_equals_backward_then_step(make_opt, dtype, loss):
         assert a.loss(X, y) != before              # the parameters did move
     assert opt_a.state_dict()["step"] == opt_b.state_dict()["step"] == 4
     del rng
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_model_and_optimizer_copied_together_stay_bound(how):
+    """One pickle (or deepcopy) of a model and its optimizer: the copy's optimizer updates
+    the copy's parameters, and both go on exactly as the originals."""
+    model = fastbp.MLP((4, 6, 3), "tanh", "mse", dtype="float64", seed=0, dropout=0.2)
+    opt = fastbp.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    X, y = make_data("mse", 8, 4, 3)
+    model.train_step(X, y, opt)
+    pair = (model, opt)
+    m2, o2 = pickle.loads(pickle.dumps(pair)) if how == "pickle" else copy.deepcopy(pair)
+    assert all(a is b for a, b in zip(o2.params, m2.parameters()))
+    assert not any(np.shares_memory(a, b) for a, b in zip(m2.parameters(), model.parameters()))
+    for _ in range(3):
+        assert m2.train_step(X, y, o2) == model.train_step(X, y, opt)
+    assert_same_params(m2, model)
 
 
 def test_train_step_fills_gradients():

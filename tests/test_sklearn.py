@@ -246,6 +246,50 @@ def test_pickle_round_trip_keeps_predictions_and_optimizer(moons, solver):
     assert clone_.optimizer_.params[0] is clone_.model_.parameters()[0]
 
 
+def test_estimator_loaded_memory_mapped_trains_on(moons, tmp_path):
+    """joblib.load(mmap_mode="r") hands the unpickler read-only memory maps, as joblib's
+    process workers do: the estimator's arrays come back writable and its own, the
+    optimizer over the model's parameters, and training goes on as for a plain copy."""
+    import joblib
+    X, y = moons
+    clf = MLPClassifier((8,), random_state=0).partial_fit(X, y, classes=[0, 1])
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    back = joblib.load(tmp_path / "clf.joblib", mmap_mode="r")
+    assert all(p.flags.writeable and not isinstance(p, np.memmap) for p in back.model_.parameters())
+    assert all(a is b for a, b in zip(back.optimizer_.params, back.model_.parameters()))
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    back.partial_fit(X, y)
+    assert_same_params(back.model_, pickle.loads(pickle.dumps(clf)).partial_fit(X, y).model_)
+
+
+def _predict_then_train(est, X, y):
+    """In a joblib worker: predictions of the estimator as it arrived, then after one more
+    partial_fit, and whether joblib memory-mapped the arguments (read-only X)."""
+    before = est.predict_proba(X)
+    est.partial_fit(X, y)
+    return before, est.predict_proba(X), not X.flags.writeable
+
+
+@pytest.mark.packaging
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_memory_mapped_estimator_keeps_training(moons, backend):
+    """joblib's process backends memory-map every array above max_nbytes (here all of
+    them) when they send arguments to a worker, read-only: an estimator that arrives so
+    predicts as the original and trains on exactly as a pickled copy does here."""
+    import joblib
+    X, y = moons
+    clf = MLPClassifier((16,), random_state=0).partial_fit(X, y, classes=[0, 1])
+    here = pickle.loads(pickle.dumps(clf)).partial_fit(X, y)
+    # (timeout: a worker that crashes hangs the multiprocessing backend's pool)
+    results = joblib.Parallel(n_jobs=2, backend=backend, max_nbytes=1, timeout=60)(
+        joblib.delayed(_predict_then_train)(clf, X, y) for _ in range(2))
+    for before, after, mapped in results:
+        assert mapped, "joblib did not memory-map the arguments"
+        np.testing.assert_array_equal(before, clf.predict_proba(X))
+        np.testing.assert_array_equal(after, here.predict_proba(X))
+    assert not np.array_equal(after, before)
+
+
 def test_pickle_regressor_and_unfitted(smooth):
     X, y = smooth
     unfitted = pickle.loads(pickle.dumps(MLPRegressor(hidden_layer_sizes=(3,), alpha=0.5)))

@@ -99,6 +99,8 @@ def pytest_configure(config):
 #   Ensemble member against its own fit, a Dask cluster against a local fit, a copy against
 #   its original, scikit-learn's initial draws against ours. The same kernels run in the
 #   same order: float64 measured bit-identical everywhere; the tolerance leaves a few ulps.
+#   The float32 entry also bounds a route that rounds float64 inputs to float32 once
+#   (test_predict_fast.py, measured 2.3e-8).
 # reordered_rtol/_atol -- the same math summed in another order: integer sample weights
 #   against repeated rows, then 3 epochs of training from those gradients. Measured 7.4e-15.
 # threads_rtol/_atol, threads_grad_rtol -- float32 at another BLAS thread count (or an

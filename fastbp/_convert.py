@@ -6,12 +6,30 @@ and string inputs, wrong shapes and non-integral class labels raise.
 """
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
 
 from fastbp._kernels.losses import labels_in_range
 from fastbp._validation import MAX_DIM, blas_dims
+
+
+def own_writable(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when it is a writable C-contiguous array in this process's own memory,
+    else a copy that is. What a model or optimizer restores from a pickle must be its own
+    to train: plain pickle and deepcopy give such arrays (kept, so that arrays shared by a
+    model and its optimizer stay shared), but joblib's process backends memory-map large
+    arrays when they unpickle them, read-only by default or shared between workers."""
+    base: Any = a
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            break
+        base = getattr(base, "base", None)
+    else:
+        if a.flags.writeable and a.flags.c_contiguous:
+            return a
+    return np.array(a, order="C")  # a copy, a base-class ndarray
 
 
 def as_input(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.ndarray:

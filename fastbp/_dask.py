@@ -20,7 +20,7 @@ import numpy as np
 
 from fastbp.ensemble import _Member, _Plan, train
 from fastbp.models import Sequential
-from fastbp.optim import OPTIMIZERS
+from fastbp.optim import from_state_dict
 from fastbp.training import History
 
 __all__ = ["check_client", "fit_on_cluster"]
@@ -64,9 +64,7 @@ def train_shard(models: list[Sequential], opt_states: list[dict[str, Any]], seed
     threads = getattr(getattr(worker, "state", worker), "nthreads", 1) or 1
     members = []
     for model, state, seed in zip(models, opt_states, seeds):
-        opt = OPTIMIZERS[state["type"]](model.parameters(), **state["hyperparameters"])
-        opt.load_state_dict(state)
-        members.append(_Member(model, opt, seed))
+        members.append(_Member(model, from_state_dict(model.parameters(), state), seed))
     plan = _Plan(X, y, validation, epochs, batch, shuffle, early_stopping, int(threads),
                  members, False, sample_weight)
     train(plan)

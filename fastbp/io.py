@@ -31,7 +31,7 @@ from fastbp import _validation as check
 from fastbp.ensemble import Ensemble
 from fastbp.layers import Dense
 from fastbp.models import Sequential
-from fastbp.optim import OPTIMIZERS, Optimizer
+from fastbp.optim import Optimizer, from_state_dict
 
 __all__ = ["save", "load", "save_ensemble", "load_ensemble", "FORMAT", "VERSION"]
 
@@ -234,9 +234,9 @@ def load(path: Any, *, with_optimizer: bool = False
             state = [{k: _take(arrays, f"optimizer/{i}/{k}", path, dtype, p.shape) for k in names}
                      for i, (p, names) in enumerate(zip(params, spec["state_names"]))]
             if with_optimizer:
-                opt = OPTIMIZERS[spec["type"]](params, **spec["hyperparameters"])
-                opt.load_state_dict({"type": spec["type"], "hyperparameters": spec["hyperparameters"],
-                                     "step": spec["step"], "state": state})
+                opt = from_state_dict(params, {"type": spec["type"], "step": spec["step"],
+                                               "hyperparameters": spec["hyperparameters"],
+                                               "state": state})
         if arrays:
             raise _fail(path, f"unexpected arrays {sorted(arrays)}")
     except ValueError as exc:

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from fastbp import _validation as check
-from fastbp._convert import as_input
+from fastbp._convert import as_input, own_writable
 from fastbp._kernels import dense as _dense
 
 __all__ = ["Dense", "INITS"]
@@ -105,10 +105,16 @@ class Dense:
         """dL/db of the last backward (updated in place)."""
         return self._db
 
+    # Pickling and copy.deepcopy: a model's one copy path (its layers go through here).
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_cache"] = None  # the last forward's arrays are not part of the layer
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in ("_W", "_b", "_dW", "_db"):  # the engine writes into all four
+            state[key] = own_writable(state[key])
+        self.__dict__.update(state)
 
     def _as_parameter(self, value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
         arr = np.asarray(value)

@@ -167,8 +167,9 @@ class Sequential:
         engine.generation = Dense.generation
         return engine
 
-    # Pickling (for joblib's process workers and copy.deepcopy): the lock and
-    # the compiled engine are rebuilt on the other side. Files go through save().
+    # Pickling and copy.deepcopy (joblib's and Dask's workers, gradcheck, the estimators):
+    # the lock and the compiled engine are rebuilt on the other side, and each layer makes
+    # its arrays its own (Dense.__setstate__). Files go through save().
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         for key in ("_lock", "_engine", "_engine_arrays"):

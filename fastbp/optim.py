@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from fastbp import _validation as check
+from fastbp._convert import own_writable
 from fastbp._kernels import optim as _optim
 from fastbp._kernels.optim import OptimizerLink
 from fastbp._optim_config import (AdaGradConfig, AdamConfig, OptimizerConfig, RMSpropConfig,
@@ -234,9 +235,11 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickling and copy.deepcopy (an estimator's pickle, joblib's workers): rebuilt
-        # from the state_dict over the same parameter arrays, which a model pickled in
-        # the same call shares (pickle keeps the identity of the arrays).
+        # Pickling and copy.deepcopy: rebuilt from the state_dict over the same parameter
+        # arrays, which a model pickled in the same call shares (pickle keeps the identity
+        # of the arrays) unless joblib memory-mapped them (see _convert.own_writable: the
+        # model and the optimizer then get copies of their own). fastbp.sklearn's
+        # estimators pickle their optimizer as its state_dict for that reason.
         return _rebuild, (type(self), self.params, self.state_dict())
 
 
@@ -352,12 +355,25 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, eps_mode)
 
 
-def _rebuild(cls: type[Optimizer], params: tuple[np.ndarray, ...],
-             state: dict[str, Any]) -> Optimizer:
-    """An optimizer of type ``cls`` over ``params`` in the state ``state`` (unpickling)."""
+def from_state_dict(params: Sequence[np.ndarray], state: dict[str, Any],
+                    cls: type[Optimizer] | None = None) -> Optimizer:
+    """An optimizer over ``params`` resumed from ``state`` (a ``state_dict()``), of type
+    ``cls`` or else the kind ``state["type"]`` names: how unpickling, fastbp.load, the
+    estimators' pickles and the Dask workers restore an optimizer."""
+    if cls is None:
+        if not isinstance(state, dict) or state.get("type") not in OPTIMIZERS:
+            got = state.get("type") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state_dict type must be one of {sorted(OPTIMIZERS)}, got {got!r}")
+        cls = OPTIMIZERS[state["type"]]
     optimizer = cls(params, **state["hyperparameters"])
     optimizer.load_state_dict(state)
     return optimizer
+
+
+def _rebuild(cls: type[Optimizer], params: tuple[np.ndarray, ...],
+             state: dict[str, Any]) -> Optimizer:
+    """Unpickling (Optimizer.__reduce__): over ``params``, made the process's own."""
+    return from_state_dict([own_writable(p) for p in params], state, cls)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

@@ -55,7 +55,8 @@ A fit or partial_fit whose arguments or data fail a check raises before anything
 about the estimator changed (its attributes are restored as they were).
 
 Pickling (needed by joblib's process workers, e.g. ``GridSearchCV(n_jobs=2)``)
-stores the network as plain arrays plus the optimizer's ``state_dict()``. To
+stores the network through its own pickling (the arrays come back writable even
+where joblib memory-maps them) and the optimizer as its ``state_dict()``. To
 write a file use :meth:`save` (fastbp's pickle-free format).
 """
 from __future__ import annotations
@@ -100,7 +101,7 @@ from fastbp import _class_weight
 from fastbp import _validation as _fcheck
 from fastbp.export import estimator_to_onnx
 from fastbp.models import MLP
-from fastbp.optim import SGD, Adam
+from fastbp.optim import SGD, Adam, from_state_dict
 
 __all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
 
@@ -136,34 +137,6 @@ def _shuffle(idx: np.ndarray, random_state: np.random.RandomState) -> np.ndarray
     perm = np.arange(idx.shape[0])
     random_state.shuffle(perm)
     return idx[perm]
-
-
-def _model_state(model: MLP, optimizer: Adam | SGD | None) -> dict[str, Any]:
-    """A fitted network and its optimizer as plain, picklable data."""
-    return {"sizes": model.sizes, "activation": model.activation, "loss": model.loss_name,
-            "dtype": model.dtype.name, "num_threads": model.num_threads,
-            "convention": model._loss_convention,
-            # (MLP: one rate on the hidden layers; the output layer has none)
-            "dropout": model.layers[0].dropout, "dropout_seed": model.dropout_seed,
-            "params": [p.copy() for p in model.parameters()],
-            "optimizer": None if optimizer is None else optimizer.state_dict()}
-
-
-def _model_from_state(d: dict[str, Any]) -> tuple[MLP, Adam | SGD | None]:
-    model = MLP(d["sizes"], d["activation"], d["loss"], dtype=d["dtype"],
-                num_threads=d["num_threads"], dropout=d.get("dropout", 0.0))
-    if "dropout_seed" in d:   # the masks continue where the pickled model's would
-        model.dropout_seed = d["dropout_seed"]
-    model._loss_convention = d["convention"]
-    for p, saved in zip(model.parameters(), d["params"]):
-        p[...] = saved
-    sd = d["optimizer"]
-    if sd is None:
-        return model, None
-    kind = {"adam": Adam, "sgd": SGD}[sd["type"]]
-    optimizer = kind(model.parameters(), **sd["hyperparameters"])
-    optimizer.load_state_dict(sd)
-    return model, optimizer
 
 
 class _BaseMLP(BaseEstimator):
@@ -659,18 +632,21 @@ class _BaseMLP(BaseEstimator):
         return estimator_to_onnx(self, path)
 
     # ---------------------------------------------------------------- pickling
+    # model_ pickles through the model's own path (fastbp.Dense.__setstate__ makes the
+    # arrays the process's own: joblib memory-maps them read-only); optimizer_ travels as
+    # its state_dict and is rebuilt over the restored model's parameters, so that the two
+    # share them whatever the unpickler did with the arrays.
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        if "model_" in state:  # the model holds a lock and a compiled engine
-            state["model_"] = _model_state(state["model_"], state.pop("optimizer_", None))
+        if "optimizer_" in state:
+            state["optimizer_"] = state["optimizer_"].state_dict()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        if isinstance(state.get("model_"), dict):
-            state["model_"], opt = _model_from_state(state["model_"])
-            if opt is not None:
-                state["optimizer_"] = opt
+        if isinstance(state.get("optimizer_"), dict):
+            state["optimizer_"] = from_state_dict(state["model_"].parameters(),
+                                                  state["optimizer_"])
         super().__setstate__(state)
 
 

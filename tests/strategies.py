@@ -14,7 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-DTYPES = (np.float32, np.float64)
+from conftest import DTYPES
+
 ELEMENTS = dict(min_value=-10, max_value=10, allow_nan=False, allow_infinity=False)
 
 MAX_ROWS = 300

@@ -18,35 +18,8 @@ from hypothesis import strategies as st
 import fastbp
 from fastbp import MLP, SGD, Adam, Dense, RMSprop, Sequential, ops, reference
 
-from conftest import DTYPES
-
-
-def _data(dtype, n=12, n_in=5, k=3, labels=True, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in)).astype(dtype)
-    y = rng.integers(0, k, n) if labels else rng.normal(size=(n, k)).astype(dtype)
-    return X, y
-
-
-def _params(model):
-    return [p.copy() for p in model.parameters()]
-
-
-def _assert_same_params(a, b):
-    for p, q in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(p, q)
-
-
-def _close(actual, expected, dtype, what=""):
-    """float64: 1e-12 relative (BLAS vs NumPy summation order, as tests/test_models.py);
-    float32: 1e-4 (a chain of float32 products)."""
-    expected = np.asarray(expected)
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    if np.dtype(dtype) == np.float64:
-        rtol, atol = 1e-12, 1e-13 * max(scale, 1e-3)
-    else:
-        rtol, atol = 1e-4, 2e-5 * max(scale, 1e-2)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+from conftest import (DTYPES, assert_model_close, assert_same_params, make_data, param_copies,
+                      tol)
 
 
 def reference_loss_and_grads(model, X, y, step):
@@ -220,17 +193,16 @@ def test_train_step_matches_reference_with_dropout(dtype, activation, loss, opt,
     update) equal the reference's with the masks of that step, over several steps."""
     model = MLP((5, 16, 12, 3), activation, loss, dtype=dtype, seed=3, dropout=0.4)
     optimizer = opt(model.parameters(), **kw)
-    labels = loss == "cross_entropy"
-    X, y = _data(dtype, labels=labels)
+    X, y = make_data("cross_entropy" if loss == "cross_entropy" else "mse", 12, 5, 3, dtype)
     if loss == "binary_cross_entropy":
         y = (y > 0).astype(dtype)
     for _ in range(4):
         step = optimizer.step_count + 1
         want_loss, want_grads = reference_loss_and_grads(model, X, y, step)
         got = model.train_step(X, y, optimizer)
-        _close(got, want_loss, dtype, f"loss at step {step}")
+        assert_model_close(got, want_loss, dtype, f"loss at step {step}")
         for i, (g, r) in enumerate(zip(model.gradients(), want_grads)):
-            _close(g, r, dtype, f"gradient {i} at step {step}")
+            assert_model_close(g, r, dtype, f"gradient {i} at step {step}")
 
 
 def test_dropout_changes_the_step_and_drops_units():
@@ -241,7 +213,7 @@ def test_dropout_changes_the_step_and_drops_units():
                        "mse")
     for a, b in zip(plain.parameters(), model.parameters()):
         a[...] = b
-    X, y = _data(np.float64, n=3, n_in=4, k=2, labels=False)
+    X, y = make_data("mse", 3, 4, 2, np.float64)
     # a step whose masks drop some hidden unit for all three rows
     step = next(t for t in range(1, 100)
                 if (~ops.dropout_mask(model.dropout_seed, 0, t, (3, 6), 0.5).any(axis=0)).any())
@@ -256,7 +228,7 @@ def test_dropout_changes_the_step_and_drops_units():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fit_equals_train_step_loop_bit_for_bit(dtype):
     """fit's compiled epoch loop draws the masks train_step draws at each step."""
-    X, y = _data(dtype, n=50)
+    X, y = make_data("cross_entropy", 50, 5, 3, dtype)
     a = MLP((5, 16, 3), "relu", "cross_entropy", dtype=dtype, seed=4, dropout=0.3)
     b = MLP((5, 16, 3), "relu", "cross_entropy", dtype=dtype, seed=4, dropout=0.3)
     opt_a, opt_b = Adam(a.parameters(), lr=0.01), Adam(b.parameters(), lr=0.01)
@@ -271,12 +243,12 @@ def test_fit_equals_train_step_loop_bit_for_bit(dtype):
             total += b.train_step(X[idx], y[idx], opt_b) * len(idx)
         losses.append(total / len(X))
     assert opt_a.step_count == opt_b.step_count == 21
-    _assert_same_params(a, b)
-    np.testing.assert_allclose(history.loss, losses, rtol=1e-12)
+    assert_same_params(a, b)
+    np.testing.assert_allclose(history.loss, losses, rtol=tol(np.float64, "path_rtol"))
 
 
 def test_backward_step_equals_train_step_masks_and_default_counts_calls():
-    X, y = _data(np.float64)
+    X, y = make_data("cross_entropy", 12, 5, 3, np.float64)
     make = lambda: MLP((5, 10, 3), "tanh", "cross_entropy", dtype="float64", seed=2,  # noqa: E731
                        dropout=0.5)
     stepped, probe = make(), make()
@@ -300,25 +272,24 @@ def test_backward_step_equals_train_step_masks_and_default_counts_calls():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("labels", [True, False])
-def test_fast_path_equals_checked_path_with_dropout(dtype, labels):
-    loss = "cross_entropy" if labels else "mse"
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_fast_path_equals_checked_path_with_dropout(dtype, loss):
     fast = MLP((5, 8, 6, 3), "relu", loss, dtype=dtype, seed=1, dropout=0.25)
     slow = MLP((5, 8, 6, 3), "relu", loss, dtype=dtype, seed=1, dropout=0.25)
     opt_f, opt_s = Adam(fast.parameters(), lr=0.01), Adam(slow.parameters(), lr=0.01)
-    X, y = _data(dtype, labels=labels)
+    X, y = make_data(loss, 12, 5, 3, dtype)
     fast.train_step(X, y, opt_f)
     slow.train_step(X.tolist(), y.tolist(), opt_s)
     for _ in range(5):
         assert fast._engine.train_step_fast(X, y, opt_f, Dense.generation) \
             == slow.train_step(X.tolist(), y.tolist(), opt_s)
-    _assert_same_params(fast, slow)
+    assert_same_params(fast, slow)
 
 
 # ---------------------------------------------------------------- reproducibility
 
 def test_same_seed_same_run_and_other_seed_other_run():
-    X, y = _data(np.float32, n=64)
+    X, y = make_data("cross_entropy", 64, 5, 3, np.float32)
 
     def run(seed, **kw):
         model = MLP((5, 32, 32, 3), "relu", "cross_entropy", seed=seed, dropout=0.3, **kw)
@@ -327,7 +298,7 @@ def test_same_seed_same_run_and_other_seed_other_run():
 
     a, b = run(5), run(5)
     assert a.dropout_seed == b.dropout_seed
-    _assert_same_params(a, b)
+    assert_same_params(a, b)
     c = run(6)
     assert c.dropout_seed != a.dropout_seed
     d = MLP((5, 32, 32, 3), "relu", "cross_entropy", seed=5, dropout=0.3)
@@ -357,10 +328,10 @@ def test_dropout_zero_is_the_network_without_dropout():
         np.testing.assert_array_equal(layer.W, y_.W)
         np.testing.assert_array_equal(layer.W, z.W)
     b.dropout_seed = a.dropout_seed ^ 0xFFFF
-    X, y = _data(np.float32, n=40)
+    X, y = make_data("cross_entropy", 40, 5, 3, np.float32)
     for model in (a, b):
         model.fit(X, y, epochs=2, batch_size=8, seed=1, progress=False)
-    _assert_same_params(a, b)
+    assert_same_params(a, b)
 
 
 # ---------------------------------------------------------------- inference is untouched
@@ -370,7 +341,7 @@ def test_inference_never_applies_dropout(dtype):
     model = MLP((5, 16, 3), "tanh", "cross_entropy", dtype=dtype, seed=0, dropout=0.5)
     twin = Sequential([Dense(5, 16, "tanh", dtype=dtype), Dense(16, 3, dtype=dtype)],
                       "cross_entropy")
-    X, y = _data(dtype)
+    X, y = make_data("cross_entropy", 12, 5, 3, dtype)
     model.fit(X, y, epochs=2, batch_size=4, seed=0, progress=False)
     for a, b in zip(twin.parameters(), model.parameters()):
         a[...] = b
@@ -384,7 +355,7 @@ def test_inference_never_applies_dropout(dtype):
 
 
 def test_validation_loss_in_fit_is_computed_without_dropout():
-    X, y = _data(np.float64, n=30)
+    X, y = make_data("cross_entropy", 30, 5, 3, np.float64)
     model = MLP((5, 16, 3), "relu", "cross_entropy", dtype="float64", seed=0, dropout=0.5)
     history = model.fit(X, y, epochs=2, batch_size=10, seed=0, validation_data=(X, y),
                         progress=False)
@@ -395,7 +366,7 @@ def test_validation_loss_in_fit_is_computed_without_dropout():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_save_load_continue_equals_uninterrupted(tmp_path, dtype):
-    X, y = _data(dtype, n=40)
+    X, y = make_data("cross_entropy", 40, 5, 3, dtype)
     batches = [(X[i:i + 8], y[i:i + 8]) for i in range(0, 40, 8)]
 
     def make():
@@ -415,7 +386,7 @@ def test_save_load_continue_equals_uninterrupted(tmp_path, dtype):
     assert [la.dropout for la in loaded.layers] == [0.3, 0.3, 0.0]
     for X_b, y_b in batches:
         loaded.train_step(X_b, y_b, opt_loaded)
-    _assert_same_params(loaded, full)
+    assert_same_params(loaded, full)
     # and through fit's compiled epoch loop (shuffle=False: the same batches each epoch)
     a, opt_a = make()
     a.fit(X, y, epochs=4, batch_size=8, shuffle=False, optimizer=opt_a, progress=False)
@@ -424,7 +395,7 @@ def test_save_load_continue_equals_uninterrupted(tmp_path, dtype):
     b.save(path, optimizer=opt_b)
     c, opt_c = fastbp.load(path, with_optimizer=True)
     c.fit(X, y, epochs=2, batch_size=8, shuffle=False, optimizer=opt_c, progress=False)
-    _assert_same_params(a, c)
+    assert_same_params(a, c)
 
 
 def _rewrite_header(path, edit):
@@ -456,7 +427,7 @@ def test_file_without_dropout_fields_loads(tmp_path):
     loaded = fastbp.load(path)
     assert [la.dropout for la in loaded.layers] == [0.0, 0.0]
     assert 0 <= loaded.dropout_seed < 2**64
-    _assert_same_params(loaded, model)
+    assert_same_params(loaded, model)
 
 
 @pytest.mark.parametrize("edit", [
@@ -488,7 +459,7 @@ def test_gradcheck_passes_with_dropout(activation, loss):
     rng = np.random.default_rng(1)
     for layer in model.layers:
         layer.b[...] = rng.normal(scale=0.3, size=layer.b.shape)
-    X, y = _data(np.float64, n=6, n_in=4, labels=loss == "cross_entropy")
+    X, y = make_data("cross_entropy" if loss == "cross_entropy" else "mse", 6, 4, 3, np.float64)
     result = fastbp.gradcheck(model, X, y)
     assert result.ok, result
     assert result.max_abs_error < 1e-6
@@ -496,11 +467,10 @@ def test_gradcheck_passes_with_dropout(activation, loss):
 
 def test_gradcheck_of_a_float32_model_with_dropout_leaves_it_unchanged():
     model = MLP((4, 7, 3), "tanh", "mse", seed=5, dropout=0.4)
-    before = _params(model)
-    X, y = _data(np.float32, n=6, n_in=4, labels=False)
+    before = param_copies(model)
+    X, y = make_data("mse", 6, 4, 3, np.float32)
     assert fastbp.gradcheck(model, X, y).ok
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model)
 
 
 class OtherMasks(Sequential):
@@ -529,7 +499,7 @@ class NoMaskInBackward(Sequential):
 def test_gradcheck_fails_for_a_wrong_dropout_backward(cls):
     good = MLP((4, 7, 3), "tanh", "mse", dtype="float64", seed=5, dropout=0.4)
     bad = cls(good.layers, "mse", dropout_seed=good.dropout_seed)
-    X, y = _data(np.float64, n=6, n_in=4, labels=False)
+    X, y = make_data("mse", 6, 4, 3, np.float64)
     assert fastbp.gradcheck(good, X, y).ok
     result = fastbp.gradcheck(bad, X, y)
     assert not result.ok
@@ -607,8 +577,7 @@ def test_bad_backward_step(value, exc):
     before = [g.copy() for g in model.gradients()]
     with pytest.raises(exc, match="step"):
         model.backward(X, y, step=value)
-    for a, b in zip(before, model.gradients()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model.gradients())
     assert model._backward_calls == 0
 
 
@@ -638,11 +607,11 @@ def test_copies_and_pickles_keep_the_seed_and_the_masks():
     import copy
     import pickle
 
-    X, y = _data(np.float64, n=24)
+    X, y = make_data("cross_entropy", 24, 5, 3, np.float64)
     model = MLP((5, 16, 3), "tanh", "cross_entropy", dtype="float64", seed=0, dropout=0.4)
     copies = [copy.deepcopy(model), pickle.loads(pickle.dumps(model))]
     for m in [model] + copies:
         m.fit(X, y, epochs=2, batch_size=6, seed=3, progress=False)
     for c in copies:
         assert c.dropout_seed == model.dropout_seed
-        _assert_same_params(c, model)
+        assert_same_params(c, model)

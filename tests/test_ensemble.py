@@ -7,10 +7,12 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import assert_close
 
 import fastbp
 from fastbp import SGD, AdaGrad, Adam, AdamW, Dense, Ensemble, RMSprop, Sequential
+
+from conftest import (assert_same_history, assert_same_params, assert_same_training,
+                      param_copies, tol)
 
 
 def _data(n=120, n_in=5, k=3, seed=0, dtype="float64"):
@@ -46,22 +48,6 @@ DECAYS = [0.0, 1e-3, 0.0, 1e-2, 1e-4]
 SEEDS = [11, 12, 11, 13, 14]
 
 
-def _same(model, expected, dtype="float64", rtol=1e-9):
-    for a, b in zip(model.parameters(), expected.parameters()):
-        if np.dtype(dtype) == np.float64:
-            np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-300)
-        else:
-            assert_close(a, b, dtype, rtol=1e-5)
-
-
-def _same_history(h, expected, rtol=1e-9):
-    assert h.epochs == expected.epochs
-    np.testing.assert_allclose(h.loss, expected.loss, rtol=rtol)
-    np.testing.assert_allclose(h.val_loss, expected.val_loss, rtol=rtol)
-    assert h.lr == expected.lr
-    assert h.best_epoch == expected.best_epoch and h.stopped_early == expected.stopped_early
-
-
 @pytest.mark.parametrize("kind", list(OPTIMIZERS))
 @pytest.mark.parametrize("num_threads", [1, 2])
 def test_each_member_ends_where_its_own_fit_would(kind, num_threads):
@@ -78,14 +64,15 @@ def test_each_member_ends_where_its_own_fit_would(kind, num_threads):
         opt = make(ref.parameters(), LRS[i], DECAYS[i])
         expected = ref.fit(X, y, epochs=4, batch_size=16, optimizer=opt, seed=SEEDS[i],
                            validation_data=(Xv, yv), progress=False)
-        _same(m, ref)
-        _same_history(h, expected)
+        assert_same_training(m, ref)
+        assert_same_history(h, expected)
         assert ens_opts[i].step_count == opt.step_count
         for name in opt.state_names:
-            np.testing.assert_allclose(ens_opts[i].state[0][name], opt.state[0][name], rtol=1e-9)
+            np.testing.assert_allclose(ens_opts[i].state[0][name], opt.state[0][name],
+                                       rtol=tol(np.float64, "path_rtol"))
         # the live parameter arrays are still the members' (and what the engine updates)
         assert all(a is b for a, b in zip(m.parameters(), live[i]))
-        np.testing.assert_allclose(m.forward(X), ref.forward(X), rtol=1e-9)
+        np.testing.assert_allclose(m.forward(X), ref.forward(X), rtol=tol(np.float64, "path_rtol"))
 
 
 @pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
@@ -98,7 +85,7 @@ def test_optimizer_by_name_with_per_member_lr_and_weight_decay(name):
     for i, (m, ref) in enumerate(zip(ens_models, ref_models)):
         ref.fit(X, y, epochs=3, batch_size=10, seed=5, progress=False,
                 optimizer=cls(ref.parameters(), lr=LRS[i], weight_decay=DECAYS[i]))
-        _same(m, ref)
+        assert_same_training(m, ref)
 
 
 def test_defaults_match_fit_defaults():
@@ -107,7 +94,7 @@ def test_defaults_match_fit_defaults():
     Ensemble(ens_models).fit(X, y, epochs=2, seed=3, progress=False)
     for m, ref in zip(ens_models, ref_models):
         ref.fit(X, y, epochs=2, seed=3, progress=False)
-        _same(m, ref)
+        assert_same_training(m, ref)
 
 
 def test_float32_members_match_their_fits_to_rounding():
@@ -117,7 +104,7 @@ def test_float32_members_match_their_fits_to_rounding():
                              progress=False)
     for i, (m, ref) in enumerate(zip(ens_models, ref_models)):
         ref.fit(X, y, epochs=3, batch_size=8, lr=LRS[i], seed=SEEDS[i], progress=False)
-        _same(m, ref, "float32")
+        assert_same_training(m, ref, "float32")
 
 
 def test_regression_full_batch_and_no_shuffle():
@@ -134,7 +121,7 @@ def test_regression_full_batch_and_no_shuffle():
         for m, ref, lr in zip(ens_models, ref_models, [0.1, 0.05, 0.2]):
             ref.fit(X, y, epochs=3, batch_size=batch, shuffle=shuffle, optimizer="sgd", lr=lr,
                     progress=False)
-            _same(m, ref)
+            assert_same_training(m, ref)
 
 
 def test_per_member_early_stopping_keeps_each_members_best():
@@ -150,8 +137,8 @@ def test_per_member_early_stopping_keeps_each_members_best():
         expected.append(ref.fit(X, y, epochs=15, batch_size=8, optimizer="sgd", lr=lrs[i],
                                 seed=SEEDS[i], validation_data=(Xv, yv), early_stopping=2,
                                 progress=False))
-        _same(m, ref)
-        _same_history(hs[i], expected[i])
+        assert_same_training(m, ref)
+        assert_same_history(hs[i], expected[i])
     # the members really stopped at different epochs (some went on after others stopped)
     assert len({h.epochs for h in hs}) > 1
     assert any(h.stopped_early for h in hs) and not all(h.stopped_early for h in hs)
@@ -163,9 +150,9 @@ def test_early_stopping_on_training_loss():
     hs = Ensemble(ens_models).fit(X, y, epochs=8, batch_size=30, optimizer="sgd", lr=0.9,
                                   seed=1, early_stopping=1, progress=False)
     for m, ref, h in zip(ens_models, ref_models, hs):
-        _same_history(h, ref.fit(X, y, epochs=8, batch_size=30, optimizer="sgd", lr=0.9, seed=1,
+        assert_same_history(h, ref.fit(X, y, epochs=8, batch_size=30, optimizer="sgd", lr=0.9, seed=1,
                                  early_stopping=1, progress=False))
-        _same(m, ref)
+        assert_same_training(m, ref)
 
 
 def test_a_diverging_member_is_restored_and_the_others_go_on():
@@ -189,7 +176,7 @@ def test_a_diverging_member_is_restored_and_the_others_go_on():
             ref.fit(X, y, epochs=5, batch_size=8, optimizer="sgd", lr=lrs[i], seed=0,
                     progress=False)
             assert hs[i].epochs == 5
-        _same(m, ref)
+        assert_same_training(m, ref)
         assert all(np.isfinite(p).all() for p in m.parameters())
 
 
@@ -199,8 +186,7 @@ def test_shared_seed_none_gives_one_order_to_all_members():
              for _ in range(3)]
     Ensemble(twins).fit(X, y, epochs=2, batch_size=4, progress=False)
     for m in twins[1:]:
-        for a, b in zip(m.parameters(), twins[0].parameters()):
-            np.testing.assert_array_equal(a, b)
+        assert_same_params(m, twins[0])
     # ... and a fresh order each call (not a fixed seed)
     other = [fastbp.MLP((5, 6, 3), "relu", "cross_entropy", dtype="float64", seed=0)]
     Ensemble(other).fit(X, y, epochs=2, batch_size=4, progress=False)
@@ -223,8 +209,7 @@ def test_of_builds_members_with_consecutive_seeds():
     assert len(ens.models) == 3 and isinstance(ens.models, tuple)
     for i, m in enumerate(ens.models):
         ref = fastbp.MLP((4, 5, 2), "tanh", "cross_entropy", dtype="float64", seed=10 + i)
-        for a, b in zip(m.parameters(), ref.parameters()):
-            np.testing.assert_array_equal(a, b)
+        assert_same_params(m, ref)
         assert m.dtype == np.float64 and m.loss_name == "cross_entropy"
 
 
@@ -242,8 +227,8 @@ def test_dropout_members_end_where_their_own_fit_would(num_threads):
     hs = ens.fit(X, y, epochs=3, batch_size=16, lr=0.01, seed=5, num_threads=num_threads,
                  progress=False)
     for m, a, h in zip(ens.models, alone, hs):
-        _same_history(h, a.fit(X, y, epochs=3, batch_size=16, lr=0.01, seed=5, progress=False))
-        _same(m, a)
+        assert_same_history(h, a.fit(X, y, epochs=3, batch_size=16, lr=0.01, seed=5, progress=False))
+        assert_same_training(m, a)
         np.testing.assert_array_equal(m.forward(X), a.forward(X))
     # the masks really changed training: without dropout the members end elsewhere
     plain = Ensemble.of(3, (5, 16, 8, 3), activation="tanh", loss="cross_entropy",
@@ -263,8 +248,7 @@ def test_dropout_ensemble_round_trips_through_a_file(tmp_path):
     ens.fit(X, y, epochs=2, seed=1, progress=False)
     back.fit(X, y, epochs=2, seed=1, progress=False)
     for m, b in zip(ens.models, back.models):
-        for p, q in zip(m.parameters(), b.parameters()):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, b)
 
 
 @pytest.mark.parametrize("bad, exc", [(1.0, ValueError), (-0.1, ValueError),
@@ -297,8 +281,8 @@ def test_sample_weight_members_end_where_their_own_weighted_fit_would(num_thread
         expected = ref.fit(X, y, epochs=4, batch_size=16, optimizer=opt, seed=SEEDS[i],
                            validation_data=(Xv, yv), early_stopping=2, sample_weight=w,
                            progress=False)
-        _same(m, ref)
-        _same_history(h, expected)
+        assert_same_training(m, ref)
+        assert_same_history(h, expected)
     # the weights changed the training: unweighted members end elsewhere
     plain = _members()
     Ensemble(plain).fit(X, y, epochs=4, batch_size=16, lr=LRS, weight_decay=DECAYS,
@@ -318,7 +302,7 @@ def test_sample_weight_with_dropout_members_and_sgd():
     for m, a in zip(ens.models, alone):
         a.fit(X, y, epochs=3, batch_size=10, optimizer="sgd", lr=0.05, seed=2,
               sample_weight=w, progress=False)
-        _same(m, a)
+        assert_same_training(m, a)
 
 
 def test_all_ones_sample_weight_is_the_unweighted_fit_bit_for_bit():
@@ -327,8 +311,7 @@ def test_all_ones_sample_weight_is_the_unweighted_fit_bit_for_bit():
     Ensemble(a).fit(X, y, epochs=2, seed=1, sample_weight=np.ones(len(X)), progress=False)
     Ensemble(b).fit(X, y, epochs=2, seed=1, progress=False)
     for m, r in zip(a, b):
-        for p, q in zip(m.parameters(), r.parameters()):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, r)
 
 
 @pytest.mark.parametrize("bad, exc, match", [
@@ -362,11 +345,12 @@ def test_predictions_are_means_over_members():
     for m, r in zip(ens.models, raw):
         np.testing.assert_array_equal(r, m.forward(X))
     proba = np.mean([m.predict_proba(X) for m in ens.models], axis=0)
-    np.testing.assert_allclose(ens.predict_proba(X), proba, rtol=1e-15)
+    np.testing.assert_allclose(ens.predict_proba(X), proba, rtol=tol(np.float64, "exact_rtol"))
     np.testing.assert_array_equal(ens.predict(X), proba.argmax(axis=1))
     losses = ens.evaluate(X, y)
     assert losses.shape == (5,)
-    np.testing.assert_allclose(losses, [m.loss(X, y) for m in ens.models], rtol=1e-15)
+    np.testing.assert_allclose(losses, [m.loss(X, y) for m in ens.models],
+                               rtol=tol(np.float64, "exact_rtol"))
 
 
 def test_binary_and_regression_predictions():
@@ -374,11 +358,11 @@ def test_binary_and_regression_predictions():
     X = rng.standard_normal((30, 4))
     ens = Ensemble.of(4, (4, 3, 1), loss="binary_cross_entropy", dtype="float64", seed=0)
     proba = np.mean([m.predict_proba(X) for m in ens.models], axis=0)
-    np.testing.assert_allclose(ens.predict_proba(X), proba, rtol=1e-15)
+    np.testing.assert_allclose(ens.predict_proba(X), proba, rtol=tol(np.float64, "exact_rtol"))
     np.testing.assert_array_equal(ens.predict(X), (proba > 0.5).astype(np.intp))
     reg = Ensemble.of(3, (4, 3, 2), loss="mse", dtype="float64", seed=0)
     np.testing.assert_allclose(reg.predict(X), np.mean([m.forward(X) for m in reg.models], 0),
-                               rtol=1e-15)
+                               rtol=tol(np.float64, "exact_rtol"))
     with pytest.raises(ValueError, match="predict_proba needs a cross-entropy loss"):
         reg.predict_proba(X)
 
@@ -395,8 +379,7 @@ def test_save_and_load_a_whole_ensemble(tmp_path):
     assert isinstance(back, Ensemble) and len(back) == 5
     for m, b in zip(ens.models, back.models):
         assert [la.activation for la in m.layers] == [la.activation for la in b.layers]
-        for p, q in zip(m.parameters(), b.parameters()):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, b)
     np.testing.assert_array_equal(back.predict_proba(X), ens.predict_proba(X))
     assert isinstance(fastbp.io.load_ensemble(path), Ensemble)
     back2, opt = fastbp.load(path, with_optimizer=True)
@@ -430,13 +413,12 @@ def test_damaged_ensemble_file_is_rejected(tmp_path):
 # ---------------------------------------------------------------- bad input
 
 def _snapshot(models):
-    return [[p.copy() for p in m.parameters()] for m in models]
+    return [param_copies(m) for m in models]
 
 
 def _unchanged(models, snap):
     for m, s in zip(models, snap):
-        for p, q in zip(m.parameters(), s):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, s)
 
 
 def test_bad_members():

@@ -13,6 +13,9 @@ import pytest
 import fastbp
 from fastbp import Adam, Ensemble, Sequential
 
+from conftest import (assert_same_history, assert_same_params, assert_same_training,
+                      param_copies, tol)
+
 # starts a cluster of worker processes: selected with -m packaging
 pytestmark = pytest.mark.packaging
 
@@ -51,8 +54,7 @@ FIT = dict(epochs=6, batch_size=8, lr=[0.01, 0.02, 0.005, 0.03, 0.01],
 
 def _assert_same(models, expected):
     for m, e in zip(models, expected):
-        for p, q in zip(m.parameters(), e.parameters()):
-            np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-300)
+        assert_same_training(m, e)
 
 
 def test_cluster_fit_matches_local_fit(client):
@@ -67,9 +69,7 @@ def test_cluster_fit_matches_local_fit(client):
     hl = Ensemble(local).fit(X, y, optimizer=opts_l, validation_data=(Xv, yv), **FIT)
     _assert_same(remote, local)
     for a, b in zip(hr, hl):
-        assert a.epochs == b.epochs and a.best_epoch == b.best_epoch
-        np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
-        np.testing.assert_allclose(a.val_loss, b.val_loss, rtol=1e-9)
+        assert_same_history(a, b)
     # the members were trained (not left as they were) and stay the live arrays
     assert any(h.epochs > 1 for h in hr)
     assert all(a is b for m, ps in zip(remote, live) for a, b in zip(m.parameters(), ps))
@@ -77,7 +77,7 @@ def test_cluster_fit_matches_local_fit(client):
     for o_r, o_l in zip(opts_r, opts_l):
         assert o_r.step_count == o_l.step_count > 0
         np.testing.assert_allclose(o_r.state[0]["exp_avg_sq"], o_l.state[0]["exp_avg_sq"],
-                                   rtol=1e-9)
+                                   rtol=tol(np.float64, "path_rtol"))
 
 
 def test_cluster_fit_with_sample_weight_matches_local_and_separate_fits(client):
@@ -90,7 +90,7 @@ def test_cluster_fit_with_sample_weight_matches_local_and_separate_fits(client):
     hl = Ensemble(local).fit(X, y, sample_weight=w, **kwargs)
     _assert_same(remote, local)
     for a, b in zip(hr, hl):
-        np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
+        assert_same_history(a, b)
     for m, lr, seed in zip(alone, FIT["lr"], FIT["seed"]):
         m.fit(X, y, epochs=3, batch_size=8, lr=lr, seed=seed, sample_weight=w, progress=False)
     _assert_same(remote, alone)
@@ -103,13 +103,12 @@ def test_cluster_fit_with_sample_weight_matches_local_and_separate_fits(client):
 def test_cluster_fit_refuses_bad_sample_weight_before_sending_anything(client):
     X, y = _data()
     models = _members()[:2]
-    snap = [[p.copy() for p in m.parameters()] for m in models]
+    snap = [param_copies(m) for m in models]
     with pytest.raises(ValueError, match="sample_weight must be >= 0"):
         Ensemble(models).fit(X, y, sample_weight=-np.ones(len(X)), client=client,
                              progress=False)
     for m, s in zip(models, snap):
-        for p, q in zip(m.parameters(), s):
-            np.testing.assert_array_equal(p, q)
+        assert_same_params(m, s)
 
 
 def test_cluster_fit_by_name_matches_separate_fits(client):
@@ -150,7 +149,8 @@ def test_gridsearchcv_under_the_dask_backend_matches_a_local_search(client):
     with joblib.parallel_backend("dask"):
         remote = GridSearchCV(est, grid, cv=2, n_jobs=-1).fit(X, y)
     np.testing.assert_allclose(remote.cv_results_["mean_test_score"],
-                               local.cv_results_["mean_test_score"], rtol=1e-12)
+                               local.cv_results_["mean_test_score"],
+                               rtol=tol(np.float64, "path_rtol"))
     assert remote.best_params_ == local.best_params_
     np.testing.assert_array_equal(remote.predict(X), local.predict(X))
 
@@ -164,7 +164,7 @@ def test_a_worker_killed_during_the_fit_loses_nothing(client):
     make = lambda: [fastbp.MLP((20, 48, 3), "relu", "cross_entropy", dtype="float64", seed=s)
                     for s in range(4)]
     remote, local = make(), make()
-    before = [[p.copy() for p in m.parameters()] for m in remote]
+    before = [param_copies(m) for m in remote]
     pids = client.run(os.getpid)
     outcome: dict = {}
 
@@ -193,12 +193,11 @@ def test_a_worker_killed_during_the_fit_loses_nothing(client):
         assert isinstance(outcome["error"], RuntimeError)
         assert "no member was changed" in str(outcome["error"])
         for m, snap in zip(remote, before):
-            for p, q in zip(m.parameters(), snap):
-                np.testing.assert_array_equal(p, q)
+            assert_same_params(m, snap)
     else:
         _assert_same(remote, local)
         for a, b in zip(outcome["histories"], local_hist):
-            np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
+            assert_same_history(a, b)
     # the worker really died (its nanny started a new process)
     client.wait_for_workers(2, timeout=60)
     assert pids[victim] not in client.run(os.getpid).values()

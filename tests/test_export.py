@@ -16,7 +16,7 @@ from fastbp import export
 from fastbp.layers import Dense
 from fastbp.models import Sequential
 
-from conftest import assert_close
+from conftest import DTYPES, assert_close, tol
 
 try:
     import onnx
@@ -32,13 +32,6 @@ needs_onnx = pytest.mark.skipif(onnx is None, reason="needs onnx and onnxruntime
 needs_sklearn = pytest.mark.skipif(onnx is None or sklearn is None,
                                    reason="needs scikit-learn, onnx and onnxruntime (test extra)")
 
-DTYPES = (np.float32, np.float64)
-#: the contract: 1e-6 relative in float32, 1e-12 in float64 (with conftest's absolute
-#: part rtol·max(1, max|expected|))
-RTOL = {np.float32: 1e-6, np.float64: 1e-12}
-#: C uses libm's functions in the model's precision, fastbp evaluates them in double:
-#: float32 differs by a few ulps (float rounding), float64 by libm's ulps
-C_RTOL = {np.float32: 2e-6, np.float64: 1e-12}
 LOSSES = fastbp.LOSSES
 
 
@@ -88,7 +81,7 @@ def test_onnx_matches_fastbp(act, loss, dtype):
     for n in (1, 1000):
         X = inputs(n, model.in_features, dtype)
         (Y,) = sess.run(None, {"X": X})
-        assert_close(Y, expected(model, X), dtype, rtol=RTOL[dtype], err_msg=f"n={n}")
+        assert_close(Y, expected(model, X), dtype, rtol=tol(dtype, "onnx_rtol"), err_msg=f"n={n}")
 
 
 @needs_onnx
@@ -107,9 +100,9 @@ def test_onnx_raw_output_and_every_activation_stacked(dtype, tmp_path):
     assert path.read_bytes() == data
     X = inputs(1000, 5, dtype)
     (Y,) = session(data).run(None, {"X": X})
-    assert_close(Y, model.forward(X), dtype, rtol=RTOL[dtype])
+    assert_close(Y, model.forward(X), dtype, rtol=tol(dtype, "onnx_rtol"))
     (P,) = session(export.to_onnx(model)).run(None, {"X": X})
-    assert_close(P, model.predict_proba(X), dtype, rtol=RTOL[dtype])
+    assert_close(P, model.predict_proba(X), dtype, rtol=tol(dtype, "onnx_rtol"))
 
 
 @needs_onnx
@@ -124,7 +117,8 @@ def test_onnx_softplus_threshold_and_gelu_tails_exact():
         layer.b = np.zeros(z.shape[1])
         model = Sequential([layer], "mse")
         (Y,) = session(export.to_onnx(model)).run(None, {"X": z})
-        assert_close(Y, model.forward(z), np.float64, rtol=1e-12, err_msg=act)
+        assert_close(Y, model.forward(z), np.float64, rtol=tol(np.float64, "onnx_rtol"),
+                     err_msg=act)
         if act == "softplus":
             assert Y[0, -1] == 35.0 and Y[0, -2] == 20.5
 
@@ -210,7 +204,7 @@ def test_c_matches_fastbp(c_library, dtype):
             # probabilities carry the rounding of their logits: scale by the logits' size
             scale = max(1.0, float(np.abs(model.forward(X)).max()))
             assert_close(c_predict(lib, name, model, X), expected(model, X), dtype,
-                         rtol=C_RTOL[dtype], scale=scale, err_msg=f"{name} n={n}")
+                         rtol=tol(dtype), scale=scale, err_msg=f"{name} n={n}")
         checked += 1
     assert checked == len(fastbp.ACTIVATIONS) + 2
 
@@ -257,7 +251,7 @@ def test_c_driver_program_and_header(tmp_path):
     got = np.array([float.fromhex(v) for v in run.stdout.split()], dtype=np.float32).reshape(2, -1)
     X = (np.arange(2 * model.in_features, dtype=np.float32) / np.float32(10) - np.float32(0.5)
          ).reshape(2, -1)
-    assert_close(got, model.predict_proba(X), np.float32, rtol=2e-6)
+    assert_close(got, model.predict_proba(X), np.float32, rtol=tol(np.float32))
 
 
 @pytest.mark.parametrize("name", ["a b", "x;system(", "int", "1abc", "", "while", "_Bool",
@@ -327,7 +321,7 @@ def test_classifier_to_onnx(labels, dtype, tmp_path):
             assert label.dtype == object
         np.testing.assert_array_equal(label, est.predict(Xn))
         assert_close(proba, est.predict_proba(Xn), np.dtype(dtype).type,
-                     rtol=RTOL[np.dtype(dtype).type])
+                     rtol=tol(dtype, "onnx_rtol"))
 
 
 @needs_sklearn
@@ -343,7 +337,7 @@ def test_classifier_to_onnx_single_logistic_output(dtype):
     Xd = X.astype(dtype)
     label, proba = session(export.estimator_to_onnx(est)).run(None, {"X": Xd})
     p = est.model_.predict_proba(Xd)[:, 0]
-    assert_close(proba, np.stack([1 - p, p], axis=1), dtype, rtol=RTOL[np.dtype(dtype).type])
+    assert_close(proba, np.stack([1 - p, p], axis=1), dtype, rtol=tol(dtype, "onnx_rtol"))
     np.testing.assert_array_equal(label, est.classes_[(est.model_.forward(Xd)[:, 0] > 0)
                                                       .astype(int)])
 
@@ -365,7 +359,7 @@ def test_regressor_to_onnx(dtype):
         (v,) = session(data).run(None, {"X": Xd})
         assert v.shape == (200, y.ndim and (1 if y.ndim == 1 else 2))
         assert_close(v, est.predict(Xd).reshape(v.shape), np.dtype(dtype).type,
-                     rtol=RTOL[np.dtype(dtype).type])
+                     rtol=tol(dtype, "onnx_rtol"))
 
 
 @needs_sklearn
@@ -382,7 +376,7 @@ def test_poisson_regressor_to_onnx_predicts_the_mean(dtype):
     Xd = X.astype(dtype)
     (v,) = session(est.to_onnx()).run(None, {"X": Xd})
     assert_close(v.reshape(-1), est.predict(Xd), np.dtype(dtype).type,
-                 rtol=RTOL[np.dtype(dtype).type])
+                 rtol=tol(dtype, "onnx_rtol"))
     assert not np.allclose(v.reshape(-1), est.model_.forward(Xd).reshape(-1))
 
 
@@ -421,7 +415,7 @@ def test_dropout_model_exports_its_inference_network(dtype, tmp_path):
     want = model.predict_proba(X)
     header, source = export.to_c(model, tmp_path, name="drop")
     lib = compile_shared([str(source)], str(tmp_path / "libdrop.so"))
-    assert_close(c_predict(lib, "drop", model, X), want, dtype, rtol=C_RTOL[dtype])
+    assert_close(c_predict(lib, "drop", model, X), want, dtype, rtol=tol(dtype))
     if ort is not None:
         (Y,) = session(export.to_onnx(model)).run(None, {"X": X})
-        assert_close(Y, want, dtype, rtol=RTOL[dtype])
+        assert_close(Y, want, dtype, rtol=tol(dtype, "onnx_rtol"))

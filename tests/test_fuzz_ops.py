@@ -25,8 +25,8 @@ Examples per test: 25 in the default run (profile ``fastbp-fuzz``); set
 
 Tolerances. Element-wise: |ops - ref| <= rtol*|ref| + atol, NaN where the
 reference has NaN, the same infinity where it has one.
-* float64: rtol = 1e-12 (API contract).
-* float32: rtol = 2e-6 (~17 float32 ulps): the kernels evaluate transcendental
+* rtol is conftest.TOL's. float64: 1e-12 (the API contract).
+* float32: 2e-6 (~17 float32 ulps): the kernels evaluate transcendental
   functions and reductions in double and round once, the reference uses NumPy's
   float32 loops. Because of that, a float32 result may also be matched against
   the reference run on the same values upcast to float64 (then |ops - ref64| with
@@ -68,6 +68,8 @@ from scipy.special import erfc
 
 from fastbp import ops, reference
 
+from conftest import tol
+
 # ---------------------------------------------------------------- settings
 _ENV_EXAMPLES = os.environ.get("FASTBP_FUZZ_EXAMPLES", "").strip()
 FUZZ_EXAMPLES = int(_ENV_EXAMPLES) if _ENV_EXAMPLES else 25
@@ -77,7 +79,6 @@ settings.register_profile(
                            HealthCheck.filter_too_much])
 FUZZ = settings.get_profile("fastbp-fuzz")
 
-RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
 EPS = {np.dtype(np.float64): np.finfo(np.float64).eps, np.dtype(np.float32): np.finfo(np.float32).eps}
 SUB = {np.dtype(np.float64): 5e-324, np.dtype(np.float32): 1.4e-45}   # smallest subnormal
 TINY = {np.dtype(t): float(np.finfo(t).tiny) for t in (np.float32, np.float64)}  # smallest normal
@@ -344,7 +345,7 @@ def close_mask(got, exp, atol, rtol) -> np.ndarray:
 def assert_agree(name: str, got, exp, atol, dtype, exp64=None, atol64=None):
     """ops result ``got`` against the reference ``exp`` (and, for float32, ``exp64``)."""
     dtype = np.dtype(dtype)
-    rtol = RTOL[dtype]
+    rtol = tol(dtype)
     if isinstance(exp, float):
         assert isinstance(got, float), f"{name}: ops returned {type(got).__name__}, expected float"
     else:
@@ -601,7 +602,7 @@ def test_fuzz_dense_backward(data):
 
     def bound(out, a):
         dtype = a["X"].dtype
-        eps, rtol = EPS[dtype], RTOL[dtype]
+        eps, rtol = EPS[dtype], tol(dtype)
         X, W = a["X"], a["W"]
         with np.errstate(all="ignore"):
             kind, dZ = _call_ref(reference.activation_backward, (act, a["Z"], a["A"], a["dA"]), {})
@@ -1023,8 +1024,8 @@ def test_regression_cross_entropy_labels_with_minus_inf_logit():
     (o_ops, _), (o_ref, _) = _both("loss_forward_backward", "cross_entropy", out, labels)
     assert o_ops[0] == o_ref[0] == "ok"
     expected = 0.5 * math.log(2.0)      # sample 0 contributes 0, sample 1 log 2
-    assert o_ops[1][0] == pytest.approx(expected, rel=1e-12)
-    assert o_ref[1][0] == pytest.approx(expected, rel=1e-12)
+    assert o_ops[1][0] == pytest.approx(expected, rel=tol(np.float64, "formula_rtol"))
+    assert o_ref[1][0] == pytest.approx(expected, rel=tol(np.float64, "formula_rtol"))
 
 
 def test_regression_flag_truth_value_evaluated_differently():

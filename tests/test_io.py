@@ -35,8 +35,9 @@ import pytest
 import fastbp
 from fastbp import io as fio
 
+from conftest import DTYPES, assert_same_params, assert_state_equal, make_data
+
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
-DTYPES = ["float32", "float64"]
 
 
 def make_model(loss="mse", dtype="float64", seed=0, act="tanh", sizes=(4, 6, 5, 3)):
@@ -47,41 +48,13 @@ def make_model(loss="mse", dtype="float64", seed=0, act="tanh", sizes=(4, 6, 5, 
     return model
 
 
-def data(loss="mse", n=12, n_in=4, n_out=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    if loss == "cross_entropy":
-        y = rng.integers(0, n_out, size=n)
-    elif loss == "binary_cross_entropy":
-        y = rng.uniform(size=(n, n_out))
-    else:
-        y = rng.normal(size=(n, n_out))
-    return X, y
-
-
 def assert_same_model(a, b):
     assert repr(a) == repr(b)
     assert a.loss_name == b.loss_name
     assert a.dtype == b.dtype
     assert a.sizes == b.sizes
     assert [la.activation for la in a.layers] == [la.activation for la in b.layers]
-    pa, pb = a.parameters(), b.parameters()
-    assert len(pa) == len(pb)
-    for x, y in zip(pa, pb):
-        assert x.dtype == y.dtype and x.shape == y.shape
-        np.testing.assert_array_equal(x, y)
-
-
-def assert_state_equal(a, b):
-    assert a["type"] == b["type"]
-    assert a["step"] == b["step"]
-    assert a["hyperparameters"] == b["hyperparameters"]
-    assert len(a["state"]) == len(b["state"])
-    for sa, sb in zip(a["state"], b["state"]):
-        assert set(sa) == set(sb)
-        for k in sa:
-            assert np.asarray(sa[k]).dtype == np.asarray(sb[k]).dtype
-            np.testing.assert_array_equal(sa[k], sb[k])
+    assert_same_params(a, b)
 
 
 def files_in(folder):
@@ -99,7 +72,7 @@ def test_round_trip(tmp_path, loss, dtype):
     loaded = fastbp.load(path)
     assert isinstance(loaded, fastbp.Sequential)
     assert_same_model(model, loaded)
-    X, y = data(loss)
+    X, y = make_data(loss, 12, 4, 3)
     np.testing.assert_array_equal(model.forward(X), loaded.forward(X))
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
     if loss in ("cross_entropy", "binary_cross_entropy"):
@@ -155,7 +128,7 @@ OPTIMIZERS = [
 def test_round_trip_with_optimizer(tmp_path, make_opt, dtype):
     model = make_model("mse", dtype)
     opt = make_opt(model.parameters())
-    X, y = data()
+    X, y = make_data("mse", 12, 4, 3)
     for _ in range(3):
         model.train_step(X, y, opt)
     path = tmp_path / "ckpt"
@@ -174,7 +147,7 @@ def test_round_trip_with_optimizer(tmp_path, make_opt, dtype):
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_save_load_train_on_equals_train_on(tmp_path, loss):
-    X, y = data(loss)
+    X, y = make_data(loss, 12, 4, 3)
     a = make_model(loss, "float64")
     opt = fastbp.Adam(a.parameters(), lr=0.01)
     for _ in range(5):
@@ -185,13 +158,12 @@ def test_save_load_train_on_equals_train_on(tmp_path, loss):
     b, bopt = fastbp.load(tmp_path / "ckpt", with_optimizer=True)
     for _ in range(5):
         b.train_step(X, y, bopt)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(pa, pb)
+    assert_same_params(a, b)
     assert_state_equal(opt.state_dict(), bopt.state_dict())
 
 
 def test_save_load_fit_on(tmp_path):
-    X, y = data()
+    X, y = make_data("mse", 12, 4, 3)
     a = make_model("mse", "float32")
     opt = fastbp.Adam(a.parameters(), lr=0.01)
     a.fit(X, y, epochs=2, batch_size=5, optimizer=opt, shuffle=False)
@@ -199,8 +171,7 @@ def test_save_load_fit_on(tmp_path):
     a.fit(X, y, epochs=2, batch_size=5, optimizer=opt, shuffle=False)
     b, bopt = fastbp.load(tmp_path / "ckpt", with_optimizer=True)
     b.fit(X, y, epochs=2, batch_size=5, optimizer=bopt, shuffle=False)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(pa, pb)
+    assert_same_params(a, b)
 
 
 def test_save_with_foreign_optimizer_raises(tmp_path):

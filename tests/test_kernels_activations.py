@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, ACTIVATIONS
+from conftest import ACTIVATIONS, DTYPES, assert_close, tol
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import float_arrays, float_matrices, layouts, shapes, to_layout
@@ -13,11 +13,7 @@ from fastbp import ops, reference
 
 
 
-def test_activation_names_are_the_contract():
-    assert fastbp.ACTIVATIONS == ops.ACTIVATIONS == reference.ACTIVATIONS == ACTIVATIONS
-
-
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @given(data=st.data())
 def test_forward_matches_reference(name, dtype, data):
@@ -35,7 +31,7 @@ def test_forward_matches_reference(name, dtype, data):
     np.testing.assert_array_equal(Z_in, Z)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @given(data=st.data())
 def test_backward_matches_reference(name, dtype, data):
@@ -57,7 +53,7 @@ def test_backward_matches_reference(name, dtype, data):
     np.testing.assert_array_equal(dZ, ops.activation_backward(name, Z, A, dA))
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 @pytest.mark.parametrize("k", [1, 5])
@@ -69,7 +65,7 @@ def test_empty_batch(module, name, dtype, k):
     assert dZ.shape == (0, k) and dZ.dtype == np.dtype(dtype)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 def test_softmax_of_one_column_is_one_with_zero_gradient(module, dtype):
     Z = np.array([[-3.0], [0.0], [7.5]], dtype=dtype)
@@ -79,7 +75,7 @@ def test_softmax_of_one_column_is_one_with_zero_gradient(module, dtype):
     np.testing.assert_array_equal(dZ, np.zeros_like(Z))
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 def test_hand_computed_values(module, dtype):
     """Values written out by hand: ops and reference cannot agree on a wrong formula."""
@@ -101,7 +97,7 @@ def test_hand_computed_values(module, dtype):
         "silu": np.array([-2.0, -0.5, 0.0, 0.5, 2.0, 25.0]) * e / (1 + e),
         "softmax": e / e.sum(),
     }
-    rtol = 1e-12 if np.dtype(dtype) == np.float64 else 2e-6
+    rtol = tol(dtype)
     for name, want in expected.items():
         got = module.activation_forward(name, z)
         np.testing.assert_allclose(got[0], want, rtol=rtol, atol=rtol, err_msg=name)

@@ -24,7 +24,6 @@ from threadpoolctl import threadpool_limits
 from fastbp import ops, reference
 from fastbp._kernels._blas import gemm_check
 
-DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +82,7 @@ def check_backward(got, X, W, Z, A, dA, activation, dtype, need_dX, err_msg=""):
 
 # ---------------------------------------------------------------- dense_forward
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @given(data=st.data())
 def test_dense_forward_matches_reference(activation, dtype, data):
@@ -104,7 +103,7 @@ def test_dense_forward_matches_reference(activation, dtype, data):
     assert_close(A, reference.activation_forward(activation, Z), dtype, err_msg="A")
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @given(data=st.data())
 def test_dense_backward_matches_reference(activation, dtype, data):
@@ -129,7 +128,7 @@ def test_dense_backward_matches_reference(activation, dtype, data):
     check_backward(got, X, W, Z, A, dA, activation, dtype, need_dX, err_msg=str(lay))
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 3), (9, 1, 4), (5, 6, 1), (1, 1, 300),
                                    (300, 1, 1), (2, 300, 2), (67, 131, 29), (257, 33, 65)],
                          ids=lambda s: "x".join(map(str, s)))
@@ -156,7 +155,7 @@ def test_dense_edge_shapes(shape, dtype):
 
 
 @pytest.mark.default_blas_threads
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_dense_with_default_blas_threads(dtype):
     """The largest products of the suite with BLAS free to use its threads."""
     rng = np.random.default_rng(3)
@@ -171,7 +170,7 @@ def test_dense_with_default_blas_threads(dtype):
     check_backward(got, X, W, Zr, Ar, dA, "tanh", dtype, True)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_dense_empty_batch(activation, module, dtype):
@@ -193,7 +192,7 @@ def test_dense_empty_batch(activation, module, dtype):
     np.testing.assert_array_equal(db, np.zeros(4))
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 def test_dense_hand_computed(module, dtype):
     X = np.array([[1.0, 2.0], [-1.0, 0.5]], dtype=dtype)
@@ -237,7 +236,7 @@ def gemm_operands(rng, trans_a, trans_b, m, n, k, dtype):
     return A, B, C
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a, trans_b", list(itertools.product([False, True], repeat=2)),
                          ids=["NN", "NT", "TN", "TT"])
 @given(m=st.integers(1, 120), n=st.integers(1, 120), k=st.integers(1, 120),
@@ -253,7 +252,7 @@ def test_gemm_check_matches_numpy(trans_a, trans_b, dtype, m, n, k, alpha, beta,
     np.testing.assert_array_equal(B, B0)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_check_grid(dtype):
     """Every transpose flag x alpha x beta on one non-square shape (m, n, k all different)."""
     rng = np.random.default_rng(7)
@@ -267,7 +266,7 @@ def test_gemm_check_grid(dtype):
                      err_msg=f"trans_a={trans_a} trans_b={trans_b} alpha={alpha} beta={beta}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_check_beta_zero_does_not_read_C(dtype):
     """dense_forward hands the GEMM an np.empty Z with beta = 0: C's old contents must not leak."""
     A = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=dtype)
@@ -277,7 +276,7 @@ def test_gemm_check_beta_zero_does_not_read_C(dtype):
     np.testing.assert_array_equal(C, [[3.0, 2.0], [7.0, 4.0]])
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_check_rejects_empty_operands(dtype):
     with pytest.raises(ValueError, match="non-empty"):
         gemm_check(False, False, 1.0, np.empty((2, 0), dtype), np.empty((0, 2), dtype), 0.0,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from fastbp import ops, reference
 
-DTYPE_PARAM = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+DTYPE_PARAM = pytest.mark.parametrize("dtype", DTYPES)
 MODULES = pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
 STEPS = 25
 N_STATE = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3}
@@ -160,7 +160,8 @@ def arr(values):
 
 
 def approx(values):
-    return pytest.approx(list(values), rel=1e-14, abs=1e-15)
+    return pytest.approx(list(values), rel=tol(np.float64, "closed_rtol"),
+                         abs=tol(np.float64, "closed_atol"))
 
 
 @MODULES

@@ -25,6 +25,8 @@ import pytest
 
 import fastbp
 
+from conftest import make_data
+
 MB = 1 << 20
 
 
@@ -40,15 +42,9 @@ def rss_bytes() -> int:
 
 
 def small_problem(dtype="float32", loss="mse", n=64):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n, 10)).astype(dtype)
-    if loss == "cross_entropy":
-        y = rng.integers(0, 3, n)
-        model = fastbp.MLP((10, 32, 3), activation="relu", loss=loss, dtype=dtype, seed=0)
-    else:
-        y = rng.normal(size=(n, 3)).astype(dtype)
-        model = fastbp.MLP((10, 32, 3), activation="tanh", loss=loss, dtype=dtype, seed=0)
-    return model, X, y
+    X, y = make_data(loss, n, 10, 3, dtype)
+    activation = "relu" if loss == "cross_entropy" else "tanh"
+    return fastbp.MLP((10, 32, 3), activation=activation, loss=loss, dtype=dtype, seed=0), X, y
 
 
 # ---------------------------------------------------------------- resident memory (slow)

@@ -3,44 +3,20 @@ fastbp.reference computation, gradcheck, predictions, targets, live parameters a
 train_step (API.md "Layers and models")."""
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
 import fastbp
 from fastbp import reference
 
-from conftest import ACTIVATIONS, DTYPES, clone, tol
+from conftest import (ACTIVATIONS, DTYPES, assert_model_close, assert_same_params, clone,
+                      make_data, param_copies, tol, tols)
 
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 REGRESSION = ("mse", "mae", "huber")
-
-
-def close(actual, expected, dtype, what=""):
-    """conftest.TOL's model_* entries: float64 1e-12 (same formulas, BLAS vs NumPy
-    summation order); float32 1e-4 (a 3-layer chain of float32 products and
-    transcendental functions, where summation orders drift by a few ulps per layer)."""
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    rtol = tol(dtype, "model_rtol")
-    atol = tol(dtype, "model_atol") * max(scale, tol(dtype, "model_floor"))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
-
-
-def make_data(loss, n, n_in, n_out, dtype, seed=0, probs=False):
-    """X (n, n_in) and a valid target for ``loss``."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in)).astype(dtype)
-    if loss == "cross_entropy":
-        if probs:
-            y = rng.dirichlet(np.ones(n_out), size=n).astype(dtype)
-        else:
-            y = rng.integers(0, n_out, size=n)
-    elif loss == "binary_cross_entropy":
-        y = rng.uniform(0, 1, size=(n, n_out)).astype(dtype)
-    else:
-        y = rng.normal(size=(n, n_out)).astype(dtype)
-    return X, y
 
 
 def random_biases(model, seed=0):
@@ -115,8 +91,7 @@ def test_mlp_seed_reproducible():
     a = fastbp.MLP((5, 8, 2), seed=3)
     b = fastbp.MLP((5, 8, 2), seed=3)
     c = fastbp.MLP((5, 8, 2), seed=4)
-    for x, y in zip(a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(x, y)
+    assert_same_params(a, b)
     assert not np.array_equal(a.parameters()[0], c.parameters()[0])
     # layers of one MLP are not all drawn from the same stream position
     d = fastbp.MLP((5, 5, 5), "tanh", seed=3)
@@ -192,10 +167,10 @@ def test_backward_matches_hand_chain(loss, act, dtype):
     got = model.backward(X, y)
     assert isinstance(got, float)
     ref_loss, ref_grads = hand_chain(model, X, y)
-    close(got, ref_loss, dtype, "loss")
+    assert_model_close(got, ref_loss, dtype, "loss")
     for i, (g, r) in enumerate(zip(model.gradients(), ref_grads)):
         assert g.dtype == dtype and g.shape == r.shape
-        close(g, r, dtype, f"gradient {i}")
+        assert_model_close(g, r, dtype, f"gradient {i}")
     # the same (live) arrays as before, and as each layer's dW/db
     assert all(a is b for a, b in zip(model.gradients(), grads_before))
     assert all(g is a for g, a in zip(model.gradients(),
@@ -209,9 +184,9 @@ def test_backward_matches_hand_chain_ce_probabilities(dtype):
     X, y = make_data("cross_entropy", 8, 4, 5, dtype, seed=6, probs=True)
     got = model.backward(X, y)
     ref_loss, ref_grads = hand_chain(model, X, y)
-    close(got, ref_loss, dtype)
+    assert_model_close(got, ref_loss, dtype)
     for g, r in zip(model.gradients(), ref_grads):
-        close(g, r, dtype)
+        assert_model_close(g, r, dtype)
 
 
 def test_backward_overwrites_not_accumulates():
@@ -228,9 +203,9 @@ def test_backward_single_sample_and_big_batch():
     model = fastbp.MLP((3, 4, 2), "silu", "huber", dtype="float64", seed=0)
     for n in (1, 300):
         X, y = make_data("huber", n, 3, 2, np.float64, seed=n)
-        close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
+        assert_model_close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
         for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
-            close(g, r, np.float64)
+            assert_model_close(g, r, np.float64)
 
 
 def test_forward_matches_hand_chain_and_is_fresh():
@@ -241,7 +216,7 @@ def test_forward_matches_hand_chain_and_is_fresh():
     A = X
     for layer in model.layers:
         A = reference.dense_forward(A, layer.W, layer.b, layer.activation)[1]
-    close(out1, A, np.float64)
+    assert_model_close(out1, A, np.float64)
     out1_copy = out1.copy()
     model.forward(X * 2)
     np.testing.assert_array_equal(out1, out1_copy)   # the returned array is not reused
@@ -267,7 +242,9 @@ def test_float64_model_never_computes_in_float32():
     model.layers[0].W[...] = 1.0
     x = np.array([[1.0 + 1e-12]])
     assert model.forward(x)[0, 0] == 1.0 + 1e-12
-    assert model.loss(x, np.array([1.0])) == pytest.approx(1e-24, rel=1e-3)
+    # the squared difference of (1 + 1e-12) - 1, exact in float64 (0.0 in float32)
+    assert model.loss(x, np.array([1.0])) == pytest.approx(((1.0 + 1e-12) - 1.0) ** 2,
+                                                          rel=tol(np.float64, "formula_rtol"))
 
 
 # ---------------------------------------------------------------- gradcheck
@@ -287,12 +264,11 @@ def test_gradcheck_every_activation_and_loss(act, loss):
 
 def test_gradcheck_float32_model_is_left_unchanged():
     model = fastbp.MLP((3, 4, 2), "tanh", "mse", seed=0)
-    before = [p.copy() for p in model.parameters()]
+    before = param_copies(model)
     X, y = make_data("mse", 5, 3, 2, np.float32)
     assert fastbp.gradcheck(model, X, y).ok
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
-        assert b.dtype == np.float32
+    assert_same_params(before, model)
+    assert all(p.dtype == np.float32 for p in model.parameters())
 
 
 class ScaledGradients(fastbp.Sequential):
@@ -356,9 +332,9 @@ def test_predict_cross_entropy(dtype):
     np.testing.assert_array_equal(labels, model.forward(X).argmax(axis=1))
     proba = model.predict_proba(X)
     assert proba.shape == (20, 4) and proba.dtype == dtype
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12 if dtype == np.float64 else 1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=tol(dtype, "formula_rtol"))
     assert np.all(proba >= 0)
-    close(proba, reference.softmax(model.forward(X).astype(np.float64)), dtype)
+    assert_model_close(proba, reference.softmax(model.forward(X).astype(np.float64)), dtype)
     np.testing.assert_array_equal(proba.argmax(axis=1), labels)
 
 
@@ -376,7 +352,7 @@ def test_predict_binary_cross_entropy(dtype):
     assert 0 < labels.mean() < 1            # both classes occur: the threshold matters
     proba = model.predict_proba(X)
     assert proba.shape == (30, 2) and proba.dtype == dtype
-    close(proba, 1 / (1 + np.exp(-out.astype(np.float64))), dtype)
+    assert_model_close(proba, 1 / (1 + np.exp(-out.astype(np.float64))), dtype)
 
 
 @pytest.mark.parametrize("loss", REGRESSION)
@@ -407,8 +383,8 @@ def test_evaluate_equals_loss_equals_backward(loss, dtype):
     value = model.loss(X, y)
     assert isinstance(value, float)
     assert model.evaluate(X, y) == value
-    assert model.backward(X, y) == pytest.approx(value, rel=1e-6 if dtype == np.float32 else 1e-14)
-    close(value, hand_chain(model, X, y)[0], dtype)
+    assert model.backward(X, y) == pytest.approx(value, rel=tol(dtype, "path_rtol"))
+    assert_model_close(value, hand_chain(model, X, y)[0], dtype)
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber", "binary_cross_entropy"])
@@ -458,7 +434,7 @@ def test_cross_entropy_integral_float_labels_accepted():
     assert model.loss(X, y.tolist()) == ref
     assert model.backward(X, y.astype(np.float64)) == ref
     onehot = np.eye(3)[y]
-    assert model.loss(X, onehot) == pytest.approx(ref, rel=1e-12)
+    assert model.loss(X, onehot) == pytest.approx(ref, rel=tol(np.float64, "formula_rtol"))
 
 
 @pytest.mark.parametrize("labels", [[0, 1, 0.5, 2], [0, 1, np.nan, 2], [0, 1, 2, 3], [0, -1, 1, 2],
@@ -489,7 +465,7 @@ def test_parameters_are_live():
     X = np.ones((2, 3))
     before = model.forward(X)
     params[3][...] += 1.0                  # last bias: every output moves by exactly 1
-    np.testing.assert_allclose(model.forward(X), before + 1.0, rtol=1e-15)
+    np.testing.assert_allclose(model.forward(X), before + 1.0, rtol=tol(np.float64, "exact_rtol"))
     params[0][0, 0] = 5.0
     assert model.layers[0].W[0, 0] == 5.0
     assert not np.allclose(model.forward(X), before + 1.0)
@@ -506,7 +482,7 @@ def test_gradients_are_live():
     assert any(np.any(g != 0) for g in after)
     _, ref = hand_chain(model, X, y)
     for g, r in zip(grads, ref):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)
     model.backward(2 * X, y)
     assert any(not np.array_equal(g, a) for g, a in zip(grads, after))
 
@@ -518,9 +494,9 @@ def test_parameter_mutation_changes_backward():
     model.parameters()[0] *= 0.5
     l1 = model.backward(X, y)
     assert l0 != l1
-    close(l1, hand_chain(model, X, y)[0], np.float64)
+    assert_model_close(l1, hand_chain(model, X, y)[0], np.float64)
     for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)
 
 
 # ---------------------------------------------------------------- train_step
@@ -553,13 +529,27 @@ def test_train_step_equals_backward_then_step(make_opt, dtype, loss):
         opt_b.step(b.gradients())
         assert got == want
         for pa, pb in zip(a.parameters(), b.parameters()):
-            if dtype == np.float64:
-                np.testing.assert_allclose(pa, pb, rtol=1e-13, atol=1e-15)
-            else:
-                np.testing.assert_allclose(pa, pb, rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(pa, pb, **tols(dtype, "path"))
         assert a.loss(X, y) != before              # the parameters did move
     assert opt_a.state_dict()["step"] == opt_b.state_dict()["step"] == 4
     del rng
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_model_and_optimizer_copied_together_stay_bound(how):
+    """One pickle (or deepcopy) of a model and its optimizer: the copy's optimizer updates
+    the copy's parameters, and both go on exactly as the originals."""
+    model = fastbp.MLP((4, 6, 3), "tanh", "mse", dtype="float64", seed=0, dropout=0.2)
+    opt = fastbp.Adam(model.parameters(), lr=0.01, amsgrad=True)
+    X, y = make_data("mse", 8, 4, 3)
+    model.train_step(X, y, opt)
+    pair = (model, opt)
+    m2, o2 = pickle.loads(pickle.dumps(pair)) if how == "pickle" else copy.deepcopy(pair)
+    assert all(a is b for a, b in zip(o2.params, m2.parameters()))
+    assert not any(np.shares_memory(a, b) for a, b in zip(m2.parameters(), model.parameters()))
+    for _ in range(3):
+        assert m2.train_step(X, y, o2) == model.train_step(X, y, opt)
+    assert_same_params(m2, model)
 
 
 def test_train_step_fills_gradients():
@@ -568,22 +558,21 @@ def test_train_step_fills_gradients():
     _, ref = hand_chain(model, X, y)
     model.train_step(X, y, fastbp.SGD(model.parameters(), lr=0.1))
     for g, r in zip(model.gradients(), ref):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)
 
 
 def test_train_step_optimizer_of_another_model_raises():
     model = fastbp.MLP((3, 4, 2), dtype="float64", seed=0)
     other = fastbp.MLP((3, 4, 2), dtype="float64", seed=0)
     X, y = make_data("mse", 5, 3, 2, np.float64)
-    before = [p.copy() for p in model.parameters()]
+    before = param_copies(model)
     for opt in (fastbp.SGD(other.parameters()),
-                fastbp.Adam([p.copy() for p in model.parameters()]),
+                fastbp.Adam(param_copies(model)),
                 fastbp.Adam(model.parameters()[:2]),
                 fastbp.Adam(model.parameters()[::-1])):
         with pytest.raises(ValueError, match="optimizer"):
             model.train_step(X, y, opt)
-    for a, b in zip(before, model.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(before, model)
     np.testing.assert_array_equal(other.parameters()[0], model.parameters()[0])
 
 
@@ -601,7 +590,7 @@ def test_train_step_after_parameter_mutation_uses_new_values():
     a.parameters()[0][...] = 0.3           # in place: the optimizer still owns it
     b = clone(a)
     got = a.train_step(X, y, opt)
-    assert got == pytest.approx(b.loss(X, y), rel=1e-14)
+    assert got == pytest.approx(b.loss(X, y), rel=tol(np.float64, "path_rtol"))
 
 
 def test_train_step_follows_lr_changes_and_state_loads():
@@ -616,11 +605,11 @@ def test_train_step_follows_lr_changes_and_state_loads():
             la = a.train_step(X, y, opt_a)
             lb = b.backward(X, y)
             opt_b.step(b.gradients())
-            assert la == pytest.approx(lb, rel=1e-13)
+            assert la == pytest.approx(lb, rel=tol(np.float64, "path_rtol"))
 
     both(3)
     saved_state = opt_a.state_dict()
-    saved_params = [p.copy() for p in a.parameters()]
+    saved_params = param_copies(a)
     opt_a.lr = opt_b.lr = 0.2
     both(2)
     for p, s in zip(a.parameters(), saved_params):
@@ -632,7 +621,7 @@ def test_train_step_follows_lr_changes_and_state_loads():
     assert opt_a.lr == 0.01
     both(3)
     for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa, pb, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(pa, pb, **tols(np.float64, "path"))
 
 
 def test_replaced_parameter_array_is_used():
@@ -651,7 +640,7 @@ def test_replaced_parameter_array_is_used():
     A = X
     for layer in model.layers:
         A = reference.dense_forward(A, layer.W, layer.b, layer.activation)[1]
-    close(model.forward(X), A, np.float64)
-    close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
+    assert_model_close(model.forward(X), A, np.float64)
+    assert_model_close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
     for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
-        close(g, r, np.float64)
+        assert_model_close(g, r, np.float64)

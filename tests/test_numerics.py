@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import DTYPES, ACTIVATIONS
+from conftest import ACTIVATIONS, DTYPES, tol
 
 import fastbp
 from fastbp import ops, reference
@@ -21,7 +21,7 @@ from fastbp import ops, reference
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 MODULES = pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
-DTYPE_PARAM = pytest.mark.parametrize("dtype", DTYPES, ids=[np.dtype(d).name for d in DTYPES])
+DTYPE_PARAM = pytest.mark.parametrize("dtype", DTYPES)
 BIG = 1e4
 L2 = math.log(2.0)
 
@@ -32,10 +32,6 @@ LOGITS = [[BIG, -BIG, 0.0],
           [-BIG, -BIG, -BIG],
           [BIG, 3.0, -2.0],
           [-BIG, 0.5, 0.25]]
-
-
-def rtol_for(dtype):
-    return 1e-12 if np.dtype(dtype) == np.float64 else 1e-6
 
 
 def targets_for(name, dtype):
@@ -75,7 +71,7 @@ def test_cross_entropy_finite_for_huge_logits(module, targets, dtype):
     loss, grad = module.loss_forward_backward("cross_entropy", output, target)
     check_finite(loss, grad, dtype)
     # gradient rows of softmax minus (a multiple of) the target sum to 0
-    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=1e-6)
+    np.testing.assert_allclose(grad.sum(axis=1), 0.0, atol=tol(dtype, "limit_atol"))
 
 
 # (loss, output, target, loss value, gradient), worked out by hand
@@ -110,7 +106,7 @@ def test_huge_logits_hand_computed(module, dtype, name, output, target, loss, gr
     target = target if isinstance(target, np.ndarray) else np.array(target, dtype=dtype)
     got_loss, got_grad = module.loss_forward_backward(name, output, target)
     check_finite(got_loss, got_grad, dtype)
-    rtol = rtol_for(dtype)
+    rtol = tol(dtype, "formula_rtol")
     assert got_loss == pytest.approx(loss, rel=rtol, abs=rtol)
     np.testing.assert_allclose(got_grad, grad, rtol=rtol, atol=rtol)
 
@@ -140,7 +136,7 @@ def test_saturated_activations(module, name, dtype):
     dZ = module.activation_backward(name, Z, A, np.ones_like(Z))
     f_hi, f_lo, d_hi, d_lo = SATURATED[name]
     assert np.isfinite(A).all() and np.isfinite(dZ).all()
-    rtol = rtol_for(dtype)
+    rtol = tol(dtype, "formula_rtol")
     np.testing.assert_allclose(A[0], [f_hi, f_lo], rtol=rtol, atol=0)
     np.testing.assert_allclose(dZ[0], [d_hi, d_lo], rtol=rtol, atol=0)
 
@@ -201,8 +197,8 @@ def test_float64_loss_value_keeps_1e12_on_a_large_batch(name):
                  "binary_cross_entropy": 0.7 * 1.1 + math.log1p(math.exp(-1.1))}[name]
     ref_loss, _ = reference.loss_forward_backward(name, output, target)
     ops_loss, _ = ops.loss_forward_backward(name, output, target)
-    assert ref_loss == pytest.approx(exact, rel=1e-14)
-    assert ops_loss == pytest.approx(ref_loss, rel=1e-12), (
+    assert ref_loss == pytest.approx(exact, rel=tol(np.float64, "closed_rtol"))
+    assert ops_loss == pytest.approx(ref_loss, rel=tol(np.float64)), (
         f"ops {ops_loss!r} vs reference {ref_loss!r}: relative "
         f"{abs(ops_loss - ref_loss) / ref_loss:.2e}")
 
@@ -250,8 +246,8 @@ def test_saturated_activation_kernels(name, dtype):
     assert _finite(A), f"{name}({Z.ravel()}) = {A.ravel()}"
     assert _finite(dZ), f"{name}'({Z.ravel()}) = {dZ.ravel()}"
     f, df = _limits(name, Z.astype(np.float64))
-    np.testing.assert_allclose(A.astype(np.float64), f, rtol=1e-6, atol=0)
-    np.testing.assert_allclose(dZ.astype(np.float64), df, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(A.astype(np.float64), f, rtol=tol(dtype, "limit_rtol"), atol=0)
+    np.testing.assert_allclose(dZ.astype(np.float64), df, rtol=tol(dtype, "limit_rtol"), atol=0)
     # a non-trivial upstream gradient keeps the products finite too
     dA = np.full_like(Z, 1e4 if np.dtype(dtype) == np.float32 else 1e30)
     assert _finite(ops.activation_backward(name, Z, A, dA))
@@ -264,7 +260,8 @@ def test_saturated_softmax(dtype):
                  dtype=dtype)
     A = ops.activation_forward("softmax", Z)
     expected = np.array([[1, 0, 0], [0.5, 0, 0.5], [1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
-    np.testing.assert_allclose(A.astype(np.float64), expected, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(A.astype(np.float64), expected, rtol=tol(dtype, "limit_rtol"),
+                               atol=0)
     for dA in (np.ones_like(Z), np.arange(12, dtype=dtype).reshape(4, 3)):
         dZ = ops.activation_backward("softmax", Z, A, dA)
         assert _finite(dZ)
@@ -304,8 +301,9 @@ def test_poisson_at_large_outputs(module, dtype):
     o = np.array([[-1e4], [-1e4], [0.0], [1e4]], dtype=dtype)
     t = np.array([[0.0], [2.0], [3.0], [0.0]], dtype=dtype)
     loss, grad = module.loss_forward_backward("poisson", o[:3], t[:3])
-    assert loss == pytest.approx((0 + 2e4 + 1) / 3, rel=1e-6)
-    np.testing.assert_allclose(grad.astype(float).ravel(), [0, -2 / 3, -2 / 3], rtol=1e-6)
+    assert loss == pytest.approx((0 + 2e4 + 1) / 3, rel=tol(dtype, "limit_rtol"))
+    np.testing.assert_allclose(grad.astype(float).ravel(), [0, -2 / 3, -2 / 3],
+                               rtol=tol(dtype, "limit_rtol"))
     loss, grad = module.loss_forward_backward("poisson", o, t)
     assert loss == np.inf and grad[3, 0] == np.inf and not np.isnan(grad).any()
 

@@ -1,7 +1,8 @@
 """The oracle must be right too: fastbp.reference against finite differences and SymPy.
 
 All in float64. Central differences with step h have error ~h²·f''' + eps/h, so
-h = 1e-6 gives ~1e-10 absolute on O(1) functions; rtol 1e-6 leaves room for that.
+h = 1e-6 gives ~1e-10 absolute on O(1) functions; conftest.TOL's fd_rtol (1e-6) and
+fd_atol (1e-8) leave room for that.
 Points near kinks (relu, leaky_relu, mae, huber) are kept away from them.
 """
 from __future__ import annotations
@@ -13,11 +14,10 @@ import sympy
 
 from fastbp import ops, reference
 
-from conftest import ACTIVATIONS
+from conftest import ACTIVATIONS, tol, tols
 
 H = 1e-6
-FD_RTOL = 1e-6
-FD_ATOL = 1e-8
+FD = tols(np.float64, "fd")            # rtol, atol against central differences
 
 
 def central_difference(f, x, h=H):
@@ -67,7 +67,7 @@ def test_activation_forward_against_sympy(name):
     Z = POINTS.reshape(1, -1).copy()
     got = reference.activation_forward(name, Z)[0]
     want = mp_values(SYMBOLIC[name], POINTS)
-    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(got, want, **tols(np.float64, "oracle"))
 
 
 @pytest.mark.parametrize("name", list(SYMBOLIC))
@@ -79,11 +79,12 @@ def test_activation_derivative_against_sympy(name):
     want = mp_values(sympy.diff(SYMBOLIC[name], z), POINTS)
     # sigmoid' = a(1-a) and tanh' = 1-a² are computed from A, as PyTorch does: where
     # a -> 1 the subtraction loses relative (not absolute) accuracy, hence the atol.
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got, want, **tols(np.float64, "oracle_derivative"))
     # dA scales the result elementwise
     dA = np.linspace(-3, 3, Z.size).reshape(Z.shape)
     np.testing.assert_allclose(reference.activation_backward(name, Z, A, dA)[0], want * dA[0],
-                               rtol=1e-12, atol=1e-14)
+                               rtol=tol(np.float64, "oracle_derivative_rtol"),
+                               atol=tol(np.float64, "oracle_dA_atol"))
 
 
 @pytest.mark.parametrize("name", list(SYMBOLIC))
@@ -94,7 +95,7 @@ def test_activation_derivative_against_finite_differences(name):
     # elementwise, so one vectorised central difference gives every f'(z)
     want = (reference.activation_forward(name, Z + H)
             - reference.activation_forward(name, Z - H)) / (2 * H)
-    np.testing.assert_allclose(got, want, rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(got, want, **FD)
 
 
 # ---------------------------------------------------------------- softmax
@@ -106,10 +107,11 @@ def test_softmax_forward_is_normalised_exponentials(seed):
     Z = rng.uniform(-5, 5, (4, 6))
     A = reference.activation_forward("softmax", Z)
     E = np.exp(Z)
-    np.testing.assert_allclose(A, E / E.sum(axis=1, keepdims=True), rtol=1e-14)
+    np.testing.assert_allclose(A, E / E.sum(axis=1, keepdims=True),
+                               rtol=tol(np.float64, "closed_rtol"))
     # invariant under a shift of each row
     np.testing.assert_allclose(reference.activation_forward("softmax", Z + [[3.0]] * 4), A,
-                               rtol=1e-13)
+                               rtol=tol(np.float64, "oracle_rtol"))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -121,12 +123,12 @@ def test_softmax_backward_is_the_jacobian_vector_product(seed):
     got = reference.activation_backward("softmax", Z, A, dA)
     want = central_difference(
         lambda: float((dA * reference.activation_forward("softmax", Z)).sum()), Z)
-    np.testing.assert_allclose(got, want, rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(got, want, **FD)
     # and the explicit Jacobian J = diag(a) - a·aᵀ of each row (symmetric): dZ = J·dA
     for i in range(Z.shape[0]):
         a = A[i]
         J = np.diag(a) - np.outer(a, a)
-        np.testing.assert_allclose(got[i], J @ dA[i], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(got[i], J @ dA[i], **tols(np.float64, "oracle_derivative"))
 
 
 # ---------------------------------------------------------------- losses
@@ -166,7 +168,7 @@ def test_loss_gradient_against_finite_differences(name, target_kind, seed, modul
     output, target = loss_inputs(name, target_kind, np.random.default_rng(seed))
     loss, grad = module.loss_forward_backward(name, output, target)
     want = central_difference(lambda: module.loss_forward_backward(name, output, target)[0], output)
-    np.testing.assert_allclose(grad, want, rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(grad, want, **FD)
     assert loss == module.loss_forward_backward(name, output, target)[0]   # output restored
 
 
@@ -191,7 +193,7 @@ def test_loss_values_from_their_definitions():
     }
     for name, (out, target, want) in expected.items():
         got = reference.loss_forward_backward(name, out, target)[0]
-        assert got == pytest.approx(want, rel=1e-13), name
+        assert got == pytest.approx(want, rel=tol(np.float64, "oracle_rtol")), name
 
 
 # ---------------------------------------------------------------- dense layer
@@ -221,9 +223,9 @@ def test_dense_backward_against_finite_differences(activation, seed, module):
         return float((dA * module.dense_forward(X, W, b, activation)[1]).sum())
 
     dX, dW, db = module.dense_backward(X, W, Z, A, dA, activation)
-    np.testing.assert_allclose(dX, central_difference(f, X), rtol=FD_RTOL, atol=FD_ATOL)
-    np.testing.assert_allclose(dW, central_difference(f, W), rtol=FD_RTOL, atol=FD_ATOL)
-    np.testing.assert_allclose(db, central_difference(f, b), rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(dX, central_difference(f, X), **FD)
+    np.testing.assert_allclose(dW, central_difference(f, W), **FD)
+    np.testing.assert_allclose(db, central_difference(f, b), **FD)
 
 
 def test_poisson_against_sympy():
@@ -239,6 +241,7 @@ def test_poisson_against_sympy():
     for module in (reference, ops):
         loss, grad = module.loss_forward_backward("poisson", o, t)
         want = sum(float(f(a, b)) for a, b in zip(o.ravel(), t.ravel())) / o.size
-        assert loss == pytest.approx(want, rel=1e-13)
+        assert loss == pytest.approx(want, rel=tol(np.float64, "oracle_rtol"))
         want_grad = np.array([float(df(a, b)) for a, b in zip(o.ravel(), t.ravel())]) / o.size
-        np.testing.assert_allclose(grad.ravel(), want_grad, rtol=1e-13, atol=1e-16)
+        np.testing.assert_allclose(grad.ravel(), want_grad, rtol=tol(np.float64, "oracle_rtol"),
+                                   atol=tol(np.float64, "oracle_grad_atol"))

@@ -9,6 +9,8 @@ import pytest
 import fastbp
 from fastbp import ops, reference
 
+from conftest import param_copies, tol, tols
+
 H = 1e-6
 
 
@@ -41,16 +43,18 @@ def test_weighted_ops_match_reference(name, seed):
     w = weights(rng, o.shape[0])
     loss, grad = ops.loss_forward_backward(name, o, t, w)
     eloss, egrad = reference.loss_forward_backward(name, o, t, w)
-    assert loss == pytest.approx(eloss, rel=1e-12)
-    np.testing.assert_allclose(grad, egrad, rtol=1e-12, atol=1e-15)
+    assert loss == pytest.approx(eloss, rel=tol(np.float64))
+    np.testing.assert_allclose(grad, egrad, rtol=tol(np.float64),
+                               atol=tol(np.float64, "formula_atol"))
     # the definition: Σ w_i ℓ_i / Σ w_i, ℓ_i the loss of row i alone
     rows = [ops.loss_forward_backward(name, o[i:i + 1], t[i:i + 1])[0] for i in range(len(w))]
-    assert loss == pytest.approx(np.dot(w, rows) / w.sum(), rel=1e-12)
+    assert loss == pytest.approx(np.dot(w, rows) / w.sum(),
+                                 rel=tol(np.float64, "formula_rtol"))
     # float32 against the float64 reference
     loss32, grad32 = ops.loss_forward_backward(name, o.astype(np.float32),
                                                t.astype(np.float32) if t.dtype.kind == "f" else t, w)
     assert grad32.dtype == np.float32
-    assert loss32 == pytest.approx(eloss, rel=1e-5)
+    assert loss32 == pytest.approx(eloss, rel=tol(np.float32, "lossy_rtol"))
 
 
 @pytest.mark.parametrize("module", [ops, reference], ids=["ops", "reference"])
@@ -69,7 +73,7 @@ def test_weighted_gradient_against_finite_differences(module, name):
         fm = module.loss_forward_backward(name, o, t, w)[0]
         o[idx] = old
         want[idx] = (fp - fm) / (2 * H)
-    np.testing.assert_allclose(grad, want, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, want, **tols(np.float64, "fd"))
 
 
 @pytest.mark.parametrize("name", fastbp.LOSSES)
@@ -106,7 +110,7 @@ def test_model_ones_are_bit_identical(loss, dtype):
         step = model.train_step(X, y, opt, sample_weight=w)
         hist = model.fit(X, y, epochs=2, batch_size=5, optimizer="sgd", lr=0.05, seed=0,
                          progress=False, sample_weight=w)
-        runs.append((value, grads, step, hist.loss, [p.copy() for p in model.parameters()],
+        runs.append((value, grads, step, hist.loss, param_copies(model),
                      model.loss(X, y, sample_weight=w)))
     (v1, g1, s1, h1, p1, l1), (v2, g2, s2, h2, p2, l2) = runs
     assert v1 == v2 and s1 == s2 and h1 == h2 and l1 == l2
@@ -125,15 +129,15 @@ def test_integer_weights_equal_repeated_rows(loss):
     b = fastbp.MLP((4, 5, k), "relu", loss, dtype="float64", seed=1)
     va = a.backward(X, y, sample_weight=m)
     vb = b.backward(X[reps], y[reps])
-    assert va == pytest.approx(vb, rel=1e-12)
+    assert va == pytest.approx(vb, rel=tol(np.float64, "reordered_rtol"))
     for ga, gb in zip(a.gradients(), b.gradients()):
-        np.testing.assert_allclose(ga, gb, rtol=1e-11, atol=1e-15)
+        np.testing.assert_allclose(ga, gb, **tols(np.float64, "reordered"))
     a.fit(X, y, epochs=3, batch_size=None, optimizer="adam", lr=0.01, progress=False,
           sample_weight=m)
     b.fit(X[reps], y[reps], epochs=3, batch_size=None, optimizer="adam", lr=0.01,
           progress=False)
     for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa, pb, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(pa, pb, **tols(np.float64, "reordered"))
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy", "poisson"])
@@ -153,9 +157,9 @@ def test_epoch_gathers_each_batchs_weights(loss):
     for s in range(0, len(X), 5):
         idx = order[s:s + 5]
         total += b.train_step(X[idx], y[idx], opt, sample_weight=w[idx]) * len(idx)
-    assert hist.loss[0] == pytest.approx(total / len(X), rel=1e-13)
+    assert hist.loss[0] == pytest.approx(total / len(X), rel=tol(np.float64, "path_rtol"))
     for pa, pb in zip(a.parameters(), b.parameters()):
-        np.testing.assert_allclose(pa, pb, rtol=1e-13, atol=1e-16)
+        np.testing.assert_allclose(pa, pb, **tols(np.float64, "path"))
 
 
 BAD = [

@@ -10,6 +10,12 @@ import pytest
 
 from fastbp.schedules import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
 
+from conftest import tol
+
+# the schedules compute in Python floats: float64
+CLOSED = tol("float64", "closed_rtol")
+EXACT = tol("float64", "exact_rtol")
+
 
 class StubOpt:
     """Minimal optimizer: just a settable ``lr``."""
@@ -76,7 +82,7 @@ def test_steplr_default_gamma() -> None:
     opt = StubOpt(0.1)
     sched = StepLR(opt, step_size=3)
     expected = [0.1] * 3 + [0.01] * 3 + [0.001] * 3 + [0.0001]
-    assert run(sched, opt, 9) == pytest.approx(expected, rel=1e-14)
+    assert run(sched, opt, 9) == pytest.approx(expected, rel=CLOSED)
 
 
 def test_steplr_step_size_one_is_exponential() -> None:
@@ -100,7 +106,7 @@ def test_exponentiallr_non_dyadic() -> None:
     opt = StubOpt(0.1)
     sched = ExponentialLR(opt, gamma=0.9)
     expected = [0.1, 0.09, 0.081, 0.0729, 0.06561, 0.059049]
-    assert run(sched, opt, 5) == pytest.approx(expected, rel=1e-14)
+    assert run(sched, opt, 5) == pytest.approx(expected, rel=CLOSED)
 
 
 def test_exponentiallr_growth_overflow_is_clear() -> None:
@@ -136,7 +142,8 @@ def test_cosine_tmax4_over_10_epochs() -> None:
         0.5,  # 10
     ]
     got = run(sched, opt, 10)
-    assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert got == pytest.approx(expected, rel=tol("float64", "formula_rtol"),
+                                abs=tol("float64", "formula_atol"))
     assert got[4] == 0.0  # exactly eta_min at T_max (cos(pi) == -1.0)
 
 
@@ -145,10 +152,10 @@ def test_cosine_with_eta_min() -> None:
     sched = CosineAnnealingLR(opt, T_max=4, eta_min=0.1)
     expected = [0.1 + 0.4 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(11)]
     got = run(sched, opt, 10)
-    assert got == pytest.approx(expected, rel=1e-14)
+    assert got == pytest.approx(expected, rel=CLOSED)
     assert got[0] == 0.5
-    assert got[4] == pytest.approx(0.1, rel=1e-15)
-    assert min(got) == pytest.approx(0.1, rel=1e-15)
+    assert got[4] == pytest.approx(0.1, rel=EXACT)
+    assert min(got) == pytest.approx(0.1, rel=EXACT)
 
 
 # ---------------------------------------------------------------------------
@@ -176,8 +183,8 @@ def test_plateau_default_patience_is_10() -> None:
     got = run_plateau(sched, opt, [1.0] * 13)
     # epoch 1 improves on +inf; epochs 2..11 are bad epochs 1..10; epoch 12 is bad epoch 11 > 10.
     assert got[:11] == [1.0] * 11
-    assert got[11] == pytest.approx(0.1, rel=1e-15)
-    assert got[12] == pytest.approx(0.1, rel=1e-15)
+    assert got[11] == pytest.approx(0.1, rel=EXACT)
+    assert got[12] == pytest.approx(0.1, rel=EXACT)
 
 
 def test_plateau_small_relative_improvement_does_not_count() -> None:
@@ -224,7 +231,7 @@ def test_plateau_min_lr_clamp() -> None:
     sched = ReduceLROnPlateau(opt, factor=0.1, patience=0, min_lr=0.05)
     got = run_plateau(sched, opt, [1.0, 1.0, 1.0, 1.0, 1.0])
     assert got[0] == 1.0
-    assert got[1] == pytest.approx(0.1, rel=1e-15)
+    assert got[1] == pytest.approx(0.1, rel=EXACT)
     assert got[2:] == [0.05, 0.05, 0.05]  # max(0.01, 0.05), then old - new = 0 is not applied
 
 

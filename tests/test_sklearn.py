@@ -29,6 +29,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+from conftest import assert_same_params, tol  # noqa: E402
+
 # Short fits that stop at max_iter are the point of most tests here; the warning itself
 # is tested in test_convergence_warning_at_max_iter (pytest.warns records regardless).
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -138,9 +140,10 @@ def test_string_labels_and_predict_proba(moons):
     assert np.mean(pred == names) >= 0.9
     proba = clf.predict_proba(X)
     assert proba.shape == (len(X), 2) and proba.dtype == np.float64
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=tol(np.float64, "formula_rtol"))
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
-    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba,
+                               rtol=tol(np.float64, "formula_rtol"))
     # two classes: one logistic output, as scikit-learn
     assert clf.model_.out_features == 1 and clf.model_.loss_name == "binary_cross_entropy"
     assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
@@ -151,7 +154,7 @@ def test_predict_proba_multiclass_rows_sum_to_one():
     clf = MLPClassifier((8,), max_iter=5, random_state=0)
     proba = clf.fit(X, y).predict_proba(X)
     assert proba.shape == (200, 4)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=tol(np.float64, "formula_rtol"))
     assert np.all(proba >= 0)
 
 
@@ -239,9 +242,52 @@ def test_pickle_round_trip_keeps_predictions_and_optimizer(moons, solver):
     # Training goes on identically: the optimizer state came along.
     clf.partial_fit(X, y)
     clone_.partial_fit(X, y)
-    for a, b in zip(clf.model_.parameters(), clone_.model_.parameters()):
-        np.testing.assert_array_equal(a, b)
+    assert_same_params(clf.model_, clone_.model_)
     assert clone_.optimizer_.params[0] is clone_.model_.parameters()[0]
+
+
+def test_estimator_loaded_memory_mapped_trains_on(moons, tmp_path):
+    """joblib.load(mmap_mode="r") hands the unpickler read-only memory maps, as joblib's
+    process workers do: the estimator's arrays come back writable and its own, the
+    optimizer over the model's parameters, and training goes on as for a plain copy."""
+    import joblib
+    X, y = moons
+    clf = MLPClassifier((8,), random_state=0).partial_fit(X, y, classes=[0, 1])
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    back = joblib.load(tmp_path / "clf.joblib", mmap_mode="r")
+    assert all(p.flags.writeable and not isinstance(p, np.memmap) for p in back.model_.parameters())
+    assert all(a is b for a, b in zip(back.optimizer_.params, back.model_.parameters()))
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    back.partial_fit(X, y)
+    assert_same_params(back.model_, pickle.loads(pickle.dumps(clf)).partial_fit(X, y).model_)
+
+
+def _predict_then_train(est, X, y):
+    """In a joblib worker: predictions of the estimator as it arrived, then after one more
+    partial_fit, and whether joblib memory-mapped the arguments (read-only X)."""
+    before = est.predict_proba(X)
+    est.partial_fit(X, y)
+    return before, est.predict_proba(X), not X.flags.writeable
+
+
+@pytest.mark.packaging
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_memory_mapped_estimator_keeps_training(moons, backend):
+    """joblib's process backends memory-map every array above max_nbytes (here all of
+    them) when they send arguments to a worker, read-only: an estimator that arrives so
+    predicts as the original and trains on exactly as a pickled copy does here."""
+    import joblib
+    X, y = moons
+    clf = MLPClassifier((16,), random_state=0).partial_fit(X, y, classes=[0, 1])
+    here = pickle.loads(pickle.dumps(clf)).partial_fit(X, y)
+    # (timeout: a worker that crashes hangs the multiprocessing backend's pool)
+    results = joblib.Parallel(n_jobs=2, backend=backend, max_nbytes=1, timeout=60)(
+        joblib.delayed(_predict_then_train)(clf, X, y) for _ in range(2))
+    for before, after, mapped in results:
+        assert mapped, "joblib did not memory-map the arguments"
+        np.testing.assert_array_equal(before, clf.predict_proba(X))
+        np.testing.assert_array_equal(after, here.predict_proba(X))
+    assert not np.array_equal(after, before)
 
 
 def test_pickle_regressor_and_unfitted(smooth):
@@ -352,8 +398,7 @@ def test_random_state_reproducible_and_verbose(moons, capsys):
     a.fit(X, y)
     b.fit(X, y)
     assert a.loss_curve_ == b.loss_curve_
-    for p, q in zip(a.model_.parameters(), b.model_.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(a.model_, b.model_)
     assert "Iteration 3, loss = " in capsys.readouterr().out
 
 

@@ -25,10 +25,12 @@ from sklearn.datasets import make_classification, make_regression  # noqa: E402
 
 from fastbp import sklearn as fbs  # noqa: E402
 
+from conftest import tol, tols  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning",
                                         "ignore::sklearn.exceptions.DataConversionWarning")
 
-RTOL, ATOL = 1e-6, 1e-9
+RTOL, ATOL = tol(np.float64, "sklearn_rtol"), tol(np.float64, "sklearn_atol")
 
 # name -> (parameters); small nets, few epochs, mini-batches of 16 (the last one smaller)
 SOLVERS = {
@@ -128,7 +130,8 @@ def assert_equivalent(ours, theirs, X):
                                                                 rel=RTOL)
     if hasattr(theirs, "_optimizer") and hasattr(theirs._optimizer, "learning_rate") \
             and theirs.solver == "sgd":
-        assert ours.optimizer_.lr == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+        assert ours.optimizer_.lr == pytest.approx(theirs._optimizer.learning_rate,
+                                                   rel=tol(np.float64, "formula_rtol"))
     if hasattr(theirs, "classes_"):
         np.testing.assert_array_equal(ours.classes_, theirs.classes_)
         np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
@@ -205,8 +208,8 @@ def test_sample_weight_zero_and_repeat_like_sklearn():
         b = fbs.MLPClassifier(**kw).fit(X[reps], y[reps])
         c = skn.MLPClassifier(**kw).fit(X, y, sample_weight=w)
     for p, q, r in zip(a.coefs_, b.coefs_, c.coefs_):
-        np.testing.assert_allclose(p, q, rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(p, r, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(p, q, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(p, r, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("bad", [np.ones(5), np.r_[np.ones(89), -1.0],
@@ -228,7 +231,7 @@ def test_init_matches_sklearn_draws():
             a = fbs.MLPClassifier(**kw).fit(X, y)
             b = skn.MLPClassifier(**kw).fit(X, y)
         for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
-            np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-15)
+            np.testing.assert_allclose(p, q, **tols(np.float64, "path"))
 
 
 def test_coefs_are_live_views_of_the_network():
@@ -319,4 +322,5 @@ def test_engine_log_loss_is_sklearns_clipped_one(kind, weighted):
             want = log_loss(Y, P, sample_weight=w)
         else:
             want = binary_log_loss(Y, expit(Z), sample_weight=w)
-        assert got == pytest.approx(want, rel=1e-12, abs=1e-15), spread
+        assert got == pytest.approx(want, rel=tol(np.float64, "formula_rtol"),
+                                    abs=tol(np.float64, "formula_atol")), spread

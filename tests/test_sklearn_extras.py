@@ -23,6 +23,8 @@ from sklearn.utils.class_weight import (compute_class_weight,  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+from conftest import assert_same_params, tol, tols  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 SOLVERS = {
@@ -126,7 +128,7 @@ def test_balanced_with_sample_weight_counts_the_weights():
     w = s * per_class[np.searchsorted(classes, y)]
     _assert_same_fit(ours, _est("adam").fit(X, y, sample_weight=w))
     totals = [w[y == c].sum() for c in classes]
-    np.testing.assert_allclose(totals, s.sum() / len(classes), rtol=1e-12)
+    np.testing.assert_allclose(totals, s.sum() / len(classes), rtol=tol(np.float64, "formula_rtol"))
 
 
 def test_partial_fit_with_class_weight():
@@ -156,8 +158,7 @@ def test_partial_fit_refuses_balanced_and_changes_nothing():
     before = [c.copy() for c in est.coefs_]
     with pytest.raises(ValueError, match="class_weight"):
         est.set_params(class_weight="balanced").partial_fit(X, y)
-    for c, b in zip(est.coefs_, before):
-        np.testing.assert_array_equal(c, b)
+    assert_same_params(est.coefs_, before)
     assert est.optimizer_.step_count == 6
 
 
@@ -256,7 +257,7 @@ def test_explicit_defaults_keep_sklearn_equivalence():
     theirs = skn.MLPClassifier(**kw).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "sklearn"))
     assert ours.validation_scores_ == theirs.validation_scores_
     _assert_same_fit(ours, MLPClassifier(**kw).fit(X, y))
     reg = dict(kw, early_stopping=False)
@@ -264,7 +265,7 @@ def test_explicit_defaults_keep_sklearn_equivalence():
     ours_r = MLPRegressor(dropout=0.0, **reg).fit(X, yr)
     theirs_r = skn.MLPRegressor(**reg).fit(X, yr)
     for a, b in zip(ours_r.coefs_, theirs_r.coefs_):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "sklearn"))
 
 
 def test_clone_and_get_params_carry_the_extras():
@@ -339,8 +340,7 @@ def test_dropout_training_is_the_fastbp_dropout_network():
     net.train_epoch(np.ascontiguousarray(X, dtype=np.float64),
                     np.ascontiguousarray(y[:, None], dtype=np.float64),
                     np.arange(64, dtype=np.intp), 16, opt)
-    for p, q in zip(net.parameters(), est.model_.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(net, est.model_)
 
 
 def test_predictions_apply_no_dropout():
@@ -373,7 +373,8 @@ def test_dropout_estimator_to_onnx_is_predict_proba():
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(est.to_onnx(), opts, providers=["CPUExecutionProvider"])
     label, proba = sess.run(None, {"X": X})
-    np.testing.assert_allclose(proba, est.predict_proba(X), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(proba, est.predict_proba(X), rtol=tol(np.float64, "onnx_rtol"),
+                               atol=tol(np.float64, "formula_atol"))
     np.testing.assert_array_equal(label, est.predict(X))
 
 
@@ -385,8 +386,7 @@ def test_pickled_dropout_estimator_continues_with_the_same_masks():
     assert back.model_.layers[0].dropout == 0.3
     est.partial_fit(X, y)
     back.partial_fit(X, y)
-    for p, q in zip(est.model_.parameters(), back.model_.parameters()):
-        np.testing.assert_array_equal(p, q)
+    assert_same_params(est.model_, back.model_)
 
 
 @pytest.mark.parametrize("bad, exc", [(1.0, ValueError), (-0.1, ValueError),

@@ -13,7 +13,9 @@ import fastbp
 from fastbp.datasets import make_spirals
 from fastbp.schedules import ExponentialLR, ReduceLROnPlateau, StepLR
 
-from conftest import DTYPES, clone
+from conftest import DTYPES, assert_same_params, clone, param_copies, tol, tols
+
+EXACT, CLOSED, PATH = (tol(np.float64, k) for k in ("exact_rtol", "closed_rtol", "path_rtol"))
 
 
 def regression_data(n=200, seed=0, scale=1.0):
@@ -21,18 +23,6 @@ def regression_data(n=200, seed=0, scale=1.0):
     X = rng.normal(size=(n, 3))
     y = (X @ np.array([1.5, -2.0, 0.5]) + 0.3 + 0.05 * rng.normal(size=n)) * scale
     return X, y
-
-
-def params_of(model):
-    return [p.copy() for p in model.parameters()]
-
-
-def assert_params_equal(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
-
-
 
 
 @pytest.fixture
@@ -75,7 +65,7 @@ def test_batch_size_larger_than_n(reg):
     ha = a.fit(X, y, epochs=5, batch_size=1000, lr=0.05, optimizer="sgd", shuffle=False)
     hb = b.fit(X, y, epochs=5, batch_size=None, lr=0.05, optimizer="sgd", shuffle=False)
     assert ha.loss == hb.loss
-    assert_params_equal(params_of(a), params_of(b))
+    assert_same_params(param_copies(a), param_copies(b))
     assert ha.loss[-1] < ha.loss[0]
 
 
@@ -95,8 +85,8 @@ def test_same_seed_bit_identical(reg):
     for _ in range(2):
         model = tanh_net(seed=1)
         h = model.fit(X, y, epochs=4, batch_size=16, lr=0.01, seed=42)
-        runs.append((params_of(model), h))
-    assert_params_equal(runs[0][0], runs[1][0])
+        runs.append((param_copies(model), h))
+    assert_same_params(runs[0][0], runs[1][0])
     assert runs[0][1].loss == runs[1][1].loss
     assert runs[0][1].lr == runs[1][1].lr
 
@@ -106,7 +96,7 @@ def test_same_seed_bit_identical_generator_seed(reg):
     a, b = tanh_net(seed=1), tanh_net(seed=1)
     a.fit(X, y, epochs=2, batch_size=16, seed=np.random.default_rng(7))
     b.fit(X, y, epochs=2, batch_size=16, seed=np.random.default_rng(7))
-    assert_params_equal(params_of(a), params_of(b))
+    assert_same_params(param_copies(a), param_copies(b))
 
 
 def test_different_seeds_differ(reg):
@@ -123,7 +113,7 @@ def test_shuffle_false_deterministic_without_seed(reg):
     a, b = tanh_net(seed=1), tanh_net(seed=1)
     ha = a.fit(X, y, epochs=3, batch_size=16, shuffle=False)
     hb = b.fit(X, y, epochs=3, batch_size=16, shuffle=False)
-    assert_params_equal(params_of(a), params_of(b))
+    assert_same_params(param_copies(a), param_copies(b))
     assert ha.loss == hb.loss
     # and it is not what a shuffled run gives
     c = tanh_net(seed=1)
@@ -151,7 +141,7 @@ def test_val_loss_is_loss_after_epoch(reg):
     seen = []
     h = model.fit(X, y, epochs=3, batch_size=50, validation_data=(Xv, yv),
                   callbacks=[lambda e, logs: seen.append(model.loss(Xv, yv))])
-    assert h.val_loss == pytest.approx(seen, rel=1e-12)
+    assert h.val_loss == pytest.approx(seen, rel=PATH)
 
 
 @pytest.mark.parametrize("batch_size", [4, 3, None])
@@ -168,11 +158,11 @@ def test_history_loss_is_weighted_mean_of_step_losses(batch_size):
             losses.append(twin.train_step(X[s:s + bs], y[s:s + bs], opt))
             sizes.append(len(X[s:s + bs]))
         expected = sum(l * n for l, n in zip(losses, sizes)) / 10
-        assert h.loss[e] == pytest.approx(expected, rel=1e-12)
+        assert h.loss[e] == pytest.approx(expected, rel=PATH)
         if len(set(sizes)) > 1:      # the last batch is smaller: weighting matters
             assert abs(expected - np.mean(losses)) > 1e-6 * expected
     for a, b in zip(model.parameters(), twin.parameters()):
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "path"))
 
 
 # ---------------------------------------------------------------- optimizers
@@ -194,7 +184,7 @@ def test_optimizer_string_matches_instance(reg):
     a.fit(X, y, epochs=2, batch_size=25, optimizer="rmsprop", lr=0.01, shuffle=False)
     b.fit(X, y, epochs=2, batch_size=25, optimizer=fastbp.RMSprop(b.parameters(), lr=0.01),
           shuffle=False)
-    assert_params_equal(params_of(a), params_of(b))
+    assert_same_params(param_copies(a), param_copies(b))
 
 
 def test_unknown_optimizer_string(reg):
@@ -213,7 +203,7 @@ def test_optimizer_instance_keeps_state_across_fits(reg):
     assert opt_a.state_dict()["step"] == 16
     hb = b.fit(X, y, epochs=4, batch_size=50, optimizer=fastbp.Adam(b.parameters(), lr=0.01),
                shuffle=False)
-    assert_params_equal(params_of(a), params_of(b))     # Adam's moments carried over
+    assert_same_params(param_copies(a), param_copies(b))     # Adam's moments carried over
     assert ha1.loss + ha2.loss == hb.loss
     assert ha1.lr == [0.01, 0.01]
     # a fresh Adam for the second half would give something else
@@ -228,10 +218,10 @@ def test_optimizer_instance_keeps_state_across_fits(reg):
 def test_optimizer_of_another_model_raises(reg):
     X, y = reg
     model, other = tanh_net(), tanh_net()
-    before = params_of(model)
+    before = param_copies(model)
     with pytest.raises(ValueError, match="optimizer"):
         model.fit(X, y, epochs=1, optimizer=fastbp.SGD(other.parameters()))
-    assert_params_equal(before, params_of(model))
+    assert_same_params(before, param_copies(model))
 
 
 # ---------------------------------------------------------------- schedules
@@ -249,8 +239,8 @@ def test_step_lr_factory(reg):
     h = model.fit(X, y, epochs=8, batch_size=50, optimizer="sgd", lr=0.1, scheduler=factory)
     assert len(made) == 1
     assert isinstance(made[0][0], fastbp.SGD)
-    assert h.lr == pytest.approx([0.1 * 0.5 ** (e // 3) for e in range(8)], rel=1e-15)
-    assert made[0][0].lr == pytest.approx(0.1 * 0.5 ** (8 // 3), rel=1e-15)
+    assert h.lr == pytest.approx([0.1 * 0.5 ** (e // 3) for e in range(8)], rel=EXACT)
+    assert made[0][0].lr == pytest.approx(0.1 * 0.5 ** (8 // 3), rel=EXACT)
 
 
 def test_schedule_instance_bound_to_instance(reg):
@@ -258,7 +248,7 @@ def test_schedule_instance_bound_to_instance(reg):
     model = tanh_net()
     opt = fastbp.SGD(model.parameters(), lr=0.1)
     h = model.fit(X, y, epochs=5, batch_size=50, optimizer=opt, scheduler=ExponentialLR(opt, 0.9))
-    assert h.lr == pytest.approx([0.1 * 0.9 ** e for e in range(5)], rel=1e-14)
+    assert h.lr == pytest.approx([0.1 * 0.9 ** e for e in range(5)], rel=CLOSED)
 
 
 def test_schedule_changes_training(reg):
@@ -293,20 +283,20 @@ def test_reduce_on_plateau_uses_validation_loss(reg):
     assert hb.loss[-1] < hb.loss[0]
     # best at epoch 0; epochs 1, 2 are bad -> reduced after epoch 2, then every 2 epochs
     assert hb.lr == pytest.approx([0.05, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625],
-                                  rel=1e-15)
+                                  rel=EXACT)
 
 
 def test_scheduler_bound_to_another_optimizer_raises(reg):
     X, y = reg
     model, other = tanh_net(), tanh_net()
     foreign = fastbp.SGD(other.parameters(), lr=0.1)
-    before = params_of(model)
+    before = param_copies(model)
     with pytest.raises(ValueError, match="scheduler"):
         model.fit(X, y, epochs=2, optimizer="sgd", scheduler=StepLR(foreign, 1))
     own = fastbp.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="scheduler"):
         model.fit(X, y, epochs=2, optimizer=own, scheduler=lambda o: StepLR(foreign, 1))
-    assert_params_equal(before, params_of(model))
+    assert_same_params(before, param_copies(model))
     assert foreign.lr == 0.1
 
 
@@ -327,25 +317,25 @@ def test_early_stopping_restores_best_parameters(reg):
     recorded = []
     h = model.fit(X, y, epochs=100, batch_size=None, optimizer="sgd", lr=0.05,
                   validation_data=(Xv, yv), early_stopping=3,
-                  callbacks=[lambda e, logs: recorded.append(params_of(model))])
+                  callbacks=[lambda e, logs: recorded.append(param_copies(model))])
     best = int(np.argmin(h.val_loss))
     assert best > 2                                   # a non-trivial best epoch
     assert h.best_epoch == best
     assert len(h.loss) == best + 3 + 1                # stopped after 3 bad epochs
     assert len(recorded) == len(h.loss)
-    assert_params_equal(params_of(model), recorded[best])
+    assert_same_params(param_copies(model), recorded[best])
     assert not np.array_equal(recorded[-1][0], recorded[best][0])
-    assert model.loss(Xv, yv) == pytest.approx(h.val_loss[best], rel=1e-12)
+    assert model.loss(Xv, yv) == pytest.approx(h.val_loss[best], rel=PATH)
 
 
 def test_early_stopping_on_training_loss_without_validation(reg):
     X, y = reg
     model = tanh_net()
-    before = params_of(model)
+    before = param_copies(model)
     h = model.fit(X, y, epochs=50, batch_size=None, optimizer="sgd", lr=0.0, early_stopping=2)
     assert len(h.loss) == 3                           # epoch 0 best, 1 and 2 no better
     assert h.best_epoch == 0
-    assert_params_equal(before, params_of(model))
+    assert_same_params(before, param_copies(model))
 
 
 def test_early_stopping_not_triggered(reg):
@@ -440,10 +430,10 @@ def test_non_finite_training_data(reg, where, value):
     X, y = (a.copy() for a in reg)
     (X if where == "X" else y)[7] = value
     model = tanh_net()
-    before = params_of(model)
+    before = param_copies(model)
     with pytest.raises(ValueError, match=where):
         model.fit(X, y, epochs=1)
-    assert_params_equal(before, params_of(model))
+    assert_same_params(before, param_copies(model))
 
 
 @pytest.mark.parametrize("where", [0, 1])
@@ -473,10 +463,10 @@ def test_validation_data_wrong_shape(reg):
 def test_invalid_epochs_and_batch_size(reg, name, bad, exc):
     X, y = reg
     model = tanh_net()
-    before = params_of(model)
+    before = param_copies(model)
     with pytest.raises(exc, match=name):
         model.fit(X, y, **{name: bad})
-    assert_params_equal(before, params_of(model))
+    assert_same_params(before, param_copies(model))
 
 
 def test_mismatched_X_y(reg):
@@ -501,11 +491,11 @@ def _diverging_problem():
 
 def _fit_until_divergence(model, X, y, opt, **kwargs):
     """Runs fit; returns (the exception, {epoch: parameters at the end of that epoch})."""
-    snapshots = {-1: [p.copy() for p in model.parameters()]}
+    snapshots = {-1: param_copies(model)}
     extra = kwargs.pop("callbacks", ())
 
     def record(epoch, logs):
-        snapshots[epoch] = [p.copy() for p in model.parameters()]
+        snapshots[epoch] = param_copies(model)
 
     with pytest.raises(fastbp.TrainingDiverged) as info:
         model.fit(X, y, epochs=30, optimizer=opt, callbacks=[record, *extra], **kwargs)
@@ -597,7 +587,7 @@ def test_nonfinite_data_is_refused_before_training(case, dtype):
     _, X, y, val, pattern = case
     model = fastbp.MLP((3, 8, 1), dtype=dtype, seed=0)
     opt = fastbp.Adam(model.parameters())
-    start = [p.copy() for p in model.parameters()]
+    start = param_copies(model)
     calls = []
     with pytest.raises(ValueError, match=pattern):
         model.fit(X, y, epochs=3, optimizer=opt, validation_data=val,
@@ -610,7 +600,7 @@ def test_nonfinite_data_is_refused_before_training(case, dtype):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nonfinite_class_labels_are_refused_before_training(bad):
     model = fastbp.MLP((3, 8, 4), loss="cross_entropy", seed=0)
-    start = [p.copy() for p in model.parameters()]
+    start = param_copies(model)
     X = np.ones((6, 3))
     y = np.array([0, 1, 2, 3, bad, 0])
     with pytest.raises(ValueError, match=r"\by\b"):
@@ -630,6 +620,6 @@ def test_schedule_lr_takes_effect_in_training(reg):
         opt.lr = 0.1 * 0.5 ** e
         for s in range(0, len(X), 50):
             twin.train_step(X[s:s + 50], y[s:s + 50], opt)
-    assert h.lr == pytest.approx([0.1 * 0.5 ** e for e in range(4)], rel=1e-15)
+    assert h.lr == pytest.approx([0.1 * 0.5 ** e for e in range(4)], rel=EXACT)
     for a, b in zip(model.parameters(), twin.parameters()):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a, b, **tols(np.float64, "path"))

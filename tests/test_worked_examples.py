@@ -19,6 +19,10 @@ import pytest
 import fastbp
 from fastbp import demo, ops, reference
 
+from conftest import tol
+
+EXACT, FORMULA = tol(np.float64, "exact_rtol"), tol(np.float64, "formula_rtol")
+
 KERNEL_MODULES = [pytest.param(ops, id="ops"), pytest.param(reference, id="reference")]
 
 
@@ -47,11 +51,11 @@ def test_single_weight_step_through_kernels(mod):
     assert db[0] == -4.0
 
     mod.sgd_step(w, dW, None, lr=0.1)            # plain step, bias left alone
-    assert w[0, 0] == pytest.approx(1.8, rel=1e-15)
+    assert w[0, 0] == pytest.approx(1.8, rel=EXACT)
     _, y_hat = mod.dense_forward(x, w, no_bias, "identity")
-    assert y_hat[0, 0] == pytest.approx(3.6, rel=1e-15)
+    assert y_hat[0, 0] == pytest.approx(3.6, rel=EXACT)
     loss1, _ = mod.loss_forward_backward("mse", y_hat, target)
-    assert loss1 == pytest.approx(0.16, rel=1e-12)
+    assert loss1 == pytest.approx(0.16, rel=FORMULA)
 
 
 @pytest.mark.parametrize("mod", KERNEL_MODULES)
@@ -65,10 +69,10 @@ def test_single_weight_step_float32(mod):
     assert (loss0, dW.dtype, dW[0, 0]) == (4.0, np.float32, -8.0)
     mod.sgd_step(w, dW, None, lr=0.1)
     assert w.dtype == np.float32
-    assert w[0, 0] == pytest.approx(1.8, rel=1e-6)
+    assert w[0, 0] == pytest.approx(1.8, rel=tol(np.float32, "formula_rtol"))
     loss1, _ = mod.loss_forward_backward("mse", mod.dense_forward(x, w, np.zeros(1, np.float32),
                                                                   "identity")[1], target)
-    assert loss1 == pytest.approx(0.16, rel=1e-5)
+    assert loss1 == pytest.approx(0.16, rel=tol(np.float32, "lossy_rtol"))
 
 
 def test_single_weight_step_through_model_api():
@@ -82,21 +86,21 @@ def test_single_weight_step_through_model_api():
     assert layer.db[0] == -4.0
     # The plain gradient step on w only (the example has no bias).
     ops.sgd_step(layer.W, layer.dW, None, lr=0.1)
-    assert layer.W[0, 0] == pytest.approx(1.8, rel=1e-15)
-    assert model.loss(x, target) == pytest.approx(0.16, rel=1e-12)
-    assert model.predict(x)[0, 0] == pytest.approx(3.6, rel=1e-15)
+    assert layer.W[0, 0] == pytest.approx(1.8, rel=EXACT)
+    assert model.loss(x, target) == pytest.approx(0.16, rel=FORMULA)
+    assert model.predict(x)[0, 0] == pytest.approx(3.6, rel=EXACT)
 
 
 def test_single_weight_demo_function():
     lines: list[str] = []
     loss0, w, loss1 = demo.single_weight_example(out=lines.append)
     assert loss0 == 4.0
-    assert w == pytest.approx(1.8, rel=1e-15)
-    assert loss1 == pytest.approx(0.16, rel=1e-12)
+    assert w == pytest.approx(1.8, rel=EXACT)
+    assert loss1 == pytest.approx(0.16, rel=FORMULA)
     text = "\n".join(lines)
     assert "-8" in text and "1.8" in text and "0.16" in text
     # And silently, as the brief's out=lambda s: None.
-    assert demo.single_weight_example(out=lambda s: None)[1] == pytest.approx(1.8, rel=1e-15)
+    assert demo.single_weight_example(out=lambda s: None)[1] == pytest.approx(1.8, rel=EXACT)
 
 
 # ---------------------------------------------------------------- (b) the parabola
@@ -111,10 +115,10 @@ def test_parabola_through_kernels(mod):
     target = np.array([[3.0]])
     for k in range(1, 51):
         loss, grad = mod.loss_forward_backward("mse", theta, target)
-        assert loss == pytest.approx((theta[0, 0] - 3.0) ** 2, rel=1e-12)
-        assert grad[0, 0] == pytest.approx(2.0 * (theta[0, 0] - 3.0), rel=1e-12)
+        assert loss == pytest.approx((theta[0, 0] - 3.0) ** 2, rel=FORMULA)
+        assert grad[0, 0] == pytest.approx(2.0 * (theta[0, 0] - 3.0), rel=FORMULA)
         mod.sgd_step(theta, grad, None, lr=0.1)
-        assert theta[0, 0] == pytest.approx(closed_form(k), rel=1e-12), k
+        assert theta[0, 0] == pytest.approx(closed_form(k), rel=FORMULA), k
 
 
 def test_parabola_first_steps_by_hand():
@@ -125,7 +129,7 @@ def test_parabola_first_steps_by_hand():
         _, grad = ops.loss_forward_backward("mse", theta, np.array([[3.0]]))
         ops.sgd_step(theta, grad, None, lr=0.1)
         got.append(theta[0, 0])
-    np.testing.assert_allclose(got, [0.6, 1.08, 1.464, 1.7712], rtol=1e-14)
+    np.testing.assert_allclose(got, [0.6, 1.08, 1.464, 1.7712], rtol=tol(np.float64, "closed_rtol"))
 
 
 def test_parabola_demo_function():
@@ -133,7 +137,7 @@ def test_parabola_demo_function():
     assert len(thetas) == 51
     assert thetas[0] == 0.0
     for k in range(1, 51):
-        assert thetas[k] == pytest.approx(closed_form(k), rel=1e-12), k
+        assert thetas[k] == pytest.approx(closed_form(k), rel=FORMULA), k
     assert len(demo.parabola_example(out=quiet)) == 11   # 10 steps by default
 
 
@@ -142,7 +146,7 @@ def test_parabola_through_sgd_optimizer(dtype):
     theta = np.zeros(1, dtype=dtype)
     opt = fastbp.SGD([theta], lr=0.1)
     target = np.array([[3.0]], dtype=dtype)
-    rel = 1e-12 if dtype == np.float64 else 1e-5
+    rel = tol(dtype, "lossy_rtol")
     for k in range(1, 51):
         _, grad = ops.loss_forward_backward("mse", theta.reshape(1, 1), target)
         opt.step([grad.reshape(1)])
@@ -155,7 +159,7 @@ def test_parabola_through_sgd_optimizer_hand_gradient():
     opt = fastbp.SGD([theta], lr=0.1)
     for k in range(1, 51):
         opt.step([2.0 * (theta - 3.0)])
-        assert theta[0] == pytest.approx(closed_form(k), rel=1e-12), k
+        assert theta[0] == pytest.approx(closed_form(k), rel=FORMULA), k
 
 
 # ---------------------------------------------------------------- the command line

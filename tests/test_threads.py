@@ -385,7 +385,7 @@ def test_train_step_with_split_updates_equals_one_thread(restore_threads):
         opt = fastbp.Adam(model.parameters(), lr=1e-3)
         before = _koptim.split_count()
         losses = [model.train_step(X, y, opt) for _ in range(4)]
-        runs.append((losses, _params(model), _koptim.split_count() - before))
+        runs.append((losses, param_copies(model), _koptim.split_count() - before))
     assert runs[0][2] == 0 and runs[1][2] == 4   # the 1100x256 weights: one split per step
     assert runs[0][0] == runs[1][0] and _same(runs[0][1], runs[1][1])
 

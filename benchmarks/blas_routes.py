@@ -49,7 +49,7 @@ def libraries() -> list[tuple[str, str, str, str]]:
     site = os.path.dirname(os.path.dirname(numpy.__file__))
     found = []
     for label, pattern, prefix, ilp64 in (
-            (f"SciPy {scipy.__version__}'s OpenBLAS (fastbp's)",
+            (f"SciPy {scipy.__version__}'s OpenBLAS",
              os.path.join(site, "scipy.libs", "libscipy_openblas*.so*"), "scipy_", "0"),
             (f"NumPy {numpy.__version__}'s OpenBLAS",
              os.path.join(site, "numpy.libs", "libscipy_openblas64_*.so*"), "scipy_", "1"),
@@ -108,8 +108,11 @@ def main() -> int:
                      for k, *_ in libs]
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
             print(rows[-1], file=sys.stderr, flush=True)
+    from fastbp._kernels._blas import blas_name
+
     print(f"µs per step's products at {args.threads} thread(s), median of {args.rounds} "
-          "interleaved rounds (ratio to fastbp's BLAS)\n")
+          f"interleaved rounds (ratio to SciPy's OpenBLAS); fastbp calls {blas_name()}'s "
+          "(fastbp/_blas_route.py)\n")
     print("| workload | " + " | ".join(label for label, *_ in libs) + " |")
     print("|---|" + "---|" * len(libs))
     print("\n".join(rows))

@@ -132,6 +132,11 @@ def _onnx_activation(g: _GraphBuilder, act: str, x: str, out: str | None = None)
     if act == "softmax":
         return g.op("Softmax", [x], out, axis=-1)
     if act == "silu":
+        if g.dtype == np.float64:
+            # x / (1 + e^-x): onnxruntime before 1.24 fuses Mul(x, Sigmoid(x)) into a
+            # QuickGelu node that has a float kernel only, and then cannot load the model
+            return g.op("Div", [x, g.op("Add", [g.op("Exp", [g.op("Neg", [x])]),
+                                                 g.scalar(1.0)])], out)
         return g.op("Mul", [x, g.op("Sigmoid", [x])], out)
     if act == "gelu":
         # 0.5·x·(1 + erf(x/√2)), the exact GELU

@@ -25,7 +25,7 @@ from sklearn.datasets import make_classification, make_regression  # noqa: E402
 
 from fastbp import sklearn as fbs  # noqa: E402
 
-from conftest import tol, tols  # noqa: E402
+from conftest import sklearn_string_label_bug, tol, tols  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning",
                                         "ignore::sklearn.exceptions.DataConversionWarning")
@@ -159,7 +159,7 @@ def test_same_numbers_as_sklearn(solver, task, mode):
     classes = None
     if mode == "partial_fit" and isinstance(ours, fbs.MLPClassifier):
         classes = np.arange(y.shape[1]) if y.ndim == 2 else np.unique(y)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), sklearn_string_label_bug(y, "early_stopping" in mode):
         warnings.simplefilter("ignore")
         train(theirs, mode, X, y, w, classes)
     train(ours, mode, X, y, w, classes)

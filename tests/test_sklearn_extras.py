@@ -23,7 +23,7 @@ from sklearn.utils.class_weight import (compute_class_weight,  # noqa: E402
 import fastbp  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
-from conftest import assert_same_params, tol, tols  # noqa: E402
+from conftest import assert_same_params, sklearn_string_label_bug, tol, tols  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -254,7 +254,8 @@ def test_explicit_defaults_keep_sklearn_equivalence():
               early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
               learning_rate_init=0.01, random_state=5)
     ours = MLPClassifier(class_weight=None, dropout=0.0, **kw).fit(X, y)
-    theirs = skn.MLPClassifier(**kw).fit(X, y)
+    with sklearn_string_label_bug(y, True):
+        theirs = skn.MLPClassifier(**kw).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         np.testing.assert_allclose(a, b, **tols(np.float64, "sklearn"))

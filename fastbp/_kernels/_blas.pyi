@@ -20,6 +20,5 @@ def gemm_check(
 def use_numpy_blas(
     sgemm_address: int,  # size_t
     dgemm_address: int,  # size_t
-    name: str = "numpy",  # str
 ) -> None: ...
 def blas_name() -> str: ...

@@ -33,7 +33,7 @@ cdef dgemm64_t dgemm64 = NULL
 cdef str blas_in_use = "scipy"
 
 
-def use_numpy_blas(size_t sgemm_address, size_t dgemm_address, str name="numpy"):
+def use_numpy_blas(size_t sgemm_address, size_t dgemm_address):
     """From now on call the ILP64 sgemm/dgemm at these addresses (0, 0: SciPy's
     cython_blas again). fastbp/_blas_route.py is the one caller outside the tests."""
     global sgemm64, dgemm64, blas_in_use
@@ -41,7 +41,7 @@ def use_numpy_blas(size_t sgemm_address, size_t dgemm_address, str name="numpy")
         raise ValueError("use_numpy_blas needs both addresses or neither")
     sgemm64 = <sgemm64_t>sgemm_address
     dgemm64 = <dgemm64_t>dgemm_address
-    blas_in_use = name if sgemm_address else "scipy"
+    blas_in_use = "numpy" if sgemm_address else "scipy"
 
 
 def blas_name():
@@ -68,15 +68,12 @@ cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_
         if sgemm64 != NULL:
             sgemm64(&tb, &ta, &ln, &lm, &lk, &salpha, <const float*>B, &lldb,
                     <const float*>A, &llda, &sbeta, C, &lldc)
-            return
-    else:
-        if dgemm64 != NULL:
-            dgemm64(&tb, &ta, &ln, &lm, &lk, &alpha, <const double*>B, &lldb,
-                    <const double*>A, &llda, &beta, C, &lldc)
-            return
-    if floating is float:
-        sgemm(&tb, &ta, &in_, &im, &ik, &salpha, <float*>B, &ildb,
-              <float*>A, &ilda, &sbeta, C, &ildc)
+        else:
+            sgemm(&tb, &ta, &in_, &im, &ik, &salpha, <float*>B, &ildb,
+                  <float*>A, &ilda, &sbeta, C, &ildc)
+    elif dgemm64 != NULL:
+        dgemm64(&tb, &ta, &ln, &lm, &lk, &alpha, <const double*>B, &lldb,
+                <const double*>A, &llda, &beta, C, &lldc)
     else:
         dgemm(&tb, &ta, &in_, &im, &ik, &alpha, <double*>B, &ildb,
               <double*>A, &ilda, &beta, C, &ildc)

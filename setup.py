@@ -5,6 +5,7 @@ what needs code: one ``Extension`` per ``.pyx``, the compiler flags and the
 Cython directives (set once, here, for every module).
 """
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -44,7 +45,18 @@ COMPILE_ARGS += os.environ.get("FASTBP_EXTRA_CFLAGS", "").split()
 LINK_ARGS = os.environ.get("FASTBP_EXTRA_LDFLAGS", "").split()
 
 
+def write_table():
+    """_kernels/_table.h and _table.pxi from fastbp/_table.py, the one table of codes and
+    constants (rewritten only when they change, so that an unchanged build stays cached)."""
+    table = runpy.run_path(str(Path("fastbp") / "_table.py"))
+    for name, text in (("_table.h", table["c_header"]()), ("_table.pxi", table["cython_include"]())):
+        path = KERNELS / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+
+
 def extensions():
+    write_table()
     exts = []
     for pyx in sorted(KERNELS.glob("*.pyx")):
         name = ".".join(pyx.with_suffix("").parts)
@@ -54,7 +66,8 @@ def extensions():
                 [str(pyx)],
                 include_dirs=[numpy.get_include(), str(KERNELS)],
                 # the C headers the kernels include: a change to one rebuilds them
-                depends=[str(h) for h in sorted(KERNELS.glob("*.h"))],
+                depends=[str(h) for h in sorted(KERNELS.glob("*.h"))]
+                + [str(KERNELS / "_table.pxi")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
                 extra_compile_args=COMPILE_ARGS,
                 extra_link_args=LINK_ARGS,

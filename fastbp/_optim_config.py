@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from fastbp import _validation as check
+from fastbp._table import OPTIMIZER_KINDS, code
 
 __all__ = ["OptimizerConfig", "SGDConfig", "AdaGradConfig", "RMSpropConfig", "AdamConfig",
            "CHECKS"]
@@ -104,7 +105,7 @@ class SGDConfig(OptimizerConfig):
     nesterov: bool = False
     weight_decay: float = 0.0
 
-    kind: ClassVar[int] = 0
+    kind: ClassVar[int] = code(OPTIMIZER_KINDS, "sgd")
     kernel_state: ClassVar[tuple[str, ...]] = ("momentum_buffer",)
 
     def _check_together(self) -> None:
@@ -125,7 +126,7 @@ class AdaGradConfig(OptimizerConfig):
     eps: float = 1e-10
     weight_decay: float = 0.0
 
-    kind: ClassVar[int] = 1
+    kind: ClassVar[int] = code(OPTIMIZER_KINDS, "adagrad")
     kernel_state: ClassVar[tuple[str, ...]] = ("sum",)
 
     @property
@@ -144,7 +145,7 @@ class RMSpropConfig(OptimizerConfig):
     centered: bool = False
     weight_decay: float = 0.0
 
-    kind: ClassVar[int] = 2
+    kind: ClassVar[int] = code(OPTIMIZER_KINDS, "rmsprop")
     kernel_state: ClassVar[tuple[str, ...]] = ("square_avg", "momentum_buffer", "grad_avg")
 
     @property
@@ -167,7 +168,7 @@ class AdamConfig(OptimizerConfig):
     eps_mode: str = "paper"
     decoupled: bool = False
 
-    kind: ClassVar[int] = 3
+    kind: ClassVar[int] = code(OPTIMIZER_KINDS, "adam")
     kernel_state: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     @property

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
-LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poisson")
+from fastbp._table import ACTIVATIONS, LOSSES
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: largest step count (the compiled step counter is a C long long)
 MAX_STEP = 2**62

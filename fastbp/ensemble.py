@@ -1,40 +1,34 @@
 """Many models in one call: ``fastbp.Ensemble``.
 
 An ensemble trains its members in place, each exactly as ``member.fit`` with
-the same arguments (its own learning rate, weight decay and seed) would: every
-member runs the same compiled epoch (``Sequential.train_epoch``, which runs
-``Engine.epoch``) over the same batch order that ``fit`` would
-draw, with the same divergence and early-stopping rules. The ensemble is a
-speed device only: the members are split over ``num_threads`` OS threads,
-each compiled epoch runs without the GIL, and BLAS is held to one thread while
+the same arguments (its own learning rate, weight decay and seed) would: each
+member is one ``fastbp.training.TrainingRun``, and ``train_runs`` steps them
+all through the same epochs as ``fit`` steps one. The ensemble is a speed
+device only: the members are split over ``num_threads`` OS threads, each
+compiled epoch runs without the GIL, and BLAS is held to one thread while
 several threads train (one core per thread; small products gain nothing from
 BLAS threads). With ``client`` the members are split over a Dask cluster's
 workers instead (fastbp/_dask.py).
 """
 from __future__ import annotations
 
-import contextlib
-import math
 import sys
-import threading
-from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from fastbp import _dask, _storage
 from fastbp import _validation as check
 from fastbp._optim_config import CHECKS
+from fastbp._table import CLASSIFICATION_LOSSES
 from fastbp.models import MLP, Sequential
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
 from fastbp.threads import _check as _check_threads
-from fastbp.threads import get_num_threads, using_threads
-from fastbp.training import (History, Progress, TrainingDiverged, _finite, _int_at_least,
-                             check_validation_data)
+from fastbp.threads import get_num_threads
+from fastbp.training import (History, TrainingData, TrainingDiverged, TrainingInterrupted,
+                             TrainingRun, train_runs)
 
 __all__ = ["Ensemble"]
-
-#: optimizer kinds the compiled epoch knows (fastbp._optim_config's *Config.kind)
-_ENGINE_KINDS = (0, 1, 2, 3)
 
 
 def _per_member(value: Any, name: str, n: int) -> list[Any]:
@@ -60,51 +54,42 @@ def _seed(value: Any, name: str) -> int:
     return int(value)
 
 
-@dataclass
-class _Member:
-    """One member's training run: its optimizer, batch-order key and bookkeeping
-    (the same quantities fit keeps in local variables)."""
-
-    model: Sequential
-    opt: Optimizer
-    seed: int
-    history: History = field(default_factory=History)
-    alive: bool = True
-    best: float = math.inf
-    best_params: list[np.ndarray] | None = None
-    bad_epochs: int = 0
-    diverged: str | None = None
-    # filled by each epoch (in a worker thread), read by the bookkeeping
-    start_params: list[np.ndarray] = field(default_factory=list)
-    start_state: dict[str, Any] = field(default_factory=dict)
-    lr_used: float = 0.0
-    steps: int = 0
-    total: float = 0.0
-    finite: bool = True
-    val: float = math.nan
+#: np.lib.array_utils.byte_bounds (NumPy 2), np.byte_bounds before
+_byte_bounds = getattr(getattr(np.lib, "array_utils", np), "byte_bounds")
 
 
-@dataclass
-class _Plan:
-    """Everything fit needs, checked (building it changes no member)."""
-
-    X: np.ndarray
-    y: np.ndarray
-    validation: tuple[np.ndarray, np.ndarray] | None
-    epochs: int
-    batch: int
-    shuffle: bool
-    early_stopping: int | None
-    num_threads: int
-    members: list[_Member]
-    show: bool
-    #: checked float64 weights (fastbp._validation.sample_weight), the same for every member
-    sample_weight: np.ndarray | None = None
+def _check_own_memory(models: Sequence[Sequential]) -> None:
+    """No two members' parameter arrays overlap in memory (views of one buffer would
+    make their updates race): the arrays' byte ranges, sorted, must not overlap."""
+    bounds = []
+    for i, m in enumerate(models):
+        for p in m.parameters():
+            lo, hi = _byte_bounds(p)
+            bounds.append((lo, hi, i))
+    bounds.sort()
+    for (lo1, hi1, i), (lo2, hi2, j) in zip(bounds, bounds[1:]):
+        if lo2 < hi1 and i != j:
+            raise ValueError(f"models[{max(i, j)}] shares parameter memory with "
+                             f"models[{min(i, j)}]; each member must own its parameters")
 
 
 class Ensemble:
-    """Members (fastbp Sequential/MLP models of one dtype, one loss, one input and
-    output width) trained in place in one call; see API.md, "Many models at once"."""
+    """Members trained in place in one call, and predicting together.
+
+    Parameters
+    ----------
+    models : sequence of Sequential
+        The members (fastbp Sequential/MLP models of one dtype, one loss, one input
+        and output width), each its own object owning its parameters.
+
+    Raises
+    ------
+    TypeError
+        ``models`` not a sequence of fastbp models, or members of several dtypes.
+    ValueError
+        No member, a member given twice or sharing parameter memory with another,
+        members of different losses or widths.
+    """
 
     def __init__(self, models: Any) -> None:
         if isinstance(models, (Sequential, str, bytes)) or not hasattr(models, "__iter__"):
@@ -135,13 +120,7 @@ class Ensemble:
                     f"models must share in_features and out_features: models[0] maps "
                     f"{first.in_features} -> {first.out_features}, models[{i}] maps "
                     f"{m.in_features} -> {m.out_features}")
-        arrays: dict[int, int] = {}
-        for i, m in enumerate(models):
-            for p in m.parameters():
-                j = arrays.setdefault(id(p), i)
-                if j != i:
-                    raise ValueError(f"models[{i}] shares a parameter array with models[{j}]; "
-                                     "each member must own its parameters")
+        _check_own_memory(models)
         self._models = models
 
     @classmethod
@@ -149,8 +128,8 @@ class Ensemble:
            loss: str = "mse", dtype: Any = "float32", seed: int = 0,
            dropout: float = 0.0) -> Ensemble:
         """n_models fresh MLPs; member i is
-        MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)."""
-        n_models = _int_at_least(n_models, "n_models", 1)
+        ``MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)``."""
+        n_models = check.int_in_range(n_models, "n_models", 1)
         seed = _seed(seed, "seed")
         return cls([MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)
                     for i in range(n_models)])
@@ -175,53 +154,96 @@ class Ensemble:
 
     @property
     def dtype(self) -> np.dtype:
+        """The members' dtype."""
         return self._models[0].dtype
 
     @property
     def loss_name(self) -> str:
+        """The members' loss."""
         return self._models[0].loss_name
 
     @property
     def in_features(self) -> int:
+        """The members' input width."""
         return self._models[0].in_features
 
     @property
     def out_features(self) -> int:
+        """The members' output width."""
         return self._models[0].out_features
 
     # ---------------------------------------------------------------- predictions
-    def predict_all(self, X: Any) -> np.ndarray:
-        """Every member's raw output: (n_models, n_samples, out_features)."""
+    def _checked_X(self, X: Any, check_finite: bool) -> np.ndarray:
+        check_finite = check.flag(check_finite, "check_finite")
         X = self._models[0].check_X(X)
-        return np.stack([m.forward(X) for m in self._models])
+        if check_finite and not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinite values (pass check_finite=False to "
+                             "skip this check for trusted input)")
+        return X
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """The mean over members of their class probabilities (cross-entropy losses)."""
-        if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
+    def predict_all(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """Every member's raw output: (n_models, n_samples, out_features)."""
+        X = self._checked_X(X, check_finite)
+        return np.stack([m.forward(X, check_finite=False) for m in self._models])
+
+    def predict_proba(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """The mean over members of their class probabilities (cross-entropy losses),
+        (n_samples, out_features)."""
+        if self.loss_name not in CLASSIFICATION_LOSSES:
             raise ValueError(f"predict_proba needs a cross-entropy loss; this ensemble's loss "
                              f"is {self.loss_name!r} (use predict)")
-        X = self._models[0].check_X(X)
-        return np.mean([m.predict_proba(X) for m in self._models], axis=0)
+        X = self._checked_X(X, check_finite)
+        return np.mean([m.predict_proba(X, check_finite=False) for m in self._models], axis=0)
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
         """Mean output (regression); for cross_entropy the argmax of the mean
-        probabilities, for binary_cross_entropy 1 where the mean probability > 0.5."""
+        probabilities, for binary_cross_entropy 1 where the mean probability > 0.5.
+        Shape (n_samples,) for cross_entropy and for one output, as Sequential.predict."""
         if self.loss_name == "cross_entropy":
-            return self.predict_proba(X).argmax(axis=1)
+            return self.predict_proba(X, check_finite=check_finite).argmax(axis=1)
         if self.loss_name == "binary_cross_entropy":
-            return (self.predict_proba(X) > 0.5).astype(np.intp)
-        return self.predict_all(X).mean(axis=0)
+            out = (self.predict_proba(X, check_finite=check_finite) > 0.5).astype(np.intp)
+        else:
+            out = self.predict_all(X, check_finite=check_finite).mean(axis=0)
+        return out[:, 0] if out.shape[1] == 1 else out
 
-    def evaluate(self, X: Any, y: Any) -> np.ndarray:
+    def evaluate(self, X: Any, y: Any, *, check_finite: bool = True) -> np.ndarray:
         """Each member's mean loss on (X, y): shape (n_models,)."""
         X, y = self._models[0].check_Xy(X, y)
-        return np.array([m.loss(X, y) for m in self._models])
+        self._checked_X(X, check_finite)
+        return np.array([m.loss(X, y, check_finite=False) for m in self._models])
 
     # ---------------------------------------------------------------- files
     def save(self, path: Any) -> None:
-        """Write every member to one file (fastbp.load reads it back as an Ensemble)."""
-        from fastbp.io import save_ensemble  # (here: fastbp.io imports this module)
-        save_ensemble(self, path)
+        """Write every member to one file at ``path``, atomically and without pickle
+        (``fastbp.load`` reads it back as an Ensemble). Any number of members fits."""
+        header, arrays = self.to_archive()
+        _storage.write_archive(path, header, arrays)
+
+    def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(header, arrays) of the ensemble's file: one architecture spec per member,
+        its arrays under ``members/<k>/``."""
+        arrays: dict[str, np.ndarray] = {}
+        members = []
+        for k, model in enumerate(self._models):
+            spec, member_arrays = model.model_archive(f"members/{k}/")
+            del spec["dtype"], spec["loss"]   # stored once, for every member
+            members.append(spec)
+            arrays.update(member_arrays)
+        header = {"kind": "ensemble", "dtype": self.dtype.name, "loss": self.loss_name,
+                  "members": members}
+        return header, arrays
+
+    @classmethod
+    def from_archive(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Ensemble:
+        """The ensemble an ensemble file's header and arrays describe (the arrays it
+        reads are removed from ``arrays``)."""
+        members = header["members"]
+        if not isinstance(members, list):
+            raise ValueError("members must be a list")
+        return cls([Sequential.from_archive(dict(m, dtype=header["dtype"], loss=header["loss"]),
+                                            arrays, f"members/{k}/")[0]
+                    for k, m in enumerate(members)])
 
     # ---------------------------------------------------------------- training
     def fit(self, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
@@ -230,66 +252,62 @@ class Ensemble:
             validation_data: tuple[Any, Any] | None = None, early_stopping: int | None = None,
             sample_weight: Any = None, num_threads: int | None = None, client: Any = None,
             progress: bool | None = None) -> list[History]:
-        """Train every member in place; returns one History per member.
+        """Train every member in place, each as its own ``fit`` would; one History each.
 
-        ``optimizer``: a name (each member gets a fresh optimizer of that kind,
-        with its lr and weight_decay), or one fastbp optimizer instance per member,
-        each built over that member's parameters (then used and advanced in place,
-        as fit does with an instance; lr and weight_decay, if given, are assigned
-        to them). ``seed``: None (a fresh random batch order, shared by all
-        members), an int (every member sees that seed's order) or one int per
-        member. ``sample_weight`` (None or one finite weight >= 0 per sample,
-        positive sum; checked once) weights every member's training loss as
-        ``fit(..., sample_weight=w)`` does (the validation loss stays unweighted, as
-        fit's). If a member diverges, it is restored to the start of that epoch
-        and stops while the others go on; at the end TrainingDiverged names it
-        (the histories are its ``histories`` attribute). ``num_threads`` (default
-        fastbp.get_num_threads()) OS threads share out the members. With ``client``
-        (a dask.distributed.Client) the members train on that cluster's workers
-        instead, each worker on its own thread count (``num_threads`` and
-        ``progress`` then do not apply), with the same results.
+        Parameters
+        ----------
+        X, y, epochs, batch_size, shuffle, validation_data, early_stopping, sample_weight
+            As ``Sequential.fit``, the same for every member (sample weights weight
+            the training loss; the validation loss stays unweighted, as fit's).
+        optimizer : str or list of Optimizer, default "adam"
+            A name (each member gets a fresh optimizer of that kind, with its lr and
+            weight_decay), or one fastbp optimizer instance per member, each built
+            over that member's parameters (used and advanced in place; lr and
+            weight_decay, if given, are assigned to them).
+        lr, weight_decay : float, sequence of float or None
+            One value for every member, or one per member (None: the optimizer's).
+        seed : None, int or sequence of int
+            None (a fresh random batch order, shared by all members), an int (every
+            member sees that seed's order) or one int per member.
+        num_threads : int or None
+            OS threads sharing out the members (None: fastbp.get_num_threads()).
+        client : dask.distributed.Client or None
+            Train the members on that cluster's workers instead, each worker on its
+            own thread count (``num_threads`` and ``progress`` then do not apply),
+            with the same results.
+        progress : bool or None
+            Show a progress bar (None: only when stderr is a terminal).
+
+        Returns
+        -------
+        list of History
+            One per member, in order. Each member's ``training_state`` is its run.
+
+        Raises
+        ------
+        TypeError, ValueError
+            A bad argument, named; nothing about any member has changed then.
+        TrainingDiverged
+            Some members diverged: each was restored to the start of that epoch and
+            stopped while the others went on; the exception names them and its
+            ``histories`` attribute holds every member's History.
+        TrainingInterrupted
+            Ctrl-C: every member stopped after its current step.
+        RuntimeError
+            The fit on the Dask cluster failed (no member was changed).
         """
+        show = sys.stderr.isatty() if progress is None else check.flag(progress, "progress")
         if client is not None:
-            from fastbp._dask import check_client  # (here: fastbp._dask imports this module)
-            check_client(client)
-        plan = self._plan(X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                          lr=lr, weight_decay=weight_decay, shuffle=shuffle, seed=seed,
-                          validation_data=validation_data, early_stopping=early_stopping,
-                          sample_weight=sample_weight, num_threads=num_threads,
-                          progress=progress)
-        if client is not None:
-            from fastbp._dask import fit_on_cluster
-            fit_on_cluster(plan, client)
-        else:
-            train(plan)
-        return finish(plan)
-
-    def _plan(self, X: Any, y: Any, *, epochs: Any, batch_size: Any, optimizer: Any, lr: Any,
-              weight_decay: Any, shuffle: Any, seed: Any, validation_data: Any,
-              early_stopping: Any, sample_weight: Any, num_threads: Any,
-              progress: Any) -> _Plan:
-        """Check every argument and build the members' optimizers; changes no member
-        (instances' lr/weight_decay are assigned last, after every check passed)."""
+            _dask.check_client(client)
         models = self._models
         n_models = len(models)
-        first = models[0]
-        X, y = first.check_Xy(X, y)
-        _finite(X, "X")
-        _finite(y, "y")
-        n = X.shape[0]
-        weights = check.sample_weight(sample_weight, n)   # once, as fit checks them
-        epochs = _int_at_least(epochs, "epochs", 1)
-        batch = n if batch_size is None else min(_int_at_least(batch_size, "batch_size", 1), n)
+        data = TrainingData(models[0], X, y, sample_weight, validation_data)
+        epochs = check.int_in_range(epochs, "epochs", 1)
+        batch = None if batch_size is None else check.int_in_range(batch_size, "batch_size", 1)
         if early_stopping is not None:
-            early_stopping = _int_at_least(early_stopping, "early_stopping", 1)
+            early_stopping = check.int_in_range(early_stopping, "early_stopping", 1)
         shuffle = check.flag(shuffle, "shuffle")
-        validation = None
-        if validation_data is not None:
-            validation = check_validation_data(first, validation_data)
-        if num_threads is None:
-            num_threads = get_num_threads()
-        else:
-            num_threads = _check_threads(num_threads)
+        num_threads = get_num_threads() if num_threads is None else _check_threads(num_threads)
         lrs = [None if v is None else CHECKS["lr"](v, f"lr[{i}]")
                for i, v in enumerate(_per_member(lr, "lr", n_models))]
         decays = [None if v is None else CHECKS["weight_decay"](v, f"weight_decay[{i}]")
@@ -298,16 +316,37 @@ class Ensemble:
             # One fresh order shared by all members (fit with seed=None draws a fresh one too).
             seeds = [int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1)] * n_models
         else:
-            seeds = [_seed(s, "seed" if not isinstance(seed, (list, tuple, np.ndarray))
-                           else f"seed[{i}]")
+            many = isinstance(seed, (list, tuple, np.ndarray))
+            seeds = [_seed(s, f"seed[{i}]" if many else "seed")
                      for i, s in enumerate(_per_member(seed, "seed", n_models))]
-        opts = self._optimizers(optimizer, lrs, decays)
-        show = sys.stderr.isatty() if progress is None else check.flag(progress, "progress")
-        return _Plan(X, y, validation, epochs, batch, shuffle, early_stopping, num_threads,
-                     [_Member(m, o, s) for m, o, s in zip(models, opts, seeds)], show, weights)
+        opts, undo = self._optimizers(optimizer, lrs, decays)
+        runs = [TrainingRun(m, o, batch_size=batch, shuffle=shuffle,
+                            early_stopping=early_stopping, seed=s)
+                for m, o, s in zip(models, opts, seeds)]
+        previous = [m.training_state for m in models]
+        for run in runs:   # (what a run shipped to a Dask worker carries along)
+            run.model.training_state = run
+        try:
+            if client is not None:
+                _dask.train_on_cluster(runs, data, epochs, client)
+            else:
+                train_runs(runs, data, epochs, num_threads=num_threads, show_progress=show)
+        except TrainingInterrupted:
+            raise   # each member keeps its last step, resumable (its training_state)
+        except Exception:
+            if client is not None:   # nothing was trained: put back what the call changed
+                undo()
+                for m, state in zip(models, previous):
+                    m.training_state = state
+            raise
+        for run in runs:
+            run.restore_best()
+        return _finish(runs)
 
     def _optimizers(self, optimizer: Any, lrs: list[float | None],
-                    decays: list[float | None]) -> list[Optimizer]:
+                    decays: list[float | None]) -> tuple[list[Optimizer], Any]:
+        """The members' optimizers, every check passed before any instance is changed;
+        and a function that puts back the instances' lr and weight_decay."""
         models = self._models
         if isinstance(optimizer, str):
             if optimizer not in OPTIMIZERS:
@@ -322,7 +361,7 @@ class Ensemble:
                 if wd is not None:
                     kwargs["weight_decay"] = wd
                 opts.append(cls(m.parameters(), **kwargs))
-            return opts
+            return opts, lambda: None
         if isinstance(optimizer, Optimizer) or not isinstance(optimizer, (list, tuple)):
             raise TypeError("optimizer must be a name (one fresh optimizer per member is made) or "
                             "a list holding one fastbp optimizer instance per member, got "
@@ -335,7 +374,7 @@ class Ensemble:
             if not isinstance(opt, Optimizer):
                 raise TypeError(f"optimizer[{i}] must be a fastbp optimizer, got "
                                 f"{type(opt).__name__}")
-            if opt.kind not in _ENGINE_KINDS:
+            if opt.kind < 0:
                 raise TypeError(f"optimizer[{i}]: the compiled epoch knows fastbp's SGD, AdaGrad, "
                                 f"RMSprop, Adam and AdamW, not {type(opt).__name__}")
             if id(opt) in seen:
@@ -349,157 +388,31 @@ class Ensemble:
             if decays[i] is not None and not hasattr(opt, "weight_decay"):
                 raise TypeError(f"optimizer[{i}] has no weight_decay")
         # Every check passed: only now assign the requested hyper-parameters.
+        before = [(opt.lr, getattr(opt, "weight_decay", None)) for opt in optimizer]
         for opt, lr, wd in zip(optimizer, lrs, decays):
             if lr is not None:
                 opt.lr = lr
             if wd is not None:
                 opt.weight_decay = wd
-        return list(optimizer)
+
+        def undo() -> None:
+            for opt, (lr, wd), new_wd in zip(optimizer, before, decays):
+                opt.lr = lr
+                if new_wd is not None:
+                    opt.weight_decay = wd
+
+        return list(optimizer), undo
 
 
-# ---------------------------------------------------------------- the training loop
-
-@contextlib.contextmanager
-def _members_on_shared_threads(models: Sequence[Sequential]) -> Iterator[None]:
-    """Clear the members' own num_threads during the fit (it sets the process-wide
-    BLAS count, which concurrent threads must not race on); restored after."""
-    saved = [m.num_threads for m in models]
-    try:
-        for m in models:
-            m.num_threads = None
-        yield
-    finally:
-        for m, t in zip(models, saved):
-            m.num_threads = t
-
-
-def _member_epoch(r: _Member, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
-                  validation: tuple[np.ndarray, np.ndarray] | None,
-                  sample_weight: np.ndarray | None) -> None:
-    """One epoch of one member as fit runs it: snapshot, compiled epoch (with fit's
-    checked weights), finiteness check and validation loss. Runs in a worker thread;
-    touches only this member (the engines only read X, y and the weights)."""
-    model, opt = r.model, r.opt
-    r.start_params = [p.copy() for p in model.parameters()]
-    r.start_state = opt.state_dict()
-    r.lr_used = opt.lr
-    r.steps, r.total = model.train_epoch(X, y, order, batch, opt, sample_weight)
-    r.finite = r.steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
-    if r.finite and validation is not None:
-        r.val = model.loss(*validation)
-
-
-def _after_epoch(r: _Member, epoch: int, n: int, plan: _Plan) -> None:
-    """fit's per-epoch bookkeeping for one member: divergence, history, early stopping."""
-    if not r.finite:
-        for p, saved in zip(r.model.parameters(), r.start_params):
-            p[...] = saved
-        r.opt.load_state_dict(r.start_state)
-        where = (f"the training loss became {r.total} at step {-r.steps}" if r.steps < 0
-                 else "the last update made the parameters non-finite")
-        r.diverged = (f"training diverged in epoch {epoch}: {where}; its parameters and "
-                      "optimizer state were restored to the start of that epoch")
-        r.alive = False
-        return
-    r.history.loss.append(r.total / n)
-    r.history.lr.append(r.lr_used)
-    monitored = r.total / n
-    if plan.validation is not None:
-        r.history.val_loss.append(r.val)
-        monitored = r.val
-    if plan.early_stopping is not None:
-        if monitored < r.best:
-            r.best = monitored
-            r.best_params = [p.copy() for p in r.model.parameters()]
-            r.history.best_epoch = epoch
-            r.bad_epochs = 0
-        else:
-            r.bad_epochs += 1
-            if r.bad_epochs >= plan.early_stopping:
-                r.history.stopped_early = True
-                r.alive = False
-
-
-def _run_parallel(jobs: list[tuple[_Member, np.ndarray]], plan: _Plan, workers: int) -> None:
-    """Run every job's epoch, ``workers`` threads pulling members from one queue (a
-    member's result does not depend on which thread runs it)."""
-    lock = threading.Lock()
-    pending = iter(jobs)
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        while True:
-            with lock:
-                job = next(pending, None)
-                if job is None or errors:
-                    return
-            try:
-                _member_epoch(job[0], plan.X, plan.y, job[1], plan.batch, plan.validation,
-                              plan.sample_weight)
-            except BaseException as exc:  # re-raised in the calling thread
-                with lock:
-                    errors.append(exc)
-                return
-
-    threads = [threading.Thread(target=work, name=f"fastbp-ensemble-{i}", daemon=True)
-               for i in range(min(workers, len(jobs)) - 1)]
-    for t in threads:
-        t.start()
-    work()  # the calling thread is one of the workers
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
-def train(plan: _Plan) -> None:
-    """Train every member of the plan in place (the local route)."""
-    members = plan.members
-    n = plan.X.shape[0]
-    workers = max(1, min(plan.num_threads, len(members)))
-    # One core per thread when several train at once; one thread may use them all.
-    blas = 1 if workers > 1 else plan.num_threads
-    rngs = {s: np.random.default_rng(s) for s in dict.fromkeys(r.seed for r in members)}
-    identity = np.arange(n, dtype=np.intp)
-    bar = Progress(plan.epochs, plan.show)
-    try:
-        with _members_on_shared_threads([r.model for r in members]), using_threads(blas):
-            for epoch in range(plan.epochs):
-                alive = [r for r in members if r.alive]
-                if not alive:
-                    break
-                # fit draws one permutation per epoch from default_rng(seed): members
-                # with one seed share the draw (a stopped member needs no more).
-                orders = {}
-                for s in dict.fromkeys(r.seed for r in alive):
-                    orders[s] = (rngs[s].permutation(n).astype(np.intp, copy=False)
-                                 if plan.shuffle and plan.batch < n else identity)
-                _run_parallel([(r, orders[r.seed]) for r in alive], plan, workers)
-                for r in alive:
-                    _after_epoch(r, epoch, n, plan)
-                done = [r.history.loss[-1] for r in alive if r.diverged is None]
-                logs = {"members": float(sum(r.alive for r in members))}
-                if done:
-                    logs["mean_loss"] = float(np.mean(done))
-                bar.update(epoch, logs)
-    finally:
-        bar.close()
-    for r in members:
-        if r.best_params is not None and r.diverged is None:
-            for p, saved in zip(r.model.parameters(), r.best_params):
-                p[...] = saved
-        r.best_params = None
-        r.start_params = []
-        r.start_state = {}
-
-
-def finish(plan: _Plan) -> list[History]:
+def _finish(runs: list[TrainingRun]) -> list[History]:
     """The histories; TrainingDiverged naming every member that diverged."""
-    histories = [r.history for r in plan.members]
-    bad = [(i, r.diverged) for i, r in enumerate(plan.members) if r.diverged is not None]
+    histories = [r.history for r in runs]
+    bad = [(i, r.diverged) for i, r in enumerate(runs) if r.diverged is not None]
     if bad:
         lines = "; ".join(f"member {i}: {why}" for i, why in bad)
-        exc = TrainingDiverged(f"{len(bad)} of {len(plan.members)} members diverged ({lines}). "
+        for r in runs:
+            r.diverged = None
+        exc = TrainingDiverged(f"{len(bad)} of {len(runs)} members diverged ({lines}). "
                                "The other members finished their training. Lower the learning "
                                "rate or check the data scale.")
         exc.histories = histories  # type: ignore[attr-defined]

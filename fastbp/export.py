@@ -12,17 +12,26 @@ kernels exactly (see ``_onnx_activation``): for example softplus is
 Softplus lacks) and GELU the exact-erf form. Nothing taken from a model reaches
 the generated C text as a string: activations and losses map through fixed
 tables, numbers are written as hexadecimal float literals (exact round trip),
-and ``name`` must be a C identifier that is not a keyword.
+and ``name`` must be a C identifier that is not a keyword and not reserved.
+
+Each layer kind has one export rule per format (``_ONNX_LAYERS``,
+``_C_LAYERS``), keyed by its ``kind``. An ``Ensemble`` exports as the mean of
+its members' outputs (probabilities for the cross-entropy losses), as its
+``predict_proba`` and regression ``predict`` compute it. Files are written with
+``fastbp._storage.atomic_write``.
 """
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from fastbp import _validation as check
+from fastbp._storage import atomic_write
+from fastbp._table import LEAKY_SLOPE, PROBABILITY_LINK, SOFTPLUS_THRESHOLD
+from fastbp.ensemble import Ensemble
 from fastbp.models import Sequential
 
 __all__ = ["to_onnx", "to_c", "estimator_to_onnx"]
@@ -32,38 +41,52 @@ __all__ = ["to_onnx", "to_c", "estimator_to_onnx"]
 OPSET = 17
 IR_VERSION = 8
 
-LEAKY_SLOPE = 0.01          # the kernels' leaky relu slope (activations.pyx)
-SOFTPLUS_THRESHOLD = 20.0   # PyTorch's: softplus(x) = x above it (_math.pxd)
 
 _OUTPUT_KINDS = ("auto", "raw")
 
 
 # ---------------------------------------------------------------- shared checks
 
+def _members(model: Any) -> list[Sequential]:
+    """The networks to export: the model, or an ensemble's members (their mean is
+    exported); every parameter must be finite."""
+    if isinstance(model, Ensemble):
+        members = list(model.models)
+    elif isinstance(model, Sequential):
+        members = [model]
+    else:
+        raise TypeError(f"model must be a fastbp Sequential, MLP or Ensemble, got "
+                        f"{type(model).__name__}")
+    for k, member in enumerate(members):
+        for i, layer in enumerate(member.layers):
+            for name, arr in zip(layer.parameter_names(), layer.parameters()):
+                if not np.all(np.isfinite(arr)):
+                    where = f"models[{k}]." if len(members) > 1 else "model."
+                    raise ValueError(f"{where}layers[{i}].{name} holds non-finite values (NaN "
+                                     "or inf); a model with such weights cannot be exported")
+    return members
+
+
 def _check_model(model: Any) -> Sequential:
+    """A single fastbp model with finite parameters (the estimators' export)."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastbp Sequential or MLP, got {type(model).__name__}")
-    for i, layer in enumerate(model.layers):
-        for name, arr in (("W", layer.W), ("b", layer.b)):
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"model.layers[{i}].{name} holds non-finite values (NaN or inf); "
-                                 f"a model with such weights cannot be exported")
+    _members(model)
     return model
 
 
-def _final_transform(model: Sequential, output: Any) -> str:
+def _final_transform(model: Any, output: Any) -> str:
     """'softmax', 'sigmoid' or 'identity': what follows the last layer in the export."""
     if not isinstance(output, str) or output not in _OUTPUT_KINDS:
         raise ValueError(f"output must be one of {_OUTPUT_KINDS}, got {output!r}")
     if output == "raw":
         return "identity"
-    return {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(
-        _loss_name(model), "identity")
+    return PROBABILITY_LINK.get(_loss_name(model), "identity")
 
 
-def _loss_name(model: Sequential) -> str:
-    """The model's loss, from the fixed table by its kernel code (as the engine sees it)."""
-    return check.LOSSES[model.loss_code]
+def _loss_name(model: Any) -> str:
+    """The model's loss, from the fixed table (never the model's own string)."""
+    return check.LOSSES[check.loss_code(model.loss_name)]
 
 
 def _activation_name(layer: Any) -> str:
@@ -139,10 +162,13 @@ def _onnx_activation(g: _GraphBuilder, act: str, x: str, out: str | None = None)
                                                  g.scalar(1.0)])], out)
         return g.op("Mul", [x, g.op("Sigmoid", [x])], out)
     if act == "gelu":
-        # 0.5·x·(1 + erf(x/√2)), the exact GELU
+        # x·Φ(x), Φ(x) = (1 + erf(x/√2))/2, the exact GELU
         u = g.op("Mul", [x, g.scalar(np.sqrt(0.5))])
-        e = g.op("Erf", [u]) if g.dtype == np.float32 else _onnx_erf_f64(g, u)
-        return g.op("Mul", [g.op("Mul", [x, g.scalar(0.5)]), g.op("Add", [e, g.scalar(1.0)])],
+        if g.dtype == np.float32:
+            e = g.op("Erf", [u])
+            return g.op("Mul", [g.op("Mul", [x, g.scalar(0.5)]),
+                                g.op("Add", [e, g.scalar(1.0)])], out)
+        return g.op("Mul", [g.op("Mul", [x, g.scalar(0.5)]), _onnx_erfc_f64(g, g.op("Neg", [u]))],
                     out)
     positive = g.op("Greater", [x, g.scalar(0.0)])
     if act == "leaky_relu":
@@ -176,12 +202,76 @@ def _onnx_erf_f64(g: _GraphBuilder, u: str) -> str:
     return g.op("Mul", [g.op("Mul", [total, weight]), g.scalar(2.0 / np.sqrt(np.pi))])
 
 
-def _onnx_network(g: _GraphBuilder, model: Sequential, x: str) -> str:
-    """Every layer: Gemm (X·W + b) then the activation; returns the raw output's name."""
+# Cody's rational approximations of erfc (W. J. Cody, "Rational Chebyshev
+# approximations for the error function", Math. Comp. 1969; netlib specfun CALERF),
+# relative error below 1e-16 in double: on (0.46875, 4] erfc(t) = e^(-t²)·C(t)/D(t);
+# above 4, erfc(t) = e^(-t²)/t·(1/√π - R(1/t²)/t²).
+_CODY_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+           2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+           2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_CODY_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+           3.43936767414372164e03, 1.23033935480374942e03)
+_CODY_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_CODY_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+           6.05183413124413191e-2, 2.33520497626869185e-3)
+#: erfc(t) is 0 in double beyond this (Cody's XBIG)
+_ERFC_ZERO = 26.543
+
+
+def _onnx_erfc_f64(g: _GraphBuilder, t: str) -> str:
+    """erfc(t) in float64 from elementwise operators, accurate to a few ulp relative
+    everywhere (so x·Φ(x) = x·erfc(-x/√2)/2 keeps its precision far into the negative
+    tail, where 1 + erf would cancel): 1 - erf(t) up to t = 0.46875 (erf from the
+    series), Cody's rationals beyond, 0 past 26.543; Where picks the branch."""
+    def poly(coeffs: Sequence[float], last: float, z: str, w: str) -> str:
+        # Cody's Horner form: num = ((c8·w + c0)·w + c1)·w ... ; w is z or 1/z²
+        acc = g.op("Mul", [g.scalar(last), w])
+        for c in coeffs:
+            acc = g.op("Mul", [g.op("Add", [acc, g.scalar(c)]), w])
+        return acc
+
+    small = g.op("Sub", [g.scalar(1.0), _onnx_erf_f64(g, t)])
+    # e^(-t²) without the rounding of t²: t = h + d, h = floor(16t)/16 (exact square)
+    y = g.op("Clip", [t, g.scalar(0.46875), g.scalar(_ERFC_ZERO)])
+    h = g.op("Div", [g.op("Floor", [g.op("Mul", [y, g.scalar(16.0)])]), g.scalar(16.0)])
+    d = g.op("Mul", [g.op("Sub", [y, h]), g.op("Add", [y, h])])
+    gauss = g.op("Mul", [g.op("Exp", [g.op("Neg", [g.op("Mul", [h, h])])]),
+                         g.op("Exp", [g.op("Neg", [d])])])
+    # (0.46875, 4]
+    num = g.op("Add", [poly(_CODY_C[:7], _CODY_C[8], y, y), g.scalar(_CODY_C[7])])
+    den = g.op("Add", [poly(_CODY_D[:7], 1.0, y, y), g.scalar(_CODY_D[7])])
+    middle = g.op("Mul", [gauss, g.op("Div", [num, den])])
+    # (4, 26.543]
+    w = g.op("Div", [g.scalar(1.0), g.op("Mul", [y, y])])
+    num = g.op("Add", [poly(_CODY_P[:4], _CODY_P[5], y, w), g.scalar(_CODY_P[4])])
+    den = g.op("Add", [poly(_CODY_Q[:4], 1.0, y, w), g.scalar(_CODY_Q[4])])
+    r = g.op("Mul", [w, g.op("Div", [num, den])])
+    tail = g.op("Mul", [gauss, g.op("Div", [g.op("Sub", [g.scalar(0.5641895835477563), r]), y])])
+    out = g.op("Where", [g.op("Greater", [t, g.scalar(4.0)]), tail, middle])
+    out = g.op("Where", [g.op("Greater", [t, g.scalar(_ERFC_ZERO)]), g.scalar(0.0), out])
+    return g.op("Where", [g.op("Greater", [t, g.scalar(0.46875)]), out, small])
+
+
+def _onnx_dense(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """Gemm (X·W + b) then the activation."""
+    W = g.tensor(f"{tag}W", np.asarray(layer.W, dtype=g.dtype))
+    b = g.tensor(f"{tag}b", np.asarray(layer.b, dtype=g.dtype))
+    return _onnx_activation(g, _activation_name(layer), g.op("Gemm", [x, W, b]))
+
+
+#: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
+_ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {"dense": _onnx_dense}
+
+
+def _onnx_network(g: _GraphBuilder, model: Sequential, x: str, prefix: str = "") -> str:
+    """Every layer by its kind's rule; returns the raw output's name."""
     for i, layer in enumerate(model.layers):
-        W = g.tensor(f"W{i}", np.asarray(layer.W, dtype=g.dtype))
-        b = g.tensor(f"b{i}", np.asarray(layer.b, dtype=g.dtype))
-        x = _onnx_activation(g, _activation_name(layer), g.op("Gemm", [x, W, b]))
+        rule = _ONNX_LAYERS.get(layer.kind)
+        if rule is None:
+            raise NotImplementedError(f"no ONNX export for layer kind {layer.kind!r}")
+        x = rule(g, layer, x, f"{prefix}{i}")
     return x
 
 
@@ -195,32 +285,49 @@ def _onnx_finish(g: _GraphBuilder, inputs: list[Any], outputs: list[Any], path: 
     onnx.checker.check_model(model, full_check=True)
     data: bytes = model.SerializeToString()
     if path is not None:
-        _write_atomic(path, data)
+        atomic_write(path, data)
     return data
-
-
-def _write_atomic(path: Any, data: bytes) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def to_onnx(model: Any, path: Any = None, *, output: str = "auto") -> bytes:
     """The model as a serialized ONNX graph (also written to ``path`` if given).
 
-    Input ``"X"`` [N, in_features] and output ``"Y"`` [N, out_features], both in
-    the model's dtype. ``output="auto"``: the probabilities for the
-    cross-entropy losses (softmax for cross_entropy, sigmoid for
-    binary_cross_entropy: ``predict_proba``), the raw output otherwise
-    (``forward``); ``output="raw"``: always the raw output."""
-    model = _check_model(model)
+    Parameters
+    ----------
+    model : Sequential or Ensemble
+        An Ensemble exports the mean of its members' outputs.
+    path : str, os.PathLike or None
+        Where to write the graph too (atomically).
+    output : {"auto", "raw"}, default "auto"
+        "auto": the probabilities for the cross-entropy losses (softmax for
+        cross_entropy, sigmoid for binary_cross_entropy: ``predict_proba``), the raw
+        output otherwise (``forward``); "raw": always the raw output.
+
+    Returns
+    -------
+    bytes
+        The serialized model: input ``"X"`` [N, in_features] and output ``"Y"``
+        [N, out_features], both in the model's dtype (opset 17, default domain).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a fastbp model or ensemble.
+    ValueError
+        Non-finite parameters, an unknown ``output``.
+    ImportError
+        The onnx package is missing.
+    """
+    members = _members(model)
     final = _final_transform(model, output)
     onnx = _import_onnx()
     g = _GraphBuilder(onnx, model.dtype)
-    raw = _onnx_network(g, model, "X")
-    _onnx_activation(g, final, raw, "Y")
+    if len(members) == 1:
+        _onnx_activation(g, final, _onnx_network(g, members[0], "X"), "Y")
+    else:
+        outs = [_onnx_activation(g, final, _onnx_network(g, m, "X", f"m{k}_"))
+                for k, m in enumerate(members)]
+        g.op("Div", [g.op("Sum", outs), g.scalar(float(len(outs)))], "Y")
     h = g.h
     inputs = [h.make_tensor_value_info("X", g.elem_type, ["N", model.in_features])]
     outputs = [h.make_tensor_value_info("Y", g.elem_type, ["N", model.out_features])]
@@ -285,6 +392,10 @@ def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
         table_name = g.fresh("classes")
         g.initializers.append(h.make_tensor(table_name, TP.STRING, [len(table)], list(table)))
     elif classes.dtype.kind in "biu":
+        if classes.size and classes.dtype.kind == "u" and classes.max() > np.iinfo(np.int64).max:
+            raise ValueError("classes_ hold unsigned labels of 2**63 or more, which ONNX's int64 "
+                             "label output cannot represent; encode the labels as smaller ints "
+                             "or strings")
         label_type = TP.INT64
         table_name = g.tensor("classes", classes.astype(np.int64))
     else:
@@ -310,13 +421,23 @@ _Decimal64 asm fortran
 """.split())
 
 
+#: the longest name to_c takes (file names <name>.h/.c stay far below the usual 255-byte
+#: limit, and C99 guarantees 63 significant characters of an internal identifier)
+MAX_C_NAME = 63
+
+
 def _check_c_name(name: Any) -> str:
     if not isinstance(name, str):
         raise ValueError(f"name must be a str (a C identifier), got {type(name).__name__}")
     if not _IDENTIFIER.match(name) or not name.isascii():
         raise ValueError(f"name must be a C identifier ([A-Za-z_][A-Za-z0-9_]*), got {name!r}")
+    if name.startswith("_"):
+        raise ValueError(f"name must not start with an underscore (C reserves such names at "
+                         f"file scope, and system headers use them), got {name!r}")
     if name in _C_KEYWORDS:
         raise ValueError(f"name must not be a C keyword, got {name!r}")
+    if len(name) > MAX_C_NAME:
+        raise ValueError(f"name must have at most {MAX_C_NAME} characters, got {len(name)}")
     return name
 
 
@@ -387,82 +508,149 @@ def _c_activation_loop(t: _CType, prefix: str, act: str, buf: str, k: int) -> li
     raise AssertionError(f"no C code for activation {act!r}")  # pragma: no cover
 
 
+def _c_dense(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+             ) -> tuple[list[str], list[str]]:
+    """(the weight arrays, the statements) of a Dense layer reading ``src``, writing
+    ``dst``: o[j] = sum_i in[i]·W[i][j] + b[j], i outer so that the inner loop over j is
+    a vectorisable axpy, then the activation in place."""
+    n_in, k = layer.in_features, layer.out_features
+    arrays = [_c_array(t, f"{prefix}_W{tag}", layer.W), _c_array(t, f"{prefix}_b{tag}", layer.b)]
+    lines = [f"o = {dst};",
+             f"for (j = 0; j < {k}; j++) o[j] = {t.lit(0.0)};",
+             f"for (i = 0; i < {n_in}; i++) {{",
+             f"    const {t.name} xi = {src}[i];",
+             f"    const {t.name} *w = {prefix}_W{tag} + i * {k};",
+             f"    for (j = 0; j < {k}; j++) o[j] += xi * w[j];",
+             "}",
+             f"for (j = 0; j < {k}; j++) o[j] += {prefix}_b{tag}[j];"]
+    lines += _c_activation_loop(t, prefix, _activation_name(layer), "o", k)
+    return arrays, lines
+
+
+#: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
+#: -> (array definitions, statements)
+_C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
+                              tuple[list[str], list[str]]]] = {"dense": _c_dense}
+
+
+def _c_member(t: _CType, name: str, model: Sequential, tag: str, final: str, dst: str
+              ) -> tuple[list[str], list[str]]:
+    """One network's arrays and statements: from ``in`` (the row), through buf0/buf1,
+    to ``dst``, then the final transform."""
+    arrays: list[str] = []
+    lines: list[str] = []
+    n = len(model.layers)
+    src = "in"
+    for i, layer in enumerate(model.layers):
+        rule = _C_LAYERS.get(layer.kind)
+        if rule is None:
+            raise NotImplementedError(f"no C export for layer kind {layer.kind!r}")
+        out = dst if i == n - 1 else ("buf0" if i % 2 == 0 else "buf1")
+        a, body = rule(t, name, layer, f"{tag}{i}", src, out)
+        arrays += a
+        lines += body
+        src = "o"
+        if i < n - 1:
+            lines.append("in = o;")
+            src = "in"
+    lines += _c_activation_loop(t, name, final, "o", model.out_features)
+    return arrays, lines
+
+
 def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str, str]:
     """Write ``<name>.h`` and ``<name>.c`` into ``directory``; returns their paths.
 
+    Parameters
+    ----------
+    model : Sequential or Ensemble
+        An Ensemble exports the mean of its members' outputs.
+    directory : str or os.PathLike
+        An existing directory.
+    name : str, default "fastbp_model"
+        A C identifier (not a keyword, not starting with an underscore, at most 63
+        characters): the prefix of every name the files define.
+
+    Returns
+    -------
+    (header_path, source_path)
+
+    Notes
+    -----
     The source defines ``void <name>_predict(const T *x, size_t n_rows, T *out)``
     (T ``float`` or ``double``, the model's dtype): x is n_rows × in_features and
     out n_rows × out_features, row-major; it computes what ``to_onnx(model)``'s
     output does. C99, ``<math.h>`` only (``<stddef.h>`` for size_t), no
-    allocation: the workspace is two stack arrays of the widest layer."""
+    allocation: the workspace is stack arrays of the widest layer.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a fastbp model or ensemble.
+    ValueError
+        A bad ``name``, a missing directory, non-finite parameters.
+    """
     name = _check_c_name(name)
-    model = _check_model(model)
+    members = _members(model)
     final = _final_transform(model, "auto")
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise ValueError(f"directory must be an existing directory, got {directory!r}")
     t = _CType(model.dtype)
     T = t.name
-    sizes = model.sizes
-    widest = max(sizes[1:])
-    guard = name.upper() + "_H"
+    n_in, n_out = model.in_features, model.out_features
+    widest = max(layer.out_features for m in members for layer in m.layers)
+    guard = f"FASTBP_GENERATED_{name.upper()}_H"
     signature = f"void {name}_predict(const {T} *x, size_t n_rows, {T} *out)"
+    what = (f"a {'-'.join(map(str, members[0].sizes))} network" if len(members) == 1
+            else f"the mean of {len(members)} networks")
     header = (
-        f"/* Generated by fastbp.export.to_c: a {'-'.join(map(str, sizes))} network in "
-        f"{T}. C99, no allocation. */\n"
+        f"/* Generated by fastbp.export.to_c: {what} in {T}. C99, no allocation. */\n"
         f"#ifndef {guard}\n#define {guard}\n\n#include <stddef.h>\n\n"
         f"#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
-        f"#define {name.upper()}_N_INPUTS {sizes[0]}\n"
-        f"#define {name.upper()}_N_OUTPUTS {sizes[-1]}\n\n"
-        f"/* x: n_rows x {sizes[0]}, out: n_rows x {sizes[-1]}, row-major. */\n"
+        f"#define {name.upper()}_N_INPUTS {n_in}\n"
+        f"#define {name.upper()}_N_OUTPUTS {n_out}\n\n"
+        f"/* x: n_rows x {n_in}, out: n_rows x {n_out}, row-major. */\n"
         f"{signature};\n\n"
         f"#ifdef __cplusplus\n}}\n#endif\n\n#endif\n")
 
-    acts = [_activation_name(layer) for layer in model.layers]
+    acts = {_activation_name(layer) for m in members for layer in m.layers} | {final}
     parts = [f"/* Generated by fastbp.export.to_c; weights as exact hexadecimal literals. */\n"
              f"#include <math.h>\n\n#include \"{name}.h\"\n\n"]
-    for i, layer in enumerate(model.layers):
-        parts.append(_c_array(t, f"{name}_W{i}", layer.W))
-        parts.append(_c_array(t, f"{name}_b{i}", layer.b))
-    if any(a in ("sigmoid", "silu") for a in acts) or final == "sigmoid":
+    lines: list[str] = []
+    many = len(members) > 1
+    for k, member in enumerate(members):
+        dst = "acc" if many else f"out + r * {n_out}"
+        arrays, body = _c_member(t, name, member, f"m{k}_" if many else "", final, dst)
+        parts += arrays
+        lines.append(f"in = x + r * {n_in};")
+        lines += body
+        if many:
+            sum_op = "=" if k == 0 else "+="
+            lines.append(f"for (j = 0; j < {n_out}; j++) out[r * {n_out} + j] {sum_op} acc[j];")
+    if many:
+        lines.append(f"for (j = 0; j < {n_out}; j++) out[r * {n_out} + j] /= "
+                     f"{t.lit(float(len(members)))};")
+    if acts & {"sigmoid", "silu"}:
         zero, one = t.lit(0.0), t.lit(1.0)
         parts.append(
             f"\n/* sigma(z), never overflowing: e^z/(1+e^z) below 0 */\n"
             f"static {T} {name}_sigmoid({T} z) {{\n"
             f"    {T} e = {t.fn('exp')}(-{t.fn('fabs')}(z));\n"
             f"    return z >= {zero} ? {one} / ({one} + e) : e / ({one} + e);\n}}\n")
-    # Each layer inline, with its sizes as constants: o[j] = sum_i in[i]·W[i][j] + b[j],
-    # i outer so that the inner loop over j is a vectorisable axpy.
-    lines: list[str] = []
-    n = len(model.layers)
-    for i in range(n):
-        n_in, k = sizes[i], sizes[i + 1]
-        dst = f"out + r * {sizes[-1]}" if i == n - 1 else ("buf0" if i % 2 == 0 else "buf1")
-        lines += [f"o = {dst};",
-                  f"for (j = 0; j < {k}; j++) o[j] = {t.lit(0.0)};",
-                  f"for (i = 0; i < {n_in}; i++) {{",
-                  f"    const {T} xi = in[i];",
-                  f"    const {T} *w = {name}_W{i} + i * {k};",
-                  f"    for (j = 0; j < {k}; j++) o[j] += xi * w[j];",
-                  "}",
-                  f"for (j = 0; j < {k}; j++) o[j] += {name}_b{i}[j];"]
-        lines += _c_activation_loop(t, name, acts[i], "o", k)
-        if i == n - 1:
-            lines += _c_activation_loop(t, name, final, "o", k)
-        else:
-            lines.append("in = o;")
+    n_buffers = min(2, max(len(m.layers) for m in members) - 1)
     body = [f"{signature} {{",
-            *[f"    {T} buf{j}[{widest}];" for j in range(min(2, n - 1))],
+            *[f"    {T} buf{j}[{widest}];" for j in range(n_buffers)],
+            *([f"    {T} acc[{n_out}];"] if many else []),
             "    size_t r, i, j;",
             "    for (r = 0; r < n_rows; r++) {",
-            f"        const {T} *in = x + r * {sizes[0]};",
+            f"        const {T} *in;",
             f"        {T} *o;"]
-    body += ["        " + s for s in lines]
+    body += ["        " + line for line in lines]
     body += ["    }", "}", ""]
     source = "".join(parts) + "\n" + "\n".join(body)
 
     header_path = os.path.join(directory, f"{name}.h")
     source_path = os.path.join(directory, f"{name}.c")
-    _write_atomic(header_path, header.encode("ascii"))
-    _write_atomic(source_path, source.encode("ascii"))
+    atomic_write(header_path, header.encode("ascii"))
+    atomic_write(source_path, source.encode("ascii"))
     return header_path, source_path

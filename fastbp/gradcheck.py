@@ -9,7 +9,7 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp import ops
-from fastbp.layers import Dense
+from fastbp.layers import layer_from_spec
 from fastbp.models import Sequential
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -31,6 +31,29 @@ class GradcheckResult:
 def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e-5,
               atol: float = 1e-8) -> GradcheckResult:
     """Compare ``model.backward`` with (L(θ+eps) - L(θ-eps))/(2·eps) for every parameter entry.
+
+    Parameters
+    ----------
+    model : Sequential
+        The model to check (left unchanged).
+    X, y : array-like
+        A batch and its targets, as ``model.backward`` takes them.
+    eps : float, default 1e-6
+        The step of the central differences (> 0).
+    rtol, atol : float
+        An entry passes when |analytic - numeric| <= atol + rtol·|numeric|.
+
+    Returns
+    -------
+    GradcheckResult
+        ``ok``, ``max_abs_error``, ``max_rel_error``, ``n_checked`` (truthy when ok).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a fastbp model.
+    ValueError
+        Bad eps/rtol/atol, or X, y that the model refuses.
 
     The check runs on a float64 copy of the model (so a float32 model is checked
     in float64 too); the model itself is left unchanged.
@@ -97,7 +120,7 @@ def masked_loss(model: Any, X: np.ndarray, y: np.ndarray, step: int) -> float:
 
     out = X
     for i, layer in enumerate(model.layers):
-        out = ops.dense_forward(out, layer.W, layer.b, layer.activation)[1]
+        out = layer.forward(out)
         if layer.dropout:
             mask = ops.dropout_mask(model.dropout_seed, i, step, out.shape, layer.dropout)
             out = ops.dropout_apply(out, mask, layer.dropout)
@@ -109,10 +132,9 @@ def as_float64(model: Any) -> Any:
     overridden ``backward`` is the one checked) with the same parameters."""
     layers = []
     for layer in model.layers:
-        twin = Dense(layer.in_features, layer.out_features, layer.activation, dtype="float64",
-                     dropout=layer.dropout)
-        twin.W[...] = layer.W
-        twin.b[...] = layer.b
+        twin = layer_from_spec(layer.spec(), np.dtype(np.float64))
+        for p, q in zip(twin.parameters(), layer.parameters()):
+            p[...] = q
         layers.append(twin)
     twin_model = copy.deepcopy(model)  # the model's copy path (its __getstate__)
     twin_model.layers = layers

@@ -1,15 +1,37 @@
-"""The Dense layer: Z = X·W + b, A = f(Z), with its backward pass."""
+"""Layers: the layer protocol, and the Dense layer (Z = X·W + b, A = f(Z)).
+
+A layer kind is one class here. What every kind declares, and who reads it:
+
+- ``kind`` (a name in fastbp/_table.py's LAYER_KINDS): the compiled engine's
+  dispatch (``_kernels/network.pyx``), the file format and the exporters;
+- ``parameters()``/``gradients()``, aligned lists of live arrays (possibly
+  empty), with ``parameter_names()`` naming them and ``penalized()`` saying
+  which are weights (an L2 penalty or weight decay on weights only applies to
+  those): ``Sequential`` concatenates them, the optimizers and the engine step
+  them, ``gradcheck`` perturbs them, files store them;
+- ``engine_record()``: what the engine needs besides the arrays;
+- ``spec()`` and ``from_spec(spec, dtype)``: the JSON description files and
+  exports carry (``layer_from_spec`` finds the class by ``kind``);
+- ``forward(X)``/``backward(dA)``: the layer on its own, through ``fastbp.ops``
+  (whose twins in ``fastbp.reference`` are the math it is tested against).
+
+A parameter array is created once, with its layer, and never replaced:
+assigning ``layer.W = value`` copies ``value`` into the live array (shape and
+dtype checked), so that the compiled engine and the optimizers, which hold the
+arrays, always see the current values.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from fastbp import _validation as check
 from fastbp._convert import as_input, own_writable
 from fastbp._kernels import dense as _dense
+from fastbp._table import ACTIVATIONS, LAYER_KINDS, code
 
-__all__ = ["Dense", "INITS"]
+__all__ = ["Layer", "Dense", "INITS", "layer_from_spec"]
 
 INITS = ("auto", "he", "glorot")
 # "auto": He for the rectifier family, Glorot for saturating and linear units.
@@ -17,6 +39,7 @@ HE_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")
 
 
 def positive_int(value: Any, name: str) -> int:
+    """An int >= 1 (not a bool), else TypeError/ValueError naming ``name``."""
     return check.int_in_range(value, name, 1)
 
 
@@ -35,17 +58,133 @@ def init_weights(in_features: int, out_features: int, init: str, activation: str
     return np.ascontiguousarray(W, dtype=dtype)
 
 
-class Dense:
+def assign_into(live: np.ndarray, value: Any, name: str) -> None:
+    """``live[...] = value`` after checking that ``value`` holds real numbers of
+    ``live``'s shape (converted to its dtype): the one way a parameter is set."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != live.shape:
+        raise ValueError(f"{name} must have shape {live.shape}, got {arr.shape}")
+    live[...] = arr
+
+
+class Layer:
+    """The layer protocol (see the module docstring); subclasses are the layer kinds.
+
+    Attributes every layer has: ``in_features``, ``out_features`` (the widths it
+    maps between), ``dtype``, ``dropout`` (the dropout probability of its output
+    in training, 0.0 for none) and ``activation`` (the name of the activation
+    the layer ends with, "identity" for none).
+    """
+
+    #: the kind's name (fastbp/_table.py LAYER_KINDS)
+    kind: ClassVar[str] = ""
+    in_features: int
+    out_features: int
+    dtype: np.dtype
+    activation: str = "identity"
+    dropout: float = 0.0
+
+    def parameters(self) -> list[np.ndarray]:
+        """The live parameter arrays, in a fixed order (possibly none)."""
+        return []
+
+    def gradients(self) -> list[np.ndarray]:
+        """The gradient arrays, aligned with ``parameters()``."""
+        return []
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """The names of ``parameters()``, in order (file entries, error messages)."""
+        return ()
+
+    def penalized(self) -> tuple[bool, ...]:
+        """Which parameters are weights (an L2 penalty on weights applies to them)."""
+        return ()
+
+    def engine_record(self) -> tuple[int, int, int, int, int]:
+        """(kind code, activation code, in_features, out_features, number of parameters),
+        what the compiled engine needs besides the arrays."""
+        return (code(LAYER_KINDS, self.kind), code(ACTIVATIONS, self.activation),
+                self.in_features, self.out_features, len(self.parameters()))
+
+    def spec(self) -> dict[str, Any]:
+        """The layer's JSON-able description (its kind and constructor arguments, not
+        its arrays): what a file or an export records."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Layer:
+        """A layer of this kind from ``spec()`` (its arrays not yet set)."""
+        raise NotImplementedError
+
+    def forward(self, X: Any) -> np.ndarray:
+        """The layer's output for X; caches what ``backward`` needs."""
+        raise NotImplementedError
+
+    def backward(self, dA: Any) -> np.ndarray | None:
+        """dL/dX given dA = dL/d(output) of the last forward; fills the gradients."""
+        raise NotImplementedError
+
+    # Pickling and copy.deepcopy: a model's one copy path (its layers go through here):
+    # the last forward's arrays are not part of the layer, and restored arrays are
+    # made the process's own (the engine writes into parameters and gradients).
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                state[key] = own_writable(value)
+        self.__dict__.update(state)
+
+
+class Dense(Layer):
     """A fully connected layer holding W (in_features, out_features) and b (out_features,).
 
-    ``forward`` caches what ``backward`` needs; ``backward`` fills ``dW``/``db``
-    in place (the arrays returned by ``Sequential.gradients`` stay valid).
+    Computes ``Z = X @ W + b`` and ``A = activation(Z)``.
 
-    ``dropout`` (0 ≤ p < 1) is inverted dropout on the layer's output A while a
-    model trains (``train_step``, ``fit``, ``Sequential.backward``); the layer's
-    own ``forward``/``backward`` and every inference call ignore it. A model's
-    last layer cannot have dropout.
+    Parameters
+    ----------
+    in_features, out_features : int
+        The widths of the input and the output (>= 1).
+    activation : str, default "identity"
+        One of ``fastbp.ACTIVATIONS``.
+    init : {"auto", "he", "glorot"}, default "auto"
+        How W is drawn: "he" is Kaiming normal N(0, 2/in_features), "glorot" is
+        Glorot uniform U(±√(6/(in_features+out_features))), "auto" He for the
+        rectifier family (relu, leaky_relu, elu, gelu, silu) and Glorot otherwise.
+        b starts at zero.
+    dtype : {"float32", "float64"}, default "float32"
+        The dtype of the parameters and of every computation.
+    seed : None, int or numpy.random.Generator
+        The draw of W (the same seed gives the same W).
+    dropout : float, default 0.0
+        Inverted dropout on the layer's output A while a model trains
+        (``train_step``, ``fit``, ``Sequential.backward``), 0 <= dropout < 1; the
+        layer's own ``forward``/``backward`` and every inference call ignore it.
+        A model's last layer cannot have dropout.
+
+    Attributes
+    ----------
+    W, b : ndarray
+        The live parameters. Assigning copies into them (shape checked, values
+        converted to the layer's dtype): the arrays themselves never change, so
+        models, optimizers and the compiled engine that hold them stay valid.
+    dW, db : ndarray
+        dL/dW and dL/db of the last backward (updated in place).
+
+    Raises
+    ------
+    TypeError
+        A non-integer width, an unknown dtype, a non-numeric dropout.
+    ValueError
+        A width < 1, an unknown activation or init, dropout outside [0, 1).
     """
+
+    kind = "dense"
 
     def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
                  init: str = "auto", dtype: Any = "float32", seed: Any = None,
@@ -65,32 +204,26 @@ class Dense:
         self._db = np.zeros_like(self._b)
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    # Parameters are properties so that assigning a new array is checked, and so
-    # that compiled engines holding pointers to the old arrays are rebuilt.
-    generation = 0  # class-wide count of parameter assignments
-
     @property
     def W(self) -> np.ndarray:
-        """Weights, shape (in_features, out_features)."""
+        """Weights, shape (in_features, out_features) (assignment copies into them)."""
         return self._W
 
     @W.setter
     def W(self, value: Any) -> None:
-        self._W = self._as_parameter(value, "W", (self.in_features, self.out_features))
-        Dense.generation += 1  # after the store: whoever sees the new count sees the new array
+        assign_into(self._W, value, "W")
 
     @property
     def b(self) -> np.ndarray:
-        """Biases, shape (out_features,)."""
+        """Biases, shape (out_features,) (assignment copies into them)."""
         return self._b
 
     @b.setter
     def b(self, value: Any) -> None:
-        self._b = self._as_parameter(value, "b", (self.out_features,))
-        Dense.generation += 1
+        assign_into(self._b, value, "b")
 
     @property
-    def dropout(self) -> float:
+    def dropout(self) -> float:  # type: ignore[override]
         """The dropout probability of the layer's output in training (read-only: build a
         new layer to change it, so that no compiled engine sees a stale value)."""
         return self._dropout
@@ -105,26 +238,34 @@ class Dense:
         """dL/db of the last backward (updated in place)."""
         return self._db
 
-    # Pickling and copy.deepcopy: a model's one copy path (its layers go through here).
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_cache"] = None  # the last forward's arrays are not part of the layer
-        return state
+    # ---------------------------------------------------------------- the protocol
+    def parameters(self) -> list[np.ndarray]:
+        """[W, b]: the live arrays."""
+        return [self._W, self._b]
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for key in ("_W", "_b", "_dW", "_db"):  # the engine writes into all four
-            state[key] = own_writable(state[key])
-        self.__dict__.update(state)
+    def gradients(self) -> list[np.ndarray]:
+        """[dW, db]."""
+        return [self._dW, self._db]
 
-    def _as_parameter(self, value: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-        if arr.shape != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
-        if arr.dtype == self.dtype and arr.flags.c_contiguous and arr.flags.writeable:
-            return arr  # adopt the caller's array, as PyTorch's parameter assignment does
-        return np.array(arr, dtype=self.dtype, order="C")
+    def parameter_names(self) -> tuple[str, ...]:
+        """("W", "b")."""
+        return ("W", "b")
+
+    def penalized(self) -> tuple[bool, ...]:
+        """W is a weight, b is not."""
+        return (True, False)
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "dense", "in_features", "out_features", "activation", "dropout"}."""
+        return {"kind": self.kind, "in_features": self.in_features,
+                "out_features": self.out_features, "activation": self.activation,
+                "dropout": self.dropout}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Dense:
+        """A Dense layer of ``spec`` (W drawn, to be overwritten by the caller)."""
+        return cls(spec["in_features"], spec["out_features"], spec["activation"], dtype=dtype,
+                   dropout=spec.get("dropout", 0.0), seed=0)
 
     def __repr__(self) -> str:
         extra = f", dropout={self._dropout!r}" if self._dropout else ""
@@ -132,7 +273,7 @@ class Dense:
                 f"dtype={self.dtype.name!r}{extra})")
 
     def forward(self, X: Any) -> np.ndarray:
-        """A = f(X·W + b); X is converted to the layer's dtype."""
+        """A = f(X·W + b); X is converted to the layer's dtype. Caches what backward needs."""
         X = as_input(X, self.dtype, self.in_features)
         Z = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         A = np.empty_like(Z)
@@ -142,9 +283,11 @@ class Dense:
         return A
 
     def backward(self, dA: Any, need_dX: bool = True) -> np.ndarray | None:
-        """dX given dA = dL/dA of the last forward; fills dW and db."""
+        """dX given dA = dL/dA of the last forward; fills dW and db (dX is None when
+        need_dX is False)."""
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
+        need_dX = check.flag(need_dX, "need_dX")
         X, Z, A = self._cache
         dA = as_input(dA, self.dtype, self.out_features, "dA")
         if dA.shape[0] != X.shape[0]:
@@ -158,3 +301,18 @@ class Dense:
         _dense.dense_backward_into(self.act_code, X, self.W, Z, A, dA, np.empty_like(Z), dX,
                                    self.dW, self.db, need_dX)
         return dX
+
+
+#: the layer classes by kind (fastbp/_table.py LAYER_KINDS)
+LAYER_CLASSES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense,)}
+
+
+def layer_from_spec(spec: Any, dtype: np.dtype) -> Layer:
+    """The layer a ``spec()`` describes (its arrays not yet set). Specs written before
+    layer kinds existed have no "kind": they are Dense layers."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"a layer spec must be a dict, got {type(spec).__name__}")
+    kind = spec.get("kind", "dense")
+    if kind not in LAYER_CLASSES:
+        raise ValueError(f"unknown layer kind {kind!r} (this fastbp knows {sorted(LAYER_CLASSES)})")
+    return LAYER_CLASSES[kind].from_spec(spec, dtype)

@@ -1,53 +1,143 @@
-"""Sequential models: a stack of Dense layers and a loss."""
+"""Sequential models: layers applied in order, trained against one loss."""
 from __future__ import annotations
-
-from typing import Any, Sequence
 
 import contextlib
 import secrets
 import threading
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from fastbp import _storage
 from fastbp import _validation as check
 from fastbp._convert import as_input, as_target
 from fastbp._kernels import activations as _act
 from fastbp._kernels import losses as _loss
+from fastbp._kernels import network as _network
 from fastbp._kernels.network import Engine
-from fastbp.layers import Dense, positive_int
+from fastbp._table import ACTIVATIONS, CLASSIFICATION_LOSSES, PROBABILITY_LINK, code
+from fastbp.layers import Dense, Layer, layer_from_spec, positive_int
+from fastbp.objective import Objective
 from fastbp.optim import Optimizer, make_optimizer
 from fastbp.threads import _check as _check_threads
 from fastbp.threads import using_threads
-from fastbp.training import History, fit
+from fastbp.training import (History, TrainingData, TrainingRun, fit, optimizer_from_spec,
+                             optimizer_spec)
 
-__all__ = ["Sequential", "MLP"]
+__all__ = ["Sequential", "MLP", "check_layers"]
 
 _NO_THREAD_CHANGE = contextlib.nullcontext()
+_PREDICT_RAW, _PREDICT_PROBA, _PREDICT_LABELS = (_network.PREDICT_RAW, _network.PREDICT_PROBA,
+                                                 _network.PREDICT_LABELS)
 
-# Engine.predict_fast kinds (network.pyx): forward, predict_proba, predict.
-_PREDICT_RAW, _PREDICT_PROBA, _PREDICT_LABELS = 0, 1, 2
+
+def _require_finite(X: np.ndarray, name: str = "X") -> None:
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinite values (pass check_finite=False "
+                         "to skip this check for trusted input)")
+
+
+def check_layers(layers: Any, loss: str) -> tuple[Layer, ...]:
+    """The layers of a model, checked: fastbp layers of one dtype whose widths chain,
+    each its own object owning its arrays; no dropout on the last, whose activation
+    must not be the one the loss applies, and whose width must suit the loss."""
+    if isinstance(layers, Layer) or not isinstance(layers, Iterable):
+        raise TypeError(f"layers must be a sequence of fastbp layers, got {type(layers).__name__}")
+    layers = tuple(layers)
+    if not layers:
+        raise TypeError("layers must be a non-empty sequence of fastbp layers, got an empty one")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layers[{i}] must be a fastbp layer (such as fastbp.Dense), got "
+                            f"{type(layer).__name__}")
+    for i, (a, b) in enumerate(zip(layers, layers[1:])):
+        if a.out_features != b.in_features:
+            raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
+                             f"gives {a.out_features} outputs")
+        if a.dtype != b.dtype:
+            raise TypeError(f"all layers must share one dtype, got {a.dtype} (layers[{i}]) and "
+                            f"{b.dtype} (layers[{i + 1}])")
+    seen: dict[int, int] = {}
+    arrays: list[tuple[int, np.ndarray]] = []
+    for i, layer in enumerate(layers):
+        if id(layer) in seen:
+            raise ValueError(f"layers[{i}] is the same object as layers[{seen[id(layer)]}]; "
+                             "each layer must appear once (its gradients would collide)")
+        seen[id(layer)] = i
+        for p in layer.parameters():
+            for j, q in arrays:
+                if np.shares_memory(p, q):
+                    raise ValueError(f"layers[{i}] shares a parameter array with layers[{j}]")
+            arrays.append((i, p))
+    last = layers[-1]
+    if last.dropout:
+        raise ValueError(f"the last layer has dropout={last.dropout}: dropout applies "
+                         "to hidden layers' outputs, not to the model's output layer")
+    link = PROBABILITY_LINK.get(loss)
+    if link is not None and last.activation == link:
+        raise ValueError(
+            f"layers[{len(layers) - 1}] ({last!r}) ends with {link}, which the {loss} loss "
+            f"already applies to the raw output (it takes logits): give the last layer "
+            f"activation='identity'; predict_proba returns the probabilities")
+    if loss == "cross_entropy" and last.out_features < 2:
+        raise ValueError(f"loss='cross_entropy' needs at least 2 outputs (one logit per class), "
+                         f"and the last layer gives {last.out_features}; for two classes use "
+                         "loss='binary_cross_entropy' with one output")
+    return layers
 
 
 class Sequential:
-    """Dense layers applied in order, trained against one loss.
+    """Layers applied in order, trained against one loss.
 
-    ``forward`` returns the raw output of the last layer (logits for the
-    cross-entropy losses); the losses apply the sigmoid/softmax themselves.
+    Parameters
+    ----------
+    layers : sequence of Layer
+        The layers (``fastbp.Dense``, ...), in order; their widths must chain and
+        they must share one dtype. The last layer must not apply the activation
+        the loss applies itself (sigmoid before binary_cross_entropy, softmax
+        before cross_entropy) and must not have dropout.
+    loss : str, default "mse"
+        One of ``fastbp.LOSSES``. The losses take the raw output of the last layer
+        (logits for the cross entropies).
+    dropout_seed : int in [0, 2**64) or None
+        The seed of the dropout masks (None: drawn from OS entropy).
 
-    Layers with ``dropout`` apply it to their output in ``train_step``, ``fit``
-    and ``backward`` only; the masks are keyed by ``dropout_seed`` (an int in
-    [0, 2**64), drawn from OS entropy when None), the layer's index and the
-    step (see ``backward``).
+    Attributes
+    ----------
+    layers : tuple of Layer
+        Assign a new sequence (checked as the constructor's) to change the
+        architecture.
+    loss_name : str
+        The loss.
+    objective : Objective
+        How training scales and penalises the loss (``fastbp.Objective()``: plainly).
+    training_state : TrainingRun or None
+        The last fit's training state (optimizer, schedule, batch order, epoch count,
+        early stopping), which ``fit(..., resume=True)`` continues and ``save``
+        stores; None before a fit. Assign None to release its memory.
+    num_threads : int or None
+        BLAS threads during this model's calls (None: the process-wide setting, see
+        ``fastbp.set_num_threads``).
+
+    Raises
+    ------
+    TypeError
+        ``layers`` holding anything but fastbp layers, or layers of several dtypes.
+    ValueError
+        Widths that do not chain, an unknown loss, a last layer that applies the
+        loss's own activation or has dropout, cross_entropy with one output.
+
+    Notes
+    -----
+    ``forward`` returns the raw output of the last layer; ``predict`` returns
+    values (regression losses), int class labels (cross_entropy) or 0/1 labels
+    (binary_cross_entropy), shape ``(n,)`` for a model with one output.
+    Layers with dropout apply it to their output in ``train_step``, ``fit`` and
+    ``backward`` only; the masks are keyed by ``dropout_seed``, the layer's index
+    and the step.
     """
 
-    #: the parameter arrays the engine points into (set with it, in _compiled)
-    _engine_arrays: list[np.ndarray]
-    #: a training objective other than the plain mean loss, as the engine's
-    #: set_loss_convention arguments (grad_scale, loss_scale, l2, clip_eps);
-    #: fastbp.sklearn sets it to reproduce scikit-learn's objective. None: fastbp's own.
-    _loss_convention: tuple[float, ...] | None = None
-
-    def __init__(self, layers: Sequence[Dense], loss: str = "mse", *,
+    def __init__(self, layers: Sequence[Layer], loss: str = "mse", *,
                  dropout_seed: int | None = None) -> None:
         self.loss_code = check.loss_code(loss)
         seed = secrets.randbits(64) if dropout_seed is None else check.dropout_seed(dropout_seed)
@@ -56,37 +146,27 @@ class Sequential:
         # threads using one model take turns (each call is atomic).
         self._lock = threading.Lock()
         self._engine: Engine | None = None
-        #: BLAS threads during this model's calls (None: the process-wide setting,
-        #: see fastbp.set_num_threads)
         self.num_threads: int | None = None
         self._dropout_seed = seed
+        self._objective = Objective()
+        self.training_state: TrainingRun | None = None
         #: backward() calls without a step so far (the default step of the next is one more)
         self._backward_calls = 0
-        self.layers = layers  # type: ignore[assignment,unused-ignore]  # the setter takes any sequence
+        self._layers = check_layers(layers, loss)
 
     @property
-    def layers(self) -> tuple[Dense, ...]:
+    def layers(self) -> tuple[Layer, ...]:
         """The layers, in order. A tuple: to change the architecture, assign a new
         sequence (checked like the constructor's), e.g. to swap the output layer."""
         return self._layers
 
     @layers.setter
-    def layers(self, layers: Sequence[Dense]) -> None:
-        layers = tuple(layers)
-        if not layers or not all(isinstance(layer, Dense) for layer in layers):
-            raise TypeError("layers must be a non-empty sequence of fastbp.Dense layers")
-        for i, (a, b) in enumerate(zip(layers, layers[1:])):
-            if a.out_features != b.in_features:
-                raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
-                                 f"gives {a.out_features} outputs")
-            if a.dtype != b.dtype:
-                raise TypeError(f"all layers must share one dtype, got {a.dtype} and {b.dtype}")
-        if layers[-1].dropout:
-            raise ValueError(f"the last layer has dropout={layers[-1].dropout}: dropout applies "
-                             "to hidden layers' outputs, not to the model's output layer")
+    def layers(self, layers: Sequence[Layer]) -> None:
+        layers = check_layers(layers, self.loss_name)
         with self._lock:
             self._layers = layers
             self._engine = None  # the compiled engine points into the old layers
+            self.training_state = None  # its optimizer is over the old parameters
 
     @property
     def dropout_seed(self) -> int:
@@ -102,6 +182,23 @@ class Sequential:
             self._engine = None  # the engine holds keys derived from the old seed
 
     @property
+    def objective(self) -> Objective:
+        """The training objective's convention (see fastbp.Objective); assign an
+        Objective to change it."""
+        return self._objective
+
+    @objective.setter
+    def objective(self, value: Objective) -> None:
+        if not isinstance(value, Objective):
+            raise TypeError(f"objective must be a fastbp.Objective, got {type(value).__name__}")
+        if value.log_loss_clip > 0 and self.loss_name not in CLASSIFICATION_LOSSES:
+            raise ValueError("objective.log_loss_clip applies to the cross-entropy losses, not "
+                             f"to {self.loss_name!r}")
+        with self._lock:
+            self._objective = value
+            self._engine = None  # rebuilt with the new objective
+
+    @property
     def dtype(self) -> np.dtype:
         """The model's dtype (its layers')."""
         return self._layers[0].dtype
@@ -113,70 +210,79 @@ class Sequential:
     # ---------------------------------------------------------------- shapes
     @property
     def in_features(self) -> int:
+        """The input width."""
         return self.layers[0].in_features
 
     @property
     def out_features(self) -> int:
+        """The output width."""
         return self.layers[-1].out_features
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """(in_features, each layer's out_features...)."""
         return (self.in_features,) + tuple(layer.out_features for layer in self.layers)
+
+    def data_signature(self) -> tuple[Any, ...]:
+        """What converted training data depends on: (dtype, in_features, out_features, loss)."""
+        return (self.dtype, self.in_features, self.out_features, self.loss_name)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}], loss={self.loss_name!r})"
 
     # ---------------------------------------------------------------- conversion
-    def check_X(self, X: Any) -> np.ndarray:
-        return as_input(X, self.dtype, self.in_features)
+    def check_X(self, X: Any, name: str = "X") -> np.ndarray:
+        """X as a C-contiguous (n_samples, in_features) array of the model's dtype."""
+        return as_input(X, self.dtype, self.in_features, name)
 
-    def check_y(self, y: Any, n_samples: int) -> np.ndarray:
-        y = as_target(y, self.loss_name, self.dtype, n_samples, self.out_features)
+    def check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:
+        """The targets in the form the loss takes (see fastbp._convert.as_target)."""
+        y = as_target(y, self.loss_name, self.dtype, n_samples, self.out_features, name)
         if self.loss_name == "poisson":
-            check.poisson_target(y, "y")
+            check.poisson_target(y, name)
         return y
 
     def check_Xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """check_X and check_y, with at least one sample."""
         X = self.check_X(X)
         if X.shape[0] == 0:
             raise ValueError(f"X must hold at least one sample, got shape {X.shape}")
         return X, self.check_y(y, X.shape[0])
 
+    def check_sample_weight(self, sample_weight: Any, n_samples: int) -> np.ndarray | None:
+        """Checked weights (float64), or None for None and all-ones weights."""
+        return check.sample_weight(sample_weight, n_samples)
+
     # ---------------------------------------------------------------- compiled engine
     def _compiled(self) -> Engine:
-        """The compiled engine over the current parameter arrays (rebuilt if any was replaced).
-
-        Dense.generation counts parameter assignments process-wide: while it equals
-        engine.generation nothing needs checking; when it moved, only a model whose
-        own arrays were replaced rebuilds."""
-        engine = self.__dict__.get("_engine")
-        if engine is not None and engine.generation == Dense.generation:
-            return engine
-        arrays = [a for la in self.layers for a in (la.W, la.b)]
-        if engine is None or any(a is not b for a, b in zip(arrays, self._engine_arrays)):
+        """The compiled engine over the layers' parameter arrays (built on first use;
+        the arrays never change, so it stays valid until the layers, the dropout seed
+        or the objective are replaced)."""
+        engine = self._engine
+        if engine is None:
             layers = self.layers
-            engine = Engine([la.W for la in layers], [la.b for la in layers],
-                            [la.dW for la in layers], [la.db for la in layers],
-                            [la.act_code for la in layers], self.loss_code, self.dtype)
-            engine.set_dropout([la.dropout for la in layers], self._dropout_seed)
-            if self._loss_convention is not None:
-                engine.set_loss_convention(*self._loss_convention)
+            engine = Engine([layer.engine_record() for layer in layers], self.parameters(),
+                            self.gradients(), [f for la in layers for f in la.penalized()],
+                            self.loss_code, self.dtype, [la.dropout for la in layers],
+                            self._dropout_seed)
+            if not self._objective.is_default:
+                engine.set_objective(*self._objective.engine_args())
             self._engine = engine
-            self._engine_arrays = arrays
-        engine.generation = Dense.generation
         return engine
 
     # Pickling and copy.deepcopy (joblib's and Dask's workers, gradcheck, the estimators):
     # the lock and the compiled engine are rebuilt on the other side, and each layer makes
-    # its arrays its own (Dense.__setstate__). Files go through save().
+    # its arrays its own (Layer.__setstate__). Files go through save().
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("_lock", "_engine", "_engine_arrays"):
+        for key in ("_lock", "_engine"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_objective", Objective())
+        state.setdefault("training_state", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._engine = None
@@ -196,25 +302,88 @@ class Sequential:
     # ---------------------------------------------------------------- math
     # The prediction methods first try the engine's lean path: one compiled call that
     # takes the model's lock (as every call does), checks X, runs the network and
-    # returns the result. It answers None whenever X needs converting, the engine
-    # needs (re)building, or another call holds the lock; the checked path then runs
-    # (and so does it whenever num_threads is set, which only the checked path applies).
-    # An engine read before a concurrent rebuild still points into the arrays it was
-    # built over (it keeps them alive): the call then acts as if it came first.
-    def forward(self, X: Any) -> np.ndarray:
-        """The raw output of the last layer (a new array)."""
+    # returns the result. It answers None whenever X needs converting or checking,
+    # the engine needs building or growing, or another call holds the lock; the
+    # checked path then runs (and so does it whenever num_threads is set, which only
+    # the checked path applies).
+    def _predict(self, X: Any, kind: int, check_finite: bool) -> np.ndarray:
         engine = self._engine
-        if engine is not None and self.num_threads is None:
-            out = engine.predict_fast(X, Dense.generation, _PREDICT_RAW, self._lock)
+        # (a subclass's own forward is called by predict and predict_proba)
+        own_forward = type(self).forward is not Sequential.forward and kind != _PREDICT_RAW
+        if engine is not None and self.num_threads is None and not own_forward:
+            out = engine.predict_fast(X, kind, self._lock, check_finite)
             if out is not None:
                 return out
-        X = self.check_X(X)
-        if X.shape[0] == 0:
-            return np.empty((0, self.out_features), dtype=self.dtype)
-        with self._lock, self._threads():
-            engine = self._compiled()
-            engine.reserve(X.shape[0])
-            return engine.forward(X).copy()
+        check_finite = check.flag(check_finite, "check_finite")
+        k = self.out_features
+        if own_forward:
+            out = np.array(self.forward(X), dtype=self.dtype, order="C")
+        else:
+            X = self.check_X(X)
+            if check_finite:
+                _require_finite(X)
+            if X.shape[0] == 0:
+                out = np.empty((0, k), dtype=self.dtype)
+            else:
+                with self._lock, self._threads():
+                    out = self._compiled().forward(X)
+        if kind == _PREDICT_PROBA:
+            if out.shape[0]:
+                _act.activation_forward_into(code(ACTIVATIONS, PROBABILITY_LINK[self.loss_name]),
+                                             out, out)
+            return out
+        if kind == _PREDICT_LABELS:
+            if self.loss_name == "cross_entropy":
+                return out.argmax(axis=1)
+            if self.loss_name == "binary_cross_entropy":
+                out = (out > 0).astype(np.intp)
+            return out[:, 0] if k == 1 else out
+        return out
+
+    def forward(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """The raw output of the last layer (logits for the cross entropies).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Converted to the model's dtype.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X (False skips the check, for input
+            known to be finite).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, out_features)
+            A new array of the model's dtype.
+
+        Raises
+        ------
+        TypeError
+            X not real numbers.
+        ValueError
+            X of the wrong width, or (with check_finite) not finite.
+        """
+        return self._predict(X, _PREDICT_RAW, check_finite)
+
+    def predict(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """Predictions: values (regression losses), int class labels (cross_entropy) or
+        0/1 int labels, logit > 0 (binary_cross_entropy).
+
+        Returns shape (n_samples,) for cross_entropy and for a model with one output,
+        else (n_samples, out_features). ``X`` and ``check_finite`` as for ``forward``.
+        """
+        return self._predict(X, _PREDICT_LABELS, check_finite)
+
+    def predict_proba(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """Class probabilities: softmax of the logits (cross_entropy) or their sigmoid
+        (binary_cross_entropy), shape (n_samples, out_features).
+
+        Raises ValueError for a model with a regression loss. ``X`` and
+        ``check_finite`` as for ``forward``."""
+        if self.loss_name not in CLASSIFICATION_LOSSES:
+            raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
+                             f"{self.loss_name!r} (use predict)")
+        return self._predict(X, _PREDICT_PROBA, check_finite)
 
     def loss_and_grad(self, output: np.ndarray, y: np.ndarray,
                       sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
@@ -230,24 +399,24 @@ class Sequential:
             loss = _loss.loss_forward_backward_into(self.loss_code, output, y, d_out)
         return float(loss), d_out
 
-    def check_sample_weight(self, sample_weight: Any, n_samples: int) -> np.ndarray | None:
-        """Checked weights (float64), or None for None and all-ones weights."""
-        return check.sample_weight(sample_weight, n_samples)
-
-    def loss(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """The mean loss on (X, y); the weighted mean with sample_weight."""
+    def loss(self, X: Any, y: Any, sample_weight: Any = None, *,
+             check_finite: bool = True) -> float:
+        """The mean loss on (X, y); the weighted mean with ``sample_weight`` (one finite
+        weight >= 0 per sample, positive sum). Plain fastbp loss: no objective
+        scaling, no dropout. ``check_finite`` as for ``forward``."""
         X, y = self.check_Xy(X, y)
         w = self.check_sample_weight(sample_weight, X.shape[0])
-        return self.loss_and_grad(self.forward(X), y, w)[0]
+        return self.loss_and_grad(self.forward(X, check_finite=check_finite), y, w)[0]
 
-    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """The mean loss on (X, y), the same number as loss."""
-        return self.loss(X, y, sample_weight)
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None, *,
+                 check_finite: bool = True) -> float:
+        """The mean loss on (X, y), the same number as ``loss``."""
+        return self.loss(X, y, sample_weight, check_finite=check_finite)
 
     def backward(self, X: Any, y: Any, sample_weight: Any = None, *,
                  step: int | None = None) -> float:
-        """Forward, loss and backward: fills every layer's dW, db; returns the loss
-        (the weighted mean with sample_weight).
+        """Forward, loss and backward: fills every layer's gradients; returns the loss
+        (the weighted mean with sample_weight), under the model's objective.
 
         With dropout, the masks are those of optimizer step ``step`` (the ones
         ``train_step`` draws when the optimizer's ``step_count`` is ``step - 1``);
@@ -255,6 +424,7 @@ class Sequential:
         k-th such call uses step k (the count is not saved in model files).
         """
         X, y = self.check_Xy(X, y)
+        _require_finite(X)
         w = self.check_sample_weight(sample_weight, X.shape[0])
         if step is not None:
             step = check.dropout_step(step)
@@ -263,18 +433,25 @@ class Sequential:
             if step is None:
                 self._backward_calls += 1
                 step = self._backward_calls
-            engine = self._compiled()
-            engine.reserve(X.shape[0])
-            return engine.backward(X, T, labels, step, w)
+            return self._compiled().backward(X, T, labels, step, w)
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer,
                    sample_weight: Any = None) -> float:
         """One step of gradient descent on (X, y) in one compiled call: forward, loss,
-        backward and the update of every layer. Returns the loss before the update."""
+        backward and the update of every layer. Returns the loss before the update.
+
+        Raises
+        ------
+        TypeError
+            ``optimizer`` not a fastbp optimizer, X or y not real numbers.
+        ValueError
+            Shapes that do not fit the model, NaN or infinite values in X or y, an
+            optimizer built over other arrays than ``parameters()``.
+        """
         with self._lock:
             engine = self._engine
             if engine is not None and self.num_threads is None and sample_weight is None:
-                loss = engine.train_step_fast(X, y, optimizer, Dense.generation)
+                loss = engine.train_step_fast(X, y, optimizer)
                 if loss is not None:
                     return loss
         # The checked path: converts the inputs, (re)builds and binds the engine.
@@ -282,112 +459,292 @@ class Sequential:
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
                             f"{type(optimizer).__name__}")
         X, y = self.check_Xy(X, y)
+        _require_finite(X)
+        _require_finite(y, "y")
         w = self.check_sample_weight(sample_weight, X.shape[0])
         T, labels = self._split(y)
         with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
-            engine.reserve(X.shape[0])
             return engine.train_step(X, T, labels, w)
 
-    def train_epoch(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
-                    optimizer: Optimizer,
-                    sample_weight: np.ndarray | None = None) -> tuple[int, float]:
-        """One epoch of mini-batch steps in one compiled call: the rows ``order`` (intp)
-        in batches of ``batch_size``, each batch's loss the (weighted) mean over it.
-
-        X, y are converted (``check_Xy``), sample_weight checked float64 weights or
-        None (``check_sample_weight``): fit's, an Ensemble's and fastbp.sklearn's
-        epoch loop. Returns (steps, Σ batch loss · batch size); steps < 0 means the
-        loss of step -steps was not finite (then the second value is that loss, and
-        the earlier steps were applied). The optimizer's step_count advances by
-        the steps taken."""
-        T, labels = self._split(y)
+    def run_epoch(self, data: TrainingData, order: np.ndarray, batch: int,
+                  optimizer: Optimizer) -> tuple[int, int, float]:
+        """One epoch of mini-batch steps on checked ``data`` in one compiled call: the
+        rows ``order`` (1-D intp) in batches of ``batch``. Returns (status, steps,
+        Σ batch loss · batch size), status one of fastbp._kernels.network's EPOCH_*
+        (see Engine.epoch). The optimizer's step_count advances by the steps taken.
+        fastbp.training's runs call it; ``train_epoch`` is the checked spelling."""
+        if not isinstance(data, TrainingData) or data.signature != self.data_signature():
+            raise TypeError("data must be a TrainingData made for a model like this one")
+        order = np.ascontiguousarray(order, dtype=np.intp)
         with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
-            steps, total = engine.epoch(X, T, labels, order, batch_size, sample_weight)
+            return engine.epoch(data.X, data.targets, data.labels, order, batch,
+                                data.sample_weight)
+
+    def train_epoch(self, X: Any, y: Any, order: Any, batch_size: int, optimizer: Optimizer,
+                    sample_weight: Any = None) -> tuple[int, float]:
+        """One epoch of mini-batch steps in one compiled call: the rows ``order`` of X in
+        batches of ``batch_size``, each batch's loss the (weighted) mean over it.
+
+        Every argument is checked (X, y and the weights as ``fit`` checks them; order
+        a 1-D array of ints in [0, n_samples)). Returns (steps, Σ batch loss · batch
+        size); steps < 0 means the loss of step -steps was not finite (then the
+        second value is that loss, and the earlier steps were applied). The
+        optimizer's step_count advances by the steps taken."""
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
+                            f"{type(optimizer).__name__}")
+        data = TrainingData(self, X, y, sample_weight)
+        batch_size = check.int_in_range(batch_size, "batch_size", 1)
+        arr = np.asarray(order)
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise TypeError(f"order must be a 1-D array of ints, got {arr.dtype} of shape "
+                            f"{arr.shape}")
+        if arr.size and (arr.min() < 0 or arr.max() >= data.n):
+            raise ValueError(f"order must hold row indices in [0, {data.n}), got values in "
+                             f"[{arr.min()}, {arr.max()}]")
+        status, steps, total = self.run_epoch(data, arr.astype(np.intp), batch_size, optimizer)
+        if status == _network.EPOCH_NONFINITE:
+            return -(steps + 1), total
+        if status == _network.EPOCH_BAD_INDEX:
+            raise ValueError("a row index or class label went out of range during the epoch "
+                             "(were the arrays changed while it ran?)")
         return steps, total
-
-    # ---------------------------------------------------------------- predictions
-    def predict(self, X: Any) -> np.ndarray:
-        """Values (regression), int class labels (cross_entropy) or 0/1 labels (binary)."""
-        engine = self._engine
-        # (not for a subclass whose own forward this method must call)
-        if engine is not None and self.num_threads is None \
-                and type(self).forward is _SEQUENTIAL_FORWARD:
-            labels = engine.predict_fast(X, Dense.generation, _PREDICT_LABELS, self._lock)
-            if labels is not None:
-                return labels
-        out = self.forward(X)
-        if self.loss_name == "cross_entropy":
-            return out.argmax(axis=1)
-        if self.loss_name == "binary_cross_entropy":
-            return (out > 0).astype(np.intp)
-        return out
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities: softmax (cross_entropy) or sigmoid (binary_cross_entropy)."""
-        engine = self._engine
-        # (not for a subclass whose own forward this method must call)
-        if engine is not None and self.num_threads is None \
-                and type(self).forward is _SEQUENTIAL_FORWARD:
-            proba = engine.predict_fast(X, Dense.generation, _PREDICT_PROBA, self._lock)
-            if proba is not None:
-                return proba
-        if self.loss_name not in ("cross_entropy", "binary_cross_entropy"):
-            raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
-                             f"{self.loss_name!r} (use predict)")
-        out = self.forward(X)
-        code = check.activation_code("softmax" if self.loss_name == "cross_entropy" else "sigmoid")
-        proba = np.empty_like(out)
-        if out.shape[0]:
-            _act.activation_forward_into(code, out, proba)
-        return proba
 
     # ---------------------------------------------------------------- parameters
     def parameters(self) -> list[np.ndarray]:
-        """[W1, b1, W2, b2, ...]: the live arrays."""
-        return [a for layer in self.layers for a in (layer.W, layer.b)]
+        """Every layer's parameters, in order ([W1, b1, W2, b2, ...] for Dense layers):
+        the live arrays."""
+        return [p for layer in self.layers for p in layer.parameters()]
 
     def gradients(self) -> list[np.ndarray]:
-        """[dW1, db1, dW2, db2, ...] of the last backward."""
-        return [a for layer in self.layers for a in (layer.dW, layer.db)]
+        """The gradients of the last backward, aligned with ``parameters()``."""
+        return [g for layer in self.layers for g in layer.gradients()]
 
     # ---------------------------------------------------------------- training & files
-    def fit(self, X: Any, y: Any, **kwargs: Any) -> History:
-        """Train with mini-batch gradient descent; see fastbp.training.fit."""
-        return fit(self, X, y, **kwargs)
+    def fit(self, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
+            optimizer: Any = "adam", lr: float | None = None, shuffle: bool = True,
+            seed: Any = None, validation_data: tuple[Any, Any] | None = None,
+            scheduler: Any = None, early_stopping: int | None = None,
+            callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
+            progress: bool | None = None, sample_weight: Any = None,
+            resume: bool = False) -> History:
+        """Train the model in place with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Training samples (finite), converted to the model's dtype.
+        y : array-like
+            Targets: values of shape (n_samples, out_features) or (n_samples,) for one
+            output; for cross_entropy int class labels (n_samples,) or class
+            probabilities (n_samples, out_features).
+        epochs : int, default 10
+            Epochs to train (with ``resume=True``: epochs more).
+        batch_size : int or None, default 32
+            Samples per mini-batch; None is full-batch gradient descent, 1 stochastic
+            gradient descent. The last batch of an epoch may be smaller.
+        optimizer : str or Optimizer, default "adam"
+            "sgd", "adagrad", "rmsprop", "adam" or "adamw" (a fresh optimizer), or an
+            optimizer instance built over ``model.parameters()`` (used and advanced
+            in place).
+        lr : float or None
+            The learning rate (None: the optimizer's default, or the instance's own).
+        shuffle : bool, default True
+            Draw a new sample order each epoch (from ``seed``).
+        seed : None, int or numpy SeedSequence-like
+            Seeds the batch order: the same seed gives bit-identical training.
+        validation_data : (X_val, y_val) or None
+            Evaluated after every epoch; then the schedule and early stopping watch
+            its loss instead of the training loss.
+        scheduler : Schedule, callable or None
+            A schedule bound to the optimizer instance, or a callable taking the
+            optimizer and returning one; stepped once per epoch (ReduceLROnPlateau
+            with the monitored loss).
+        early_stopping : int or None
+            Stop after this many epochs without improvement of the monitored loss,
+            and restore the best epoch's parameters.
+        callbacks : iterable of callables
+            ``cb(epoch, logs)`` after each epoch, ``logs`` a dict of that epoch's
+            numbers ("epoch", "loss", "lr", "val_loss"); returning True stops.
+        progress : bool or None
+            Show a progress bar (None: only when stderr is a terminal).
+        sample_weight : array-like or None
+            One finite weight >= 0 per sample (positive sum): each batch's loss is the
+            weighted mean over it.
+        resume : bool, default False
+            Continue the model's last fit (``training_state``) exactly: its
+            optimizer state, batch order, schedule, epoch count and early-stopping
+            bookkeeping, so fit(epochs=10) then fit(epochs=10, resume=True) equals
+            fit(epochs=20). The run's settings (batch_size, optimizer, lr, shuffle,
+            seed, scheduler, early_stopping) are left out or given the same values;
+            pass the same X, y and validation_data.
+
+        Returns
+        -------
+        History
+            The run's records (with ``resume``, of every epoch of the run).
+
+        Raises
+        ------
+        TypeError, ValueError
+            A bad argument, named (nothing about the model has changed then).
+        TrainingDiverged
+            The loss became NaN or infinite; the parameters and the optimizer state
+            are restored to the start of that epoch.
+        TrainingInterrupted
+            Ctrl-C (a KeyboardInterrupt): the fit stopped after its current step;
+            ``history`` holds the epochs so far and ``fit(..., resume=True)``
+            continues from that step.
+        """
+        return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   lr=lr, shuffle=shuffle, seed=seed, validation_data=validation_data,
+                   scheduler=scheduler, early_stopping=early_stopping, callbacks=callbacks,
+                   progress=progress, sample_weight=sample_weight, resume=resume)
 
     def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
-        """Write the model (and optionally the optimizer state) to one file, atomically."""
-        from fastbp.io import save  # (here: fastbp.io imports this module)
-        save(self, path, optimizer)
+        """Write the model to one file at ``path``, atomically and without pickle.
 
+        The file holds the layers, the loss, the dropout seed, the objective, the
+        training state of the last fit (so that a loaded model resumes as this one
+        would) and, if given, ``optimizer``'s state. ``fastbp.load`` reads it.
 
-_SEQUENTIAL_FORWARD = Sequential.forward
+        Raises
+        ------
+        TypeError
+            ``optimizer`` is not a fastbp optimizer.
+        ValueError
+            ``optimizer`` is not built over ``model.parameters()``.
+        """
+        header, arrays = self.to_archive(optimizer)
+        _storage.write_archive(path, header, arrays)
+
+    def to_archive(self, optimizer: Optimizer | None = None
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(header, arrays) of the model's file (see ``save``)."""
+        if optimizer is not None:
+            if not isinstance(optimizer, Optimizer):
+                raise TypeError(f"optimizer must be a fastbp optimizer or None, got "
+                                f"{type(optimizer).__name__}")
+            make_optimizer(optimizer, self.parameters(), None)
+        header, arrays = self.model_archive("")
+        header["kind"] = "model"
+        run = self.training_state
+        header["optimizer"] = None
+        if optimizer is not None:
+            header["optimizer"] = optimizer_spec(optimizer, "optimizer/", arrays)
+        header["training"] = None
+        if run is not None and run.model is self:
+            spec, run_arrays = run.to_archive("training/", run.optimizer is optimizer)
+            header["training"] = spec
+            arrays.update(run_arrays)
+        return header, arrays
+
+    def model_archive(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(the architecture's JSON spec, the parameters as arrays under ``prefix``): the
+        part of a file that describes the model itself (an Ensemble's file holds one
+        per member)."""
+        header: dict[str, Any] = dict(dtype=self.dtype.name, loss=self.loss_name,
+                                      layers=[layer.spec() for layer in self.layers],
+                                      dropout_seed=self.dropout_seed)
+        if not self._objective.is_default:
+            header["objective"] = dict(zip(("grad_scale", "loss_scale", "l2", "log_loss_clip"),
+                                           self._objective.engine_args()))
+        arrays: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            for name, p in zip(layer.parameter_names(), layer.parameters()):
+                arrays[f"{prefix}layers/{i}/{name}"] = p
+        return header, arrays
+
+    @classmethod
+    def from_archive(cls, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = ""
+                     ) -> tuple[Sequential, Optimizer | None]:
+        """The model (and the file's optimizer, if any) a model file's header and arrays
+        describe; the arrays it reads are removed from ``arrays``. ValueError (or
+        KeyError/TypeError) for anything malformed."""
+        dtype = check.float_dtype(header["dtype"])
+        specs = header["layers"]
+        if not isinstance(specs, list):
+            raise ValueError("layers must be a list")
+        layers = []
+        for i, spec in enumerate(specs):
+            layer = layer_from_spec(spec, dtype)
+            for name, p in zip(layer.parameter_names(), layer.parameters()):
+                p[...] = _storage.take(arrays, f"{prefix}layers/{i}/{name}", dtype, p.shape)
+            layers.append(layer)
+        model = cls(layers, header["loss"], dropout_seed=header.get("dropout_seed"))
+        if "objective" in header:
+            model.objective = Objective(**header["objective"])
+        opt = None
+        if header.get("optimizer") is not None:
+            opt = optimizer_from_spec(header["optimizer"], model.parameters(), "optimizer/",
+                                      arrays)
+        if header.get("training") is not None:
+            shared = opt if header["training"].get("optimizer") is None else None
+            model.training_state = TrainingRun.from_archive(model, header["training"], arrays,
+                                                            "training/", shared)
+            if opt is None:
+                opt = model.training_state.optimizer
+        return model, opt
 
 
 class MLP(Sequential):
-    """MLP((784, 128, 10), "relu") == Sequential([Dense(784, 128, "relu"), Dense(128, 10)]).
+    """A multi-layer perceptron: ``MLP((784, 128, 10), "relu")`` is
+    ``Sequential([Dense(784, 128, "relu"), Dense(128, 10)])``.
 
-    Hidden layers use ``activation`` and ``dropout``; the last layer is linear
-    (identity) and has no dropout, since the losses take raw outputs. The
-    dropout seed comes from ``seed`` (drawn after the weights, so the weights do
-    not depend on it): the same seed gives the same weights and masks.
+    Parameters
+    ----------
+    sizes : sequence of int
+        (in_features, hidden widths..., out_features), at least two entries.
+    activation : str, default "relu"
+        The hidden layers' activation; the last layer is linear (identity), since
+        the losses take raw outputs.
+    loss : str, default "mse"
+        One of ``fastbp.LOSSES``.
+    dtype : {"float32", "float64"}, default "float32"
+    seed : None, int or numpy.random.Generator
+        Draws the weights, then the dropout seed (the same seed gives the same
+        weights and masks).
+    init : {"auto", "he", "glorot"}, default "auto"
+        See ``fastbp.Dense``.
+    num_threads : int or None
+        BLAS threads during this model's calls.
+    dropout : float, default 0.0
+        Dropout on every hidden layer's output, in training only.
+
+    Raises
+    ------
+    TypeError
+        ``sizes`` not a sequence of ints, a non-integer width.
+    ValueError
+        Fewer than two sizes, a width < 1, dropout without a hidden layer, and
+        everything ``Sequential`` refuses.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", loss: str = "mse", *,
                  dtype: Any = "float32", seed: Any = None, init: str = "auto",
                  num_threads: int | None = None, dropout: float = 0.0) -> None:
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Iterable):
+            raise TypeError(f"sizes must be a sequence of layer widths such as (in_features, "
+                            f"hidden, out_features), got {type(sizes).__name__} {sizes!r}")
         sizes = [positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValueError(f"sizes must hold at least (in_features, out_features), got {sizes}")
         check.activation_code(activation)
+        check.loss_code(loss)
         dropout = check.dropout_rate(dropout)
         if dropout and len(sizes) == 2:
             raise ValueError(f"dropout={dropout} needs a hidden layer: it applies to hidden "
                              f"layers' outputs, and sizes {sizes} has none")
+        if loss == "cross_entropy" and sizes[-1] < 2:
+            raise ValueError(f"loss='cross_entropy' needs at least 2 outputs (one logit per "
+                             f"class), and sizes ends in {sizes[-1]}; for two classes use "
+                             "loss='binary_cross_entropy' with one output")
+        if num_threads is not None:
+            num_threads = _check_threads(num_threads)
         rng = np.random.default_rng(seed)
         n = len(sizes) - 1
         layers = [Dense(sizes[i], sizes[i + 1], activation if i < n - 1 else "identity",
@@ -396,5 +753,5 @@ class MLP(Sequential):
         self.activation = activation
         super().__init__(layers, loss,
                          dropout_seed=int(rng.integers(0, check.SEED_LIMIT, dtype=np.uint64)))
-        if num_threads is not None:
-            self.num_threads = _check_threads(num_threads)
+        self.num_threads = num_threads
+

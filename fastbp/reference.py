@@ -17,6 +17,7 @@ from scipy.special import erfc
 
 from fastbp import _validation as check
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
+from fastbp._table import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, SOFTPLUS_THRESHOLD
 from fastbp._validation import ACTIVATIONS, LOSSES
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
@@ -26,8 +27,6 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
-LEAKY_SLOPE = 0.01
-SOFTPLUS_THRESHOLD = 20.0
 
 
 # ---------------------------------------------------------------- activations: f(z)
@@ -49,8 +48,8 @@ def gelu(z: _FloatArray) -> _FloatArray:
 
 
 def elu(z: _FloatArray) -> _FloatArray:
-    """z for z > 0, e^z - 1 otherwise."""
-    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+    """z for z > 0, alpha·(e^z - 1) otherwise (alpha ELU_ALPHA)."""
+    return np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0)))
 
 
 def softmax(z: _FloatArray) -> _FloatArray:
@@ -98,7 +97,7 @@ BACKWARD: dict[str, Callable[[_FloatArray, _FloatArray, _FloatArray], _FloatArra
     "tanh": lambda z, a, da: da * (1 - a * a),
     "relu": lambda z, a, da: np.where(z <= 0, 0, da),
     "leaky_relu": lambda z, a, da: np.where(z > 0, da, LEAKY_SLOPE * da),
-    "elu": lambda z, a, da: np.where(z > 0, da, da * np.exp(np.minimum(z, 0))),
+    "elu": lambda z, a, da: np.where(z > 0, da, da * (ELU_ALPHA * np.exp(np.minimum(z, 0)))),
     "softplus": lambda z, a, da: np.where(z > SOFTPLUS_THRESHOLD, da, da * sigmoid(z)),
     "gelu": lambda z, a, da: da * gelu_grad(z),
     "silu": lambda z, a, da: da * silu_grad(z),
@@ -178,11 +177,12 @@ def mae(o: _FloatArray, t: _FloatArray) -> tuple[float, _FloatArray]:
 
 
 def huber(o: _FloatArray, t: _FloatArray) -> tuple[float, _FloatArray]:
-    """delta 1: mean(r²/2 if |r| < 1 else |r| - 1/2); clip(r, -1, 1)/N."""
+    """delta δ: mean(r²/2 if |r| < δ else δ·(|r| - δ/2)); clip(r, -δ, δ)/N."""
     r = o - t
     a = np.abs(r)
-    loss = np.where(a >= 1, a - 0.5, 0.5 * r * r)
-    return np.mean(loss, dtype=np.float64), np.clip(r, -1, 1) * (1.0 / r.size)
+    d = HUBER_DELTA
+    loss = np.where(a >= d, d * (a - 0.5 * d), 0.5 * r * r)
+    return np.mean(loss, dtype=np.float64), np.clip(r, -d, d) * (1.0 / r.size)
 
 
 def log_sigmoid(x: _FloatArray) -> _FloatArray:

@@ -38,7 +38,8 @@ from typing import Any, Protocol
 
 from fastbp import _validation as check
 
-__all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
+           "from_state_dict"]
 
 
 class _HasLR(Protocol):
@@ -378,3 +379,26 @@ class ReduceLROnPlateau(Schedule):
         self.best = math.inf if best == "inf" else _check_real("best", best)
         self.num_bad_epochs = _check_int("num_bad_epochs", d["num_bad_epochs"], 0)
         self._last_lr = _check_real("last_lr", d["last_lr"])
+
+
+#: fastbp's schedules by class name (what a state_dict's "class" names)
+SCHEDULES: dict[str, type[Schedule]] = {
+    cls.__name__: cls for cls in (StepLR, ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau)}
+
+
+def from_state_dict(opt: _HasLR, state: dict[str, Any]) -> Schedule:
+    """A schedule bound to ``opt``, restored from a ``state_dict()`` of one of fastbp's
+    schedules (the class its "class" names); sets ``opt.lr`` to its current lr.
+
+    Raises
+    ------
+    ValueError
+        The state names no schedule of fastbp's, or fails that schedule's checks.
+    """
+    if not isinstance(state, dict) or state.get("class") not in SCHEDULES:
+        got = state.get("class") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"state_dict class must be one of {sorted(SCHEDULES)}, got {got!r}")
+    schedule = object.__new__(SCHEDULES[state["class"]])
+    Schedule.__init__(schedule, opt)
+    schedule.load_state_dict(state)
+    return schedule

@@ -22,7 +22,7 @@ How the same numbers come about (each point is what scikit-learn's
   its own losses (cross-entropy from logits, binary cross-entropy for one logistic
   output or multilabel targets, mse, poisson) under a loss convention that scales
   the gradient and the loss value to scikit-learn's and adds that penalty
-  (``Sequential._loss_convention``).
+  (``fastbp.Objective``, set as ``model.objective``).
 - The solvers: ``adam`` is fastbp's Adam with ``eps_mode="folded"`` (scikit-learn's
   form); ``sgd`` is fastbp's SGD with momentum/Nesterov, whose buffer is rescaled by
   lr_old/lr_new whenever ``invscaling``/``adaptive`` change the learning rate, so the
@@ -61,6 +61,7 @@ write a file use :meth:`save` (fastbp's pickle-free format).
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 from itertools import chain
@@ -101,6 +102,9 @@ from fastbp import _class_weight
 from fastbp import _validation as _fcheck
 from fastbp.export import estimator_to_onnx
 from fastbp.models import MLP
+from fastbp.objective import Objective
+from fastbp.training import (EPOCH_DONE, EPOCH_INTERRUPTED, TrainingData,
+                             ctrl_c_stops_epochs)
 from fastbp.optim import SGD, Adam, from_state_dict
 
 __all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
@@ -358,7 +362,8 @@ class _BaseMLP(BaseEstimator):
         # its log losses clip probabilities to [eps, 1-eps] (eps of the dtype) before the log
         clip = float(np.finfo(dtype).eps) if self._fast_loss in (
             "cross_entropy", "binary_cross_entropy") else 0.0
-        model._loss_convention = (float(scales[0]), float(scales[1]), float(self.alpha), clip)
+        model.objective = Objective(grad_scale=float(scales[0]), loss_scale=float(scales[1]),
+                                    l2=float(self.alpha), log_loss_clip=clip)
         self.model_ = model
         self.__dict__.pop("optimizer_", None)
         self._best_coefs = [c.copy() for c in self.coefs_]
@@ -380,10 +385,9 @@ class _BaseMLP(BaseEstimator):
 
     def _sync_alpha(self) -> None:
         """alpha may have been changed by set_params since the network was built."""
-        conv = self.model_._loss_convention
-        if conv is not None and conv[2] != self.alpha:
-            self.model_._loss_convention = (conv[0], conv[1], float(self.alpha), conv[3])
-            self.model_._engine = None   # rebuilt with the new convention
+        objective = self.model_.objective
+        if objective.l2 != self.alpha:
+            self.model_.objective = dataclasses.replace(objective, l2=float(self.alpha))
 
     def _constant_sum(self, c: np.ndarray | None, order: np.ndarray, batch: int,
                       w: np.ndarray | None) -> float:
@@ -442,6 +446,7 @@ class _BaseMLP(BaseEstimator):
         T_train = self._fast_target(y_train)
         constant = self._loss_constant(y_train)
         weights = _fcheck.sample_weight(sw_train, n_samples)   # all-ones: the unweighted path
+        data = TrainingData(model, X_train, T_train, weights)   # checked once, for every epoch
         sample_idx = np.arange(n_samples, dtype=int)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
@@ -456,9 +461,11 @@ class _BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
                 order = sample_idx.astype(np.intp, copy=False)
-                steps, total = model.train_epoch(X_train, T_train, order, batch_size, opt,
-                                                 weights)
-                if steps < 0:   # scikit-learn would go on with NaN weights and fail below
+                with ctrl_c_stops_epochs():
+                    status, steps, total = model.run_epoch(data, order, batch_size, opt)
+                if status == EPOCH_INTERRUPTED:
+                    raise KeyboardInterrupt
+                if status != EPOCH_DONE:   # scikit-learn would go on with NaN weights and fail
                     raise ValueError("Solver produced non-finite parameter weights. The input "
                                      "data may contain large values and need to be "
                                      "preprocessed.")

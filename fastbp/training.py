@@ -1,20 +1,48 @@
-"""The training loop: ``fit`` (full-batch, stochastic and mini-batch gradient
-descent), its ``History`` and the progress display."""
+"""Training: one run object for every caller.
+
+- ``TrainingData``: the arrays of a fit (X, the targets, sample weights, the
+  validation set), converted and checked once for a model; shared by every run
+  that trains on them.
+- ``TrainingRun``: one model's training state, everything ``fit`` carries from
+  epoch to epoch: the optimizer, the schedule, the batch-order generator, the
+  epoch count, the history, early stopping's bookkeeping (best loss, best
+  parameters, epochs without improvement) and, after a Ctrl-C, the position
+  inside the interrupted epoch. One epoch is ``run_epoch`` (the compiled pass,
+  safe to run in a worker thread) then ``end_epoch`` (the bookkeeping). A run is
+  kept on its model as ``model.training_state``, saved with it, and continued by
+  ``fit(..., resume=True)``.
+- ``train_runs``: the loop over epochs for any number of runs (``fit`` passes
+  one, ``fastbp.Ensemble`` many, spread over threads; the Dask route runs it on
+  each worker).
+- ``fit``: the public training loop (``Sequential.fit``).
+"""
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from fastbp import _validation as check
 from fastbp import schedules
-from fastbp.optim import Optimizer, make_optimizer
+from fastbp._kernels import network as _network
+from fastbp.optim import Optimizer, from_state_dict, make_optimizer
 from fastbp.plotting import plot_history
+from fastbp.threads import using_threads
 
-__all__ = ["fit", "History", "TrainingDiverged"]
+__all__ = ["fit", "History", "TrainingDiverged", "TrainingInterrupted", "TrainingData",
+           "TrainingRun", "train_runs", "Progress", "ctrl_c_stops_epochs", "EPOCH_DONE",
+           "EPOCH_NONFINITE", "EPOCH_INTERRUPTED", "EPOCH_BAD_INDEX"]
+
+#: how a compiled epoch ended (Sequential.run_epoch's status)
+EPOCH_DONE = _network.EPOCH_DONE                  # every batch was stepped
+EPOCH_NONFINITE = _network.EPOCH_NONFINITE        # a loss was not finite (step not applied)
+EPOCH_INTERRUPTED = _network.EPOCH_INTERRUPTED    # Ctrl-C, after a complete step
+EPOCH_BAD_INDEX = _network.EPOCH_BAD_INDEX        # a row index or label out of range
 
 
 class TrainingDiverged(ValueError):
@@ -22,12 +50,38 @@ class TrainingDiverged(ValueError):
     parameters and the optimizer state were restored to the start of that epoch."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fit after a complete step: every step taken so far is applied,
+    the model is at that step, and ``fit(..., resume=True)`` continues exactly from
+    there. ``history`` holds the History of the fit (``histories``: one per member
+    for an Ensemble fit)."""
+
+    def __init__(self, message: str, histories: list[History]) -> None:
+        super().__init__(message)
+        self.histories = histories
+        self.history = histories[0] if len(histories) == 1 else None
+
+
 @dataclass
 class History:
-    """Per-epoch records of a fit: training loss, validation loss (if any) and learning rate.
+    """Per-epoch records of a fit.
 
-    ``loss[e]`` is the mean of epoch e's mini-batch losses, each taken before its
-    update and weighted by its batch size.
+    Attributes
+    ----------
+    loss : list of float
+        ``loss[e]``: the mean of epoch e's mini-batch losses, each taken before its
+        update and weighted by its batch size.
+    val_loss : list of float
+        The loss on ``validation_data`` after each epoch (empty without it).
+    lr : list of float
+        The learning rate each epoch used.
+    best_epoch : int or None
+        With early stopping, the epoch whose parameters were restored.
+    stopped_early : bool
+        Whether early stopping ended the fit.
+    pruned_at : int or None
+        For a member of an ensemble fit with pruning: the epochs it trained before
+        it was stopped (None: not pruned).
     """
 
     loss: list[float] = field(default_factory=list)
@@ -35,9 +89,11 @@ class History:
     lr: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     stopped_early: bool = False
+    pruned_at: int | None = None
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(self.loss)
 
     def plot(self, path: Any = None, ax: Any = None) -> Any:
@@ -45,22 +101,71 @@ class History:
         return plot_history(self, path=path, ax=ax)
 
 
-def _int_at_least(value: Any, name: str, low: int) -> int:
-    return check.int_in_range(value, name, low)
-
-
 def _finite(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
-def check_validation_data(model: Any, validation_data: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(X_val, y_val) converted for ``model`` and checked finite (fit's and Ensemble.fit's)."""
+class TrainingData:
+    """The arrays of a fit, converted for ``model`` and checked once.
+
+    Parameters
+    ----------
+    model : Sequential
+        The model the arrays are converted for (its dtype, input and output widths
+        and loss); any model of the same dtype, widths and loss may train on them.
+    X, y : array-like
+        The samples and targets, as ``fit`` takes them.
+    sample_weight : array-like or None
+        One finite weight >= 0 per sample, with a positive sum.
+    validation_data : (X_val, y_val) or None
+        The validation set, converted and checked the same way.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Anything ``fit`` would refuse in these arrays, naming the argument.
+    """
+
+    def __init__(self, model: Any, X: Any, y: Any, sample_weight: Any = None,
+                 validation_data: Any = None) -> None:
+        X, y = model.check_Xy(X, y)
+        _finite(X, "X")
+        _finite(y, "y")
+        self.X: np.ndarray = X
+        #: float targets (n, k), or None with labels
+        self.targets: np.ndarray | None = None if y.ndim == 1 else y
+        #: int class labels (n,) as intp, or None with targets
+        self.labels: np.ndarray | None = y if y.ndim == 1 else None
+        self.sample_weight: np.ndarray | None = check.sample_weight(sample_weight, X.shape[0])
+        self.validation: tuple[np.ndarray, np.ndarray] | None = None
+        if validation_data is not None:
+            self.validation = _validation_set(model, validation_data)
+        self.signature = model.data_signature()
+
+    @property
+    def n(self) -> int:
+        """The number of samples."""
+        return int(self.X.shape[0])
+
+    @property
+    def y(self) -> np.ndarray:
+        """The converted targets (labels or values)."""
+        return self.labels if self.labels is not None else self.targets  # type: ignore[return-value]
+
+
+def _validation_set(model: Any, validation_data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(X_val, y_val) converted for ``model`` and checked finite; errors name
+    ``validation_data``."""
     try:
         Xv, yv = validation_data
     except (TypeError, ValueError) as exc:
-        raise TypeError("validation_data must be a pair (X_val, y_val)") from exc
-    Xv, yv = model.check_Xy(Xv, yv)
+        raise TypeError("validation_data must be a pair (X_val, y_val), got "
+                        f"{type(validation_data).__name__}") from exc
+    Xv = model.check_X(Xv, name="validation_data X")
+    if Xv.shape[0] == 0:
+        raise ValueError(f"validation_data X must hold at least one sample, got shape {Xv.shape}")
+    yv = model.check_y(yv, Xv.shape[0], name="validation_data y")
     _finite(Xv, "validation_data X")
     _finite(yv, "validation_data y")
     return Xv, yv
@@ -82,6 +187,7 @@ class Progress:
                 self.bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=True)
 
     def update(self, epoch: int, logs: dict[str, float]) -> None:
+        """Show that epoch ``epoch`` (from 0) ended with ``logs``."""
         if not self.show:
             return
         text = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "epoch")
@@ -90,12 +196,13 @@ class Progress:
             self.bar.update(1)
         else:
             width = 30
-            done = int(width * (epoch + 1) / self.epochs)
+            done = min(width, int(width * (epoch + 1) / self.epochs))
             sys.stderr.write(f"\repoch {epoch + 1}/{self.epochs} [{'#' * done}{'.' * (width - done)}] "
                              f"{text}")
             sys.stderr.flush()
 
     def close(self) -> None:
+        """End the bar's line."""
         if self.bar is not None:
             self.bar.close()
         elif self.show:
@@ -103,14 +210,482 @@ class Progress:
             sys.stderr.flush()
 
 
+@dataclass
+class _Partial:
+    """Where an interrupted epoch stopped: the order generator's state before the
+    epoch's draw, the steps done, their loss sum and the learning rate used."""
+
+    rng_state: dict[str, Any]
+    steps: int
+    loss_sum: float
+    lr: float
+
+
+class TrainingRun:
+    """One model's training: its settings and everything fit carries between epochs.
+
+    Built by ``fit`` (and ``fastbp.Ensemble.fit``, one per member) after every
+    argument was checked; kept on the model as ``model.training_state`` after the
+    fit, saved with ``model.save`` and continued by ``fit(..., resume=True)``.
+
+    Attributes
+    ----------
+    model : Sequential
+        The model trained in place.
+    optimizer : Optimizer
+        The optimizer over ``model.parameters()`` (its state is the run's).
+    scheduler : Schedule or None
+        The learning-rate schedule bound to ``optimizer``, stepped once per epoch.
+    batch_size : int or None
+        Samples per mini-batch (None: the full batch).
+    shuffle : bool
+        Whether each epoch draws a new order of the samples.
+    early_stopping : int or None
+        Epochs without improvement of the monitored loss that end the run.
+    rng : numpy.random.Generator
+        The batch-order generator (one permutation per shuffled epoch).
+    history : History
+        The records of every epoch of the run.
+    epoch : int
+        Completed epochs.
+    stopped : bool
+        Whether early stopping ended the run (a resumed fit then trains no more).
+    diverged : str or None
+        Why the run stopped on a non-finite loss (Ensemble members; fit raises).
+    """
+
+    def __init__(self, model: Any, optimizer: Optimizer, *, batch_size: int | None,
+                 shuffle: bool, early_stopping: int | None, seed: Any = None,
+                 scheduler: Any = None) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.history = History()
+        self.epoch = 0
+        self.best = math.inf
+        self.best_params: list[np.ndarray] | None = None
+        #: the last epoch's parameters, kept when the best were restored (for resume)
+        self.last_params: list[np.ndarray] | None = None
+        self.bad_epochs = 0
+        self.stopped = False
+        self.diverged: str | None = None
+        self.partial: _Partial | None = None
+        # one epoch's results, filled by run_epoch (possibly in a worker thread)
+        self._status = 0
+        self._steps = 0
+        self._total = 0.0
+        self._lr_used = 0.0
+        self._val = math.nan
+        self._start: tuple[list[np.ndarray], dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return (f"TrainingRun({self.epoch} epochs, {type(self.optimizer).__name__} at step "
+                f"{self.optimizer.step_count}{', stopped' if self.stopped else ''})")
+
+    # ---------------------------------------------------------------- one epoch
+    @property
+    def alive(self) -> bool:
+        """Whether the run trains on (not stopped early, diverged or pruned)."""
+        return not self.stopped and self.diverged is None and self.history.pruned_at is None
+
+    def batch(self, n: int) -> int:
+        """The mini-batch size for n samples."""
+        return n if self.batch_size is None else min(self.batch_size, n)
+
+    def order_key(self) -> Any:
+        """Runs with equal keys draw the same next order (their generators are in the
+        same state): an Ensemble draws it once for all of them."""
+        return repr(self.rng.bit_generator.state)
+
+    def draw_order(self, n: int) -> np.ndarray:
+        """The next epoch's sample order (the generator advances only when it shuffles)."""
+        if self.shuffle and self.batch(n) < n:   # a full batch's gradient ignores order
+            return self.rng.permutation(n).astype(np.intp, copy=False)
+        return np.arange(n, dtype=np.intp)
+
+    def run_epoch(self, data: TrainingData, order: np.ndarray | None = None,
+                  rng_state: dict[str, Any] | None = None) -> None:
+        """One epoch's compiled pass and validation loss (touches only this run and its
+        model: safe in a worker thread). ``order``/``rng_state``: the order another run
+        in this run's generator state drew, and the state after the draw."""
+        model, opt = self.model, self.optimizer
+        n = data.n
+        batch = self.batch(n)
+        first, total0 = 0, 0.0
+        if self.partial is not None:   # continue an interrupted epoch where it stopped
+            self.rng.bit_generator.state = self.partial.rng_state
+            order = self.draw_order(n)
+            first, total0, self._lr_used = self.partial.steps, self.partial.loss_sum, \
+                self.partial.lr
+            start_state = self.partial.rng_state
+        else:
+            start_state = self.rng.bit_generator.state
+            if order is None:
+                order = self.draw_order(n)
+            elif rng_state is not None:
+                self.rng.bit_generator.state = rng_state
+            self._lr_used = opt.lr
+        self._start = ([p.copy() for p in model.parameters()], opt.state_dict())
+        status, steps, total = model.run_epoch(data, order[first * batch:], batch, opt)
+        self._status, self._steps, self._total = status, first + steps, total0 + total
+        if status == EPOCH_INTERRUPTED:
+            self.partial = _Partial(start_state, first + steps, total0 + total, self._lr_used)
+            return
+        self.partial = None
+        if status == EPOCH_DONE and data.validation is not None \
+                and all(np.isfinite(p).all() for p in model.parameters()):
+            self._val = model.loss(*data.validation)
+
+    def end_epoch(self, data: TrainingData) -> dict[str, float] | None:
+        """The bookkeeping after run_epoch: divergence (restores the epoch's start),
+        history, schedule, early stopping. Returns the epoch's logs (None when the run
+        diverged or the epoch was interrupted). Raises ValueError if an index was out
+        of range (the data changed during the fit)."""
+        status = self._status
+        if status == EPOCH_INTERRUPTED:
+            return None
+        epoch = self.epoch
+        if status == EPOCH_BAD_INDEX:
+            self._restore_start()
+            raise ValueError("a row index or class label went out of range during the fit "
+                             "(were X or y changed while it ran?); the parameters and the "
+                             "optimizer state were restored to the start of the epoch")
+        # Each loss is taken before its update, so the epoch's last update can still
+        # have made the parameters non-finite: check them too.
+        finite = status == EPOCH_DONE and all(
+            np.isfinite(p).all() for p in self.model.parameters())
+        if not finite:
+            self._restore_start()
+            where = (f"the training loss became {self._total} at step {self._steps + 1}"
+                     if status == EPOCH_NONFINITE
+                     else "the last update made the parameters non-finite")
+            self.diverged = (f"training diverged in epoch {epoch}: {where}; the parameters and "
+                             "the optimizer state were restored to the start of that epoch")
+            return None
+        self._start = None
+        n = data.n
+        loss = self._total / n
+        logs = {"epoch": float(epoch), "loss": loss, "lr": self._lr_used}
+        self.history.loss.append(loss)
+        self.history.lr.append(self._lr_used)
+        monitored = loss
+        if data.validation is not None:
+            self.history.val_loss.append(self._val)
+            logs["val_loss"] = self._val
+            monitored = self._val
+        if self.scheduler is not None:
+            if isinstance(self.scheduler, schedules.ReduceLROnPlateau):
+                self.scheduler.step(monitored)
+            else:
+                self.scheduler.step()
+        if self.early_stopping is not None:
+            if monitored < self.best:
+                self.best = monitored
+                self.best_params = [p.copy() for p in self.model.parameters()]
+                self.history.best_epoch = epoch
+                self.bad_epochs = 0
+            else:
+                self.bad_epochs += 1
+                if self.bad_epochs >= self.early_stopping:
+                    self.history.stopped_early = self.stopped = True
+        self.epoch += 1
+        return logs
+
+    def _restore_start(self) -> None:
+        assert self._start is not None
+        params, state = self._start
+        for p, saved in zip(self.model.parameters(), params):
+            p[...] = saved
+        self.optimizer.load_state_dict(state)
+        self._start = None
+
+    def restore_best(self) -> None:
+        """At the end of a fit: put the best parameters in place (early stopping),
+        keeping the last epoch's for a resumed fit."""
+        if self.best_params is not None and self.diverged is None:
+            self.last_params = [p.copy() for p in self.model.parameters()]
+            for p, saved in zip(self.model.parameters(), self.best_params):
+                p[...] = saved
+
+    def continue_from_last(self) -> None:
+        """Before a resumed fit: put back the last epoch's parameters if the best ones
+        were restored over them."""
+        if self.last_params is not None:
+            for p, saved in zip(self.model.parameters(), self.last_params):
+                p[...] = saved
+            self.last_params = None
+
+    def adopt(self, other: TrainingRun) -> None:
+        """Take the results of ``other``, a copy of this run trained elsewhere (a Dask
+        worker): parameters (copied into the live arrays), optimizer state, generator,
+        history and bookkeeping."""
+        for p, new in zip(self.model.parameters(), other.model.parameters()):
+            p[...] = new
+        self.optimizer.load_state_dict(other.optimizer.state_dict())
+        if self.scheduler is not None and other.scheduler is not None:
+            self.scheduler.load_state_dict(other.scheduler.state_dict())
+        self.rng.bit_generator.state = other.rng.bit_generator.state
+        for name in ("history", "epoch", "best", "best_params", "last_params", "bad_epochs",
+                     "stopped", "diverged", "partial"):
+            setattr(self, name, getattr(other, name))
+
+    # ---------------------------------------------------------------- files
+    def to_archive(self, prefix: str, optimizer_stored: bool) -> tuple[dict[str, Any],
+                                                                        dict[str, np.ndarray]]:
+        """(JSON spec, arrays under ``prefix``) of the run for a model file;
+        ``optimizer_stored``: the file holds this run's optimizer already."""
+        arrays: dict[str, np.ndarray] = {}
+        spec: dict[str, Any] = {
+            "batch_size": self.batch_size, "shuffle": self.shuffle,
+            "early_stopping": self.early_stopping, "epoch": self.epoch,
+            "best": self.best if math.isfinite(self.best) else None,
+            "bad_epochs": self.bad_epochs, "stopped": self.stopped, "diverged": self.diverged,
+            "rng": self.rng.bit_generator.state, "history": asdict(self.history),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "partial": None if self.partial is None else asdict(self.partial),
+            "optimizer": None,
+        }
+        if not optimizer_stored:
+            spec["optimizer"] = optimizer_spec(self.optimizer, f"{prefix}optimizer/", arrays)
+        for name in ("best_params", "last_params"):
+            saved = getattr(self, name)
+            spec[name] = saved is not None
+            if saved is not None:
+                for i, a in enumerate(saved):
+                    arrays[f"{prefix}{name}/{i}"] = a
+        return spec, arrays
+
+    @classmethod
+    def from_archive(cls, model: Any, spec: dict[str, Any], arrays: dict[str, np.ndarray],
+                     prefix: str, optimizer: Optimizer | None) -> TrainingRun:
+        """The run a model file holds, over ``model``'s parameters (``optimizer``: the
+        file's optimizer when it is the run's); the arrays it reads are removed from
+        ``arrays``. Raises ValueError for anything malformed."""
+        from fastbp._storage import take  # (a leaf module: no cycle)
+
+        if spec.get("optimizer") is not None:
+            optimizer = optimizer_from_spec(spec["optimizer"], model.parameters(),
+                                            f"{prefix}optimizer/", arrays)
+        if optimizer is None:
+            raise ValueError("the training state has no optimizer")
+        run = cls(model, optimizer, batch_size=_opt_int(spec["batch_size"], "batch_size"),
+                  shuffle=check.flag(spec["shuffle"], "shuffle"),
+                  early_stopping=_opt_int(spec["early_stopping"], "early_stopping"))
+        state = spec["rng"]
+        if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+            raise ValueError("the training state's generator must be a PCG64 state")
+        run.rng.bit_generator.state = state
+        run.epoch = check.int_in_range(spec["epoch"], "epoch", 0)
+        run.best = math.inf if spec["best"] is None else float(spec["best"])
+        run.bad_epochs = check.int_in_range(spec["bad_epochs"], "bad_epochs", 0)
+        run.stopped = check.flag(spec["stopped"], "stopped")
+        run.diverged = spec["diverged"] if isinstance(spec["diverged"], str) else None
+        history = spec["history"]
+        run.history = History(**{k: history[k] for k in ("loss", "val_loss", "lr",
+                                                         "best_epoch", "stopped_early",
+                                                         "pruned_at")})
+        if spec["scheduler"] is not None:
+            run.scheduler = schedules.from_state_dict(optimizer, spec["scheduler"])
+        if spec["partial"] is not None:
+            run.partial = _Partial(**spec["partial"])
+        params = model.parameters()
+        for name in ("best_params", "last_params"):
+            if spec[name]:
+                setattr(run, name, [take(arrays, f"{prefix}{name}/{i}", p.dtype, p.shape)
+                                    for i, p in enumerate(params)])
+        return run
+
+
+def _opt_int(value: Any, name: str) -> int | None:
+    return None if value is None else check.int_in_range(value, name, 1)
+
+
+def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarray]
+                   ) -> dict[str, Any]:
+    """An optimizer's JSON spec for a file (its state arrays added to ``arrays`` under
+    ``prefix``)."""
+    state = optimizer.state_dict()
+    for i, s in enumerate(state["state"]):
+        for k, a in s.items():
+            arrays[f"{prefix}{i}/{k}"] = a
+    return {"type": state["type"], "hyperparameters": state["hyperparameters"],
+            "step": state["step"], "state_names": [sorted(s) for s in state["state"]]}
+
+
+def optimizer_from_spec(spec: dict[str, Any], params: list[np.ndarray], prefix: str,
+                        arrays: dict[str, np.ndarray]) -> Optimizer:
+    """The optimizer an optimizer_spec describes, over ``params`` (its arrays are
+    removed from ``arrays``)."""
+    from fastbp._storage import take  # (a leaf module: no cycle)
+
+    names = spec["state_names"]
+    if not isinstance(names, list) or len(names) != len(params):
+        raise ValueError("the optimizer's state does not match the model's parameters")
+    state = [{k: take(arrays, f"{prefix}{i}/{k}", p.dtype, p.shape) for k in keys}
+             for i, (p, keys) in enumerate(zip(params, names))]
+    return from_state_dict(params, {"type": spec["type"], "step": spec["step"],
+                                    "hyperparameters": spec["hyperparameters"],
+                                    "state": state})
+
+
+# ---------------------------------------------------------------- the loop
+
+@contextlib.contextmanager
+def ctrl_c_stops_epochs() -> Iterator[None]:
+    """While the block runs, Ctrl-C makes the compiled epochs stop after their current
+    step (main thread only: signals reach Python there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _network.interrupt_install()
+    try:
+        yield
+    finally:
+        _network.interrupt_remove()
+
+
+@contextlib.contextmanager
+def _members_on_shared_threads(models: Sequence[Any]) -> Iterator[None]:
+    """Clear the models' own num_threads during the fit (it sets the process-wide
+    BLAS count, which concurrent threads must not race on); restored after."""
+    saved = [m.num_threads for m in models]
+    try:
+        for m in models:
+            m.num_threads = None
+        yield
+    finally:
+        for m, t in zip(models, saved):
+            m.num_threads = t
+
+
+def _run_parallel(jobs: list[tuple[TrainingRun, np.ndarray | None, Any]], data: TrainingData,
+                  workers: int) -> None:
+    """Every job's run_epoch, ``workers`` threads pulling runs from one queue (a run's
+    result does not depend on which thread runs it)."""
+    if workers <= 1 or len(jobs) == 1:
+        for run, order, state in jobs:
+            run.run_epoch(data, order, state)
+        return
+    lock = threading.Lock()
+    pending = iter(jobs)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                job = next(pending, None)
+                if job is None or errors:
+                    return
+            try:
+                job[0].run_epoch(data, job[1], job[2])
+            except BaseException as exc:  # re-raised in the calling thread
+                with lock:
+                    errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=work, name=f"fastbp-train-{i}", daemon=True)
+               for i in range(min(workers, len(jobs)) - 1)]
+    for t in threads:
+        t.start()
+    work()  # the calling thread is one of the workers
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _orders(runs: list[TrainingRun], n: int) -> list[tuple[TrainingRun, Any, Any]]:
+    """(run, order, generator state after the draw) per run: runs whose generators are
+    in one state share one draw (the order is the same for all of them)."""
+    jobs: list[tuple[TrainingRun, Any, Any]] = []
+    drawn: dict[Any, tuple[np.ndarray, Any]] = {}
+    for run in runs:
+        if run.partial is not None or len(runs) == 1:
+            jobs.append((run, None, None))
+            continue
+        key = run.order_key()
+        if key not in drawn:
+            order = run.draw_order(n)
+            drawn[key] = (order, run.rng.bit_generator.state)
+            jobs.append((run, order, None))
+        else:
+            jobs.append((run, drawn[key][0], drawn[key][1]))
+    return jobs
+
+
+def train_runs(runs: list[TrainingRun], data: TrainingData, epochs: int, *,
+               num_threads: int | None = None, show_progress: bool = False,
+               callbacks: Sequence[Callable[[int, dict[str, float]], Any]] = (),
+               after_epoch: Callable[[list[TrainingRun]], None] | None = None) -> None:
+    """Train every run for up to ``epochs`` more epochs on ``data``, in place.
+
+    ``num_threads`` (None: one run at a time, each with its model's own thread
+    setting) threads share out the runs, BLAS then held to one thread each.
+    ``callbacks`` (cb(epoch, logs), True stops) apply to a single run (fit's).
+    ``after_epoch(runs)`` is called after each epoch's bookkeeping (pruning).
+    Ctrl-C stops every run after its current step and raises TrainingInterrupted.
+    Divergence stops the run concerned (``run.diverged``), the others go on."""
+    parallel = num_threads is not None and len(runs) > 1
+    workers = max(1, min(num_threads or 1, len(runs)))
+    blas = (1 if workers > 1 else num_threads) if parallel else None
+    bar = Progress(epochs, show_progress)
+    interrupted = False
+    try:
+        with contextlib.ExitStack() as stack:
+            if parallel:
+                stack.enter_context(_members_on_shared_threads([r.model for r in runs]))
+                stack.enter_context(using_threads(blas))
+            for k in range(epochs):
+                alive = [r for r in runs if r.alive]
+                if not alive:
+                    break
+                with ctrl_c_stops_epochs():
+                    _run_parallel(_orders(alive, data.n), data, workers)
+                if any(r._status == EPOCH_INTERRUPTED for r in alive):
+                    interrupted = True
+                    break
+                logs_of = [r.end_epoch(data) for r in alive]
+                if after_epoch is not None:
+                    after_epoch(runs)
+                if len(runs) == 1:
+                    logs = logs_of[0]
+                    if logs is None:
+                        break
+                    bar.update(k, logs)
+                    # every callback sees the epoch, even after one asked to stop
+                    if [cb(int(logs["epoch"]), dict(logs)) for cb in callbacks].count(True):
+                        break
+                else:
+                    done = [r.history.loss[-1] for r, lg in zip(alive, logs_of) if lg]
+                    summary = {"members": float(sum(r.alive for r in runs))}
+                    if done:
+                        summary["mean_loss"] = float(np.mean(done))
+                    bar.update(k, summary)
+    except KeyboardInterrupt as exc:   # Ctrl-C outside a compiled epoch
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        interrupted = True
+    finally:
+        bar.close()
+    if interrupted:
+        raise TrainingInterrupted(
+            "training was interrupted (Ctrl-C) after a complete step: the model holds the "
+            "parameters of its last step, and fit(..., resume=True) continues from there",
+            [r.history for r in runs])
+
+
+# ---------------------------------------------------------------- fit
+
 def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
     """A schedule bound to ``opt`` from a schedule instance or a factory callable."""
     if scheduler is None:
         return None
     if not isinstance(scheduler, schedules.Schedule):
-        if not callable(scheduler):
-            raise TypeError("scheduler must be a fastbp schedule or a callable taking the "
-                            f"optimizer, got {type(scheduler).__name__}")
         scheduler = scheduler(opt)
         if not isinstance(scheduler, schedules.Schedule):
             raise TypeError("scheduler(optimizer) must return a fastbp schedule, got "
@@ -121,94 +696,101 @@ def _make_scheduler(scheduler: Any, opt: Optimizer) -> Any:
     return scheduler
 
 
+def _check_scheduler_arg(scheduler: Any) -> None:
+    if scheduler is not None and not isinstance(scheduler, schedules.Schedule) \
+            and not callable(scheduler):
+        raise TypeError("scheduler must be a fastbp schedule or a callable taking the "
+                        f"optimizer, got {type(scheduler).__name__}")
+
+
+#: fit's settings that a resumed fit takes from the run (the defaults of fit's signature)
+_RUN_SETTINGS = {"batch_size": 32, "optimizer": "adam", "lr": None, "shuffle": True,
+                 "seed": None, "scheduler": None, "early_stopping": None}
+
+
+def _resumed_run(model: Any, given: dict[str, Any], data: TrainingData) -> TrainingRun:
+    """The model's last run, checked against the arguments of the resuming call: each
+    setting of the run must be left at fit's default or given the run's own value."""
+    run = getattr(model, "training_state", None)
+    if not isinstance(run, TrainingRun):
+        raise ValueError("resume=True continues the model's last fit, and this model has no "
+                         "training state (fit it first, or load a file saved after a fit)")
+    make_optimizer(run.optimizer, model.parameters(), None)   # still over these parameters
+    own = {"batch_size": run.batch_size, "shuffle": run.shuffle, "optimizer": run.optimizer,
+           "early_stopping": run.early_stopping}
+    for name, value in given.items():
+        default = _RUN_SETTINGS[name]
+        if value is default or (type(value) is type(default) and value == default):
+            continue   # left at fit's default: the run's setting applies
+        if name in own and (value is own[name] or (type(value) is type(own[name])
+                                                    and value == own[name])):
+            continue
+        raise ValueError(f"resume=True continues the last fit with its own {name}; leave "
+                         f"{name} out (or pass the run's own value), got {name}={value!r}")
+    if run.history.val_loss and data.validation is None:
+        raise ValueError("the fit being resumed monitored validation_data: pass it again")
+    return run
+
+
 def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None = 32,
         optimizer: Any = "adam", lr: float | None = None, shuffle: bool = True,
         seed: Any = None, validation_data: tuple[Any, Any] | None = None,
         scheduler: Any = None, early_stopping: int | None = None,
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
-        progress: bool | None = None, sample_weight: Any = None) -> History:
-    """Train ``model`` on (X, y); see API.md. Returns the History."""
-    X, y = model.check_Xy(X, y)
-    _finite(X, "X")
-    _finite(y, "y")
-    n = X.shape[0]
-    weights = check.sample_weight(sample_weight, n)
-    epochs = _int_at_least(epochs, "epochs", 1)
-    batch = n if batch_size is None else min(_int_at_least(batch_size, "batch_size", 1), n)
-    if early_stopping is not None:
-        early_stopping = _int_at_least(early_stopping, "early_stopping", 1)
+        progress: bool | None = None, sample_weight: Any = None,
+        resume: bool = False) -> History:
+    """Train ``model`` in place with mini-batch gradient descent (see
+    ``Sequential.fit`` for the parameters). Returns the History of the run."""
+    data = TrainingData(model, X, y, sample_weight, validation_data)
+    epochs = check.int_in_range(epochs, "epochs", 1)
+    resume = check.flag(resume, "resume")
     callbacks = list(callbacks)
     for cb in callbacks:
         if not callable(cb):
             raise TypeError(f"callbacks must be callables cb(epoch, logs), got {type(cb).__name__}")
-    if validation_data is not None:
-        Xv, yv = check_validation_data(model, validation_data)
+    show = sys.stderr.isatty() if progress is None else check.flag(progress, "progress")
+    if resume:
+        run = _resumed_run(model, {"batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+                                   "shuffle": shuffle, "seed": seed, "scheduler": scheduler,
+                                   "early_stopping": early_stopping}, data)
+        if run.stopped:
+            return run.history
+        run.continue_from_last()
+    else:
+        run = _new_run(model, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                       shuffle=shuffle, seed=seed, scheduler=scheduler,
+                       early_stopping=early_stopping)
+    model.training_state = run
+    # A TrainingInterrupted passes through: the model keeps its last step's parameters.
+    train_runs([run], data, epochs, show_progress=show, callbacks=callbacks)
+    run.restore_best()
+    if run.diverged is not None:
+        why, run.diverged = run.diverged, None   # the run may be resumed after a change
+        raise TrainingDiverged(f"{why[0].upper()}{why[1:]}. Lower the learning rate or check "
+                               "the data scale.")
+    return run.history
+
+
+def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: Any,
+             seed: Any, scheduler: Any, early_stopping: Any) -> TrainingRun:
+    """A fresh run, every argument checked before anything changes (the optimizer's
+    learning rate is assigned last, and put back if the schedule cannot be built)."""
+    batch = None if batch_size is None else check.int_in_range(batch_size, "batch_size", 1)
+    if early_stopping is not None:
+        early_stopping = check.int_in_range(early_stopping, "early_stopping", 1)
+    shuffle = check.flag(shuffle, "shuffle")
+    _check_scheduler_arg(scheduler)
+    if lr is not None:
+        from fastbp._optim_config import CHECKS
+        lr = CHECKS["lr"](lr, "lr")
+    np.random.default_rng(seed)   # a bad seed raises here, before anything changed
+    previous_lr = optimizer.lr if isinstance(optimizer, Optimizer) else None
     opt = make_optimizer(optimizer, model.parameters(), lr)
-    sched = _make_scheduler(scheduler, opt)
-    rng = np.random.default_rng(seed)
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = Progress(epochs, show)
-    history = History()
-    best = math.inf
-    best_params: list[np.ndarray] | None = None
-    bad_epochs = 0
-    order = np.arange(n, dtype=np.intp)
     try:
-        for epoch in range(epochs):
-            # Snapshot for a diverging epoch: the model keeps its last finite state.
-            start_params = [p.copy() for p in model.parameters()]
-            start_state = opt.state_dict()
-            if shuffle and batch < n:  # (a full batch's gradient does not depend on order)
-                order = rng.permutation(n).astype(np.intp, copy=False)
-            lr_used = opt.lr
-            steps, total = model.train_epoch(X, y, order, batch, opt, weights)
-            # Each loss is taken before its update, so the epoch's last update can
-            # still have made the parameters non-finite: check them too.
-            finite = steps >= 0 and all(np.isfinite(p).all() for p in model.parameters())
-            if not finite:
-                for p, saved in zip(model.parameters(), start_params):
-                    p[...] = saved
-                opt.load_state_dict(start_state)
-                where = (f"the training loss became {total} at step {-steps}" if steps < 0
-                         else "the last update made the parameters non-finite")
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch}: {where}; the parameters and the "
-                    "optimizer state were restored to the start of that epoch. Lower the "
-                    "learning rate or check the data scale.")
-            logs = {"epoch": epoch, "loss": total / n, "lr": lr_used}
-            history.loss.append(total / n)
-            history.lr.append(lr_used)
-            monitored = total / n
-            if validation_data is not None:
-                val = model.loss(Xv, yv)
-                history.val_loss.append(val)
-                logs["val_loss"] = val
-                monitored = val
-            if sched is not None:
-                if isinstance(sched, schedules.ReduceLROnPlateau):
-                    sched.step(monitored)
-                else:
-                    sched.step()
-            stop = False
-            if early_stopping is not None:
-                if monitored < best:
-                    best = monitored
-                    best_params = [p.copy() for p in model.parameters()]
-                    history.best_epoch = epoch
-                    bad_epochs = 0
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= early_stopping:
-                        stop = history.stopped_early = True
-            bar.update(epoch, logs)
-            for cb in callbacks:
-                if cb(epoch, dict(logs)) is True:
-                    stop = True
-            if stop:
-                break
-    finally:
-        bar.close()
-    if best_params is not None:
-        for p, saved in zip(model.parameters(), best_params):
-            p[...] = saved
-    return history
+        sched = _make_scheduler(scheduler, opt)
+    except BaseException:
+        if previous_lr is not None:
+            opt.lr = previous_lr
+        raise
+    return TrainingRun(model, opt, batch_size=batch, shuffle=shuffle,
+                       early_stopping=early_stopping, seed=seed, scheduler=sched)

@@ -281,7 +281,7 @@ def test_fast_path_equals_checked_path_with_dropout(dtype, loss):
     fast.train_step(X, y, opt_f)
     slow.train_step(X.tolist(), y.tolist(), opt_s)
     for _ in range(5):
-        assert fast._engine.train_step_fast(X, y, opt_f, Dense.generation) \
+        assert fast._engine.train_step_fast(X, y, opt_f) \
             == slow.train_step(X.tolist(), y.tolist(), opt_s)
     assert_same_params(fast, slow)
 

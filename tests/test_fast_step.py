@@ -39,7 +39,7 @@ def test_gate_opens_for_ready_inputs(dtype, loss):
     X, y = make_data(loss, N, 5, 3, dtype)
     model.train_step(X, y, opt)
     for step in range(2, 6):
-        assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is not None
+        assert model._engine.train_step_fast(X, y, opt) is not None
         assert opt.step_count == step
 
 
@@ -79,7 +79,7 @@ def _warm(dtype=np.float64, loss="cross_entropy"):
     (model, opt), _ = _pair(dtype, loss, lr=0.01)
     X, y = make_data(loss, N, 5, 3, dtype)
     model.train_step(X, y, opt)
-    assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is not None
+    assert model._engine.train_step_fast(X, y, opt) is not None
     assert opt.step_count == 2
     return model, opt, X, y
 
@@ -91,7 +91,6 @@ def _warm(dtype=np.float64, loss="cross_entropy"):
 ])
 def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
     model, opt, X, y = _warm()
-    gen = fastbp.Dense.generation
     if change == "X float32":
         X = X.astype(np.float32)
     elif change == "X Fortran":
@@ -125,7 +124,7 @@ def test_inputs_needing_conversion_or_checks_take_the_checked_path(change):
         y[0] = -1
     elif change == "batch above capacity":
         X, y = np.vstack([X, X]), np.concatenate([y, y])
-    assert model._engine.train_step_fast(X, y, opt, gen) is None
+    assert model._engine.train_step_fast(X, y, opt) is None
     assert opt.step_count == 2          # nothing was applied
 
 
@@ -197,22 +196,28 @@ def test_loaded_optimizer_state_is_rebound():
     assert_same_params(model, first)
 
 
-def test_replaced_parameter_array_rebuilds_the_engine():
+def test_assigned_parameters_are_copied_into_the_live_arrays():
+    """layer.W = x writes into the array the engine and the optimizer hold: the engine
+    stays valid (no rebuild) and steps from the new values."""
     model, opt, X, y = _warm()
     engine = model._engine
     layer = model.layers[0]
-    layer.W = np.zeros_like(layer.W)          # a new array; the old engine points elsewhere
-    opt2 = Adam(model.parameters(), lr=0.01)
-    assert engine.train_step_fast(X, y, opt2, fastbp.Dense.generation) is None
-    model.train_step(X, y, opt2)
-    assert model._engine is not engine
-    assert np.any(layer.W != 0)               # the update reached the new array
+    live = layer.W
+    layer.W = np.zeros_like(layer.W)
+    assert layer.W is live and not live.any()
+    assert engine.train_step_fast(X, y, opt) is not None
+    assert model._engine is engine
+    assert np.any(layer.W != 0)               # the update reached the live array
+    with pytest.raises(ValueError, match="W must have shape"):
+        layer.W = np.zeros((2, 2))
+    with pytest.raises(TypeError, match="real numbers"):
+        layer.W = np.full(layer.W.shape, "a")
 
 
 def test_another_optimizer_is_bound_not_ignored():
     model, opt, X, y = _warm()
     sgd = SGD(model.parameters(), lr=0.1)
-    assert model._engine.train_step_fast(X, y, sgd, fastbp.Dense.generation) is None
+    assert model._engine.train_step_fast(X, y, sgd) is None
     W = model.layers[1].W.copy()
     model.train_step(X, y, sgd)
     dW = model.layers[1].dW
@@ -226,7 +231,7 @@ def test_step_count_is_a_checked_int_the_engine_shares():
     model, opt, X, y = _warm()
     opt.step_count = np.int64(2)
     assert type(opt.step_count) is int
-    assert model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation) is not None
+    assert model._engine.train_step_fast(X, y, opt) is not None
     assert opt.step_count == 3
     for bad, exc in ((True, TypeError), (2.0, TypeError), ("3", TypeError), (-1, ValueError),
                      (2**62, ValueError)):
@@ -262,7 +267,7 @@ def test_one_dimensional_targets(n_out):
     X, _ = make_data("cross_entropy", N, 5, 3)
     y = np.linspace(-1, 1, X.shape[0])
     model.train_step(X, np.tile(y[:, None], (1, n_out)), opt)   # warm: the gate is live
-    gate = model._engine.train_step_fast(X, y, opt, fastbp.Dense.generation)
+    gate = model._engine.train_step_fast(X, y, opt)
     if n_out == 1:
         assert gate is not None
     else:

@@ -369,7 +369,8 @@ def test_predict_regression(loss, dtype):
 
 def test_predict_single_output_regression_shape():
     model = fastbp.MLP((3, 4, 1), seed=0)
-    assert model.predict(np.ones((5, 3))).shape == (5, 1)
+    assert model.predict(np.ones((5, 3))).shape == (5,)     # one output: (n,), as scikit-learn
+    assert model.forward(np.ones((5, 3))).shape == (5, 1)
 
 
 # ---------------------------------------------------------------- loss / evaluate / targets

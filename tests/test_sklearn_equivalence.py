@@ -313,7 +313,7 @@ def test_engine_log_loss_is_sklearns_clipped_one(kind, weighted):
         model.layers[0].b[...] = 0.0
         eps = float(np.finfo(float).eps)
         scale = 1.0 if kind == "softmax" else float(k)
-        model._loss_convention = (scale, scale, 0.0, eps)
+        model.objective = fastbp.Objective(grad_scale=scale, loss_scale=scale, log_loss_clip=eps)
         target = Y.argmax(axis=1) if kind == "softmax" else Y
         got = model.backward(Z, target, sample_weight=w)
         if kind == "softmax":

@@ -336,7 +336,7 @@ def test_dropout_training_is_the_fastbp_dropout_network():
     for p, q, r in zip(net.parameters(), init.model_.parameters(), est.model_.parameters()):
         p[...] = q
         assert not np.array_equal(q, r)
-    net._loss_convention = init.model_._loss_convention
+    net.objective = init.model_.objective
     opt = fastbp.Adam(net.parameters(), lr=0.05, eps_mode="folded")
     net.train_epoch(np.ascontiguousarray(X, dtype=np.float64),
                     np.ascontiguousarray(y[:, None], dtype=np.float64),

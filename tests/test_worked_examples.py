@@ -88,7 +88,7 @@ def test_single_weight_step_through_model_api():
     ops.sgd_step(layer.W, layer.dW, None, lr=0.1)
     assert layer.W[0, 0] == pytest.approx(1.8, rel=EXACT)
     assert model.loss(x, target) == pytest.approx(0.16, rel=FORMULA)
-    assert model.predict(x)[0, 0] == pytest.approx(3.6, rel=EXACT)
+    assert model.predict(x)[0] == pytest.approx(3.6, rel=EXACT)
 
 
 def test_single_weight_demo_function():

@@ -13,27 +13,9 @@ cdef extern from *:
     const double SQRT1_2 "FASTBP_SQRT1_2"
     const double INV_SQRT_2PI "FASTBP_INV_SQRT_2PI"
 
-# Activation codes: the index of each name in fastbp._validation.ACTIVATIONS.
-cdef enum:
-    ACT_IDENTITY = 0
-    ACT_SIGMOID = 1
-    ACT_TANH = 2
-    ACT_RELU = 3
-    ACT_LEAKY_RELU = 4
-    ACT_ELU = 5
-    ACT_SOFTPLUS = 6
-    ACT_GELU = 7
-    ACT_SILU = 8
-    ACT_SOFTMAX = 9
-
-# Loss codes: the index of each name in fastbp._validation.LOSSES.
-cdef enum:
-    LOSS_MSE = 0
-    LOSS_MAE = 1
-    LOSS_HUBER = 2
-    LOSS_BCE = 3
-    LOSS_CE = 4
-    LOSS_POISSON = 5
+# Activation, loss, optimizer and layer codes and the shared constants
+# (ACT_RELU, LOSS_CE, LEAKY_SLOPE, ...): written from fastbp/_table.py at build time.
+include "_table.pxi"
 
 # The vectorisable exp and the loops over it (see _vmath.h).
 cdef extern from "_vmath.h" nogil:
@@ -50,8 +32,8 @@ cdef extern from "_vmath.h" nogil:
                                         Py_ssize_t k, double* row_max, double* row_sum)
 
 cdef inline double softplus(double z) noexcept nogil:
-    """log(1+e^z), z itself above PyTorch's threshold 20."""
-    if z > 20.0:
+    """log(1+e^z), z itself above PyTorch's threshold (SOFTPLUS_THRESHOLD, 20)."""
+    if z > SOFTPLUS_THRESHOLD:
         return z
     return log1p(exp(z))
 
@@ -73,10 +55,10 @@ cdef inline double silu_grad(double z) noexcept nogil:
     return s * (1.0 + z * (1.0 - s))
 
 cdef inline double elu(double z) noexcept nogil:
-    """z for z > 0, e^z - 1 otherwise (alpha 1)."""
+    """z for z > 0, alpha·(e^z - 1) otherwise (alpha: ELU_ALPHA, 1)."""
     if z > 0.0:
         return z
-    return expm1(z)
+    return ELU_ALPHA * expm1(z)
 
 cdef inline double log_sigmoid(double z) noexcept nogil:
     """log σ(z) = min(z, 0) - log1p(e^-|z|)."""

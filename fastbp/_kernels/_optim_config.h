@@ -8,8 +8,8 @@
 #ifndef FASTBP_OPTIM_CONFIG_H
 #define FASTBP_OPTIM_CONFIG_H
 
-/* fastbp._optim_config's *Config.kind */
-enum { FB_OPT_SGD = 0, FB_OPT_ADAGRAD = 1, FB_OPT_RMSPROP = 2, FB_OPT_ADAM = 3 };
+/* fastbp._optim_config's *Config.kind: FB_OPT_SGD, ... from fastbp/_table.py */
+#include "_table.h"
 
 typedef struct fb_optim_config {
     int kind;

@@ -13,12 +13,10 @@ from libc.math cimport exp
 
 from fastbp._kernels._math cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
-    ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX,
+    ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX, LEAKY_SLOPE, ELU_ALPHA, SOFTPLUS_THRESHOLD,
     sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, exp_rows, EXP_BLOCK,
     tanh_array_f32, tanh_array_f64, sigmoid_array_f32, sigmoid_array_f64, exp_shifted_f64,
 )
-
-cdef double LEAKY_SLOPE = 0.01
 
 
 cdef void softmax_rows(floating* A, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
@@ -142,11 +140,11 @@ cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
     elif act == ACT_ELU:
         for idx in range(size):
             d = dA[idx]
-            dZ[idx] = d if Z[idx] > 0 else <floating>(d * exp(Z[idx]))
+            dZ[idx] = d if Z[idx] > 0 else <floating>(d * (ELU_ALPHA * exp(Z[idx])))
     elif act == ACT_SOFTPLUS:
         for idx in range(size):
             d = dA[idx]
-            dZ[idx] = d if Z[idx] > 20 else <floating>(d * sigmoid(Z[idx]))
+            dZ[idx] = d if Z[idx] > SOFTPLUS_THRESHOLD else <floating>(d * sigmoid(Z[idx]))
     elif act == ACT_GELU:
         for idx in range(size):
             dZ[idx] = <floating>(dA[idx] * gelu_grad(Z[idx]))

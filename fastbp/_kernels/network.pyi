@@ -1,42 +1,57 @@
 # Stub of the compiled module fastbp/_kernels/network.pyx: its ``def`` entry points
 # and the public (``def``) methods and attributes of ``Engine``. Each trailing
 # comment gives the exact Cython type; float arrays all have the engine's dtype
-# (float32 or float64) and are C-contiguous, which the callers guarantee.
+# (float32 or float64) and are C-contiguous (the engine checks every shape).
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
+EPOCH_DONE: int
+EPOCH_NONFINITE: int
+EPOCH_INTERRUPTED: int
+EPOCH_BAD_INDEX: int
+PREDICT_RAW: int
+PREDICT_PROBA: int
+PREDICT_LABELS: int
+
+def interrupt_install() -> None: ...
+def interrupt_remove() -> None: ...
+def interrupt_pending() -> bool: ...
+def interrupt_clear() -> None: ...
+def _check_layer_params(
+    kind: int,  # int
+    n_in: int,  # Py_ssize_t
+    n_out: int,  # Py_ssize_t
+    params: list[npt.NDArray[np.floating[Any]]],  # list
+) -> None: ...
+
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.
 @disjoint_base
 class Engine:
-    # Dense.generation at which the parameter arrays were last checked (-1: never)
-    generation: int  # cdef public long long
     dtype: np.dtype[np.floating[Any]]  # cdef public object
     def __init__(
         self,
-        Ws: list[npt.NDArray[np.floating[Any]]],  # list
-        bs: list[npt.NDArray[np.floating[Any]]],  # list
-        dWs: list[npt.NDArray[np.floating[Any]]],  # list
-        dbs: list[npt.NDArray[np.floating[Any]]],  # list
-        acts: list[int],  # list
+        records: list[tuple[int, int, int, int, int]],  # list: (kind, act, n_in, n_out, n_params)
+        params: list[npt.NDArray[np.floating[Any]]],  # list
+        grads: list[npt.NDArray[np.floating[Any]]],  # list
+        penalized: list[bool],  # list
         loss: int,  # int
         dtype: npt.DTypeLike,  # object
+        dropout_rates: list[float],  # list
+        dropout_seed: int,  # uint64_t
     ) -> None: ...
-    def set_loss_convention(
+    def set_objective(
         self,
         grad_scale: float,  # double
         loss_scale: float,  # double
         l2: float,  # double
-        clip_eps: float = 0.0,  # double
+        clip_eps: float,  # double
     ) -> None: ...
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
-    def set_dropout(
-        self,
-        rates: list[float],  # list
-        seed: int,  # uint64_t
-    ) -> None: ...
+    def workspace_bytes(self) -> int: ...
+    def trim(self, rows: int) -> None: ...  # rows: Py_ssize_t
     def bind_optimizer(
         self,
         optimizer: Any,  # object (a fastbp.optim.Optimizer: its engine_link)
@@ -47,19 +62,18 @@ class Engine:
         X: Any,  # object
         y: Any,  # object
         optimizer: Any,  # object
-        generation: int,  # long long
     ) -> float | None: ...  # the loss, or None for the checked path
     def predict_fast(
         self,
         X: Any,  # object
-        generation: int,  # long long
-        kind: int,  # int: 0 forward, 1 predict_proba, 2 predict
+        kind: int,  # int: PREDICT_RAW, PREDICT_PROBA or PREDICT_LABELS
         lock: Any = None,  # object: the model's threading.Lock, or None
+        check_finite: bool = True,  # bint
     ) -> npt.NDArray[Any] | None: ...  # a new array, or None for the checked path
     def forward(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
-    ) -> npt.NDArray[np.floating[Any]]: ...  # a view of the output workspace
+    ) -> npt.NDArray[np.floating[Any]]: ...  # a new array
     def backward(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
@@ -67,14 +81,14 @@ class Engine:
         labels: npt.NDArray[np.intp] | None,  # object
         step: int,  # long long
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
-    ) -> float: ...  # double
+    ) -> float: ...
     def train_step(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
-    ) -> float: ...  # double
+    ) -> float: ...
     def epoch(
         self,
         X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
@@ -83,4 +97,10 @@ class Engine:
         order: npt.NDArray[np.intp],  # cnp.ndarray
         batch: int,  # Py_ssize_t
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
-    ) -> tuple[int, float]: ...  # (Py_ssize_t, double)
+    ) -> tuple[int, int, float]: ...  # (status, steps, loss_sum)
+    def _reserve_batch(
+        self,
+        batch: int,  # Py_ssize_t
+        n_features: int,  # Py_ssize_t
+        n_targets: int,  # Py_ssize_t
+    ) -> None: ...

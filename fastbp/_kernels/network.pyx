@@ -2,15 +2,23 @@
 compiled call with the GIL released.
 
 Design: ``Engine`` holds raw pointers to a model's live parameter and gradient
-arrays, to preallocated workspaces (Z, A and the backward buffer D of every
-layer, sized for the largest batch seen) and to the optimizer's state arrays.
-A step runs forward (GEMM, then bias + activation in one pass), the loss and
-its gradient in one pass (softmax/sigmoid and cross-entropy fused), and the
-backward pass from the last layer down; each layer's parameters are updated as
-soon as its gradients exist, after dX = dZ·Wᵀ has used the old weights. The
-same ``cdef`` kernels serve ``fastbp.ops``. Nothing is allocated per step once
-the workspaces fit the batch. Pointers are stored as ``void*`` and cast to the
-model's dtype by the fused functions below.
+arrays (one ``Param`` record each, in ``model.parameters()`` order), to
+preallocated workspaces (Z, A and the backward buffer D of every layer, sized
+for the largest batch of the current calls) and to the optimizer's state arrays.
+A model is a list of layer records (``LayerRec``); each record carries its
+``kind`` (fastbp/_table.py's LAYER_KINDS) and the index of its first parameter,
+and the loops below call ``layer_forward``/``layer_backward``, which dispatch on
+the kind to that kind's ``cdef`` kernels (the same ones ``fastbp.ops`` calls).
+A step runs forward, the loss and its gradient in one pass (softmax/sigmoid and
+cross-entropy fused), and the backward pass from the last layer down; each
+layer's parameters are updated as soon as its gradients exist, after its dX has
+used the old weights. Nothing is allocated per step once the workspaces fit
+the batch. Pointers are stored as ``void*`` and cast to the model's dtype by the
+fused functions below.
+
+Adding a layer kind here: a code in fastbp/_table.py's LAYER_KINDS, a branch in
+``layer_forward``, ``layer_backward`` and (if its backward reads A in place of Z)
+``output_is_z``; kind-specific constants travel in ``LayerRec.hyper``.
 
 Dropout (training only): a layer with dropout writes A·mask/(1-p) to a buffer
 Ad that the next layer reads; the backward multiplies the layer's dL/dA by the
@@ -19,10 +27,9 @@ derivative reads A or Z (sigmoid, tanh, gelu, ...), and A itself where it reads
 only the sign of Z (relu, leaky relu, whose A is their Z) or nothing
 (identity): 1/(1-p) > 0 keeps a kept element's sign, and a dropped element's
 dL/dZ is 0 whatever Z holds (for a finite dL/dA; a non-finite one gives 0 there
-instead of NaN).
-The masks are drawn for the step being taken (the optimizer's step count) from
-the counter-based generator of _dropout.h, so nothing about them is stored
-between steps.
+instead of NaN). The masks are drawn for the step being taken (the optimizer's
+step count) from the counter-based generator of _dropout.h, so nothing about
+them is stored between steps.
 
 The optimizer contract: an optimizer shares one typed ``OptimizerLink``
 (optim.pxd) with the engine, holding its configuration record, its state
@@ -30,6 +37,13 @@ tuple and its step counter. ``bind_optimizer`` copies the record into the
 kernels' ``fb_optim_config`` and points at the state arrays; the binding is
 current while the link holds the same record and state objects (an assignment
 or a load replaces them). The engine advances the link's step counter itself.
+
+Memory safety does not rest on what an earlier call left behind: every buffer
+is checked against the call's own sizes before it is used (``reserve``,
+``_reserve_batch``), and every index read from caller memory (a batch order, a
+class label) is range-checked where it is read, in the engine's own copy, so
+that another thread writing into the caller's arrays during a call cannot make
+the kernels read or write out of bounds.
 """
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython cimport floating
@@ -42,100 +56,148 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, LOSS_CE, LOSS_BCE
+from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
+                                    ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE)
 from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
 from fastbp._kernels.dropout cimport (
     dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
     dropout_backward_ptr,
 )
-from fastbp._kernels.losses cimport (loss_forward_backward_ptr, weighted_loss_ptr,
-                                      clip_correction_ptr, clipped_log_loss_ptr,
-                                      labels_in_range_ptr)
+from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
+from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
                                      optim_begin_step, optim_update_ptr)
+from fastbp._kernels.activations cimport bias_activation_forward_ptr
 
 from scipy.linalg.cython_blas cimport sdot, ddot, saxpy, daxpy
 
 from fastbp._validation import MAX_STEP as _MAX_STEP, dropout_scale
 
-# The lean prediction path (Engine.predict_fast).
-from libc.math cimport isnan
-from fastbp._kernels._math cimport ACT_SIGMOID, ACT_SOFTMAX
-from fastbp._kernels.activations cimport bias_activation_forward_ptr
+cdef extern from "_interrupt.h" nogil:
+    int fb_interrupt_install() noexcept
+    void fb_interrupt_remove() noexcept
+    int fb_interrupt_pending() noexcept
+    void fb_interrupt_clear() noexcept
 
 # The largest step count an optimizer takes (defined in fastbp._validation).
 cdef long long MAX_STEP = _MAX_STEP
 
-cdef struct Layer:
-    void* W
-    void* b
-    void* dW
-    void* db
-    void* Z          # (cap, n_out); equals A for identity, relu and leaky relu layers
-    void* A          # (cap, n_out)
-    void* D          # (cap, n_out): dL/dA, then dL/dZ in place
-    void* sW[3]      # optimizer state of W (NULL where unused)
-    void* sb[3]      # optimizer state of b
+# Workspaces of more bytes than this are released at the end of a call unless the
+# call before needed the same rows (a repeated size keeps them): a one-off large
+# prediction does not keep its memory for the model's lifetime.
+cdef Py_ssize_t TRIM_BYTES = 32 << 20
+
+#: the status of a compiled epoch (Engine.epoch's first result)
+EPOCH_DONE = 0          # every batch of the order was stepped
+EPOCH_NONFINITE = 1     # a batch's loss was not finite: stopped before its update
+EPOCH_INTERRUPTED = 2   # Ctrl-C (see _interrupt.h): stopped after a complete step
+EPOCH_BAD_INDEX = 3     # an order entry or a class label was out of range when gathered
+cdef enum:
+    _DONE = 0
+    _NONFINITE = 1
+    _INTERRUPTED = 2
+    _BAD_INDEX = 3
+
+
+cdef struct Param:
+    void* p           # the live parameter array
+    void* g           # its gradient
+    void* s[3]        # optimizer state (in the record's kernel_state order; NULL unused)
+    Py_ssize_t size
+    bint penalized    # a weight (not a bias): the objective's L2 penalty applies
+
+
+cdef struct LayerRec:
+    int kind            # fastbp/_table.py LAYER_KINDS
+    int act             # ACTIVATIONS code of the layer's output
     Py_ssize_t n_in
     Py_ssize_t n_out
-    int act
-    # Dropout on the layer's output in training (see set_dropout, reserve and the
-    # module docstring); the next layer reads Ad.
+    int p0              # index of its first Param
+    int n_params
+    void* Z             # (cap, n_out); equals A where output_is_z
+    void* A             # (cap, n_out)
+    void* D             # (cap, n_out): dL/dA, then dL/dZ in place
+    # Dropout on the layer's output in training (the next layer reads Ad).
     double dropout              # p; 0: no dropout (then Ad and keep are NULL)
     double drop_scale           # 1/(1-p)
     uint64_t drop_key           # dropout_layer_key(model seed, layer index)
     uint64_t drop_threshold     # dropout_threshold(p)
-    void* Ad                    # (cap, n_out): A·mask/(1-p) (A itself for identity/relu/leaky)
+    void* Ad                    # (cap, n_out): A·mask/(1-p) (A itself where output_is_z)
     unsigned char* keep         # (cap, n_out): this step's mask
 
-cdef struct LossConv:
-    # A training objective's convention other than fastbp's plain mean loss (for
-    # fastbp.sklearn, which reproduces scikit-learn's): the output gradient times
-    # grad_scale, the loss value times loss_scale, and an L2 penalty on the weights
-    # only (not the biases), divided by the batch's weight sum Σw (its size when
-    # unweighted): dW += (l2/Σw)·W, loss += ½·(l2/Σw)·Σ‖W‖². With clip_eps > 0 the
-    # (binary) cross-entropy's value is taken from probabilities clipped to
-    # [clip_eps, 1-clip_eps], scikit-learn's log loss (the gradient is unchanged). The
-    # defaults (1, 1, 0, 0) skip all of it, so a model without a convention computes
-    # what it always did.
+
+cdef struct Objective:
+    # The training objective's convention (fastbp.Objective): the output gradient
+    # times grad_scale, the loss value times loss_scale, and an L2 penalty on the
+    # penalized parameters (weights, not biases) divided by the batch's weight sum
+    # Σw (its size when unweighted): dW += (l2/Σw)·W, loss += ½·(l2/Σw)·Σ‖W‖². With
+    # log_loss_clip > 0 the (binary) cross-entropy's value is taken from
+    # probabilities clipped to [eps, 1-eps] (sklearn_loss.pyx). The defaults
+    # (1, 1, 0, 0) skip all of it.
     double grad_scale
     double loss_scale
     double l2
     double clip_eps
 
 
-cdef void forward_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n,
-                       bint keep) noexcept nogil:
-    """Z_l := in_l·W_l + b_l, A_l := f(Z_l) for every layer. Without ``keep``
-    (inference) the activation runs in place in Z, saving a pass of memory traffic;
-    the output is then in the last layer's Z."""
+# ---------------------------------------------------------------- layer kinds
+
+cdef inline bint output_is_z(int kind, int act) noexcept nogil:
+    """Whether the layer's backward needs only A (so A may be Z's buffer): a Dense
+    with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
+    answers the same (NaN too)."""
+    return kind == LAYER_DENSE and (act == ACT_IDENTITY or act == ACT_RELU
+                                    or act == ACT_LEAKY_RELU)
+
+
+cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, floating* out,
+                               Py_ssize_t n) noexcept nogil:
+    """The layer's forward on X (n, n_in): its Z, and its output in ``out`` (A, or Z
+    itself in inference)."""
+    if L.kind == LAYER_DENSE:
+        dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+                          <floating*>L.Z, out, n, L.n_in, L.n_out)
+
+
+cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, floating* dX,
+                                Py_ssize_t n) noexcept nogil:
+    """The layer's backward: L.D holds dL/dA (and becomes dL/dZ in place); fills its
+    parameters' gradients and, unless dX is NULL, dL/dX (n, n_in)."""
+    if L.kind == LAYER_DENSE:
+        dense_backward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z, <floating*>L.A,
+                           <floating*>L.D, <floating*>L.D, dX, <floating*>P[L.p0].g,
+                           <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
+
+
+# ---------------------------------------------------------------- the passes
+
+cdef void forward_impl(LayerRec* layers, int n_layers, const Param* P, const floating* X,
+                       Py_ssize_t n, bint keep) noexcept nogil:
+    """Every layer's forward. Without ``keep`` (inference) the activation runs in place
+    in Z, saving a pass of memory traffic; the output is then in the last layer's Z."""
     cdef int l
     cdef const floating* inp = X
-    cdef Layer* L
     cdef floating* out
     for l in range(n_layers):
-        L = &layers[l]
-        out = <floating*>L.A if keep else <floating*>L.Z
-        dense_forward_ptr(L.act, inp, <floating*>L.W, <floating*>L.b, <floating*>L.Z, out,
-                          n, L.n_in, L.n_out)
+        out = <floating*>layers[l].A if keep else <floating*>layers[l].Z
+        layer_forward(&layers[l], P, inp, out, n)
         inp = out
 
 
-cdef inline void* train_output(Layer* L) noexcept nogil:
+cdef inline void* train_output(LayerRec* L) noexcept nogil:
     """What the next layer reads in training: A, or A with dropout applied."""
     return L.Ad if L.dropout > 0 else L.A
 
 
-cdef void forward_train_impl(Layer* layers, int n_layers, const floating* X, Py_ssize_t n,
-                             long long step) noexcept nogil:
+cdef void forward_train_impl(LayerRec* layers, int n_layers, const Param* P,
+                             const floating* X, Py_ssize_t n, long long step) noexcept nogil:
     """forward_impl(keep=True) plus dropout with the masks of ``step`` where a layer has it."""
     cdef int l
     cdef const floating* inp = X
-    cdef Layer* L
+    cdef LayerRec* L
     for l in range(n_layers):
         L = &layers[l]
-        dense_forward_ptr(L.act, inp, <floating*>L.W, <floating*>L.b, <floating*>L.Z,
-                          <floating*>L.A, n, L.n_in, L.n_out)
+        layer_forward(L, P, inp, <floating*>L.A, n)
         if L.dropout > 0:
             dropout_forward_ptr(dropout_step_key(L.drop_key, <uint64_t>step), L.drop_threshold,
                                 L.drop_scale, <floating*>L.A, <floating*>L.Ad, L.keep,
@@ -171,28 +233,16 @@ cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) 
         daxpy(&m, &a, <double*>x, &one, <double*>y, &one)
 
 
-cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
-                      const floating* T, const Py_ssize_t* labels, const double* sw,
-                      Py_ssize_t n, const fb_optim_config* cfg, const LossConv* conv,
-                      long long step) noexcept nogil:
-    """Forward, loss, backward and (with cfg, else NULL) the update of every layer at
-    optimizer step ``step``; the loss.
-
-    sw: per-sample weights (NULL: unweighted); conv: the objective's convention.
-    ``step`` is also the step whose dropout masks are drawn."""
-    cdef int l
-    cdef Layer* L
-    cdef Layer* last = &layers[n_layers - 1]
-    cdef const floating* inp
-    cdef double value, wsum = <double>n, l2 = 0.0, penalty
-    cdef fb_optim_step st
-    cdef double correction
+cdef double objective_value(LayerRec* last, const Param* P, int n_params, int loss,
+                            const floating* T, const Py_ssize_t* labels, const double* sw,
+                            Py_ssize_t n, const Objective* obj, double* l2_out) noexcept nogil:
+    """The loss of the last layer's output A and its gradient into last.D, under the
+    objective's convention; *l2_out: the penalty's coefficient for the gradients."""
+    cdef double value, wsum = <double>n, penalty, correction
     cdef bint recompute = False
     cdef Py_ssize_t i
-    cdef floating* dw
-    if cfg != NULL:  # the step's values once, not per buffer
-        optim_begin_step(cfg, step, &st)
-    forward_train_impl(layers, n_layers, X, n, step)
+    cdef int j
+    cdef floating* d
     if sw == NULL:
         value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels,
                                           <floating*>last.D, n, last.n_out)
@@ -202,80 +252,137 @@ cdef double step_impl(Layer* layers, int n_layers, int loss, const floating* X,
         wsum = 0.0
         for i in range(n):
             wsum += sw[i]
-    if conv.grad_scale != 1.0:
-        dw = <floating*>last.D
+    if obj.grad_scale != 1.0:
+        d = <floating*>last.D
         for i in range(n * last.n_out):
-            dw[i] = <floating>(dw[i] * conv.grad_scale)
-    if conv.clip_eps > 0.0:
-        correction = clip_correction_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
-                                         conv.clip_eps, &recompute)
+            d[i] = <floating>(d[i] * obj.grad_scale)
+    if obj.clip_eps > 0.0:
+        correction = clip_correction_ptr(loss, <floating*>last.A, T, labels, sw, n,
+                                         last.n_out, obj.clip_eps, &recompute)
         if recompute:
-            value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n, last.n_out,
-                                         conv.clip_eps)
+            value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n,
+                                         last.n_out, obj.clip_eps)
         else:
             value += correction
-    if conv.loss_scale != 1.0:
-        value *= conv.loss_scale
-    if conv.l2 != 0.0:
+    if obj.loss_scale != 1.0:
+        value *= obj.loss_scale
+    l2_out[0] = 0.0
+    if obj.l2 != 0.0:
         # The penalty of the weights this step starts from (before any update).
-        l2 = conv.l2 / wsum
+        l2_out[0] = obj.l2 / wsum
         penalty = 0.0
-        for l in range(n_layers):
-            penalty += sum_squares(<floating*>layers[l].W, layers[l].n_in * layers[l].n_out)
-        value += 0.5 * l2 * penalty
+        for j in range(n_params):
+            if P[j].penalized:
+                penalty += sum_squares(<floating*>P[j].p, P[j].size)
+        value += 0.5 * l2_out[0] * penalty
+    return value
+
+
+cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
+                      const floating* X, const floating* T, const Py_ssize_t* labels,
+                      const double* sw, Py_ssize_t n, const fb_optim_config* cfg,
+                      const Objective* obj, long long step) noexcept nogil:
+    """Forward, loss, backward and (with cfg, else NULL) the update of every layer at
+    optimizer step ``step``; the loss.
+
+    sw: per-sample weights (NULL: unweighted); obj: the objective's convention.
+    ``step`` is also the step whose dropout masks are drawn."""
+    cdef int l, j
+    cdef LayerRec* L
+    cdef const floating* inp
+    cdef double value, l2
+    cdef fb_optim_step st
+    if cfg != NULL:  # the step's values once, not per buffer
+        optim_begin_step(cfg, step, &st)
+    forward_train_impl(layers, n_layers, P, X, n, step)
+    value = objective_value(&layers[n_layers - 1], P, n_params, loss, T, labels, sw, n, obj,
+                            &l2)
     for l in range(n_layers - 1, -1, -1):
         L = &layers[l]
         inp = X if l == 0 else <floating*>train_output(&layers[l - 1])
         if L.dropout > 0:  # D holds dL/d(A·m); make it dL/dA (m: mask/(1-p))
             dropout_backward_ptr(L.drop_scale, L.keep, <floating*>L.D, n * L.n_out)
-        # D holds dL/dA and becomes dL/dZ in place; dX goes to the layer below's D.
-        dense_backward_ptr(L.act, inp, <floating*>L.W, <floating*>L.Z, <floating*>L.A,
-                           <floating*>L.D, <floating*>L.D,
-                           <floating*>layers[l - 1].D if l > 0 else NULL,
-                           <floating*>L.dW, <floating*>L.db, n, L.n_in, L.n_out)
-        if l2 != 0.0:
-            add_scaled(<floating*>L.dW, <floating*>L.W, l2, L.n_in * L.n_out)
-        if cfg != NULL:
-            optim_update_ptr(<floating*>L.W, <floating*>L.dW, L.sW, L.n_in * L.n_out, cfg, &st)
-            optim_update_ptr(<floating*>L.b, <floating*>L.db, L.sb, L.n_out, cfg, &st)
+        # dX goes to the layer below's D.
+        layer_backward(L, P, inp, <floating*>layers[l - 1].D if l > 0 else NULL, n)
+        for j in range(L.p0, L.p0 + L.n_params):
+            if l2 != 0.0 and P[j].penalized:
+                add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
+            if cfg != NULL:
+                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
+                                 cfg, &st)
     return value
 
 
-cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating* X,
-                           const floating* T, const Py_ssize_t* labels, const double* sw,
-                           Py_ssize_t n_features, Py_ssize_t n_targets, const Py_ssize_t* order,
-                           Py_ssize_t n, Py_ssize_t batch, floating* Xb, floating* Tb,
-                           Py_ssize_t* Lb, double* Wb, const fb_optim_config* cfg,
-                           const LossConv* conv,
-                           long long step0, double* loss_sum) noexcept nogil:
-    """Mini-batches of ``order`` in sequence: gather rows (and their weights, when sw is
-    not NULL), step. Returns the number of steps taken; stops early (returning
-    -(steps+1)) at the first non-finite loss."""
-    cdef Py_ssize_t start, m, i, src, steps = 0
+cdef int gather_batch(const floating* X, const floating* T, const Py_ssize_t* labels,
+                      const double* sw, Py_ssize_t n_rows, Py_ssize_t n_features,
+                      Py_ssize_t n_targets, Py_ssize_t n_classes, const Py_ssize_t* order,
+                      Py_ssize_t m, floating* Xb, floating* Tb, Py_ssize_t* Lb,
+                      double* Wb) noexcept nogil:
+    """Rows order[0..m) of X and their targets (labels, weights) into the batch buffers;
+    every row index and label checked as it is read (0: fine, -1: out of range)."""
+    cdef Py_ssize_t i, src, lab
+    for i in range(m):
+        src = order[i]
+        if src < 0 or src >= n_rows:
+            return -1
+        memcpy(&Xb[i * n_features], &X[src * n_features], n_features * sizeof(floating))
+        if labels != NULL:
+            lab = labels[src]
+            if lab < 0 or lab >= n_classes:
+                return -1
+            Lb[i] = lab
+        else:
+            memcpy(&Tb[i * n_targets], &T[src * n_targets], n_targets * sizeof(floating))
+        if sw != NULL:
+            Wb[i] = sw[src]
+    return 0
+
+
+cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
+                    const floating* X, const floating* T, const Py_ssize_t* labels,
+                    const double* sw, Py_ssize_t n_rows, Py_ssize_t n_features,
+                    Py_ssize_t n_targets, const Py_ssize_t* order, Py_ssize_t n,
+                    Py_ssize_t batch, floating* Xb, floating* Tb, Py_ssize_t* Lb, double* Wb,
+                    const fb_optim_config* cfg, const Objective* obj, long long step0,
+                    Py_ssize_t* steps_out, double* loss_sum) noexcept nogil:
+    """Mini-batches of ``order`` (n entries) in sequence: gather rows (and their weights,
+    when sw is not NULL), step. Returns the status (_DONE, or why it stopped early);
+    *steps_out: the steps taken (and applied); *loss_sum: Σ batch loss · batch size over
+    them, or the non-finite loss that stopped it."""
+    cdef Py_ssize_t start = 0, m, steps = 0
+    cdef Py_ssize_t k = layers[n_layers - 1].n_out
     cdef double value
     loss_sum[0] = 0.0
-    start = 0
+    steps_out[0] = 0
     while start < n:
+        if fb_interrupt_pending():
+            return _INTERRUPTED
         m = batch if start + batch <= n else n - start
-        for i in range(m):
-            src = order[start + i]
-            memcpy(&Xb[i * n_features], &X[src * n_features], n_features * sizeof(floating))
-            if labels != NULL:
-                Lb[i] = labels[src]
-            else:
-                memcpy(&Tb[i * n_targets], &T[src * n_targets], n_targets * sizeof(floating))
-            if sw != NULL:
-                Wb[i] = sw[src]
-        value = step_impl(layers, n_layers, loss, Xb, Tb if labels == NULL else NULL,
-                          Lb if labels != NULL else NULL, Wb if sw != NULL else NULL, m, cfg,
-                          conv, step0 + steps + 1)
+        if gather_batch(X, T, labels, sw, n_rows, n_features, n_targets, k, order + start, m,
+                        Xb, Tb, Lb, Wb) != 0:
+            return _BAD_INDEX
+        value = step_impl(layers, n_layers, P, n_params, loss, Xb,
+                          Tb if labels == NULL else NULL, Lb if labels != NULL else NULL,
+                          Wb if sw != NULL else NULL, m, cfg, obj, step0 + steps + 1)
         if not isfinite(value):
             loss_sum[0] = value
-            return -(steps + 1)
+            return _NONFINITE
         steps += 1
+        steps_out[0] = steps
         loss_sum[0] += value * m
         start += m
-    return steps
+    return _DONE
+
+
+cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
+    """No NaN or infinity among the values: x - x is 0 for every finite x and NaN
+    otherwise (a subtraction, a comparison and an integer OR: the loop vectorises,
+    unlike a floating-point sum)."""
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(size):
+        bad |= <int>((x[i] - x[i]) != 0)
+    return bad == 0
 
 
 # predict_fast keeps the GIL for calls with less work than this (multiply-adds):
@@ -283,129 +390,190 @@ cdef Py_ssize_t epoch_impl(Layer* layers, int n_layers, int loss, const floating
 # and no other thread could do much in the time anyway.
 cdef Py_ssize_t NOGIL_MIN_WORK = 1 << 15
 
-# What Engine.predict_fast returns (fastbp.models.Sequential's PREDICT_* mirror these).
+# What Engine.predict_fast returns (fastbp.models mirrors these as PREDICT_*).
+PREDICT_RAW = 0      # forward
+PREDICT_PROBA = 1    # predict_proba: softmax (cross_entropy) or sigmoid (binary)
+PREDICT_LABELS = 2   # predict: argmax (cross_entropy), 0/1 (binary), raw (otherwise)
 cdef enum:
-    PREDICT_RAW = 0      # forward
-    PREDICT_PROBA = 1    # predict_proba: softmax (cross_entropy) or sigmoid (binary)
-    PREDICT_LABELS = 2   # predict: argmax (cross_entropy), 0/1 (binary), raw (otherwise)
+    _RAW = 0
+    _PROBA = 1
+    _LABELS = 2
 
 
-cdef void predict_impl(Layer* layers, int n_layers, int loss, const floating* X, Py_ssize_t n,
-                       int kind, void* out) noexcept nogil:
+cdef void predict_impl(LayerRec* layers, int n_layers, const Param* P, int loss,
+                       const floating* X, Py_ssize_t n, int kind, void* out) noexcept nogil:
     """The inference pass, then its result written into ``out`` exactly as the checked
     path computes it: a copy of the output (forward), that copy's softmax/sigmoid in
     place (predict_proba, as activation_forward_into), or the labels (predict:
     NumPy's argmax, the first NaN counting as the maximum; or output > 0)."""
-    cdef Layer* last = &layers[n_layers - 1]
+    cdef LayerRec* last = &layers[n_layers - 1]
     cdef Py_ssize_t k = last.n_out, i, j, best
     cdef const floating* Z
     cdef const floating* row
     cdef Py_ssize_t* labels = <Py_ssize_t*>out
-    forward_impl(layers, n_layers, X, n, False)
+    forward_impl(layers, n_layers, P, X, n, False)
     Z = <floating*>last.Z
-    if kind == PREDICT_LABELS and loss == LOSS_CE:
+    if kind == _LABELS and loss == LOSS_CE:
         for i in range(n):
             row = Z + i * k
             best = 0
             for j in range(k):
-                if isnan(row[j]):
+                if row[j] != row[j]:   # NaN
                     best = j
                     break
                 if row[j] > row[best]:
                     best = j
             labels[i] = best
-    elif kind == PREDICT_LABELS and loss == LOSS_BCE:
+    elif kind == _LABELS and loss == LOSS_BCE:
         for i in range(n * k):
             labels[i] = 1 if Z[i] > 0 else 0
     else:
         memcpy(out, Z, n * k * sizeof(floating))
-        if kind == PREDICT_PROBA:
+        if kind == _PROBA:
             bias_activation_forward_ptr(ACT_SOFTMAX if loss == LOSS_CE else ACT_SIGMOID,
-                                    <floating*>out, <const floating*>NULL, <floating*>out,
-                                    n, k)
+                                        <floating*>out, <const floating*>NULL,
+                                        <floating*>out, n, k)
+
+
+def interrupt_install():
+    """Make Ctrl-C stop the compiled epochs after their current step (_interrupt.h)
+    until interrupt_remove(); nests. Main thread only (the caller checks)."""
+    if fb_interrupt_install() != 0:
+        raise OSError("could not install the SIGINT handler")
+
+
+def interrupt_remove():
+    """Undo one interrupt_install() (the outermost puts the previous handler back)."""
+    fb_interrupt_remove()
+
+
+def interrupt_pending():
+    """Whether Ctrl-C was pressed since the outermost interrupt_install()."""
+    return bool(fb_interrupt_pending())
+
+
+def interrupt_clear():
+    """Forget a Ctrl-C seen by the engine."""
+    fb_interrupt_clear()
 
 
 cdef class Engine:
-    """Compiled forward/backward/update of one Sequential model (see module docstring)."""
+    """Compiled forward/backward/update of one Sequential model (see module docstring).
 
-    cdef Layer* layers
+    Built from the model's layer records, ``(kind, activation, n_in, n_out, n_params,
+    dropout)`` each, its parameters and gradients (flat lists in ``parameters()``
+    order) and which parameters the objective's L2 penalty applies to."""
+
+    cdef LayerRec* layers
     cdef int n_layers
+    cdef Param* params
+    cdef int n_params
     cdef int loss
     cdef bint f32
     cdef Py_ssize_t capacity
+    cdef Py_ssize_t last_rows     # the rows the previous call needed (see TRIM_BYTES)
     cdef fb_optim_config cfg
-    cdef LossConv conv
+    cdef Objective obj
     cdef list keep_params     # the live parameter/gradient arrays (kept alive)
     cdef list workspaces      # per layer (Z, A, D)
     cdef list dropout_buffers # per layer with dropout (Ad, keep)
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L, batch_W
+    cdef object labels_copy           # a step's labels, copied and range-checked (_step)
+    cdef bint _labels_bad             # the last _step found a label out of range
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
     # The binding (see bind_optimizer): the optimizer's link, and the record and
     # state tuple the engine read from it.
     cdef OptimizerLink link
     cdef object bound_config
     cdef object bound_state
-    # Dense.generation at which the caller last checked that the parameter
-    # arrays are the ones this engine points into (-1: never).
-    cdef public long long generation
     cdef public object dtype
 
     def __cinit__(self):
         self.layers = NULL
+        self.params = NULL
 
-    def __init__(self, list Ws, list bs, list dWs, list dbs, list acts, int loss, dtype):
-        cdef int l
-        self.n_layers = len(Ws)
-        self.layers = <Layer*>PyMem_Calloc(self.n_layers, sizeof(Layer))
-        if self.layers == NULL:
-            raise MemoryError()
-        self.loss = loss
+    def __init__(self, list records, list params, list grads, list penalized, int loss,
+                 dtype, list dropout_rates, uint64_t dropout_seed):
+        cdef int l, j, total = 0
         self.dtype = np.dtype(dtype)
         self.f32 = self.dtype == np.float32
         self.type_num = cnp.NPY_FLOAT32 if self.f32 else cnp.NPY_FLOAT64
+        self.n_layers = len(records)
+        self.n_params = len(params)
+        if self.n_layers == 0 or len(grads) != self.n_params or len(penalized) != self.n_params:
+            raise ValueError("the engine needs layers, and one gradient and penalty flag "
+                             "per parameter")
+        for rec in records:
+            if len(rec) != 5:
+                raise ValueError("a layer record is (kind, activation, n_in, n_out, n_params)")
+            total += rec[4]
+        if total != self.n_params:
+            raise ValueError(f"the layer records hold {total} parameters, {self.n_params} given")
+        self.layers = <LayerRec*>PyMem_Calloc(self.n_layers, sizeof(LayerRec))
+        self.params = <Param*>PyMem_Calloc(max(self.n_params, 1), sizeof(Param))
+        if self.layers == NULL or self.params == NULL:
+            raise MemoryError()
+        self.loss = loss
         self.capacity = 0
-        self.conv.grad_scale = 1.0
-        self.conv.loss_scale = 1.0
-        self.conv.l2 = 0.0
-        self.conv.clip_eps = 0.0
-        self.keep_params = [Ws, bs, dWs, dbs]
+        self.last_rows = 0
+        self.obj.grad_scale = 1.0
+        self.obj.loss_scale = 1.0
+        self.obj.l2 = 0.0
+        self.obj.clip_eps = 0.0
+        self.keep_params = [params, grads]
         self.workspaces = []
         self.dropout_buffers = []
         self.keep_state = []
         self.link = None
         self.bound_config = None
         self.bound_state = None
-        self.generation = -1
-        for l in range(self.n_layers):
-            self.layers[l].W = _ptr(Ws[l])
-            self.layers[l].b = _ptr(bs[l])
-            self.layers[l].dW = _ptr(dWs[l])
-            self.layers[l].db = _ptr(dbs[l])
-            self.layers[l].n_in = Ws[l].shape[0]
-            self.layers[l].n_out = Ws[l].shape[1]
-            self.layers[l].act = acts[l]
+        for j in range(self.n_params):
+            if params[j].dtype != self.dtype or grads[j].dtype != self.dtype \
+                    or params[j].shape != grads[j].shape:
+                raise ValueError(f"parameter {j} and its gradient must be {self.dtype} arrays "
+                                 "of one shape")
+            self.params[j].p = _ptr(params[j])
+            self.params[j].g = _ptr(grads[j])
+            self.params[j].size = params[j].size
+            self.params[j].penalized = bool(penalized[j])
+        total = 0
+        for l, (kind, act, n_in, n_out, n_par) in enumerate(records):
+            if l > 0 and n_in != self.layers[l - 1].n_out or n_in < 1 or n_out < 1:
+                raise ValueError(f"layer {l} takes {n_in} inputs, the layer before gives "
+                                 f"{self.layers[l - 1].n_out if l else '-'}")
+            self.layers[l].kind = kind
+            self.layers[l].act = act
+            self.layers[l].n_in = n_in
+            self.layers[l].n_out = n_out
+            self.layers[l].p0 = total
+            self.layers[l].n_params = n_par
+            _check_layer_params(kind, n_in, n_out, params[total:total + n_par])
+            total += n_par
+        self._set_dropout(dropout_rates, dropout_seed)
 
     def __dealloc__(self):
         PyMem_Free(self.layers)
+        PyMem_Free(self.params)
 
-    def set_loss_convention(self, double grad_scale, double loss_scale, double l2,
-                            double clip_eps=0.0):
-        """The objective's convention (LossConv): (1, 1, 0, 0) is fastbp's own."""
+    def set_objective(self, double grad_scale, double loss_scale, double l2, double clip_eps):
+        """The objective's convention (see the Objective struct; fastbp.Objective checks
+        the values first): (1, 1, 0, 0) is fastbp's own."""
         if not (isfinite(grad_scale) and isfinite(loss_scale) and isfinite(l2) and l2 >= 0
                 and 0 <= clip_eps < 0.5):
-            raise ValueError("the loss convention needs finite scales, l2 >= 0 and "
+            raise ValueError("the objective needs finite scales, l2 >= 0 and "
                              "0 <= clip_eps < 0.5")
         if clip_eps > 0 and self.loss not in (LOSS_CE, LOSS_BCE):
             raise ValueError("clip_eps applies to the cross-entropy losses only")
-        self.conv.grad_scale = grad_scale
-        self.conv.loss_scale = loss_scale
-        self.conv.l2 = l2
-        self.conv.clip_eps = clip_eps
+        self.obj.grad_scale = grad_scale
+        self.obj.loss_scale = loss_scale
+        self.obj.l2 = l2
+        self.obj.clip_eps = clip_eps
 
     def reserve(self, Py_ssize_t n):
-        """Make every workspace hold at least n rows (grows, never shrinks)."""
+        """Make every workspace hold at least n rows (grows here; see trim)."""
         cdef int l
+        cdef Py_ssize_t k
         if n <= self.capacity:
             return
         self.workspaces = []
@@ -413,9 +581,7 @@ cdef class Engine:
         for l in range(self.n_layers):
             k = self.layers[l].n_out
             Z = np.empty((n, k), dtype=self.dtype)
-            # In place where the backward needs only A: identity, and relu/leaky relu,
-            # whose derivative tests z > 0, which A > 0 answers the same (NaN too).
-            A = Z if self.layers[l].act in (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU) \
+            A = Z if output_is_z(self.layers[l].kind, self.layers[l].act) \
                 else np.empty((n, k), dtype=self.dtype)
             D = np.empty((n, k), dtype=self.dtype)
             self.workspaces.append((Z, A, D))
@@ -425,7 +591,7 @@ cdef class Engine:
             if self.layers[l].dropout > 0:
                 # In place where the backward needs only the sign of Z (relu, leaky relu)
                 # or nothing (identity); see the module docstring.
-                Ad = A if self.layers[l].act in (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU) \
+                Ad = A if output_is_z(self.layers[l].kind, self.layers[l].act) \
                     else np.empty((n, k), dtype=self.dtype)
                 keep = np.empty((n, k), dtype=np.uint8)
                 self.dropout_buffers.append((Ad, keep))
@@ -436,7 +602,36 @@ cdef class Engine:
                 self.layers[l].keep = NULL
         self.capacity = n
 
-    def set_dropout(self, list rates, uint64_t seed):
+    def workspace_bytes(self):
+        """The bytes the workspaces hold now (for the memory tests)."""
+        total = sum(a.nbytes for ws in self.workspaces for a in {id(x): x for x in ws}.values())
+        total += sum(a.nbytes for ws in self.dropout_buffers for a in ws if a is not None)
+        if self.batch_X is not None:
+            total += self.batch_X.nbytes + self.batch_T.nbytes + self.batch_L.nbytes \
+                + self.batch_W.nbytes
+        return total
+
+    def trim(self, Py_ssize_t rows):
+        """End of a call that needed ``rows``: release the workspaces if they are larger
+        than TRIM_BYTES and the call before needed other rows (a one-off size)."""
+        cdef Py_ssize_t previous = self.last_rows
+        self.last_rows = rows
+        if rows != previous and self.capacity > 0 and self.workspace_bytes() > TRIM_BYTES:
+            self._release()
+
+    cdef _release(self):
+        cdef int l
+        self.workspaces = []
+        self.dropout_buffers = []
+        self.batch_X = self.batch_T = self.batch_L = self.batch_W = None
+        self.labels_copy = None
+        for l in range(self.n_layers):
+            self.layers[l].Z = self.layers[l].A = self.layers[l].D = NULL
+            self.layers[l].Ad = NULL
+            self.layers[l].keep = NULL
+        self.capacity = 0
+
+    cdef _set_dropout(self, list rates, uint64_t seed):
         """Dropout probability p of each layer's output in training (0: none; the
         last layer's must be 0) and the model's dropout seed, which with the layer
         index and the step keys the masks (_dropout.h)."""
@@ -454,13 +649,12 @@ cdef class Engine:
             self.layers[l].drop_scale = dropout_scale(p)
             self.layers[l].drop_key = dropout_layer_key(seed, l)
             self.layers[l].drop_threshold = dropout_threshold(p)
-        self.capacity = 0  # the next reserve() reallocates, with the dropout buffers
 
     def bind_optimizer(self, optimizer):
         """Point the engine at an optimizer's configuration and state arrays (through its
-        ``engine_link``): per parameter (W1, b1, W2, ...), up to three state arrays in
-        the record's ``kernel_state`` order (NULL where unused)."""
-        cdef int l, j
+        ``engine_link``): per parameter, up to three state arrays in the record's
+        ``kernel_state`` order (NULL where unused)."""
+        cdef int j, k
         link = getattr(optimizer, "engine_link", None)
         if not isinstance(link, OptimizerLink) or link.config.kind < 0:
             raise TypeError(f"the compiled step knows fastbp's SGD, AdaGrad, RMSprop, Adam and "
@@ -468,17 +662,21 @@ cdef class Engine:
                             f"call model.backward(X, y) and then optimizer.step(model.gradients())")
         config = link.config
         state = link.state
-        if len(state) != 2 * self.n_layers:
+        if len(state) != self.n_params:
             raise ValueError(f"the optimizer holds state for {len(state)} parameters, the "
-                             f"model has {2 * self.n_layers}")
+                             f"model has {self.n_params}")
         names = tuple(config.kernel_state) + (None,) * (3 - len(config.kernel_state))
-        arrays = [[None if k is None else s.get(k) for k in names] for s in state]
+        arrays = [[None if name is None else s.get(name) for name in names] for s in state]
+        for j in range(self.n_params):
+            for a in arrays[j]:
+                if a is not None and (a.dtype != self.dtype
+                                      or a.size != self.params[j].size):
+                    raise ValueError(f"the optimizer's state of parameter {j} does not match it")
         fill_config(config, &self.cfg)
         self.keep_state = arrays
-        for l in range(self.n_layers):
-            for j in range(3):
-                self.layers[l].sW[j] = _ptr_or_null(arrays[2 * l][j])
-                self.layers[l].sb[j] = _ptr_or_null(arrays[2 * l + 1][j])
+        for j in range(self.n_params):
+            for k in range(3):
+                self.params[j].s[k] = _ptr_or_null(arrays[j][k])
         self.link = <OptimizerLink>link
         self.bound_config = config
         self.bound_state = state
@@ -497,11 +695,12 @@ cdef class Engine:
             return None
         return self.link
 
-    cdef Py_ssize_t _ready_rows(self, X):
+    cdef Py_ssize_t _ready_rows(self, X, bint check_finite):
         """The rule for the lean paths: the number of rows of X if it is an ndarray of the
         engine's dtype (native byte order, aligned: ISBEHAVED_RO; a '>f8' array has the
-        float64 type number too), C-contiguous, (n, n_in) with 0 < n <= capacity; else
-        -1 (the caller takes the checked path, which converts or raises)."""
+        float64 type number too), C-contiguous, (n, n_in) with 0 < n <= capacity, and
+        (with check_finite) finite; else -1 (the caller takes the checked path, which
+        converts or raises)."""
         cdef cnp.ndarray Xa
         cdef Py_ssize_t n
         if type(X) is not np.ndarray:
@@ -514,16 +713,23 @@ cdef class Engine:
         n = cnp.PyArray_DIMS(Xa)[0]
         if n == 0 or n > self.capacity:
             return -1
+        if check_finite and not self._finite(cnp.PyArray_DATA(Xa), n * self.layers[0].n_in):
+            return -1
         return n
 
-    def train_step_fast(self, X, y, optimizer, long long generation):
+    cdef bint _finite(self, void* x, Py_ssize_t size):
+        if self.f32:
+            return all_finite[float](<float*>x, size)
+        return all_finite[double](<double*>x, size)
+
+    def train_step_fast(self, X, y, optimizer):
         """Model.train_step when nothing needs converting, rebinding or rebuilding;
         returns the loss, or None to send the caller down the checked path.
 
-        The fast case: ``generation`` is the one the parameter arrays were checked
-        at; ``optimizer`` is bound and unchanged; X is ready (``_ready_rows``); y is
-        likewise C-contiguous (n, n_out) targets of the same dtype ((n,) when n_out
-        is 1), or intp labels (n,) in range for cross-entropy. Then this does the
+        The fast case: ``optimizer`` is bound and unchanged; X is ready
+        (``_ready_rows``, finite); y is likewise C-contiguous finite (n, n_out)
+        targets of the same dtype ((n,) when n_out is 1), or intp labels (n,) for
+        cross-entropy (copied and range-checked by the step). Then this does the
         step, the link's step count + 1, and advances the count. It saves the
         per-step Python of the checked path, which is most of a tiny step's time.
         """
@@ -531,17 +737,14 @@ cdef class Engine:
         cdef Py_ssize_t n
         cdef long long step
         cdef double value
-        cdef Layer* last = &self.layers[self.n_layers - 1]
+        cdef LayerRec* last = &self.layers[self.n_layers - 1]
         cdef bint labels
-        cdef void* t
         cdef OptimizerLink link
-        if generation != self.generation:
-            return None
         link = self._current_link(optimizer)
         if link is None or link.step_count < 0 or link.step_count >= MAX_STEP:
             return None
         step = link.step_count
-        n = self._ready_rows(X)
+        n = self._ready_rows(X, True)
         if n < 0 or type(y) is not np.ndarray:
             return None
         ya = <cnp.ndarray>y
@@ -552,43 +755,44 @@ cdef class Engine:
             return None
         labels = self.loss == LOSS_CE and cnp.PyArray_NDIM(ya) == 1
         if labels:
-            if cnp.PyArray_TYPE(ya) != cnp.NPY_INTP \
-                    or not labels_in_range_ptr(<Py_ssize_t*>cnp.PyArray_DATA(ya), n,
-                                               last.n_out):
+            if cnp.PyArray_TYPE(ya) != cnp.NPY_INTP:
                 return None
         elif cnp.PyArray_TYPE(ya) != self.type_num \
                 or not (cnp.PyArray_NDIM(ya) == 2 and cnp.PyArray_DIMS(ya)[1] == last.n_out
-                        or cnp.PyArray_NDIM(ya) == 1 and last.n_out == 1):
+                        or cnp.PyArray_NDIM(ya) == 1 and last.n_out == 1) \
+                or not self._finite(cnp.PyArray_DATA(ya), n * last.n_out):
             return None
-        t = cnp.PyArray_DATA(ya)
-        value = self._run_step(cnp.PyArray_DATA(<cnp.ndarray>X), NULL if labels else t,
-                               <Py_ssize_t*>t if labels else NULL, n, step + 1, &self.cfg)
+        value = self._step(X, None if labels else ya, ya if labels else None, step + 1,
+                           &self.cfg, None)
+        if value != value and self._labels_bad:
+            return None   # a label out of range: the checked path says which
         link.step_count = step + 1
         return value
 
-    def predict_fast(self, X, long long generation, int kind, lock=None):
+    def predict_fast(self, X, int kind, lock=None, bint check_finite=True):
         """forward / predict_proba / predict (``kind``: PREDICT_RAW, PREDICT_PROBA,
         PREDICT_LABELS) in one call when nothing needs converting or rebuilding;
         returns a new array, or None to send the caller down the checked path.
 
-        The fast case: ``generation`` is the one the parameter arrays were checked
-        at; X is an ndarray of the engine's dtype (native byte order, aligned),
-        C-contiguous, (n, n_in) with 0 < n <= capacity; for PREDICT_PROBA the loss
-        is a cross-entropy. The result has the bits of the checked path's.
+        The fast case: X is an ndarray of the engine's dtype (native byte order,
+        aligned), C-contiguous, (n, n_in) with 0 < n <= capacity, finite unless
+        ``check_finite`` is False; for PREDICT_PROBA the loss is a cross-entropy.
+        The result has the bits and the shape of the checked path's: labels and
+        the values of a one-output model are (n,).
 
         ``lock`` (the model's): taken without waiting around the checks and the
         pass (cheaper than a ``with`` block in the caller); if another call holds
         it, None, and the checked path waits for it."""
         if lock is None:
-            return self._predict_fast(X, generation, kind)
+            return self._predict_fast(X, kind, check_finite)
         if not lock.acquire(False):
             return None
         try:
-            return self._predict_fast(X, generation, kind)
+            return self._predict_fast(X, kind, check_finite)
         finally:
             lock.release()
 
-    cdef object _predict_fast(self, X, long long generation, int kind):
+    cdef object _predict_fast(self, X, int kind, bint check_finite):
         cdef cnp.ndarray out
         cdef Py_ssize_t n, k = self.layers[self.n_layers - 1].n_out
         cdef cnp.npy_intp dims[2]
@@ -596,16 +800,17 @@ cdef class Engine:
         cdef Py_ssize_t work = 0
         cdef void* x
         cdef void* o
-        if generation != self.generation or kind < PREDICT_RAW or kind > PREDICT_LABELS:
+        if kind < _RAW or kind > _LABELS:
             return None
-        n = self._ready_rows(X)
+        n = self._ready_rows(X, check_finite)
         if n < 0:
             return None
-        if kind == PREDICT_PROBA and self.loss != LOSS_CE and self.loss != LOSS_BCE:
+        if kind == _PROBA and self.loss != LOSS_CE and self.loss != LOSS_BCE:
             return None
-        if kind == PREDICT_LABELS and (self.loss == LOSS_CE or self.loss == LOSS_BCE):
+        if kind == _LABELS and (self.loss == LOSS_CE or self.loss == LOSS_BCE):
             type_num = cnp.NPY_INTP
-            nd = 1 if self.loss == LOSS_CE else 2
+        if kind == _LABELS and (self.loss == LOSS_CE or k == 1):
+            nd = 1
         dims[0] = n
         dims[1] = k
         out = cnp.PyArray_EMPTY(nd, dims, type_num, 0)
@@ -623,38 +828,62 @@ cdef class Engine:
     cdef void _predict(self, void* x, Py_ssize_t n, int kind, void* out) noexcept nogil:
         """predict_impl in the engine's dtype."""
         if self.f32:
-            predict_impl[float](self.layers, self.n_layers, self.loss, <float*>x, n, kind, out)
+            predict_impl[float](self.layers, self.n_layers, self.params, self.loss,
+                                <float*>x, n, kind, out)
         else:
-            predict_impl[double](self.layers, self.n_layers, self.loss, <double*>x, n, kind, out)
+            predict_impl[double](self.layers, self.n_layers, self.params, self.loss,
+                                 <double*>x, n, kind, out)
 
     def forward(self, cnp.ndarray X):
-        """Inference pass of X (n, n_in), n ≤ capacity; returns a view of the output workspace.
+        """Inference pass of X (n, n_in), 0 < n; returns a copy of the output.
 
         Callers guarantee X is C-contiguous, of the engine's dtype and shape."""
         cdef Py_ssize_t n = X.shape[0]
         cdef void* x = cnp.PyArray_DATA(X)
+        self._check_rows(X)
+        self.reserve(n)
         with nogil:
             if self.f32:
-                forward_impl[float](self.layers, self.n_layers, <float*>x, n, False)
+                forward_impl[float](self.layers, self.n_layers, self.params, <float*>x, n,
+                                    False)
             else:
-                forward_impl[double](self.layers, self.n_layers, <double*>x, n, False)
-        return self.workspaces[self.n_layers - 1][0][:n]
+                forward_impl[double](self.layers, self.n_layers, self.params, <double*>x, n,
+                                     False)
+        out = self.workspaces[self.n_layers - 1][0][:n].copy()
+        self.trim(n)
+        return out
+
+    cdef _check_rows(self, cnp.ndarray X):
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != self.layers[0].n_in \
+                or X.dtype != self.dtype or not X.flags.c_contiguous:
+            raise ValueError(f"the engine takes C-contiguous {self.dtype} X of shape "
+                             f"(n > 0, {self.layers[0].n_in})")
 
     def backward(self, cnp.ndarray X, T, labels, long long step, sample_weight=None):
-        """Forward, loss and backward (every layer's dW, db; no update), with the
+        """Forward, loss and backward (every parameter's gradient; no update), with the
         dropout masks of step ``step``; returns the loss.
 
         T (n, k) float targets or labels (n,) intp, C-contiguous; sample_weight None or
-        (n,) float64 C-contiguous (all checked by the caller)."""
-        return self._step_arrays(X, T, labels, step, NULL, sample_weight)
+        (n,) float64 C-contiguous (shapes checked here; values by the caller)."""
+        value = self._step(X, T, labels, step, NULL, sample_weight)
+        self.trim(X.shape[0])
+        return self._checked_loss(value)
 
     def train_step(self, cnp.ndarray X, T, labels, sample_weight=None):
         """One training step of the bound optimizer (step: its count + 1, which it
         advances): forward, loss, backward and update. Arguments as for backward."""
         cdef double value
         cdef long long step = self._bound().step_count + 1
-        value = self._step_arrays(X, T, labels, step, &self.cfg, sample_weight)
+        value = self._step(X, T, labels, step, &self.cfg, sample_weight)
+        self._checked_loss(value)
         self.link.step_count = step
+        self.trim(X.shape[0])
+        return value
+
+    cdef double _checked_loss(self, double value) except? -1.0:
+        if value != value and self._labels_bad:
+            raise ValueError("y holds a class label outside [0, n_classes) (it changed "
+                             "after it was checked?)")
         return value
 
     cdef OptimizerLink _bound(self):
@@ -662,81 +891,155 @@ cdef class Engine:
             raise RuntimeError("no optimizer is bound to this engine (bind_optimizer)")
         return self.link
 
-    cdef double _step_arrays(self, cnp.ndarray X, T, labels, long long step,
-                             const fb_optim_config* cfg, sample_weight) except? -1.0:
-        cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
-        cdef const Py_ssize_t* lp = NULL
+    cdef double _step(self, cnp.ndarray X, T, labels, long long step,
+                      const fb_optim_config* cfg, sample_weight) except? -1.0:
+        """One step on the engine's own copy of the labels (range-checked there), with
+        every array's shape checked against the engine; NaN with _labels_bad set when a
+        label is out of range (nothing was changed then)."""
+        cdef Py_ssize_t n = X.shape[0], i, k = self.layers[self.n_layers - 1].n_out
+        cdef void* t = NULL
+        cdef Py_ssize_t* lb = NULL
+        cdef const Py_ssize_t* lp
         cdef const double* sw = NULL
-        if labels is not None:
-            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
-        if sample_weight is not None:
-            sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
-        return self._run_step(cnp.PyArray_DATA(X), t, lp, X.shape[0], step, cfg, sw)
-
-    cdef double _run_step(self, void* x, void* t, const Py_ssize_t* labels, Py_ssize_t n,
-                          long long step, const fb_optim_config* cfg,
-                          const double* sw=NULL):
-        """step_impl in the engine's dtype, without the GIL (t is NULL with labels;
-        cfg NULL: no update)."""
         cdef double value
+        self._check_rows(X)
+        self._labels_bad = False
+        if (T is None) == (labels is None):
+            raise ValueError("give exactly one of T and labels")
+        if T is not None:
+            if T.shape != (n, k) and not (T.shape == (n,) and k == 1) \
+                    or T.dtype != self.dtype or not T.flags.c_contiguous:
+                raise ValueError(f"T must be C-contiguous {self.dtype} of shape ({n}, {k})")
+            t = cnp.PyArray_DATA(<cnp.ndarray>T)
+        if sample_weight is not None:
+            if sample_weight.shape != (n,) or sample_weight.dtype != np.float64 \
+                    or not sample_weight.flags.c_contiguous:
+                raise ValueError(f"sample_weight must be C-contiguous float64 of shape ({n},)")
+            sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
+        self.reserve(n)
+        if labels is not None:
+            if labels.shape != (n,) or labels.dtype != np.intp:
+                raise ValueError(f"labels must be intp of shape ({n},)")
+            if self.labels_copy is None or self.labels_copy.shape[0] < n:
+                self.labels_copy = np.empty(n, dtype=np.intp)
+            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
+            lb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.labels_copy)
+            for i in range(n):
+                lb[i] = lp[i]
+                if lb[i] < 0 or lb[i] >= k:
+                    self._labels_bad = True
+                    return float("nan")
         with nogil:
             if self.f32:
-                value = step_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
-                                         <float*>t, labels, sw, n, cfg, &self.conv, step)
+                value = step_impl[float](self.layers, self.n_layers, self.params, self.n_params,
+                                         self.loss, <float*>cnp.PyArray_DATA(X), <float*>t,
+                                         lb, sw, n, cfg, &self.obj, step)
             else:
-                value = step_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
-                                          <double*>t, labels, sw, n, cfg, &self.conv, step)
+                value = step_impl[double](self.layers, self.n_layers, self.params,
+                                          self.n_params, self.loss,
+                                          <double*>cnp.PyArray_DATA(X), <double*>t, lb, sw, n,
+                                          cfg, &self.obj, step)
         return value
 
     def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
               sample_weight=None):
-        """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp),
-        from its step count + 1 (advanced by the steps taken); returns (steps, loss_sum).
+        """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp row
+        indices of X), from its step count + 1 (advanced by the steps taken). Returns
+        (status, steps, loss_sum): status EPOCH_DONE, or EPOCH_NONFINITE (the loss of
+        step steps + 1 was not finite: loss_sum is that loss, nothing of that step
+        was applied), EPOCH_INTERRUPTED (Ctrl-C, after ``steps`` complete steps) or
+        EPOCH_BAD_INDEX (an order entry or label out of range when read, after
+        ``steps`` steps); loss_sum is Σ batch loss · batch size over the steps taken.
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
-
-        steps < 0 means the loss became non-finite at step -steps (then loss_sum
-        is that loss); the earlier steps of the epoch were applied."""
-        cdef Py_ssize_t n = order.shape[0], steps
-        cdef Py_ssize_t n_features = X.shape[1]
-        cdef Py_ssize_t n_targets = 0 if T is None else T.shape[1]
-        cdef void* x = cnp.PyArray_DATA(X)
-        cdef void* t = NULL if T is None else cnp.PyArray_DATA(<cnp.ndarray>T)
+        Every shape is checked here, every index where it is read."""
+        cdef Py_ssize_t n = order.shape[0], steps = 0
+        cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
+        cdef Py_ssize_t k = self.layers[self.n_layers - 1].n_out
+        cdef Py_ssize_t n_targets = 0
+        cdef void* x
+        cdef void* t = NULL
         cdef const Py_ssize_t* lp = NULL
-        cdef const Py_ssize_t* op = <Py_ssize_t*>cnp.PyArray_DATA(order)
+        cdef const Py_ssize_t* op
         cdef double loss_sum = 0.0
         cdef const double* sw = NULL
+        cdef int status
         cdef OptimizerLink link = self._bound()
         cdef long long step0 = link.step_count
+        self._check_rows(X)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if order.ndim != 1 or order.dtype != np.intp or not order.flags.c_contiguous:
+            raise ValueError("order must be a C-contiguous 1-D intp array")
+        if (T is None) == (labels is None):
+            raise ValueError("give exactly one of T and labels")
+        if T is not None:
+            if T.ndim != 2 or T.shape[0] != n_rows or T.shape[1] != k \
+                    or T.dtype != self.dtype or not T.flags.c_contiguous:
+                raise ValueError(f"T must be C-contiguous {self.dtype} of shape ({n_rows}, {k})")
+            n_targets = k
+            t = cnp.PyArray_DATA(<cnp.ndarray>T)
+        else:
+            if labels.shape != (n_rows,) or labels.dtype != np.intp \
+                    or not labels.flags.c_contiguous:
+                raise ValueError(f"labels must be C-contiguous intp of shape ({n_rows},)")
+            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
         if sample_weight is not None:
+            if sample_weight.shape != (n_rows,) or sample_weight.dtype != np.float64 \
+                    or not sample_weight.flags.c_contiguous:
+                raise ValueError(f"sample_weight must be C-contiguous float64 of shape "
+                                 f"({n_rows},)")
             sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
+        if n == 0:
+            return EPOCH_DONE, 0, 0.0
+        batch = min(batch, n)
         self._reserve_batch(batch, n_features, n_targets)
+        x = cnp.PyArray_DATA(X)
+        op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)
         cdef void* tb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_T)
         cdef Py_ssize_t* lb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_L)
         cdef double* wb = <double*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_W)
-        if labels is not None:
-            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
         with nogil:
             if self.f32:
-                steps = epoch_impl[float](self.layers, self.n_layers, self.loss, <float*>x,
-                                          <float*>t, lp, sw, n_features, n_targets, op, n,
-                                          batch, <float*>xb, <float*>tb, lb, wb, &self.cfg,
-                                          &self.conv, step0, &loss_sum)
+                status = epoch_impl[float](self.layers, self.n_layers, self.params,
+                                           self.n_params, self.loss, <float*>x, <float*>t, lp,
+                                           sw, n_rows, n_features, n_targets, op, n, batch,
+                                           <float*>xb, <float*>tb, lb, wb, &self.cfg,
+                                           &self.obj, step0, &steps, &loss_sum)
             else:
-                steps = epoch_impl[double](self.layers, self.n_layers, self.loss, <double*>x,
-                                           <double*>t, lp, sw, n_features, n_targets, op, n,
-                                           batch, <double*>xb, <double*>tb, lb, wb, &self.cfg,
-                                           &self.conv, step0, &loss_sum)
-        link.step_count = step0 + (steps if steps >= 0 else -steps)
-        return steps, loss_sum
+                status = epoch_impl[double](self.layers, self.n_layers, self.params,
+                                            self.n_params, self.loss, <double*>x, <double*>t,
+                                            lp, sw, n_rows, n_features, n_targets, op, n,
+                                            batch, <double*>xb, <double*>tb, lb, wb,
+                                            &self.cfg, &self.obj, step0, &steps, &loss_sum)
+        link.step_count = step0 + steps
+        self.trim(batch)
+        return status, steps, loss_sum
 
     def _reserve_batch(self, Py_ssize_t batch, Py_ssize_t n_features, Py_ssize_t n_targets):
+        """The workspaces and the gather buffers of a call, checked against this call's
+        batch and widths (every dimension, every call: a later call may bring wider
+        targets than the first, e.g. class probabilities after int labels)."""
         self.reserve(batch)
-        if self.batch_X is None or self.batch_X.shape[0] < batch:
-            self.batch_X = np.empty((batch, n_features), dtype=self.dtype)
-            self.batch_T = np.empty((batch, max(n_targets, 1)), dtype=self.dtype)
-            self.batch_L = np.empty(batch, dtype=np.intp)
-            self.batch_W = np.empty(batch, dtype=np.float64)
+        n_targets = max(n_targets, 1)
+        if self.batch_X is None or self.batch_X.shape[0] < batch \
+                or self.batch_X.shape[1] != n_features or self.batch_T.shape[1] != n_targets:
+            rows = max(batch, 0 if self.batch_X is None else self.batch_X.shape[0])
+            self.batch_X = np.empty((rows, n_features), dtype=self.dtype)
+            self.batch_T = np.empty((rows, n_targets), dtype=self.dtype)
+            self.batch_L = np.empty(rows, dtype=np.intp)
+            self.batch_W = np.empty(rows, dtype=np.float64)
+
+
+def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, list params):
+    """The parameter sizes a layer kind's kernels index with (the engine trusts them)."""
+    if kind == LAYER_DENSE:
+        sizes = [n_in * n_out, n_out]
+    else:
+        raise ValueError(f"unknown layer kind {kind}")
+    if [p.size for p in params] != sizes:
+        raise ValueError(f"a layer of kind {kind} ({n_in} -> {n_out}) needs parameters of "
+                         f"sizes {sizes}, got {[p.size for p in params]}")
 
 
 cdef void* _ptr(arr) except NULL:

@@ -2,11 +2,6 @@
 from cython cimport floating
 
 cdef extern from "_optim_config.h" nogil:
-    enum:
-        FB_OPT_SGD
-        FB_OPT_ADAGRAD
-        FB_OPT_RMSPROP
-        FB_OPT_ADAM
     ctypedef struct fb_optim_config:
         int kind
         double lr, momentum, dampening, weight_decay, eps, alpha, beta1, beta2

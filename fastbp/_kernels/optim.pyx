@@ -16,6 +16,8 @@ cnp.import_array()
 
 from libc.stddef cimport ptrdiff_t
 
+from fastbp._kernels._math cimport OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM
+
 cdef extern from "_split.h" nogil:
     ctypedef void (*fb_range_fn)(void* ctx, ptrdiff_t lo, ptrdiff_t hi) noexcept nogil
     void fb_split2(fb_range_fn fn, void* ctx, ptrdiff_t n, ptrdiff_t elem_bytes)
@@ -49,7 +51,7 @@ cdef int fill_config(object config, fb_optim_config* c) except -1:
     """Copy a fastbp._optim_config record into the kernels' struct (0 where a kind has
     no such field)."""
     cdef int kind = config.kind
-    if kind not in (FB_OPT_SGD, FB_OPT_ADAGRAD, FB_OPT_RMSPROP, FB_OPT_ADAM):
+    if kind not in (OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM):
         raise TypeError(f"no compiled optimizer of kind {kind}")
     c.kind = kind
     c.lr = config.lr

@@ -469,10 +469,10 @@ class Sequential:
             return engine.train_step(X, T, labels, w)
 
     def run_epoch(self, data: TrainingData, order: np.ndarray, batch: int,
-                  optimizer: Optimizer) -> tuple[int, int, float]:
+                  optimizer: Optimizer, loss_sum0: float = 0.0) -> tuple[int, int, float]:
         """One epoch of mini-batch steps on checked ``data`` in one compiled call: the
         rows ``order`` (1-D intp) in batches of ``batch``. Returns (status, steps,
-        Σ batch loss · batch size), status one of fastbp._kernels.network's EPOCH_*
+        loss_sum0 + Σ batch loss · batch size), status one of fastbp.training's EPOCH_*
         (see Engine.epoch). The optimizer's step_count advances by the steps taken.
         fastbp.training's runs call it; ``train_epoch`` is the checked spelling."""
         if not isinstance(data, TrainingData) or data.signature != self.data_signature():
@@ -482,7 +482,7 @@ class Sequential:
             engine = self._compiled()
             self._bind(engine, optimizer)
             return engine.epoch(data.X, data.targets, data.labels, order, batch,
-                                data.sample_weight)
+                                data.sample_weight, loss_sum0)
 
     def train_epoch(self, X: Any, y: Any, order: Any, batch_size: int, optimizer: Optimizer,
                     sample_weight: Any = None) -> tuple[int, float]:

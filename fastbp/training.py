@@ -331,10 +331,10 @@ class TrainingRun:
                 self.rng.bit_generator.state = rng_state
             self._lr_used = opt.lr
         self._start = ([p.copy() for p in model.parameters()], opt.state_dict())
-        status, steps, total = model.run_epoch(data, order[first * batch:], batch, opt)
-        self._status, self._steps, self._total = status, first + steps, total0 + total
+        status, steps, total = model.run_epoch(data, order[first * batch:], batch, opt, total0)
+        self._status, self._steps, self._total = status, first + steps, total
         if status == EPOCH_INTERRUPTED:
-            self.partial = _Partial(start_state, first + steps, total0 + total, self._lr_used)
+            self.partial = _Partial(start_state, first + steps, total, self._lr_used)
             return
         self.partial = None
         if status == EPOCH_DONE and data.validation is not None \

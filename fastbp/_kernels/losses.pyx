@@ -121,9 +121,11 @@ cdef double cross_entropy(const floating* o, const floating* t, const Py_ssize_t
         row = o + i * k
         drow = d + i * k
         s = sums[i - i0]
-        lse = mx[i - i0] + log(s)
+        # -log p_j = (max - o_j) + log Σ e^(o - max): the difference first, so that logits
+        # of any magnitude keep log Σ's digits (max + log Σ would round them away)
+        lse = log(s)
         if labels != NULL:
-            add(&total, &c, lse - row[labels[i]])
+            add(&total, &c, (mx[i - i0] - row[labels[i]]) + lse)
             scale = inv_n / s
             for j in range(k):
                 drow[j] = <floating>(drow[j] * scale)
@@ -133,7 +135,7 @@ cdef double cross_entropy(const floating* o, const floating* t, const Py_ssize_t
             for j in range(k):
                 y = t[i * k + j]
                 ysum += y
-                add(&total, &c, y * (lse - row[j]))
+                add(&total, &c, y * ((mx[i - i0] - row[j]) + lse))
             scale = ysum / s
             for j in range(k):
                 drow[j] = <floating>((drow[j] * scale - t[i * k + j]) * inv_n)

@@ -97,6 +97,7 @@ class Engine:
         order: npt.NDArray[np.intp],  # cnp.ndarray
         batch: int,  # Py_ssize_t
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
+        loss_sum0: float = 0.0,  # double
     ) -> tuple[int, int, float]: ...  # (status, steps, loss_sum)
     def _reserve_batch(
         self,

@@ -347,12 +347,12 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
                     Py_ssize_t* steps_out, double* loss_sum) noexcept nogil:
     """Mini-batches of ``order`` (n entries) in sequence: gather rows (and their weights,
     when sw is not NULL), step. Returns the status (_DONE, or why it stopped early);
-    *steps_out: the steps taken (and applied); *loss_sum: Σ batch loss · batch size over
-    them, or the non-finite loss that stopped it."""
+    *steps_out: the steps taken (and applied); *loss_sum: its value on entry plus Σ batch
+    loss · batch size over them (one running sum, as one uninterrupted epoch adds), or
+    the non-finite loss that stopped it."""
     cdef Py_ssize_t start = 0, m, steps = 0
     cdef Py_ssize_t k = layers[n_layers - 1].n_out
     cdef double value
-    loss_sum[0] = 0.0
     steps_out[0] = 0
     while start < n:
         if fb_interrupt_pending():
@@ -942,7 +942,7 @@ cdef class Engine:
         return value
 
     def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
-              sample_weight=None):
+              sample_weight=None, double loss_sum0=0.0):
         """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp row
         indices of X), from its step count + 1 (advanced by the steps taken). Returns
         (status, steps, loss_sum): status EPOCH_DONE, or EPOCH_NONFINITE (the loss of
@@ -951,6 +951,7 @@ cdef class Engine:
         EPOCH_BAD_INDEX (an order entry or label out of range when read, after
         ``steps`` steps); loss_sum is Σ batch loss · batch size over the steps taken.
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
+        ``loss_sum0``: the running loss sum to continue (an interrupted epoch's).
         Every shape is checked here, every index where it is read."""
         cdef Py_ssize_t n = order.shape[0], steps = 0
         cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
@@ -960,7 +961,7 @@ cdef class Engine:
         cdef void* t = NULL
         cdef const Py_ssize_t* lp = NULL
         cdef const Py_ssize_t* op
-        cdef double loss_sum = 0.0
+        cdef double loss_sum = loss_sum0
         cdef const double* sw = NULL
         cdef int status
         cdef OptimizerLink link = self._bound()
@@ -990,7 +991,7 @@ cdef class Engine:
                                  f"({n_rows},)")
             sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
         if n == 0:
-            return EPOCH_DONE, 0, 0.0
+            return EPOCH_DONE, 0, loss_sum0
         batch = min(batch, n)
         self._reserve_batch(batch, n_features, n_targets)
         x = cnp.PyArray_DATA(X)

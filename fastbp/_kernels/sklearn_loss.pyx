@@ -61,16 +61,16 @@ cdef double clip_correction_ptr(int loss, const floating* out, const floating* t
             s = 0.0
             for j in range(k):
                 s += exp(row[j] - mx)
-            lse = mx + log(s)
+            lse = log(s)   # the plain loss as cross_entropy computes it: (max - o) + lse
             if labels != NULL:
-                plain = lse - row[labels[i]]
+                plain = (mx - row[labels[i]]) + lse
                 clipped = -log(clip(exp(row[labels[i]] - mx) / s, eps))
             else:
                 plain = clipped = 0.0
                 for j in range(k):
                     y = target[i * k + j]
                     if y != 0.0:
-                        plain += y * (lse - row[j])
+                        plain += y * ((mx - row[j]) + lse)
                         clipped -= y * log(clip(exp(row[j] - mx) / s, eps))
             if not plain <= 1e3:
                 recompute[0] = True

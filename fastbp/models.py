@@ -310,11 +310,12 @@ class Sequential:
         engine = self._engine
         # (a subclass's own forward is called by predict and predict_proba)
         own_forward = type(self).forward is not Sequential.forward and kind != _PREDICT_RAW
+        if check_finite is not True and check_finite is not False:
+            check_finite = check.flag(check_finite, "check_finite")   # (a NumPy bool), or raise
         if engine is not None and self.num_threads is None and not own_forward:
             out = engine.predict_fast(X, kind, self._lock, check_finite)
             if out is not None:
                 return out
-        check_finite = check.flag(check_finite, "check_finite")
         k = self.out_features
         if own_forward:
             out = np.array(self.forward(X), dtype=self.dtype, order="C")

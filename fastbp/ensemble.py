@@ -23,7 +23,7 @@ from fastbp._optim_config import CHECKS
 from fastbp._table import CLASSIFICATION_LOSSES
 from fastbp.models import MLP, Sequential
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
-from fastbp.threads import _check as _check_threads
+from fastbp.threads import check_threads
 from fastbp.threads import get_num_threads
 from fastbp.training import (History, TrainingData, TrainingDiverged, TrainingInterrupted,
                              TrainingRun, train_runs)
@@ -307,7 +307,7 @@ class Ensemble:
         if early_stopping is not None:
             early_stopping = check.int_in_range(early_stopping, "early_stopping", 1)
         shuffle = check.flag(shuffle, "shuffle")
-        num_threads = get_num_threads() if num_threads is None else _check_threads(num_threads)
+        num_threads = get_num_threads() if num_threads is None else check_threads(num_threads)
         lrs = [None if v is None else CHECKS["lr"](v, f"lr[{i}]")
                for i, v in enumerate(_per_member(lr, "lr", n_models))]
         decays = [None if v is None else CHECKS["weight_decay"](v, f"weight_decay[{i}]")

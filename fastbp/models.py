@@ -19,7 +19,7 @@ from fastbp._table import ACTIVATIONS, CLASSIFICATION_LOSSES, PROBABILITY_LINK, 
 from fastbp.layers import Dense, Layer, layer_from_spec, positive_int
 from fastbp.objective import Objective
 from fastbp.optim import Optimizer, make_optimizer
-from fastbp.threads import _check as _check_threads
+from fastbp.threads import check_threads
 from fastbp.threads import using_threads
 from fastbp.training import (History, TrainingData, TrainingRun, fit, optimizer_from_spec,
                              optimizer_spec)
@@ -745,7 +745,7 @@ class MLP(Sequential):
                              f"class), and sizes ends in {sizes[-1]}; for two classes use "
                              "loss='binary_cross_entropy' with one output")
         if num_threads is not None:
-            num_threads = _check_threads(num_threads)
+            num_threads = check_threads(num_threads)
         rng = np.random.default_rng(seed)
         n = len(sizes) - 1
         layers = [Dense(sizes[i], sizes[i + 1], activation if i < n - 1 else "identity",

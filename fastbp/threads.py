@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from fastbp import _validation as check
 from fastbp._kernels import optim as _optim
 
-__all__ = ["set_num_threads", "get_num_threads", "using_threads"]
+__all__ = ["set_num_threads", "get_num_threads", "using_threads", "check_threads"]
 
 _lock = threading.Lock()
 MAX_THREADS = 1024
@@ -51,7 +51,9 @@ def _blas_controllers() -> list[Any]:
     return _controllers
 
 
-def _check(n: Any) -> int:
+def check_threads(n: Any) -> int:
+    """A thread count: an int in [1, MAX_THREADS], else TypeError/ValueError naming
+    num_threads."""
     return check.int_in_range(n, "num_threads", 1, MAX_THREADS + 1)
 
 
@@ -74,7 +76,7 @@ def _default_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads from now on (process-wide): the BLAS's, and for the
     optimizer updates of large buffers two threads whenever n >= 2."""
-    n = _check(n)
+    n = check_threads(n)
     with _lock:
         for c in _blas_controllers():
             c.set_num_threads(n)

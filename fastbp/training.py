@@ -30,6 +30,8 @@ import numpy as np
 from fastbp import _validation as check
 from fastbp import schedules
 from fastbp._kernels import network as _network
+from fastbp._optim_config import CHECKS
+from fastbp._storage import take
 from fastbp.optim import Optimizer, from_state_dict, make_optimizer
 from fastbp.plotting import plot_history
 from fastbp.threads import using_threads
@@ -289,6 +291,11 @@ class TrainingRun:
 
     # ---------------------------------------------------------------- one epoch
     @property
+    def interrupted(self) -> bool:
+        """Whether the last run_epoch was stopped by Ctrl-C (the run continues from there)."""
+        return self._status == EPOCH_INTERRUPTED
+
+    @property
     def alive(self) -> bool:
         """Whether the run trains on (not stopped early, diverged or pruned)."""
         return not self.stopped and self.diverged is None and self.history.pruned_at is None
@@ -466,8 +473,6 @@ class TrainingRun:
         """The run a model file holds, over ``model``'s parameters (``optimizer``: the
         file's optimizer when it is the run's); the arrays it reads are removed from
         ``arrays``. Raises ValueError for anything malformed."""
-        from fastbp._storage import take  # (a leaf module: no cycle)
-
         if spec.get("optimizer") is not None:
             optimizer = optimizer_from_spec(spec["optimizer"], model.parameters(),
                                             f"{prefix}optimizer/", arrays)
@@ -521,8 +526,6 @@ def optimizer_from_spec(spec: dict[str, Any], params: list[np.ndarray], prefix: 
                         arrays: dict[str, np.ndarray]) -> Optimizer:
     """The optimizer an optimizer_spec describes, over ``params`` (its arrays are
     removed from ``arrays``)."""
-    from fastbp._storage import take  # (a leaf module: no cycle)
-
     names = spec["state_names"]
     if not isinstance(names, list) or len(names) != len(params):
         raise ValueError("the optimizer's state does not match the model's parameters")
@@ -646,7 +649,7 @@ def train_runs(runs: list[TrainingRun], data: TrainingData, epochs: int, *,
                     break
                 with ctrl_c_stops_epochs():
                     _run_parallel(_orders(alive, data.n), data, workers)
-                if any(r._status == EPOCH_INTERRUPTED for r in alive):
+                if any(r.interrupted for r in alive):
                     interrupted = True
                     break
                 logs_of = [r.end_epoch(data) for r in alive]
@@ -781,7 +784,6 @@ def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: A
     shuffle = check.flag(shuffle, "shuffle")
     _check_scheduler_arg(scheduler)
     if lr is not None:
-        from fastbp._optim_config import CHECKS
         lr = CHECKS["lr"](lr, "lr")
     np.random.default_rng(seed)   # a bad seed raises here, before anything changed
     previous_lr = optimizer.lr if isinstance(optimizer, Optimizer) else None

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import bench
+import suite as bench
 from fastbp.threads import set_num_threads
 
 from conftest import IMPLEMENTATIONS, THREADS
@@ -84,7 +84,7 @@ def test_fastbp_step_matches_reference_step():
 @pytest.mark.parametrize("name", list(bench.LATENCY_WORKLOADS))
 def test_latency(benchmark, name, batch, impl, request):
     """Prediction latency (L1, L2): one call per round; the C loop is in python -m fastbp bench."""
-    from fastbp import _latency
+    import latency as _latency
     if impl == "torch":
         request.getfixturevalue("torch_enabled")
     workload = bench.LATENCY_WORKLOADS[name]

@@ -11,7 +11,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="the worked examples and a small training run")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.add_argument("--plot", metavar="FILE.png", help="save the loss/learning-rate curves")
-    sub.add_parser("bench", help="time fastbp against the reference and PyTorch (W1-W8, L1-L2)",
+    sub.add_parser("bench", help="a quick table of fastbp against the NumPy reference and the "
+                   "GEMM floor (about a minute); --full runs the checkout's full comparison suite",
                    add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":

@@ -1,5 +1,6 @@
-"""`python -m fastbp bench` and the pytest-benchmark suite run (from the installed
-package in CI); timings themselves are never asserted, only their presence."""
+"""`python -m fastbp bench` (the quick table), benchmarks/suite.py (the full comparison)
+and the pytest-benchmark suite run (from the installed package in CI); timings
+themselves are never asserted, only their presence."""
 from __future__ import annotations
 
 import json
@@ -10,19 +11,53 @@ from pathlib import Path
 
 import pytest
 
-from fastbp import bench
-from fastbp.bench import WORKLOADS
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import suite as bench  # noqa: E402  (the full harness, benchmarks/suite.py)
+from fastbp.bench import WORKLOADS  # noqa: E402
 
 # runs the CLI and the benchmark suite in subprocesses: selected with -m packaging
 pytestmark = pytest.mark.packaging
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
 
 def _bench(tmp_path, *args):
-    # cwd outside the checkout: the installed package is what runs
-    return subprocess.run([sys.executable, "-m", "fastbp", "bench", *args], cwd=tmp_path,
+    """The full suite, benchmarks/suite.py (cwd outside the checkout: the installed package
+    is what runs)."""
+    return subprocess.run([sys.executable, str(BENCHMARKS / "suite.py"), *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
+
+
+def _quick(cwd, *args):
+    """python -m fastbp bench: the quick table."""
+    return subprocess.run([sys.executable, "-m", "fastbp", "bench", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_quick_bench_table_and_progress(tmp_path):
+    out = tmp_path / "quick.json"
+    proc = _quick(tmp_path, "--workloads", "W1,w2", "--budget", "0.02", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    threads = report["environment"]["threads"]
+    assert 1 in threads
+    rows = [(r["workload"], r["threads"]) for r in report["results"]]
+    assert rows == [(w, t) for t in threads for w in ("W1", "W2")]
+    for r in report["results"]:
+        assert r["fastbp"] > 0 and r["reference"] > 0 and r["gemm-floor"] > 0
+    assert "| workload | threads | fastbp | reference | GEMM floor |" in proc.stdout
+    assert "timing W2 at 1 thread(s)" in proc.stderr   # progress as it goes
+
+
+def test_quick_bench_points_to_the_full_suite(tmp_path):
+    proc = _quick(tmp_path, "--full", "--workloads", "W1", "--threads", "1")
+    assert proc.returncode == 2 and "benchmarks/suite.py" in proc.stderr
+    proc = _quick(tmp_path, "--workloads", "E1")
+    assert proc.returncode == 2 and "--full" in proc.stderr
+    if BENCHMARKS.is_dir():   # from the checkout, --full runs the suite
+        proc = _quick(BENCHMARKS.parent, "--full", "--workloads", "W1", "--threads", "1",
+                      "--budget", "0.01", "--no-torch", "--no-jax", "--no-reference")
+        assert proc.returncode == 0, proc.stderr
+        assert "| W1 | 1 |" in proc.stdout and "torch-fused" in proc.stdout
 
 
 def test_bench_json_report(tmp_path):
@@ -158,7 +193,6 @@ def test_pytest_benchmark_suite_runs(tmp_path):
 def test_each_contender_runs_with_the_other_blas_held_to_one_thread():
     from threadpoolctl import threadpool_info
 
-    from fastbp import bench
     from fastbp.threads import using_threads
 
     files = bench.blas_files()

@@ -25,14 +25,24 @@ from fastbp._kernels import _blas
 
 __all__ = ["select", "numpy_openblas"]
 
-# NumPy >= 2.0 wheels (scipy-openblas64) and the older openblas64_ builds
-_SYMBOLS = (("scipy_sgemm_64_", "scipy_dgemm_64_"), ("sgemm_64_", "dgemm_64_"))
+# NumPy >= 2.0 wheels (scipy-openblas64) and the older openblas64_ builds: gemm, and the
+# thread count's setter and getter
+_SYMBOLS = (("scipy_sgemm_64_", "scipy_dgemm_64_", "scipy_openblas_set_num_threads64_",
+             "scipy_openblas_get_num_threads64_"),
+            ("sgemm_64_", "dgemm_64_", "openblas_set_num_threads64_",
+             "openblas_get_num_threads64_"))
 _PATTERNS = {"linux": "libscipy_openblas64_*.so*", "darwin": "libscipy_openblas64_*.dylib",
              "win32": "libscipy_openblas64_*.dll"}
 
 
-def numpy_openblas() -> tuple[str, int, int] | None:
-    """(path, sgemm address, dgemm address) of NumPy's bundled ILP64 OpenBLAS, or None."""
+def _address(lib: ctypes.CDLL, name: str) -> int:
+    fn = getattr(lib, name, None)
+    return (ctypes.cast(fn, ctypes.c_void_p).value or 0) if fn is not None else 0
+
+
+def numpy_openblas() -> tuple[str, int, int, int, int] | None:
+    """(path, sgemm, dgemm, set_num_threads, get_num_threads addresses) of NumPy's bundled
+    ILP64 OpenBLAS (the last two 0 where missing), or None."""
     root = os.path.dirname(os.path.abspath(np.__file__))
     pattern = _PATTERNS.get(sys.platform, _PATTERNS["linux"])
     folders = [os.path.join(os.path.dirname(root), "numpy.libs"), os.path.join(root, ".dylibs")]
@@ -41,13 +51,13 @@ def numpy_openblas() -> tuple[str, int, int] | None:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for s_name, d_name in _SYMBOLS:
-            s_fn, d_fn = getattr(lib, s_name, None), getattr(lib, d_name, None)
-            if s_fn is not None and d_fn is not None:
-                s_addr = ctypes.cast(s_fn, ctypes.c_void_p).value
-                d_addr = ctypes.cast(d_fn, ctypes.c_void_p).value
-                if s_addr and d_addr:
-                    return path, s_addr, d_addr
+        for s_name, d_name, set_name, get_name in _SYMBOLS:
+            s_addr, d_addr = _address(lib, s_name), _address(lib, d_name)
+            if s_addr and d_addr:
+                set_addr, get_addr = _address(lib, set_name), _address(lib, get_name)
+                if not (set_addr and get_addr):
+                    set_addr = get_addr = 0
+                return path, s_addr, d_addr, set_addr, get_addr
     return None
 
 
@@ -69,6 +79,6 @@ def select(choice: str | None = None) -> str:
                              "none (it is built against another BLAS)")
         _blas.use_numpy_blas(0, 0)
         return "scipy"
-    _, s_addr, d_addr = found
-    _blas.use_numpy_blas(s_addr, d_addr)
+    _, s_addr, d_addr, set_addr, get_addr = found
+    _blas.use_numpy_blas(s_addr, d_addr, set_addr, get_addr)
     return "numpy"

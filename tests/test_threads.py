@@ -480,3 +480,24 @@ def test_float64_products_keep_their_bits_across_thread_counts_where_documented(
             gemm_check(trans_a, trans_b, 1.0, A, B, 0.0, C)
             outs.append(C)
         assert np.array_equal(*outs), f"k={k} trans=({trans_a}, {trans_b})"
+
+
+def test_small_float64_products_run_on_one_thread_and_give_the_count_back(restore_threads):
+    """At 2+ threads, gemm holds float64 products below ~700,000 multiply-adds to one
+    thread (they ran slower on two here) and restores the count after each: the setting
+    is unchanged afterwards, and the numbers are the one-thread numbers."""
+    from fastbp._kernels._blas import blas_name, gemm_check
+
+    if blas_name() != "numpy":
+        pytest.skip("the per-product thread count needs NumPy's OpenBLAS route")
+    rng = np.random.default_rng(0)
+    for m, n, k in ((128, 50, 100), (64, 128, 128)):   # below and above the limit
+        A, B = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+        outs = []
+        for n_threads in (1, 2):
+            fastbp.set_num_threads(n_threads)
+            C = np.empty((m, n))
+            gemm_check(False, False, 1.0, A, B, 0.0, C)
+            assert fastbp.get_num_threads() == n_threads
+            outs.append(C)
+        assert np.array_equal(*outs)

@@ -20,5 +20,7 @@ def gemm_check(
 def use_numpy_blas(
     sgemm_address: int,  # size_t
     dgemm_address: int,  # size_t
+    set_threads_address: int = 0,  # size_t
+    get_threads_address: int = 0,  # size_t
 ) -> None: ...
 def blas_name() -> str: ...

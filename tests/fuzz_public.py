@@ -99,7 +99,7 @@ def case(seed: int) -> None:
     """Run fuzz case ``seed``; raises what the call raised if it is not accepted."""
     rng = np.random.default_rng(seed)
     hostile = rng.random() < 0.35
-    what = int(rng.integers(0, 14))
+    what = int(rng.integers(0, 15))
     try:
         model = _model(rng)
     except ACCEPTED:
@@ -174,11 +174,36 @@ def case(seed: int) -> None:
             layer = model.layers[int(rng.integers(0, len(model.layers)))]
             layer.W = _array(rng, layer.W.shape if rng.random() < 0.5 else None)
             model.predict(np.zeros((2, model.in_features)))
-        else:
+        elif what == 13:
             model.objective = fastbp.Objective(l2=float(_pick(rng, [0.0, 1e-3, -1.0])))
             model.fit(X, y, epochs=1, progress=False)
+        else:
+            _fuzz_estimator(rng, X, y, hostile)
     except ACCEPTED:
         pass
+
+
+def _fuzz_estimator(rng: np.random.Generator, X: object, y: object, hostile: bool) -> None:
+    """A fastbp.sklearn estimator's fit, partial_fit and predictions (sklearn optional)."""
+    try:
+        from fastbp.sklearn import MLPClassifier, MLPRegressor
+    except ImportError:
+        return
+    cls = _pick(rng, [MLPClassifier, MLPRegressor])
+    est = cls(hidden_layer_sizes=(int(rng.integers(1, 5)),), max_iter=2,
+              solver=_pick(rng, ["adam", "sgd", "lbfgs"]), random_state=0,
+              batch_size=_pick(rng, ["auto", 3] + ([0] if hostile else [])),
+              early_stopping=bool(rng.random() < 0.3))
+    labels = np.asarray(y)[:, 0] if getattr(y, "ndim", 0) == 2 else y
+    try:
+        est.fit(X, labels)
+    except (ValueError, TypeError):
+        return
+    est.predict(X)
+    if hasattr(est, "predict_proba"):
+        est.predict_proba(X)
+    if est.solver != "lbfgs":
+        est.partial_fit(X, labels)
 
 
 def _fuzz_file(rng: np.random.Generator, model: fastbp.Sequential) -> None:

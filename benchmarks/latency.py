@@ -28,7 +28,8 @@ __all__ = ["LATENCY_WORKLOADS", "LatencyWorkload", "run_latency", "latency_table
            "latency_environment"]
 
 BATCHES = (1, 16)
-CONTENDERS = ("fastbp", "onnxruntime", "torch", "sklearn", "c")
+# fastbp-unchecked: predict(X, check_finite=False), the cost of the finiteness check
+CONTENDERS = ("fastbp", "fastbp-unchecked", "onnxruntime", "torch", "sklearn", "c")
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,12 @@ def time_calls(fns: dict[str, Callable[[], Any]], calls: int, rounds: int = 5
 
 # ---------------------------------------------------------------- contenders
 
-def _fastbp(model: Any, X: np.ndarray, proba: bool) -> Callable[[], Any]:
+def _fastbp(model: Any, X: np.ndarray, proba: bool, check_finite: bool = True
+            ) -> Callable[[], Any]:
     model.forward(X)  # builds the engine and its workspaces
-    return (lambda: model.predict_proba(X)) if proba else (lambda: model.predict(X))
+    if proba:
+        return lambda: model.predict_proba(X, check_finite=check_finite)
+    return lambda: model.predict(X, check_finite=check_finite)
 
 
 def _onnxruntime(model: Any, X: np.ndarray) -> Callable[[], Any] | None:
@@ -248,6 +252,8 @@ def contender(impl: str, w: LatencyWorkload, model: Any, X: np.ndarray
     """One prediction call of ``impl`` (a Python contender) on X; None if not installed."""
     if impl == "fastbp":
         return _fastbp(model, X, w.proba)
+    if impl == "fastbp-unchecked":
+        return _fastbp(model, X, w.proba, check_finite=False)
     if impl == "onnxruntime":
         return _onnxruntime(model, X)
     if impl == "torch":
@@ -332,9 +338,11 @@ def _latency_row(row: dict[str, Any]) -> str:
 
 
 def latency_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["prediction latency, µs per call: median / p99 (1 thread; C: the exported code "
-             "in a C loop, -O2); vs onnxruntime = onnxruntime median / fastbp median", "",
-             "| workload | rows | fastbp | onnxruntime | torch | sklearn | C | vs onnxruntime |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["prediction latency, µs per call: median / p99 (1 thread; fastbp unchecked: "
+             "check_finite=False; C: the exported code in a C loop, -O2); vs onnxruntime = "
+             "onnxruntime median / fastbp median", "",
+             "| workload | rows | fastbp | fastbp unchecked | onnxruntime | torch | sklearn | C "
+             "| vs onnxruntime |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [_latency_row(r) for r in rows]
     return "\n".join(lines)

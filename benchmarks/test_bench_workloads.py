@@ -79,11 +79,11 @@ def test_fastbp_step_matches_reference_step():
         assert fast() == pytest.approx(slow(), rel=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["fastbp", "onnxruntime", "sklearn", "torch"])
+@pytest.mark.parametrize("impl", ["fastbp", "fastbp-unchecked", "onnxruntime", "sklearn", "torch"])
 @pytest.mark.parametrize("batch", [1, 16])
 @pytest.mark.parametrize("name", list(bench.LATENCY_WORKLOADS))
 def test_latency(benchmark, name, batch, impl, request):
-    """Prediction latency (L1, L2): one call per round; the C loop is in python -m fastbp bench."""
+    """Prediction latency (L1, L2): one call per round; the C loop is in benchmarks/suite.py."""
     import latency as _latency
     if impl == "torch":
         request.getfixturevalue("torch_enabled")

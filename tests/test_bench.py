@@ -133,12 +133,14 @@ def test_bench_latency_rows(tmp_path):
     has_cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     for row in rows:
         assert row["threads"] == 1
-        expected = {"fastbp", "onnxruntime", "sklearn"} | ({"c"} if has_cc else set())
+        expected = {"fastbp", "fastbp-unchecked", "onnxruntime", "sklearn"} | (
+            {"c"} if has_cc else set())
         assert expected <= set(row) and "torch" not in row
         for impl in expected:
             assert set(row[impl]) == {"median", "p99"}
             assert 0 <= row[impl]["median"] <= row[impl]["p99"]
-    assert "| workload | rows | fastbp | onnxruntime | torch | sklearn | C |" in proc.stdout
+    assert "| workload | rows | fastbp | fastbp unchecked | onnxruntime | torch | sklearn | C |" \
+        in proc.stdout
     assert "| L2 | 16 |" in proc.stdout
 
 

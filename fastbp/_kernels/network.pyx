@@ -374,15 +374,9 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
     return _DONE
 
 
-cdef bint all_finite(const floating* x, Py_ssize_t size) noexcept nogil:
-    """No NaN or infinity among the values: x - x is 0 for every finite x and NaN
-    otherwise (a subtraction, a comparison and an integer OR: the loop vectorises,
-    unlike a floating-point sum)."""
-    cdef Py_ssize_t i
-    cdef int bad = 0
-    for i in range(size):
-        bad |= <int>((x[i] - x[i]) != 0)
-    return bad == 0
+cdef extern from "_finite.h" nogil:
+    int all_finite_f32 "fb_all_finite_f32"(const float* x, Py_ssize_t n)
+    int all_finite_f64 "fb_all_finite_f64"(const double* x, Py_ssize_t n)
 
 
 # predict_fast keeps the GIL for calls with less work than this (multiply-adds):
@@ -718,9 +712,10 @@ cdef class Engine:
         return n
 
     cdef bint _finite(self, void* x, Py_ssize_t size):
+        """No NaN or infinity among the size values at x (_finite.h)."""
         if self.f32:
-            return all_finite[float](<float*>x, size)
-        return all_finite[double](<double*>x, size)
+            return all_finite_f32(<float*>x, size)
+        return all_finite_f64(<double*>x, size)
 
     def train_step_fast(self, X, y, optimizer):
         """Model.train_step when nothing needs converting, rebinding or rebuilding;

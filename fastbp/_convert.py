@@ -1,4 +1,4 @@
-"""Input conversion for layers and models (API.md: converted, never truncated).
+"""Input conversion for layers and models (inputs are converted, never truncated).
 
 Layers and models accept array-likes of any real dtype and any memory order
 and convert them to C-contiguous arrays of the model's dtype; complex, object

@@ -175,7 +175,7 @@ def poisson_target(target: np.ndarray, name: str) -> None:
 def sample_weight(w: Any, n_samples: int, name: str = "sample_weight") -> np.ndarray | None:
     """None, or the weights as a C-contiguous float64 (n_samples,) array: finite, >= 0,
     with a positive sum. All-ones weights become None, so they take the unweighted path
-    and give exactly its bits (API.md)."""
+    and give exactly its bits (a promise of the public API)."""
     if w is None:
         return None
     arr = np.asarray(w)

@@ -127,8 +127,39 @@ class Ensemble:
     def of(cls, n_models: int, sizes: Sequence[int], *, activation: str = "relu",
            loss: str = "mse", dtype: Any = "float32", seed: int = 0,
            dropout: float = 0.0) -> Ensemble:
-        """n_models fresh MLPs; member i is
-        ``MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)``."""
+        """``n_models`` fresh MLPs, member i seeded with ``seed + i``.
+
+        Member i is
+        ``MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)``.
+
+        Parameters
+        ----------
+        n_models : int
+            The number of members (>= 1).
+        sizes : sequence of int
+            (in_features, hidden widths..., out_features), as ``fastbp.MLP`` takes it.
+        activation : str, default "relu"
+            The hidden layers' activation, one of ``fastbp.ACTIVATIONS``.
+        loss : str, default "mse"
+            One of ``fastbp.LOSSES``.
+        dtype : {"float32", "float64"}, default "float32"
+            The members' dtype.
+        seed : int, default 0
+            The first member's seed (>= 0); member i draws its weights from seed + i.
+        dropout : float, default 0.0
+            Dropout on every hidden layer's output, in training only (0 <= dropout < 1).
+
+        Returns
+        -------
+        Ensemble
+
+        Raises
+        ------
+        TypeError
+            ``n_models`` or ``seed`` not an int, and whatever ``fastbp.MLP`` refuses.
+        ValueError
+            ``n_models`` < 1, a negative ``seed``, and whatever ``fastbp.MLP`` refuses.
+        """
         n_models = check.int_in_range(n_models, "n_models", 1)
         seed = _seed(seed, "seed")
         return cls([MLP(sizes, activation, loss, dtype=dtype, seed=seed + i, dropout=dropout)
@@ -182,13 +213,56 @@ class Ensemble:
         return X
 
     def predict_all(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
-        """Every member's raw output: (n_models, n_samples, out_features)."""
+        """Every member's raw output: (n_models, n_samples, out_features).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers, converted to the members' dtype.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X (False skips the check, for input
+            known to be finite).
+
+        Returns
+        -------
+        ndarray of shape (n_models, n_samples, out_features)
+            Member k's ``forward(X)`` at index k, in the members' dtype.
+
+        Raises
+        ------
+        TypeError
+            X not real numbers; ``check_finite`` not a bool.
+        ValueError
+            X of the wrong shape or width, or (with check_finite) not finite.
+        """
         X = self._checked_X(X, check_finite)
         return np.stack([m.forward(X, check_finite=False) for m in self._models])
 
     def predict_proba(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
-        """The mean over members of their class probabilities (cross-entropy losses),
-        (n_samples, out_features)."""
+        """The mean over members of their class probabilities (cross-entropy losses).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers, converted to the members' dtype.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X (False skips the check, for input
+            known to be finite).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, out_features)
+            The mean of the members' ``predict_proba(X)`` (softmax or sigmoid of their
+            logits).
+
+        Raises
+        ------
+        TypeError
+            X not real numbers; ``check_finite`` not a bool.
+        ValueError
+            A regression loss (use predict); X of the wrong shape or width, or (with
+            check_finite) not finite.
+        """
         if self.loss_name not in CLASSIFICATION_LOSSES:
             raise ValueError(f"predict_proba needs a cross-entropy loss; this ensemble's loss "
                              f"is {self.loss_name!r} (use predict)")
@@ -196,9 +270,33 @@ class Ensemble:
         return np.mean([m.predict_proba(X, check_finite=False) for m in self._models], axis=0)
 
     def predict(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
-        """Mean output (regression); for cross_entropy the argmax of the mean
+        """The members' joint prediction: mean output, or labels from mean probabilities.
+
+        Mean output (regression); for cross_entropy the argmax of the mean
         probabilities, for binary_cross_entropy 1 where the mean probability > 0.5.
-        Shape (n_samples,) for cross_entropy and for one output, as Sequential.predict."""
+        Shape (n_samples,) for cross_entropy and for one output, as Sequential.predict.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers, converted to the members' dtype.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X (False skips the check, for input
+            known to be finite).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, out_features)
+            Values (regression losses), int class labels (cross_entropy) or 0/1 int
+            labels (binary_cross_entropy).
+
+        Raises
+        ------
+        TypeError
+            X not real numbers; ``check_finite`` not a bool.
+        ValueError
+            X of the wrong shape or width, or (with check_finite) not finite.
+        """
         if self.loss_name == "cross_entropy":
             return self.predict_proba(X, check_finite=check_finite).argmax(axis=1)
         if self.loss_name == "binary_cross_entropy":
@@ -208,21 +306,69 @@ class Ensemble:
         return out[:, 0] if out.shape[1] == 1 else out
 
     def evaluate(self, X: Any, y: Any, *, check_finite: bool = True) -> np.ndarray:
-        """Each member's mean loss on (X, y): shape (n_models,)."""
+        """Each member's mean loss on (X, y): shape (n_models,).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            At least one sample, converted to the members' dtype.
+        y : array-like
+            The targets, as ``Sequential.fit`` takes them.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Returns
+        -------
+        ndarray of shape (n_models,)
+            Member k's ``loss(X, y)`` at index k (float64; no dropout, no objective
+            scaling).
+
+        Raises
+        ------
+        TypeError
+            X or y not real numbers; ``check_finite`` not a bool.
+        ValueError
+            Shapes that do not fit the members, no sample, targets the loss refuses, or
+            (with check_finite) a non-finite X.
+        """
         X, y = self._models[0].check_Xy(X, y)
         self._checked_X(X, check_finite)
         return np.array([m.loss(X, y, check_finite=False) for m in self._models])
 
     # ---------------------------------------------------------------- files
     def save(self, path: Any) -> None:
-        """Write every member to one file at ``path``, atomically and without pickle
-        (``fastbp.load`` reads it back as an Ensemble). Any number of members fits."""
+        """Write every member to one file at ``path``, atomically and without pickle.
+
+        ``fastbp.load`` reads it back as an Ensemble. Any number of members fits.
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+            The file to write (replaced if it exists); its directory must exist.
+
+        Raises
+        ------
+        TypeError
+            ``path`` is not a path.
+        ValueError
+            An empty path.
+        FileNotFoundError, IsADirectoryError, PermissionError
+            The directory is missing, ``path`` is a directory, or it cannot be written.
+        """
         header, arrays = self.to_archive()
         _storage.write_archive(path, header, arrays)
 
     def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(header, arrays) of the ensemble's file: one architecture spec per member,
-        its arrays under ``members/<k>/``."""
+        """(header, arrays) of the ensemble's file.
+
+        Returns
+        -------
+        header : dict
+            JSON-able: ``"kind": "ensemble"``, the shared dtype and loss, and one
+            architecture spec per member under ``"members"``.
+        arrays : dict of str to ndarray
+            Every member's parameters (the live arrays), member k's under ``members/<k>/``.
+        """
         arrays: dict[str, np.ndarray] = {}
         members = []
         for k, model in enumerate(self._models):
@@ -236,8 +382,26 @@ class Ensemble:
 
     @classmethod
     def from_archive(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Ensemble:
-        """The ensemble an ensemble file's header and arrays describe (the arrays it
-        reads are removed from ``arrays``)."""
+        """The ensemble an ensemble file's header and arrays describe.
+
+        Parameters
+        ----------
+        header : dict
+            The file's header (as ``to_archive`` makes it).
+        arrays : dict of str to ndarray
+            The file's arrays by name; the ones read are removed from it.
+
+        Returns
+        -------
+        Ensemble
+            New members holding copies of the arrays.
+
+        Raises
+        ------
+        ValueError, KeyError, TypeError
+            A malformed header or missing, misshapen arrays (``fastbp.load`` reports
+            each as a ValueError naming the file).
+        """
         members = header["members"]
         if not isinstance(members, list):
             raise ValueError("members must be a list")

@@ -343,7 +343,33 @@ def estimator_to_onnx(est: Any, path: Any = None) -> bytes:
     logistic output) and ``"probabilities"`` [N, n_classes]; a single logistic
     output p gives the columns [1 - p, p]; a multilabel classifier (sigmoid
     outputs) gives labels [N, n_labels] of 0/1. Regressor: output ``"variable"``
-    [N, n_outputs]. The input is ``"X"`` [N, n_features] in the model's dtype."""
+    [N, n_outputs] (exp of the network's output for loss="poisson"). The input is
+    ``"X"`` [N, n_features] in the model's dtype.
+
+    Parameters
+    ----------
+    est : fastbp.sklearn.MLPClassifier or fastbp.sklearn.MLPRegressor
+        A fitted estimator.
+    path : str, os.PathLike or None, default None
+        Where to write the graph too (atomically).
+
+    Returns
+    -------
+    bytes
+        The serialized model (opset 17, default domain).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        ``est`` is not fitted.
+    TypeError
+        ``est`` is not a fitted estimator holding a fastbp model.
+    ValueError
+        Non-finite parameters; class labels that are neither integers nor strings,
+        or unsigned integers of 2**63 or more.
+    ImportError
+        The onnx package is missing.
+    """
     from sklearn.base import is_classifier  # type: ignore[import-untyped, unused-ignore]
     from sklearn.utils.validation import check_is_fitted
 

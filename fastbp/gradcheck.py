@@ -17,7 +17,21 @@ __all__ = ["gradcheck", "GradcheckResult"]
 
 @dataclass(frozen=True)
 class GradcheckResult:
-    """Outcome of :func:`gradcheck`: ``ok`` iff every entry passes |a-n| <= atol + rtol·|n|."""
+    """Outcome of :func:`gradcheck`: ``ok`` iff every entry passes |a-n| <= atol + rtol·|n|.
+
+    The fields are attributes of the same names; ``bool(result)`` is ``ok``.
+
+    Parameters
+    ----------
+    ok : bool
+        Whether every parameter entry passed.
+    max_abs_error : float
+        The largest |analytic - numeric| over the entries (NaN if one was NaN).
+    max_rel_error : float
+        The largest |analytic - numeric| / |numeric| (NaN if one was NaN).
+    n_checked : int
+        The number of parameter entries compared.
+    """
 
     ok: bool
     max_abs_error: float

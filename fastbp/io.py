@@ -25,14 +25,30 @@ Loaded = Union[Sequential, Ensemble]
 
 
 def save(obj: Any, path: Any, optimizer: Optimizer | None = None) -> None:
-    """Write a model (with ``optimizer``'s state, if given) or an ensemble to ``path``,
-    atomically and without pickle: ``model.save(path)``, ``ensemble.save(path)``.
+    """Write a model (with ``optimizer``'s state, if given) or an ensemble to ``path``.
+
+    Atomically and without pickle: ``model.save(path)``, ``ensemble.save(path)``.
+    ``fastbp.load`` reads the file back.
+
+    Parameters
+    ----------
+    obj : Sequential or Ensemble
+        The model (with its training state) or the ensemble to write.
+    path : str, bytes or os.PathLike
+        The file to write (replaced if it exists); its directory must exist.
+    optimizer : Optimizer or None, default None
+        For a model only: an optimizer over ``obj.parameters()`` whose state the
+        file holds too.
 
     Raises
     ------
     TypeError
         ``obj`` is neither a fastbp model nor an Ensemble; ``optimizer`` given with an
-        Ensemble.
+        Ensemble, or not a fastbp optimizer; ``path`` not a path.
+    ValueError
+        ``optimizer`` is not built over the model's parameters; an empty path.
+    FileNotFoundError, IsADirectoryError, PermissionError
+        The directory is missing, ``path`` is a directory, or it cannot be written.
     """
     if isinstance(obj, Sequential):
         obj.save(path, optimizer)
@@ -64,16 +80,17 @@ def load(path: Any, *, with_optimizer: bool = False) -> Loaded | tuple[Loaded, O
 
     Returns
     -------
-    Sequential or Ensemble
+    Sequential or Ensemble, or (Sequential or Ensemble, Optimizer or None)
         By the file's kind; a model keeps its training state, so that
-        ``fit(..., resume=True)`` continues its last fit.
+        ``fit(..., resume=True)`` continues its last fit. With ``with_optimizer``,
+        the pair ``(model, optimizer)``.
 
     Raises
     ------
     ValueError
         A foreign, truncated, corrupted or pickled file (nothing from it is executed).
     TypeError
-        ``path`` is not a path.
+        ``path`` is not a path; ``with_optimizer`` is not a bool.
     FileNotFoundError, PermissionError, IsADirectoryError
         As ``open`` raises them.
     """
@@ -101,8 +118,29 @@ def load(path: Any, *, with_optimizer: bool = False) -> Loaded | tuple[Loaded, O
 
 
 def load_ensemble(path: Any) -> Ensemble:
-    """The ensemble saved at ``path`` by Ensemble.save (``fastbp.load`` reads it too;
-    this is the typed spelling, and refuses a single-model file)."""
+    """The ensemble saved at ``path`` by Ensemble.save.
+
+    ``fastbp.load`` reads it too; this is the typed spelling, and refuses a
+    single-model file.
+
+    Parameters
+    ----------
+    path : str, bytes or os.PathLike
+        A file written by ``Ensemble.save`` (or ``fastbp.save`` of an ensemble).
+
+    Returns
+    -------
+    Ensemble
+
+    Raises
+    ------
+    ValueError
+        The file holds a single model, or is foreign, truncated or corrupted.
+    TypeError
+        ``path`` is not a path.
+    FileNotFoundError, PermissionError, IsADirectoryError
+        As ``open`` raises them.
+    """
     result = load(path)
     if not isinstance(result, Ensemble):
         raise ValueError(f"{os.fsdecode(os.fspath(path))!r} holds a single model, not an "

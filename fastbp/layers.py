@@ -115,15 +115,47 @@ class Layer:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Layer:
-        """A layer of this kind from ``spec()`` (its arrays not yet set)."""
+        """A layer of this kind from ``spec()`` (its arrays not yet set).
+
+        Parameters
+        ----------
+        spec : dict
+            A description ``spec()`` returned.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        Layer
+        """
         raise NotImplementedError
 
     def forward(self, X: Any) -> np.ndarray:
-        """The layer's output for X; caches what ``backward`` needs."""
+        """The layer's output for X; caches what ``backward`` needs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            The input, converted to the layer's dtype.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, out_features)
+        """
         raise NotImplementedError
 
     def backward(self, dA: Any) -> np.ndarray | None:
-        """dL/dX given dA = dL/d(output) of the last forward; fills the gradients."""
+        """dL/dX given dA = dL/d(output) of the last forward; fills the gradients.
+
+        Parameters
+        ----------
+        dA : array-like of shape (n_samples, out_features)
+            The gradient of the loss with respect to the last forward's output.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, in_features) or None
+        """
         raise NotImplementedError
 
     # Pickling and copy.deepcopy: a model's one copy path (its layers go through here):
@@ -263,7 +295,27 @@ class Dense(Layer):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Dense:
-        """A Dense layer of ``spec`` (W drawn, to be overwritten by the caller)."""
+        """A Dense layer of ``spec`` (W drawn, to be overwritten by the caller).
+
+        Parameters
+        ----------
+        spec : dict
+            ``{"in_features", "out_features", "activation"}`` and optionally
+            ``"dropout"`` (default 0.0), as ``spec()`` writes it.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        Dense
+
+        Raises
+        ------
+        KeyError
+            A key missing from ``spec``.
+        TypeError, ValueError
+            Values the constructor refuses.
+        """
         return cls(spec["in_features"], spec["out_features"], spec["activation"], dtype=dtype,
                    dropout=spec.get("dropout", 0.0), seed=0)
 
@@ -273,7 +325,29 @@ class Dense(Layer):
                 f"dtype={self.dtype.name!r}{extra})")
 
     def forward(self, X: Any) -> np.ndarray:
-        """A = f(X·W + b); X is converted to the layer's dtype. Caches what backward needs."""
+        """A = f(X·W + b); X is converted to the layer's dtype. Caches what backward needs.
+
+        The layer's dropout does not apply here (only a model's training steps apply it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers (bool, int or float), converted to the layer's dtype;
+            shape (n_samples,) is accepted when in_features is 1. n_samples may be 0.
+
+        Returns
+        -------
+        A : ndarray of shape (n_samples, out_features)
+            A new array of the layer's dtype. ``backward`` reads it: do not modify it
+            in place in between.
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D or has another width than in_features.
+        """
         X = as_input(X, self.dtype, self.in_features)
         Z = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
         A = np.empty_like(Z)
@@ -283,8 +357,33 @@ class Dense(Layer):
         return A
 
     def backward(self, dA: Any, need_dX: bool = True) -> np.ndarray | None:
-        """dX given dA = dL/dA of the last forward; fills dW and db (dX is None when
-        need_dX is False)."""
+        """dX given dA = dL/dA of the last forward; fills dW and db.
+
+        ``dW`` and ``db`` are overwritten with the gradients with respect to W and b,
+        summed over the samples (zero for an empty batch).
+
+        Parameters
+        ----------
+        dA : array-like of shape (n_samples, out_features)
+            The gradient of the loss with respect to the last forward's output A, with
+            as many rows as that forward's X; converted to the layer's dtype.
+        need_dX : bool, default True
+            Compute dX (False skips that product).
+
+        Returns
+        -------
+        dX : ndarray of shape (n_samples, in_features) or None
+            The gradient with respect to the last forward's X (None unless ``need_dX``).
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers; need_dX is not a bool.
+        ValueError
+            dA of the wrong shape.
+        """
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
         need_dX = check.flag(need_dX, "need_dX")

@@ -233,25 +233,113 @@ class Sequential:
 
     # ---------------------------------------------------------------- conversion
     def check_X(self, X: Any, name: str = "X") -> np.ndarray:
-        """X as a C-contiguous (n_samples, in_features) array of the model's dtype."""
+        """X as a C-contiguous (n_samples, in_features) array of the model's dtype.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers (bool, int or float), any memory order; shape (n_samples,) is
+            accepted when in_features is 1.
+        name : str, default "X"
+            How error messages name the argument.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, in_features)
+            X itself when it already is such an array, else a converted copy.
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D, has another width, or more than 2**31 - 1 rows.
+        """
         return as_input(X, self.dtype, self.in_features, name)
 
     def check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:
-        """The targets in the form the loss takes (see fastbp._convert.as_target)."""
+        """The targets in the form the loss takes (see fastbp._convert.as_target).
+
+        Parameters
+        ----------
+        y : array-like
+            Values of shape (n_samples, out_features), or (n_samples,) for one output;
+            for cross_entropy int class labels (n_samples,) in [0, out_features) (whole
+            floats accepted) or class probabilities (n_samples, out_features).
+        n_samples : int
+            The number of rows y must have.
+        name : str, default "y"
+            How error messages name the argument.
+
+        Returns
+        -------
+        ndarray
+            Labels of shape (n_samples,) as np.intp (cross_entropy with 1-D y), else a
+            C-contiguous (n_samples, out_features) array of the model's dtype.
+
+        Raises
+        ------
+        TypeError
+            y does not hold real numbers.
+        ValueError
+            A wrong shape, labels out of range or not whole numbers, a negative poisson
+            target.
+        """
         y = as_target(y, self.loss_name, self.dtype, n_samples, self.out_features, name)
         if self.loss_name == "poisson":
             check.poisson_target(y, name)
         return y
 
     def check_Xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        """check_X and check_y, with at least one sample."""
+        """check_X and check_y, with at least one sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            The samples.
+        y : array-like
+            Their targets, as ``check_y`` takes them.
+
+        Returns
+        -------
+        X, y : ndarray
+            As ``check_X`` and ``check_y`` return them.
+
+        Raises
+        ------
+        TypeError
+            X or y not real numbers.
+        ValueError
+            No sample, or anything ``check_X`` or ``check_y`` refuses.
+        """
         X = self.check_X(X)
         if X.shape[0] == 0:
             raise ValueError(f"X must hold at least one sample, got shape {X.shape}")
         return X, self.check_y(y, X.shape[0])
 
     def check_sample_weight(self, sample_weight: Any, n_samples: int) -> np.ndarray | None:
-        """Checked weights (float64), or None for None and all-ones weights."""
+        """Checked weights (float64), or None for None and all-ones weights.
+
+        Parameters
+        ----------
+        sample_weight : array-like of shape (n_samples,) or None
+            One finite weight >= 0 per sample, with a positive sum.
+        n_samples : int
+            The number of samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or None
+            C-contiguous float64 weights; None for None or all-ones weights (the
+            unweighted path, with its exact results).
+
+        Raises
+        ------
+        TypeError
+            Weights that are not real numbers.
+        ValueError
+            A wrong shape, non-finite or negative weights, a sum of 0.
+        """
         return check.sample_weight(sample_weight, n_samples)
 
     # ---------------------------------------------------------------- compiled engine
@@ -367,20 +455,61 @@ class Sequential:
         return self._predict(X, _PREDICT_RAW, check_finite)
 
     def predict(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
-        """Predictions: values (regression losses), int class labels (cross_entropy) or
-        0/1 int labels, logit > 0 (binary_cross_entropy).
+        """Predictions: values, int class labels or 0/1 int labels.
 
-        Returns shape (n_samples,) for cross_entropy and for a model with one output,
-        else (n_samples, out_features). ``X`` and ``check_finite`` as for ``forward``.
+        Values for the regression losses, class labels (argmax of the logits) for
+        cross_entropy, 1 where the logit is > 0 for binary_cross_entropy.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers, converted to the model's dtype; shape (n_samples,) is accepted
+            when in_features is 1.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X (False skips the check, for input
+            known to be finite).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, out_features)
+            (n_samples,) for cross_entropy and for a model with one output.
+
+        Raises
+        ------
+        TypeError
+            X not real numbers; ``check_finite`` not a bool.
+        ValueError
+            X of the wrong shape or width, or (with check_finite) not finite.
         """
         return self._predict(X, _PREDICT_LABELS, check_finite)
 
     def predict_proba(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
-        """Class probabilities: softmax of the logits (cross_entropy) or their sigmoid
-        (binary_cross_entropy), shape (n_samples, out_features).
+        """Class probabilities: the softmax or the sigmoid of the logits.
 
-        Raises ValueError for a model with a regression loss. ``X`` and
-        ``check_finite`` as for ``forward``."""
+        Softmax for cross_entropy, sigmoid for binary_cross_entropy.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            Real numbers, converted to the model's dtype; shape (n_samples,) is accepted
+            when in_features is 1.
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X (False skips the check, for input
+            known to be finite).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, out_features)
+            A new array of the model's dtype.
+
+        Raises
+        ------
+        TypeError
+            X not real numbers; ``check_finite`` not a bool.
+        ValueError
+            A regression loss (use predict); X of the wrong shape or width, or (with
+            check_finite) not finite.
+        """
         if self.loss_name not in CLASSIFICATION_LOSSES:
             raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
                              f"{self.loss_name!r} (use predict)")
@@ -388,7 +517,27 @@ class Sequential:
 
     def loss_and_grad(self, output: np.ndarray, y: np.ndarray,
                       sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        """(mean loss, dL/d_output) for converted output, target and checked weights."""
+        """(mean loss, dL/d_output) for converted output, target and checked weights.
+
+        Performs no checks: the arguments must come from ``forward``, ``check_y`` and
+        ``check_sample_weight`` (the compiled kernels rely on it).
+
+        Parameters
+        ----------
+        output : ndarray of shape (n_samples, out_features)
+            The raw output, C-contiguous, of the model's dtype, at least one sample.
+        y : ndarray
+            The targets as ``check_y`` returns them.
+        sample_weight : ndarray of shape (n_samples,) or None, default None
+            Weights as ``check_sample_weight`` returns them.
+
+        Returns
+        -------
+        loss : float
+            The mean loss (weighted with ``sample_weight``); no objective scaling.
+        d_output : ndarray of shape (n_samples, out_features)
+            Its gradient with respect to output.
+        """
         d_out = np.empty_like(output)
         if sample_weight is not None:
             T, labels = self._split(y)
@@ -402,27 +551,108 @@ class Sequential:
 
     def loss(self, X: Any, y: Any, sample_weight: Any = None, *,
              check_finite: bool = True) -> float:
-        """The mean loss on (X, y); the weighted mean with ``sample_weight`` (one finite
-        weight >= 0 per sample, positive sum). Plain fastbp loss: no objective
-        scaling, no dropout. ``check_finite`` as for ``forward``."""
+        """The mean loss on (X, y); the weighted mean with ``sample_weight``.
+
+        Plain fastbp loss: no objective scaling, no dropout.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            At least one sample, converted to the model's dtype.
+        y : array-like
+            Targets: values of shape (n_samples, out_features), or (n_samples,) for one
+            output; for cross_entropy int class labels (n_samples,) or class
+            probabilities (n_samples, out_features).
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: unweighted).
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError
+            X, y or the weights not real numbers; ``check_finite`` not a bool.
+        ValueError
+            Shapes that do not fit the model, no sample, class labels out of range or not
+            whole numbers, a negative poisson target, bad weights, or (with
+            check_finite) a non-finite X.
+        """
         X, y = self.check_Xy(X, y)
         w = self.check_sample_weight(sample_weight, X.shape[0])
         return self.loss_and_grad(self.forward(X, check_finite=check_finite), y, w)[0]
 
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None, *,
                  check_finite: bool = True) -> float:
-        """The mean loss on (X, y), the same number as ``loss``."""
+        """The mean loss on (X, y), the same number as ``loss``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            At least one sample, converted to the model's dtype.
+        y : array-like
+            Targets: values of shape (n_samples, out_features), or (n_samples,) for one
+            output; for cross_entropy int class labels (n_samples,) or class
+            probabilities (n_samples, out_features).
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: unweighted).
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError
+            X, y or the weights not real numbers; ``check_finite`` not a bool.
+        ValueError
+            Shapes that do not fit the model, no sample, class labels out of range or not
+            whole numbers, a negative poisson target, bad weights, or (with
+            check_finite) a non-finite X.
+        """
         return self.loss(X, y, sample_weight, check_finite=check_finite)
 
     def backward(self, X: Any, y: Any, sample_weight: Any = None, *,
                  step: int | None = None) -> float:
-        """Forward, loss and backward: fills every layer's gradients; returns the loss
-        (the weighted mean with sample_weight), under the model's objective.
+        """Forward, loss and backward: fills every layer's gradients and returns the loss.
 
+        The loss is the weighted mean with sample_weight, under the model's objective.
         With dropout, the masks are those of optimizer step ``step`` (the ones
         ``train_step`` draws when the optimizer's ``step_count`` is ``step - 1``);
         ``step=None`` counts this model's backward() calls without a step: the
         k-th such call uses step k (the count is not saved in model files).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            At least one sample, converted to the model's dtype.
+        y : array-like
+            Targets: values of shape (n_samples, out_features), or (n_samples,) for one
+            output; for cross_entropy int class labels (n_samples,) or class
+            probabilities (n_samples, out_features).
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: unweighted).
+        step : int or None, default None
+            The step whose dropout masks apply (>= 1); None: the next of the count.
+
+        Returns
+        -------
+        float
+            The loss; the gradients are now in ``gradients()``.
+
+        Raises
+        ------
+        TypeError
+            X, y or the weights not real numbers; a step that is not an int.
+        ValueError
+            Shapes that do not fit the model, no sample, class labels out of range or not
+            whole numbers, a negative poisson target, bad weights, a non-finite X, a
+            step < 1.
         """
         X, y = self.check_Xy(X, y)
         _require_finite(X)
@@ -438,8 +668,29 @@ class Sequential:
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer,
                    sample_weight: Any = None) -> float:
-        """One step of gradient descent on (X, y) in one compiled call: forward, loss,
-        backward and the update of every layer. Returns the loss before the update.
+        """One step of gradient descent on (X, y) in one compiled call.
+
+        Forward, loss, backward and the update of every layer; the optimizer's
+        ``step_count`` advances by one.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            At least one sample, converted to the model's dtype.
+        y : array-like
+            Targets: values of shape (n_samples, out_features), or (n_samples,) for one
+            output; for cross_entropy int class labels (n_samples,) or class
+            probabilities (n_samples, out_features).
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: unweighted).
+        optimizer : Optimizer
+            A fastbp optimizer built over ``parameters()`` (SGD, AdaGrad, RMSprop, Adam
+            or AdamW).
+
+        Returns
+        -------
+        float
+            The batch's loss before the update, under the model's objective.
 
         Raises
         ------
@@ -471,11 +722,45 @@ class Sequential:
 
     def run_epoch(self, data: TrainingData, order: np.ndarray, batch: int,
                   optimizer: Optimizer, loss_sum0: float = 0.0) -> tuple[int, int, float]:
-        """One epoch of mini-batch steps on checked ``data`` in one compiled call: the
-        rows ``order`` (1-D intp) in batches of ``batch``. Returns (status, steps,
-        loss_sum0 + Σ batch loss · batch size), status one of fastbp.training's EPOCH_*
-        (see Engine.epoch). The optimizer's step_count advances by the steps taken.
-        fastbp.training's runs call it; ``train_epoch`` is the checked spelling."""
+        """One epoch of mini-batch steps on checked ``data`` in one compiled call.
+
+        The rows ``order`` in batches of ``batch``; the optimizer's step_count advances
+        by the steps taken. fastbp.training's runs call it; ``train_epoch`` is the
+        checked spelling.
+
+        Parameters
+        ----------
+        data : TrainingData
+            The converted arrays, made for a model of this dtype, widths and loss.
+        order : ndarray of shape (n_rows,)
+            Row indices into data (converted to np.intp); an index out of range ends
+            the epoch with status EPOCH_BAD_INDEX.
+        batch : int
+            Rows per step (>= 1); the last batch may be smaller.
+        optimizer : Optimizer
+            A fastbp optimizer with a compiled kernel, built over ``parameters()``.
+        loss_sum0 : float, default 0.0
+            Where the loss sum starts (an interrupted epoch's sum so far).
+
+        Returns
+        -------
+        status : int
+            One of fastbp.training's EPOCH_DONE, EPOCH_NONFINITE (a batch loss was not
+            finite; that step was not applied), EPOCH_INTERRUPTED (Ctrl-C) or
+            EPOCH_BAD_INDEX.
+        steps : int
+            The steps applied.
+        loss_sum : float
+            loss_sum0 + Σ batch loss · batch size over the steps.
+
+        Raises
+        ------
+        TypeError
+            ``data`` not made for a model like this one; ``optimizer`` not one of
+            fastbp's compiled optimizers.
+        ValueError
+            ``batch`` < 1, an optimizer built over other arrays.
+        """
         if not isinstance(data, TrainingData) or data.signature != self.data_signature():
             raise TypeError("data must be a TrainingData made for a model like this one")
         order = np.ascontiguousarray(order, dtype=np.intp)
@@ -487,14 +772,43 @@ class Sequential:
 
     def train_epoch(self, X: Any, y: Any, order: Any, batch_size: int, optimizer: Optimizer,
                     sample_weight: Any = None) -> tuple[int, float]:
-        """One epoch of mini-batch steps in one compiled call: the rows ``order`` of X in
-        batches of ``batch_size``, each batch's loss the (weighted) mean over it.
+        """One epoch of mini-batch steps in one compiled call, every argument checked.
 
-        Every argument is checked (X, y and the weights as ``fit`` checks them; order
-        a 1-D array of ints in [0, n_samples)). Returns (steps, Σ batch loss · batch
-        size); steps < 0 means the loss of step -steps was not finite (then the
-        second value is that loss, and the earlier steps were applied). The
-        optimizer's step_count advances by the steps taken."""
+        The rows ``order`` of X in batches of ``batch_size``, each batch's loss the
+        (weighted) mean over it. The optimizer's step_count advances by the steps taken.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+            The samples, checked as ``fit`` checks them (finite).
+        y : array-like
+            Their targets, as ``fit`` takes them (finite).
+        order : array-like of int, 1-D
+            Row indices in [0, n_samples), in the order of the steps.
+        batch_size : int
+            Rows per step (>= 1); the last batch may be smaller.
+        optimizer : Optimizer
+            A fastbp optimizer built over ``parameters()``.
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum.
+
+        Returns
+        -------
+        steps : int
+            The steps taken; steps < 0 means the loss of step -steps was not finite
+            (that step was not applied, the earlier ones were).
+        total : float
+            Σ batch loss · batch size over the steps; with steps < 0, that non-finite
+            loss.
+
+        Raises
+        ------
+        TypeError
+            ``optimizer`` not a fastbp optimizer, ``order`` not a 1-D int array, data
+            that are not real numbers.
+        ValueError
+            Indices out of range, data that ``fit`` refuses, ``batch_size`` < 1.
+        """
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
                             f"{type(optimizer).__name__}")
@@ -507,7 +821,8 @@ class Sequential:
         if arr.size and (arr.min() < 0 or arr.max() >= data.n):
             raise ValueError(f"order must hold row indices in [0, {data.n}), got values in "
                              f"[{arr.min()}, {arr.max()}]")
-        status, steps, total = self.run_epoch(data, arr.astype(np.intp), batch_size, optimizer)
+        status, steps, total = self.run_epoch(data, arr.astype(np.intp), min(batch_size, data.n),
+                                              optimizer)
         if status == _network.EPOCH_NONFINITE:
             return -(steps + 1), total
         if status == _network.EPOCH_BAD_INDEX:
@@ -613,6 +928,42 @@ class Sequential:
         training state of the last fit (so that a loaded model resumes as this one
         would) and, if given, ``optimizer``'s state. ``fastbp.load`` reads it.
 
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+            The file to write (replaced if it exists); its directory must exist.
+        optimizer : Optimizer or None, default None
+            An optimizer over ``parameters()`` whose state the file holds too.
+
+        Raises
+        ------
+        TypeError
+            ``optimizer`` is not a fastbp optimizer; ``path`` is not a path.
+        ValueError
+            ``optimizer`` is not built over ``model.parameters()``; an empty path.
+        FileNotFoundError, IsADirectoryError, PermissionError
+            The directory is missing, ``path`` is a directory, or it cannot be written.
+        """
+        header, arrays = self.to_archive(optimizer)
+        _storage.write_archive(path, header, arrays)
+
+    def to_archive(self, optimizer: Optimizer | None = None
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(header, arrays) of the model's file (see ``save``).
+
+        Parameters
+        ----------
+        optimizer : Optimizer or None, default None
+            An optimizer over ``parameters()`` to store too.
+
+        Returns
+        -------
+        header : dict
+            JSON-able: ``"kind": "model"``, the architecture, the optimizer's and the
+            training state's specs (or None).
+        arrays : dict of str to ndarray
+            The parameters (live arrays) and the state arrays, by entry name.
+
         Raises
         ------
         TypeError
@@ -620,12 +971,6 @@ class Sequential:
         ValueError
             ``optimizer`` is not built over ``model.parameters()``.
         """
-        header, arrays = self.to_archive(optimizer)
-        _storage.write_archive(path, header, arrays)
-
-    def to_archive(self, optimizer: Optimizer | None = None
-                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(header, arrays) of the model's file (see ``save``)."""
         if optimizer is not None:
             if not isinstance(optimizer, Optimizer):
                 raise TypeError(f"optimizer must be a fastbp optimizer or None, got "
@@ -645,9 +990,23 @@ class Sequential:
         return header, arrays
 
     def model_archive(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(the architecture's JSON spec, the parameters as arrays under ``prefix``): the
-        part of a file that describes the model itself (an Ensemble's file holds one
-        per member)."""
+        """The part of a file that describes the model itself.
+
+        An Ensemble's file holds one per member.
+
+        Parameters
+        ----------
+        prefix : str
+            Prepended to the arrays' names (e.g. ``"members/0/"``).
+
+        Returns
+        -------
+        header : dict
+            The architecture's JSON spec: dtype, loss, layer specs, dropout seed and,
+            unless the default, the objective.
+        arrays : dict of str to ndarray
+            The parameters (the live arrays) under ``prefix + "layers/<i>/<name>"``.
+        """
         header: dict[str, Any] = dict(dtype=self.dtype.name, loss=self.loss_name,
                                       layers=[layer.spec() for layer in self.layers],
                                       dropout_seed=self.dropout_seed)
@@ -663,9 +1022,32 @@ class Sequential:
     @classmethod
     def from_archive(cls, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = ""
                      ) -> tuple[Sequential, Optimizer | None]:
-        """The model (and the file's optimizer, if any) a model file's header and arrays
-        describe; the arrays it reads are removed from ``arrays``. ValueError (or
-        KeyError/TypeError) for anything malformed."""
+        """The model (and the file's optimizer, if any) a model file describes.
+
+        Parameters
+        ----------
+        header : dict
+            A model file's header (``to_archive``'s, or a member spec with the dtype
+            and loss added).
+        arrays : dict of str to ndarray
+            The file's arrays by name; the ones read are removed from it.
+        prefix : str, default ""
+            The prefix of the model's arrays' names.
+
+        Returns
+        -------
+        model : Sequential
+            A new model of this class, holding copies of the arrays, with its training
+            state when the file holds one.
+        optimizer : Optimizer or None
+            The file's optimizer, else the training state's, else None.
+
+        Raises
+        ------
+        ValueError, KeyError, TypeError
+            Anything malformed (``fastbp.load`` reports each as a ValueError naming the
+            file).
+        """
         dtype = check.float_dtype(header["dtype"])
         specs = header["layers"]
         if not isinstance(specs, list):

@@ -1,4 +1,4 @@
-"""Compiled kernels behind the public kernel API of ``API.md``.
+"""fastbp's public kernel functions, each running one compiled kernel.
 
 Each function validates its inputs once (:mod:`fastbp._validation`, shared
 with :mod:`fastbp.reference`), allocates its outputs, and calls one compiled
@@ -33,7 +33,29 @@ def activation_forward(
     name: str,
     Z: npt.NDArray[np.floating[Any]],
 ) -> npt.NDArray[np.floating[Any]]:
-    """A = f(Z)."""
+    """A = f(Z): the activation ``name`` applied to Z, in one compiled kernel.
+
+    Parameters
+    ----------
+    name : str
+        The activation, one of ``ACTIVATIONS`` ("identity", "sigmoid", "tanh", "relu",
+        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"; softmax is taken
+        over each row).
+    Z : ndarray of shape (n_samples, n_units)
+        The pre-activations (float32 or float64, at least one column).
+
+    Returns
+    -------
+    A : ndarray of shape (n_samples, n_units)
+        A new array of Z's dtype.
+
+    Raises
+    ------
+    TypeError
+        ``Z`` is not a float32/float64 ndarray.
+    ValueError
+        An unknown ``name``; ``Z`` not 2-D or without a column.
+    """
     code, Z = check.activation_args(name, Z)
     A = np.empty_like(Z)
     _act.activation_forward_into(code, Z, A)
@@ -46,7 +68,37 @@ def activation_backward(
     A: npt.NDArray[np.floating[Any]],
     dA: npt.NDArray[np.floating[Any]],
 ) -> npt.NDArray[np.floating[Any]]:
-    """dZ = dL/dZ given dA = dL/dA."""
+    """dZ = dL/dZ given dA = dL/dA: the backward pass of the activation ``name``.
+
+    The arrays are NumPy arrays of one dtype, float32 or float64; they are only read,
+    so they may be strided, Fortran-ordered or read-only.
+
+    Parameters
+    ----------
+    name : str
+        The activation, one of ``ACTIVATIONS`` ("identity", "sigmoid", "tanh", "relu",
+        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"; softmax is taken
+        over each row).
+    Z : ndarray of shape (n_samples, n_units)
+        The pre-activations of the forward pass.
+    A : ndarray of shape (n_samples, n_units)
+        Their activations f(Z), as the forward pass returned them.
+    dA : ndarray of shape (n_samples, n_units)
+        The gradient of the loss with respect to A.
+
+    Returns
+    -------
+    dZ : ndarray of shape (n_samples, n_units)
+        The gradient with respect to Z, a new array of Z's dtype.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, or arrays of different dtypes.
+    ValueError
+        An unknown ``name``, an array that is not 2-D or has no column, shapes that
+        differ.
+    """
     code, Z, A, dA = check.activation_backward_args(name, Z, A, dA)
     dZ = np.empty_like(Z)
     _act.activation_backward_into(code, Z, A, dA, dZ)
@@ -59,7 +111,35 @@ def dense_forward(
     b: npt.NDArray[np.floating[Any]],
     activation: str,
 ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
-    """Z = X·W + b, A = f(Z)."""
+    """Z = X·W + b, A = f(Z): a dense layer's forward pass.
+
+    The arrays are NumPy arrays of one dtype, float32 or float64; they are only read,
+    so they may be strided, Fortran-ordered or read-only.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, in_features)
+        The inputs (n_samples may be 0).
+    W : ndarray of shape (in_features, out_features)
+        The weights.
+    b : ndarray of shape (out_features,)
+        The biases.
+    activation : str
+        One of ``ACTIVATIONS``.
+
+    Returns
+    -------
+    Z, A : ndarray of shape (n_samples, out_features)
+        The pre-activations and the activations, new arrays of X's dtype.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, arrays of different dtypes.
+    ValueError
+        An unknown ``activation``; arrays of the wrong number of dimensions or of
+        shapes that do not fit together; a dimension larger than 2**31 - 1.
+    """
     code, X, W, b = check.dense_forward_args(X, W, b, activation)
     shape = (X.shape[0], W.shape[1])
     Z = np.empty(shape, dtype=X.dtype)
@@ -82,7 +162,45 @@ def dense_backward(
     npt.NDArray[np.floating[Any]],
     npt.NDArray[np.floating[Any]],
 ]:
-    """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ (None unless need_dX)."""
+    """dZ = f'(Z)·dA; dW = Xᵀ·dZ; db = Σ_rows dZ; dX = dZ·Wᵀ (None unless need_dX).
+
+    The arrays are NumPy arrays of one dtype, float32 or float64; they are only read,
+    so they may be strided, Fortran-ordered or read-only. An empty batch
+    (n_samples 0) gives zero dW and db.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, in_features)
+        The inputs of the forward pass.
+    W : ndarray of shape (in_features, out_features)
+        The weights.
+    Z, A : ndarray of shape (n_samples, out_features)
+        The pre-activations and activations ``dense_forward`` returned.
+    dA : ndarray of shape (n_samples, out_features)
+        The gradient of the loss with respect to A.
+    activation : str
+        The forward pass's activation, one of ``ACTIVATIONS``.
+    need_dX : bool, default True
+        Compute dX (False skips the product and returns None in its place).
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, in_features) or None
+        The gradient with respect to X (None unless ``need_dX``).
+    dW : ndarray of shape (in_features, out_features)
+        The gradient with respect to W, summed over the samples.
+    db : ndarray of shape (out_features,)
+        The gradient with respect to b, summed over the samples.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, arrays of different dtypes,
+        a ``need_dX`` that is not a bool.
+    ValueError
+        An unknown ``activation``; arrays of the wrong number of dimensions or of
+        shapes that do not fit together; a dimension larger than 2**31 - 1.
+    """
     code, X, W, Z, A, dA, need_dX = check.dense_backward_args(X, W, Z, A, dA, activation,
                                                                need_dX)
     dX = np.empty_like(X) if need_dX else None
@@ -100,8 +218,43 @@ def loss_forward_backward(
     target: npt.NDArray[Any],
     sample_weight: npt.ArrayLike | None = None,
 ) -> tuple[float, npt.NDArray[np.floating[Any]]]:
-    """(mean loss, dL/d_output) of the raw output against target; with sample_weight
-    the weighted mean Σ w_i·ℓ_i / Σ w_i over the samples."""
+    """(mean loss, dL/d_output) of the raw output against target.
+
+    Parameters
+    ----------
+    name : str
+        The loss, one of ``LOSSES`` ("mse", "mae", "huber", "binary_cross_entropy",
+        "cross_entropy", "poisson"). The cross entropies take logits; poisson takes
+        the log of the mean.
+    output : ndarray of shape (n_samples, n_outputs)
+        The raw output (float32 or float64, at least one sample and one column).
+    target : ndarray
+        Of output's shape and dtype; shape (n_samples,) is taken as (n_samples, 1)
+        when n_outputs is 1. For cross_entropy also int class labels of shape
+        (n_samples,) in [0, n_outputs). For poisson every value must be >= 0.
+    sample_weight : array-like of shape (n_samples,) or None, default None
+        One finite weight >= 0 per sample, with a positive sum. None (or all ones)
+        weighs every sample equally.
+
+    Returns
+    -------
+    loss : float
+        The mean loss: over every element for the element-wise losses, over the
+        samples for cross_entropy. With ``sample_weight``, Σ w_i·ℓ_i / Σ w_i, ℓ_i
+        being sample i's loss.
+    d_output : ndarray of shape (n_samples, n_outputs)
+        The gradient of ``loss`` with respect to output, a new array of its dtype.
+
+    Raises
+    ------
+    TypeError
+        ``output`` or ``target`` not an ndarray, a wrong dtype, 1-D cross_entropy
+        labels that are not ints, weights that are not real numbers.
+    ValueError
+        An unknown ``name``, an empty batch, shapes that do not match, labels out of
+        range, a negative poisson target, weights that are negative, not finite or
+        sum to 0.
+    """
     code, output, target, labels = check.loss_args(name, output, target)
     w = check.sample_weight(sample_weight, output.shape[0])
     d_out = np.empty_like(output)
@@ -126,7 +279,44 @@ def sgd_step(
     weight_decay: float = 0.0,
     first_step: bool = False,
 ) -> None:
-    """torch.optim.SGD step, in place on p (and buf)."""
+    """torch.optim.SGD step, in place on p (and buf).
+
+    Updates ``p`` and the state arrays in place and returns None. ``p`` and every
+    state array must be writable, C-contiguous float32/float64 ndarrays of p's shape
+    and dtype, none sharing memory with another or with ``g``; ``g`` (read only) has
+    p's shape and dtype. A state array the configuration does not use may be None.
+
+    Parameters
+    ----------
+    p : ndarray
+        The parameters, updated in place.
+    g : ndarray
+        Their gradient.
+    buf : ndarray or None
+        The momentum buffer (zeros before the first step); needed when momentum != 0.
+    lr : float
+        The learning rate (>= 0).
+    momentum : float, default 0.0
+        The momentum factor (>= 0).
+    dampening : float, default 0.0
+        Dampening of the momentum (the gradient enters the buffer times 1 - dampening).
+    nesterov : bool, default False
+        Nesterov momentum (needs momentum > 0 and dampening 0).
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+    first_step : bool, default False
+        True on the first step: the buffer is set to the gradient instead of updated.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray or has another dtype than p; a
+        hyper-parameter that is not a real number (or, for flags, not a bool).
+    ValueError
+        Shapes that differ, a state array that is read-only, not C-contiguous, shares
+        memory or is None where it is needed; a hyper-parameter out of range. Nothing
+        is changed then.
+    """
     config = SGDConfig(lr, momentum, dampening, nesterov, weight_decay)
     first_step = check.flag(first_step, "first_step")
     p, g, (buf,) = check.step_arrays(config, p, g, buf=buf)
@@ -143,7 +333,38 @@ def adagrad_step(
     eps: float = 1e-10,
     weight_decay: float = 0.0,
 ) -> None:
-    """torch.optim.Adagrad step, in place on p and sum_sq."""
+    """torch.optim.Adagrad step, in place on p and sum_sq.
+
+    Updates ``p`` and the state arrays in place and returns None. ``p`` and every
+    state array must be writable, C-contiguous float32/float64 ndarrays of p's shape
+    and dtype, none sharing memory with another or with ``g``; ``g`` (read only) has
+    p's shape and dtype. A state array the configuration does not use may be None.
+
+    Parameters
+    ----------
+    p : ndarray
+        The parameters, updated in place.
+    g : ndarray
+        Their gradient.
+    sum_sq : ndarray
+        The running sum of squared gradients (zeros before the first step).
+    lr : float
+        The learning rate (>= 0).
+    eps : float, default 1e-10
+        Added to the denominator (>= 0).
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray or has another dtype than p; a
+        hyper-parameter that is not a real number (or, for flags, not a bool).
+    ValueError
+        Shapes that differ, a state array that is read-only, not C-contiguous, shares
+        memory or is None where it is needed; a hyper-parameter out of range. Nothing
+        is changed then.
+    """
     config = AdaGradConfig(lr, eps, weight_decay)
     p, g, (sum_sq,) = check.step_arrays(config, p, g, sum_sq=sum_sq)
     if p.size:
@@ -164,7 +385,48 @@ def rmsprop_step(
     centered: bool = False,
     weight_decay: float = 0.0,
 ) -> None:
-    """torch.optim.RMSprop step, in place on p and its state."""
+    """torch.optim.RMSprop step, in place on p and its state.
+
+    Updates ``p`` and the state arrays in place and returns None. ``p`` and every
+    state array must be writable, C-contiguous float32/float64 ndarrays of p's shape
+    and dtype, none sharing memory with another or with ``g``; ``g`` (read only) has
+    p's shape and dtype. A state array the configuration does not use may be None.
+
+    Parameters
+    ----------
+    p : ndarray
+        The parameters, updated in place.
+    g : ndarray
+        Their gradient.
+    sq_avg : ndarray
+        The running average of squared gradients (zeros before the first step).
+    buf : ndarray or None
+        The momentum buffer; needed when momentum > 0.
+    grad_avg : ndarray or None
+        The running average of gradients; needed when ``centered``.
+    lr : float
+        The learning rate (>= 0).
+    alpha : float, default 0.99
+        The smoothing constant of the averages, in [0, 1].
+    eps : float, default 1e-8
+        Added to the denominator (>= 0).
+    momentum : float, default 0.0
+        The momentum factor (>= 0).
+    centered : bool, default False
+        Divide by the estimated variance of the gradient instead of its second moment.
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray or has another dtype than p; a
+        hyper-parameter that is not a real number (or, for flags, not a bool).
+    ValueError
+        Shapes that differ, a state array that is read-only, not C-contiguous, shares
+        memory or is None where it is needed; a hyper-parameter out of range. Nothing
+        is changed then.
+    """
     config = RMSpropConfig(lr, alpha, eps, momentum, centered, weight_decay)
     p, g, (sq_avg, buf, grad_avg) = check.step_arrays(config, p, g, sq_avg=sq_avg, buf=buf,
                                                       grad_avg=grad_avg)
@@ -190,7 +452,53 @@ def adam_step(
     amsgrad: bool = False,
     eps_mode: str = "paper",
 ) -> None:
-    """torch.optim.Adam/AdamW step (eps_mode="folded": scikit-learn's Adam), in place."""
+    """torch.optim.Adam/AdamW step (eps_mode="folded": scikit-learn's Adam), in place.
+
+    Updates ``p`` and the state arrays in place and returns None. ``p`` and every
+    state array must be writable, C-contiguous float32/float64 ndarrays of p's shape
+    and dtype, none sharing memory with another or with ``g``; ``g`` (read only) has
+    p's shape and dtype. A state array the configuration does not use may be None.
+
+    Parameters
+    ----------
+    p : ndarray
+        The parameters, updated in place.
+    g : ndarray
+        Their gradient.
+    m, v : ndarray
+        The first- and second-moment estimates (zeros before the first step).
+    vmax : ndarray or None
+        The running maximum of v; needed when ``amsgrad``.
+    step : int
+        This step's number t, counted from 1 (at most 2**62): the bias corrections
+        use beta1**t and beta2**t.
+    lr : float
+        The learning rate (>= 0).
+    beta1, beta2 : float, default 0.9 and 0.999
+        The decay rates of m and v, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator (>= 0).
+    weight_decay : float, default 0.0
+        The weight decay λ (>= 0): added to the gradient as λ·p (L2), or with
+        ``decoupled`` applied as p ← p·(1 - lr·λ) (AdamW).
+    decoupled : bool, default False
+        AdamW's decoupled weight decay.
+    amsgrad : bool, default False
+        Divide by the running maximum of v (AMSGrad).
+    eps_mode : {"paper", "folded"}, default "paper"
+        "paper": p -= lr/(1-beta1**t)·m / (√v/√(1-beta2**t) + eps) (PyTorch);
+        "folded": p -= lr·√(1-beta2**t)/(1-beta1**t)·m / (√v + eps) (scikit-learn).
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray or has another dtype than p; a
+        hyper-parameter that is not a real number (or, for flags, not a bool).
+    ValueError
+        Shapes that differ, a state array that is read-only, not C-contiguous, shares
+        memory or is None where it is needed; a hyper-parameter out of range. Nothing
+        is changed then.
+    """
     config = AdamConfig(lr, beta1, beta2, eps, weight_decay, amsgrad, eps_mode, decoupled)
     p, g, (m, v, vmax) = check.step_arrays(config, p, g, m=m, v=v, vmax=vmax)
     step = check.adam_step_count(step)
@@ -206,8 +514,39 @@ def dropout_mask(
     shape: int | tuple[int, ...],
     p: float,
 ) -> npt.NDArray[np.bool_]:
-    """The dropout keep-mask of (seed, layer, step), as the training engine draws it for
-    layer ``layer`` at optimizer step ``step`` (see fastbp/_kernels/_dropout.h)."""
+    """The dropout keep-mask of (seed, layer, step), as the training engine draws it.
+
+    The mask of layer ``layer`` at optimizer step ``step``; the generator is
+    described in fastbp/_kernels/_dropout.h.
+
+    Parameters
+    ----------
+    seed : int
+        The seed of the masks, in [0, 2**64).
+    layer : int
+        The layer's index in the model, in [0, 2**63).
+    step : int
+        The optimizer step whose mask is drawn, in [0, 2**62] (training counts
+        steps from 1).
+    shape : int or tuple of int
+        The mask's shape (each dimension in [0, 2**31 - 1]).
+    p : float
+        The dropout probability, 0 <= p < 1: each element is dropped with
+        probability p.
+
+    Returns
+    -------
+    mask : ndarray of bool of shape ``shape``
+        True where the element is kept. The same arguments always give the same mask.
+
+    Raises
+    ------
+    TypeError
+        A seed, layer, step or dimension that is not an int; a shape that is not an
+        int or a tuple; a p that is not a real number.
+    ValueError
+        A value out of its range, or more than 2**62 elements.
+    """
     seed, layer, step, dims, p = check.dropout_mask_args(seed, layer, step, shape, p)
     keep = np.empty(math.prod(dims), dtype=np.uint8)
     _dropout.dropout_mask_into(seed, layer, step, p, keep)
@@ -219,7 +558,32 @@ def dropout_apply(
     mask: npt.NDArray[np.bool_],
     p: float,
 ) -> npt.NDArray[np.floating[Any]]:
-    """Inverted dropout A·mask/(1-p) (the engine's loop; also its backward, with dA)."""
+    """Inverted dropout A·mask/(1-p) (the engine's loop; also its backward, with dA).
+
+    Parameters
+    ----------
+    A : ndarray
+        The activations (float32 or float64, any shape), or the gradient dA in the
+        backward pass.
+    mask : ndarray of bool
+        The keep-mask of A's shape (``dropout_mask``).
+    p : float
+        The dropout probability the mask was drawn with, 0 <= p < 1.
+
+    Returns
+    -------
+    ndarray
+        A new array of A's shape and dtype: A·1/(1-p) where mask is True, 0 where it
+        is False (1/(1-p) rounded to A's dtype).
+
+    Raises
+    ------
+    TypeError
+        ``A`` not a float32/float64 ndarray, ``mask`` not a bool ndarray, ``p`` not
+        a real number.
+    ValueError
+        ``mask`` of another shape than A; ``p`` outside [0, 1).
+    """
     A, mask, p = check.dropout_apply_args(A, mask, p)
     out = A.copy(order="C")
     _dropout.dropout_apply_into(mask.view(np.uint8).reshape(-1), check.dropout_scale(p),

@@ -14,6 +14,7 @@ pickle) and the step counter. Assigning a hyper-parameter replaces the record;
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
@@ -35,6 +36,40 @@ class Optimizer:
     A subclass outside fastbp (with ``update``, ``hyperparameters`` and, if it
     keeps state, a class attribute ``state_names``) gets the learning-rate-only
     record; the built-in kinds set ``config_type`` and run compiled kernels.
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters to update in place (at least one), such as
+        ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
+        optimizer keeps these very arrays.
+    lr : float
+        The learning rate (finite, >= 0).
+    **hyper
+        The kind's other hyper-parameters (the fields of ``config_type``).
+
+    Attributes
+    ----------
+    params : tuple of ndarray
+        The parameters, the live arrays given.
+    lr : float
+        The learning rate. It and every other hyper-parameter can be read and
+        assigned as attributes (validated like the constructor's; an assignment that
+        would change which state arrays exist, e.g. momentum 0 to 0.9, raises
+        ValueError). A new value applies from the next step.
+    state : tuple of mapping
+        Per parameter, its state arrays by name (read-only mappings of live arrays).
+    step_count : int
+        Steps taken so far.
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a float32/float64 ndarray; a hyper-parameter that is
+        not a real number (flags: not a bool).
+    ValueError
+        No parameter, a parameter that is read-only or not C-contiguous, a
+        hyper-parameter that is not finite or out of range.
     """
 
     name = "optimizer"
@@ -97,6 +132,7 @@ class Optimizer:
 
     @property
     def lr(self) -> float:
+        """The learning rate (assignable: checked, applies from the next step)."""
         return self.config.lr
 
     @lr.setter
@@ -142,7 +178,26 @@ class Optimizer:
 
     # ---------------------------------------------------------------- stepping
     def check_grads(self, grads: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The gradients, C-contiguous, after checking count, shape and dtype of each."""
+        """The gradients, C-contiguous, after checking count, shape and dtype of each.
+
+        Parameters
+        ----------
+        grads : sequence of ndarray
+            One gradient per parameter, of its shape and dtype (strided or read-only
+            arrays are accepted and copied to C order).
+
+        Returns
+        -------
+        list of ndarray
+            The gradients, C-contiguous.
+
+        Raises
+        ------
+        TypeError
+            A gradient that is not an ndarray or has another dtype than its parameter.
+        ValueError
+            Not one gradient per parameter, or a gradient of another shape.
+        """
         grads = list(grads)
         if len(grads) != len(self.params):
             raise ValueError(f"grads must hold one array per parameter ({len(self.params)}), "
@@ -155,7 +210,23 @@ class Optimizer:
         return out
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
-        """Update every parameter in place from its gradient."""
+        """Update every parameter in place from its gradient.
+
+        Every gradient is checked before anything changes; then ``step_count``
+        advances by one and each parameter and its state are updated.
+
+        Parameters
+        ----------
+        grads : sequence of ndarray
+            One gradient per parameter (aligned with ``params``), of its shape and dtype.
+
+        Raises
+        ------
+        TypeError
+            A gradient that is not an ndarray or has another dtype than its parameter.
+        ValueError
+            Not one gradient per parameter, or a gradient of another shape.
+        """
         grads = self.check_grads(grads)
         link = self.engine_link
         config = link.config
@@ -173,22 +244,70 @@ class Optimizer:
                             {k: a.reshape(-1) for k, a in state.items()})
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        """One parameter's update (subclasses without a compiled kernel)."""
+        """One parameter's update (subclasses without a compiled kernel).
+
+        Parameters
+        ----------
+        p : ndarray
+            A flat (1-D) view of the parameter, to update in place.
+        g : ndarray
+            Its gradient, flat.
+        state : dict of str to ndarray
+            Flat views of its state arrays by name (``state_names``), to update in place.
+
+        Raises
+        ------
+        NotImplementedError
+            Always in the base class; a subclass overrides it.
+        """
         raise NotImplementedError
 
     # ---------------------------------------------------------------- state
     def hyperparameters(self) -> dict[str, Any]:
-        """The constructor's keyword arguments (lr included)."""
+        """The constructor's keyword arguments (lr included).
+
+        Returns
+        -------
+        dict
+            By name: lr in the base class; subclasses add their own.
+            ``type(opt)(params, **opt.hyperparameters())`` rebuilds the configuration.
+        """
         return {"lr": self.lr}
 
     def state_dict(self) -> dict[str, Any]:
-        """A copy of everything needed to resume: type, hyper-parameters, step, state arrays."""
+        """A copy of everything needed to resume: type, hyper-parameters, step, state arrays.
+
+        Returns
+        -------
+        dict
+            ``"type"``: the kind's name ("sgd", ...); ``"hyperparameters"``:
+            ``hyperparameters()``; ``"step"``: ``step_count``; ``"state"``: one dict per
+            parameter of copies of its state arrays by name.
+        """
         return {"type": self.name, "hyperparameters": self.hyperparameters(),
                 "step": self.step_count,
                 "state": [{k: a.copy() for k, a in s.items()} for s in self.state]}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        """Restore a state_dict of the same optimizer type over parameters of the same shapes."""
+        """Restore a state_dict of the same optimizer type over parameters of the same shapes.
+
+        Replaces the hyper-parameters, the state arrays (copied in) and the step
+        count; nothing changes unless the whole dict is valid.
+
+        Parameters
+        ----------
+        d : dict
+            A ``state_dict()`` of an optimizer of this type whose parameters had the
+            shapes and dtypes of these.
+
+        Raises
+        ------
+        ValueError
+            ``d`` is not a dict of this type, misses a key, or holds state of another
+            parameter count, names, shape or dtype, or a bad step or hyper-parameter.
+        TypeError
+            A hyper-parameter of the wrong type or an unknown hyper-parameter name.
+        """
         if not isinstance(d, dict) or d.get("type") != self.name:
             got = d.get("type") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"state_dict must come from a {self.name} optimizer, got {got!r}")
@@ -206,7 +325,13 @@ class Optimizer:
         hyper = d["hyperparameters"]
         if not isinstance(hyper, dict):
             raise ValueError(f"state_dict hyperparameters must be a dict, got {type(hyper).__name__}")
-        config = self._config_of(**hyper)  # validates the hyper-parameters
+        try:
+            config = self._config_of(**hyper)  # validates the hyper-parameters
+        except TypeError as exc:
+            if "unexpected keyword" not in str(exc):
+                raise
+            raise ValueError(f"state_dict hyperparameters hold one {type(self).__name__} "
+                             f"does not have: {exc}") from None
         names = config.state_names if self.config_type is not OptimizerConfig \
             else self.state_names
         arrays: list[Mapping[str, np.ndarray]] = []
@@ -244,7 +369,39 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay."""
+    """torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay.
+
+    With d the gradient (plus weight_decay·p) and b the momentum buffer:
+    b = d on the first step, else momentum·b + (1 - dampening)·d; then
+    p -= lr·(d + momentum·b if nesterov else b), or p -= lr·d without momentum.
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters to update in place (at least one), such as
+        ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
+        optimizer keeps these very arrays.
+    lr : float, default 0.01
+        The learning rate (>= 0).
+    momentum : float, default 0.0
+        The momentum factor (>= 0).
+    dampening : float, default 0.0
+        Dampening of the momentum (a real number).
+    nesterov : bool, default False
+        Nesterov momentum (needs momentum > 0 and dampening 0).
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a float32/float64 ndarray; a hyper-parameter that is
+        not a real number (flags: not a bool).
+    ValueError
+        No parameter, a parameter that is read-only or not C-contiguous, a
+        hyper-parameter that is not finite or out of range,
+        nesterov without momentum or with dampening.
+    """
 
     name = "sgd"
     config_type = SGDConfig
@@ -256,13 +413,46 @@ class SGD(Optimizer):
                          weight_decay=weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's keyword arguments.
+
+        Returns
+        -------
+        dict
+            By name: lr, momentum, dampening, nesterov and weight_decay.
+            ``type(opt)(params, **opt.hyperparameters())`` rebuilds the configuration.
+        """
         c = self.engine_link.config
         return dict(lr=c.lr, momentum=c.momentum, dampening=c.dampening,
                     nesterov=c.nesterov, weight_decay=c.weight_decay)
 
 
 class AdaGrad(Optimizer):
-    """torch.optim.Adagrad (lr_decay 0, initial accumulator 0)."""
+    """torch.optim.Adagrad (lr_decay 0, initial accumulator 0).
+
+    s += d²; p -= lr·d/(√s + eps), d the gradient (plus weight_decay·p).
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters to update in place (at least one), such as
+        ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
+        optimizer keeps these very arrays.
+    lr : float, default 0.01
+        The learning rate (>= 0).
+    eps : float, default 1e-10
+        Added to the denominator (>= 0).
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a float32/float64 ndarray; a hyper-parameter that is
+        not a real number (flags: not a bool).
+    ValueError
+        No parameter, a parameter that is read-only or not C-contiguous, a
+        hyper-parameter that is not finite or out of range.
+    """
 
     name = "adagrad"
     config_type = AdaGradConfig
@@ -272,12 +462,53 @@ class AdaGrad(Optimizer):
         super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's keyword arguments.
+
+        Returns
+        -------
+        dict
+            By name: lr, eps and weight_decay.
+            ``type(opt)(params, **opt.hyperparameters())`` rebuilds the configuration.
+        """
         c = self.engine_link.config
         return dict(lr=c.lr, eps=c.eps, weight_decay=c.weight_decay)
 
 
 class RMSprop(Optimizer):
-    """torch.optim.RMSprop: plain, centered, with momentum."""
+    """torch.optim.RMSprop: plain, centered, with momentum.
+
+    v = alpha·v + (1 - alpha)·d², d the gradient (plus weight_decay·p); the step
+    is lr·d/(√v + eps), v less the square of the running mean gradient when
+    centered, accumulated in a momentum buffer when momentum > 0.
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters to update in place (at least one), such as
+        ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
+        optimizer keeps these very arrays.
+    lr : float, default 0.01
+        The learning rate (>= 0).
+    alpha : float, default 0.99
+        The smoothing constant of the running averages, in [0, 1].
+    eps : float, default 1e-8
+        Added to the denominator (>= 0).
+    momentum : float, default 0.0
+        The momentum factor (>= 0).
+    centered : bool, default False
+        Normalise by the estimated variance of the gradient.
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a float32/float64 ndarray; a hyper-parameter that is
+        not a real number (flags: not a bool).
+    ValueError
+        No parameter, a parameter that is read-only or not C-contiguous, a
+        hyper-parameter that is not finite or out of range.
+    """
 
     name = "rmsprop"
     config_type = RMSpropConfig
@@ -289,13 +520,52 @@ class RMSprop(Optimizer):
                          weight_decay=weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's keyword arguments.
+
+        Returns
+        -------
+        dict
+            By name: lr, alpha, eps, momentum, centered and weight_decay.
+            ``type(opt)(params, **opt.hyperparameters())`` rebuilds the configuration.
+        """
         c = self.engine_link.config
         return dict(lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum,
                     centered=c.centered, weight_decay=c.weight_decay)
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded")."""
+    """torch.optim.Adam (eps_mode="paper") or scikit-learn's Adam (eps_mode="folded").
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters to update in place (at least one), such as
+        ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
+        optimizer keeps these very arrays.
+    lr : float, default 1e-3
+        The learning rate (>= 0).
+    betas : (float, float), default (0.9, 0.999)
+        The decay rates (beta1, beta2) of the first- and second-moment estimates,
+        each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator (>= 0).
+    weight_decay : float, default 0.0
+        L2 penalty (>= 0): weight_decay·p is added to the gradient.
+    amsgrad : bool, default False
+        Divide by the running maximum of the second-moment estimate (AMSGrad).
+    eps_mode : {"paper", "folded"}, default "paper"
+        "paper": p -= lr/(1-beta1**t)·m / (√v/√(1-beta2**t) + eps), PyTorch's;
+        "folded": p -= lr·√(1-beta2**t)/(1-beta1**t)·m / (√v + eps), scikit-learn's.
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a float32/float64 ndarray; a hyper-parameter that is
+        not a real number (flags: not a bool), betas that are not a pair.
+    ValueError
+        No parameter, a parameter that is read-only or not C-contiguous, a
+        hyper-parameter that is not finite or out of range, an unknown eps_mode.
+    """
 
     name = "adam"
     config_type = AdamConfig
@@ -317,6 +587,7 @@ class Adam(Optimizer):
 
     @property
     def betas(self) -> tuple[float, float]:
+        """(beta1, beta2) (assignable as a pair: checked, applies from the next step)."""
         c = self.engine_link.config
         return (c.beta1, c.beta2)
 
@@ -325,6 +596,14 @@ class Adam(Optimizer):
         self._assign("betas", value)
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's keyword arguments.
+
+        Returns
+        -------
+        dict
+            By name: lr, betas (a list), eps, weight_decay, amsgrad and eps_mode.
+            ``type(opt)(params, **opt.hyperparameters())`` rebuilds the configuration.
+        """
         c = self.engine_link.config
         return dict(lr=c.lr, betas=[c.beta1, c.beta2], eps=c.eps,
                     weight_decay=c.weight_decay, amsgrad=c.amsgrad, eps_mode=c.eps_mode)
@@ -344,7 +623,39 @@ def _betas(betas: Any) -> dict[str, Any]:
 
 
 class AdamW(Adam):
-    """torch.optim.AdamW: Adam with decoupled weight decay p ← p·(1 - lr·λ) (default λ 0.01)."""
+    """torch.optim.AdamW: Adam with decoupled weight decay p ← p·(1 - lr·λ) (default λ 0.01).
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters to update in place (at least one), such as
+        ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
+        optimizer keeps these very arrays.
+    lr : float, default 1e-3
+        The learning rate (>= 0).
+    betas : (float, float), default (0.9, 0.999)
+        The decay rates (beta1, beta2) of the first- and second-moment estimates,
+        each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator (>= 0).
+    weight_decay : float, default 0.01
+        The decoupled weight decay λ (>= 0), applied to p before the Adam step and
+        not added to the gradient.
+    amsgrad : bool, default False
+        Divide by the running maximum of the second-moment estimate (AMSGrad).
+    eps_mode : {"paper", "folded"}, default "paper"
+        Where eps enters, as for ``Adam``: "paper" is PyTorch's form, "folded"
+        scikit-learn's.
+
+    Raises
+    ------
+    TypeError
+        A parameter that is not a float32/float64 ndarray; a hyper-parameter that is
+        not a real number (flags: not a bool), betas that are not a pair.
+    ValueError
+        No parameter, a parameter that is read-only or not C-contiguous, a
+        hyper-parameter that is not finite or out of range, an unknown eps_mode.
+    """
 
     name = "adamw"
     decoupled = True
@@ -357,15 +668,46 @@ class AdamW(Adam):
 
 def from_state_dict(params: Sequence[np.ndarray], state: dict[str, Any],
                     cls: type[Optimizer] | None = None) -> Optimizer:
-    """An optimizer over ``params`` resumed from ``state`` (a ``state_dict()``), of type
-    ``cls`` or else the kind ``state["type"]`` names: how unpickling, fastbp.load, the
-    estimators' pickles and the Dask workers restore an optimizer."""
+    """An optimizer over ``params`` resumed from ``state`` (a ``state_dict()``).
+
+    How unpickling, fastbp.load, the estimators' pickles and the Dask workers
+    restore an optimizer.
+
+    Parameters
+    ----------
+    params : sequence of ndarray
+        The parameters, of the shapes and dtypes the state was saved with.
+    state : dict
+        An optimizer's ``state_dict()``.
+    cls : type of Optimizer or None, default None
+        The optimizer class to build (None: the kind ``state["type"]`` names).
+
+    Returns
+    -------
+    Optimizer
+        A new optimizer over ``params`` with the saved hyper-parameters, state arrays
+        (copied) and step count.
+
+    Raises
+    ------
+    ValueError
+        ``state`` is malformed: not a dict, no known kind (with ``cls`` None), no or
+        unknown hyper-parameters, or it fails ``load_state_dict``'s checks.
+    TypeError
+        Bad parameters, or hyper-parameters of the wrong type.
+    """
     if cls is None:
         if not isinstance(state, dict) or state.get("type") not in OPTIMIZERS:
             got = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"state_dict type must be one of {sorted(OPTIMIZERS)}, got {got!r}")
         cls = OPTIMIZERS[state["type"]]
-    optimizer = cls(params, **state["hyperparameters"])
+    hyper = state.get("hyperparameters") if isinstance(state, dict) else None
+    if not isinstance(hyper, dict):
+        raise ValueError("state_dict must hold a dict of hyperparameters")
+    unknown = set(hyper) - set(inspect.signature(cls.__init__).parameters) - {"self", "params"}
+    if unknown:
+        raise ValueError(f"state_dict hyperparameters {sorted(unknown)} are not {cls.__name__}'s")
+    optimizer = cls(params, **hyper)
     optimizer.load_state_dict(state)
     return optimizer
 
@@ -380,7 +722,31 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, 
 
 
 def make_optimizer(optimizer: Any, params: list[np.ndarray], lr: float | None) -> Optimizer:
-    """An optimizer instance from a name ("adam", ...) or an instance over ``params``."""
+    """An optimizer instance from a name ("adam", ...) or an instance over ``params``.
+
+    Parameters
+    ----------
+    optimizer : str or Optimizer
+        A kind's name, "sgd", "adagrad", "rmsprop", "adam" or "adamw" (a new
+        optimizer with that kind's defaults), or an instance built over ``params``
+        (the same arrays, in the same order), returned as is.
+    params : list of ndarray
+        The model's parameters.
+    lr : float or None
+        The learning rate: given to a new optimizer, or assigned to the instance;
+        None keeps the default or the instance's own.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        An unknown name, an instance built over other arrays, a bad lr.
+    TypeError
+        An lr that is not a real number.
+    """
     if isinstance(optimizer, Optimizer):
         if len(optimizer.params) != len(params) or any(
                 a is not b for a, b in zip(optimizer.params, params)):

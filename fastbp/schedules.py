@@ -111,7 +111,32 @@ def _checked_pow(base_lr: float, gamma: float, exponent: int, cls: str) -> float
 
 
 class Schedule:
-    """Shared plumbing: optimizer handle, ``base_lr``, ``last_epoch``, state dicts."""
+    """Shared plumbing: optimizer handle, ``base_lr``, ``last_epoch``, state dicts.
+
+    The base class of fastbp's schedules; use one of its subclasses.
+
+    Parameters
+    ----------
+    opt : optimizer
+        Any object with a settable float attribute ``lr`` (a fastbp optimizer); its
+        current ``lr`` becomes ``base_lr``.
+
+    Attributes
+    ----------
+    optimizer : optimizer
+        The wrapped ``opt``.
+    base_lr : float
+        The learning rate at construction.
+    last_epoch : int
+        Steps taken (0 after construction).
+
+    Raises
+    ------
+    TypeError
+        ``opt`` has no ``lr`` attribute, or its lr is not a real number.
+    ValueError
+        ``opt.lr`` is not finite.
+    """
 
     #: hyper-parameter names stored in the state dict, in constructor order.
     _hyper: tuple[str, ...] = ()
@@ -125,7 +150,12 @@ class Schedule:
         self._last_lr: float = self.base_lr
 
     def get_last_lr(self) -> float:
-        """The learning rate set by the most recent step (``base_lr`` before any step)."""
+        """The learning rate set by the most recent step (``base_lr`` before any step).
+
+        Returns
+        -------
+        float
+        """
         return self._last_lr
 
     def _set_lr(self, lr: float) -> None:
@@ -145,7 +175,16 @@ class Schedule:
         return ("class", "base_lr", "last_epoch", *self._hyper, *self._extra)
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state: class name, hyper-parameters, ``base_lr``, ``last_epoch``."""
+        """JSON-serialisable state: class name, hyper-parameters, ``base_lr``, ``last_epoch``.
+
+        Returns
+        -------
+        dict
+            ``"class"`` (the class name), ``"base_lr"``, ``"last_epoch"``, the
+            constructor's hyper-parameters by name and, for ReduceLROnPlateau, ``"best"``
+            (the string "inf" for +inf), ``"num_bad_epochs"`` and ``"last_lr"``. Plain
+            numbers and strings only.
+        """
         d: dict[str, Any] = {
             "class": type(self).__name__,
             "base_lr": self.base_lr,
@@ -159,9 +198,20 @@ class Schedule:
     def load_state_dict(self, d: dict[str, Any]) -> None:
         """Restore a ``state_dict()`` of the same class and set ``opt.lr`` to its current lr.
 
-        Raises ``TypeError`` if ``d`` is not a dict and ``ValueError`` if it belongs to
-        another schedule class, misses keys, has unknown keys or holds invalid values.
         Nothing is modified unless the whole dict is valid.
+
+        Parameters
+        ----------
+        d : dict
+            A ``state_dict()`` of a schedule of this class.
+
+        Raises
+        ------
+        TypeError
+            ``d`` is not a dict, or holds a value of the wrong type.
+        ValueError
+            ``d`` belongs to another schedule class, misses keys, has unknown keys or
+            holds invalid values.
         """
         if not isinstance(d, dict):
             raise TypeError(f"state must be a dict, got {type(d).__name__}")
@@ -211,15 +261,49 @@ class _ClosedFormSchedule(Schedule):
         return self.base_lr if self.last_epoch == 0 else self._lr_at(self.last_epoch)
 
     def step(self) -> None:
-        """Advance one epoch and set ``opt.lr`` to the schedule's value at the new epoch."""
+        """Advance one epoch and set ``opt.lr`` to the schedule's value at the new epoch.
+
+        Raises
+        ------
+        OverflowError
+            The learning rate overflowed (gamma > 1 over many epochs); then nothing
+            changed (the epoch count included).
+        """
+        lr = self._lr_at(self.last_epoch + 1)
         self.last_epoch += 1
-        self._set_lr(self._lr_at(self.last_epoch))
+        self._set_lr(lr)
 
 
 class StepLR(_ClosedFormSchedule):
     """Decay by ``gamma`` every ``step_size`` epochs.
 
     ``lr(epoch) = base_lr * gamma ** (epoch // step_size)``
+
+    Parameters
+    ----------
+    opt : optimizer
+        Any object with a settable float attribute ``lr`` (a fastbp optimizer); its
+        current ``lr`` becomes ``base_lr``.
+    step_size : int
+        The epochs between two decays (>= 1).
+    gamma : float, default 0.1
+        The factor of each decay (finite, > 0).
+
+    Attributes
+    ----------
+    optimizer : optimizer
+        The wrapped ``opt``.
+    base_lr : float
+        The learning rate at construction.
+    last_epoch : int
+        Steps taken (0 after construction).
+
+    Raises
+    ------
+    TypeError
+        ``opt`` has no real ``lr``; ``step_size`` not an int; ``gamma`` not a real number.
+    ValueError
+        ``opt.lr`` not finite; ``step_size`` < 1; ``gamma`` <= 0 or not finite.
     """
 
     _hyper = ("step_size", "gamma")
@@ -240,6 +324,30 @@ class ExponentialLR(_ClosedFormSchedule):
     """Decay by ``gamma`` every epoch.
 
     ``lr(epoch) = base_lr * gamma ** epoch``
+
+    Parameters
+    ----------
+    opt : optimizer
+        Any object with a settable float attribute ``lr`` (a fastbp optimizer); its
+        current ``lr`` becomes ``base_lr``.
+    gamma : float
+        The factor of each epoch's decay (finite, > 0).
+
+    Attributes
+    ----------
+    optimizer : optimizer
+        The wrapped ``opt``.
+    base_lr : float
+        The learning rate at construction.
+    last_epoch : int
+        Steps taken (0 after construction).
+
+    Raises
+    ------
+    TypeError
+        ``opt`` has no real ``lr``; ``gamma`` not a real number.
+    ValueError
+        ``opt.lr`` not finite; ``gamma`` <= 0 or not finite.
     """
 
     _hyper = ("gamma",)
@@ -264,6 +372,32 @@ class CosineAnnealingLR(_ClosedFormSchedule):
     ``2*T_max`` and keeps oscillating with period ``2*T_max``: this is what PyTorch's
     recursive ``CosineAnnealingLR.step()`` produces too (there is no restart and no
     clamping at ``eta_min``; use ``T_max`` = number of epochs to anneal once).
+
+    Parameters
+    ----------
+    opt : optimizer
+        Any object with a settable float attribute ``lr`` (a fastbp optimizer); its
+        current ``lr`` becomes ``base_lr``.
+    T_max : int
+        The epochs of one annealing from ``base_lr`` to ``eta_min`` (>= 1).
+    eta_min : float, default 0.0
+        The lowest learning rate (finite, >= 0).
+
+    Attributes
+    ----------
+    optimizer : optimizer
+        The wrapped ``opt``.
+    base_lr : float
+        The learning rate at construction.
+    last_epoch : int
+        Steps taken (0 after construction).
+
+    Raises
+    ------
+    TypeError
+        ``opt`` has no real ``lr``; ``T_max`` not an int; ``eta_min`` not a real number.
+    ValueError
+        ``opt.lr`` not finite; ``T_max`` < 1; ``eta_min`` < 0 or not finite.
     """
 
     _hyper = ("T_max", "eta_min")
@@ -299,6 +433,42 @@ class ReduceLROnPlateau(Schedule):
     As in PyTorch, the relative threshold is applied to ``best`` as is, so for a
     negative ``best`` the bar ``best * (1 - threshold)`` lies *above* ``best``, and a
     ``threshold >= 1`` makes no value count as better (``inf * 0`` is NaN).
+
+    Parameters
+    ----------
+    opt : optimizer
+        Any object with a settable float attribute ``lr`` (a fastbp optimizer); its
+        current ``lr`` becomes ``base_lr``.
+    factor : float, default 0.1
+        The factor of each reduction, 0 < factor < 1.
+    patience : int, default 10
+        The epochs without improvement tolerated before a reduction (>= 0).
+    threshold : float, default 1e-4
+        The relative improvement that counts as better (finite, >= 0).
+    min_lr : float, default 0.0
+        The lowest learning rate (finite, >= 0).
+
+    Attributes
+    ----------
+    optimizer : optimizer
+        The wrapped ``opt``.
+    base_lr : float
+        The learning rate at construction.
+    last_epoch : int
+        Steps taken (0 after construction).
+    best : float
+        The best metric so far.
+    num_bad_epochs : int
+        Epochs since the last improvement (or reduction).
+
+    Raises
+    ------
+    TypeError
+        ``opt`` has no real ``lr``; ``patience`` not an int; another hyper-parameter
+        not a real number.
+    ValueError
+        ``opt.lr`` not finite; ``factor`` outside (0, 1); a negative ``patience``,
+        ``threshold`` or ``min_lr``; a value that is not finite.
     """
 
     mode: str = "min"
@@ -338,7 +508,20 @@ class ReduceLROnPlateau(Schedule):
         return metric < self.best * (1.0 - self.threshold)
 
     def step(self, metric: float) -> None:
-        """Record one epoch's ``metric`` (finite real) and reduce ``opt.lr`` on a plateau."""
+        """Record one epoch's ``metric`` (finite real) and reduce ``opt.lr`` on a plateau.
+
+        Parameters
+        ----------
+        metric : float
+            The monitored value of the epoch (lower is better), e.g. the validation loss.
+
+        Raises
+        ------
+        TypeError
+            ``metric`` is not a real number (bools and strings included).
+        ValueError
+            ``metric`` is NaN or infinite. Nothing changes on either error.
+        """
         if isinstance(metric, (bool, str, bytes)):
             raise TypeError(f"metric must be a real number, got {type(metric).__name__} {metric!r}")
         try:
@@ -387,13 +570,30 @@ SCHEDULES: dict[str, type[Schedule]] = {
 
 
 def from_state_dict(opt: _HasLR, state: dict[str, Any]) -> Schedule:
-    """A schedule bound to ``opt``, restored from a ``state_dict()`` of one of fastbp's
-    schedules (the class its "class" names); sets ``opt.lr`` to its current lr.
+    """A fastbp schedule bound to ``opt``, restored from its ``state_dict()``.
+
+    The class is the one the state's "class" names; ``opt.lr`` is set to the
+    restored current learning rate.
+
+    Parameters
+    ----------
+    opt : optimizer
+        Any object with a settable float attribute ``lr`` (a fastbp optimizer).
+    state : dict
+        A ``state_dict()`` of a StepLR, ExponentialLR, CosineAnnealingLR or
+        ReduceLROnPlateau.
+
+    Returns
+    -------
+    Schedule
+        The restored schedule, of the class the state names.
 
     Raises
     ------
     ValueError
         The state names no schedule of fastbp's, or fails that schedule's checks.
+    TypeError
+        ``opt`` has no real ``lr``, or the state holds a value of the wrong type.
     """
     if not isinstance(state, dict) or state.get("class") not in SCHEDULES:
         got = state.get("class") if isinstance(state, dict) else type(state).__name__

@@ -342,7 +342,8 @@ class _BaseMLP(BaseEstimator):
                            "identity": "mse", "exp": "poisson"}[self.out_activation_]
         model = MLP(layer_units, _fast_activation(self.activation), self._fast_loss,
                     dtype=dtype, seed=0, num_threads=self.num_threads, dropout=dropout)
-        factor = 2.0 if self.activation == "logistic" else 6.0
+        # scikit-learn's bound for logistic units (fastbp's "sigmoid" is the same unit)
+        factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
         for layer, fan_in, fan_out in zip(model.layers, layer_units, layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
             layer.W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
@@ -594,7 +595,37 @@ class _BaseMLP(BaseEstimator):
             p.reshape(-1)[...] = opt_res.x[lo:hi]
 
     def fit(self: _Est, X: Any, y: Any, sample_weight: Any = None) -> _Est:
-        """Fit the network to (X, y), as scikit-learn's ``fit``."""
+        """Fit the network to (X, y), as scikit-learn's ``fit``.
+
+        A new network unless ``warm_start`` is set and one was fitted.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The training data (dense; sparse matrices are refused).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target: class labels or a multilabel indicator matrix (classifier),
+            real values (regressor; >= 0 for loss="poisson").
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: equal
+            weights).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A parameter of the wrong type or out of range (a ValueError).
+        ValueError
+            Data that scikit-learn refuses (NaN, wrong shapes, ...), bad weights,
+            dropout with lbfgs or without a hidden layer, a network that does not fit
+            the data on a warm start; the estimator is then left as it was.
+            Also a validation set of fewer than 2 samples, or non-finite weights after
+            training.
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self) -> bool:
@@ -625,7 +656,22 @@ class _BaseMLP(BaseEstimator):
         raise NotImplementedError
 
     def save(self, path: Any) -> None:
-        """Write the fitted network (and optimizer state) with fastbp's pickle-free ``save``."""
+        """Write the fitted network (and optimizer state) with fastbp's pickle-free ``save``.
+
+        ``fastbp.load`` reads the file back as a fastbp model (not as an estimator).
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+            The file to write (replaced if it exists); its directory must exist.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        FileNotFoundError, IsADirectoryError, PermissionError
+            The directory is missing, ``path`` is a directory, or it cannot be written.
+        """
         check_is_fitted(self)
         self.model_.save(path, optimizer=self.__dict__.get("optimizer_"))
 
@@ -635,7 +681,28 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     def to_onnx(self, path: Any = None) -> bytes:
-        """The fitted estimator as ONNX with skl2onnx's conventions; see fastbp.export."""
+        """The fitted estimator as ONNX with skl2onnx's conventions; see fastbp.export.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None, default None
+            Where to write the graph too (atomically).
+
+        Returns
+        -------
+        bytes
+            The serialized model: input "X" [N, n_features]; a classifier's outputs
+            "label" and "probabilities", a regressor's "variable".
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ValueError
+            Non-finite weights, or class labels that are neither ints nor strings.
+        ImportError
+            The onnx package is missing.
+        """
         return estimator_to_onnx(self, path)
 
     # ---------------------------------------------------------------- pickling
@@ -662,12 +729,136 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Parameters, attributes and results are scikit-learn 1.9's (see the module
     docstring); plus keyword-only ``dtype``, ``num_threads``, ``dropout`` and
-    ``class_weight`` (None, "balanced", {class: weight}, or for multilabel targets
-    "balanced" or one dict per column; it multiplies the sample weights; "balanced"
-    is refused by partial_fit, as scikit-learn's SGDClassifier). ``model_`` is the
-    :class:`fastbp.MLP` (its output layer linear: the logistic/softmax output
-    activation is applied by the loss and by ``predict_proba``), ``optimizer_``
-    its fastbp optimizer (stochastic solvers).
+    ``class_weight``. It minimises the log loss (softmax output for multiclass
+    targets, logistic outputs for binary and multilabel ones).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int or int, default (100,)
+        The width of each hidden layer, in order (each >= 1); () for none.
+    activation : str, default "relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic",
+        "tanh", "relu", or fastbp's "sigmoid" (the logistic function, its initial
+        weights drawn as for the non-logistic ones), "leaky_relu", "elu",
+        "softplus", "gelu", "silu".
+    solver : {"lbfgs", "sgd", "adam"}, default "adam"
+        The optimizer: quasi-Newton L-BFGS-B on the full batch, mini-batch SGD
+        with momentum, or Adam. Adam suits large data sets; lbfgs often does
+        better on small ones.
+    alpha : float, default 0.0001
+        Strength of the L2 penalty on the weights (>= 0), divided by the sample
+        count (or weight sum) of each batch.
+    batch_size : int or "auto", default "auto"
+        Samples per mini-batch for the stochastic solvers (>= 1; clipped to the
+        sample count); "auto" is min(200, n_samples). lbfgs uses the full batch.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The sgd schedule: constant ``learning_rate_init``; divided by
+        (t + 1)**power_t, t the samples seen so far; or divided by 5 whenever
+        ``n_iter_no_change`` epochs bring no ``tol`` improvement. sgd only.
+    learning_rate_init : float, default 0.001
+        The initial step size (> 0). sgd and adam only.
+    power_t : float, default 0.5
+        The exponent of "invscaling" (>= 0). sgd only.
+    max_iter : int, default 200
+        The most iterations (>= 1): epochs for sgd and adam, L-BFGS iterations
+        for lbfgs. Training may stop earlier (``tol``).
+    shuffle : bool, default True
+        Shuffle the samples every epoch. sgd and adam only.
+    random_state : int, RandomState instance or None, default None
+        Seeds the initial weights, the early-stopping split, the batch order and
+        the dropout masks. An int gives the same results at every fit.
+    tol : float, default 1e-4
+        The improvement of the loss (or validation score) that counts (>= 0):
+        without it for ``n_iter_no_change`` epochs training stops, unless
+        ``learning_rate`` is "adaptive". For lbfgs, its gradient tolerance.
+    verbose : bool or int, default False
+        Print progress to stdout.
+    warm_start : bool, default False
+        Start the next ``fit`` from the current weights (with a new optimizer)
+        instead of new random ones.
+    momentum : float, default 0.9
+        The momentum of sgd, in [0, 1].
+    nesterovs_momentum : bool, default True
+        Use Nesterov's momentum (sgd with momentum > 0 only).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified for a
+        single-output classifier) and stop when its score does not improve by
+        ``tol`` for ``n_iter_no_change`` epochs; the best epoch's weights are
+        kept. sgd and adam only; refused by partial_fit.
+    validation_fraction : float, default 0.1
+        The share of the training data held out with ``early_stopping``, in
+        [0, 1) (at least 2 samples must result).
+    beta_1 : float, default 0.9
+        Adam's decay rate of the first-moment estimate, in [0, 1).
+    beta_2 : float, default 0.999
+        Adam's decay rate of the second-moment estimate, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's term for numerical stability (> 0).
+    n_iter_no_change : int, default 10
+        Epochs without ``tol`` improvement tolerated before training stops (>= 1,
+        or numpy.inf). sgd and adam only.
+    max_fun : int, default 15000
+        The most loss evaluations of lbfgs (>= 1). lbfgs only.
+    dtype : "float32", "float64" (or their NumPy dtypes) or None, default None
+        The network's dtype (keyword only). None follows scikit-learn: float32
+        for float32 X, float64 otherwise. Fixed at the first fit; warm starts
+        and partial_fit keep it.
+    num_threads : int or None, default None
+        BLAS threads during the network's calls (keyword only, >= 1); None: the
+        process-wide setting (``fastbp.set_num_threads``).
+    dropout : float, default 0.0
+        Inverted dropout on every hidden layer's output in training steps, in
+        [0, 1) (keyword only); predictions never apply it. Needs a stochastic
+        solver and a hidden layer. The masks' seed comes from ``random_state``
+        (only when dropout > 0, so 0 keeps scikit-learn's numbers); a warm start
+        or partial_fit cannot change it.
+    class_weight : None, "balanced", dict or list of dict, default None
+        Per-class weights that multiply the sample weights (keyword only), in
+        fit, partial_fit and the early-stopping score. A dict ``{class: weight}``
+        (missing classes weigh 1); "balanced": n_samples / (n_classes · count of
+        the class), the counts weighted by sample_weight; for multilabel targets
+        "balanced" or one dict per column keyed by 0 and 1 (a sample's weight is
+        the product over its columns). partial_fit refuses "balanced".
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        The class labels (for multilabel targets, the column indices).
+    loss_ : float
+        The last loss (training loss of the last epoch; lbfgs: the final loss).
+    best_loss_ : float or None
+        The lowest training loss; None with early_stopping. sgd and adam only.
+    loss_curve_ : list of float
+        The training loss of each epoch. sgd and adam only.
+    validation_scores_ : list of float or None
+        The held-out accuracy of each epoch with early_stopping, else None. sgd
+        and adam only.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``, else None. sgd and adam only.
+    t_ : int
+        The training samples the solver has seen (epochs · samples).
+    coefs_ : list of ndarray
+        Layer i's weight matrix, shape (units of layer i, units of layer i + 1):
+        the network's live arrays.
+    intercepts_ : list of ndarray
+        Layer i + 1's bias vector: the network's live arrays.
+    n_features_in_ : int
+        The number of features seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The feature names seen in fit, when X had string column names.
+    n_iter_ : int
+        The iterations (epochs) the solver ran.
+    n_layers_ : int
+        The number of layers, input and output included.
+    n_outputs_ : int
+        The number of outputs.
+    out_activation_ : str
+        The output activation: "softmax" (multiclass) or "logistic".
+    model_ : fastbp.MLP
+        The network. Its output layer is linear: the logistic or softmax output
+        activation is applied by the loss and by ``predict_proba``.
+    optimizer_ : fastbp.Adam or fastbp.SGD
+        The network's optimizer (sgd and adam only; kept by partial_fit).
     """
 
     _parameter_constraints: dict = {
@@ -745,8 +936,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return np.ascontiguousarray(y, dtype=self.model_.dtype)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted classes (as scikit-learn: the label binarizer's inverse of the
-        output probabilities)."""
+        """Predicted classes: the label binarizer's inverse of the output probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels (0/1 indicator rows for a multilabel target).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ValueError
+            X has another number of features than in fit, or holds NaN or infinities.
+        """
         check_is_fitted(self)
         return self._predict(X)
 
@@ -762,9 +970,43 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator, unused-ignore]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
                     classes: Any = None) -> MLPClassifier:
-        """One epoch over (X, y), continuing the network and optimizer of earlier calls;
+        """One epoch over (X, y), continuing the network and optimizer of earlier calls.
+
         ``classes`` (all labels) is required on the first call. class_weight="balanced"
-        is refused (one batch's class frequencies are not the data's)."""
+        is refused (one batch's class frequencies are not the data's). Only for the
+        stochastic solvers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The training data (dense; sparse matrices are refused).
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The class labels, or a multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: equal
+            weights).
+        classes : array-like of shape (n_classes,) or None, default None
+            Every class label of the whole data; required on the first call, ignored
+            later.
+
+        Returns
+        -------
+        self : MLPClassifier
+            The updated estimator.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A parameter of the wrong type or out of range (a ValueError).
+        ValueError
+            Data that scikit-learn refuses (NaN, wrong shapes, ...), bad weights,
+            dropout with lbfgs or without a hidden layer, class_weight="balanced", no
+            ``classes`` on the first call, labels outside ``classes``; the estimator is
+            then left as it was. Also early_stopping=True (refused after the network
+            was built), or non-finite weights after training.
+        AttributeError
+            The solver is "lbfgs" (the method is then unavailable).
+        """
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             raise ValueError(
                 "class_weight='balanced' is not supported for partial_fit (as scikit-learn's "
@@ -782,12 +1024,49 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True, before=before)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        """The log of predict_proba."""
+        """The log of predict_proba.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            log(predict_proba(X)), columns in the order of ``classes_``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ValueError
+            X has another number of features than in fit, or holds NaN or infinities.
+        """
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes); for two classes (1 - p, p)."""
+        """Class probabilities (n_samples, n_classes); for two classes (1 - p, p).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_`` (for a multilabel target, each
+            column's own probability).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ValueError
+            X has another number of features than in fit, or holds NaN or infinities.
+        """
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
         if self.n_outputs_ == 1:
@@ -803,11 +1082,132 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on fastbp
-    (``loss="squared_error"`` or ``"poisson"``, whose output activation is exp).
+    """Multi-layer perceptron regressor: scikit-learn's ``MLPRegressor`` on fastbp.
 
     Parameters, attributes and results are scikit-learn 1.9's (see the module
     docstring); plus keyword-only ``dtype``, ``num_threads`` and ``dropout``.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        The training loss: half the squared error, or half the Poisson deviance
+        with an exp output (log link; needs y >= 0).
+    hidden_layer_sizes : array-like of int or int, default (100,)
+        The width of each hidden layer, in order (each >= 1); () for none.
+    activation : str, default "relu"
+        The hidden layers' activation: scikit-learn's "identity", "logistic",
+        "tanh", "relu", or fastbp's "sigmoid" (the logistic function, its initial
+        weights drawn as for the non-logistic ones), "leaky_relu", "elu",
+        "softplus", "gelu", "silu".
+    solver : {"lbfgs", "sgd", "adam"}, default "adam"
+        The optimizer: quasi-Newton L-BFGS-B on the full batch, mini-batch SGD
+        with momentum, or Adam. Adam suits large data sets; lbfgs often does
+        better on small ones.
+    alpha : float, default 0.0001
+        Strength of the L2 penalty on the weights (>= 0), divided by the sample
+        count (or weight sum) of each batch.
+    batch_size : int or "auto", default "auto"
+        Samples per mini-batch for the stochastic solvers (>= 1; clipped to the
+        sample count); "auto" is min(200, n_samples). lbfgs uses the full batch.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The sgd schedule: constant ``learning_rate_init``; divided by
+        (t + 1)**power_t, t the samples seen so far; or divided by 5 whenever
+        ``n_iter_no_change`` epochs bring no ``tol`` improvement. sgd only.
+    learning_rate_init : float, default 0.001
+        The initial step size (> 0). sgd and adam only.
+    power_t : float, default 0.5
+        The exponent of "invscaling" (>= 0). sgd only.
+    max_iter : int, default 200
+        The most iterations (>= 1): epochs for sgd and adam, L-BFGS iterations
+        for lbfgs. Training may stop earlier (``tol``).
+    shuffle : bool, default True
+        Shuffle the samples every epoch. sgd and adam only.
+    random_state : int, RandomState instance or None, default None
+        Seeds the initial weights, the early-stopping split, the batch order and
+        the dropout masks. An int gives the same results at every fit.
+    tol : float, default 1e-4
+        The improvement of the loss (or validation score) that counts (>= 0):
+        without it for ``n_iter_no_change`` epochs training stops, unless
+        ``learning_rate`` is "adaptive". For lbfgs, its gradient tolerance.
+    verbose : bool or int, default False
+        Print progress to stdout.
+    warm_start : bool, default False
+        Start the next ``fit`` from the current weights (with a new optimizer)
+        instead of new random ones.
+    momentum : float, default 0.9
+        The momentum of sgd, in [0, 1].
+    nesterovs_momentum : bool, default True
+        Use Nesterov's momentum (sgd with momentum > 0 only).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified for a
+        single-output classifier) and stop when its score does not improve by
+        ``tol`` for ``n_iter_no_change`` epochs; the best epoch's weights are
+        kept. sgd and adam only; refused by partial_fit.
+    validation_fraction : float, default 0.1
+        The share of the training data held out with ``early_stopping``, in
+        [0, 1) (at least 2 samples must result).
+    beta_1 : float, default 0.9
+        Adam's decay rate of the first-moment estimate, in [0, 1).
+    beta_2 : float, default 0.999
+        Adam's decay rate of the second-moment estimate, in [0, 1).
+    epsilon : float, default 1e-8
+        Adam's term for numerical stability (> 0).
+    n_iter_no_change : int, default 10
+        Epochs without ``tol`` improvement tolerated before training stops (>= 1,
+        or numpy.inf). sgd and adam only.
+    max_fun : int, default 15000
+        The most loss evaluations of lbfgs (>= 1). lbfgs only.
+    dtype : "float32", "float64" (or their NumPy dtypes) or None, default None
+        The network's dtype (keyword only). None follows scikit-learn: float32
+        for float32 X, float64 otherwise. Fixed at the first fit; warm starts
+        and partial_fit keep it.
+    num_threads : int or None, default None
+        BLAS threads during the network's calls (keyword only, >= 1); None: the
+        process-wide setting (``fastbp.set_num_threads``).
+    dropout : float, default 0.0
+        Inverted dropout on every hidden layer's output in training steps, in
+        [0, 1) (keyword only); predictions never apply it. Needs a stochastic
+        solver and a hidden layer. The masks' seed comes from ``random_state``
+        (only when dropout > 0, so 0 keeps scikit-learn's numbers); a warm start
+        or partial_fit cannot change it.
+
+    Attributes
+    ----------
+    loss_ : float
+        The last loss (training loss of the last epoch; lbfgs: the final loss).
+    best_loss_ : float or None
+        The lowest training loss; None with early_stopping. sgd and adam only.
+    loss_curve_ : list of float
+        The training loss of each epoch. sgd and adam only.
+    validation_scores_ : list of float or None
+        The held-out R² score of each epoch with early_stopping, else None. sgd
+        and adam only.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``, else None. sgd and adam only.
+    t_ : int
+        The training samples the solver has seen (epochs · samples).
+    coefs_ : list of ndarray
+        Layer i's weight matrix, shape (units of layer i, units of layer i + 1):
+        the network's live arrays.
+    intercepts_ : list of ndarray
+        Layer i + 1's bias vector: the network's live arrays.
+    n_features_in_ : int
+        The number of features seen in fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The feature names seen in fit, when X had string column names.
+    n_iter_ : int
+        The iterations (epochs) the solver ran.
+    n_layers_ : int
+        The number of layers, input and output included.
+    n_outputs_ : int
+        The number of outputs.
+    out_activation_ : str
+        The output activation: "identity" or "exp" (loss="poisson").
+    model_ : fastbp.MLP
+        The network. Its output layer is linear: the exp of loss="poisson" is
+        applied by the loss and by ``predict``.
+    optimizer_ : fastbp.Adam or fastbp.SGD
+        The network's optimizer (sgd and adam only; kept by partial_fit).
     """
 
     _parameter_constraints: dict = {
@@ -862,7 +1262,24 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return (xlogy(y64, y64) - y64).sum(axis=1)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted values: (n,) for one output, else (n, n_outputs)."""
+        """Predicted values: (n,) for one output, else (n, n_outputs).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ValueError
+            X has another number of features than in fit, or holds NaN or infinities.
+        """
         check_is_fitted(self)
         return self._predict(X)
 
@@ -879,7 +1296,37 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     # partial_fit exists for every solver (and with lbfgs fits by lbfgs): kept as is.
     @available_if(lambda est: est._check_solver)  # type: ignore[untyped-decorator, unused-ignore]
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
-        """One epoch over (X, y), continuing the network and optimizer of earlier calls."""
+        """One epoch over (X, y), continuing the network and optimizer of earlier calls.
+
+        As in scikit-learn 1.9, the method exists for every solver; with "lbfgs" it
+        runs a full L-BFGS fit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The training data (dense; sparse matrices are refused).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values (>= 0 for loss="poisson").
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            One finite weight >= 0 per sample, with a positive sum (None: equal
+            weights).
+
+        Returns
+        -------
+        self : MLPRegressor
+            The updated estimator.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A parameter of the wrong type or out of range (a ValueError).
+        ValueError
+            Data that scikit-learn refuses (NaN, wrong shapes, ...), bad weights,
+            dropout with lbfgs or without a hidden layer, data that do not fit the
+            network of earlier calls; the estimator is then left as it was. Also
+            early_stopping=True with a stochastic solver (refused after the network
+            was built), or non-finite weights after training.
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def __sklearn_tags__(self) -> Any:

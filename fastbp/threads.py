@@ -52,8 +52,25 @@ def _blas_controllers() -> list[Any]:
 
 
 def check_threads(n: Any) -> int:
-    """A thread count: an int in [1, MAX_THREADS], else TypeError/ValueError naming
-    num_threads."""
+    """A checked thread count: an int in [1, MAX_THREADS] (errors name num_threads).
+
+    Parameters
+    ----------
+    n : int
+        The thread count to check.
+
+    Returns
+    -------
+    int
+        ``n`` as a Python int.
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an int (a bool included).
+    ValueError
+        ``n`` is outside [1, MAX_THREADS] (MAX_THREADS is 1024).
+    """
     return check.int_in_range(n, "num_threads", 1, MAX_THREADS + 1)
 
 
@@ -74,8 +91,24 @@ def _default_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads from now on (process-wide): the BLAS's, and for the
-    optimizer updates of large buffers two threads whenever n >= 2."""
+    """Use ``n`` threads from now on (process-wide).
+
+    Sets the BLAS's thread count, and for the optimizer updates of large buffers
+    two threads whenever n >= 2. A model's own ``num_threads`` overrides it during
+    that model's calls.
+
+    Parameters
+    ----------
+    n : int
+        The thread count, in [1, 1024].
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an int (a bool included).
+    ValueError
+        ``n`` is outside [1, 1024].
+    """
     n = check_threads(n)
     with _lock:
         for c in _blas_controllers():
@@ -87,7 +120,12 @@ _optim.set_element_threads(_default_threads())
 
 
 def get_num_threads() -> int:
-    """The BLAS thread count in force (the cores available if no BLAS reports one)."""
+    """The BLAS thread count in force (the cores available if no BLAS reports one).
+
+    Returns
+    -------
+    int
+    """
     counts = [c.get_num_threads() for c in _blas_controllers()]
     counts = [c for c in counts if c]
     return max(counts) if counts else (os.cpu_count() or 1)
@@ -95,10 +133,26 @@ def get_num_threads() -> int:
 
 @contextlib.contextmanager
 def using_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` BLAS threads (None: leave the setting alone)."""
+    """Run the block with ``n`` BLAS threads (None: leave the setting alone).
+
+    A context manager: the previous count is set back when the block ends.
+
+    Parameters
+    ----------
+    n : int or None
+        The thread count during the block, in [1, 1024], or None.
+
+    Raises
+    ------
+    TypeError
+        ``n`` is neither None nor an int.
+    ValueError
+        ``n`` is outside [1, 1024].
+    """
     if n is None:
         yield
         return
+    n = check_threads(n)
     previous = get_num_threads()
     if previous == n:
         yield

@@ -53,10 +53,25 @@ class TrainingDiverged(ValueError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a fit after a complete step: every step taken so far is applied,
-    the model is at that step, and ``fit(..., resume=True)`` continues exactly from
-    there. ``history`` holds the History of the fit (``histories``: one per member
-    for an Ensemble fit)."""
+    """Ctrl-C stopped a fit after a complete step.
+
+    Every step taken so far is applied, the model is at that step, and
+    ``fit(..., resume=True)`` continues exactly from there. ``history`` holds the
+    History of the fit (``histories``: one per member for an Ensemble fit).
+
+    Parameters
+    ----------
+    message : str
+        The exception's message.
+    histories : list of History
+        The runs' histories, one per model (fit: one).
+
+    Attributes
+    ----------
+    histories : list of History
+    history : History or None
+        The only history of a single fit (None for several).
+    """
 
     def __init__(self, message: str, histories: list[History]) -> None:
         super().__init__(message)
@@ -67,6 +82,17 @@ class TrainingInterrupted(KeyboardInterrupt):
 @dataclass
 class History:
     """Per-epoch records of a fit.
+
+    Parameters
+    ----------
+    loss, val_loss, lr : list of float, default empty lists
+        The initial records (a fit appends to them).
+    best_epoch : int or None, default None
+        See Attributes.
+    stopped_early : bool, default False
+        See Attributes.
+    pruned_at : int or None, default None
+        See Attributes.
 
     Attributes
     ----------
@@ -99,7 +125,26 @@ class History:
         return len(self.loss)
 
     def plot(self, path: Any = None, ax: Any = None) -> Any:
-        """Training/validation loss and learning rate per epoch (needs matplotlib)."""
+        """Training/validation loss and learning rate per epoch (needs matplotlib).
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None, default None
+            Also save the figure there.
+        ax : matplotlib.axes.Axes or None, default None
+            Draw on these axes (None: on a new Figure).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+
+        Raises
+        ------
+        ImportError
+            matplotlib is missing.
+        ValueError
+            The history is empty.
+        """
         return plot_history(self, path=path, ax=ax)
 
 
@@ -174,7 +219,15 @@ def _validation_set(model: Any, validation_data: Any) -> tuple[np.ndarray, np.nd
 
 
 class Progress:
-    """A per-epoch progress bar: tqdm when installed, else a plain line on stderr."""
+    """A per-epoch progress bar: tqdm when installed, else a plain line on stderr.
+
+    Parameters
+    ----------
+    epochs : int
+        The number of epochs the bar counts to.
+    show : bool
+        Whether to show anything (False: every call does nothing).
+    """
 
     def __init__(self, epochs: int, show: bool) -> None:
         self.epochs = epochs
@@ -189,7 +242,15 @@ class Progress:
                 self.bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=True)
 
     def update(self, epoch: int, logs: dict[str, float]) -> None:
-        """Show that epoch ``epoch`` (from 0) ended with ``logs``."""
+        """Show that epoch ``epoch`` (from 0) ended with ``logs``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch, counted from 0.
+        logs : dict of str to float
+            The epoch's numbers; all but "epoch" are shown.
+        """
         if not self.show:
             return
         text = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "epoch")
@@ -227,8 +288,27 @@ class TrainingRun:
     """One model's training: its settings and everything fit carries between epochs.
 
     Built by ``fit`` (and ``fastbp.Ensemble.fit``, one per member) after every
-    argument was checked; kept on the model as ``model.training_state`` after the
-    fit, saved with ``model.save`` and continued by ``fit(..., resume=True)``.
+    argument was checked (the constructor checks nothing); kept on the model as
+    ``model.training_state`` after the fit, saved with ``model.save`` and
+    continued by ``fit(..., resume=True)``.
+
+    Parameters
+    ----------
+    model : Sequential
+        The model to train in place.
+    optimizer : Optimizer
+        A fastbp optimizer over ``model.parameters()``.
+    batch_size : int or None
+        Samples per mini-batch (None: the full batch).
+    shuffle : bool
+        Draw a new sample order each epoch.
+    early_stopping : int or None
+        Epochs without improvement of the monitored loss that end the run (None:
+        no early stopping).
+    seed : None, int or numpy SeedSequence-like, default None
+        Seeds the batch-order generator (``numpy.random.default_rng(seed)``).
+    scheduler : Schedule or None, default None
+        A learning-rate schedule bound to ``optimizer``, stepped once per epoch.
 
     Attributes
     ----------
@@ -301,25 +381,72 @@ class TrainingRun:
         return not self.stopped and self.diverged is None and self.history.pruned_at is None
 
     def batch(self, n: int) -> int:
-        """The mini-batch size for n samples."""
+        """The mini-batch size for n samples.
+
+        Parameters
+        ----------
+        n : int
+            The number of samples.
+
+        Returns
+        -------
+        int
+            ``batch_size`` capped at n, or n for full-batch training.
+        """
         return n if self.batch_size is None else min(self.batch_size, n)
 
     def order_key(self) -> Any:
-        """Runs with equal keys draw the same next order (their generators are in the
-        same state): an Ensemble draws it once for all of them."""
+        """A key of the generator's state: runs with equal keys draw the same next order.
+
+        An Ensemble draws the order once for all of them.
+
+        Returns
+        -------
+        str
+            The generator's state, as text.
+        """
         return repr(self.rng.bit_generator.state)
 
     def draw_order(self, n: int) -> np.ndarray:
-        """The next epoch's sample order (the generator advances only when it shuffles)."""
+        """The next epoch's sample order (the generator advances only when it shuffles).
+
+        Parameters
+        ----------
+        n : int
+            The number of samples.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            A permutation of range(n) (np.intp) when shuffling with batches smaller than
+            n, else range(n) in order.
+        """
         if self.shuffle and self.batch(n) < n:   # a full batch's gradient ignores order
             return self.rng.permutation(n).astype(np.intp, copy=False)
         return np.arange(n, dtype=np.intp)
 
     def run_epoch(self, data: TrainingData, order: np.ndarray | None = None,
                   rng_state: dict[str, Any] | None = None) -> None:
-        """One epoch's compiled pass and validation loss (touches only this run and its
-        model: safe in a worker thread). ``order``/``rng_state``: the order another run
-        in this run's generator state drew, and the state after the draw."""
+        """One epoch's compiled pass and validation loss.
+
+        Touches only this run and its model: safe in a worker thread. After a Ctrl-C
+        the epoch continues where the interrupted one stopped. ``end_epoch`` does the
+        bookkeeping.
+
+        Parameters
+        ----------
+        data : TrainingData
+            The arrays, made for a model like this run's.
+        order : ndarray of int or None, default None
+            The order another run in this run's generator state drew (None: draw it).
+        rng_state : dict or None, default None
+            The generator state after that draw, adopted with ``order``.
+
+        Raises
+        ------
+        TypeError
+            ``data`` was not made for a model like this one.
+        """
         model, opt = self.model, self.optimizer
         n = data.n
         batch = self.batch(n)
@@ -349,10 +476,28 @@ class TrainingRun:
             self._val = model.loss(*data.validation)
 
     def end_epoch(self, data: TrainingData) -> dict[str, float] | None:
-        """The bookkeeping after run_epoch: divergence (restores the epoch's start),
-        history, schedule, early stopping. Returns the epoch's logs (None when the run
-        diverged or the epoch was interrupted). Raises ValueError if an index was out
-        of range (the data changed during the fit)."""
+        """The bookkeeping after run_epoch: divergence, history, schedule, early stopping.
+
+        A diverged epoch (a non-finite loss or parameters) is undone: the parameters
+        and the optimizer state are restored to its start and ``diverged`` says why.
+
+        Parameters
+        ----------
+        data : TrainingData
+            The arrays ``run_epoch`` trained on.
+
+        Returns
+        -------
+        dict of str to float or None
+            The epoch's logs ("epoch", "loss", "lr", and "val_loss" with validation
+            data); None when the run diverged or the epoch was interrupted.
+
+        Raises
+        ------
+        ValueError
+            A row index or label was out of range (the data changed during the fit);
+            the epoch's start is restored.
+        """
         status = self._status
         if status == EPOCH_INTERRUPTED:
             return None
@@ -428,9 +573,16 @@ class TrainingRun:
             self.last_params = None
 
     def adopt(self, other: TrainingRun) -> None:
-        """Take the results of ``other``, a copy of this run trained elsewhere (a Dask
-        worker): parameters (copied into the live arrays), optimizer state, generator,
-        history and bookkeeping."""
+        """Take the results of ``other``, a copy of this run trained elsewhere.
+
+        Used for the runs trained on Dask workers: parameters (copied into the live
+        arrays), optimizer and schedule state, generator, history and bookkeeping.
+
+        Parameters
+        ----------
+        other : TrainingRun
+            The trained copy, over a model of the same architecture.
+        """
         for p, new in zip(self.model.parameters(), other.model.parameters()):
             p[...] = new
         self.optimizer.load_state_dict(other.optimizer.state_dict())
@@ -444,8 +596,24 @@ class TrainingRun:
     # ---------------------------------------------------------------- files
     def to_archive(self, prefix: str, optimizer_stored: bool) -> tuple[dict[str, Any],
                                                                         dict[str, np.ndarray]]:
-        """(JSON spec, arrays under ``prefix``) of the run for a model file;
-        ``optimizer_stored``: the file holds this run's optimizer already."""
+        """(JSON spec, arrays under ``prefix``) of the run for a model file.
+
+        Parameters
+        ----------
+        prefix : str
+            Prepended to the arrays' names (e.g. ``"training/"``).
+        optimizer_stored : bool
+            Whether the file holds this run's optimizer already (it is then not
+            stored again).
+
+        Returns
+        -------
+        spec : dict
+            JSON-able settings, counters, generator state, history, schedule state and
+            the optimizer's spec (None when ``optimizer_stored``).
+        arrays : dict of str to ndarray
+            The optimizer's state arrays and the kept best/last parameters.
+        """
         arrays: dict[str, np.ndarray] = {}
         spec: dict[str, Any] = {
             "batch_size": self.batch_size, "shuffle": self.shuffle,
@@ -470,9 +638,31 @@ class TrainingRun:
     @classmethod
     def from_archive(cls, model: Any, spec: dict[str, Any], arrays: dict[str, np.ndarray],
                      prefix: str, optimizer: Optimizer | None) -> TrainingRun:
-        """The run a model file holds, over ``model``'s parameters (``optimizer``: the
-        file's optimizer when it is the run's); the arrays it reads are removed from
-        ``arrays``. Raises ValueError for anything malformed."""
+        """The run a model file holds, over ``model``'s parameters.
+
+        Parameters
+        ----------
+        model : Sequential
+            The loaded model the run trains.
+        spec : dict
+            The run's spec, as ``to_archive`` wrote it.
+        arrays : dict of str to ndarray
+            The file's arrays by name; the ones read are removed from it.
+        prefix : str
+            The prefix of the run's arrays' names.
+        optimizer : Optimizer or None
+            The file's optimizer when it is the run's (the spec then holds none).
+
+        Returns
+        -------
+        TrainingRun
+
+        Raises
+        ------
+        ValueError
+            Anything malformed (KeyError and TypeError too; ``fastbp.load`` reports
+            each as a ValueError naming the file).
+        """
         if spec.get("optimizer") is not None:
             optimizer = optimizer_from_spec(spec["optimizer"], model.parameters(),
                                             f"{prefix}optimizer/", arrays)
@@ -512,8 +702,22 @@ def _opt_int(value: Any, name: str) -> int | None:
 
 def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarray]
                    ) -> dict[str, Any]:
-    """An optimizer's JSON spec for a file (its state arrays added to ``arrays`` under
-    ``prefix``)."""
+    """An optimizer's JSON spec for a file; its state arrays are added to ``arrays``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The optimizer to describe.
+    prefix : str
+        Prepended to the state arrays' names (``<prefix><i>/<name>``).
+    arrays : dict of str to ndarray
+        The file's arrays, to which the state arrays (copies) are added.
+
+    Returns
+    -------
+    dict
+        The type, hyper-parameters, step count and each parameter's state names.
+    """
     state = optimizer.state_dict()
     for i, s in enumerate(state["state"]):
         for k, a in s.items():
@@ -524,8 +728,30 @@ def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarr
 
 def optimizer_from_spec(spec: dict[str, Any], params: list[np.ndarray], prefix: str,
                         arrays: dict[str, np.ndarray]) -> Optimizer:
-    """The optimizer an optimizer_spec describes, over ``params`` (its arrays are
-    removed from ``arrays``)."""
+    """The optimizer an optimizer_spec describes, over ``params``.
+
+    Parameters
+    ----------
+    spec : dict
+        As ``optimizer_spec`` made it.
+    params : list of ndarray
+        The model's parameters, of the shapes and dtypes the state was saved with.
+    prefix : str
+        The prefix of the state arrays' names.
+    arrays : dict of str to ndarray
+        The file's arrays by name; the ones read are removed from it.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        State that does not match the parameters, or fails the optimizer's checks.
+    KeyError, TypeError
+        A malformed spec or a missing array.
+    """
     names = spec["state_names"]
     if not isinstance(names, list) or len(names) != len(params):
         raise ValueError("the optimizer's state does not match the model's parameters")
@@ -627,12 +853,36 @@ def train_runs(runs: list[TrainingRun], data: TrainingData, epochs: int, *,
                after_epoch: Callable[[list[TrainingRun]], None] | None = None) -> None:
     """Train every run for up to ``epochs`` more epochs on ``data``, in place.
 
-    ``num_threads`` (None: one run at a time, each with its model's own thread
-    setting) threads share out the runs, BLAS then held to one thread each.
-    ``callbacks`` (cb(epoch, logs), True stops) apply to a single run (fit's).
-    ``after_epoch(runs)`` is called after each epoch's bookkeeping (pruning).
-    Ctrl-C stops every run after its current step and raises TrainingInterrupted.
-    Divergence stops the run concerned (``run.diverged``), the others go on."""
+    Ctrl-C stops every run after its current step. Divergence stops the run
+    concerned (``run.diverged``); the others go on.
+
+    Parameters
+    ----------
+    runs : list of TrainingRun
+        The runs (one for ``fit``, one per member for an Ensemble).
+    data : TrainingData
+        The arrays every run trains on.
+    epochs : int
+        The most epochs to train (fewer when every run stopped).
+    num_threads : int or None, default None
+        Threads sharing out the runs, BLAS then held to one thread each when there
+        are several (None: one run at a time, each with its model's own thread
+        setting).
+    show_progress : bool, default False
+        Show a per-epoch progress bar.
+    callbacks : sequence of callables, default ()
+        ``cb(epoch, logs)`` after each epoch of a single run (fit's); returning
+        True stops.
+    after_epoch : callable or None, default None
+        ``after_epoch(runs)``, called after each epoch's bookkeeping (pruning).
+
+    Raises
+    ------
+    TrainingInterrupted
+        Ctrl-C; every run holds its last step and can continue.
+    ValueError
+        A row index or label went out of range (data changed during the fit).
+    """
     parallel = num_threads is not None and len(runs) > 1
     workers = max(1, min(num_threads or 1, len(runs)))
     blas = (1 if workers > 1 else num_threads) if parallel else None
@@ -742,8 +992,76 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
         progress: bool | None = None, sample_weight: Any = None,
         resume: bool = False) -> History:
-    """Train ``model`` in place with mini-batch gradient descent (see
-    ``Sequential.fit`` for the parameters). Returns the History of the run."""
+    """Train ``model`` in place with mini-batch gradient descent (``Sequential.fit``).
+
+    Parameters
+    ----------
+    model : Sequential
+        The model to train (a fastbp Sequential or MLP).
+    X : array-like of shape (n_samples, in_features)
+        Training samples (finite), converted to the model's dtype.
+    y : array-like
+        Targets: values of shape (n_samples, out_features) or (n_samples,) for one
+        output; for cross_entropy int class labels (n_samples,) or class
+        probabilities (n_samples, out_features).
+    epochs : int, default 10
+        Epochs to train (with ``resume=True``: epochs more).
+    batch_size : int or None, default 32
+        Samples per mini-batch; None is full-batch gradient descent, 1 stochastic
+        gradient descent. The last batch of an epoch may be smaller.
+    optimizer : str or Optimizer, default "adam"
+        "sgd", "adagrad", "rmsprop", "adam" or "adamw" (a fresh optimizer), or an
+        optimizer instance built over ``model.parameters()`` (used and advanced
+        in place).
+    lr : float or None
+        The learning rate (None: the optimizer's default, or the instance's own).
+    shuffle : bool, default True
+        Draw a new sample order each epoch (from ``seed``).
+    seed : None, int or numpy SeedSequence-like
+        Seeds the batch order: the same seed gives bit-identical training.
+    validation_data : (X_val, y_val) or None
+        Evaluated after every epoch; then the schedule and early stopping watch
+        its loss instead of the training loss.
+    scheduler : Schedule, callable or None
+        A schedule bound to the optimizer instance, or a callable taking the
+        optimizer and returning one; stepped once per epoch (ReduceLROnPlateau
+        with the monitored loss).
+    early_stopping : int or None
+        Stop after this many epochs without improvement of the monitored loss,
+        and restore the best epoch's parameters.
+    callbacks : iterable of callables
+        ``cb(epoch, logs)`` after each epoch, ``logs`` a dict of that epoch's
+        numbers ("epoch", "loss", "lr", "val_loss"); returning True stops.
+    progress : bool or None
+        Show a progress bar (None: only when stderr is a terminal).
+    sample_weight : array-like or None
+        One finite weight >= 0 per sample (positive sum): each batch's loss is the
+        weighted mean over it.
+    resume : bool, default False
+        Continue the model's last fit (``training_state``) exactly: its
+        optimizer state, batch order, schedule, epoch count and early-stopping
+        bookkeeping, so fit(epochs=10) then fit(epochs=10, resume=True) equals
+        fit(epochs=20). The run's settings (batch_size, optimizer, lr, shuffle,
+        seed, scheduler, early_stopping) are left out or given the same values;
+        pass the same X, y and validation_data.
+
+    Returns
+    -------
+    History
+        The run's records (with ``resume``, of every epoch of the run).
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument, named (nothing about the model has changed then).
+    TrainingDiverged
+        The loss became NaN or infinite; the parameters and the optimizer state
+        are restored to the start of that epoch.
+    TrainingInterrupted
+        Ctrl-C (a KeyboardInterrupt): the fit stopped after its current step;
+        ``history`` holds the epochs so far and ``fit(..., resume=True)``
+        continues from that step.
+    """
     data = TrainingData(model, X, y, sample_weight, validation_data)
     epochs = check.int_in_range(epochs, "epochs", 1)
     resume = check.flag(resume, "resume")

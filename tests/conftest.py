@@ -154,7 +154,7 @@ TOL = {
 }
 
 DTYPES = (np.float32, np.float64)
-#: the activations of API.md, in order (tests/test_build.py checks fastbp's against it)
+#: the activations of the public API, in order (tests/test_build.py checks fastbp's against it)
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
                "softplus", "gelu", "silu", "softmax")
 

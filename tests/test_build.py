@@ -1,6 +1,6 @@
 """The build and packaging contract: compiled kernels really are extension modules,
 fastbp.ops calls them, fastbp.reference is pure Python and mirrors ops' signatures,
-py.typed ships, and ACTIVATIONS/LOSSES are exported as API.md writes them."""
+py.typed ships, and ACTIVATIONS/LOSSES are exported with the public API's names, in order."""
 from __future__ import annotations
 
 import ast
@@ -17,7 +17,7 @@ import fastbp
 import fastbp._kernels
 from fastbp import ops, reference
 
-from conftest import ACTIVATIONS as API_ACTIVATIONS  # API.md's list, in order
+from conftest import ACTIVATIONS as API_ACTIVATIONS  # the public API's list, in order
 from conftest import tol
 
 API_LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poisson")
@@ -149,7 +149,7 @@ def test_signature_parity(name):
 def test_signatures_as_api_md(name, params):
     for mod in (ops, reference):
         sig = inspect.signature(getattr(mod, name))
-        # API.md lists names, order and defaults; the annotations are compared by
+        # the public API fixes names, order and defaults; the annotations are compared by
         # test_signature_parity (ops and reference must spell them identically).
         bare = sig.replace(
             parameters=[p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()],

@@ -1,6 +1,6 @@
 """model.save / fastbp.load: round trips (with optimizer state); refusal of foreign,
 truncated, corrupted and malicious files, none of which may execute code; atomic
-replacement (API.md: "save(path) writes exactly one file ...").
+replacement (the API's promise: "save(path) writes exactly one file ...").
 
 * A pickle payload whose unpickling would create a marker file (``__reduce__``
   returning ``(open, (marker, "w"))``) is placed (a) as the whole file, (b) as a
@@ -366,7 +366,7 @@ def test_corrupted_optimizer_state_with_optimizer(saved, tmp_path):
 
 
 def test_corrupted_optimizer_state_plain_load(saved, tmp_path):
-    """API.md: load of a corrupted file raises ValueError -- also when only the model
+    """As the API promises, load of a corrupted file raises ValueError -- also when only the model
     is asked for (the file as a whole is corrupted)."""
     path = altered_optimizer_file(saved, tmp_path)
     with pytest.raises(ValueError, match="(?i)checksum|sha"):

@@ -1,5 +1,5 @@
 """Tests for fastbp.Dense: shapes, dtypes, initialisation, forward/backward against
-fastbp.reference, input conversion and validation (API.md "Layers and models")."""
+fastbp.reference, input conversion and validation (the public API of layers)."""
 from __future__ import annotations
 
 import numpy as np

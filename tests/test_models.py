@@ -1,6 +1,6 @@
 """Tests for fastbp.Sequential and fastbp.MLP: structure, backward against a hand-chained
 fastbp.reference computation, gradcheck, predictions, targets, live parameters and
-train_step (API.md "Layers and models")."""
+train_step (the public API of layers and models)."""
 from __future__ import annotations
 
 import copy

@@ -1,7 +1,7 @@
-"""Numerical stability: logits of magnitude 1e4 (API.md: "numerically stable for logits of
-magnitude up to 1e4"), saturated activations (at ±1e4 with their exact limits, and up to
-±1e30 and ±finfo.max, alone and through a Dense layer), huge model outputs, and the
-accuracy of float64 loss sums.
+"""Numerical stability: logits of magnitude 1e4 (the API promises stability for
+logits of magnitude up to 1e4), saturated activations (at ±1e4 with their exact limits,
+and up to ±1e30 and ±finfo.max, alone and through a Dense layer), huge model outputs,
+and the accuracy of float64 loss sums.
 
 Every check runs through fastbp.ops and fastbp.reference in both dtypes. A RuntimeWarning
 (overflow in exp, 0·inf, log(0), ...) is an error here, independently of the pytest

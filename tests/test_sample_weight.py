@@ -1,4 +1,4 @@
-"""Sample weights in the core (API.md, "Sample weights"): ops and reference agree, the
+"""Sample weights in the core (as the public API specifies them): ops and reference agree, the
 gradient is the weighted loss's derivative, None and all-ones weights give exactly the
 unweighted bits, integer weights equal repeated rows, and bad weights are refused."""
 from __future__ import annotations

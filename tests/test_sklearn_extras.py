@@ -430,3 +430,13 @@ def test_grid_search_over_the_extras():
                             cv=2).fit(X, y)
     assert len(grid.cv_results_["params"]) == 4
     assert grid.best_estimator_.dropout in (0.0, 0.2)
+
+
+def test_regression_sigmoid_is_logistic_from_its_initial_weights():
+    """fastbp's "sigmoid" is scikit-learn's "logistic" unit: the same initial bound
+    (scikit-learn's factor 2 for logistic units), so the same fit."""
+    X, y = make_classification(120, 6, random_state=0)
+    fits = [MLPClassifier(hidden_layer_sizes=(5,), activation=a, max_iter=3,
+                          random_state=0).fit(X, y) for a in ("logistic", "sigmoid")]
+    for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
+        np.testing.assert_array_equal(a, b)

@@ -1,6 +1,6 @@
 """Tests for Sequential.fit: convergence, determinism, History, optimizers and
 schedules, early stopping, callbacks, progress output, validation and divergence
-(API.md "fit")."""
+(the public ``fit`` API)."""
 from __future__ import annotations
 
 import math

@@ -308,7 +308,7 @@ OPT_CASES += [
     ("sgd-momentum-negative", "sgd", hyper(momentum=-0.5), ValueError, r"\bmomentum\b"),
     ("sgd-momentum-bool", "sgd", hyper(momentum=True), TypeError, r"\bmomentum\b"),
     ("sgd-dampening-nan", "sgd", hyper(dampening=float("nan")), ValueError, r"\bdampening\b"),
-    # an int too large for a float is not a finite number either: ValueError, as API.md
+    # an int too large for a float is not a finite number either: ValueError, as fastbp's API
     # promises for bad hyper-parameters (one case per optimizer family of checks)
     ("sgd-lr-huge-int", "sgd", hyper(lr=10**400), ValueError, r"\blr\b"),
     ("sgd-nesterov-no-momentum", "sgd", hyper(nesterov=True, momentum=0.0), ValueError,

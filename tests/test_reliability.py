@@ -28,6 +28,7 @@ def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 # ---------------------------------------------------------------- 1. buffers sized by an earlier call
 
+@pytest.mark.packaging
 @pytest.mark.parametrize("trainer", ["fit", "ensemble"])
 def test_labels_then_class_probabilities_do_not_overflow_the_target_buffer(trainer):
     """Integer labels first, then (n, k) class probabilities at the same or a smaller
@@ -168,6 +169,7 @@ def test_save_never_changes_the_umask(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- 4. labels changed during a fit
 
+@pytest.mark.packaging
 @pytest.mark.parametrize("trainer", ["fit", "ensemble"])
 def test_labels_written_during_a_fit_never_reach_the_kernels_out_of_range(trainer):
     """Another thread writing out-of-range labels into y after fit checked them (from the
@@ -372,7 +374,7 @@ def test_a_one_off_large_prediction_does_not_keep_its_memory():
     assert model._engine.workspace_bytes() > 100 * small   # repeated: kept
 
 
-@pytest.mark.slow
+@pytest.mark.packaging
 def test_resident_memory_after_a_large_prediction():
     result = run_python("""
         import resource, numpy as np, fastbp

@@ -166,7 +166,7 @@ cdef double weighted_loss_ptr(int loss, const floating* out, const floating* tar
     for the element-wise losses); d_out := its gradient, row i's scaled by w_i/Σw.
 
     Each row goes through the unweighted kernel as a batch of one, so the weighted
-    loss is by construction the same formula row by row (API.md, sample weights)."""
+    loss is by construction the same formula row by row (the sample-weight convention of fastbp.Sequential.loss)."""
     cdef Py_ssize_t i, j
     cdef double wsum = 0.0, total = 0.0, c = 0.0, value, r
     for i in range(n):

@@ -116,6 +116,43 @@ def dense_forward_args(X: Any, W: Any, b: Any, activation: Any
     return code, X, W, b
 
 
+def network_args(X: Any, Ws: Any, bs: Any, activations: Any
+                 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[int]]:
+    """A Dense stack's input and parameters for the derivative kernels: X (n, n_in),
+    one W (k_in, k_out) and b (k_out,) per layer, chained, of X's dtype, and one
+    activation per layer (softmax is not element-wise: refused)."""
+    X = float_array(X, "X", 2)
+    if X.shape[1] == 0:
+        raise ValueError(f"X must have at least one feature, got shape {X.shape}")
+    if not isinstance(Ws, (list, tuple)) or not isinstance(bs, (list, tuple)) \
+            or not isinstance(activations, (list, tuple)):
+        raise TypeError("Ws, bs and activations must be lists (one entry per layer)")
+    if not 1 <= len(Ws) <= 64 or len(bs) != len(Ws) or len(activations) != len(Ws):
+        raise ValueError(f"Ws, bs and activations must hold one entry per layer (1 to 64), "
+                         f"got {len(Ws)}, {len(bs)} and {len(activations)}")
+    width = X.shape[1]
+    out_W, out_b, codes = [], [], []
+    for i, (W, b, act) in enumerate(zip(Ws, bs, activations)):
+        code = activation_code(act)
+        if act == "softmax":
+            raise ValueError(f"activations[{i}] is softmax, which is not element-wise: input "
+                             "derivatives of a softmax layer are not available")
+        W = matrix(W, f"Ws[{i}]", X.dtype)
+        b = float_array(b, f"bs[{i}]", 1, X.dtype)
+        if W.shape[0] != width:
+            raise ValueError(f"Ws[{i}] must have {width} rows (the width before it), got "
+                             f"shape {W.shape}")
+        if b.shape != (W.shape[1],):
+            raise ValueError(f"bs[{i}] must have shape ({W.shape[1]},), got {b.shape}")
+        blas_dims(**{f"Ws[{i}] columns": W.shape[1]})
+        width = W.shape[1]
+        out_W.append(W)
+        out_b.append(b)
+        codes.append(code)
+    blas_dims(**{"X rows times its features": X.shape[0] * X.shape[1]})
+    return X, out_W, out_b, codes
+
+
 def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any, need_dX: Any
                         ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                    bool]:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from fastbp import _storage
+from fastbp import _storage, ops
 from fastbp import _validation as check
 from fastbp._convert import as_input, as_target
 from fastbp._kernels import activations as _act
@@ -514,6 +514,91 @@ class Sequential:
             raise ValueError(f"predict_proba needs a cross-entropy loss; this model's loss is "
                              f"{self.loss_name!r} (use predict)")
         return self._predict(X, _PREDICT_PROBA, check_finite)
+
+    # ---------------------------------------------------------------- input derivatives
+    def _derivative_args(self, X: Any, check_finite: bool, what: str
+                         ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[str]]:
+        """X converted, and the stack's (Ws, bs, activations) for the derivative kernels:
+        Dense layers only (in eval mode: no dropout), no softmax."""
+        for i, layer in enumerate(self.layers):
+            if layer.kind != "dense":
+                raise NotImplementedError(f"{what} needs Dense layers; layers[{i}] is a "
+                                          f"{type(layer).__name__} ({layer.kind!r})")
+            if layer.activation == "softmax":
+                raise ValueError(f"{what}: layers[{i}] applies softmax, which is not "
+                                 "element-wise; derivatives are of element-wise activations")
+        check_finite = check.flag(check_finite, "check_finite")
+        X = self.check_X(X)
+        if check_finite:
+            _require_finite(X)
+        layers = self.layers
+        return (X, [la.parameters()[0] for la in layers], [la.parameters()[1] for la in layers],
+                [la.activation for la in layers])
+
+    def input_gradient(self, X: Any, output: int | None = None, *,
+                       check_finite: bool = True) -> np.ndarray:
+        """The gradient of the raw output with respect to the input: d(Σ_k y_k)/dX, or
+        dy_output/dX, by one reverse-mode pass (y = ``forward(X)``, eval mode).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+        output : int or None, default None
+            The output to differentiate (None: the sum of the outputs).
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, in_features), the model's dtype.
+
+        Raises
+        ------
+        ValueError
+            A softmax layer, a bad X or output.
+        NotImplementedError
+            A layer kind without input derivatives.
+        """
+        with self._lock, self._threads():
+            return ops.network_input_gradient(*self._derivative_args(X, check_finite,
+                                                                     "input_gradient"),
+                                              output=output)
+
+    def _network_derivatives(self, X: Any, check_finite: bool, kind: str) -> tuple[Any, ...]:
+        with self._lock, self._threads():
+            return ops.network_derivatives(*self._derivative_args(X, check_finite, kind),
+                                           kind=kind)
+
+    def jacobian(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """J[i, k, j] = dy_k/dx_j of the raw output y = ``forward(X)`` (eval mode), by one
+        forward-mode pass: shape (n_samples, out_features, in_features).
+
+        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        return self._network_derivatives(X, check_finite, "jacobian")[1]
+
+    def hessian_diagonal(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """H[i, k, j] = d²y_k/dx_j² of the raw output (the diagonal of each output's
+        Hessian), by one forward-mode pass: shape (n_samples, out_features, in_features).
+        relu's and leaky relu's second derivatives are 0 (almost everywhere).
+
+        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        return self._network_derivatives(X, check_finite, "hessian_diagonal")[2]
+
+    def laplacian(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
+        """L[i, k] = Σ_j d²y_k/dx_j² of the raw output, by one forward-mode pass that
+        carries the sum (not each term): shape (n_samples, out_features).
+
+        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        return self._network_derivatives(X, check_finite, "laplacian")[2]
+
+    def value_gradient_laplacian(self, X: Any, *, check_finite: bool = True
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(y, J, L) in one pass: the raw output (n, out), the Jacobian (n, out, in) and the
+        Laplacian (n, out), what a physics-informed residual needs.
+
+        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        Y, J, L = self._network_derivatives(X, check_finite, "laplacian")
+        return Y, J, L
 
     def loss_and_grad(self, output: np.ndarray, y: np.ndarray,
                       sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:

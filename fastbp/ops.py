@@ -17,6 +17,7 @@ import numpy.typing as npt
 from fastbp import _validation as check
 from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
+from fastbp._kernels import derivatives as _deriv
 from fastbp._kernels import dropout as _dropout
 from fastbp._kernels import losses as _loss
 from fastbp._kernels import optim as _optim
@@ -26,7 +27,12 @@ from fastbp._validation import ACTIVATIONS, LOSSES
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
-           "dropout_mask", "dropout_apply"]
+           "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient"]
+
+#: the kinds of network_derivatives (and the kernel's mode of each)
+DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
+                    "hessian_diagonal": _deriv.MODE_HESSIAN_DIAG,
+                    "laplacian": _deriv.MODE_LAPLACIAN}
 
 
 def activation_forward(
@@ -594,3 +600,112 @@ def dropout_apply(
 def _flat(a: np.ndarray | None) -> np.ndarray | None:
     """A flat view of an optional state buffer (C-contiguous, so never a copy)."""
     return None if a is None else a.reshape(-1)
+
+
+def network_derivatives(
+    X: npt.NDArray[np.floating[Any]],
+    Ws: list[npt.NDArray[np.floating[Any]]],
+    bs: list[npt.NDArray[np.floating[Any]]],
+    activations: list[str],
+    kind: str = "jacobian",
+) -> tuple[npt.NDArray[np.floating[Any]], ...]:
+    """The output of a Dense stack and its derivatives with respect to the input, in one
+    forward-mode pass.
+
+    Layer l computes ``A_l = activations[l](A_{l-1}·Ws[l] + bs[l])`` from ``A_0 = X``; the
+    output y is the last A (the raw output of a model).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_in)
+        float32 or float64.
+    Ws, bs : list of ndarray
+        Per layer, W of shape (k_in, k_out) and b of shape (k_out,), chained, of X's dtype.
+    activations : list of str
+        One activation per layer, any of ACTIVATIONS but softmax.
+    kind : {"jacobian", "hessian_diagonal", "laplacian"}, default "jacobian"
+        What to compute besides y: J[i, k, j] = dy_k/dx_j; also H[i, k, j] = d²y_k/dx_j²
+        ("hessian_diagonal") or L[i, k] = Σ_j d²y_k/dx_j² ("laplacian").
+
+    Returns
+    -------
+    (Y, J) or (Y, J, H) or (Y, J, L)
+        Y (n_samples, n_out), J and H (n_samples, n_out, n_in), L (n_samples, n_out), of
+        X's dtype.
+
+    Raises
+    ------
+    TypeError
+        Arrays of another kind or dtype, Ws/bs/activations not lists.
+    ValueError
+        Shapes that do not chain, an unknown activation or kind, softmax.
+    """
+    X, Ws, bs, codes = check.network_args(X, Ws, bs, activations)
+    if kind not in DERIVATIVE_KINDS:
+        raise ValueError(f"kind must be one of {tuple(DERIVATIVE_KINDS)}, got {kind!r}")
+    mode = DERIVATIVE_KINDS[kind]
+    n, n_in = X.shape
+    n_out = Ws[-1].shape[1]
+    dt = X.dtype
+    Y = np.empty((n, n_out), dtype=dt)
+    T_out = np.empty((n * n_in, n_out), dtype=dt)
+    S_rows = n * n_in if kind == "hessian_diagonal" else n
+    S_out = None if kind == "jacobian" else np.empty((S_rows, n_out), dtype=dt)
+    if n:
+        kmax = max(W.shape[1] for W in Ws)
+        small = [np.empty((n, kmax), dtype=dt) for _ in range(4)]
+        tall = [np.empty((n * n_in, kmax), dtype=dt) for _ in range(2)]
+        S = None if S_out is None else [np.empty((S_rows, kmax), dtype=dt) for _ in range(2)]
+        _deriv.derivatives_into(Ws, bs, codes, X, mode, Y, T_out, S_out, *small, *tall,
+                                *(S or (None, None)))
+    J = np.ascontiguousarray(T_out.reshape(n, n_in, n_out).transpose(0, 2, 1))
+    if kind == "jacobian":
+        return Y, J
+    if kind == "hessian_diagonal":
+        assert S_out is not None
+        return Y, J, np.ascontiguousarray(S_out.reshape(n, n_in, n_out).transpose(0, 2, 1))
+    return Y, J, S_out
+
+
+def network_input_gradient(
+    X: npt.NDArray[np.floating[Any]],
+    Ws: list[npt.NDArray[np.floating[Any]]],
+    bs: list[npt.NDArray[np.floating[Any]]],
+    activations: list[str],
+    output: int | None = None,
+) -> npt.NDArray[np.floating[Any]]:
+    """d(Σ_k y_k)/dX, or dy_output/dX, of a Dense stack (see network_derivatives), by one
+    reverse-mode pass.
+
+    Parameters
+    ----------
+    X, Ws, bs, activations
+        As for ``network_derivatives``.
+    output : int or None, default None
+        The output to differentiate (None: the sum of all outputs).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_in)
+        Of X's dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``network_derivatives``; ``output`` not an int in [0, n_out).
+    """
+    X, Ws, bs, codes = check.network_args(X, Ws, bs, activations)
+    n = X.shape[0]
+    n_out = Ws[-1].shape[1]
+    seed = np.zeros((n, n_out), dtype=X.dtype)
+    if output is None:
+        seed[...] = 1
+    else:
+        seed[:, check.int_in_range(output, "output", 0, n_out)] = 1
+    G = np.empty_like(X)
+    if n:
+        Zs = [np.empty((n, W.shape[1]), dtype=X.dtype) for W in Ws]
+        As = [np.empty_like(Z) for Z in Zs]
+        Ds = [np.empty_like(Z) for Z in Zs]
+        _deriv.input_gradient_into(Ws, bs, codes, X, seed, G, Zs, As, Ds)
+    return G

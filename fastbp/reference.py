@@ -23,7 +23,7 @@ from fastbp._validation import ACTIVATIONS, LOSSES
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
-           "dropout_mask", "dropout_apply"]
+           "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -814,3 +814,75 @@ def dropout_apply(
     m = np.where(mask, A.dtype.type(check.dropout_scale(p)), A.dtype.type(0))
     with np.errstate(invalid="ignore", over="ignore"):  # inf·0 = NaN and overflow, as in C
         return A * m
+
+
+# ---------------------------------------------------------------- input derivatives
+
+def activation_derivatives(name: str, z: _FloatArray, a: _FloatArray
+                           ) -> tuple[_FloatArray, _FloatArray]:
+    """(f'(z), f''(z)) element-wise, in closed form (a = f(z)); relu's and leaky relu's
+    second derivative is 0 (almost everywhere)."""
+    one, zero = np.ones_like(z), np.zeros_like(z)
+    if name == "identity":
+        return one, zero
+    if name == "sigmoid":
+        d1 = a * (1 - a)
+        return d1, d1 * (1 - 2 * a)
+    if name == "tanh":
+        d1 = 1 - a * a
+        return d1, -2 * a * d1
+    if name == "relu":
+        return np.where(z > 0, one, zero), zero
+    if name == "leaky_relu":
+        return np.where(z > 0, one, LEAKY_SLOPE * one), zero
+    if name == "elu":
+        e = ELU_ALPHA * np.exp(np.minimum(z, 0))
+        return np.where(z > 0, one, e), np.where(z > 0, zero, e)
+    if name == "softplus":
+        s = sigmoid(z)
+        return (np.where(z > SOFTPLUS_THRESHOLD, one, s),
+                np.where(z > SOFTPLUS_THRESHOLD, zero, s * (1 - s)))
+    if name == "gelu":
+        phi = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+        return 0.5 * erfc(-z * np.sqrt(0.5)) + z * phi, phi * (2 - z * z)
+    if name == "silu":
+        s = sigmoid(z)
+        return s * (1 + z * (1 - s)), s * (1 - s) * (2 + z * (1 - 2 * s))
+    raise ValueError(f"no input derivatives through {name!r}")
+
+
+def network_derivatives(X: _FloatArray, Ws: list[_FloatArray], bs: list[_FloatArray],
+                        activations: list[str], kind: str = "jacobian"
+                        ) -> tuple[_FloatArray, ...]:
+    """y of a Dense stack and dy/dX (and d²y/dx_j² or their sum) by forward mode: each
+    layer carries the tangents T[i, j] = dA_i/dx_j and H[i, j] = d²A_i/dx_j² through
+    Z = A·W + b (T·W, H·W) and A' = f(Z) (f'·T, f''·T² + f'·H). See fastbp.ops."""
+    X, Ws, bs, _ = check.network_args(X, Ws, bs, activations)
+    if kind not in ("jacobian", "hessian_diagonal", "laplacian"):
+        raise ValueError(f"kind must be one of ('jacobian', 'hessian_diagonal', 'laplacian'), "
+                         f"got {kind!r}")
+    n, n_in = X.shape
+    A = X
+    T = np.broadcast_to(np.eye(n_in, dtype=X.dtype), (n, n_in, n_in))   # dX/dx_j
+    H = np.zeros_like(T)                                                 # d²X/dx_j²
+    for W, b, act in zip(Ws, bs, activations):
+        Z = A @ W + b
+        TZ, HZ = T @ W, H @ W
+        A = FORWARD[act](Z)
+        d1, d2 = activation_derivatives(act, Z, A)
+        T = d1[:, None, :] * TZ
+        H = d2[:, None, :] * TZ * TZ + d1[:, None, :] * HZ
+    J = np.ascontiguousarray(T.transpose(0, 2, 1))
+    if kind == "jacobian":
+        return A, J
+    Hd = np.ascontiguousarray(H.transpose(0, 2, 1))
+    return (A, J, Hd) if kind == "hessian_diagonal" else (A, J, Hd.sum(axis=2))
+
+
+def network_input_gradient(X: _FloatArray, Ws: list[_FloatArray], bs: list[_FloatArray],
+                           activations: list[str], output: int | None = None) -> _FloatArray:
+    """d(Σ_k y_k)/dX (or dy_output/dX): the Jacobian's rows summed (or one row)."""
+    _, J = network_derivatives(X, Ws, bs, activations, "jacobian")
+    if output is None:
+        return np.ascontiguousarray(J.sum(axis=1))
+    return np.ascontiguousarray(J[:, check.int_in_range(output, "output", 0, J.shape[1]), :])

@@ -26,3 +26,15 @@ def derivatives_into(
     S: npt.NDArray[Any] | None,  # object: scratch of S_out's row count, kmax wide
     SZ: npt.NDArray[Any] | None,  # object: the same
 ) -> None: ...
+
+def input_gradient_into(
+    Ws: list[npt.NDArray[Any]],  # list of (k_in, k_out) arrays
+    bs: list[npt.NDArray[Any]],  # list of (k_out,) arrays
+    acts: list[int],  # list of ACTIVATIONS codes (no softmax)
+    X: npt.NDArray[Any],  # floating[:, ::1] (n, n_in)
+    seed: npt.NDArray[Any],  # floating[:, ::1] (n, n_out)
+    G: npt.NDArray[Any],  # floating[:, ::1] (n, n_in) (OUT)
+    Zs: list[npt.NDArray[Any]],  # list of (n, k_l) scratch
+    As: list[npt.NDArray[Any]],  # list of (n, k_l) scratch
+    Ds: list[npt.NDArray[Any]],  # list of (n, k_l) scratch
+) -> None: ...

@@ -15,6 +15,10 @@ element-wise, is refused by the caller.
 Shapes: X (n, n_in); per layer W (k_in, k_out), b (k_out); Y (n, n_out); T and H
 (n·n_in, k) row (i·n_in + j) for sample i, input j; L (n, k). The caller allocates
 every buffer (``derivatives_into``).
+
+The gradient of one output (or of the outputs' sum) is cheaper by reverse mode: one
+backward pass from a seed (``input_gradient_into``), the engine's backward without
+the parameter gradients.
 """
 from cython cimport floating
 from libc.math cimport exp
@@ -26,7 +30,7 @@ from fastbp._kernels._math cimport (
     ACT_GELU, ACT_SILU, LEAKY_SLOPE, ELU_ALPHA, SOFTPLUS_THRESHOLD, INV_SQRT_2PI, sigmoid,
     gelu_grad, silu_grad,
 )
-from fastbp._kernels.activations cimport bias_activation_forward_ptr
+from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
 
 #: what derivatives_into computes besides the value (its ``mode``)
 MODE_JACOBIAN = 1        # T: every first derivative
@@ -185,3 +189,54 @@ def derivatives_into(list Ws, list bs, list acts, floating[:, ::1] X, int mode,
         derivative_pass(n_layers, Wp, bp, ap, widths, &X[0, 0], X.shape[0], mode, &Z[0, 0],
                         &A[0, 0], &D1[0, 0], &D2[0, 0], &T[0, 0], &TZ[0, 0], s_p, sz_p,
                         &Y[0, 0], &T_out[0, 0], so_p)
+
+
+cdef void gradient_pass(int n_layers, floating** W, floating** b, const int* acts,
+                        const Py_ssize_t* widths, const floating* X, Py_ssize_t n,
+                        floating** Z, floating** A, floating** D, const floating* seed,
+                        floating* G) noexcept nogil:
+    """G := d(Σ_k seed_k·y_k)/dX (n, n_in), by reverse mode: the forward pass keeping every
+    layer's Z and A, then from the last layer down dZ = f'(Z)·dA and dA_below = dZ·Wᵀ."""
+    cdef int l
+    cdef Py_ssize_t k, k_in
+    cdef const floating* inp = X
+    for l in range(n_layers):
+        k_in, k = widths[l], widths[l + 1]
+        gemm(False, False, n, k, k_in, 1.0, inp, k_in, W[l], k, 0.0, Z[l], k)
+        bias_activation_forward_ptr(acts[l], Z[l], b[l], A[l], n, k)
+        inp = A[l]
+    memcpy(D[n_layers - 1], seed, n * widths[n_layers] * sizeof(floating))
+    for l in range(n_layers - 1, -1, -1):
+        k_in, k = widths[l], widths[l + 1]
+        activation_backward_ptr(acts[l], Z[l], A[l], D[l], D[l], n, k)
+        gemm(False, True, n, k_in, k, 1.0, D[l], k, W[l], k, 0.0,
+             G if l == 0 else D[l - 1], k_in)
+
+
+def input_gradient_into(list Ws, list bs, list acts, floating[:, ::1] X,
+                        floating[:, ::1] seed, floating[:, ::1] G, list Zs, list As,
+                        list Ds):
+    """G := d(Σ_k seed[:, k]·y_k)/dX of a Dense stack (gradient_pass), with the caller's
+    per-layer buffers Zs, As, Ds ((n, k_l) each; As[l] may be Zs[l] only where the
+    activation's derivative reads A alone). The caller checks every shape."""
+    cdef int n_layers = len(Ws), l
+    cdef floating* Wp[64]
+    cdef floating* bp[64]
+    cdef floating* zp[64]
+    cdef floating* ap[64]
+    cdef floating* dp[64]
+    cdef int cp[64]
+    cdef Py_ssize_t widths[65]
+    cdef floating[:, ::1] w, z, a, d
+    cdef floating[::1] bb
+    if n_layers < 1 or n_layers > 64:
+        raise ValueError("input_gradient_into takes 1 to 64 layers")
+    widths[0] = X.shape[1]
+    for l in range(n_layers):
+        w, bb, z, a, d = Ws[l], bs[l], Zs[l], As[l], Ds[l]
+        Wp[l], bp[l], zp[l], ap[l], dp[l] = &w[0, 0], &bb[0], &z[0, 0], &a[0, 0], &d[0, 0]
+        cp[l] = acts[l]
+        widths[l + 1] = w.shape[1]
+    with nogil:
+        gradient_pass(n_layers, Wp, bp, cp, widths, &X[0, 0], X.shape[0], zp, ap, dp,
+                      &seed[0, 0], &G[0, 0])

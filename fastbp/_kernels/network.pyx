@@ -58,7 +58,9 @@ cnp.import_array()
 
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE)
-from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr
+from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr, column_sums_ptr
+from fastbp._kernels._blas cimport gemm
+from fastbp._kernels.derivatives cimport act_derivatives
 from fastbp._kernels.dropout cimport (
     dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
     dropout_backward_ptr,
@@ -313,6 +315,131 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
     return value
 
 
+# ---------------------------------------------------------------- training on derivatives
+
+cdef struct Tangents:
+    # The buffers of a step on derivative data (sobolev_impl), per layer l: TZ[l] and T[l]
+    # (n·n_in, k_l): the tangents dZ/dx_j and dA/dx_j, row i·n_in + j; d1[l], d2[l]
+    # (n, k_l): f'(Z) and f''(Z). Rows: the capacity they were sized for.
+    void** TZ
+    void** T
+    void** d1
+    void** d2
+
+
+cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
+                         const floating* X, const floating* Tg, const Py_ssize_t* labels,
+                         const double* sw, const floating* dy, double dy_weight, Py_ssize_t n,
+                         const Tangents* tg, const fb_optim_config* cfg, const Objective* obj,
+                         long long step) noexcept nogil:
+    """A step (cfg: with the update; NULL: gradients only) on the loss plus dy_weight times
+    the (weighted) mean squared error between the Jacobian of the raw output and ``dy``
+    (n, n_out, n_in); returns that total.
+
+    Forward: every layer's value and its input tangents (as derivatives.pyx); backward,
+    reverse mode through both streams: with G_T the gradient of the loss with respect to
+    a layer's tangents, G_Z = f'·G_A + f''·Σ_j G_T·TZ (f' depends on Z), G_TZ = f'·G_T,
+    dW = Aᵀ·G_Z + Tᵀ·G_TZ over every (sample, input) row, db = Σ G_Z, and the layer below
+    gets G_Z·Wᵀ and G_TZ·Wᵀ. Dense layers without dropout (the caller checks)."""
+    cdef int l, j
+    cdef Py_ssize_t n_in = layers[0].n_in, rows = n * n_in, i, r, c, k, k_in, jj
+    cdef LayerRec* L
+    cdef LayerRec* last = &layers[n_layers - 1]
+    cdef const floating* inp
+    cdef const floating* tin
+    cdef floating* TZ
+    cdef floating* T
+    cdef floating* d1
+    cdef floating* d2
+    cdef floating* W
+    cdef floating* G
+    cdef double value, l2, e, term = 0.0, wsum = 0.0, scale, acc
+    cdef Py_ssize_t k_out = last.n_out
+    cdef fb_optim_step st
+    if cfg != NULL:
+        optim_begin_step(cfg, step, &st)
+    # forward: values and tangents
+    inp = X
+    for l in range(n_layers):
+        L = &layers[l]
+        k_in, k = L.n_in, L.n_out
+        TZ, T = <floating*>tg.TZ[l], <floating*>tg.T[l]
+        d1, d2 = <floating*>tg.d1[l], <floating*>tg.d2[l]
+        W = <floating*>P[L.p0].p
+        layer_forward(L, P, inp, <floating*>L.A, n)
+        act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, d1, d2, n * k)
+        if l == 0:
+            for i in range(n):
+                memcpy(&TZ[i * n_in * k], W, n_in * k * sizeof(floating))
+        else:
+            gemm(False, False, rows, k, k_in, 1.0, <floating*>tg.T[l - 1], k_in, W, k, 0.0,
+                 TZ, k)
+        for i in range(n):
+            for jj in range(n_in):
+                r = (i * n_in + jj) * k
+                for c in range(k):
+                    T[r + c] = d1[i * k + c] * TZ[r + c]
+        inp = <floating*>L.A
+    value = objective_value(last, P, n_params, loss, Tg, labels, sw, n, obj, &l2)
+    # the derivative term: e = J - dy, J[i, k, j] = T_last[i·n_in + j, k]; its gradient
+    # replaces T_last in place
+    T = <floating*>tg.T[n_layers - 1]
+    if sw != NULL:
+        for i in range(n):
+            wsum += sw[i]
+    for i in range(n):
+        scale = dy_weight / (<double>n * k_out * n_in) if sw == NULL else \
+            dy_weight * sw[i] / (wsum * k_out * n_in)
+        acc = 0.0
+        for jj in range(n_in):
+            for c in range(k_out):
+                e = <double>T[(i * n_in + jj) * k_out + c] - dy[(i * k_out + c) * n_in + jj]
+                acc += e * e
+                T[(i * n_in + jj) * k_out + c] = <floating>(2.0 * scale * e)
+        term += scale * acc
+    value += term
+    # backward through both streams
+    for l in range(n_layers - 1, -1, -1):
+        L = &layers[l]
+        k_in, k = L.n_in, L.n_out
+        TZ, T = <floating*>tg.TZ[l], <floating*>tg.T[l]   # T: G_T now
+        d1, d2 = <floating*>tg.d1[l], <floating*>tg.d2[l]
+        W = <floating*>P[L.p0].p
+        G = <floating*>L.D                                 # G_A, to become G_Z
+        for i in range(n):
+            for c in range(k):
+                acc = 0.0
+                for jj in range(n_in):
+                    r = (i * n_in + jj) * k + c
+                    acc += <double>T[r] * TZ[r]
+                    TZ[r] = d1[i * k + c] * T[r]           # G_TZ, over TZ
+                G[i * k + c] = <floating>(d1[i * k + c] * G[i * k + c] + d2[i * k + c] * acc)
+        inp = X if l == 0 else <floating*>layers[l - 1].A
+        # db, dW = Aᵀ·G_Z + Tᵀ·G_TZ (the first layer's tangents are the unit vectors)
+        column_sums_ptr(G, <floating*>P[L.p0 + 1].g, n, k)
+        gemm(True, False, k_in, k, n, 1.0, inp, k_in, G, k, 0.0, <floating*>P[L.p0].g, k)
+        if l == 0:
+            for i in range(n):
+                for jj in range(n_in):
+                    for c in range(k):
+                        (<floating*>P[L.p0].g)[jj * k + c] += TZ[(i * n_in + jj) * k + c]
+        else:
+            gemm(True, False, k_in, k, rows, 1.0, <floating*>tg.T[l - 1], k_in, TZ, k, 1.0,
+                 <floating*>P[L.p0].g, k)
+            # the layer below's G_A and G_T (over its T, no longer needed), old weights
+            gemm(False, True, n, k_in, k, 1.0, G, k, W, k, 0.0, <floating*>layers[l - 1].D,
+                 k_in)
+            gemm(False, True, rows, k_in, k, 1.0, TZ, k, W, k, 0.0, <floating*>tg.T[l - 1],
+                 k_in)
+        for j in range(L.p0, L.p0 + L.n_params):
+            if l2 != 0.0 and P[j].penalized:
+                add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
+            if cfg != NULL:
+                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
+                                 cfg, &st)
+    return value
+
+
 cdef int gather_batch(const floating* X, const floating* T, const Py_ssize_t* labels,
                       const double* sw, Py_ssize_t n_rows, Py_ssize_t n_features,
                       Py_ssize_t n_targets, Py_ssize_t n_classes, const Py_ssize_t* order,
@@ -474,6 +601,9 @@ cdef class Engine:
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L, batch_W
     cdef object labels_copy           # a step's labels, copied and range-checked (_step)
+    cdef list tangent_buffers         # per layer (TZ, T, d1, d2) of sobolev steps
+    cdef Py_ssize_t tangent_rows      # the samples they hold (0: none)
+    cdef void** tg_mem                # 4 · n_layers pointers into them (Tangents)
     cdef bint _labels_bad             # the last _step found a label out of range
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
     # The binding (see bind_optimizer): the optimizer's link, and the record and
@@ -486,6 +616,7 @@ cdef class Engine:
     def __cinit__(self):
         self.layers = NULL
         self.params = NULL
+        self.tg_mem = NULL
 
     def __init__(self, list records, list params, list grads, list penalized, int loss,
                  dtype, list dropout_rates, uint64_t dropout_seed):
@@ -549,6 +680,7 @@ cdef class Engine:
     def __dealloc__(self):
         PyMem_Free(self.layers)
         PyMem_Free(self.params)
+        PyMem_Free(self.tg_mem)
 
     def set_objective(self, double grad_scale, double loss_scale, double l2, double clip_eps):
         """The objective's convention (see the Objective struct; fastbp.Objective checks
@@ -603,6 +735,10 @@ cdef class Engine:
         if self.batch_X is not None:
             total += self.batch_X.nbytes + self.batch_T.nbytes + self.batch_L.nbytes \
                 + self.batch_W.nbytes
+        if self.tangent_buffers is not None:
+            total += sum(a.nbytes for group in self.tangent_buffers for a in group)
+        if self.labels_copy is not None:
+            total += self.labels_copy.nbytes
         return total
 
     def trim(self, Py_ssize_t rows):
@@ -619,6 +755,8 @@ cdef class Engine:
         self.dropout_buffers = []
         self.batch_X = self.batch_T = self.batch_L = self.batch_W = None
         self.labels_copy = None
+        self.tangent_buffers = None
+        self.tangent_rows = 0
         for l in range(self.n_layers):
             self.layers[l].Z = self.layers[l].A = self.layers[l].D = NULL
             self.layers[l].Ad = NULL
@@ -935,6 +1073,106 @@ cdef class Engine:
                                           <double*>cnp.PyArray_DATA(X), <double*>t, lb, sw, n,
                                           cfg, &self.obj, step)
         return value
+
+    def sobolev(self, cnp.ndarray X, T, labels, cnp.ndarray dy, double dy_weight,
+                sample_weight=None, bint update=True):
+        """A step on the loss plus dy_weight · mean((J - dy)²), J the Jacobian of the raw
+        output with respect to X (sobolev_impl): with ``update``, one step of the bound
+        optimizer (its count + 1, which it advances); without, the gradients only (for
+        L-BFGS). dy: C-contiguous (n, n_out, n_in) of the engine's dtype. Dense layers
+        without dropout. Returns the total loss; shapes checked as _step's."""
+        cdef Py_ssize_t n = X.shape[0], k = self.layers[self.n_layers - 1].n_out, i
+        cdef Py_ssize_t n_in = self.layers[0].n_in
+        cdef int l
+        cdef double value
+        cdef void* t = NULL
+        cdef Py_ssize_t* lb = NULL
+        cdef const Py_ssize_t* lp
+        cdef const double* sw = NULL
+        cdef Tangents tg
+        cdef long long step = 0
+        cdef const fb_optim_config* cfg = NULL
+        for l in range(self.n_layers):
+            if self.layers[l].kind != LAYER_DENSE or self.layers[l].dropout > 0:
+                raise ValueError("training on derivatives needs Dense layers without dropout")
+            if self.layers[l].act == ACT_SOFTMAX:
+                raise ValueError("training on derivatives needs element-wise activations")
+        self._check_rows(X)
+        if dy.ndim != 3 or dy.shape[0] != n or dy.shape[1] != k or dy.shape[2] != n_in \
+                or dy.dtype != self.dtype or not dy.flags.c_contiguous:
+            raise ValueError(f"dy must be C-contiguous {self.dtype} of shape ({n}, {k}, {n_in})")
+        if not (isfinite(dy_weight) and dy_weight >= 0):
+            raise ValueError(f"dy_weight must be finite and >= 0, got {dy_weight}")
+        if (T is None) == (labels is None):
+            raise ValueError("give exactly one of T and labels")
+        if T is not None:
+            if T.shape != (n, k) and not (T.shape == (n,) and k == 1) \
+                    or T.dtype != self.dtype or not T.flags.c_contiguous:
+                raise ValueError(f"T must be C-contiguous {self.dtype} of shape ({n}, {k})")
+            t = cnp.PyArray_DATA(<cnp.ndarray>T)
+        if sample_weight is not None:
+            if sample_weight.shape != (n,) or sample_weight.dtype != np.float64 \
+                    or not sample_weight.flags.c_contiguous:
+                raise ValueError(f"sample_weight must be C-contiguous float64 of shape ({n},)")
+            sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
+        if update:
+            step = self._bound().step_count + 1
+            cfg = &self.cfg
+        self.reserve(n)
+        self._reserve_tangents(n)
+        if labels is not None:
+            if labels.shape != (n,) or labels.dtype != np.intp:
+                raise ValueError(f"labels must be intp of shape ({n},)")
+            if self.labels_copy is None or self.labels_copy.shape[0] < n:
+                self.labels_copy = np.empty(n, dtype=np.intp)
+            lp = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>labels)
+            lb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.labels_copy)
+            for i in range(n):
+                lb[i] = lp[i]
+                if lb[i] < 0 or lb[i] >= k:
+                    raise ValueError("y holds a class label outside [0, n_classes)")
+        tg.TZ = self.tg_mem
+        tg.T = self.tg_mem + self.n_layers
+        tg.d1 = self.tg_mem + 2 * self.n_layers
+        tg.d2 = self.tg_mem + 3 * self.n_layers
+        cdef void* x = cnp.PyArray_DATA(X)
+        cdef void* d = cnp.PyArray_DATA(dy)
+        with nogil:
+            if self.f32:
+                value = sobolev_impl[float](self.layers, self.n_layers, self.params,
+                                            self.n_params, self.loss, <float*>x, <float*>t, lb,
+                                            sw, <float*>d, dy_weight, n, &tg, cfg, &self.obj,
+                                            step)
+            else:
+                value = sobolev_impl[double](self.layers, self.n_layers, self.params,
+                                             self.n_params, self.loss, <double*>x, <double*>t,
+                                             lb, sw, <double*>d, dy_weight, n, &tg, cfg,
+                                             &self.obj, step)
+        if update:
+            self.link.step_count = step
+        self.trim(n)
+        return value
+
+    cdef _reserve_tangents(self, Py_ssize_t n):
+        """The tangent buffers for n samples (every layer: (n·n_in, k) twice, (n, k) twice)."""
+        cdef int l
+        cdef Py_ssize_t k, rows = n * self.layers[0].n_in
+        if self.tangent_buffers is not None and self.tangent_rows >= n:
+            return
+        if self.tg_mem == NULL:
+            self.tg_mem = <void**>PyMem_Calloc(4 * self.n_layers, sizeof(void*))
+            if self.tg_mem == NULL:
+                raise MemoryError()
+        buffers = []
+        for l in range(self.n_layers):
+            k = self.layers[l].n_out
+            group = (np.empty((rows, k), dtype=self.dtype), np.empty((rows, k), dtype=self.dtype),
+                     np.empty((n, k), dtype=self.dtype), np.empty((n, k), dtype=self.dtype))
+            buffers.append(group)
+            for j in range(4):
+                self.tg_mem[j * self.n_layers + l] = _ptr(group[j])
+        self.tangent_buffers = buffers
+        self.tangent_rows = n
 
     def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
               sample_weight=None, double loss_sum0=0.0):

@@ -583,7 +583,74 @@ def _c_member(t: _CType, name: str, model: Sequential, tag: str, final: str, dst
     return arrays, lines
 
 
-def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str, str]:
+def _c_activation_derivative(t: _CType, prefix: str, act: str, z: str) -> str:
+    """A C expression of f'(z) (fixed table; softmax is refused before)."""
+    fn, one, zero = t.fn, t.lit(1.0), t.lit(0.0)
+    if act == "identity":
+        return one
+    if act == "relu":
+        return f"({z} > {zero} ? {one} : {zero})"
+    if act == "leaky_relu":
+        return f"({z} > {zero} ? {one} : {t.lit(LEAKY_SLOPE)})"
+    if act == "sigmoid":
+        return f"({prefix}_sigmoid({z}) * ({one} - {prefix}_sigmoid({z})))"
+    if act == "tanh":
+        return f"({one} - {fn('tanh')}({z}) * {fn('tanh')}({z}))"
+    if act == "elu":
+        return f"({z} > {zero} ? {one} : {fn('exp')}({z}))"
+    if act == "softplus":
+        return f"({z} > {t.lit(SOFTPLUS_THRESHOLD)} ? {one} : {prefix}_sigmoid({z}))"
+    if act == "gelu":
+        return (f"({t.lit(0.5)} * {fn('erfc')}(-{z} * {t.lit(np.sqrt(0.5))}) + {z} * "
+                f"{t.lit(1 / np.sqrt(2 * np.pi))} * {fn('exp')}({t.lit(-0.5)} * {z} * {z}))")
+    if act == "silu":
+        s = f"{prefix}_sigmoid({z})"
+        return f"({s} * ({one} + {z} * ({one} - {s})))"
+    raise AssertionError(f"no C derivative for activation {act!r}")  # pragma: no cover
+
+
+def _c_gradient(t: _CType, name: str, model: Sequential) -> tuple[str, list[str]]:
+    """The signature and the body of ``<name>_gradient``: d(Σ_k y_k)/dx per row, by one
+    forward pass keeping each layer's z, then the backward pass from a seed of ones."""
+    T = t.name
+    sizes = model.sizes
+    n_layers = len(model.layers)
+    widest = max(sizes)
+    acts = [_activation_name(layer) for layer in model.layers]
+    signature = f"void {name}_gradient(const {T} *x, size_t n_rows, {T} *out)"
+    body = [f"{signature} {{",
+            *[f"    {T} z{l}[{sizes[l + 1]}];" for l in range(n_layers)],
+            f"    {T} a[{widest}], g[{widest}], h[{widest}];",
+            "    size_t r, i, j;",
+            "    for (r = 0; r < n_rows; r++) {",
+            f"        const {T} *in = x + r * {sizes[0]};"]
+    for l in range(n_layers):
+        k_in, k = sizes[l], sizes[l + 1]
+        body += [f"        for (j = 0; j < {k}; j++) z{l}[j] = {name}_b{l}[j];",
+                 f"        for (i = 0; i < {k_in}; i++) for (j = 0; j < {k}; j++) "
+                 f"z{l}[j] += in[i] * {name}_W{l}[i * {k} + j];"]
+        if l < n_layers - 1:
+            body += [f"        for (j = 0; j < {k}; j++) a[j] = z{l}[j];"]
+            body += ["        " + s for s in _c_activation_loop(t, name, acts[l], "a", k)]
+            body += ["        in = a;"]
+    body += [f"        for (j = 0; j < {sizes[-1]}; j++) g[j] = {t.lit(1.0)};"]
+    for l in range(n_layers - 1, -1, -1):
+        k_in, k = sizes[l], sizes[l + 1]
+        dst = f"out + r * {sizes[0]}" if l == 0 else "h"
+        body += [f"        for (j = 0; j < {k}; j++) g[j] *= "
+                 f"{_c_activation_derivative(t, name, acts[l], f'z{l}[j]')};",
+                 f"        {{ {T} *o = {dst};",
+                 f"          for (i = 0; i < {k_in}; i++) {{ {T} s = {t.lit(0.0)};",
+                 f"            for (j = 0; j < {k}; j++) s += {name}_W{l}[i * {k} + j] * g[j];",
+                 "            o[i] = s; } }"]
+        if l > 0:
+            body += [f"        for (i = 0; i < {k_in}; i++) g[i] = h[i];"]
+    body += ["    }", "}", ""]
+    return signature, body
+
+
+def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
+         derivatives: bool = False) -> tuple[str, str]:
     """Write ``<name>.h`` and ``<name>.c`` into ``directory``; returns their paths.
 
     Parameters
@@ -595,6 +662,11 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str
     name : str, default "fastbp_model"
         A C identifier (not a keyword, not starting with an underscore, at most 63
         characters): the prefix of every name the files define.
+    derivatives : bool, default False
+        Also write ``void <name>_gradient(const T *x, size_t n_rows, T *out)``: the
+        gradient of the sum of the raw outputs with respect to x (``out`` n_rows ×
+        in_features), what ``model.input_gradient(x)`` computes (one model of Dense
+        layers without softmax).
 
     Returns
     -------
@@ -618,6 +690,15 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str
     name = _check_c_name(name)
     members = _members(model)
     final = _final_transform(model, "auto")
+    derivatives = check.flag(derivatives, "derivatives")
+    if derivatives:
+        if len(members) > 1:
+            raise ValueError("derivatives=True exports one model's input gradient, not an "
+                             "Ensemble's")
+        for i, layer in enumerate(members[0].layers):
+            if layer.kind != "dense" or _activation_name(layer) == "softmax":
+                raise ValueError(f"derivatives=True needs Dense layers with element-wise "
+                                 f"activations; layers[{i}] is {layer!r}")
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise ValueError(f"directory must be an existing directory, got {directory!r}")
@@ -637,7 +718,10 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str
         f"#define {name.upper()}_N_OUTPUTS {n_out}\n\n"
         f"/* x: n_rows x {n_in}, out: n_rows x {n_out}, row-major. */\n"
         f"{signature};\n\n"
-        f"#ifdef __cplusplus\n}}\n#endif\n\n#endif\n")
+        + (f"/* the gradient of the sum of the raw outputs: out n_rows x {n_in}. */\n"
+           f"void {name}_gradient(const {T} *x, size_t n_rows, {T} *out);\n\n"
+           if derivatives else "")
+        + f"#ifdef __cplusplus\n}}\n#endif\n\n#endif\n")
 
     acts = {_activation_name(layer) for m in members for layer in m.layers} | {final}
     parts = [f"/* Generated by fastbp.export.to_c; weights as exact hexadecimal literals. */\n"
@@ -656,7 +740,7 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str
     if many:
         lines.append(f"for (j = 0; j < {n_out}; j++) out[r * {n_out} + j] /= "
                      f"{t.lit(float(len(members)))};")
-    if acts & {"sigmoid", "silu"}:
+    if acts & {"sigmoid", "silu"} or (derivatives and "softplus" in acts):
         zero, one = t.lit(0.0), t.lit(1.0)
         parts.append(
             f"\n/* sigma(z), never overflowing: e^z/(1+e^z) below 0 */\n"
@@ -673,6 +757,8 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model") -> tuple[str
             f"        {T} *o;"]
     body += ["        " + line for line in lines]
     body += ["    }", "}", ""]
+    if derivatives:
+        body += _c_gradient(t, name, members[0])[1]
     source = "".join(parts) + "\n" + "\n".join(body)
 
     header_path = os.path.join(directory, f"{name}.h")

@@ -752,7 +752,7 @@ class Sequential:
             return self._compiled().backward(X, T, labels, step, w)
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer,
-                   sample_weight: Any = None) -> float:
+                   sample_weight: Any = None, *, dy: Any = None, dy_weight: float = 1.0) -> float:
         """One step of gradient descent on (X, y) in one compiled call.
 
         Forward, loss, backward and the update of every layer; the optimizer's
@@ -771,11 +771,19 @@ class Sequential:
         optimizer : Optimizer
             A fastbp optimizer built over ``parameters()`` (SGD, AdaGrad, RMSprop, Adam
             or AdamW).
+        dy : array-like of shape (n_samples, out_features, in_features) or None
+            Target derivatives of the raw output with respect to X: the step then
+            minimises loss + dy_weight · mean((jacobian(X) - dy)²) (the mean over every
+            entry; with sample_weight, the weighted mean over samples of each sample's
+            mean). Dense layers without dropout.
+        dy_weight : float, default 1.0
+            The derivative term's weight (finite, >= 0).
 
         Returns
         -------
         float
-            The batch's loss before the update, under the model's objective.
+            The batch's loss before the update, under the model's objective (with the
+            derivative term, when dy is given).
 
         Raises
         ------
@@ -785,6 +793,8 @@ class Sequential:
             Shapes that do not fit the model, NaN or infinite values in X or y, an
             optimizer built over other arrays than ``parameters()``.
         """
+        if dy is not None:
+            return self._derivative_step(X, y, optimizer, sample_weight, dy, dy_weight)
         with self._lock:
             engine = self._engine
             if engine is not None and self.num_threads is None and sample_weight is None:
@@ -804,6 +814,58 @@ class Sequential:
             engine = self._compiled()
             self._bind(engine, optimizer)
             return engine.train_step(X, T, labels, w)
+
+    def _derivative_step(self, X: Any, y: Any, optimizer: Optimizer, sample_weight: Any,
+                         dy: Any, dy_weight: Any) -> float:
+        """train_step with derivative data (every argument checked, then Engine.sobolev)."""
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
+                            f"{type(optimizer).__name__}")
+        data = TrainingData(self, X, y, sample_weight, dy=dy, dy_weight=dy_weight)
+        with self._lock, self._threads():
+            engine = self._compiled()
+            self._bind(engine, optimizer)
+            return engine.sobolev(data.X, data.targets, data.labels, data.dy, data.dy_weight,
+                                  data.sample_weight, True)
+
+    def full_batch_gradient(self, data: TrainingData) -> float:
+        """The loss of all of ``data`` (with its derivative term, if any) under the model's
+        objective, and every parameter's gradient of it in ``gradients()``: one compiled
+        forward and backward pass, no update (L-BFGS's function). No dropout."""
+        if not isinstance(data, TrainingData) or data.signature != self.data_signature():
+            raise TypeError("data must be a TrainingData made for a model like this one")
+        if any(layer.dropout for layer in self.layers):
+            raise ValueError("a full-batch gradient needs a deterministic loss: this model has "
+                             "dropout")
+        with self._lock, self._threads():
+            engine = self._compiled()
+            if data.dy is not None:
+                return engine.sobolev(data.X, data.targets, data.labels, data.dy,
+                                      data.dy_weight, data.sample_weight, False)
+            return engine.backward(data.X, data.targets, data.labels, 1, data.sample_weight)
+
+    def check_dy(self, dy: Any, n_samples: int, name: str = "dy") -> np.ndarray:
+        """Target derivatives (n_samples, out_features, in_features), converted to the
+        model's dtype and checked finite; the model must be able to train on them (Dense
+        layers without dropout, element-wise activations)."""
+        for i, layer in enumerate(self.layers):
+            if layer.kind != "dense":
+                raise NotImplementedError(f"training on derivatives needs Dense layers; "
+                                          f"layers[{i}] is a {type(layer).__name__}")
+            if layer.dropout or layer.activation == "softmax":
+                raise ValueError(f"training on derivatives needs layers without dropout and "
+                                 f"softmax; layers[{i}] is {layer!r}")
+        arr = np.asarray(dy)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+        shape = (n_samples, self.out_features, self.in_features)
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} (samples, outputs, inputs), got "
+                             f"{arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return arr
 
     def run_epoch(self, data: TrainingData, order: np.ndarray, batch: int,
                   optimizer: Optimizer, loss_sum0: float = 0.0) -> tuple[int, int, float]:
@@ -852,8 +914,35 @@ class Sequential:
         with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
+            if data.dy is not None:
+                return self._derivative_epoch(engine, data, order, batch, loss_sum0)
             return engine.epoch(data.X, data.targets, data.labels, order, batch,
                                 data.sample_weight, loss_sum0)
+
+    @staticmethod
+    def _derivative_epoch(engine: Engine, data: TrainingData, order: np.ndarray, batch: int,
+                          loss_sum: float) -> tuple[int, int, float]:
+        """run_epoch with derivative data: a compiled step per mini-batch (Engine.sobolev),
+        the rows gathered here; Ctrl-C and a non-finite loss end it as the compiled epoch."""
+        steps = 0
+        if not len(order) or order.min() < 0 or order.max() >= data.n:
+            return (_network.EPOCH_BAD_INDEX, 0, loss_sum) if len(order) \
+                else (_network.EPOCH_DONE, 0, loss_sum)
+        for start in range(0, len(order), batch):
+            if _network.interrupt_pending():
+                return _network.EPOCH_INTERRUPTED, steps, loss_sum
+            rows = order[start:start + batch]
+            T = None if data.targets is None else np.ascontiguousarray(data.targets[rows])
+            labels = None if data.labels is None else np.ascontiguousarray(data.labels[rows])
+            w = None if data.sample_weight is None else np.ascontiguousarray(
+                data.sample_weight[rows])
+            value = engine.sobolev(np.ascontiguousarray(data.X[rows]), T, labels,
+                                   data.batch_dy(rows), data.dy_weight, w, True)
+            if not np.isfinite(value):
+                return _network.EPOCH_NONFINITE, steps, value
+            steps += 1
+            loss_sum += value * len(rows)
+        return _network.EPOCH_DONE, steps, loss_sum
 
     def train_epoch(self, X: Any, y: Any, order: Any, batch_size: int, optimizer: Optimizer,
                     sample_weight: Any = None) -> tuple[int, float]:
@@ -932,7 +1021,7 @@ class Sequential:
             scheduler: Any = None, early_stopping: int | None = None,
             callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
             progress: bool | None = None, sample_weight: Any = None,
-            resume: bool = False) -> History:
+            resume: bool = False, dy: Any = None, dy_weight: float = 1.0) -> History:
         """Train the model in place with mini-batch gradient descent.
 
         Parameters
@@ -951,7 +1040,10 @@ class Sequential:
         optimizer : str or Optimizer, default "adam"
             "sgd", "adagrad", "rmsprop", "adam" or "adamw" (a fresh optimizer), or an
             optimizer instance built over ``model.parameters()`` (used and advanced
-            in place).
+            in place); or "lbfgs": full-batch L-BFGS through SciPy on the compiled loss
+            and gradient (``epochs`` is the iteration limit; batch_size, shuffle and
+            seed are not used; no lr, scheduler or early_stopping; float64
+            recommended).
         lr : float or None
             The learning rate (None: the optimizer's default, or the instance's own).
         shuffle : bool, default True
@@ -983,11 +1075,20 @@ class Sequential:
             fit(epochs=20). The run's settings (batch_size, optimizer, lr, shuffle,
             seed, scheduler, early_stopping) are left out or given the same values;
             pass the same X, y and validation_data.
+        dy : array-like of shape (n_samples, out_features, in_features) or None
+            Target derivatives of the raw output with respect to X (Sobolev or
+            gradient-enhanced training): the training loss is loss + dy_weight ·
+            mean((J - dy)²) over each batch, J = ``jacobian`` of the batch, and
+            History.loss records it (the validation loss stays the plain loss).
+            Dense layers without dropout.
+        dy_weight : float, default 1.0
+            The derivative term's weight (finite, >= 0).
 
         Returns
         -------
         History
-            The run's records (with ``resume``, of every epoch of the run).
+            The run's records (with ``resume``, of every epoch of the run; with
+            optimizer="lbfgs", one entry per iteration).
 
         Raises
         ------
@@ -1004,7 +1105,8 @@ class Sequential:
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                    lr=lr, shuffle=shuffle, seed=seed, validation_data=validation_data,
                    scheduler=scheduler, early_stopping=early_stopping, callbacks=callbacks,
-                   progress=progress, sample_weight=sample_weight, resume=resume)
+                   progress=progress, sample_weight=sample_weight, resume=resume, dy=dy,
+                   dy_weight=dy_weight)
 
     def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
         """Write the model to one file at ``path``, atomically and without pickle.

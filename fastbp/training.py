@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+from scipy.optimize import minimize
 
 from fastbp import _validation as check
 from fastbp import schedules
@@ -175,10 +176,15 @@ class TrainingData:
     """
 
     def __init__(self, model: Any, X: Any, y: Any, sample_weight: Any = None,
-                 validation_data: Any = None) -> None:
+                 validation_data: Any = None, dy: Any = None, dy_weight: Any = 1.0) -> None:
         X, y = model.check_Xy(X, y)
         _finite(X, "X")
         _finite(y, "y")
+        #: target Jacobians (n, out_features, in_features) of derivative training, or None
+        self.dy: np.ndarray | None = None
+        self.dy_weight = check.finite_scalar(dy_weight, "dy_weight", low=0.0)
+        if dy is not None:
+            self.dy = model.check_dy(dy, X.shape[0])
         self.X: np.ndarray = X
         #: float targets (n, k), or None with labels
         self.targets: np.ndarray | None = None if y.ndim == 1 else y
@@ -189,6 +195,10 @@ class TrainingData:
         if validation_data is not None:
             self.validation = _validation_set(model, validation_data)
         self.signature = model.data_signature()
+
+    def batch_dy(self, rows: np.ndarray) -> np.ndarray | None:
+        """The rows of dy for a mini-batch (None without dy)."""
+        return None if self.dy is None else np.ascontiguousarray(self.dy[rows])
 
     @property
     def n(self) -> int:
@@ -991,7 +1001,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         scheduler: Any = None, early_stopping: int | None = None,
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
         progress: bool | None = None, sample_weight: Any = None,
-        resume: bool = False) -> History:
+        resume: bool = False, dy: Any = None, dy_weight: float = 1.0) -> History:
     """Train ``model`` in place with mini-batch gradient descent (``Sequential.fit``).
 
     Parameters
@@ -1012,7 +1022,8 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
     optimizer : str or Optimizer, default "adam"
         "sgd", "adagrad", "rmsprop", "adam" or "adamw" (a fresh optimizer), or an
         optimizer instance built over ``model.parameters()`` (used and advanced
-        in place).
+        in place); or "lbfgs": full-batch L-BFGS (``fit_lbfgs``; ``epochs`` is the
+        iteration limit, batch_size, shuffle and seed are not used).
     lr : float or None
         The learning rate (None: the optimizer's default, or the instance's own).
     shuffle : bool, default True
@@ -1044,6 +1055,13 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         fit(epochs=20). The run's settings (batch_size, optimizer, lr, shuffle,
         seed, scheduler, early_stopping) are left out or given the same values;
         pass the same X, y and validation_data.
+    dy : array-like of shape (n_samples, out_features, in_features) or None
+        Target derivatives of the raw output with respect to X: the training loss is
+        then loss + dy_weight · mean((J - dy)²) over each batch, J the model's Jacobian
+        (``jacobian``); History.loss records it (the validation loss stays the plain
+        loss). Dense layers without dropout.
+    dy_weight : float, default 1.0
+        The derivative term's weight (finite, >= 0).
 
     Returns
     -------
@@ -1062,7 +1080,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         ``history`` holds the epochs so far and ``fit(..., resume=True)``
         continues from that step.
     """
-    data = TrainingData(model, X, y, sample_weight, validation_data)
+    data = TrainingData(model, X, y, sample_weight, validation_data, dy=dy, dy_weight=dy_weight)
     epochs = check.int_in_range(epochs, "epochs", 1)
     resume = check.flag(resume, "resume")
     callbacks = list(callbacks)
@@ -1070,6 +1088,15 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         if not callable(cb):
             raise TypeError(f"callbacks must be callables cb(epoch, logs), got {type(cb).__name__}")
     show = sys.stderr.isatty() if progress is None else check.flag(progress, "progress")
+    if isinstance(optimizer, str) and optimizer == "lbfgs":
+        if resume:
+            raise ValueError("resume=True continues a gradient-descent run; an L-BFGS fit "
+                             "starts again from the current parameters (leave resume out)")
+        for name, value in (("lr", lr), ("scheduler", scheduler),
+                            ("early_stopping", early_stopping)):
+            if value is not None:
+                raise ValueError(f"optimizer='lbfgs' takes no {name} (got {name}={value!r})")
+        return fit_lbfgs(model, data, epochs, callbacks=callbacks, show_progress=show)
     if resume:
         run = _resumed_run(model, {"batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                                    "shuffle": shuffle, "seed": seed, "scheduler": scheduler,
@@ -1090,6 +1117,77 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         raise TrainingDiverged(f"{why[0].upper()}{why[1:]}. Lower the learning rate or check "
                                "the data scale.")
     return run.history
+
+
+def fit_lbfgs(model: Any, data: TrainingData, max_iter: int, *,
+              callbacks: Sequence[Callable[[int, dict[str, float]], Any]] = (),
+              show_progress: bool = False) -> History:
+    """Full-batch L-BFGS on ``data``: scipy.optimize.minimize(method="L-BFGS-B", jac=True)
+    over the model's parameters packed into one float64 vector, the loss and gradient from
+    the compiled forward/backward (``Sequential.full_batch_gradient``). One History
+    entry per iteration; at most ``max_iter`` iterations; a callback returning True
+    stops. The model ends with the last iterate (and no training state: L-BFGS keeps
+    none to resume).
+
+    Raises
+    ------
+    ValueError
+        A model with dropout (L-BFGS needs a deterministic loss).
+    TrainingDiverged
+        The loss or the parameters became non-finite (the parameters are put back to
+        where the fit started).
+    """
+    if any(layer.dropout for layer in model.layers):
+        raise ValueError("optimizer='lbfgs' needs a deterministic loss: this model has dropout")
+    params, grads = model.parameters(), model.gradients()
+    bounds = np.cumsum([0] + [p.size for p in params])
+    start = [p.copy() for p in params]
+    history = History()
+    bar = Progress(max_iter, show_progress)
+    last = [math.nan]
+
+    def unpack(x: np.ndarray) -> None:
+        for p, lo, hi in zip(params, bounds, bounds[1:]):
+            p.reshape(-1)[...] = x[lo:hi]
+
+    def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        unpack(x)
+        value = model.full_batch_gradient(data)
+        last[0] = value
+        if not math.isfinite(value):
+            return math.inf, np.zeros_like(x)
+        return value, np.concatenate([g.reshape(-1) for g in grads]).astype(np.float64)
+
+    def after_iteration(x: np.ndarray) -> None:
+        epoch = history.epochs
+        history.loss.append(last[0])
+        history.lr.append(math.nan)
+        logs = {"epoch": float(epoch), "loss": last[0]}
+        if data.validation is not None:
+            unpack(x)
+            val = model.loss(*data.validation)
+            history.val_loss.append(val)
+            logs["val_loss"] = val
+        bar.update(epoch, logs)
+        if [cb(epoch, dict(logs)) for cb in callbacks].count(True):
+            raise StopIteration
+
+    x0 = np.concatenate([p.reshape(-1) for p in params]).astype(np.float64)
+    model.training_state = None
+    try:
+        result = minimize(loss_grad, x0, jac=True, method="L-BFGS-B", callback=after_iteration,
+                          options={"maxiter": max_iter, "maxfun": 20 * max_iter + 20})
+        x = result.x
+    finally:
+        bar.close()
+    unpack(x)
+    if not (math.isfinite(model.full_batch_gradient(data))
+            and all(np.isfinite(p).all() for p in params)):
+        for p, saved in zip(params, start):
+            p[...] = saved
+        raise TrainingDiverged("L-BFGS diverged: the loss or the parameters became non-finite; "
+                               "the parameters were put back to where the fit started")
+    return history
 
 
 def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: Any,

@@ -868,8 +868,8 @@ def network_derivatives(X: _FloatArray, Ws: list[_FloatArray], bs: list[_FloatAr
     for W, b, act in zip(Ws, bs, activations):
         Z = A @ W + b
         TZ, HZ = T @ W, H @ W
-        A = FORWARD[act](Z)
-        d1, d2 = activation_derivatives(act, Z, A)
+        A = FORWARD[act](Z).astype(X.dtype, copy=False)   # (NumPy scalars may widen)
+        d1, d2 = (d.astype(X.dtype, copy=False) for d in activation_derivatives(act, Z, A))
         T = d1[:, None, :] * TZ
         H = d2[:, None, :] * TZ * TZ + d1[:, None, :] * HZ
     J = np.ascontiguousarray(T.transpose(0, 2, 1))

@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_archive", "read_archive", "ArchiveError", "FORMAT", "VERSION",
+__all__ = ["atomic_write", "write_archive", "read_archive", "FORMAT", "VERSION",
            "header_limit"]
 
 FORMAT = "fastbp-model"
@@ -57,8 +57,9 @@ _TMP_SUFFIX = ".fastbp-tmp"
 _TMP = re.compile(r"\.(?P<target>.+)\.(?P<pid>\d+)\.[0-9a-f]{16}" + re.escape(_TMP_SUFFIX) + r"\Z")
 
 
-class ArchiveError(ValueError):
-    """The file is not a valid fastbp archive (foreign, truncated, corrupted)."""
+class _Invalid(Exception):
+    """Raised inside read_archive for a check that failed; read_archive turns it into a
+    ValueError naming the file (a private type, so no other error is mistaken for it)."""
 
 
 def header_limit(entries: int) -> int:
@@ -174,15 +175,15 @@ def write_archive(path: Any, header: dict[str, Any], arrays: dict[str, np.ndarra
     atomic_write(path, write)
 
 
-def _fail(path: Any, why: str) -> ArchiveError:
-    return ArchiveError(f"{path!r} is not a valid fastbp model file: {why}")
+def _invalid(path: Any, why: str) -> ValueError:
+    return ValueError(f"{path!r} is not a valid fastbp model file: {why}")
 
 
 def read_archive(path: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(header, arrays by name) of the archive at ``path``, every check passed.
 
     FileNotFoundError, PermissionError and IsADirectoryError pass through;
-    anything else wrong with the file is an ArchiveError (a ValueError) naming it."""
+    anything else wrong with the file is a ValueError naming it."""
     path = os.fspath(path)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
@@ -190,43 +191,43 @@ def read_archive(path: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         with zipfile.ZipFile(path, "r") as zf:
             infos = zf.infolist()
             if any(info.compress_type != zipfile.ZIP_STORED for info in infos):
-                raise _fail(path, "compressed members (fastbp stores arrays uncompressed)")
+                raise _Invalid("compressed members (fastbp stores arrays uncompressed)")
             info = zf.getinfo(HEADER)
             if info.file_size > header_limit(len(infos) - 1):
-                raise _fail(path, "header too large")
+                raise _Invalid("header too large")
             header = json.loads(zf.read(HEADER).decode("utf-8"))
-            _check_header(header, path)
+            _check_header(header)
             sums = header["sha256"]
             names = set(zf.namelist())
             if len(names) != len(infos) or names != set(sums) | {HEADER}:
-                raise _fail(path, "archive members do not match the header")
+                raise _Invalid("archive members do not match the header")
             arrays = {}
             for fname, expected in sums.items():
                 raw = zf.read(fname)
                 if hashlib.sha256(raw).hexdigest() != expected:
-                    raise _fail(path, f"checksum mismatch for {fname}")
+                    raise _Invalid(f"checksum mismatch for {fname}")
                 arrays[fname[:-len(".npy")]] = _npy_format.read_array(io.BytesIO(raw),
                                                                       allow_pickle=False)
-    except ArchiveError:
-        raise
+    except _Invalid as exc:
+        raise _invalid(path, str(exc)) from None
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except Exception as exc:  # anything else a damaged or foreign file can provoke
-        raise _fail(path, f"{type(exc).__name__}: {exc}") from exc
+        raise _invalid(path, f"{type(exc).__name__}: {exc}") from exc
     return header, arrays
 
 
-def _check_header(header: Any, path: str) -> None:
+def _check_header(header: Any) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise _fail(path, "not a fastbp model (wrong format tag)")
+        raise _Invalid("not a fastbp model (wrong format tag)")
     version = header.get("version")
     if type(version) is not int or version != VERSION:  # (JSON true == 1 in Python)
-        raise _fail(path, f"unsupported format version {version!r} "
-                          f"(this fastbp reads version {VERSION})")
+        raise _Invalid(f"unsupported format version {version!r} "
+                       f"(this fastbp reads version {VERSION})")
     sums = header.get("sha256")
     if not isinstance(sums, dict) or not all(isinstance(k, str) and k.endswith(".npy")
                                              and isinstance(v, str) for k, v in sums.items()):
-        raise _fail(path, "header has no valid checksums")
+        raise _Invalid("header has no valid checksums")
 
 
 def take(arrays: dict[str, np.ndarray], name: str, dtype: np.dtype,

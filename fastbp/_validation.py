@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from fastbp._table import ACTIVATIONS, LOSSES
+from fastbp._table import ACTIVATIONS as ACTIVATIONS  # re-exported: ops, reference, fastbp
+from fastbp._table import LOSSES as LOSSES
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: largest step count (the compiled step counter is a C long long)

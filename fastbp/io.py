@@ -112,8 +112,8 @@ def load(path: Any, *, with_optimizer: bool = False) -> Loaded | tuple[Loaded, O
         if arrays:
             raise ValueError(f"unexpected arrays {sorted(arrays)}")
     except Exception as exc:  # anything a malformed header can provoke
-        raise _storage.ArchiveError(f"{os.fsdecode(os.fspath(path))!r} is not a valid fastbp "
-                                    f"model file: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"{os.fsdecode(os.fspath(path))!r} is not a valid fastbp "
+                         f"model file: {type(exc).__name__}: {exc}") from exc
     return (result, opt) if with_optimizer else result
 
 

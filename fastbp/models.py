@@ -573,7 +573,17 @@ class Sequential:
         """J[i, k, j] = dy_k/dx_j of the raw output y = ``forward(X)`` (eval mode), by one
         forward-mode pass: shape (n_samples, out_features, in_features).
 
-        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Raises
+        ------
+        ValueError, NotImplementedError
+            As ``input_gradient`` raises them.
+        """
         return self._network_derivatives(X, check_finite, "jacobian")[1]
 
     def hessian_diagonal(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
@@ -581,14 +591,34 @@ class Sequential:
         Hessian), by one forward-mode pass: shape (n_samples, out_features, in_features).
         relu's and leaky relu's second derivatives are 0 (almost everywhere).
 
-        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Raises
+        ------
+        ValueError, NotImplementedError
+            As ``input_gradient`` raises them.
+        """
         return self._network_derivatives(X, check_finite, "hessian_diagonal")[2]
 
     def laplacian(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
         """L[i, k] = Σ_j d²y_k/dx_j² of the raw output, by one forward-mode pass that
         carries the sum (not each term): shape (n_samples, out_features).
 
-        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Raises
+        ------
+        ValueError, NotImplementedError
+            As ``input_gradient`` raises them.
+        """
         return self._network_derivatives(X, check_finite, "laplacian")[2]
 
     def value_gradient_laplacian(self, X: Any, *, check_finite: bool = True
@@ -596,7 +626,17 @@ class Sequential:
         """(y, J, L) in one pass: the raw output (n, out), the Jacobian (n, out, in) and the
         Laplacian (n, out), what a physics-informed residual needs.
 
-        ``X`` and ``check_finite`` as for ``input_gradient``; raises as it does."""
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, in_features)
+        check_finite : bool, default True
+            Refuse NaN and infinite values in X.
+
+        Raises
+        ------
+        ValueError, NotImplementedError
+            As ``input_gradient`` raises them.
+        """
         Y, J, L = self._network_derivatives(X, check_finite, "laplacian")
         return Y, J, L
 
@@ -825,13 +865,32 @@ class Sequential:
         with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
+            assert data.dy is not None  # dy was given, so TrainingData holds it
             return engine.sobolev(data.X, data.targets, data.labels, data.dy, data.dy_weight,
                                   data.sample_weight, True)
 
     def full_batch_gradient(self, data: TrainingData) -> float:
         """The loss of all of ``data`` (with its derivative term, if any) under the model's
         objective, and every parameter's gradient of it in ``gradients()``: one compiled
-        forward and backward pass, no update (L-BFGS's function). No dropout."""
+        forward and backward pass, no update (L-BFGS's function). No dropout.
+
+        Parameters
+        ----------
+        data : TrainingData
+            Arrays made for a model like this one (same dtype, widths and loss).
+
+        Returns
+        -------
+        float
+            The loss; the gradients are left in ``gradients()``.
+
+        Raises
+        ------
+        TypeError
+            ``data`` is not a TrainingData for a model like this one.
+        ValueError
+            The model has dropout.
+        """
         if not isinstance(data, TrainingData) or data.signature != self.data_signature():
             raise TypeError("data must be a TrainingData made for a model like this one")
         if any(layer.dropout for layer in self.layers):
@@ -847,7 +906,22 @@ class Sequential:
     def check_dy(self, dy: Any, n_samples: int, name: str = "dy") -> np.ndarray:
         """Target derivatives (n_samples, out_features, in_features), converted to the
         model's dtype and checked finite; the model must be able to train on them (Dense
-        layers without dropout, element-wise activations)."""
+        layers without dropout, element-wise activations).
+
+        Parameters
+        ----------
+        dy : array-like of shape (n_samples, out_features, in_features)
+        n_samples : int
+            The number of samples it goes with.
+        name : str, default "dy"
+            The argument's name in error messages.
+
+        Raises
+        ------
+        TypeError, ValueError
+            A wrong shape, dtype or value, naming the argument; a model that cannot train
+            on derivatives.
+        """
         for i, layer in enumerate(self.layers):
             if layer.kind != "dense":
                 raise NotImplementedError(f"training on derivatives needs Dense layers; "
@@ -925,6 +999,7 @@ class Sequential:
         """run_epoch with derivative data: a compiled step per mini-batch (Engine.sobolev),
         the rows gathered here; Ctrl-C and a non-finite loss end it as the compiled epoch."""
         steps = 0
+        assert data.dy is not None  # only called for derivative data
         if not len(order) or order.min() < 0 or order.max() >= data.n:
             return (_network.EPOCH_BAD_INDEX, 0, loss_sum) if len(order) \
                 else (_network.EPOCH_DONE, 0, loss_sum)
@@ -937,7 +1012,7 @@ class Sequential:
             w = None if data.sample_weight is None else np.ascontiguousarray(
                 data.sample_weight[rows])
             value = engine.sobolev(np.ascontiguousarray(data.X[rows]), T, labels,
-                                   data.batch_dy(rows), data.dy_weight, w, True)
+                                   np.ascontiguousarray(data.dy[rows]), data.dy_weight, w, True)
             if not np.isfinite(value):
                 return _network.EPOCH_NONFINITE, steps, value
             steps += 1

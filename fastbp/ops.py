@@ -664,6 +664,7 @@ def network_derivatives(
     if kind == "hessian_diagonal":
         assert S_out is not None
         return Y, J, np.ascontiguousarray(S_out.reshape(n, n_in, n_out).transpose(0, 2, 1))
+    assert S_out is not None
     return Y, J, S_out
 
 

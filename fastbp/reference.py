@@ -851,12 +851,30 @@ def activation_derivatives(name: str, z: _FloatArray, a: _FloatArray
     raise ValueError(f"no input derivatives through {name!r}")
 
 
-def network_derivatives(X: _FloatArray, Ws: list[_FloatArray], bs: list[_FloatArray],
-                        activations: list[str], kind: str = "jacobian"
-                        ) -> tuple[_FloatArray, ...]:
+def network_derivatives(
+    X: npt.NDArray[np.floating[Any]],
+    Ws: list[npt.NDArray[np.floating[Any]]],
+    bs: list[npt.NDArray[np.floating[Any]]],
+    activations: list[str],
+    kind: str = "jacobian",
+) -> tuple[npt.NDArray[np.floating[Any]], ...]:
     """y of a Dense stack and dy/dX (and d²y/dx_j² or their sum) by forward mode: each
     layer carries the tangents T[i, j] = dA_i/dx_j and H[i, j] = d²A_i/dx_j² through
-    Z = A·W + b (T·W, H·W) and A' = f(Z) (f'·T, f''·T² + f'·H). See fastbp.ops."""
+    Z = A·W + b (T·W, H·W) and A' = f(Z) (f'·T, f''·T² + f'·H).
+
+    Parameters
+    ----------
+    X, Ws, bs, activations
+        The input (n, in) and the Dense stack: per layer the weights (in_l, out_l), the
+        bias (out_l,) and the activation's name.
+    kind : {"jacobian", "hessian_diagonal", "laplacian"}
+        What to carry besides the Jacobian.
+
+    Returns
+    -------
+    (Y, J) or (Y, J, H) or (Y, J, L)
+        The output, J[i, k, j] = dy_k/dx_j, and d²y_k/dx_j² or its sum over j.
+    """
     X, Ws, bs, _ = check.network_args(X, Ws, bs, activations)
     if kind not in ("jacobian", "hessian_diagonal", "laplacian"):
         raise ValueError(f"kind must be one of ('jacobian', 'hessian_diagonal', 'laplacian'), "
@@ -879,9 +897,23 @@ def network_derivatives(X: _FloatArray, Ws: list[_FloatArray], bs: list[_FloatAr
     return (A, J, Hd) if kind == "hessian_diagonal" else (A, J, Hd.sum(axis=2))
 
 
-def network_input_gradient(X: _FloatArray, Ws: list[_FloatArray], bs: list[_FloatArray],
-                           activations: list[str], output: int | None = None) -> _FloatArray:
-    """d(Σ_k y_k)/dX (or dy_output/dX): the Jacobian's rows summed (or one row)."""
+def network_input_gradient(
+    X: npt.NDArray[np.floating[Any]],
+    Ws: list[npt.NDArray[np.floating[Any]]],
+    bs: list[npt.NDArray[np.floating[Any]]],
+    activations: list[str],
+    output: int | None = None,
+) -> npt.NDArray[np.floating[Any]]:
+    """d(Σ_k y_k)/dX (or dy_output/dX): the Jacobian's rows summed (or one row).
+
+    Parameters
+    ----------
+    X, Ws, bs, activations
+        The input (n, in) and the Dense stack: per layer the weights (in_l, out_l), the
+        bias (out_l,) and the activation's name.
+    output : int or None
+        The output to differentiate (None: their sum).
+    """
     _, J = network_derivatives(X, Ws, bs, activations, "jacobian")
     if output is None:
         return np.ascontiguousarray(J.sum(axis=1))

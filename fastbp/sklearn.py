@@ -101,6 +101,7 @@ from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ig
 from fastbp import _class_weight
 from fastbp import _validation as _fcheck
 from fastbp.export import estimator_to_onnx
+from fastbp.layers import Dense
 from fastbp.models import MLP
 from fastbp.objective import Objective
 from fastbp.training import (EPOCH_DONE, EPOCH_INTERRUPTED, TrainingData,
@@ -114,6 +115,13 @@ _STOCHASTIC = ("sgd", "adam")
 #: scikit-learn's hidden activations and fastbp's other ones (softmax is no hidden one)
 _HIDDEN = ("identity", "logistic", "tanh", "relu") + tuple(
     a for a in _fcheck.ACTIVATIONS if a not in ("identity", "tanh", "relu", "softmax"))
+
+
+def _dense_layers(model: MLP) -> list[Dense]:
+    """The estimator's network's layers, which are Dense (it builds an MLP)."""
+    layers = [layer for layer in model.layers if isinstance(layer, Dense)]
+    assert len(layers) == len(model.layers)
+    return layers
 
 
 def _fast_activation(name: str) -> str:
@@ -206,7 +214,7 @@ class _BaseMLP(BaseEstimator):
         """The weight matrices (in, out) of the layers: the network's live arrays."""
         if "model_" not in self.__dict__:
             raise AttributeError("coefs_ exists once the estimator is fitted")
-        return [layer.W for layer in self.model_.layers]
+        return [layer.W for layer in _dense_layers(self.model_)]
 
     @coefs_.setter
     def coefs_(self, values: list[np.ndarray]) -> None:
@@ -218,7 +226,7 @@ class _BaseMLP(BaseEstimator):
         """The bias vectors of the layers: the network's live arrays."""
         if "model_" not in self.__dict__:
             raise AttributeError("intercepts_ exists once the estimator is fitted")
-        return [layer.b for layer in self.model_.layers]
+        return [layer.b for layer in _dense_layers(self.model_)]
 
     @intercepts_.setter
     def intercepts_(self, values: list[np.ndarray]) -> None:
@@ -344,7 +352,7 @@ class _BaseMLP(BaseEstimator):
                     dtype=dtype, seed=0, num_threads=self.num_threads, dropout=dropout)
         # scikit-learn's bound for logistic units (fastbp's "sigmoid" is the same unit)
         factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
-        for layer, fan_in, fan_out in zip(model.layers, layer_units, layer_units[1:]):
+        for layer, fan_in, fan_out in zip(_dense_layers(model), layer_units, layer_units[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
             layer.W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             layer.b[...] = self._random_state.uniform(-bound, bound, fan_out)
@@ -572,8 +580,9 @@ class _BaseMLP(BaseEstimator):
         c = self._loss_constant(y)
         constant = 0.0 if c is None else float(
             c.mean() if weights is None else np.dot(weights, c) / weights.sum())
-        params = [layer.W for layer in model.layers] + [layer.b for layer in model.layers]
-        grads = [layer.dW for layer in model.layers] + [layer.db for layer in model.layers]
+        dense = _dense_layers(model)
+        params = [layer.W for layer in dense] + [layer.b for layer in dense]
+        grads = [layer.dW for layer in dense] + [layer.db for layer in dense]
         bounds = np.cumsum([0] + [p.size for p in params])
 
         def loss_grad(packed: np.ndarray) -> tuple[float, np.ndarray]:

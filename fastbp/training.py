@@ -168,6 +168,10 @@ class TrainingData:
         One finite weight >= 0 per sample, with a positive sum.
     validation_data : (X_val, y_val) or None
         The validation set, converted and checked the same way.
+    dy : array-like of shape (n_samples, out_features, in_features) or None
+        Target derivatives of the raw outputs with respect to the inputs.
+    dy_weight : float, default 1.0
+        The weight (>= 0) of the derivatives' mean squared error in the loss.
 
     Raises
     ------
@@ -195,10 +199,6 @@ class TrainingData:
         if validation_data is not None:
             self.validation = _validation_set(model, validation_data)
         self.signature = model.data_signature()
-
-    def batch_dy(self, rows: np.ndarray) -> np.ndarray | None:
-        """The rows of dy for a mini-batch (None without dy)."""
-        return None if self.dy is None else np.ascontiguousarray(self.dy[rows])
 
     @property
     def n(self) -> int:
@@ -468,7 +468,7 @@ class TrainingRun:
                 self.partial.lr
             start_state = self.partial.rng_state
         else:
-            start_state = self.rng.bit_generator.state
+            start_state = dict(self.rng.bit_generator.state)
             if order is None:
                 order = self.draw_order(n)
             elif rng_state is not None:

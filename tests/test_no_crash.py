@@ -636,19 +636,26 @@ INDIVIDUAL: dict[str, str] = {
         m = fastbp.MLP((4, 8, 1), seed=0)
         opt = fastbp.Adam(m.parameters())
         m.train_step(X, y, opt)
-        W = m.layers[0].W
-        for new in (W.T.copy().T, W[::-1][::-1], np.asfortranarray(W), W.astype(np.float64), W[:, :]):
-            m.layers[0].W = new
-            assert m.layers[0].W.flags.c_contiguous and m.layers[0].W.dtype == np.float32
-            try:
-                m.train_step(X, y, opt)          # opt holds the replaced arrays
-            except ValueError:
-                pass
-            else:
-                raise AssertionError("train_step with an optimizer over replaced parameters")
-            out = m.predict(X)                    # the engine follows the new parameters
+        live = m.layers[0].W
+        for new in (live.T.copy().T, live[::-1][::-1], np.asfortranarray(live),
+                    live.astype(np.float64), live[:, :], (live * 0.5).tolist()):
+            expected = np.array(new, dtype=np.float32)
+            m.layers[0].W = new                   # copies into the live array
+            assert m.layers[0].W is live and live.flags.c_contiguous and live.dtype == np.float32
+            np.testing.assert_array_equal(live, expected)
+            before = live.copy()
+            assert np.isfinite(m.train_step(X, y, opt))   # opt steps the same live arrays
+            assert not np.array_equal(live, before)
+            out = m.predict(X)                    # the engine follows the new values
             ref_out = np.maximum(X @ m.layers[0].W + m.layers[0].b, 0) @ m.layers[1].W + m.layers[1].b
             np.testing.assert_allclose(out, ref_out, rtol=1e-5, atol=1e-5)
+        for bad in (live.T, live[:, :1], np.full(live.shape, np.nan, np.float32), "x"):
+            try:
+                m.layers[0].W = bad
+            except (ValueError, TypeError):
+                pass
+            else:
+                raise AssertionError("a wrong replacement for W must be refused")
         opt2 = fastbp.Adam(m.parameters())
         for _ in range(3):
             assert np.isfinite(m.train_step(X, y, opt2))

@@ -190,7 +190,7 @@ def test_optimizer_string_matches_instance(reg):
 def test_unknown_optimizer_string(reg):
     X, y = reg
     with pytest.raises(ValueError, match="optimizer"):
-        tanh_net().fit(X, y, optimizer="lbfgs")
+        tanh_net().fit(X, y, optimizer="newton")
 
 
 def test_optimizer_instance_keeps_state_across_fits(reg):

@@ -57,8 +57,10 @@ def train_and_reload() -> float:
         loaded = fastbp.load(path)
         again, opt_again = fastbp.load(path, with_optimizer=True)
         if TYPE_CHECKING:
-            assert_type(loaded, fastbp.Sequential)
+            # load reads a Sequential or an Ensemble file: callers narrow
+            assert_type(loaded, fastbp.Sequential | fastbp.Ensemble)
             assert_type(opt_again, fastbp.Optimizer | None)
+        assert isinstance(loaded, fastbp.Sequential) and isinstance(again, fastbp.Sequential)
     assert opt_again is not None and opt_again.step_count == opt.step_count
     np.testing.assert_array_equal(loaded.predict(X), labels)
     np.testing.assert_array_equal(again.forward(X), model.forward(X))

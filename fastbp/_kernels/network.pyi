@@ -99,6 +99,16 @@ class Engine:
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
         loss_sum0: float = 0.0,  # double
     ) -> tuple[int, int, float]: ...  # (status, steps, loss_sum)
+    def sobolev(
+        self,
+        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        T: npt.NDArray[np.floating[Any]] | None,  # object
+        labels: npt.NDArray[np.intp] | None,  # object
+        dy: npt.NDArray[np.floating[Any]],  # cnp.ndarray (n, n_out, n_in)
+        dy_weight: float,  # double
+        sample_weight: npt.NDArray[np.float64] | None = None,  # object
+        update: bool = True,  # bint
+    ) -> float: ...  # the loss with the derivative term
     def _reserve_batch(
         self,
         batch: int,  # Py_ssize_t

@@ -59,14 +59,20 @@ def init_weights(in_features: int, out_features: int, init: str, activation: str
 
 
 def assign_into(live: np.ndarray, value: Any, name: str) -> None:
-    """``live[...] = value`` after checking that ``value`` holds real numbers of
-    ``live``'s shape (converted to its dtype): the one way a parameter is set."""
+    """``live[...] = value`` after checking that ``value`` holds finite real numbers of
+    ``live``'s shape (converted to its dtype): the one way a parameter is set. A
+    rejected value leaves ``live`` unchanged."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.shape != live.shape:
         raise ValueError(f"{name} must have shape {live.shape}, got {arr.shape}")
-    live[...] = arr
+    with np.errstate(over="ignore"):
+        converted = arr.astype(live.dtype)
+    if not np.isfinite(converted).all():
+        raise ValueError(f"{name} must be finite in {live.dtype} (NaN, infinite or too "
+                         f"large values given)")
+    live[...] = converted
 
 
 class Layer:

@@ -645,3 +645,20 @@ def test_replaced_parameter_array_is_used():
     assert_model_close(model.backward(X, y), hand_chain(model, X, y)[0], np.float64)
     for g, r in zip(model.gradients(), hand_chain(model, X, y)[1]):
         assert_model_close(g, r, np.float64)
+
+
+@pytest.mark.parametrize("bad, error", [
+    (np.full((3, 4), np.nan), ValueError),
+    (np.full((3, 4), 1e300), ValueError),       # overflows float32
+    (np.zeros((4, 3)), ValueError),
+    (np.array([["a"] * 4] * 3), TypeError),
+])
+def test_rejected_parameter_assignment_changes_nothing(bad, error):
+    """A NaN, overflowing, wrongly shaped or non-numeric W is refused, naming W, and the
+    layer keeps its old values (the optimizer steps the same live array either way)."""
+    model = fastbp.MLP((3, 4, 2), "tanh", dtype="float32", seed=0)
+    live, before = model.layers[0].W, model.layers[0].W.copy()
+    with pytest.raises(error, match="W"):
+        model.layers[0].W = bad
+    assert model.layers[0].W is live
+    np.testing.assert_array_equal(live, before)

@@ -966,9 +966,9 @@ class Sequential:
         Returns
         -------
         status : int
-            One of fastbp.training's EPOCH_DONE, EPOCH_NONFINITE (a batch loss was not
-            finite; that step was not applied), EPOCH_INTERRUPTED (Ctrl-C) or
-            EPOCH_BAD_INDEX.
+            One of fastbp.training's EPOCH_DONE, EPOCH_NONFINITE (the loss of the last
+            step taken was not finite; as every loss is taken before its update, that
+            step was applied), EPOCH_INTERRUPTED (Ctrl-C) or EPOCH_BAD_INDEX.
         steps : int
             The steps applied.
         loss_sum : float
@@ -1013,9 +1013,9 @@ class Sequential:
                 data.sample_weight[rows])
             value = engine.sobolev(np.ascontiguousarray(data.X[rows]), T, labels,
                                    np.ascontiguousarray(data.dy[rows]), data.dy_weight, w, True)
+            steps += 1   # applied (its loss is taken before its update), so counted
             if not np.isfinite(value):
                 return _network.EPOCH_NONFINITE, steps, value
-            steps += 1
             loss_sum += value * len(rows)
         return _network.EPOCH_DONE, steps, loss_sum
 
@@ -1045,7 +1045,8 @@ class Sequential:
         -------
         steps : int
             The steps taken; steps < 0 means the loss of step -steps was not finite
-            (that step was not applied, the earlier ones were).
+            and the epoch stopped after that step (applied: a loss is taken before its
+            update).
         total : float
             Σ batch loss · batch size over the steps; with steps < 0, that non-finite
             loss.
@@ -1073,7 +1074,7 @@ class Sequential:
         status, steps, total = self.run_epoch(data, arr.astype(np.intp), min(batch_size, data.n),
                                               optimizer)
         if status == _network.EPOCH_NONFINITE:
-            return -(steps + 1), total
+            return -steps, total
         if status == _network.EPOCH_BAD_INDEX:
             raise ValueError("a row index or class label went out of range during the epoch "
                              "(were the arrays changed while it ran?)")

@@ -104,7 +104,7 @@ from fastbp.export import estimator_to_onnx
 from fastbp.layers import Dense
 from fastbp.models import MLP
 from fastbp.objective import Objective
-from fastbp.training import (EPOCH_DONE, EPOCH_INTERRUPTED, TrainingData,
+from fastbp.training import (EPOCH_DONE, EPOCH_INTERRUPTED, EPOCH_NONFINITE, TrainingData,
                              ctrl_c_stops_epochs)
 from fastbp.optim import SGD, Adam, from_state_dict
 
@@ -416,6 +416,7 @@ class _BaseMLP(BaseEstimator):
                         incremental: bool) -> None:
         model = self.model_
         self._sync_alpha()
+        self._warned_nonfinite = False
         if not incremental or not hasattr(self, "optimizer_"):
             params = model.parameters()
             if self.solver == "sgd":
@@ -472,12 +473,14 @@ class _BaseMLP(BaseEstimator):
                 order = sample_idx.astype(np.intp, copy=False)
                 with ctrl_c_stops_epochs():
                     status, steps, total = model.run_epoch(data, order, batch_size, opt)
-                if status == EPOCH_INTERRUPTED:
+                if status == EPOCH_NONFINITE:
+                    total = self._diverged_epoch(model, data, order, batch_size, opt, steps,
+                                                 total)
+                elif status == EPOCH_INTERRUPTED:
                     raise KeyboardInterrupt
-                if status != EPOCH_DONE:   # scikit-learn would go on with NaN weights and fail
-                    raise ValueError("Solver produced non-finite parameter weights. The input "
-                                     "data may contain large values and need to be "
-                                     "preprocessed.")
+                elif status != EPOCH_DONE:
+                    raise ValueError("a row index or class label went out of range during "
+                                     "the fit (were X or y changed while it ran?)")
                 total += self._constant_sum(constant, order, batch_size,
                                             None if sw_train is None else
                                             np.asarray(sw_train, dtype=np.float64))
@@ -510,6 +513,35 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _diverged_epoch(self, model: MLP, data: TrainingData, order: np.ndarray, batch: int,
+                        opt: Any, steps: int, loss: float) -> float:
+        """The rest of an epoch whose step ``steps`` gave the non-finite loss ``loss``
+        (that step applied): scikit-learn goes on stepping with non-finite weights, so
+        do the same; the epoch's loss sum, non-finite. Warns as NumPy's overflow does in
+        scikit-learn (once per fit)."""
+        self._warn_nonfinite(loss)
+        total = loss * min(batch, len(order) - (steps - 1) * batch)
+        start = steps * batch
+        while start < len(order):
+            # once the sum is non-finite, only non-finite batch losses can change it
+            status, steps, value = model.run_epoch(data, order[start:], batch, opt)
+            if status == EPOCH_INTERRUPTED:
+                raise KeyboardInterrupt
+            if status == EPOCH_NONFINITE:
+                total += value * min(batch, len(order) - start - (steps - 1) * batch)
+            elif status != EPOCH_DONE:
+                raise ValueError("a row index or class label went out of range during the "
+                                 "fit (were X or y changed while it ran?)")
+            start += steps * batch
+        return total
+
+    def _warn_nonfinite(self, loss: float) -> None:
+        """A RuntimeWarning (once per fit) where NumPy's overflow warns in scikit-learn."""
+        if not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(f"overflow in training: the loss became {loss}", RuntimeWarning,
+                          stacklevel=5)
 
     # scikit-learn's SGDOptimizer/AdamOptimizer.iteration_ends and trigger_stopping
     def _set_sgd_lr(self, lr: float) -> None:

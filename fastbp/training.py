@@ -43,7 +43,7 @@ __all__ = ["fit", "History", "TrainingDiverged", "TrainingInterrupted", "Trainin
 
 #: how a compiled epoch ended (Sequential.run_epoch's status)
 EPOCH_DONE = _network.EPOCH_DONE                  # every batch was stepped
-EPOCH_NONFINITE = _network.EPOCH_NONFINITE        # a loss was not finite (step not applied)
+EPOCH_NONFINITE = _network.EPOCH_NONFINITE        # a loss was not finite (after that step)
 EPOCH_INTERRUPTED = _network.EPOCH_INTERRUPTED    # Ctrl-C, after a complete step
 EPOCH_BAD_INDEX = _network.EPOCH_BAD_INDEX        # a row index or label out of range
 
@@ -523,7 +523,7 @@ class TrainingRun:
             np.isfinite(p).all() for p in self.model.parameters())
         if not finite:
             self._restore_start()
-            where = (f"the training loss became {self._total} at step {self._steps + 1}"
+            where = (f"the training loss became {self._total} at step {self._steps}"
                      if status == EPOCH_NONFINITE
                      else "the last update made the parameters non-finite")
             self.diverged = (f"training diverged in epoch {epoch}: {where}; the parameters and "

@@ -194,7 +194,9 @@ def _fuzz_estimator(rng: np.random.Generator, X: object, y: object, hostile: boo
               solver=_pick(rng, ["adam", "sgd", "lbfgs"]), random_state=0,
               batch_size=_pick(rng, ["auto", 3] + ([0] if hostile else [])),
               early_stopping=bool(rng.random() < 0.3))
-    labels = np.asarray(y)[:, 0] if getattr(y, "ndim", 0) == 2 else y
+    # one label column where y has any (an empty or odd y goes to fit as it is)
+    shape = getattr(y, "shape", ())
+    labels = np.asarray(y)[:, 0] if len(shape) == 2 and shape[1] > 0 else y
     try:
         est.fit(X, labels)
     except (ValueError, TypeError):

@@ -324,3 +324,58 @@ def test_engine_log_loss_is_sklearns_clipped_one(kind, weighted):
             want = binary_log_loss(Y, expit(Z), sample_weight=w)
         assert got == pytest.approx(want, rel=tol(np.float64, "formula_rtol"),
                                     abs=tol(np.float64, "formula_atol")), spread
+
+
+# ------------------------------------------------------------------ divergence
+def _diverging_fit(mod, cls: str, **params) -> dict:
+    """What a user sees of a fit that overflows: the exception, the warning kinds,
+    n_iter_, the loss and validation curves (NaN where scikit-learn has NaN), the best
+    validation score and whether the kept weights are finite."""
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = getattr(mod, cls)(**params)
+        try:
+            est.fit(X, y)
+            error = None
+        except ValueError as exc:
+            error = str(exc).split(".")[0]
+    return dict(error=error, warnings=sorted({w.category.__name__ for w in caught}),
+                n_iter=getattr(est, "n_iter_", None),
+                loss=np.asarray(getattr(est, "loss_curve_", []), dtype=float),
+                scores=np.asarray(getattr(est, "validation_scores_", None) or [],
+                                  dtype=float),
+                best=getattr(est, "best_validation_score_", None),
+                finite=None if error else all(np.isfinite(c).all() for c in est.coefs_))
+
+
+@pytest.mark.parametrize("cls", ["MLPRegressor", "MLPClassifier"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_a_diverging_fit_ends_as_in_scikit_learn(solver, early_stopping, cls):
+    """A rate far too large: scikit-learn steps on through overflow (a RuntimeWarning),
+    then raises "Solver produced non-finite parameter weights" -- or, with
+    early_stopping, keeps the best finite weights; the same here, epoch for epoch."""
+    params = dict(hidden_layer_sizes=100, activation="identity", max_iter=20,
+                  n_iter_no_change=10, random_state=0, solver=solver,
+                  early_stopping=early_stopping,
+                  learning_rate_init=1.0 if solver == "sgd" else 1e3)
+    theirs = _diverging_fit(skn, cls, **params)
+    ours = _diverging_fit(fbs, cls, **params)
+    for key in ("error", "warnings", "n_iter", "finite"):
+        assert ours[key] == theirs[key], key
+    for key in ("loss", "scores"):
+        # non-finite where theirs is (inf or NaN: the epoch an overflow first shows can
+        # give inf here and NaN there, as the batch sums run in another order), the
+        # values elsewhere
+        mine, ref = ours[key], theirs[key]
+        assert mine.shape == ref.shape, key
+        np.testing.assert_array_equal(np.isfinite(mine), np.isfinite(ref), err_msg=key)
+        np.testing.assert_allclose(mine[np.isfinite(ref)], ref[np.isfinite(ref)],
+                                   rtol=1e-9, err_msg=key)
+    if theirs["best"] is not None:
+        assert ours["best"] == pytest.approx(theirs["best"], rel=1e-9)
+    # every case really runs away (not a vacuous comparison): NaN, or a loss 100x the first
+    last = theirs["loss"][-1]
+    assert not np.isfinite(last) or last > 100 * theirs["loss"][0]

@@ -91,7 +91,7 @@ cdef Py_ssize_t TRIM_BYTES = 32 << 20
 
 #: the status of a compiled epoch (Engine.epoch's first result)
 EPOCH_DONE = 0          # every batch of the order was stepped
-EPOCH_NONFINITE = 1     # a batch's loss was not finite: stopped before its update
+EPOCH_NONFINITE = 1     # a batch's loss was not finite: stopped after that step
 EPOCH_INTERRUPTED = 2   # Ctrl-C (see _interrupt.h): stopped after a complete step
 EPOCH_BAD_INDEX = 3     # an order entry or a class label was out of range when gathered
 cdef enum:
@@ -476,7 +476,8 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
     when sw is not NULL), step. Returns the status (_DONE, or why it stopped early);
     *steps_out: the steps taken (and applied); *loss_sum: its value on entry plus Σ batch
     loss · batch size over them (one running sum, as one uninterrupted epoch adds), or
-    the non-finite loss that stopped it."""
+    the non-finite loss that stopped it (a loss is taken before its update, so the step
+    that gave it was applied, and counted)."""
     cdef Py_ssize_t start = 0, m, steps = 0
     cdef Py_ssize_t k = layers[n_layers - 1].n_out
     cdef double value
@@ -491,11 +492,11 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
         value = step_impl(layers, n_layers, P, n_params, loss, Xb,
                           Tb if labels == NULL else NULL, Lb if labels != NULL else NULL,
                           Wb if sw != NULL else NULL, m, cfg, obj, step0 + steps + 1)
+        steps += 1
+        steps_out[0] = steps
         if not isfinite(value):
             loss_sum[0] = value
             return _NONFINITE
-        steps += 1
-        steps_out[0] = steps
         loss_sum[0] += value * m
         start += m
     return _DONE
@@ -1179,8 +1180,8 @@ cdef class Engine:
         """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp row
         indices of X), from its step count + 1 (advanced by the steps taken). Returns
         (status, steps, loss_sum): status EPOCH_DONE, or EPOCH_NONFINITE (the loss of
-        step steps + 1 was not finite: loss_sum is that loss, nothing of that step
-        was applied), EPOCH_INTERRUPTED (Ctrl-C, after ``steps`` complete steps) or
+        step ``steps`` was not finite: loss_sum is that loss; the step was applied, as
+        its loss is taken before its update), EPOCH_INTERRUPTED (Ctrl-C, after ``steps`` complete steps) or
         EPOCH_BAD_INDEX (an order entry or label out of range when read, after
         ``steps`` steps); loss_sum is Σ batch loss · batch size over the steps taken.
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.

@@ -100,6 +100,7 @@ from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ig
 
 from fastbp import _class_weight
 from fastbp import _validation as _fcheck
+from fastbp._fitted_arrays import assign_list, layer_property
 from fastbp.export import estimator_to_onnx
 from fastbp.layers import Dense
 from fastbp.models import MLP
@@ -209,29 +210,11 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
-    @property
-    def coefs_(self) -> list[np.ndarray]:
-        """The weight matrices (in, out) of the layers: the network's live arrays."""
-        if "model_" not in self.__dict__:
-            raise AttributeError("coefs_ exists once the estimator is fitted")
-        return [layer.W for layer in _dense_layers(self.model_)]
-
-    @coefs_.setter
-    def coefs_(self, values: list[np.ndarray]) -> None:
-        for W, v in zip(self.coefs_, values, strict=True):
-            W[...] = v
-
-    @property
-    def intercepts_(self) -> list[np.ndarray]:
-        """The bias vectors of the layers: the network's live arrays."""
-        if "model_" not in self.__dict__:
-            raise AttributeError("intercepts_ exists once the estimator is fitted")
-        return [layer.b for layer in _dense_layers(self.model_)]
-
-    @intercepts_.setter
-    def intercepts_(self, values: list[np.ndarray]) -> None:
-        for b, v in zip(self.intercepts_, values, strict=True):
-            b[...] = v
+    # coefs_/intercepts_: lists of the network's live arrays; assignable before a fit
+    coefs_ = layer_property("coefs_", lambda est: [layer.W for layer in _dense_layers(
+        est.model_)])
+    intercepts_ = layer_property("intercepts_", lambda est: [layer.b for layer in
+                                                             _dense_layers(est.model_)])
 
     # ---------------------------------------------------------------- the two differ here
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
@@ -292,12 +275,13 @@ class _BaseMLP(BaseEstimator):
         try:
             X, y, sample_weight, layer_units, first_pass, dropout = self._checked_fit_inputs(
                 X, y, sample_weight, incremental)
+            if first_pass:
+                self._initialize(y, layer_units, X.dtype, dropout,
+                                 self._given_weights(incremental))
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(state)
             raise
-        if first_pass:
-            self._initialize(y, layer_units, X.dtype, dropout)
         if self.solver in _STOCHASTIC:
             self._fit_stochastic(X, y, sample_weight, incremental)
         else:
@@ -337,10 +321,26 @@ class _BaseMLP(BaseEstimator):
                              f"and parameters need {tuple(layer_units)}")
         return X, y, sample_weight, layer_units, first_pass, dropout
 
+    def _given_weights(self, incremental: bool) -> tuple[list[Any], list[Any]] | None:
+        """The coefs_ and intercepts_ assigned before any fit, which a warm_start fit or
+        partial_fit starts from (scikit-learn's first_pass is then False); None when
+        there are none, or when this fit starts anew (which discards them)."""
+        coefs = self.__dict__.pop("_given_coefs_", None)
+        intercepts = self.__dict__.pop("_given_intercepts_", None)
+        if (coefs is None and intercepts is None) or not (self.warm_start or incremental):
+            return None
+        if coefs is None or intercepts is None:
+            missing = "intercepts_" if intercepts is None else "coefs_"
+            raise ValueError(f"{missing} must be assigned too: a warm_start fit or "
+                             f"partial_fit starts from both coefs_ and intercepts_")
+        return coefs, intercepts
+
     def _initialize(self, y: np.ndarray, layer_units: list[int], dtype: np.dtype,
-                    dropout: float = 0.0) -> None:
+                    dropout: float = 0.0,
+                    given: tuple[list[Any], list[Any]] | None = None) -> None:
         """scikit-learn's _initialize: attributes, then the initial weights drawn from
-        self._random_state in its order (per layer: coefs, then intercepts)."""
+        self._random_state in its order (per layer: coefs, then intercepts) -- or, with
+        ``given`` (coefs, intercepts) assigned before the fit, those (nothing drawn)."""
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
@@ -352,10 +352,16 @@ class _BaseMLP(BaseEstimator):
                     dtype=dtype, seed=0, num_threads=self.num_threads, dropout=dropout)
         # scikit-learn's bound for logistic units (fastbp's "sigmoid" is the same unit)
         factor = 2.0 if self.activation in ("logistic", "sigmoid") else 6.0
-        for layer, fan_in, fan_out in zip(_dense_layers(model), layer_units, layer_units[1:]):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            layer.W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
-            layer.b[...] = self._random_state.uniform(-bound, bound, fan_out)
+        if given is not None:
+            layers = _dense_layers(model)
+            assign_list([layer.W for layer in layers], given[0], "coefs_")
+            assign_list([layer.b for layer in layers], given[1], "intercepts_")
+        else:
+            for layer, fan_in, fan_out in zip(_dense_layers(model), layer_units,
+                                              layer_units[1:]):
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                layer.W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+                layer.b[...] = self._random_state.uniform(-bound, bound, fan_out)
         if dropout:
             # The masks' seed: one draw after the weights (as fastbp.MLP draws its own),
             # so an int random_state gives the same masks; none without dropout, which
@@ -880,9 +886,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The training samples the solver has seen (epochs · samples).
     coefs_ : list of ndarray
         Layer i's weight matrix, shape (units of layer i, units of layer i + 1):
-        the network's live arrays.
+        the network's live arrays; ``coefs_[i] = W`` writes W into the network
+        (checked, converted to the model's dtype). Assigned before a fit, the list
+        is where a warm_start fit or partial_fit starts.
     intercepts_ : list of ndarray
-        Layer i + 1's bias vector: the network's live arrays.
+        Layer i + 1's bias vector: the network's live arrays, as coefs_.
     n_features_in_ : int
         The number of features seen in fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -1229,9 +1237,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         The training samples the solver has seen (epochs · samples).
     coefs_ : list of ndarray
         Layer i's weight matrix, shape (units of layer i, units of layer i + 1):
-        the network's live arrays.
+        the network's live arrays; ``coefs_[i] = W`` writes W into the network
+        (checked, converted to the model's dtype). Assigned before a fit, the list
+        is where a warm_start fit or partial_fit starts.
     intercepts_ : list of ndarray
-        Layer i + 1's bias vector: the network's live arrays.
+        Layer i + 1's bias vector: the network's live arrays, as coefs_.
     n_features_in_ : int
         The number of features seen in fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)

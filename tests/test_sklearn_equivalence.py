@@ -242,6 +242,117 @@ def test_coefs_are_live_views_of_the_network():
     assert not est.model_.layers[0].W.any()
 
 
+def _given_weights(rng, sizes):
+    return ([rng.normal(0, 0.3, (a, b)) for a, b in zip(sizes, sizes[1:])],
+            [rng.normal(0, 0.1, b) for b in sizes[1:]])
+
+
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_weights_assigned_before_a_fit_are_its_start_as_in_scikit_learn(solver, how):
+    """scikit-learn's idiom (its test_fit): coefs_/intercepts_ assigned -- as a whole
+    list, then item by item -- before a warm_start fit or partial_fit are where it
+    starts; nothing is drawn for them. The same weights after, and the same path."""
+    X, y = task_data("multiclass")
+    coefs, intercepts = _given_weights(np.random.default_rng(3), [X.shape[1], 6, 3])
+    fitted = []
+    for mod in (fbs, skn):
+        est = mod.MLPClassifier((6,), solver=solver, max_iter=3, random_state=0,
+                                learning_rate_init=0.05, warm_start=how == "warm_start")
+        est.coefs_ = [None, None]
+        est.intercepts_ = list(intercepts)
+        for i, W in enumerate(coefs):
+            est.coefs_[i] = W.copy()
+        if mod is skn:   # the bookkeeping scikit-learn's own first_pass would have set
+            est.n_iter_, est.t_, est.n_layers_, est.n_outputs_ = 0, 0, 3, 3
+            est.out_activation_, est.loss_curve_, est.best_loss_ = "softmax", [], np.inf
+            est._no_improvement_count = 0
+            est.validation_scores_ = est.best_validation_score_ = None
+        if how == "warm_start":
+            if mod is skn:   # scikit-learn's label state, which a first fit would set
+                est._label_binarizer = __import__("sklearn.preprocessing").preprocessing \
+                    .LabelBinarizer().fit(y)
+                est.classes_ = est._label_binarizer.classes_
+            est.fit(X, y)
+        else:
+            est.partial_fit(X, y, classes=np.unique(y))
+        fitted.append(est)
+    ours, theirs = fitted
+    for p, q in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(p, q, rtol=RTOL, atol=ATOL)
+    # and they started from the given weights, not from drawn ones
+    drawn = fbs.MLPClassifier((6,), solver=solver, max_iter=3, random_state=0,
+                              learning_rate_init=0.05).fit(X, y)
+    assert not np.allclose(drawn.coefs_[0], ours.coefs_[0])
+
+
+def test_an_item_assigned_into_coefs_takes_effect_or_is_refused():
+    """scikit-learn's coefs_ are plain lists; an item assigned here writes into the
+    network (checked: shape, finite, converted to the model's dtype), all or nothing."""
+    X, y = task_data("binary")
+    est = fbs.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
+    ref = skn.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
+    for model in (est, ref):
+        model.coefs_[1] = np.full((4, 1), 0.5)
+        model.intercepts_[-1] = np.array([-0.25])
+    np.testing.assert_allclose(est.predict_proba(X), ref.predict_proba(X), rtol=1e-6)
+    assert isinstance(est.coefs_, list) and len(est.coefs_) == 2
+    before = [c.copy() for c in est.coefs_]
+    with pytest.raises(ValueError, match=r"coefs_\[1\] must have shape \(4, 1\)"):
+        est.coefs_[1] = np.ones((3, 1))
+    with pytest.raises(ValueError, match=r"coefs_\[1\] must be finite"):
+        est.coefs_ = [np.zeros_like(before[0]), np.full((4, 1), np.nan)]
+    for a, b in zip(est.coefs_, before):   # the whole-list assignment changed nothing
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="coefs_ must hold 2 arrays"):
+        est.coefs_ = [before[0]]
+    with pytest.raises(TypeError, match="length and order cannot change"):
+        est.coefs_.append(before[0])
+    with pytest.raises(TypeError, match="coefs_ must be a list of arrays"):
+        est.coefs_ = np.zeros(3)
+    with pytest.raises(TypeError, match="coefs_ must be a list of arrays"):
+        fbs.MLPClassifier().coefs_ = 5
+    # a float32 model converts float64 values (documented), refusing overflow
+    e32 = fbs.MLPClassifier((4,), max_iter=2, random_state=0, dtype=np.float32).fit(X, y)
+    e32.coefs_[0] = np.full(e32.coefs_[0].shape, 0.1)
+    assert e32.coefs_[0].dtype == np.float32 and np.all(e32.coefs_[0] == np.float32(0.1))
+    with pytest.raises(ValueError, match="finite in float32"):
+        e32.coefs_[0] = np.full(e32.coefs_[0].shape, 1e300)
+    # a copy, or a pickle, is a plain list of copies
+    import copy
+    snapshot = copy.deepcopy(est.coefs_)
+    snapshot[0][...] = 7.0
+    assert type(snapshot) is list and not (est.coefs_[0] == 7.0).any()
+
+
+def test_weights_assigned_before_a_fit_are_checked_and_a_fresh_fit_discards_them():
+    X, y = task_data("binary")
+    coefs, intercepts = _given_weights(np.random.default_rng(0), [X.shape[1], 4, 1])
+    est = fbs.MLPClassifier((4,), max_iter=2, random_state=0, warm_start=True)
+    est.coefs_ = coefs
+    assert est.coefs_ is coefs   # kept as given until a fit reads it
+    with pytest.raises(ValueError, match="intercepts_ must be assigned too"):
+        est.fit(X, y)
+    assert est.coefs_ is coefs and not hasattr(est, "model_")   # as before the call
+    est.intercepts_ = intercepts[:1]
+    with pytest.raises(ValueError, match="intercepts_ must hold 2 arrays"):
+        est.fit(X, y)
+    est.intercepts_ = intercepts
+    est.coefs_ = [coefs[0], np.zeros((5, 1))]
+    with pytest.raises(ValueError, match=r"coefs_\[1\] must have shape \(4, 1\)"):
+        est.fit(X, y)
+    est.coefs_ = coefs
+    est.fit(X, y)
+    assert est.coefs_[0] is est.model_.layers[0].W
+    # without warm_start (or partial_fit), a fit starts anew, as scikit-learn's does
+    fresh = fbs.MLPClassifier((4,), max_iter=2, random_state=0)
+    fresh.coefs_, fresh.intercepts_ = coefs, intercepts
+    fresh.fit(X, y)
+    drawn = fbs.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
+    for p, q in zip(fresh.coefs_, drawn.coefs_):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_epoch_shuffle_is_sklearns():
     from sklearn.utils import check_random_state, shuffle
 

@@ -6,7 +6,7 @@ epoch of every member: ``fastbp.Ensemble.fit``, the same fits one after another,
 the same fits in a ThreadPoolExecutor of 2; the prediction latency workloads L1–L2
 (fastbp, onnxruntime, PyTorch, scikit-learn and the exported C code; see latency.py),
 at 1 thread; and (when scikit-learn is importable) the fit time of scikit-learn's MLP
-estimators against fastbp.sklearn's, same parameters, on S1–S6.
+estimators against fastbp.sklearn's, same parameters, on S1–S8.
 
     python benchmarks/suite.py                       # everything (tens of minutes)
     python benchmarks/suite.py --workloads W3,E1 --threads 1
@@ -66,6 +66,8 @@ _S_ADAM_BIG = (("hidden_layer_sizes", (64,)), ("max_iter", 10), ("n_iter_no_chan
                ("random_state", 0))
 _S_LBFGS = (("hidden_layer_sizes", (64,)), ("solver", "lbfgs"), ("max_iter", 100),
             ("random_state", 0))
+_S_ADAM_SPARSE = (("hidden_layer_sizes", (64,)), ("max_iter", 5), ("n_iter_no_change", 5),
+                  ("random_state", 0))
 SKLEARN_CASES = {
     "S1": SklearnCase("S1", "digits (1797x64, 10 classes), hidden (100,), adam, 20 epochs, f64",
                       "digits", "MLPClassifier", _S_ADAM_DIGITS, "float64"),
@@ -80,14 +82,37 @@ SKLEARN_CASES = {
                       "regression", "MLPRegressor", _S_LBFGS, "float64", 5_000),
     "S6": SklearnCase("S6", "S5 in float32", "regression", "MLPRegressor", _S_LBFGS, "float32",
                       5_000),
+    # sparse X (CSR): scikit-learn's sparse first-layer products against fastbp's kernels
+    "S7": SklearnCase("S7", "sparse 20,000x20,000 CSR (0.5%: 100 per row), 2 classes, "
+                      "hidden (64,), adam, 5 epochs, f64", "sparse", "MLPClassifier",
+                      _S_ADAM_SPARSE, "float64", 20_000),
+    "S8": SklearnCase("S8", "S7 in float32", "sparse", "MLPClassifier", _S_ADAM_SPARSE,
+                      "float32", 20_000),
 }
 
 
-def sklearn_data(case: SklearnCase, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def sparse_data(n_samples: int, n_features: int = 20_000, per_row: int = 100
+                ) -> tuple[Any, np.ndarray]:
+    """A CSR matrix with ``per_row`` stored values in each row (random columns, values in
+    [0, 1), like TF-IDF weights) and binary labels from a random linear rule."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(0)
+    nnz = n_samples * per_row
+    X = scipy.sparse.csr_matrix((rng.random(nnz), rng.integers(0, n_features, nnz),
+                                 np.arange(0, nnz + 1, per_row)), shape=(n_samples, n_features))
+    score = X @ rng.normal(size=n_features)
+    return X, (score > np.median(score)).astype(int)
+
+
+def sklearn_data(case: SklearnCase, scale: float = 1.0) -> tuple[Any, np.ndarray]:
     """The case's (X, y) in its dtype; ``scale`` < 1 keeps that fraction of the samples."""
     from sklearn.datasets import load_digits, make_classification, make_regression
     from sklearn.preprocessing import StandardScaler
 
+    if case.data == "sparse":
+        X, y = sparse_data(max(50, int(case.n_samples * scale)))
+        return X.astype(case.dtype), y
     if case.data == "digits":
         X, y = load_digits(return_X_y=True)
         X = X / 16.0
@@ -645,9 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     every = [*WORKLOADS, *LATENCY_WORKLOADS, *SKLEARN_CASES]
     parser.add_argument("--workloads", default=",".join(every),
                         help="comma-separated subset of " + ",".join(every) +
-                        " (S1-S6 need scikit-learn)")
+                        " (S1-S8 need scikit-learn)")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="fraction of S1-S6's samples to fit on (for a quick run)")
+                        help="fraction of S1-S8's samples to fit on (for a quick run)")
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
@@ -693,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
             import sklearn  # noqa: F401
         except ImportError:
             if names != every:   # asked for explicitly
-                parser.error("S1-S6 need scikit-learn (pip install fastbp[sklearn])")
+                parser.error("S1-S8 need scikit-learn (pip install fastbp[sklearn])")
             cases = []
         # At one thread whatever --threads says: at two threads, with scikit-learn on
         # NumPy's OpenBLAS and fastbp on SciPy's, each one's spinning workers took the

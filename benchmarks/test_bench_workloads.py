@@ -100,7 +100,7 @@ def test_latency(benchmark, name, batch, impl, request):
 @pytest.mark.parametrize("impl", ["fastbp", "sklearn"])
 @pytest.mark.parametrize("name", list(bench.SKLEARN_CASES))
 def test_sklearn_fit(benchmark, name, impl):
-    """S1-S6: scikit-learn's MLP estimator's fit against fastbp.sklearn's, 1 thread."""
+    """S1-S8: scikit-learn's MLP estimator's fit against fastbp.sklearn's, 1 thread."""
     pytest.importorskip("sklearn")
     case = bench.SKLEARN_CASES[name]
     set_num_threads(1)

@@ -37,6 +37,9 @@ def as_input(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> np.nd
     if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[1] == n_features \
             and X.flags.c_contiguous and X.shape[0] <= MAX_DIM:
         return X  # the common case, kept cheap: train_step is called per mini-batch
+    if hasattr(X, "tocsr") or type(X).__name__ == "SparseRows":
+        raise TypeError(f"{name} is sparse: this takes a dense array (a model takes sparse "
+                        f"input through its Dense first layer)")
     arr = np.asarray(X)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype {arr.dtype}")

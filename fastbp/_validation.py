@@ -100,10 +100,24 @@ def activation_backward_args(name: Any, Z: Any, A: Any, dA: Any
     return code, Z, A, dA
 
 
+def layer_input(X: Any) -> Any:
+    """A Dense layer's X for the ops: a 2-D float array (as ``matrix``), or a
+    scipy.sparse float32/float64 matrix as a SparseRows (fastbp._sparse; not cast)."""
+    from fastbp._sparse import as_sparse_rows, is_sparse   # (it imports this module)
+    if not is_sparse(X):
+        return matrix(X, "X")
+    if X.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"X must have dtype float32 or float64, got {X.dtype}")
+    if len(X.shape) != 2 or X.shape[1] == 0:
+        raise ValueError(f"X must be 2-dimensional with at least one column, got shape "
+                         f"{X.shape}")
+    return as_sparse_rows(X, X.dtype, X.shape[1])
+
+
 def dense_forward_args(X: Any, W: Any, b: Any, activation: Any
-                       ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+                       ) -> tuple[int, Any, np.ndarray, np.ndarray]:
     code = activation_code(activation)
-    X = matrix(X, "X")
+    X = layer_input(X)
     W = matrix(W, "W", X.dtype)
     b = float_array(b, "b", 1, X.dtype)
     if W.shape[0] != X.shape[1]:
@@ -155,11 +169,11 @@ def network_args(X: Any, Ws: Any, bs: Any, activations: Any
 
 
 def dense_backward_args(X: Any, W: Any, Z: Any, A: Any, dA: Any, activation: Any, need_dX: Any
-                        ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                        ) -> tuple[int, Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                    bool]:
     code = activation_code(activation)
     need_dX = flag(need_dX, "need_dX")
-    X = matrix(X, "X")
+    X = layer_input(X)
     W = matrix(W, "W", X.dtype)
     if W.shape[0] != X.shape[1]:
         raise ValueError(f"W must have shape (in_features={X.shape[1]}, out_features) "

@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)} "
-                     "(E1, E2, L1, L2 and S1-S6 are in benchmarks/suite.py: --full)")
+                     "(E1, E2, L1, L2 and S1-S8 are in benchmarks/suite.py: --full)")
     slow = [n for n in names if WORKLOADS[n].kind in ("fit", "ensemble")]
     if slow:
         parser.error(f"{slow} need the full suite (--full)")

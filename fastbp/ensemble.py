@@ -21,7 +21,8 @@ from fastbp import _dask, _storage
 from fastbp import _validation as check
 from fastbp._optim_config import CHECKS
 from fastbp._table import CLASSIFICATION_LOSSES
-from fastbp.models import MLP, Sequential
+from fastbp._sparse import SparseRows
+from fastbp.models import MLP, Sequential, _require_finite
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
 from fastbp.threads import check_threads
 from fastbp.threads import get_num_threads
@@ -204,12 +205,11 @@ class Ensemble:
         return self._models[0].out_features
 
     # ---------------------------------------------------------------- predictions
-    def _checked_X(self, X: Any, check_finite: bool) -> np.ndarray:
+    def _checked_X(self, X: Any, check_finite: bool) -> np.ndarray | SparseRows:
         check_finite = check.flag(check_finite, "check_finite")
         X = self._models[0].check_X(X)
-        if check_finite and not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinite values (pass check_finite=False to "
-                             "skip this check for trusted input)")
+        if check_finite:
+            _require_finite(X)
         return X
 
     def predict_all(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
@@ -217,7 +217,7 @@ class Ensemble:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Real numbers, converted to the members' dtype.
         check_finite : bool, default True
             Refuse NaN and infinite values in X (False skips the check, for input
@@ -243,7 +243,7 @@ class Ensemble:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Real numbers, converted to the members' dtype.
         check_finite : bool, default True
             Refuse NaN and infinite values in X (False skips the check, for input
@@ -278,7 +278,7 @@ class Ensemble:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Real numbers, converted to the members' dtype.
         check_finite : bool, default True
             Refuse NaN and infinite values in X (False skips the check, for input

@@ -11,6 +11,7 @@ import numpy as np
 from fastbp import _storage, ops
 from fastbp import _validation as check
 from fastbp._convert import as_input, as_target
+from fastbp._sparse import SparseRows, as_sparse_rows, is_sparse
 from fastbp._kernels import activations as _act
 from fastbp._kernels import losses as _loss
 from fastbp._kernels import network as _network
@@ -31,7 +32,9 @@ _PREDICT_RAW, _PREDICT_PROBA, _PREDICT_LABELS = (_network.PREDICT_RAW, _network.
                                                  _network.PREDICT_LABELS)
 
 
-def _require_finite(X: np.ndarray, name: str = "X") -> None:
+def _require_finite(X: np.ndarray | SparseRows, name: str = "X") -> None:
+    if isinstance(X, SparseRows):
+        return   # its values were checked when it was converted (fastbp._sparse)
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values (pass check_finite=False "
                          "to skip this check for trusted input)")
@@ -232,29 +235,39 @@ class Sequential:
         return f"Sequential([{inner}], loss={self.loss_name!r})"
 
     # ---------------------------------------------------------------- conversion
-    def check_X(self, X: Any, name: str = "X") -> np.ndarray:
-        """X as a C-contiguous (n_samples, in_features) array of the model's dtype.
+    def check_X(self, X: Any, name: str = "X") -> np.ndarray | SparseRows:
+        """X as a C-contiguous (n_samples, in_features) array of the model's dtype, or
+        a sparse X as the compiled first layer reads it.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Real numbers (bool, int or float), any memory order; shape (n_samples,) is
-            accepted when in_features is 1.
+            accepted when in_features is 1. A scipy.sparse matrix or array (any
+            format) needs a Dense first layer; its stored values must be finite.
         name : str, default "X"
             How error messages name the argument.
 
         Returns
         -------
-        ndarray of shape (n_samples, in_features)
-            X itself when it already is such an array, else a converted copy.
+        ndarray of shape (n_samples, in_features), or SparseRows
+            X itself when it already is such an array, else a converted copy; for
+            sparse X, private CSR arrays of the model's dtype (never the dense form).
 
         Raises
         ------
         TypeError
-            X does not hold real numbers.
+            X does not hold real numbers; sparse X for a model whose first layer is
+            not Dense.
         ValueError
-            X is not 2-D, has another width, or more than 2**31 - 1 rows.
+            X is not 2-D, has another width, or more than 2**31 - 1 rows; sparse X
+            with non-finite stored values.
         """
+        if is_sparse(X):
+            if self.layers[0].kind != "dense":
+                raise TypeError(f"{name} is sparse: sparse input needs a Dense first layer, "
+                                f"got a {type(self.layers[0]).__name__}")
+            return as_sparse_rows(X, self.dtype, self.in_features, name)
         return as_input(X, self.dtype, self.in_features, name)
 
     def check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:
@@ -434,7 +447,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Converted to the model's dtype.
         check_finite : bool, default True
             Refuse NaN and infinite values in X (False skips the check, for input
@@ -462,7 +475,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Real numbers, converted to the model's dtype; shape (n_samples,) is accepted
             when in_features is 1.
         check_finite : bool, default True
@@ -490,7 +503,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Real numbers, converted to the model's dtype; shape (n_samples,) is accepted
             when in_features is 1.
         check_finite : bool, default True
@@ -528,7 +541,9 @@ class Sequential:
                 raise ValueError(f"{what}: layers[{i}] applies softmax, which is not "
                                  "element-wise; derivatives are of element-wise activations")
         check_finite = check.flag(check_finite, "check_finite")
-        X = self.check_X(X)
+        if is_sparse(X):
+            raise TypeError(f"{what} takes dense X (the derivatives are dense in X)")
+        X = as_input(X, self.dtype, self.in_features)
         if check_finite:
             _require_finite(X)
         layers = self.layers
@@ -682,7 +697,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             At least one sample, converted to the model's dtype.
         y : array-like
             Targets: values of shape (n_samples, out_features), or (n_samples,) for one
@@ -716,7 +731,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             At least one sample, converted to the model's dtype.
         y : array-like
             Targets: values of shape (n_samples, out_features), or (n_samples,) for one
@@ -754,7 +769,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             At least one sample, converted to the model's dtype.
         y : array-like
             Targets: values of shape (n_samples, out_features), or (n_samples,) for one
@@ -800,7 +815,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             At least one sample, converted to the model's dtype.
         y : array-like
             Targets: values of shape (n_samples, out_features), or (n_samples,) for one
@@ -866,7 +881,7 @@ class Sequential:
             engine = self._compiled()
             self._bind(engine, optimizer)
             assert data.dy is not None  # dy was given, so TrainingData holds it
-            return engine.sobolev(data.X, data.targets, data.labels, data.dy, data.dy_weight,
+            return engine.sobolev(data.dense_X, data.targets, data.labels, data.dy, data.dy_weight,
                                   data.sample_weight, True)
 
     def full_batch_gradient(self, data: TrainingData) -> float:
@@ -899,7 +914,7 @@ class Sequential:
         with self._lock, self._threads():
             engine = self._compiled()
             if data.dy is not None:
-                return engine.sobolev(data.X, data.targets, data.labels, data.dy,
+                return engine.sobolev(data.dense_X, data.targets, data.labels, data.dy,
                                       data.dy_weight, data.sample_weight, False)
             return engine.backward(data.X, data.targets, data.labels, 1, data.sample_weight)
 
@@ -1011,7 +1026,7 @@ class Sequential:
             labels = None if data.labels is None else np.ascontiguousarray(data.labels[rows])
             w = None if data.sample_weight is None else np.ascontiguousarray(
                 data.sample_weight[rows])
-            value = engine.sobolev(np.ascontiguousarray(data.X[rows]), T, labels,
+            value = engine.sobolev(np.ascontiguousarray(data.dense_X[rows]), T, labels,
                                    np.ascontiguousarray(data.dy[rows]), data.dy_weight, w, True)
             steps += 1   # applied (its loss is taken before its update), so counted
             if not np.isfinite(value):
@@ -1028,7 +1043,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             The samples, checked as ``fit`` checks them (finite).
         y : array-like
             Their targets, as ``fit`` takes them (finite).
@@ -1102,7 +1117,7 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, in_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, in_features)
             Training samples (finite), converted to the model's dtype.
         y : array-like
             Targets: values of shape (n_samples, out_features) or (n_samples,) for one

@@ -151,7 +151,10 @@ def dense_forward(
     Z = np.empty(shape, dtype=X.dtype)
     A = np.empty(shape, dtype=X.dtype)
     if X.shape[0]:
-        _dense.dense_forward_into(code, X, W, b, Z, A)
+        if isinstance(X, _dense.SparseRows):
+            _dense.sparse_dense_forward_into(code, X, W, b, Z, A)
+        else:
+            _dense.dense_forward_into(code, X, W, b, Z, A)
     return Z, A
 
 
@@ -209,11 +212,15 @@ def dense_backward(
     """
     code, X, W, Z, A, dA, need_dX = check.dense_backward_args(X, W, Z, A, dA, activation,
                                                                need_dX)
-    dX = np.empty_like(X) if need_dX else None
+    dX = np.empty(X.shape, dtype=X.dtype) if need_dX else None
     if X.shape[0] == 0:  # an empty batch contributes nothing
         return dX, np.zeros_like(W), np.zeros(W.shape[1], dtype=W.dtype)
     dW = np.empty_like(W)
     db = np.empty(W.shape[1], dtype=W.dtype)
+    if isinstance(X, _dense.SparseRows):   # dX (dense, n × in_features) from dZ, by BLAS
+        dZ = np.empty_like(Z)
+        _dense.sparse_dense_backward_into(code, X, Z, A, dA, dZ, dW, db)
+        return (dZ @ W.T if need_dX else None), dW, db
     _dense.dense_backward_into(code, X, W, Z, A, dA, np.empty_like(Z), dX, dW, db, bool(need_dX))
     return dX, dW, db
 

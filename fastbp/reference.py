@@ -215,8 +215,20 @@ def dense_forward(
         shapes that do not fit together; a dimension larger than 2**31 - 1.
     """
     _, X, W, b = check.dense_forward_args(X, W, b, activation)
+    X = _dense_form(X)
     Z = X @ W + b
     return Z, FORWARD[activation](Z).astype(Z.dtype, copy=False)
+
+
+def _dense_form(X: Any) -> np.ndarray:
+    """X as a dense array: a sparse X's dense form (the oracle's plain formulas)."""
+    if isinstance(X, np.ndarray):
+        return X
+    dense = np.zeros(X.shape, dtype=X.dtype)
+    for i in range(X.n_rows):
+        for p in range(X.indptr[i], X.indptr[i + 1]):
+            dense[i, X.indices[p]] += X.data[p]
+    return dense
 
 
 def dense_backward(
@@ -273,6 +285,7 @@ def dense_backward(
     """
     _, X, W, Z, A, dA, need_dX = check.dense_backward_args(X, W, Z, A, dA, activation,
                                                                need_dX)
+    X = _dense_form(X)
     dZ = BACKWARD[activation](Z, A, dA).astype(Z.dtype, copy=False)
     dW = X.T @ dZ
     db = dZ.sum(axis=0)

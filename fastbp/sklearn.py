@@ -69,6 +69,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import scipy.optimize
+from scipy.sparse import issparse
 from scipy.special import expit, xlogy
 # scikit-learn ships no type information; "unused-ignore" keeps these comments harmless
 # once mypy is configured to ignore it (pyproject's ignore_missing_imports list).
@@ -458,7 +459,8 @@ class _BaseMLP(BaseEstimator):
             X_train, y_train, sw_train = X, y, sample_weight
             X_val = y_val = sw_val = None
         n_samples = X_train.shape[0]
-        X_train = np.ascontiguousarray(X_train)
+        if not issparse(X_train):
+            X_train = np.ascontiguousarray(X_train)
         T_train = self._fast_target(y_train)
         constant = self._loss_constant(y_train)
         weights = _fcheck.sample_weight(sw_train, n_samples)   # all-ones: the unweighted path
@@ -612,7 +614,7 @@ class _BaseMLP(BaseEstimator):
         the options scikit-learn passes; loss and gradient from the compiled engine."""
         model = self.model_
         self._sync_alpha()
-        X = np.ascontiguousarray(X)
+        inputs = model.check_X(X)   # converted once, for every evaluation (sparse stays so)
         T = self._fast_target(y)
         weights = _fcheck.sample_weight(sample_weight, X.shape[0])
         c = self._loss_constant(y)
@@ -626,7 +628,7 @@ class _BaseMLP(BaseEstimator):
         def loss_grad(packed: np.ndarray) -> tuple[float, np.ndarray]:
             for p, lo, hi in zip(params, bounds, bounds[1:]):
                 p.reshape(-1)[...] = packed[lo:hi]
-            loss = model.backward(X, T, sample_weight=weights) + constant
+            loss = model.backward(inputs, T, sample_weight=weights) + constant
             return loss, np.concatenate([g.reshape(-1) for g in grads]).astype(np.float64,
                                                                                copy=False)
 
@@ -687,7 +689,8 @@ class _BaseMLP(BaseEstimator):
         dtype = self.model_.dtype
         if check_input:
             # scikit-learn computes in result_type(X, coefs): float32 X stays float32
-            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                              dtype=(np.float64, np.float32))
             dtype = np.result_type(X.dtype, dtype)
         return _out_activation(self.out_activation_,
                                self.model_.forward(X).astype(dtype, copy=False))
@@ -724,7 +727,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True   # CSR/CSC: a compiled sparse first layer
         return tags
 
     def to_onnx(self, path: Any = None) -> bytes:
@@ -958,7 +961,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
                         dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=dtype, reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -1293,8 +1297,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool,
                         dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype,
-                             reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=dtype, reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

@@ -32,6 +32,7 @@ from fastbp import _validation as check
 from fastbp import schedules
 from fastbp._kernels import network as _network
 from fastbp._optim_config import CHECKS
+from fastbp._sparse import SparseRows
 from fastbp._storage import take
 from fastbp.optim import Optimizer, from_state_dict, make_optimizer
 from fastbp.plotting import plot_history
@@ -149,7 +150,9 @@ class History:
         return plot_history(self, path=path, ax=ax)
 
 
-def _finite(arr: np.ndarray, name: str) -> None:
+def _finite(arr: Any, name: str) -> None:
+    if isinstance(arr, SparseRows):
+        return   # its values were checked when it was converted (fastbp._sparse)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
 
@@ -188,8 +191,11 @@ class TrainingData:
         self.dy: np.ndarray | None = None
         self.dy_weight = check.finite_scalar(dy_weight, "dy_weight", low=0.0)
         if dy is not None:
+            if isinstance(X, SparseRows):
+                raise TypeError("training on derivatives (dy) takes dense X")
             self.dy = model.check_dy(dy, X.shape[0])
-        self.X: np.ndarray = X
+        #: the samples: an array, or a SparseRows for sparse input
+        self.X: np.ndarray | SparseRows = X
         #: float targets (n, k), or None with labels
         self.targets: np.ndarray | None = None if y.ndim == 1 else y
         #: int class labels (n,) as intp, or None with targets
@@ -199,6 +205,12 @@ class TrainingData:
         if validation_data is not None:
             self.validation = _validation_set(model, validation_data)
         self.signature = model.data_signature()
+
+    @property
+    def dense_X(self) -> np.ndarray:
+        """X as an array: derivative data (dy) always has one (sparse X is refused)."""
+        assert isinstance(self.X, np.ndarray)
+        return self.X
 
     @property
     def n(self) -> int:

@@ -52,7 +52,8 @@ def smooth():
 
 
 # ------------------------------------------------------------------ scikit-learn's checks
-WEIGHT_CHECK = "check_sample_weight_equivalence_on_dense_data"
+WEIGHT_CHECKS = ("check_sample_weight_equivalence_on_dense_data",
+                 "check_sample_weight_equivalence_on_sparse_data")
 
 
 def _sklearn_fails_too(est):
@@ -61,20 +62,21 @@ def _sklearn_fails_too(est):
     pass it: test_weight_check_passes_in_float64). With dropout a repeated row draws
     its own mask, where a weight scales one row's: the fits differ by design."""
     if est.dtype == "float32":
-        return {WEIGHT_CHECK: "float32 rounding; passes in float64"}
+        return dict.fromkeys(WEIGHT_CHECKS, "float32 rounding; passes in float64")
     if est.dropout:
-        return {WEIGHT_CHECK: "dropout masks each repeated row on its own"}
+        return dict.fromkeys(WEIGHT_CHECKS, "dropout masks each repeated row on its own")
     return {}
 
 
+@pytest.mark.parametrize("check", WEIGHT_CHECKS)
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
-def test_weight_check_passes_in_float64(cls):
+def test_weight_check_passes_in_float64(cls, check):
     from sklearn.utils import estimator_checks
 
     est = cls(hidden_layer_sizes=(8,), learning_rate_init=0.01, max_iter=200, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        getattr(estimator_checks, WEIGHT_CHECK)(cls.__name__, est)
+        getattr(estimator_checks, check)(cls.__name__, est)
 
 
 @parametrize_with_checks([
@@ -182,13 +184,6 @@ def test_dtype_and_num_threads(smooth):
     assert all(W.dtype == np.float64 for W in reg.coefs_)
     assert [W.shape for W in reg.coefs_] == [(3, 4), (4, 1)]
     assert [b.shape for b in reg.intercepts_] == [(4,), (1,)]
-
-
-def test_sparse_input_is_rejected_clearly(moons):
-    sparse = pytest.importorskip("scipy.sparse")
-    X, y = moons
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        MLPClassifier((4,), max_iter=1).fit(sparse.csr_matrix(X), y)
 
 
 # ------------------------------------------------------------------ meta-estimators

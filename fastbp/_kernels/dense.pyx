@@ -7,8 +7,20 @@ weights as they were in the forward pass, and dW = Xᵀ·dZ last (still in cache
 for the optimizer update that reads it next). Shapes:
 X (n×n_in), W (n_in×n_out), b (n_out), Z, A, dA, dZ (n×n_out), all
 C-contiguous; n, n_in, n_out > 0 (the Python boundary handles empty batches).
+
+Sparse input (a first layer on a CSR matrix): the same layer with X given as the rows
+of a ``SparseRows``; Z's row i is Σ_p data[p]·W[indices[p], :] over the stored entries
+of X's row r (r = rows[i], or row0 + i), and dW := Xᵀ·dZ scatters data[p]·dZ[i, :]
+into dW's rows indices[p]. Work and memory go with the non-zeros, never with
+n × n_in; there is no dX (nothing below the first layer needs one).
 """
 from cython cimport floating
+from libc.string cimport memset
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
 
 from fastbp._kernels._blas cimport gemm
 from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
@@ -66,3 +78,153 @@ def dense_backward_into(int act, const floating[:, ::1] X, const floating[:, ::1
         dense_backward_ptr(act, &X[0, 0], &W[0, 0], &Z[0, 0], &A[0, 0], &dA[0, 0],
                            &dZ_work[0, 0], dX, &dW_out[0, 0], &db_out[0],
                            X.shape[0], X.shape[1], W.shape[1])
+
+
+# ---------------------------------------------------------------- sparse input
+
+cdef class SparseRows:
+    """The rows of a CSR matrix in the form the compiled kernels read: private copies
+    of its arrays (values of the model's dtype, int64 indices), checked once here --
+    indptr starts at 0, never decreases and ends at nnz; every column index lies in
+    [0, n_cols) -- so the kernels index with them unchecked, and no later change
+    the caller makes to its own arrays reaches them.
+
+    Parameters: data (nnz,) float32 or float64; indptr (n_rows + 1,) and indices
+    (nnz,) integers; n_rows >= 0, n_cols >= 1 (scipy.sparse's CSR arrays).
+    """
+
+    def __init__(self, data, indptr, indices, Py_ssize_t n_rows, Py_ssize_t n_cols):
+        data = np.array(data, copy=True, order="C")
+        if data.dtype not in (np.float32, np.float64) or data.ndim != 1:
+            raise TypeError(f"data must be a 1-D float32 or float64 array, got "
+                            f"{data.dtype} of shape {data.shape}")
+        for name, arr in (("indptr", indptr), ("indices", indices)):
+            if np.asarray(arr).dtype.kind not in "iu":
+                raise TypeError(f"{name} must hold integers, got {np.asarray(arr).dtype}")
+        indptr = np.array(indptr, dtype=np.intp, copy=True, order="C")
+        indices = np.array(indices, dtype=np.intp, copy=True, order="C")
+        if n_rows < 0 or n_cols < 1:
+            raise ValueError(f"shape must be (n_rows >= 0, n_cols >= 1), got "
+                             f"({n_rows}, {n_cols})")
+        if indptr.shape != (n_rows + 1,) or indices.shape != data.shape:
+            raise ValueError(f"a CSR matrix of {n_rows} rows needs indptr of shape "
+                             f"({n_rows + 1},) and indices of data's shape {data.shape}; got "
+                             f"{indptr.shape} and {indices.shape}")
+        if indptr[0] != 0 or indptr[n_rows] != data.shape[0] or (np.diff(indptr) < 0).any():
+            raise ValueError("indptr must start at 0, never decrease and end at nnz")
+        if data.shape[0] and (indices.min() < 0 or indices.max() >= n_cols):
+            raise ValueError(f"column indices must lie in [0, {n_cols})")
+        self.data, self.indptr, self.indices = data, indptr, indices
+        self.n_rows, self.n_cols = n_rows, n_cols
+        self.d = cnp.PyArray_DATA(<cnp.ndarray>data)
+        self.ip = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>indptr)
+        self.ix = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>indices)
+
+    @property
+    def shape(self):
+        """(n_rows, n_cols)."""
+        return (self.n_rows, self.n_cols)
+
+    @property
+    def dtype(self):
+        """The values' dtype."""
+        return self.data.dtype
+
+    @property
+    def nnz(self):
+        """The number of stored entries."""
+        return self.data.shape[0]
+
+    def __reduce__(self):
+        return (SparseRows, (self.data, self.indptr, self.indices, self.n_rows, self.n_cols))
+
+    def __repr__(self):
+        return f"SparseRows(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
+
+
+cdef void sparse_dense_forward_ptr(int act, const floating* data, const Py_ssize_t* indptr,
+                                   const Py_ssize_t* indices, const Py_ssize_t* rows,
+                                   Py_ssize_t row0, const floating* W, const floating* b,
+                                   floating* Z, floating* A,
+                                   Py_ssize_t n, Py_ssize_t n_out) noexcept nogil:
+    """Z := X_rows·W + b, A := f(Z): X's rows rows[0..n) (row0 + i when rows is NULL)."""
+    cdef Py_ssize_t i, r, p, j
+    cdef floating v
+    cdef floating* z
+    cdef const floating* w
+    for i in range(n):
+        r = rows[i] if rows != NULL else row0 + i
+        z = &Z[i * n_out]
+        memset(z, 0, n_out * sizeof(floating))
+        for p in range(indptr[r], indptr[r + 1]):
+            v = data[p]
+            w = &W[indices[p] * n_out]
+            for j in range(n_out):
+                z[j] += v * w[j]
+    bias_activation_forward_ptr(act, Z, b, A, n, n_out)
+
+
+cdef void sparse_dense_backward_ptr(int act, const floating* data, const Py_ssize_t* indptr,
+                                    const Py_ssize_t* indices, const Py_ssize_t* rows,
+                                    Py_ssize_t row0, const floating* Z, const floating* A,
+                                    const floating* dA, floating* dZ, floating* dW,
+                                    floating* db, Py_ssize_t n, Py_ssize_t n_in,
+                                    Py_ssize_t n_out) noexcept nogil:
+    """dZ := f'(Z)·dA; db := Σ_rows dZ; dW := X_rowsᵀ·dZ (rows as the forward's)."""
+    cdef Py_ssize_t i, r, p, j
+    cdef floating v
+    cdef floating* g
+    cdef const floating* d
+    activation_backward_ptr(act, Z, A, dA, dZ, n, n_out)
+    column_sums_ptr(dZ, db, n, n_out)
+    memset(dW, 0, n_in * n_out * sizeof(floating))
+    for i in range(n):
+        r = rows[i] if rows != NULL else row0 + i
+        d = &dZ[i * n_out]
+        for p in range(indptr[r], indptr[r + 1]):
+            v = data[p]
+            g = &dW[indices[p] * n_out]
+            for j in range(n_out):
+                g[j] += v * d[j]
+
+
+cdef _check_sparse_call(SparseRows X, W, Py_ssize_t k, arrays):
+    """The shapes and dtype a sparse kernel call indexes with (checked here: the
+    kernels trust them)."""
+    if X.data.dtype != W.dtype or W.shape[0] != X.n_cols:
+        raise ValueError(f"W must be {X.data.dtype} of shape ({X.n_cols}, n_out), got "
+                         f"{W.dtype} {W.shape}")
+    for name, arr, shape in arrays:
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if X.n_rows == 0:
+        raise ValueError("X must hold at least one row")
+
+
+def sparse_dense_forward_into(int act, SparseRows X, const floating[:, ::1] W,
+                              const floating[::1] b, floating[:, ::1] Z_out,
+                              floating[:, ::1] A_out):
+    """Z_out := X·W + b, A_out := f(Z_out) for every row of X (shapes checked)."""
+    cdef Py_ssize_t n = X.n_rows, k = W.shape[1]
+    _check_sparse_call(X, np.asarray(W), k, (("b", np.asarray(b), (k,)),
+                                             ("Z_out", np.asarray(Z_out), (n, k)),
+                                             ("A_out", np.asarray(A_out), (n, k))))
+    with nogil:
+        sparse_dense_forward_ptr(act, <const floating*>X.d, X.ip, X.ix, NULL, 0, &W[0, 0],
+                                 &b[0], &Z_out[0, 0], &A_out[0, 0], n, k)
+
+
+def sparse_dense_backward_into(int act, SparseRows X, const floating[:, ::1] Z,
+                               const floating[:, ::1] A, const floating[:, ::1] dA,
+                               floating[:, ::1] dZ_work, floating[:, ::1] dW_out,
+                               floating[::1] db_out):
+    """Fills dZ_work, dW_out (n_cols, k) and db_out for every row of X (shapes checked)."""
+    cdef Py_ssize_t n = X.n_rows, k = Z.shape[1]
+    _check_sparse_call(X, np.asarray(dW_out), k, (
+        ("Z", np.asarray(Z), (n, k)), ("A", np.asarray(A), (n, k)),
+        ("dA", np.asarray(dA), (n, k)), ("dZ_work", np.asarray(dZ_work), (n, k)),
+        ("dW_out", np.asarray(dW_out), (X.n_cols, k)), ("db_out", np.asarray(db_out), (k,))))
+    with nogil:
+        sparse_dense_backward_ptr(act, <const floating*>X.d, X.ip, X.ix, NULL, 0, &Z[0, 0],
+                                  &A[0, 0], &dA[0, 0], &dZ_work[0, 0], &dW_out[0, 0],
+                                  &db_out[0], n, X.n_cols, k)

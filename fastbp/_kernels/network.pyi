@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from fastbp._kernels.dense import SparseRows
 from typing_extensions import disjoint_base
 
 EPOCH_DONE: int
@@ -72,11 +74,11 @@ class Engine:
     ) -> npt.NDArray[Any] | None: ...  # a new array, or None for the checked path
     def forward(
         self,
-        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        X: npt.NDArray[np.floating[Any]] | SparseRows,  # object: ndarray or SparseRows
     ) -> npt.NDArray[np.floating[Any]]: ...  # a new array
     def backward(
         self,
-        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        X: npt.NDArray[np.floating[Any]] | SparseRows,  # object: ndarray or SparseRows
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
         step: int,  # long long
@@ -84,14 +86,14 @@ class Engine:
     ) -> float: ...
     def train_step(
         self,
-        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        X: npt.NDArray[np.floating[Any]] | SparseRows,  # object: ndarray or SparseRows
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
     ) -> float: ...
     def epoch(
         self,
-        X: npt.NDArray[np.floating[Any]],  # cnp.ndarray
+        X: npt.NDArray[np.floating[Any]] | SparseRows,  # object: ndarray or SparseRows
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
         order: npt.NDArray[np.intp],  # cnp.ndarray

@@ -58,7 +58,9 @@ cnp.import_array()
 
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE)
-from fastbp._kernels.dense cimport dense_forward_ptr, dense_backward_ptr, column_sums_ptr
+from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
+                                    column_sums_ptr, sparse_dense_forward_ptr,
+                                    sparse_dense_backward_ptr)
 from fastbp._kernels._blas cimport gemm
 from fastbp._kernels.derivatives cimport act_derivatives
 from fastbp._kernels.dropout cimport (
@@ -142,6 +144,16 @@ cdef struct Objective:
     double clip_eps
 
 
+cdef struct SparseBatch:
+    # A first Dense layer's input given as CSR rows (fastbp._kernels.dense.SparseRows):
+    # the batch is rows[0..n) of the matrix (row0, row0 + 1, ... when rows is NULL).
+    const void* data
+    const Py_ssize_t* indptr
+    const Py_ssize_t* indices
+    const Py_ssize_t* rows
+    Py_ssize_t row0
+
+
 # ---------------------------------------------------------------- layer kinds
 
 cdef inline bint output_is_z(int kind, int act) noexcept nogil:
@@ -171,18 +183,33 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                            <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
 
 
+cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
+                               const SparseBatch* sp, floating* out, Py_ssize_t n) noexcept nogil:
+    """The first layer's forward: on X, or (sp not NULL; a Dense layer) on CSR rows."""
+    if sp == NULL:
+        layer_forward(L, P, X, out, n)
+    else:
+        sparse_dense_forward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
+                                 sp.rows, sp.row0, <floating*>P[L.p0].p,
+                                 <floating*>P[L.p0 + 1].p, <floating*>L.Z, out, n, L.n_out)
+
+
 # ---------------------------------------------------------------- the passes
 
 cdef void forward_impl(LayerRec* layers, int n_layers, const Param* P, const floating* X,
-                       Py_ssize_t n, bint keep) noexcept nogil:
-    """Every layer's forward. Without ``keep`` (inference) the activation runs in place
-    in Z, saving a pass of memory traffic; the output is then in the last layer's Z."""
+                       const SparseBatch* sp, Py_ssize_t n, bint keep) noexcept nogil:
+    """Every layer's forward (the first on X, or on sp's CSR rows). Without ``keep``
+    (inference) the activation runs in place in Z, saving a pass of memory traffic; the
+    output is then in the last layer's Z."""
     cdef int l
     cdef const floating* inp = X
     cdef floating* out
     for l in range(n_layers):
         out = <floating*>layers[l].A if keep else <floating*>layers[l].Z
-        layer_forward(&layers[l], P, inp, out, n)
+        if l == 0:
+            first_forward(&layers[0], P, X, sp, out, n)
+        else:
+            layer_forward(&layers[l], P, inp, out, n)
         inp = out
 
 
@@ -192,14 +219,18 @@ cdef inline void* train_output(LayerRec* L) noexcept nogil:
 
 
 cdef void forward_train_impl(LayerRec* layers, int n_layers, const Param* P,
-                             const floating* X, Py_ssize_t n, long long step) noexcept nogil:
+                             const floating* X, const SparseBatch* sp, Py_ssize_t n,
+                             long long step) noexcept nogil:
     """forward_impl(keep=True) plus dropout with the masks of ``step`` where a layer has it."""
     cdef int l
     cdef const floating* inp = X
     cdef LayerRec* L
     for l in range(n_layers):
         L = &layers[l]
-        layer_forward(L, P, inp, <floating*>L.A, n)
+        if l == 0:
+            first_forward(L, P, X, sp, <floating*>L.A, n)
+        else:
+            layer_forward(L, P, inp, <floating*>L.A, n)
         if L.dropout > 0:
             dropout_forward_ptr(dropout_step_key(L.drop_key, <uint64_t>step), L.drop_threshold,
                                 L.drop_scale, <floating*>L.A, <floating*>L.Ad, L.keep,
@@ -281,11 +312,12 @@ cdef double objective_value(LayerRec* last, const Param* P, int n_params, int lo
 
 
 cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
-                      const floating* X, const floating* T, const Py_ssize_t* labels,
-                      const double* sw, Py_ssize_t n, const fb_optim_config* cfg,
-                      const Objective* obj, long long step) noexcept nogil:
+                      const floating* X, const SparseBatch* sp, const floating* T,
+                      const Py_ssize_t* labels, const double* sw, Py_ssize_t n,
+                      const fb_optim_config* cfg, const Objective* obj,
+                      long long step) noexcept nogil:
     """Forward, loss, backward and (with cfg, else NULL) the update of every layer at
-    optimizer step ``step``; the loss.
+    optimizer step ``step``; the loss. The input: X, or (sp not NULL) CSR rows.
 
     sw: per-sample weights (NULL: unweighted); obj: the objective's convention.
     ``step`` is also the step whose dropout masks are drawn."""
@@ -296,7 +328,7 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
     cdef fb_optim_step st
     if cfg != NULL:  # the step's values once, not per buffer
         optim_begin_step(cfg, step, &st)
-    forward_train_impl(layers, n_layers, P, X, n, step)
+    forward_train_impl(layers, n_layers, P, X, sp, n, step)
     value = objective_value(&layers[n_layers - 1], P, n_params, loss, T, labels, sw, n, obj,
                             &l2)
     for l in range(n_layers - 1, -1, -1):
@@ -305,7 +337,13 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
         if L.dropout > 0:  # D holds dL/d(A·m); make it dL/dA (m: mask/(1-p))
             dropout_backward_ptr(L.drop_scale, L.keep, <floating*>L.D, n * L.n_out)
         # dX goes to the layer below's D.
-        layer_backward(L, P, inp, <floating*>layers[l - 1].D if l > 0 else NULL, n)
+        if l == 0 and sp != NULL:
+            sparse_dense_backward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
+                                      sp.rows, sp.row0, <floating*>L.Z, <floating*>L.A,
+                                      <floating*>L.D, <floating*>L.D, <floating*>P[L.p0].g,
+                                      <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
+        else:
+            layer_backward(L, P, inp, <floating*>layers[l - 1].D if l > 0 else NULL, n)
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized:
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
@@ -443,16 +481,20 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
 cdef int gather_batch(const floating* X, const floating* T, const Py_ssize_t* labels,
                       const double* sw, Py_ssize_t n_rows, Py_ssize_t n_features,
                       Py_ssize_t n_targets, Py_ssize_t n_classes, const Py_ssize_t* order,
-                      Py_ssize_t m, floating* Xb, floating* Tb, Py_ssize_t* Lb,
-                      double* Wb) noexcept nogil:
-    """Rows order[0..m) of X and their targets (labels, weights) into the batch buffers;
-    every row index and label checked as it is read (0: fine, -1: out of range)."""
+                      Py_ssize_t m, floating* Xb, Py_ssize_t* Rb, floating* Tb,
+                      Py_ssize_t* Lb, double* Wb) noexcept nogil:
+    """Rows order[0..m) of X and their targets (labels, weights) into the batch buffers
+    -- or, with sparse input (X NULL), the row indices into Rb; every row index and
+    label checked as it is read (0: fine, -1: out of range)."""
     cdef Py_ssize_t i, src, lab
     for i in range(m):
         src = order[i]
         if src < 0 or src >= n_rows:
             return -1
-        memcpy(&Xb[i * n_features], &X[src * n_features], n_features * sizeof(floating))
+        if X != NULL:
+            memcpy(&Xb[i * n_features], &X[src * n_features], n_features * sizeof(floating))
+        else:
+            Rb[i] = src
         if labels != NULL:
             lab = labels[src]
             if lab < 0 or lab >= n_classes:
@@ -466,14 +508,16 @@ cdef int gather_batch(const floating* X, const floating* T, const Py_ssize_t* la
 
 
 cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
-                    const floating* X, const floating* T, const Py_ssize_t* labels,
-                    const double* sw, Py_ssize_t n_rows, Py_ssize_t n_features,
-                    Py_ssize_t n_targets, const Py_ssize_t* order, Py_ssize_t n,
-                    Py_ssize_t batch, floating* Xb, floating* Tb, Py_ssize_t* Lb, double* Wb,
-                    const fb_optim_config* cfg, const Objective* obj, long long step0,
-                    Py_ssize_t* steps_out, double* loss_sum) noexcept nogil:
+                    const floating* X, SparseBatch* sp, const floating* T,
+                    const Py_ssize_t* labels, const double* sw, Py_ssize_t n_rows,
+                    Py_ssize_t n_features, Py_ssize_t n_targets, const Py_ssize_t* order,
+                    Py_ssize_t n, Py_ssize_t batch, floating* Xb, Py_ssize_t* Rb, floating* Tb,
+                    Py_ssize_t* Lb, double* Wb, const fb_optim_config* cfg,
+                    const Objective* obj, long long step0, Py_ssize_t* steps_out,
+                    double* loss_sum) noexcept nogil:
     """Mini-batches of ``order`` (n entries) in sequence: gather rows (and their weights,
-    when sw is not NULL), step. Returns the status (_DONE, or why it stopped early);
+    when sw is not NULL), step. Sparse input (X NULL, sp given): the batch's checked row
+    indices are gathered into Rb, which the first layer's kernels read. Returns the status (_DONE, or why it stopped early);
     *steps_out: the steps taken (and applied); *loss_sum: its value on entry plus Σ batch
     loss · batch size over them (one running sum, as one uninterrupted epoch adds), or
     the non-finite loss that stopped it (a loss is taken before its update, so the step
@@ -487,9 +531,11 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
             return _INTERRUPTED
         m = batch if start + batch <= n else n - start
         if gather_batch(X, T, labels, sw, n_rows, n_features, n_targets, k, order + start, m,
-                        Xb, Tb, Lb, Wb) != 0:
+                        Xb, Rb, Tb, Lb, Wb) != 0:
             return _BAD_INDEX
-        value = step_impl(layers, n_layers, P, n_params, loss, Xb,
+        if sp != NULL:
+            sp.rows = Rb
+        value = step_impl(layers, n_layers, P, n_params, loss, Xb if sp == NULL else NULL, sp,
                           Tb if labels == NULL else NULL, Lb if labels != NULL else NULL,
                           Wb if sw != NULL else NULL, m, cfg, obj, step0 + steps + 1)
         steps += 1
@@ -533,7 +579,7 @@ cdef void predict_impl(LayerRec* layers, int n_layers, const Param* P, int loss,
     cdef const floating* Z
     cdef const floating* row
     cdef Py_ssize_t* labels = <Py_ssize_t*>out
-    forward_impl(layers, n_layers, P, X, n, False)
+    forward_impl(layers, n_layers, P, X, NULL, n, False)
     Z = <floating*>last.Z
     if kind == _LABELS and loss == LOSS_CE:
         for i in range(n):
@@ -600,7 +646,7 @@ cdef class Engine:
     cdef list workspaces      # per layer (Z, A, D)
     cdef list dropout_buffers # per layer with dropout (Ad, keep)
     cdef list keep_state      # optimizer state arrays (kept alive)
-    cdef object batch_X, batch_T, batch_L, batch_W
+    cdef object batch_X, batch_T, batch_L, batch_W, batch_R
     cdef object labels_copy           # a step's labels, copied and range-checked (_step)
     cdef list tangent_buffers         # per layer (TZ, T, d1, d2) of sobolev steps
     cdef Py_ssize_t tangent_rows      # the samples they hold (0: none)
@@ -968,24 +1014,48 @@ cdef class Engine:
             predict_impl[double](self.layers, self.n_layers, self.params, self.loss,
                                  <double*>x, n, kind, out)
 
-    def forward(self, cnp.ndarray X):
-        """Inference pass of X (n, n_in), 0 < n; returns a copy of the output.
+    def forward(self, X):
+        """Inference pass of X (n, n_in), 0 < n, or of a SparseRows (a first Dense
+        layer); returns a copy of the output.
 
         Callers guarantee X is C-contiguous, of the engine's dtype and shape."""
         cdef Py_ssize_t n = X.shape[0]
-        cdef void* x = cnp.PyArray_DATA(X)
-        self._check_rows(X)
+        cdef SparseBatch sb
+        cdef const SparseBatch* sp = NULL
+        cdef const void* x = self._input(X, &sb)
+        if x == NULL:
+            sp = &sb
         self.reserve(n)
         with nogil:
             if self.f32:
-                forward_impl[float](self.layers, self.n_layers, self.params, <float*>x, n,
+                forward_impl[float](self.layers, self.n_layers, self.params, <float*>x, sp, n,
                                     False)
             else:
-                forward_impl[double](self.layers, self.n_layers, self.params, <double*>x, n,
-                                     False)
+                forward_impl[double](self.layers, self.n_layers, self.params, <double*>x, sp,
+                                     n, False)
         out = self.workspaces[self.n_layers - 1][0][:n].copy()
         self.trim(n)
         return out
+
+    cdef const void* _input(self, X, SparseBatch* sb) except? NULL:
+        """The data pointer of a dense X (checked as _check_rows), or NULL with ``sb``
+        filled in for a SparseRows X (n_rows > 0, n_in columns, the engine's dtype; the
+        first layer a Dense one); its rows are row 0 onwards."""
+        cdef SparseRows S
+        if isinstance(X, SparseRows):
+            S = <SparseRows>X
+            if S.n_rows == 0 or S.n_cols != self.layers[0].n_in or S.data.dtype != self.dtype:
+                raise ValueError(f"the engine takes sparse X of {self.dtype} with shape "
+                                 f"(n > 0, {self.layers[0].n_in}), got {S!r}")
+            if self.layers[0].kind != LAYER_DENSE:
+                raise TypeError("sparse input needs a Dense first layer")
+            sb.data, sb.indptr, sb.indices, sb.rows, sb.row0 = S.d, S.ip, S.ix, NULL, 0
+            return NULL
+        if not isinstance(X, np.ndarray):
+            raise TypeError(f"the engine takes an ndarray or a SparseRows X, got "
+                            f"{type(X).__name__}")
+        self._check_rows(X)
+        return cnp.PyArray_DATA(<cnp.ndarray>X)
 
     cdef _check_rows(self, cnp.ndarray X):
         if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != self.layers[0].n_in \
@@ -993,7 +1063,7 @@ cdef class Engine:
             raise ValueError(f"the engine takes C-contiguous {self.dtype} X of shape "
                              f"(n > 0, {self.layers[0].n_in})")
 
-    def backward(self, cnp.ndarray X, T, labels, long long step, sample_weight=None):
+    def backward(self, X, T, labels, long long step, sample_weight=None):
         """Forward, loss and backward (every parameter's gradient; no update), with the
         dropout masks of step ``step``; returns the loss.
 
@@ -1003,7 +1073,7 @@ cdef class Engine:
         self.trim(X.shape[0])
         return self._checked_loss(value)
 
-    def train_step(self, cnp.ndarray X, T, labels, sample_weight=None):
+    def train_step(self, X, T, labels, sample_weight=None):
         """One training step of the bound optimizer (step: its count + 1, which it
         advances): forward, loss, backward and update. Arguments as for backward."""
         cdef double value
@@ -1025,18 +1095,22 @@ cdef class Engine:
             raise RuntimeError("no optimizer is bound to this engine (bind_optimizer)")
         return self.link
 
-    cdef double _step(self, cnp.ndarray X, T, labels, long long step,
+    cdef double _step(self, X, T, labels, long long step,
                       const fb_optim_config* cfg, sample_weight) except? -1.0:
         """One step on the engine's own copy of the labels (range-checked there), with
         every array's shape checked against the engine; NaN with _labels_bad set when a
-        label is out of range (nothing was changed then)."""
+        label is out of range (nothing was changed then). X: an ndarray or a SparseRows."""
         cdef Py_ssize_t n = X.shape[0], i, k = self.layers[self.n_layers - 1].n_out
         cdef void* t = NULL
         cdef Py_ssize_t* lb = NULL
         cdef const Py_ssize_t* lp
         cdef const double* sw = NULL
         cdef double value
-        self._check_rows(X)
+        cdef SparseBatch sb
+        cdef const SparseBatch* sp = NULL
+        cdef const void* x = self._input(X, &sb)
+        if x == NULL:
+            sp = &sb
         self._labels_bad = False
         if (T is None) == (labels is None):
             raise ValueError("give exactly one of T and labels")
@@ -1066,13 +1140,12 @@ cdef class Engine:
         with nogil:
             if self.f32:
                 value = step_impl[float](self.layers, self.n_layers, self.params, self.n_params,
-                                         self.loss, <float*>cnp.PyArray_DATA(X), <float*>t,
-                                         lb, sw, n, cfg, &self.obj, step)
+                                         self.loss, <float*>x, sp, <float*>t, lb, sw, n, cfg,
+                                         &self.obj, step)
             else:
                 value = step_impl[double](self.layers, self.n_layers, self.params,
-                                          self.n_params, self.loss,
-                                          <double*>cnp.PyArray_DATA(X), <double*>t, lb, sw, n,
-                                          cfg, &self.obj, step)
+                                          self.n_params, self.loss, <double*>x, sp,
+                                          <double*>t, lb, sw, n, cfg, &self.obj, step)
         return value
 
     def sobolev(self, cnp.ndarray X, T, labels, cnp.ndarray dy, double dy_weight,
@@ -1175,7 +1248,7 @@ cdef class Engine:
         self.tangent_buffers = buffers
         self.tangent_rows = n
 
-    def epoch(self, cnp.ndarray X, T, labels, cnp.ndarray order, Py_ssize_t batch,
+    def epoch(self, X, T, labels, cnp.ndarray order, Py_ssize_t batch,
               sample_weight=None, double loss_sum0=0.0):
         """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp row
         indices of X), from its step count + 1 (advanced by the steps taken). Returns
@@ -1186,12 +1259,12 @@ cdef class Engine:
         ``steps`` steps); loss_sum is Σ batch loss · batch size over the steps taken.
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
         ``loss_sum0``: the running loss sum to continue (an interrupted epoch's).
-        Every shape is checked here, every index where it is read."""
+        X: an ndarray, or a SparseRows (a first Dense layer). Every shape is checked
+        here, every index where it is read."""
         cdef Py_ssize_t n = order.shape[0], steps = 0
         cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
         cdef Py_ssize_t k = self.layers[self.n_layers - 1].n_out
         cdef Py_ssize_t n_targets = 0
-        cdef void* x
         cdef void* t = NULL
         cdef const Py_ssize_t* lp = NULL
         cdef const Py_ssize_t* op
@@ -1200,7 +1273,12 @@ cdef class Engine:
         cdef int status
         cdef OptimizerLink link = self._bound()
         cdef long long step0 = link.step_count
-        self._check_rows(X)
+        cdef SparseBatch sb
+        cdef SparseBatch* sp = NULL
+        cdef const void* x = self._input(X, &sb)
+        if x == NULL:
+            sp = &sb
+            n_features = 0   # nothing of X is gathered, only its row indices
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         if order.ndim != 1 or order.dtype != np.intp or not order.flags.c_contiguous:
@@ -1228,24 +1306,24 @@ cdef class Engine:
             return EPOCH_DONE, 0, loss_sum0
         batch = min(batch, n)
         self._reserve_batch(batch, n_features, n_targets)
-        x = cnp.PyArray_DATA(X)
         op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)
+        cdef Py_ssize_t* rb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_R)
         cdef void* tb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_T)
         cdef Py_ssize_t* lb = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_L)
         cdef double* wb = <double*>cnp.PyArray_DATA(<cnp.ndarray>self.batch_W)
         with nogil:
             if self.f32:
                 status = epoch_impl[float](self.layers, self.n_layers, self.params,
-                                           self.n_params, self.loss, <float*>x, <float*>t, lp,
-                                           sw, n_rows, n_features, n_targets, op, n, batch,
-                                           <float*>xb, <float*>tb, lb, wb, &self.cfg,
+                                           self.n_params, self.loss, <float*>x, sp, <float*>t,
+                                           lp, sw, n_rows, n_features, n_targets, op, n, batch,
+                                           <float*>xb, rb, <float*>tb, lb, wb, &self.cfg,
                                            &self.obj, step0, &steps, &loss_sum)
             else:
                 status = epoch_impl[double](self.layers, self.n_layers, self.params,
-                                            self.n_params, self.loss, <double*>x, <double*>t,
-                                            lp, sw, n_rows, n_features, n_targets, op, n,
-                                            batch, <double*>xb, <double*>tb, lb, wb,
+                                            self.n_params, self.loss, <double*>x, sp,
+                                            <double*>t, lp, sw, n_rows, n_features, n_targets,
+                                            op, n, batch, <double*>xb, rb, <double*>tb, lb, wb,
                                             &self.cfg, &self.obj, step0, &steps, &loss_sum)
         link.step_count = step0 + steps
         self.trim(batch)
@@ -1263,6 +1341,7 @@ cdef class Engine:
             self.batch_X = np.empty((rows, n_features), dtype=self.dtype)
             self.batch_T = np.empty((rows, n_targets), dtype=self.dtype)
             self.batch_L = np.empty(rows, dtype=np.intp)
+            self.batch_R = np.empty(rows, dtype=np.intp)   # sparse input's row indices
             self.batch_W = np.empty(rows, dtype=np.float64)
 
 

@@ -92,6 +92,13 @@ def _data(rng: np.random.Generator, model: fastbp.Sequential, hostile: bool
         y = rng.standard_normal((n, k)).astype(model.dtype)
     if hostile and rng.random() < 0.3:
         X = X * 1e30
+    if rng.random() < 0.2:   # sparse X (the compiled sparse first layer), mostly zeros
+        import scipy.sparse
+        X = np.where(rng.random(X.shape) < 0.7, 0.0, X).astype(X.dtype)
+        if hostile and X.size:
+            X.flat[int(rng.integers(0, X.size))] = _pick(rng, [np.nan, np.inf, 1e300])
+        X = _pick(rng, [scipy.sparse.csr_matrix, scipy.sparse.csc_array,
+                        scipy.sparse.coo_matrix])(X)
     return X, y
 
 

@@ -116,12 +116,18 @@ def test_derivative_methods_refuse_what_they_cannot_differentiate():
 
 # ---------------------------------------------------------------- training on derivatives
 
-def _sobolev_problem(dtype=np.float64, n=12):
+def _sobolev_problem(dtype=np.float64, n=12, n_in=3, n_out=2):
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((n, 3)).astype(dtype)
-    y = rng.standard_normal((n, 2)).astype(dtype)
-    dy = rng.standard_normal((n, 2, 3)).astype(dtype)
+    X = rng.standard_normal((n, n_in)).astype(dtype)
+    y = rng.standard_normal((n, n_out)).astype(dtype)
+    dy = rng.standard_normal((n, n_out, n_in)).astype(dtype)
     return X, y, dy
+
+
+# The compiled step has two formulations: forward mode (a tangent per input) when the
+# network has at least as many outputs as inputs, reverse mode (double backpropagation,
+# a pass per output) when it has fewer. Each test below runs both.
+SOBOLEV_SHAPES = {"reverse": (3, 16, 8, 2), "forward": (2, 16, 8, 3)}
 
 
 def _sobolev_loss(model, X, y, dy, weight, w=None):
@@ -132,11 +138,13 @@ def _sobolev_loss(model, X, y, dy, weight, w=None):
     return float((w * per_sample).sum() / w.sum() + weight * (w * per_sample_d).sum() / w.sum())
 
 
+@pytest.mark.parametrize("mode", list(SOBOLEV_SHAPES))
 @pytest.mark.parametrize("act", ["tanh", "gelu", "silu", "softplus", "elu", "relu"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_derivative_loss_gradient_equals_central_differences(act, weighted):
-    model = _net(act, "float64", seed=1)
-    X, y, dy = _sobolev_problem()
+def test_derivative_loss_gradient_equals_central_differences(act, weighted, mode):
+    sizes = SOBOLEV_SHAPES[mode]
+    model = _net(act, "float64", sizes=sizes, seed=1)
+    X, y, dy = _sobolev_problem(n_in=sizes[0], n_out=sizes[-1])
     w = np.linspace(0.5, 2.0, len(X)) if weighted else None
     data = fastbp.training.TrainingData(model, X, y, w, dy=dy, dy_weight=0.7)
     value = model.full_batch_gradient(data)
@@ -154,10 +162,12 @@ def test_derivative_loss_gradient_equals_central_differences(act, weighted):
             assert g.reshape(-1)[i] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-7)
 
 
-def test_derivative_loss_gradient_equals_pytorchs_double_backward():
+@pytest.mark.parametrize("mode", list(SOBOLEV_SHAPES))
+def test_derivative_loss_gradient_equals_pytorchs_double_backward(mode):
     torch = pytest.importorskip("torch")
-    model = _net("tanh", "float64", seed=2)
-    X, y, dy = _sobolev_problem()
+    sizes = SOBOLEV_SHAPES[mode]
+    model = _net("tanh", "float64", sizes=sizes, seed=2)
+    X, y, dy = _sobolev_problem(n_in=sizes[0], n_out=sizes[-1])
     data = fastbp.training.TrainingData(model, X, y, dy=dy, dy_weight=0.5)
     value = model.full_batch_gradient(data)
     params = [torch.tensor(p, requires_grad=True) for p in model.parameters()]
@@ -168,7 +178,7 @@ def test_derivative_loss_gradient_equals_pytorchs_double_backward():
         if i < len(params) - 2:
             h = torch.tanh(h)
     J = torch.stack([torch.autograd.grad(h[:, k].sum(), x, create_graph=True)[0]
-                     for k in range(2)], dim=1)
+                     for k in range(sizes[-1])], dim=1)
     loss = ((h - torch.tensor(y)) ** 2).mean() + 0.5 * ((J - torch.tensor(dy)) ** 2).mean()
     loss.backward()
     assert value == pytest.approx(loss.item(), rel=1e-12)

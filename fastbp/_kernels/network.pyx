@@ -49,7 +49,7 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython cimport floating
 from libc.math cimport isfinite
 from libc.stdint cimport uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 cimport numpy as cnp
@@ -358,11 +358,14 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
 cdef struct Tangents:
     # The buffers of a step on derivative data (sobolev_impl), per layer l: TZ[l] and T[l]
     # (n·n_in, k_l): the tangents dZ/dx_j and dA/dx_j, row i·n_in + j; d1[l], d2[l]
-    # (n, k_l): f'(Z) and f''(Z). Rows: the capacity they were sized for.
+    # (n, k_l): f'(Z) and f''(Z). Rows: the capacity they were sized for. R: (n, n_in).
+    # The reverse formulation (sobolev_reverse_impl) uses TZ[l] and T[l] as four
+    # (n, k_l) arrays (it runs only when n_in >= 2, so they fit).
     void** TZ
     void** T
     void** d1
     void** d2
+    void* R
 
 
 cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
@@ -378,7 +381,13 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
     reverse mode through both streams: with G_T the gradient of the loss with respect to
     a layer's tangents, G_Z = f'·G_A + f''·Σ_j G_T·TZ (f' depends on Z), G_TZ = f'·G_T,
     dW = Aᵀ·G_Z + Tᵀ·G_TZ over every (sample, input) row, db = Σ G_Z, and the layer below
-    gets G_Z·Wᵀ and G_TZ·Wᵀ. Dense layers without dropout (the caller checks)."""
+    gets G_Z·Wᵀ and G_TZ·Wᵀ. Dense layers without dropout (the caller checks).
+
+    Its cost grows with n_in (a tangent per input); with fewer outputs than inputs the
+    reverse formulation, whose cost grows with n_out, takes the step instead."""
+    if layers[n_layers - 1].n_out < layers[0].n_in:
+        return sobolev_reverse_impl(layers, n_layers, P, n_params, loss, X, Tg, labels, sw,
+                                    dy, dy_weight, n, tg, cfg, obj, step)
     cdef int l, j
     cdef Py_ssize_t n_in = layers[0].n_in, rows = n * n_in, i, r, c, k, k_in, jj
     cdef LayerRec* L
@@ -469,6 +478,135 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
                  k_in)
             gemm(False, True, rows, k_in, k, 1.0, TZ, k, W, k, 0.0, <floating*>tg.T[l - 1],
                  k_in)
+        for j in range(L.p0, L.p0 + L.n_params):
+            if l2 != 0.0 and P[j].penalized:
+                add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
+            if cfg != NULL:
+                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
+                                 cfg, &st)
+    return value
+
+
+cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
+                                 int loss, const floating* X, const floating* Tg,
+                                 const Py_ssize_t* labels, const double* sw,
+                                 const floating* dy, double dy_weight, Py_ssize_t n,
+                                 const Tangents* tg, const fb_optim_config* cfg,
+                                 const Objective* obj, long long step) noexcept nogil:
+    """sobolev_impl's step in reverse mode ("double backpropagation"), for networks with
+    fewer outputs than inputs: the same loss and gradients, at a cost that grows with the
+    outputs instead of the inputs.
+
+    For each output k, the Jacobian row is a backward pass from the seed E_k (ones in
+    column k): g_top = E_k, δ_l = f_l'·g_l, g_{l-1} = δ_l·W_lᵀ, J_k = δ_0·W_0ᵀ. Its loss
+    gradient R = ∂D/∂J_k then runs back through that pass: δ̄_0 = R·W_0, dW_0 += Rᵀ·δ_0;
+    and upwards, ḡ_l = f_l'·δ̄_l, z̄_l += f_l''·g_l·δ̄_l (f' depends on z),
+    δ̄_{l+1} = ḡ_l·W_{l+1}, dW_{l+1} += ḡ_lᵀ·δ_{l+1}. Last, the ordinary backward pass
+    of the value loss, with z̄_l added to each layer's dL/dZ, gives the rest of dW and
+    db; each layer is updated once its gradients are complete (after its weights were
+    last read). Buffers, per layer (n, k_l): δ and g in TZ[l], z̄ and δ̄ in T[l]."""
+    cdef int l, j, out
+    cdef Py_ssize_t n_in = layers[0].n_in, i, c, k, k_in, jj, m
+    cdef LayerRec* L
+    cdef LayerRec* last = &layers[n_layers - 1]
+    cdef Py_ssize_t k_out = last.n_out
+    cdef floating* W
+    cdef floating* delta
+    cdef floating* g
+    cdef floating* zbar
+    cdef floating* dbar
+    cdef floating* d1
+    cdef floating* d2
+    cdef floating* G
+    cdef floating* R = <floating*>tg.R
+    cdef const floating* inp
+    cdef double value, l2, e, term = 0.0, wsum = 0.0, scale, acc
+    cdef fb_optim_step st
+    if cfg != NULL:
+        optim_begin_step(cfg, step, &st)
+    # forward: values, f' and f''
+    inp = X
+    for l in range(n_layers):
+        L = &layers[l]
+        layer_forward(L, P, inp, <floating*>L.A, n)
+        act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, <floating*>tg.d1[l],
+                        <floating*>tg.d2[l], n * L.n_out)
+        memset(tg.T[l], 0, n * L.n_out * sizeof(floating))          # z̄
+        memset(P[L.p0].g, 0, P[L.p0].size * sizeof(floating))       # dW accumulates
+        inp = <floating*>L.A
+    value = objective_value(last, P, n_params, loss, Tg, labels, sw, n, obj, &l2)
+    if sw != NULL:
+        for i in range(n):
+            wsum += sw[i]
+    for out in range(k_out):
+        # the backward pass from E_k: δ_l and g_l of every layer, then J_k (in R)
+        for l in range(n_layers - 1, -1, -1):
+            L = &layers[l]
+            k = L.n_out
+            m = n * k
+            delta, g = <floating*>tg.TZ[l], <floating*>tg.TZ[l] + m
+            d1 = <floating*>tg.d1[l]
+            if l == n_layers - 1:
+                memset(g, 0, m * sizeof(floating))
+                for i in range(n):
+                    g[i * k + out] = 1
+            else:
+                gemm(False, True, n, k, layers[l + 1].n_out, 1.0, <floating*>tg.TZ[l + 1],
+                     layers[l + 1].n_out, <floating*>P[layers[l + 1].p0].p,
+                     layers[l + 1].n_out, 0.0, g, k)
+            for i in range(m):
+                delta[i] = d1[i] * g[i]
+        L = &layers[0]
+        gemm(False, True, n, n_in, L.n_out, 1.0, <floating*>tg.TZ[0], L.n_out,
+             <floating*>P[L.p0].p, L.n_out, 0.0, R, n_in)
+        # R := ∂D/∂J_k = 2·scale_i·(J_k - dy[:, k, :])
+        for i in range(n):
+            scale = dy_weight / (<double>n * k_out * n_in) if sw == NULL else \
+                dy_weight * sw[i] / (wsum * k_out * n_in)
+            acc = 0.0
+            for jj in range(n_in):
+                e = <double>R[i * n_in + jj] - dy[(i * k_out + out) * n_in + jj]
+                acc += e * e
+                R[i * n_in + jj] = <floating>(2.0 * scale * e)
+            term += scale * acc
+        # back through the backward pass, from layer 0 up
+        k = L.n_out
+        dbar = <floating*>tg.T[0] + n * k
+        gemm(False, False, n, k, n_in, 1.0, R, n_in, <floating*>P[L.p0].p, k, 0.0, dbar, k)
+        gemm(True, False, n_in, k, n, 1.0, R, n_in, <floating*>tg.TZ[0], k, 1.0,
+             <floating*>P[L.p0].g, k)
+        for l in range(n_layers):
+            L = &layers[l]
+            k = L.n_out
+            m = n * k
+            g, zbar, dbar = <floating*>tg.TZ[l] + m, <floating*>tg.T[l], <floating*>tg.T[l] + m
+            d1, d2 = <floating*>tg.d1[l], <floating*>tg.d2[l]
+            for i in range(m):
+                zbar[i] += d2[i] * g[i] * dbar[i]
+                dbar[i] = d1[i] * dbar[i]                              # ḡ_l, over δ̄_l
+            if l < n_layers - 1:
+                c = layers[l + 1].n_out
+                W = <floating*>P[layers[l + 1].p0].p
+                gemm(False, False, n, c, k, 1.0, dbar, k, W, c, 0.0,
+                     <floating*>tg.T[l + 1] + n * c, c)                 # δ̄_{l+1}
+                gemm(True, False, k, c, n, 1.0, dbar, k, <floating*>tg.TZ[l + 1], c, 1.0,
+                     <floating*>P[layers[l + 1].p0].g, c)
+    value += term
+    # the value loss's backward pass, z̄ added to each dL/dZ; then each layer's update
+    for l in range(n_layers - 1, -1, -1):
+        L = &layers[l]
+        k_in, k = L.n_in, L.n_out
+        m = n * k
+        G = <floating*>L.D                               # dL/dA, made dL/dZ here
+        d1, zbar = <floating*>tg.d1[l], <floating*>tg.T[l]
+        for i in range(m):
+            G[i] = d1[i] * G[i] + zbar[i]
+        inp = X if l == 0 else <floating*>layers[l - 1].A
+        column_sums_ptr(G, <floating*>P[L.p0 + 1].g, n, k)
+        gemm(True, False, k_in, k, n, 1.0, inp, k_in, G, k, 1.0, <floating*>P[L.p0].g, k)
+        if l > 0:
+            gemm(False, True, n, k_in, k, 1.0, G, k, <floating*>P[L.p0].p, k, 0.0,
+                 <floating*>layers[l - 1].D, k_in)
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized:
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
@@ -648,7 +786,7 @@ cdef class Engine:
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L, batch_W, batch_R
     cdef object labels_copy           # a step's labels, copied and range-checked (_step)
-    cdef list tangent_buffers         # per layer (TZ, T, d1, d2) of sobolev steps
+    cdef list tangent_buffers         # per layer (TZ, T, d1, d2) of sobolev steps, then (R,)
     cdef Py_ssize_t tangent_rows      # the samples they hold (0: none)
     cdef void** tg_mem                # 4 · n_layers pointers into them (Tangents)
     cdef bint _labels_bad             # the last _step found a label out of range
@@ -1209,6 +1347,7 @@ cdef class Engine:
         tg.T = self.tg_mem + self.n_layers
         tg.d1 = self.tg_mem + 2 * self.n_layers
         tg.d2 = self.tg_mem + 3 * self.n_layers
+        tg.R = self.tg_mem[4 * self.n_layers]
         cdef void* x = cnp.PyArray_DATA(X)
         cdef void* d = cnp.PyArray_DATA(dy)
         with nogil:
@@ -1228,13 +1367,14 @@ cdef class Engine:
         return value
 
     cdef _reserve_tangents(self, Py_ssize_t n):
-        """The tangent buffers for n samples (every layer: (n·n_in, k) twice, (n, k) twice)."""
+        """The tangent buffers for n samples (every layer: (n·n_in, k) twice, (n, k) twice;
+        then R, (n, n_in))."""
         cdef int l
         cdef Py_ssize_t k, rows = n * self.layers[0].n_in
         if self.tangent_buffers is not None and self.tangent_rows >= n:
             return
         if self.tg_mem == NULL:
-            self.tg_mem = <void**>PyMem_Calloc(4 * self.n_layers, sizeof(void*))
+            self.tg_mem = <void**>PyMem_Calloc(4 * self.n_layers + 1, sizeof(void*))
             if self.tg_mem == NULL:
                 raise MemoryError()
         buffers = []
@@ -1245,6 +1385,9 @@ cdef class Engine:
             buffers.append(group)
             for j in range(4):
                 self.tg_mem[j * self.n_layers + l] = _ptr(group[j])
+        R = np.empty((n, self.layers[0].n_in), dtype=self.dtype)   # the reverse mode's ∂D/∂J
+        buffers.append((R,))
+        self.tg_mem[4 * self.n_layers] = _ptr(R)
         self.tangent_buffers = buffers
         self.tangent_rows = n
 

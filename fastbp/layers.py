@@ -28,6 +28,7 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp._convert import as_input, own_writable
+from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
 from fastbp._table import ACTIVATIONS, LAYER_KINDS, code
 
@@ -408,8 +409,169 @@ class Dense(Layer):
         return dX
 
 
+class Activation(Layer):
+    """An activation as a layer of its own: ``A = f(X)``, element-wise (softmax: over
+    each row). No parameters.
+
+    Parameters
+    ----------
+    name : str
+        One of ``fastbp.ACTIVATIONS``.
+    n_features : int or None, default None
+        Its width (input = output). None: a ``Sequential`` gives it the width and dtype
+        of the layer before it (or after it, when it comes first) -- once: the same
+        object in a model of another width or dtype is refused.
+    dtype : {"float32", "float64"} or None, default None
+        None: the model's (float32 on its own, until a model binds it).
+
+    Raises
+    ------
+    TypeError
+        A non-integer width, an unknown dtype.
+    ValueError
+        An unknown activation, a width < 1.
+    """
+
+    kind = "activation"
+
+    def __init__(self, name: str, n_features: int | None = None, *,
+                 dtype: Any = None) -> None:
+        self.act_code = check.activation_code(name)
+        self.activation = name
+        width = None if n_features is None else positive_int(n_features, "n_features")
+        #: whether a model gives the width and dtype (None given here)
+        self.unbound = (width is None, dtype is None)
+        self.in_features = self.out_features = width   # type: ignore[assignment]
+        self.dtype = check.float_dtype("float32" if dtype is None else dtype)
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def bind(self, width: int, dtype: np.dtype) -> None:
+        """Take ``width`` and ``dtype`` from the model the layer is placed in (where the
+        constructor left them open); a layer already bound to others is refused.
+
+        Parameters
+        ----------
+        width : int
+            The width of the layer's neighbour.
+        dtype : numpy.dtype
+            The neighbour's dtype.
+
+        Raises
+        ------
+        ValueError
+            The layer already has another width.
+        TypeError
+            The layer was given another dtype.
+        """
+        free_width, free_dtype = self.unbound
+        if self.in_features is not None and self.in_features != width:
+            raise ValueError(f"{self!r} has width {self.in_features}; here it needs {width} "
+                             "(a layer object belongs to one model: make a new Activation)")
+        if not free_dtype and self.dtype != dtype:
+            raise TypeError(f"{self!r} has dtype {self.dtype}; here it needs {dtype}")
+        self.in_features = self.out_features = width
+        if free_dtype:
+            self.dtype = np.dtype(dtype)
+        self.unbound = (False, False) if free_width else (False, free_dtype)
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "activation", "activation", "n_features"}."""
+        return {"kind": self.kind, "activation": self.activation,
+                "n_features": self.in_features}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Activation:
+        """An Activation layer of ``spec`` (its width as recorded, the model's dtype).
+
+        Parameters
+        ----------
+        spec : dict
+            ``{"activation", "n_features"}``, as ``spec()`` writes it.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        Activation
+
+        Raises
+        ------
+        KeyError
+            A key missing from ``spec``.
+        TypeError, ValueError
+            Values the constructor refuses.
+        """
+        return cls(spec["activation"], spec["n_features"], dtype=dtype)
+
+    def __repr__(self) -> str:
+        width = "" if self.in_features is None else f", {self.in_features}"
+        return f"Activation({self.activation!r}{width}, dtype={self.dtype.name!r})"
+
+    def forward(self, X: Any) -> np.ndarray:
+        """A = f(X), X converted to the layer's dtype; caches what backward needs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Real numbers; any width while the layer has none.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            A new array of the layer's dtype.
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D or has another width than the layer's.
+        """
+        width = self.in_features if self.in_features is not None else \
+            (np.shape(X)[1] if np.ndim(X) == 2 else 1)
+        X = as_input(X, self.dtype, width)
+        A = np.empty_like(X)
+        if X.size:
+            _act.activation_forward_into(self.act_code, X, A)
+        self._cache = (X, A)
+        return A
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX = f'(X)·dA (softmax: its Jacobian-vector product) for the last forward.
+
+        Parameters
+        ----------
+        dA : array-like of the last forward output's shape
+            dL/dA, converted to the layer's dtype.
+
+        Returns
+        -------
+        ndarray
+            dL/dX.
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers.
+        ValueError
+            dA of another shape than the last forward's output.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X, A = self._cache
+        dA = as_input(dA, self.dtype, X.shape[1], "dA")
+        if dA.shape != X.shape:
+            raise ValueError(f"dA must have the last forward's shape {X.shape}, got {dA.shape}")
+        dX = np.empty_like(X)
+        if X.size:
+            _act.activation_backward_into(self.act_code, X, A, dA, dX)
+        return dX
+
+
 #: the layer classes by kind (fastbp/_table.py LAYER_KINDS)
-LAYER_CLASSES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense,)}
+LAYER_CLASSES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, Activation)}
 
 
 def layer_from_spec(spec: Any, dtype: np.dtype) -> Layer:

@@ -17,7 +17,7 @@ from fastbp._kernels import losses as _loss
 from fastbp._kernels import network as _network
 from fastbp._kernels.network import Engine
 from fastbp._table import ACTIVATIONS, CLASSIFICATION_LOSSES, PROBABILITY_LINK, code
-from fastbp.layers import Dense, Layer, layer_from_spec, positive_int
+from fastbp.layers import Activation, Dense, Layer, layer_from_spec, positive_int
 from fastbp.objective import Objective
 from fastbp.optim import Optimizer, make_optimizer
 from fastbp.threads import check_threads
@@ -53,6 +53,40 @@ def check_layers(layers: Any, loss: str) -> tuple[Layer, ...]:
         if not isinstance(layer, Layer):
             raise TypeError(f"layers[{i}] must be a fastbp layer (such as fastbp.Dense), got "
                             f"{type(layer).__name__}")
+    undo = _bind_open_layers(layers)
+    try:
+        _check_chain(layers, loss)
+    except BaseException:
+        for layer, state in undo:   # a refused model leaves its layers as they were
+            layer.__dict__.update(state)
+        raise
+    return layers
+
+
+def _bind_open_layers(layers: tuple[Layer, ...]) -> list[tuple[Layer, dict[str, Any]]]:
+    """Give each layer whose width or dtype was left open (an Activation without
+    n_features) those of the layer before it (after it, when it comes first); returns
+    their previous states, to restore if the model is refused."""
+    undo: list[tuple[Layer, dict[str, Any]]] = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Activation) or layer.unbound == (False, False):
+            continue
+        neighbour = layers[i - 1] if i > 0 else (layers[1] if len(layers) > 1 else None)
+        width = None if neighbour is None else \
+            (neighbour.out_features if i > 0 else neighbour.in_features)
+        if width is None:
+            if layer.in_features is None:
+                raise ValueError(f"layers[{i}] ({layer!r}) has no width, and no neighbour "
+                                 "gives one: give it n_features")
+            width = layer.in_features
+        undo.append((layer, dict(layer.__dict__)))
+        layer.bind(width, layer.dtype if neighbour is None else neighbour.dtype)
+    return undo
+
+
+def _check_chain(layers: tuple[Layer, ...], loss: str) -> None:
+    """check_layers's checks of the layers in their order (widths, dtypes, objects,
+    the last layer against the loss)."""
     for i, (a, b) in enumerate(zip(layers, layers[1:])):
         if a.out_features != b.in_features:
             raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
@@ -86,7 +120,6 @@ def check_layers(layers: Any, loss: str) -> tuple[Layer, ...]:
         raise ValueError(f"loss='cross_entropy' needs at least 2 outputs (one logit per class), "
                          f"and the last layer gives {last.out_features}; for two classes use "
                          "loss='binary_cross_entropy' with one output")
-    return layers
 
 
 class Sequential:
@@ -535,8 +568,8 @@ class Sequential:
         Dense layers only (in eval mode: no dropout), no softmax."""
         for i, layer in enumerate(self.layers):
             if layer.kind != "dense":
-                raise NotImplementedError(f"{what} needs Dense layers; layers[{i}] is a "
-                                          f"{type(layer).__name__} ({layer.kind!r})")
+                raise NotImplementedError(f"{what} needs Dense layers; layers[{i}] is "
+                                          f"{layer!r} (kind {layer.kind!r})")
             if layer.activation == "softmax":
                 raise ValueError(f"{what}: layers[{i}] applies softmax, which is not "
                                  "element-wise; derivatives are of element-wise activations")

@@ -57,7 +57,8 @@ cimport numpy as cnp
 cnp.import_array()
 
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
-                                    ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE)
+                                    ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
+                                    LAYER_ACTIVATION)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -71,7 +72,7 @@ from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
                                      optim_begin_step, optim_update_ptr)
-from fastbp._kernels.activations cimport bias_activation_forward_ptr
+from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
 
 from scipy.linalg.cython_blas cimport sdot, ddot, saxpy, daxpy
 
@@ -171,6 +172,9 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     if L.kind == LAYER_DENSE:
         dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
                           <floating*>L.Z, out, n, L.n_in, L.n_out)
+    elif L.kind == LAYER_ACTIVATION:   # out := f(X), in place on a copy (X is its Z)
+        memcpy(out, X, n * L.n_out * sizeof(floating))
+        bias_activation_forward_ptr(L.act, out, <const floating*>NULL, out, n, L.n_out)
 
 
 cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, floating* dX,
@@ -181,6 +185,8 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
         dense_backward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z, <floating*>L.A,
                            <floating*>L.D, <floating*>L.D, dX, <floating*>P[L.p0].g,
                            <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
+    elif L.kind == LAYER_ACTIVATION and dX != NULL:   # dX := f'(X)·dA (no parameters)
+        activation_backward_ptr(L.act, X, <floating*>L.A, <floating*>L.D, dX, n, L.n_out)
 
 
 cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
@@ -1492,6 +1498,10 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, list params
     """The parameter sizes a layer kind's kernels index with (the engine trusts them)."""
     if kind == LAYER_DENSE:
         sizes = [n_in * n_out, n_out]
+    elif kind == LAYER_ACTIVATION:
+        if n_in != n_out:
+            raise ValueError(f"an activation layer maps a width to itself, got {n_in} -> {n_out}")
+        sizes = []
     else:
         raise ValueError(f"unknown layer kind {kind}")
     if [p.size for p in params] != sizes:

@@ -268,7 +268,8 @@ def _onnx_activation_layer(g: _GraphBuilder, layer: Any, x: str, tag: str) -> st
 
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
-    "dense": _onnx_dense, "activation": _onnx_activation_layer}
+    "dense": _onnx_dense, "activation": _onnx_activation_layer,
+    "dropout": lambda g, layer, x, tag: x}   # the identity in inference
 
 
 def _onnx_network(g: _GraphBuilder, model: Sequential, x: str, prefix: str = "") -> str:
@@ -561,8 +562,8 @@ def _c_dense(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
 
 def _c_activation_layer(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
                         ) -> tuple[list[str], list[str]]:
-    """(no arrays, the statements) of an Activation layer: a copy, then the activation
-    in place."""
+    """(no arrays, the statements) of an Activation layer (a Dropout layer: the
+    identity in inference): a copy, then the activation in place."""
     k = layer.out_features
     lines = [f"o = {dst};", f"for (j = 0; j < {k}; j++) o[j] = {src}[j];"]
     return [], lines + _c_activation_loop(t, prefix, _activation_name(layer), "o", k)
@@ -572,7 +573,7 @@ def _c_activation_layer(t: _CType, prefix: str, layer: Any, tag: str, src: str, 
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
                               tuple[list[str], list[str]]]] = {
-    "dense": _c_dense, "activation": _c_activation_layer}
+    "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer}
 
 
 def _c_member(t: _CType, name: str, model: Sequential, tag: str, final: str, dst: str

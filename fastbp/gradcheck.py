@@ -9,7 +9,7 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp import ops
-from fastbp.layers import layer_from_spec
+from fastbp.layers import dropout_slots, layer_from_spec
 from fastbp.models import Sequential
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -133,10 +133,10 @@ def masked_loss(model: Any, X: np.ndarray, y: np.ndarray, step: int) -> float:
     layer by layer through fastbp.ops (the masks the engine draws at that step)."""
 
     out = X
-    for i, layer in enumerate(model.layers):
+    for layer, slot in zip(model.layers, dropout_slots(model.layers)):
         out = layer.forward(out)
         if layer.dropout:
-            mask = ops.dropout_mask(model.dropout_seed, i, step, out.shape, layer.dropout)
+            mask = ops.dropout_mask(model.dropout_seed, slot, step, out.shape, layer.dropout)
             out = ops.dropout_apply(out, mask, layer.dropout)
     return ops.loss_forward_backward(model.loss_name, out, y)[0]
 

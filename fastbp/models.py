@@ -17,7 +17,8 @@ from fastbp._kernels import losses as _loss
 from fastbp._kernels import network as _network
 from fastbp._kernels.network import Engine
 from fastbp._table import ACTIVATIONS, CLASSIFICATION_LOSSES, PROBABILITY_LINK, code
-from fastbp.layers import Activation, Dense, Layer, layer_from_spec, positive_int
+from fastbp.layers import (Dense, Dropout, Layer, OpenWidthLayer, dropout_slots, layer_from_spec,
+                           positive_int)
 from fastbp.objective import Objective
 from fastbp.optim import Optimizer, make_optimizer
 from fastbp.threads import check_threads
@@ -69,7 +70,7 @@ def _bind_open_layers(layers: tuple[Layer, ...]) -> list[tuple[Layer, dict[str, 
     their previous states, to restore if the model is refused."""
     undo: list[tuple[Layer, dict[str, Any]]] = []
     for i, layer in enumerate(layers):
-        if not isinstance(layer, Activation) or layer.unbound == (False, False):
+        if not isinstance(layer, OpenWidthLayer) or layer.unbound == (False, False):
             continue
         neighbour = layers[i - 1] if i > 0 else (layers[1] if len(layers) > 1 else None)
         width = None if neighbour is None else \
@@ -88,6 +89,9 @@ def _check_chain(layers: tuple[Layer, ...], loss: str) -> None:
     """check_layers's checks of the layers in their order (widths, dtypes, objects,
     the last layer against the loss)."""
     for i, (a, b) in enumerate(zip(layers, layers[1:])):
+        if isinstance(b, Dropout) and a.dropout:
+            raise ValueError(f"layers[{i + 1}] ({b!r}) follows layers[{i}], which has "
+                             f"dropout={a.dropout} of its own: one dropout per output")
         if a.out_features != b.in_features:
             raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
                              f"gives {a.out_features} outputs")
@@ -399,7 +403,7 @@ class Sequential:
             engine = Engine([layer.engine_record() for layer in layers], self.parameters(),
                             self.gradients(), [f for la in layers for f in la.penalized()],
                             self.loss_code, self.dtype, [la.dropout for la in layers],
-                            self._dropout_seed)
+                            self._dropout_seed, dropout_slots(layers))
             if not self._objective.is_default:
                 engine.set_objective(*self._objective.engine_args())
             self._engine = engine

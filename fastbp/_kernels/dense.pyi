@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 def dense_forward_into(
     act: int,  # int
@@ -29,6 +30,7 @@ def dense_backward_into(
     need_dX: bool,  # bint
 ) -> None: ...
 
+@disjoint_base
 class SparseRows:
     """CSR rows as the compiled kernels read them (private copies, checked once)."""
     data: npt.NDArray[np.floating[Any]]

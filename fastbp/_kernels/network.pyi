@@ -43,6 +43,7 @@ class Engine:
         dtype: npt.DTypeLike,  # object
         dropout_rates: list[float],  # list
         dropout_seed: int,  # uint64_t
+        dropout_slots: list[int] | None = None,  # list (None: the layer indices)
     ) -> None: ...
     def set_objective(
         self,

@@ -58,7 +58,7 @@ cnp.import_array()
 
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
-                                    LAYER_ACTIVATION)
+                                    LAYER_ACTIVATION, LAYER_DROPOUT)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -160,9 +160,9 @@ cdef struct SparseBatch:
 cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     """Whether the layer's backward needs only A (so A may be Z's buffer): a Dense
     with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
-    answers the same (NaN too)."""
-    return kind == LAYER_DENSE and (act == ACT_IDENTITY or act == ACT_RELU
-                                    or act == ACT_LEAKY_RELU)
+    answers the same (NaN too); a Dropout layer, whose backward reads neither."""
+    return kind == LAYER_DROPOUT or kind == LAYER_DENSE and (
+        act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
 cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, floating* out,
@@ -175,6 +175,8 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     elif L.kind == LAYER_ACTIVATION:   # out := f(X), in place on a copy (X is its Z)
         memcpy(out, X, n * L.n_out * sizeof(floating))
         bias_activation_forward_ptr(L.act, out, <const floating*>NULL, out, n, L.n_out)
+    elif L.kind == LAYER_DROPOUT:      # the identity; its dropout is the engine's, on out
+        memcpy(out, X, n * L.n_out * sizeof(floating))
 
 
 cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, floating* dX,
@@ -187,6 +189,8 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                            <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
     elif L.kind == LAYER_ACTIVATION and dX != NULL:   # dX := f'(X)·dA (no parameters)
         activation_backward_ptr(L.act, X, <floating*>L.A, <floating*>L.D, dX, n, L.n_out)
+    elif L.kind == LAYER_DROPOUT and dX != NULL:      # the identity (its mask: the caller)
+        memcpy(dX, L.D, n * L.n_out * sizeof(floating))
 
 
 cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
@@ -810,7 +814,7 @@ cdef class Engine:
         self.tg_mem = NULL
 
     def __init__(self, list records, list params, list grads, list penalized, int loss,
-                 dtype, list dropout_rates, uint64_t dropout_seed):
+                 dtype, list dropout_rates, uint64_t dropout_seed, list dropout_slots=None):
         cdef int l, j, total = 0
         self.dtype = np.dtype(dtype)
         self.f32 = self.dtype == np.float32
@@ -866,7 +870,8 @@ cdef class Engine:
             self.layers[l].n_params = n_par
             _check_layer_params(kind, n_in, n_out, params[total:total + n_par])
             total += n_par
-        self._set_dropout(dropout_rates, dropout_seed)
+        self._set_dropout(dropout_rates, dropout_seed,
+                          list(range(self.n_layers)) if dropout_slots is None else dropout_slots)
 
     def __dealloc__(self):
         PyMem_Free(self.layers)
@@ -954,10 +959,11 @@ cdef class Engine:
             self.layers[l].keep = NULL
         self.capacity = 0
 
-    cdef _set_dropout(self, list rates, uint64_t seed):
+    cdef _set_dropout(self, list rates, uint64_t seed, list slots):
         """Dropout probability p of each layer's output in training (0: none; the
-        last layer's must be 0) and the model's dropout seed, which with the layer
-        index and the step keys the masks (_dropout.h)."""
+        last layer's must be 0) and the model's dropout seed, which with the layer's
+        slot (fastbp.layers.dropout_slots: its index, for Dense-only models) and the
+        step keys the masks (_dropout.h)."""
         cdef int l
         cdef double p
         if len(rates) != self.n_layers:
@@ -966,11 +972,13 @@ cdef class Engine:
             raise ValueError("dropout on the output layer is not supported")
         if not all(0 <= p < 1 for p in rates):
             raise ValueError(f"dropout rates must be in [0, 1), got {rates}")
+        if len(slots) != self.n_layers:
+            raise ValueError(f"slots must hold one value per layer ({self.n_layers})")
         for l in range(self.n_layers):
             p = rates[l]
             self.layers[l].dropout = p
             self.layers[l].drop_scale = dropout_scale(p)
-            self.layers[l].drop_key = dropout_layer_key(seed, l)
+            self.layers[l].drop_key = dropout_layer_key(seed, <uint64_t>slots[l])
             self.layers[l].drop_threshold = dropout_threshold(p)
 
     def bind_optimizer(self, optimizer):
@@ -1498,9 +1506,10 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, list params
     """The parameter sizes a layer kind's kernels index with (the engine trusts them)."""
     if kind == LAYER_DENSE:
         sizes = [n_in * n_out, n_out]
-    elif kind == LAYER_ACTIVATION:
+    elif kind == LAYER_ACTIVATION or kind == LAYER_DROPOUT:
         if n_in != n_out:
-            raise ValueError(f"an activation layer maps a width to itself, got {n_in} -> {n_out}")
+            raise ValueError(f"a layer of kind {kind} maps a width to itself, got {n_in} -> "
+                             f"{n_out}")
         sizes = []
     else:
         raise ValueError(f"unknown layer kind {kind}")

@@ -1,6 +1,7 @@
 """Sparse input: scipy.sparse matrices (any format) as the compiled first Dense layer
 reads them, a ``SparseRows`` (fastbp._kernels.dense): CSR arrays of the model's
-dtype, private and checked once. Nothing here ever forms the dense matrix.
+dtype, private and checked once. Nothing here ever forms the dense matrix. This
+module imports no other fastbp module but the kernels (fastbp._validation imports it).
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 import scipy.sparse
 
 from fastbp._kernels.dense import SparseRows
-from fastbp._validation import blas_dims
 
 __all__ = ["SparseRows", "is_sparse", "as_sparse_rows"]
 
@@ -23,7 +23,8 @@ def is_sparse(X: Any) -> bool:
 def as_sparse_rows(X: Any, dtype: np.dtype, n_features: int, name: str = "X") -> SparseRows:
     """X (scipy.sparse, any format: converted to CSR as scikit-learn does) as the rows the
     compiled kernels read: values of ``dtype``, finite (always checked: the check reads
-    only the stored values), ``n_features`` columns."""
+    only the stored values), ``n_features`` columns. (The row count's limit is the
+    caller's check, as for dense input: fastbp._validation.blas_dims.)"""
     if isinstance(X, SparseRows):
         if X.n_cols != n_features:
             raise ValueError(f"{name} must have {n_features} features (columns), got shape "
@@ -40,7 +41,6 @@ def as_sparse_rows(X: Any, dtype: np.dtype, n_features: int, name: str = "X") ->
     if X.shape[1] != n_features:
         raise ValueError(f"{name} must have {n_features} features (columns), got shape "
                          f"{X.shape}")
-    blas_dims(**{f"{name} rows (n_samples)": X.shape[0]})
     csr = X.tocsr()
     with np.errstate(over="ignore"):
         data = np.asarray(csr.data, dtype=dtype)

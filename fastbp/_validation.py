@@ -15,6 +15,7 @@ import numpy as np
 
 from fastbp._table import ACTIVATIONS as ACTIVATIONS  # re-exported: ops, reference, fastbp
 from fastbp._table import LOSSES as LOSSES
+from fastbp._sparse import as_sparse_rows, is_sparse
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: largest step count (the compiled step counter is a C long long)
@@ -103,7 +104,6 @@ def activation_backward_args(name: Any, Z: Any, A: Any, dA: Any
 def layer_input(X: Any) -> Any:
     """A Dense layer's X for the ops: a 2-D float array (as ``matrix``), or a
     scipy.sparse float32/float64 matrix as a SparseRows (fastbp._sparse; not cast)."""
-    from fastbp._sparse import as_sparse_rows, is_sparse   # (it imports this module)
     if not is_sparse(X):
         return matrix(X, "X")
     if X.dtype not in FLOAT_DTYPES:

@@ -304,7 +304,10 @@ class Sequential:
             if self.layers[0].kind != "dense":
                 raise TypeError(f"{name} is sparse: sparse input needs a Dense first layer, "
                                 f"got a {type(self.layers[0]).__name__}")
-            return as_sparse_rows(X, self.dtype, self.in_features, name)
+            rows = as_sparse_rows(X, self.dtype, self.in_features, name)
+            # rows reach BLAS as a 32-bit int in the later layers, as for dense X
+            check.blas_dims(**{f"{name} rows (n_samples)": rows.n_rows})
+            return rows
         return as_input(X, self.dtype, self.in_features, name)
 
     def check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:

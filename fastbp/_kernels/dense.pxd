@@ -32,4 +32,5 @@ cdef void sparse_dense_backward_ptr(int act, const floating* data, const Py_ssiz
                                     Py_ssize_t row0, const floating* Z, const floating* A,
                                     const floating* dA, floating* dZ, floating* dW,
                                     floating* db, Py_ssize_t n, Py_ssize_t n_in,
-                                    Py_ssize_t n_out) noexcept nogil
+                                    Py_ssize_t n_out, const floating* W,
+                                    double l2) noexcept nogil

@@ -347,15 +347,16 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
         if L.dropout > 0:  # D holds dL/d(A·m); make it dL/dA (m: mask/(1-p))
             dropout_backward_ptr(L.drop_scale, L.keep, <floating*>L.D, n * L.n_out)
         # dX goes to the layer below's D.
-        if l == 0 and sp != NULL:
+        if l == 0 and sp != NULL:   # (W's L2 gradient starts its dW: not added below)
             sparse_dense_backward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
                                       sp.rows, sp.row0, <floating*>L.Z, <floating*>L.A,
                                       <floating*>L.D, <floating*>L.D, <floating*>P[L.p0].g,
-                                      <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
+                                      <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out,
+                                      <floating*>P[L.p0].p, l2 if P[L.p0].penalized else 0.0)
         else:
             layer_backward(L, P, inp, <floating*>layers[l - 1].D if l > 0 else NULL, n)
         for j in range(L.p0, L.p0 + L.n_params):
-            if l2 != 0.0 and P[j].penalized:
+            if l2 != 0.0 and P[j].penalized and not (l == 0 and sp != NULL and j == L.p0):
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
             if cfg != NULL:
                 optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,

@@ -69,12 +69,17 @@ def write_all(live: list[np.ndarray], values: dict[int, Any], name: str) -> None
         raise
 
 
+def _as_list(values: Any, name: str) -> list[Any]:
+    """``values`` as a list (itself when it is one): a sequence of arrays, not one array."""
+    if isinstance(values, (str, bytes, np.ndarray)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of arrays, got {type(values).__name__}")
+    return values if isinstance(values, list) else list(values)
+
+
 def assign_list(live: list[np.ndarray], values: Any, name: str) -> None:
     """A whole new ``coefs_``/``intercepts_`` for a fitted estimator: as many arrays as
     the network has layers, written all or nothing."""
-    if isinstance(values, (str, bytes, np.ndarray)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a list of arrays, got {type(values).__name__}")
-    values = list(values)
+    values = _as_list(values, name)
     if len(values) != len(live):
         raise ValueError(f"{name} must hold {len(live)} arrays (one per layer), got "
                          f"{len(values)}")
@@ -98,10 +103,8 @@ def layer_property(name: str, live: Callable[[Any], list[np.ndarray]]) -> proper
         if "model_" in est.__dict__:
             assign_list(live(est), values, name)
             return
-        if isinstance(values, (str, bytes, np.ndarray)) or not hasattr(values, "__iter__"):
-            raise TypeError(f"{name} must be a list of arrays, got {type(values).__name__}")
         # kept as given, so that the caller's later item edits are seen
-        est.__dict__[given] = values if isinstance(values, list) else list(values)
+        est.__dict__[given] = _as_list(values, name)
 
     def delete(est: Any) -> None:
         est.__dict__.pop(given, None)

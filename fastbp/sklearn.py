@@ -119,6 +119,11 @@ _HIDDEN = ("identity", "logistic", "tanh", "relu") + tuple(
     a for a in _fcheck.ACTIVATIONS if a not in ("identity", "tanh", "relu", "softmax"))
 
 
+#: an epoch read an out-of-range row index or label: the arrays changed under it
+_CHANGED_DURING_FIT = ("a row index or class label went out of range during the fit (were X "
+                       "or y changed while it ran?)")
+
+
 def _dense_layers(model: MLP) -> list[Dense]:
     """The estimator's network's layers, which are Dense (it builds an MLP)."""
     layers = [layer for layer in model.layers if isinstance(layer, Dense)]
@@ -487,8 +492,7 @@ class _BaseMLP(BaseEstimator):
                 elif status == EPOCH_INTERRUPTED:
                     raise KeyboardInterrupt
                 elif status != EPOCH_DONE:
-                    raise ValueError("a row index or class label went out of range during "
-                                     "the fit (were X or y changed while it ran?)")
+                    raise ValueError(_CHANGED_DURING_FIT)
                 total += self._constant_sum(constant, order, batch_size,
                                             None if sw_train is None else
                                             np.asarray(sw_train, dtype=np.float64))
@@ -539,8 +543,7 @@ class _BaseMLP(BaseEstimator):
             if status == EPOCH_NONFINITE:
                 total += value * min(batch, len(order) - start - (steps - 1) * batch)
             elif status != EPOCH_DONE:
-                raise ValueError("a row index or class label went out of range during the "
-                                 "fit (were X or y changed while it ran?)")
+                raise ValueError(_CHANGED_DURING_FIT)
             start += steps * batch
         return total
 

@@ -220,7 +220,7 @@ cdef void sparse_dense_backward_ptr(int act, const floating* data, const Py_ssiz
                 g[j] += v * d[j]
 
 
-cdef _check_sparse_call(SparseRows X, W, Py_ssize_t k, arrays):
+cdef _check_sparse_call(SparseRows X, W, arrays):
     """The shapes and dtype a sparse kernel call indexes with (checked here: the
     kernels trust them)."""
     if X.data.dtype != W.dtype or W.shape[0] != X.n_cols:
@@ -238,7 +238,7 @@ def sparse_dense_forward_into(int act, SparseRows X, const floating[:, ::1] W,
                               floating[:, ::1] A_out):
     """Z_out := X·W + b, A_out := f(Z_out) for every row of X (shapes checked)."""
     cdef Py_ssize_t n = X.n_rows, k = W.shape[1]
-    _check_sparse_call(X, np.asarray(W), k, (("b", np.asarray(b), (k,)),
+    _check_sparse_call(X, np.asarray(W), (("b", np.asarray(b), (k,)),
                                              ("Z_out", np.asarray(Z_out), (n, k)),
                                              ("A_out", np.asarray(A_out), (n, k))))
     with nogil:
@@ -252,7 +252,7 @@ def sparse_dense_backward_into(int act, SparseRows X, const floating[:, ::1] Z,
                                floating[::1] db_out):
     """Fills dZ_work, dW_out (n_cols, k) and db_out for every row of X (shapes checked)."""
     cdef Py_ssize_t n = X.n_rows, k = Z.shape[1]
-    _check_sparse_call(X, np.asarray(dW_out), k, (
+    _check_sparse_call(X, np.asarray(dW_out), (
         ("Z", np.asarray(Z), (n, k)), ("A", np.asarray(A), (n, k)),
         ("dA", np.asarray(dA), (n, k)), ("dZ_work", np.asarray(dZ_work), (n, k)),
         ("dW_out", np.asarray(dW_out), (X.n_cols, k)), ("db_out", np.asarray(db_out), (k,))))

@@ -131,6 +131,50 @@ def dense_forward_args(X: Any, W: Any, b: Any, activation: Any
     return code, X, W, b
 
 
+def norm_eps(value: Any, name: str = "eps") -> float:
+    """A normalisation's eps: a finite real number > 0."""
+    return finite_scalar(value, name, low=0.0, low_open=True)
+
+
+def affine_pair(gamma: Any, beta: Any, k: int, dtype: np.dtype
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A normalisation's (gamma, beta): both None, or both (k,) arrays of ``dtype``."""
+    if (gamma is None) != (beta is None):
+        raise ValueError("gamma and beta must both be arrays or both be None (no affine map)")
+    if gamma is None:
+        return None, None
+    gamma = float_array(gamma, "gamma", 1, dtype)
+    beta = float_array(beta, "beta", 1, dtype)
+    for arr, name in ((gamma, "gamma"), (beta, "beta")):
+        if arr.shape != (k,):
+            raise ValueError(f"{name} must have shape ({k},) (one value per feature), got "
+                             f"{arr.shape}")
+    return gamma, beta
+
+
+def layer_norm_forward_args(X: Any, gamma: Any, beta: Any, eps: Any
+                            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
+    X = matrix(X, "X")
+    gamma, beta = affine_pair(gamma, beta, X.shape[1], X.dtype)
+    return X, gamma, beta, norm_eps(eps)
+
+
+def layer_norm_backward_args(Xhat: Any, rstd: Any, gamma: Any, dA: Any, need_dX: Any
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, bool]:
+    Xhat = matrix(Xhat, "Xhat")
+    rstd = float_array(rstd, "rstd", 1, Xhat.dtype)
+    if rstd.shape != (Xhat.shape[0],):
+        raise ValueError(f"rstd must have shape ({Xhat.shape[0]},) (one value per row of "
+                         f"Xhat), got {rstd.shape}")
+    if gamma is not None:
+        gamma = float_array(gamma, "gamma", 1, Xhat.dtype)
+        if gamma.shape != (Xhat.shape[1],):
+            raise ValueError(f"gamma must have shape ({Xhat.shape[1]},), got {gamma.shape}")
+    dA = matrix(dA, "dA", Xhat.dtype)
+    same_shape(dA, "dA", Xhat, "Xhat")
+    return Xhat, rstd, gamma, dA, flag(need_dX, "need_dX")
+
+
 def network_args(X: Any, Ws: Any, bs: Any, activations: Any
                  ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[int]]:
     """A Dense stack's input and parameters for the derivative kernels: X (n, n_in),

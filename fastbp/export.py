@@ -266,10 +266,31 @@ def _onnx_activation_layer(g: _GraphBuilder, layer: Any, x: str, tag: str) -> st
     return _onnx_activation(g, _activation_name(layer), x)
 
 
+def _onnx_layer_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """LayerNormalization over the last axis (γ = 1, β = 0 without affine). Its epsilon
+    is a float32 attribute: a float64 model whose eps float32 does not hold exactly gets
+    the same formula from ReduceMean, Sub, Mul, Add, Sqrt and Div, eps in float64."""
+    k = layer.out_features
+    gamma = np.asarray(np.ones(k) if layer.gamma is None else layer.gamma, g.dtype)
+    beta = np.asarray(np.zeros(k) if layer.beta is None else layer.beta, g.dtype)
+    if g.dtype == np.float32 or float(np.float32(layer.eps)) == layer.eps:
+        return g.op("LayerNormalization", [x, g.tensor(f"{tag}gamma", gamma),
+                                           g.tensor(f"{tag}beta", beta)],
+                    axis=-1, epsilon=float(layer.eps))
+    d = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[-1], keepdims=1)])
+    var = g.op("ReduceMean", [g.op("Mul", [d, d])], axes=[-1], keepdims=1)
+    xhat = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.scalar(layer.eps)])])])
+    if layer.gamma is None:
+        return xhat
+    return g.op("Add", [g.op("Mul", [xhat, g.tensor(f"{tag}gamma", gamma)]),
+                        g.tensor(f"{tag}beta", beta)])
+
+
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "dense": _onnx_dense, "activation": _onnx_activation_layer,
-    "dropout": lambda g, layer, x, tag: x}   # the identity in inference
+    "dropout": lambda g, layer, x, tag: x,   # the identity in inference
+    "layer_norm": _onnx_layer_norm}
 
 
 def _onnx_network(g: _GraphBuilder, model: Sequential, x: str, prefix: str = "") -> str:
@@ -569,11 +590,31 @@ def _c_activation_layer(t: _CType, prefix: str, layer: Any, tag: str, src: str, 
     return [], lines + _c_activation_loop(t, prefix, _activation_name(layer), "o", k)
 
 
+def _c_layer_norm(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                  ) -> tuple[list[str], list[str]]:
+    """(γ and β, the statements) of a LayerNorm: the row's mean and biased variance in
+    double, then x̂ (rounded to the model's type) and γ·x̂ + β, as the kernel."""
+    k = layer.out_features
+    lines = ["{ double mu = 0.0, var = 0.0, r;",
+             f"  for (j = 0; j < {k}; j++) mu += {src}[j];",
+             f"  mu /= {k};",
+             f"  for (j = 0; j < {k}; j++) {{ double d = {src}[j] - mu; var += d * d; }}",
+             f"  r = 1.0 / sqrt(var / {k} + {float(layer.eps).hex()});",
+             f"  o = {dst};",
+             f"  for (j = 0; j < {k}; j++) o[j] = ({t.name})(({src}[j] - mu) * r); }}"]
+    if not layer.affine:
+        return [], lines
+    g, b = f"{prefix}_gamma{tag}", f"{prefix}_beta{tag}"
+    arrays = [_c_array(t, g, layer.gamma), _c_array(t, b, layer.beta)]
+    return arrays, lines + [f"for (j = 0; j < {k}; j++) o[j] = {g}[j] * o[j] + {b}[j];"]
+
+
 #: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
                               tuple[list[str], list[str]]]] = {
-    "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer}
+    "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer,
+    "layer_norm": _c_layer_norm}
 
 
 def _c_member(t: _CType, name: str, model: Sequential, tag: str, final: str, dst: str

@@ -30,9 +30,10 @@ from fastbp import _validation as check
 from fastbp._convert import as_input, own_writable
 from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
+from fastbp._kernels import norm as _norm
 from fastbp._table import ACTIVATIONS, LAYER_KINDS, code
 
-__all__ = ["Layer", "Dense", "INITS", "layer_from_spec"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "LayerNorm", "INITS", "layer_from_spec"]
 
 INITS = ("auto", "he", "glorot")
 # "auto": He for the rectifier family, Glorot for saturating and linear units.
@@ -91,6 +92,7 @@ class Layer:
     out_features: int
     dtype: np.dtype
     activation: str = "identity"
+    act_code: int = code(ACTIVATIONS, "identity")   # (the code of ``activation``)
     dropout: float = 0.0
 
     def parameters(self) -> list[np.ndarray]:
@@ -109,11 +111,13 @@ class Layer:
         """Which parameters are weights (an L2 penalty on weights applies to them)."""
         return ()
 
-    def engine_record(self) -> tuple[int, int, int, int, int]:
-        """(kind code, activation code, in_features, out_features, number of parameters),
-        what the compiled engine needs besides the arrays."""
+    def engine_record(self) -> tuple[int, int, int, int, int, float]:
+        """(kind code, activation code, in_features, out_features, number of parameters,
+        the kind's constant: LayerNorm's eps, else 0), what the compiled engine needs
+        besides the arrays."""
         return (code(LAYER_KINDS, self.kind), code(ACTIVATIONS, self.activation),
-                self.in_features, self.out_features, len(self.parameters()))
+                self.in_features, self.out_features, len(self.parameters()),
+                float(getattr(self, "eps", 0.0)))
 
     def spec(self) -> dict[str, Any]:
         """The layer's JSON-able description (its kind and constructor arguments, not
@@ -619,7 +623,6 @@ class Dropout(OpenWidthLayer):
     """
 
     kind = "dropout"
-    act_code = code(ACTIVATIONS, "identity")   # (activation stays Layer's "identity")
 
     def __init__(self, p: float, n_features: int | None = None, *, dtype: Any = None) -> None:
         self._p = check.dropout_rate(p)
@@ -711,8 +714,203 @@ class Dropout(OpenWidthLayer):
         return self._checked_dA(dA)[1].copy()
 
 
+class LayerNorm(Layer):
+    """Layer normalisation over each row: ``A = γ·(X − μ)/√(σ² + eps) + β`` with the
+    row's mean μ and biased variance σ² (``torch.nn.LayerNorm(n_features)``).
+
+    Parameters
+    ----------
+    n_features : int
+        Its width (input = output, >= 1).
+    eps : float, default 1e-5
+        Added to the variance (> 0).
+    affine : bool, default True
+        Learn γ (starting at ones) and β (zeros); False: no parameters (A = x̂).
+    dtype : {"float32", "float64"}, default "float32"
+        The dtype of the parameters and of every computation.
+
+    Attributes
+    ----------
+    gamma, beta : ndarray of shape (n_features,) or None
+        The live parameters (None without ``affine``); assigning copies into them.
+    dgamma, dbeta : ndarray of shape (n_features,) or None
+        Their gradients of the last backward.
+
+    Raises
+    ------
+    TypeError
+        A non-integer width, a non-numeric eps, a non-bool affine, an unknown dtype.
+    ValueError
+        A width < 1, eps <= 0 or not finite.
+    """
+
+    kind = "layer_norm"
+
+    def __init__(self, n_features: int, *, eps: float = 1e-5, affine: bool = True,
+                 dtype: Any = "float32") -> None:
+        self.in_features = self.out_features = positive_int(n_features, "n_features")
+        self.eps = check.norm_eps(eps, "eps")
+        self.affine = check.flag(affine, "affine")
+        self.dtype = check.float_dtype(dtype)
+        k = self.in_features
+        self._params = [np.ones(k, dtype=self.dtype), np.zeros(k, dtype=self.dtype)] \
+            if self.affine else []
+        self._grads = [np.zeros(k, dtype=self.dtype) for _ in self._params]
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def gamma(self) -> np.ndarray | None:
+        """γ, shape (n_features,) (None without affine; assignment copies into it)."""
+        return self._params[0] if self.affine else None
+
+    @gamma.setter
+    def gamma(self, value: Any) -> None:
+        assign_into(self._affine(0), value, "gamma")
+
+    @property
+    def beta(self) -> np.ndarray | None:
+        """β, shape (n_features,) (None without affine; assignment copies into it)."""
+        return self._params[1] if self.affine else None
+
+    @beta.setter
+    def beta(self, value: Any) -> None:
+        assign_into(self._affine(1), value, "beta")
+
+    @property
+    def dgamma(self) -> np.ndarray | None:
+        """dL/dγ of the last backward (None without affine)."""
+        return self._grads[0] if self.affine else None
+
+    @property
+    def dbeta(self) -> np.ndarray | None:
+        """dL/dβ of the last backward (None without affine)."""
+        return self._grads[1] if self.affine else None
+
+    def _affine(self, i: int) -> np.ndarray:
+        if not self.affine:
+            raise AttributeError("this LayerNorm has no gamma or beta (affine=False)")
+        return self._params[i]
+
+    def parameters(self) -> list[np.ndarray]:
+        """[gamma, beta], or [] without affine."""
+        return list(self._params)
+
+    def gradients(self) -> list[np.ndarray]:
+        """[dgamma, dbeta], or []."""
+        return list(self._grads)
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """("gamma", "beta"), or ()."""
+        return ("gamma", "beta") if self.affine else ()
+
+    def penalized(self) -> tuple[bool, ...]:
+        """Neither is a weight (no L2 penalty or weight decay through the objective)."""
+        return (False, False) if self.affine else ()
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "layer_norm", "n_features", "eps", "affine"}."""
+        return {"kind": self.kind, "n_features": self.in_features, "eps": self.eps,
+                "affine": self.affine}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> LayerNorm:
+        """A LayerNorm of ``spec`` (γ = 1, β = 0, to be overwritten by the caller).
+
+        Parameters
+        ----------
+        spec : dict
+            ``{"n_features", "eps", "affine"}``, as ``spec()`` writes it.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        LayerNorm
+
+        Raises
+        ------
+        KeyError
+            A key missing from ``spec``.
+        TypeError, ValueError
+            Values the constructor refuses.
+        """
+        return cls(spec["n_features"], eps=spec["eps"], affine=spec["affine"], dtype=dtype)
+
+    def __repr__(self) -> str:
+        extra = "" if self.affine else ", affine=False"
+        return (f"LayerNorm({self.in_features}, eps={self.eps!r}{extra}, "
+                f"dtype={self.dtype.name!r})")
+
+    def forward(self, X: Any) -> np.ndarray:
+        """A = γ·x̂ + β for X converted to the layer's dtype; caches x̂ and 1/σ.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Real numbers (n_samples may be 0).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            A new array of the layer's dtype.
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D or has another width than the layer's.
+        """
+        X = as_input(X, self.dtype, self.in_features)
+        Xhat = np.empty_like(X)
+        A = np.empty_like(X)
+        rstd = np.empty(X.shape[0], dtype=self.dtype)
+        if X.shape[0]:
+            _norm.layer_norm_forward_into(X, self.gamma, self.beta, Xhat, A, rstd, self.eps)
+        self._cache = (Xhat, rstd)
+        return A
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX for dA = dL/dA of the last forward; fills dgamma and dbeta (overwritten).
+
+        Parameters
+        ----------
+        dA : array-like of the last forward output's shape
+            Converted to the layer's dtype.
+
+        Returns
+        -------
+        ndarray
+            dL/dX.
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers.
+        ValueError
+            dA of another shape than the last forward's output.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        Xhat, rstd = self._cache
+        dA = as_input(dA, self.dtype, self.in_features, "dA")
+        if dA.shape != Xhat.shape:
+            raise ValueError(f"dA must have the last forward's shape {Xhat.shape}, got "
+                             f"{dA.shape}")
+        dX = np.empty_like(Xhat)
+        for g in self._grads:
+            g.fill(0)
+        if Xhat.shape[0]:
+            _norm.layer_norm_backward_into(Xhat, rstd, self.gamma, dA, dX, self.dgamma,
+                                           self.dbeta)
+        return dX
+
+
 #: the layer classes by kind (fastbp/_table.py LAYER_KINDS)
-LAYER_CLASSES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Dense, Activation, Dropout)}
+LAYER_CLASSES: dict[str, type[Layer]] = {
+    cls.kind: cls for cls in (Dense, Activation, Dropout, LayerNorm)}
 
 
 def dropout_slots(layers: Any) -> list[int]:

@@ -20,6 +20,7 @@ from fastbp._kernels import dense as _dense
 from fastbp._kernels import derivatives as _deriv
 from fastbp._kernels import dropout as _dropout
 from fastbp._kernels import losses as _loss
+from fastbp._kernels import norm as _norm
 from fastbp._kernels import optim as _optim
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._validation import ACTIVATIONS, LOSSES
@@ -27,7 +28,8 @@ from fastbp._validation import ACTIVATIONS, LOSSES
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
-           "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient"]
+           "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
+           "layer_norm_forward", "layer_norm_backward"]
 
 #: the kinds of network_derivatives (and the kernel's mode of each)
 DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
@@ -717,3 +719,98 @@ def network_input_gradient(
         Ds = [np.empty_like(Z) for Z in Zs]
         _deriv.input_gradient_into(Ws, bs, codes, X, seed, G, Zs, As, Ds)
     return G
+
+
+# ---------------------------------------------------------------- layer normalisation
+
+def layer_norm_forward(
+    X: npt.NDArray[np.floating[Any]],
+    gamma: npt.NDArray[np.floating[Any]] | None,
+    beta: npt.NDArray[np.floating[Any]] | None,
+    eps: float = 1e-5,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """A = γ·x̂ + β with x̂ = (x − mean(x))/√(var(x) + eps) over each row (biased
+    variance): ``torch.nn.LayerNorm`` over the last axis.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64 (n_samples may be 0); only read.
+    gamma, beta : ndarray of shape (n_features,) or None
+        The affine map, of X's dtype; both None for none (A = x̂).
+    eps : float, default 1e-5
+        Added to the variance (> 0).
+
+    Returns
+    -------
+    A, Xhat : ndarray of shape (n_samples, n_features)
+        The output and the normalised input x̂, new arrays of X's dtype.
+    rstd : ndarray of shape (n_samples,)
+        1/√(var + eps) of each row (``layer_norm_backward`` reads x̂ and it).
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, arrays of different dtypes,
+        a non-numeric eps.
+    ValueError
+        Shapes that do not fit; only one of gamma and beta given; eps <= 0 or not finite.
+    """
+    X, gamma, beta, eps = check.layer_norm_forward_args(X, gamma, beta, eps)
+    Xhat = np.empty_like(X)
+    A = np.empty_like(X)
+    rstd = np.empty(X.shape[0], dtype=X.dtype)
+    if X.shape[0]:
+        _norm.layer_norm_forward_into(X, gamma, beta, Xhat, A, rstd, eps)
+    return A, Xhat, rstd
+
+
+def layer_norm_backward(
+    Xhat: npt.NDArray[np.floating[Any]],
+    rstd: npt.NDArray[np.floating[Any]],
+    gamma: npt.NDArray[np.floating[Any]] | None,
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]] | None,
+           npt.NDArray[np.floating[Any]] | None]:
+    """dX, dγ = Σ_rows dA·x̂ and dβ = Σ_rows dA, given dA = dL/dA of ``layer_norm_forward``.
+
+    dX = r·(g − mean(g) − x̂·mean(g·x̂)) per row, with g = γ·dA (dA without γ) and r
+    that row's rstd.
+
+    Parameters
+    ----------
+    Xhat : ndarray of shape (n_samples, n_features)
+        x̂ of the forward pass.
+    rstd : ndarray of shape (n_samples,)
+        rstd of the forward pass.
+    gamma : ndarray of shape (n_features,) or None
+        The forward's γ (None: no affine map).
+    dA : ndarray of shape (n_samples, n_features)
+        The gradient with respect to the output A.
+    need_dX : bool, default True
+        Compute dX (False: None is returned in its place).
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, n_features) or None
+    dgamma, dbeta : ndarray of shape (n_features,) or None
+        None without gamma; zero for an empty batch.
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, arrays of different dtypes,
+        need_dX not a bool.
+    ValueError
+        Shapes that do not fit.
+    """
+    Xhat, rstd, gamma, dA, need_dX = check.layer_norm_backward_args(Xhat, rstd, gamma, dA,
+                                                                    need_dX)
+    dX = np.empty_like(Xhat) if need_dX else None
+    dgamma = None if gamma is None else np.zeros(Xhat.shape[1], dtype=Xhat.dtype)
+    dbeta = None if gamma is None else np.zeros_like(dgamma)
+    if Xhat.shape[0]:
+        _norm.layer_norm_backward_into(Xhat, rstd, gamma, dA, dX, dgamma, dbeta)
+    return dX, dgamma, dbeta

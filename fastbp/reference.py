@@ -23,7 +23,8 @@ from fastbp._validation import ACTIVATIONS, LOSSES
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
-           "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient"]
+           "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
+           "layer_norm_forward", "layer_norm_backward"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -931,3 +932,80 @@ def network_input_gradient(
     if output is None:
         return np.ascontiguousarray(J.sum(axis=1))
     return np.ascontiguousarray(J[:, check.int_in_range(output, "output", 0, J.shape[1]), :])
+
+
+# ---------------------------------------------------------------- layer normalisation
+
+def layer_norm_forward(
+    X: npt.NDArray[np.floating[Any]],
+    gamma: npt.NDArray[np.floating[Any]] | None,
+    beta: npt.NDArray[np.floating[Any]] | None,
+    eps: float = 1e-5,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """A = γ·x̂ + β, x̂ = (x − mean(x))/√(var(x) + eps) per row, in NumPy.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64 (n_samples may be 0).
+    gamma, beta : ndarray of shape (n_features,) or None
+        The affine map; both None for none.
+    eps : float, default 1e-5
+        Added to the (biased) variance.
+
+    Returns
+    -------
+    A, Xhat : ndarray of shape (n_samples, n_features)
+    rstd : ndarray of shape (n_samples,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.layer_norm_forward``.
+    """
+    X, gamma, beta, eps = check.layer_norm_forward_args(X, gamma, beta, eps)
+    mean = X.mean(axis=1, keepdims=True)
+    var = ((X - mean) ** 2).mean(axis=1, keepdims=True)
+    rstd = (1 / np.sqrt(var + eps)).astype(X.dtype)
+    Xhat = ((X - mean) * rstd).astype(X.dtype)
+    A = Xhat.copy() if gamma is None else gamma * Xhat + beta
+    return A, Xhat, rstd[:, 0]
+
+
+def layer_norm_backward(
+    Xhat: npt.NDArray[np.floating[Any]],
+    rstd: npt.NDArray[np.floating[Any]],
+    gamma: npt.NDArray[np.floating[Any]] | None,
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]] | None,
+           npt.NDArray[np.floating[Any]] | None]:
+    """dX = r·(g − mean(g) − x̂·mean(g·x̂)) with g = γ·dA; dγ = Σ dA·x̂; dβ = Σ dA.
+
+    Parameters
+    ----------
+    Xhat, rstd, gamma, dA, need_dX
+        As ``fastbp.ops.layer_norm_backward``.
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, n_features) or None
+    dgamma, dbeta : ndarray of shape (n_features,) or None
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.layer_norm_backward``.
+    """
+    Xhat, rstd, gamma, dA, need_dX = check.layer_norm_backward_args(Xhat, rstd, gamma, dA,
+                                                                    need_dX)
+    g = dA if gamma is None else dA * gamma
+    dX = None
+    if need_dX:
+        dX = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
+                              - Xhat * (g * Xhat).mean(axis=1, keepdims=True))
+        dX = dX.astype(Xhat.dtype)
+    if gamma is None:
+        return dX, None, None
+    return dX, (dA * Xhat).sum(axis=0), dA.sum(axis=0)

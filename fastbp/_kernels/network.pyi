@@ -35,7 +35,7 @@ class Engine:
     dtype: np.dtype[np.floating[Any]]  # cdef public object
     def __init__(
         self,
-        records: list[tuple[int, int, int, int, int]],  # list: (kind, act, n_in, n_out, n_params)
+        records: list[tuple[int, int, int, int, int, float]],  # list: (kind, act, n_in, n_out, n_params, hyper)
         params: list[npt.NDArray[np.floating[Any]]],  # list
         grads: list[npt.NDArray[np.floating[Any]]],  # list
         penalized: list[bool],  # list

@@ -58,7 +58,7 @@ cnp.import_array()
 
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
-                                    LAYER_ACTIVATION, LAYER_DROPOUT)
+                                    LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -68,6 +68,7 @@ from fastbp._kernels.dropout cimport (
     dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
     dropout_backward_ptr,
 )
+from fastbp._kernels.norm cimport layer_norm_forward_ptr, layer_norm_backward_ptr
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
@@ -122,6 +123,9 @@ cdef struct LayerRec:
     void* Z             # (cap, n_out); equals A where output_is_z
     void* A             # (cap, n_out)
     void* D             # (cap, n_out): dL/dA, then dL/dZ in place
+    void* S             # (cap,): per-row statistics of kinds that keep them (LayerNorm's
+                        # 1/σ), else NULL
+    double hyper        # the kind's constant (LayerNorm's eps), else 0
     # Dropout on the layer's output in training (the next layer reads Ad).
     double dropout              # p; 0: no dropout (then Ad and keep are NULL)
     double drop_scale           # 1/(1-p)
@@ -165,6 +169,15 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
+cdef inline void* param_or_null(LayerRec* L, const Param* P, int i) noexcept nogil:
+    """The layer's i-th parameter array, NULL if it has fewer (LayerNorm without γ, β)."""
+    return P[L.p0 + i].p if i < L.n_params else NULL
+
+
+cdef inline void* grad_or_null(LayerRec* L, const Param* P, int i) noexcept nogil:
+    return P[L.p0 + i].g if i < L.n_params else NULL
+
+
 cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, floating* out,
                                Py_ssize_t n) noexcept nogil:
     """The layer's forward on X (n, n_in): its Z, and its output in ``out`` (A, or Z
@@ -177,6 +190,10 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
         bias_activation_forward_ptr(L.act, out, <const floating*>NULL, out, n, L.n_out)
     elif L.kind == LAYER_DROPOUT:      # the identity; its dropout is the engine's, on out
         memcpy(out, X, n * L.n_out * sizeof(floating))
+    elif L.kind == LAYER_LAYER_NORM:   # Z := x̂, out := γ·x̂ + β (out may be Z)
+        layer_norm_forward_ptr(X, <floating*>param_or_null(L, P, 0),
+                               <floating*>param_or_null(L, P, 1), <floating*>L.Z, out,
+                               <floating*>L.S, n, L.n_out, L.hyper)
 
 
 cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, floating* dX,
@@ -191,6 +208,11 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
         activation_backward_ptr(L.act, X, <floating*>L.A, <floating*>L.D, dX, n, L.n_out)
     elif L.kind == LAYER_DROPOUT and dX != NULL:      # the identity (its mask: the caller)
         memcpy(dX, L.D, n * L.n_out * sizeof(floating))
+    elif L.kind == LAYER_LAYER_NORM:
+        layer_norm_backward_ptr(<floating*>L.Z, <floating*>L.S,
+                                <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
+                                <floating*>grad_or_null(L, P, 0),
+                                <floating*>grad_or_null(L, P, 1), n, L.n_out)
 
 
 cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
@@ -778,7 +800,7 @@ cdef class Engine:
     """Compiled forward/backward/update of one Sequential model (see module docstring).
 
     Built from the model's layer records, ``(kind, activation, n_in, n_out, n_params,
-    dropout)`` each, its parameters and gradients (flat lists in ``parameters()``
+    hyper)`` each (``Layer.engine_record``), its parameters and gradients (flat lists in ``parameters()``
     order) and which parameters the objective's L2 penalty applies to."""
 
     cdef LayerRec* layers
@@ -826,8 +848,9 @@ cdef class Engine:
             raise ValueError("the engine needs layers, and one gradient and penalty flag "
                              "per parameter")
         for rec in records:
-            if len(rec) != 5:
-                raise ValueError("a layer record is (kind, activation, n_in, n_out, n_params)")
+            if len(rec) != 6:
+                raise ValueError("a layer record is (kind, activation, n_in, n_out, n_params, "
+                                 "hyper)")
             total += rec[4]
         if total != self.n_params:
             raise ValueError(f"the layer records hold {total} parameters, {self.n_params} given")
@@ -859,7 +882,7 @@ cdef class Engine:
             self.params[j].size = params[j].size
             self.params[j].penalized = bool(penalized[j])
         total = 0
-        for l, (kind, act, n_in, n_out, n_par) in enumerate(records):
+        for l, (kind, act, n_in, n_out, n_par, hyper) in enumerate(records):
             if l > 0 and n_in != self.layers[l - 1].n_out or n_in < 1 or n_out < 1:
                 raise ValueError(f"layer {l} takes {n_in} inputs, the layer before gives "
                                  f"{self.layers[l - 1].n_out if l else '-'}")
@@ -869,7 +892,8 @@ cdef class Engine:
             self.layers[l].n_out = n_out
             self.layers[l].p0 = total
             self.layers[l].n_params = n_par
-            _check_layer_params(kind, n_in, n_out, params[total:total + n_par])
+            self.layers[l].hyper = hyper
+            _check_layer_params(kind, n_in, n_out, hyper, params[total:total + n_par])
             total += n_par
         self._set_dropout(dropout_rates, dropout_seed,
                           list(range(self.n_layers)) if dropout_slots is None else dropout_slots)
@@ -907,10 +931,13 @@ cdef class Engine:
             A = Z if output_is_z(self.layers[l].kind, self.layers[l].act) \
                 else np.empty((n, k), dtype=self.dtype)
             D = np.empty((n, k), dtype=self.dtype)
-            self.workspaces.append((Z, A, D))
+            S = np.empty(n, dtype=self.dtype) if self.layers[l].kind == LAYER_LAYER_NORM \
+                else None
+            self.workspaces.append((Z, A, D) if S is None else (Z, A, D, S))
             self.layers[l].Z = _ptr(Z)
             self.layers[l].A = _ptr(A)
             self.layers[l].D = _ptr(D)
+            self.layers[l].S = _ptr_or_null(S)
             if self.layers[l].dropout > 0:
                 # In place where the backward needs only the sign of Z (relu, leaky relu)
                 # or nothing (identity); see the module docstring.
@@ -955,7 +982,7 @@ cdef class Engine:
         self.tangent_buffers = None
         self.tangent_rows = 0
         for l in range(self.n_layers):
-            self.layers[l].Z = self.layers[l].A = self.layers[l].D = NULL
+            self.layers[l].Z = self.layers[l].A = self.layers[l].D = self.layers[l].S = NULL
             self.layers[l].Ad = NULL
             self.layers[l].keep = NULL
         self.capacity = 0
@@ -1503,15 +1530,22 @@ cdef class Engine:
             self.batch_W = np.empty(rows, dtype=np.float64)
 
 
-def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, list params):
-    """The parameter sizes a layer kind's kernels index with (the engine trusts them)."""
+def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, double hyper,
+                        list params):
+    """The parameter sizes (and constant) a layer kind's kernels index with and read
+    (the engine trusts them)."""
     if kind == LAYER_DENSE:
         sizes = [n_in * n_out, n_out]
-    elif kind == LAYER_ACTIVATION or kind == LAYER_DROPOUT:
+    elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM):
         if n_in != n_out:
             raise ValueError(f"a layer of kind {kind} maps a width to itself, got {n_in} -> "
                              f"{n_out}")
         sizes = []
+        if kind == LAYER_LAYER_NORM:
+            if not (isfinite(hyper) and hyper > 0):
+                raise ValueError(f"a LayerNorm's eps must be finite and > 0, got {hyper}")
+            if len(params):   # γ and β, or neither
+                sizes = [n_out, n_out]
     else:
         raise ValueError(f"unknown layer kind {kind}")
     if [p.size for p in params] != sizes:

@@ -1,0 +1,27 @@
+# Stub of the compiled module fastbp/_kernels/norm.pyx: its ``def`` entry points
+# only. Each trailing comment gives the exact Cython type; ``floating`` is float32
+# or float64, the same for every array of one call. Shapes are not checked
+# (fastbp.ops does).
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def layer_norm_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    gamma: npt.NDArray[np.floating[Any]] | None,  # const floating[::1] (None: no affine map)
+    beta: npt.NDArray[np.floating[Any]] | None,  # const floating[::1]
+    Xhat_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
+    A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT; may be Xhat_out)
+    rstd_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    eps: float,  # double
+) -> None: ...
+def layer_norm_backward_into(
+    Xhat: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    rstd: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    gamma: npt.NDArray[np.floating[Any]] | None,  # const floating[::1]
+    dA: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    dX_out: npt.NDArray[np.floating[Any]] | None,  # floating[:, ::1] (OUT)
+    dgamma_out: npt.NDArray[np.floating[Any]] | None,  # floating[::1] (OUT)
+    dbeta_out: npt.NDArray[np.floating[Any]] | None,  # floating[::1] (OUT)
+) -> None: ...

@@ -9,7 +9,7 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp import ops
-from fastbp.layers import dropout_slots, layer_from_spec
+from fastbp.layers import Residual, dropout_slots, engine_layers, layer_from_spec
 from fastbp.models import Sequential
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -88,7 +88,7 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
     # bit for bit afterwards); a float32 one through a float64 copy of itself.
     model64 = model if model.dtype == np.float64 else as_float64(model)
     X, y = model64.check_Xy(X, y)
-    if any(layer.dropout for layer in model64.layers):
+    if any(layer.dropout for layer in engine_layers(model64.layers)):
         model64.backward(X, y, step=DROPOUT_STEP)
 
         def loss() -> float:
@@ -132,13 +132,22 @@ def masked_loss(model: Any, X: np.ndarray, y: np.ndarray, step: int) -> float:
     """The training loss of (converted) X, y with the dropout masks of ``step``,
     layer by layer through fastbp.ops (the masks the engine draws at that step)."""
 
-    out = X
-    for layer, slot in zip(model.layers, dropout_slots(model.layers)):
-        out = layer.forward(out)
-        if layer.dropout:
-            mask = ops.dropout_mask(model.dropout_seed, slot, step, out.shape, layer.dropout)
-            out = ops.dropout_apply(out, mask, layer.dropout)
-    return ops.loss_forward_backward(model.loss_name, out, y)[0]
+    flat = engine_layers(model.layers)
+    slots = dict(zip(map(id, flat), dropout_slots(flat)))
+
+    def run(layers: Any, out: np.ndarray) -> np.ndarray:
+        for layer in layers:
+            if isinstance(layer, Residual):   # x + f(x), with f's own masks
+                out = out + run(layer.layers, out)
+                continue
+            out = layer.forward(out)
+            if layer.dropout:
+                mask = ops.dropout_mask(model.dropout_seed, slots[id(layer)], step, out.shape,
+                                        layer.dropout)
+                out = ops.dropout_apply(out, mask, layer.dropout)
+        return out
+
+    return ops.loss_forward_backward(model.loss_name, run(model.layers, X), y)[0]
 
 
 def as_float64(model: Any) -> Any:

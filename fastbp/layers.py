@@ -22,6 +22,7 @@ arrays, always see the current values.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,7 +34,8 @@ from fastbp._kernels import dense as _dense
 from fastbp._kernels import norm as _norm
 from fastbp._table import ACTIVATIONS, LAYER_KINDS, code
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "LayerNorm", "INITS", "layer_from_spec"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "LayerNorm", "Residual", "INITS",
+           "layer_from_spec"]
 
 INITS = ("auto", "he", "glorot")
 # "auto": He for the rectifier family, Glorot for saturating and linear units.
@@ -474,6 +476,53 @@ class OpenWidthLayer(Layer):
         return X, dA
 
 
+def bind_open_layers(layers: tuple[Layer, ...]) -> list[tuple[Layer, dict[str, Any]]]:
+    """Give each layer whose width or dtype was left open (an Activation without
+    n_features) those of the layer before it (after it, when it comes first); returns
+    their previous states, to restore if the model is refused."""
+    undo: list[tuple[Layer, dict[str, Any]]] = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, OpenWidthLayer) or layer.unbound == (False, False):
+            continue
+        neighbour = layers[i - 1] if i > 0 else (layers[1] if len(layers) > 1 else None)
+        width = None if neighbour is None else \
+            (neighbour.out_features if i > 0 else neighbour.in_features)
+        if width is None:
+            if layer.in_features is None:
+                raise ValueError(f"layers[{i}] ({layer!r}) has no width, and no neighbour "
+                                 "gives one: give it n_features")
+            width = layer.in_features
+        undo.append((layer, dict(layer.__dict__)))
+        layer.bind(width, layer.dtype if neighbour is None else neighbour.dtype)
+    return undo
+
+
+def check_chain(layers: tuple[Layer, ...]) -> None:
+    """That each layer takes the width the one before it gives, in one dtype."""
+    for i, (a, b) in enumerate(zip(layers, layers[1:])):
+        if a.out_features != b.in_features:
+            raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
+                             f"gives {a.out_features} outputs")
+        if a.dtype != b.dtype:
+            raise TypeError(f"all layers must share one dtype, got {a.dtype} (layers[{i}]) and "
+                            f"{b.dtype} (layers[{i + 1}])")
+
+
+def layer_tuple(layers: Any, name: str = "layers") -> tuple[Layer, ...]:
+    """A non-empty sequence of fastbp layers, as a tuple (TypeError otherwise)."""
+    if isinstance(layers, Layer) or not isinstance(layers, Iterable):
+        raise TypeError(f"{name} must be a sequence of fastbp layers, got "
+                        f"{type(layers).__name__}")
+    layers = tuple(layers)
+    if not layers:
+        raise TypeError(f"{name} must be a non-empty sequence of fastbp layers, got an empty one")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{name}[{i}] must be a fastbp layer (such as fastbp.Dense), got "
+                            f"{type(layer).__name__}")
+    return layers
+
+
 class Activation(OpenWidthLayer):
     """An activation as a layer of its own: ``A = f(X)``, element-wise (softmax: over
     each row). No parameters.
@@ -908,9 +957,208 @@ class LayerNorm(Layer):
         return dX
 
 
+class Residual(Layer):
+    """A residual block: ``x + f(x)``, f being its layers applied in order (a ResNet's
+    skip connection). The block's output width must equal its input width.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        The block (kept: ``Residual(layers).layers`` holds the same objects). Layers
+        left without a width (``Activation``, ``Dropout``) take their neighbour's here.
+
+    Attributes
+    ----------
+    layers : tuple of Layer
+        The block's layers. ``parameters()`` is the concatenation of theirs.
+
+    Raises
+    ------
+    TypeError
+        Not a non-empty sequence of fastbp layers; layers of several dtypes.
+    ValueError
+        Widths that do not chain, or a block whose output width is not its input width.
+    """
+
+    kind = "residual"
+
+    def __init__(self, layers: Any) -> None:
+        layers = layer_tuple(layers)
+        undo = bind_open_layers(layers)
+        try:
+            check_chain(layers)
+            if layers[-1].out_features != layers[0].in_features:
+                raise ValueError(f"layers: a residual block maps a width to itself, but its "
+                                 f"layers take {layers[0].in_features} inputs and give "
+                                 f"{layers[-1].out_features} outputs")
+        except BaseException:
+            for layer, state in undo:   # a refused block leaves its layers as they were
+                layer.__dict__.update(state)
+            raise
+        self._layers = layers
+        self.in_features = self.out_features = int(layers[0].in_features)
+        self.dtype = layers[0].dtype
+        self._cache: tuple[np.ndarray] | None = None
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The block's layers, in order."""
+        return self._layers
+
+    def parameters(self) -> list[np.ndarray]:
+        """The block's layers' parameters, in order."""
+        return [p for layer in self._layers for p in layer.parameters()]
+
+    def gradients(self) -> list[np.ndarray]:
+        """Aligned with ``parameters()``."""
+        return [g for layer in self._layers for g in layer.gradients()]
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """"<i>/<name>" for each layer i of the block."""
+        return tuple(f"{i}/{name}" for i, layer in enumerate(self._layers)
+                     for name in layer.parameter_names())
+
+    def penalized(self) -> tuple[bool, ...]:
+        """The block's layers' flags, in order."""
+        return tuple(f for layer in self._layers for f in layer.penalized())
+
+    def engine_record(self) -> tuple[int, int, int, int, int, float]:
+        """The record of the block's last step (x + f(x)); the block's layers come before
+        it in the engine (``engine_layers``), and its constant is their number."""
+        return (code(LAYER_KINDS, self.kind), code(ACTIVATIONS, "identity"),
+                self.in_features, self.out_features, 0,
+                float(len(engine_layers(self._layers))))
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "residual", "layers": [the block's specs]}."""
+        return {"kind": self.kind, "layers": [layer.spec() for layer in self._layers]}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Residual:
+        """A Residual of ``spec`` (its layers' arrays not yet set).
+
+        Parameters
+        ----------
+        spec : dict
+            ``{"layers": [...]}``, as ``spec()`` writes it (blocks nest at most
+            ``MAX_NESTING`` deep).
+        dtype : numpy.dtype
+            The layers' dtype, float32 or float64.
+
+        Returns
+        -------
+        Residual
+
+        Raises
+        ------
+        KeyError
+            A key missing from ``spec``.
+        TypeError, ValueError
+            Values the constructor refuses; blocks nested too deep.
+        """
+        if _nesting(spec) > MAX_NESTING:
+            raise ValueError(f"residual blocks nest at most {MAX_NESTING} deep")
+        specs = spec["layers"]
+        if not isinstance(specs, list):
+            raise ValueError("a residual spec's layers must be a list")
+        return cls([layer_from_spec(s, dtype) for s in specs])
+
+    def __repr__(self) -> str:
+        return f"Residual([{', '.join(repr(layer) for layer in self._layers)}])"
+
+    def forward(self, X: Any) -> np.ndarray:
+        """X + f(X) through the block's layers' own forward.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, width)
+            Real numbers, converted to the block's dtype.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, width)
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D or has another width than the block's.
+        """
+        X = as_input(X, self.dtype, self.in_features)
+        out = X
+        for layer in self._layers:
+            out = layer.forward(out)
+        self._cache = (X,)
+        return X + out
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX = dA + (the block's backward of dA); fills the layers' gradients.
+
+        Parameters
+        ----------
+        dA : array-like of the last forward output's shape
+            Converted to the block's dtype.
+
+        Returns
+        -------
+        ndarray
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers.
+        ValueError
+            dA of another shape than the last forward's output.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X = self._cache[0]
+        dA = as_input(dA, self.dtype, self.in_features, "dA")
+        if dA.shape != X.shape:
+            raise ValueError(f"dA must have the last forward's shape {X.shape}, got {dA.shape}")
+        d = dA
+        for layer in reversed(self._layers):
+            d = layer.backward(d)
+        return d + dA
+
+
+#: how deep residual blocks may nest in a file's spec (deeper: refused, not recursed)
+MAX_NESTING = 16
+
+
+def _nesting(spec: Any) -> int:
+    """How deep residual specs nest in ``spec`` (iteratively: a hostile file cannot
+    exhaust the stack); stops counting past MAX_NESTING."""
+    deepest, todo = 0, [(spec, 1)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break
+        inner = item.get("layers") if isinstance(item, dict) else None
+        if isinstance(inner, list):
+            todo += [(s, depth + 1) for s in inner
+                     if isinstance(s, dict) and s.get("kind") == "residual"]
+    return deepest
+
+
+def engine_layers(layers: Any) -> list[Layer]:
+    """The layers in the compiled engine's order: each Residual's block layers, then the
+    Residual itself (its x + f(x) step)."""
+    flat: list[Layer] = []
+    for layer in layers:
+        if isinstance(layer, Residual):
+            flat += engine_layers(layer.layers)
+        flat.append(layer)
+    return flat
+
+
 #: the layer classes by kind (fastbp/_table.py LAYER_KINDS)
 LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.kind: cls for cls in (Dense, Activation, Dropout, LayerNorm)}
+    cls.kind: cls for cls in (Dense, Activation, Dropout, LayerNorm, Residual)}
 
 
 def dropout_slots(layers: Any) -> list[int]:

@@ -17,8 +17,8 @@ from fastbp._kernels import losses as _loss
 from fastbp._kernels import network as _network
 from fastbp._kernels.network import Engine
 from fastbp._table import ACTIVATIONS, CLASSIFICATION_LOSSES, PROBABILITY_LINK, code
-from fastbp.layers import (Dense, Dropout, Layer, OpenWidthLayer, dropout_slots, layer_from_spec,
-                           positive_int)
+from fastbp.layers import (Dense, Dropout, Layer, bind_open_layers, check_chain, dropout_slots,
+                           engine_layers, layer_from_spec, layer_tuple, positive_int)
 from fastbp.objective import Objective
 from fastbp.optim import Optimizer, make_optimizer
 from fastbp.threads import check_threads
@@ -45,16 +45,8 @@ def check_layers(layers: Any, loss: str) -> tuple[Layer, ...]:
     """The layers of a model, checked: fastbp layers of one dtype whose widths chain,
     each its own object owning its arrays; no dropout on the last, whose activation
     must not be the one the loss applies, and whose width must suit the loss."""
-    if isinstance(layers, Layer) or not isinstance(layers, Iterable):
-        raise TypeError(f"layers must be a sequence of fastbp layers, got {type(layers).__name__}")
-    layers = tuple(layers)
-    if not layers:
-        raise TypeError("layers must be a non-empty sequence of fastbp layers, got an empty one")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers[{i}] must be a fastbp layer (such as fastbp.Dense), got "
-                            f"{type(layer).__name__}")
-    undo = _bind_open_layers(layers)
+    layers = layer_tuple(layers)
+    undo = bind_open_layers(layers)
     try:
         _check_chain(layers, loss)
     except BaseException:
@@ -64,47 +56,23 @@ def check_layers(layers: Any, loss: str) -> tuple[Layer, ...]:
     return layers
 
 
-def _bind_open_layers(layers: tuple[Layer, ...]) -> list[tuple[Layer, dict[str, Any]]]:
-    """Give each layer whose width or dtype was left open (an Activation without
-    n_features) those of the layer before it (after it, when it comes first); returns
-    their previous states, to restore if the model is refused."""
-    undo: list[tuple[Layer, dict[str, Any]]] = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, OpenWidthLayer) or layer.unbound == (False, False):
-            continue
-        neighbour = layers[i - 1] if i > 0 else (layers[1] if len(layers) > 1 else None)
-        width = None if neighbour is None else \
-            (neighbour.out_features if i > 0 else neighbour.in_features)
-        if width is None:
-            if layer.in_features is None:
-                raise ValueError(f"layers[{i}] ({layer!r}) has no width, and no neighbour "
-                                 "gives one: give it n_features")
-            width = layer.in_features
-        undo.append((layer, dict(layer.__dict__)))
-        layer.bind(width, layer.dtype if neighbour is None else neighbour.dtype)
-    return undo
-
-
 def _check_chain(layers: tuple[Layer, ...], loss: str) -> None:
     """check_layers's checks of the layers in their order (widths, dtypes, objects,
     the last layer against the loss)."""
-    for i, (a, b) in enumerate(zip(layers, layers[1:])):
+    check_chain(layers)
+    flat = engine_layers(layers)   # (a Residual's block layers too)
+    for a, b in zip(flat, flat[1:]):
         if isinstance(b, Dropout) and a.dropout:
-            raise ValueError(f"layers[{i + 1}] ({b!r}) follows layers[{i}], which has "
-                             f"dropout={a.dropout} of its own: one dropout per output")
-        if a.out_features != b.in_features:
-            raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "
-                             f"gives {a.out_features} outputs")
-        if a.dtype != b.dtype:
-            raise TypeError(f"all layers must share one dtype, got {a.dtype} (layers[{i}]) and "
-                            f"{b.dtype} (layers[{i + 1}])")
-    seen: dict[int, int] = {}
+            raise ValueError(f"{b!r} follows {a!r}, which has dropout={a.dropout} of its "
+                             f"own: one dropout per output")
+    seen: set[int] = set()
+    for layer in flat:
+        if id(layer) in seen:
+            raise ValueError(f"{layer!r} appears twice in the model; each layer must appear "
+                             "once (its gradients would collide)")
+        seen.add(id(layer))
     arrays: list[tuple[int, np.ndarray]] = []
     for i, layer in enumerate(layers):
-        if id(layer) in seen:
-            raise ValueError(f"layers[{i}] is the same object as layers[{seen[id(layer)]}]; "
-                             "each layer must appear once (its gradients would collide)")
-        seen[id(layer)] = i
         for p in layer.parameters():
             for j, q in arrays:
                 if np.shares_memory(p, q):
@@ -403,10 +371,11 @@ class Sequential:
         engine = self._engine
         if engine is None:
             layers = self.layers
-            engine = Engine([layer.engine_record() for layer in layers], self.parameters(),
+            flat = engine_layers(layers)
+            engine = Engine([layer.engine_record() for layer in flat], self.parameters(),
                             self.gradients(), [f for la in layers for f in la.penalized()],
-                            self.loss_code, self.dtype, [la.dropout for la in layers],
-                            self._dropout_seed, dropout_slots(layers))
+                            self.loss_code, self.dtype, [la.dropout for la in flat],
+                            self._dropout_seed, dropout_slots(flat))
             if not self._objective.is_default:
                 engine.set_objective(*self._objective.engine_args())
             self._engine = engine

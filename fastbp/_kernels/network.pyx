@@ -58,7 +58,8 @@ cnp.import_array()
 
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
-                                    LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM)
+                                    LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
+                                    LAYER_RESIDUAL)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -125,7 +126,10 @@ cdef struct LayerRec:
     void* D             # (cap, n_out): dL/dA, then dL/dZ in place
     void* S             # (cap,): per-row statistics of kinds that keep them (LayerNorm's
                         # 1/σ), else NULL
-    double hyper        # the kind's constant (LayerNorm's eps), else 0
+    double hyper        # the kind's constant (LayerNorm's eps, a Residual's block length),
+                        # else 0
+    const void* input   # the input of its last forward (a Residual reads its block's)
+    int begin           # a Residual's (x + f(x)) first block layer; -1 for other kinds
     # Dropout on the layer's output in training (the next layer reads Ad).
     double dropout              # p; 0: no dropout (then Ad and keep are NULL)
     double drop_scale           # 1/(1-p)
@@ -164,8 +168,9 @@ cdef struct SparseBatch:
 cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     """Whether the layer's backward needs only A (so A may be Z's buffer): a Dense
     with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
-    answers the same (NaN too); a Dropout layer, whose backward reads neither."""
-    return kind == LAYER_DROPOUT or kind == LAYER_DENSE and (
+    answers the same (NaN too); a Dropout or Residual layer, whose backward reads
+    neither."""
+    return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL or kind == LAYER_DENSE and (
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
@@ -179,9 +184,13 @@ cdef inline void* grad_or_null(LayerRec* L, const Param* P, int i) noexcept nogi
 
 
 cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, floating* out,
-                               Py_ssize_t n) noexcept nogil:
+                               Py_ssize_t n, const LayerRec* layers) noexcept nogil:
     """The layer's forward on X (n, n_in): its Z, and its output in ``out`` (A, or Z
-    itself in inference)."""
+    itself in inference). ``layers``: the model's records (a Residual reads its
+    block's input)."""
+    cdef Py_ssize_t i
+    cdef const floating* skip
+    L.input = X
     if L.kind == LAYER_DENSE:
         dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
                           <floating*>L.Z, out, n, L.n_in, L.n_out)
@@ -194,6 +203,10 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
         layer_norm_forward_ptr(X, <floating*>param_or_null(L, P, 0),
                                <floating*>param_or_null(L, P, 1), <floating*>L.Z, out,
                                <floating*>L.S, n, L.n_out, L.hyper)
+    elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
+        skip = <const floating*>layers[L.begin].input
+        for i in range(n * L.n_out):
+            out[i] = X[i] + skip[i]
 
 
 cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, floating* dX,
@@ -206,7 +219,8 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                            <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
     elif L.kind == LAYER_ACTIVATION and dX != NULL:   # dX := f'(X)·dA (no parameters)
         activation_backward_ptr(L.act, X, <floating*>L.A, <floating*>L.D, dX, n, L.n_out)
-    elif L.kind == LAYER_DROPOUT and dX != NULL:      # the identity (its mask: the caller)
+    elif (L.kind == LAYER_DROPOUT or L.kind == LAYER_RESIDUAL) and dX != NULL:
+        # the identity (a Dropout's mask: the caller's; a Residual's skip: add_skip_gradients)
         memcpy(dX, L.D, n * L.n_out * sizeof(floating))
     elif L.kind == LAYER_LAYER_NORM:
         layer_norm_backward_ptr(<floating*>L.Z, <floating*>L.S,
@@ -215,11 +229,28 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                                 <floating*>grad_or_null(L, P, 1), n, L.n_out)
 
 
+cdef inline void add_skip_gradients(LayerRec* layers, int n_layers, int l, floating* dX,
+                                    Py_ssize_t n) noexcept nogil:
+    """After layer l's backward wrote dX (dL/d its input): add the dL/d(output) of each
+    Residual whose block begins at l (its skip path; that D is intact, as only layers
+    below a layer write into its D)."""
+    cdef int r
+    cdef Py_ssize_t i
+    cdef const floating* d
+    if dX == NULL:
+        return
+    for r in range(l + 1, n_layers):
+        if layers[r].kind == LAYER_RESIDUAL and layers[r].begin == l:
+            d = <const floating*>layers[r].D
+            for i in range(n * layers[r].n_out):
+                dX[i] += d[i]
+
+
 cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
                                const SparseBatch* sp, floating* out, Py_ssize_t n) noexcept nogil:
     """The first layer's forward: on X, or (sp not NULL; a Dense layer) on CSR rows."""
     if sp == NULL:
-        layer_forward(L, P, X, out, n)
+        layer_forward(L, P, X, out, n, L)
     else:
         sparse_dense_forward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
                                  sp.rows, sp.row0, <floating*>P[L.p0].p,
@@ -241,7 +272,7 @@ cdef void forward_impl(LayerRec* layers, int n_layers, const Param* P, const flo
         if l == 0:
             first_forward(&layers[0], P, X, sp, out, n)
         else:
-            layer_forward(&layers[l], P, inp, out, n)
+            layer_forward(&layers[l], P, inp, out, n, layers)
         inp = out
 
 
@@ -262,7 +293,7 @@ cdef void forward_train_impl(LayerRec* layers, int n_layers, const Param* P,
         if l == 0:
             first_forward(L, P, X, sp, <floating*>L.A, n)
         else:
-            layer_forward(L, P, inp, <floating*>L.A, n)
+            layer_forward(L, P, inp, <floating*>L.A, n, layers)
         if L.dropout > 0:
             dropout_forward_ptr(dropout_step_key(L.drop_key, <uint64_t>step), L.drop_threshold,
                                 L.drop_scale, <floating*>L.A, <floating*>L.Ad, L.keep,
@@ -377,6 +408,8 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
                                       <floating*>P[L.p0].p, l2 if P[L.p0].penalized else 0.0)
         else:
             layer_backward(L, P, inp, <floating*>layers[l - 1].D if l > 0 else NULL, n)
+            if l > 0:
+                add_skip_gradients(layers, n_layers, l, <floating*>layers[l - 1].D, n)
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized and not (l == 0 and sp != NULL and j == L.p0):
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
@@ -446,7 +479,7 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
         TZ, T = <floating*>tg.TZ[l], <floating*>tg.T[l]
         d1, d2 = <floating*>tg.d1[l], <floating*>tg.d2[l]
         W = <floating*>P[L.p0].p
-        layer_forward(L, P, inp, <floating*>L.A, n)
+        layer_forward(L, P, inp, <floating*>L.A, n, layers)
         act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, d1, d2, n * k)
         if l == 0:
             for i in range(n):
@@ -561,7 +594,7 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
     inp = X
     for l in range(n_layers):
         L = &layers[l]
-        layer_forward(L, P, inp, <floating*>L.A, n)
+        layer_forward(L, P, inp, <floating*>L.A, n, layers)
         act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, <floating*>tg.d1[l],
                         <floating*>tg.d2[l], n * L.n_out)
         memset(tg.T[l], 0, n * L.n_out * sizeof(floating))          # z̄
@@ -894,6 +927,12 @@ cdef class Engine:
             self.layers[l].n_params = n_par
             self.layers[l].hyper = hyper
             _check_layer_params(kind, n_in, n_out, hyper, params[total:total + n_par])
+            self.layers[l].begin = -1
+            if kind == LAYER_RESIDUAL:
+                if not 1 <= hyper <= l or self.layers[l - <int>hyper].n_in != n_out:
+                    raise ValueError(f"layer {l}: a residual block of {hyper} layers of width "
+                                     f"{n_out} does not fit the layers before it")
+                self.layers[l].begin = l - <int>hyper
             total += n_par
         self._set_dropout(dropout_rates, dropout_seed,
                           list(range(self.n_layers)) if dropout_slots is None else dropout_slots)
@@ -1227,8 +1266,10 @@ cdef class Engine:
             if S.n_rows == 0 or S.n_cols != self.layers[0].n_in or S.data.dtype != self.dtype:
                 raise ValueError(f"the engine takes sparse X of {self.dtype} with shape "
                                  f"(n > 0, {self.layers[0].n_in}), got {S!r}")
-            if self.layers[0].kind != LAYER_DENSE:
-                raise TypeError("sparse input needs a Dense first layer")
+            if self.layers[0].kind != LAYER_DENSE or any(
+                    self.layers[l].begin == 0 for l in range(self.n_layers)):
+                raise TypeError("sparse input needs a Dense first layer (outside a residual "
+                                "block)")
             sb.data, sb.indptr, sb.indices, sb.rows, sb.row0 = S.d, S.ip, S.ix, NULL, 0
             return NULL
         if not isinstance(X, np.ndarray):
@@ -1536,11 +1577,15 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, double hype
     (the engine trusts them)."""
     if kind == LAYER_DENSE:
         sizes = [n_in * n_out, n_out]
-    elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM):
+    elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
+                                    LAYER_RESIDUAL):
         if n_in != n_out:
             raise ValueError(f"a layer of kind {kind} maps a width to itself, got {n_in} -> "
                              f"{n_out}")
         sizes = []
+        if kind == LAYER_RESIDUAL and not (1 <= hyper <= 1 << 20 and float(hyper).is_integer()):
+            raise ValueError(f"a residual record's block length must be an int >= 1, got "
+                             f"{hyper}")
         if kind == LAYER_LAYER_NORM:
             if not (isfinite(hyper) and hyper > 0):
                 raise ValueError(f"a LayerNorm's eps must be finite and > 0, got {hyper}")

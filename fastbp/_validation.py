@@ -131,6 +131,31 @@ def dense_forward_args(X: Any, W: Any, b: Any, activation: Any
     return code, X, W, b
 
 
+def clip_grad_norm(value: Any, name: str = "clip_grad_norm") -> float:
+    """None (no clipping: 0.0) or the largest global gradient norm, finite and > 0."""
+    if value is None:
+        return 0.0
+    return finite_scalar(value, name, low=0.0, low_open=True)
+
+
+def label_smoothing(value: Any, name: str = "label_smoothing") -> float:
+    """ε of cross-entropy's label smoothing: a real number in [0, 1] (PyTorch's range)."""
+    return finite_scalar(value, name, low=0.0, high=1.0)
+
+
+def smoothed_targets(labels: np.ndarray | None, targets: np.ndarray | None, k: int,
+                     eps: float, dtype: np.dtype) -> np.ndarray:
+    """The class probabilities (1 − ε)·y + ε/k of labels (one-hot) or of probability
+    targets: with them, cross-entropy's value and gradient are those of
+    ``torch.nn.CrossEntropyLoss(label_smoothing=ε)``."""
+    if targets is None:
+        assert labels is not None
+        T = np.full((labels.shape[0], k), eps / k, dtype=dtype)
+        T[np.arange(labels.shape[0]), labels] += 1.0 - eps
+        return T
+    return np.ascontiguousarray(targets * (1.0 - eps) + eps / k, dtype=dtype)
+
+
 def norm_eps(value: Any, name: str = "eps") -> float:
     """A normalisation's eps: a finite real number > 0."""
     return finite_scalar(value, name, low=0.0, low_open=True)

@@ -816,7 +816,8 @@ class Sequential:
             return self._compiled().backward(X, T, labels, step, w)
 
     def train_step(self, X: Any, y: Any, optimizer: Optimizer,
-                   sample_weight: Any = None, *, dy: Any = None, dy_weight: float = 1.0) -> float:
+                   sample_weight: Any = None, *, dy: Any = None, dy_weight: float = 1.0,
+                   clip_grad_norm: float | None = None, label_smoothing: float = 0.0) -> float:
         """One step of gradient descent on (X, y) in one compiled call.
 
         Forward, loss, backward and the update of every layer; the optimizer's
@@ -842,12 +843,18 @@ class Sequential:
             mean). Dense layers without dropout.
         dy_weight : float, default 1.0
             The derivative term's weight (finite, >= 0).
+        clip_grad_norm : float or None, default None
+            Scale every gradient by min(1, c/(‖g‖₂ + 1e-6)), ‖g‖₂ the norm of all of
+            them together, before the update (``torch.nn.utils.clip_grad_norm_``).
+        label_smoothing : float, default 0.0
+            ε in [0, 1] for loss="cross_entropy": the targets become
+            (1 − ε)·y + ε/n_classes (``torch.nn.CrossEntropyLoss(label_smoothing=ε)``).
 
         Returns
         -------
         float
             The batch's loss before the update, under the model's objective (with the
-            derivative term, when dy is given).
+            derivative term, when dy is given; smoothed, with label_smoothing).
 
         Raises
         ------
@@ -857,8 +864,10 @@ class Sequential:
             Shapes that do not fit the model, NaN or infinite values in X or y, an
             optimizer built over other arrays than ``parameters()``.
         """
-        if dy is not None:
-            return self._derivative_step(X, y, optimizer, sample_weight, dy, dy_weight)
+        if dy is not None or clip_grad_norm is not None or label_smoothing != 0.0:
+            return self._data_step(X, y, optimizer, TrainingData(
+                self, X, y, sample_weight, dy=dy, dy_weight=dy_weight,
+                clip_grad_norm=clip_grad_norm, label_smoothing=label_smoothing))
         with self._lock:
             engine = self._engine
             if engine is not None and self.num_threads is None and sample_weight is None:
@@ -879,17 +888,18 @@ class Sequential:
             self._bind(engine, optimizer)
             return engine.train_step(X, T, labels, w)
 
-    def _derivative_step(self, X: Any, y: Any, optimizer: Optimizer, sample_weight: Any,
-                         dy: Any, dy_weight: Any) -> float:
-        """train_step with derivative data (every argument checked, then Engine.sobolev)."""
+    def _data_step(self, X: Any, y: Any, optimizer: Optimizer, data: TrainingData) -> float:
+        """train_step with derivative data (Engine.sobolev), label smoothing or gradient
+        clipping: every argument checked by TrainingData."""
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a fastbp optimizer instance, got "
                             f"{type(optimizer).__name__}")
-        data = TrainingData(self, X, y, sample_weight, dy=dy, dy_weight=dy_weight)
         with self._lock, self._threads():
             engine = self._compiled()
             self._bind(engine, optimizer)
-            assert data.dy is not None  # dy was given, so TrainingData holds it
+            if data.dy is None:
+                return engine.train_step(data.X, data.targets, data.labels, data.sample_weight,
+                                         data.clip_norm)
             return engine.sobolev(data.dense_X, data.targets, data.labels, data.dy, data.dy_weight,
                                   data.sample_weight, True)
 
@@ -1015,7 +1025,7 @@ class Sequential:
             if data.dy is not None:
                 return self._derivative_epoch(engine, data, order, batch, loss_sum0)
             return engine.epoch(data.X, data.targets, data.labels, order, batch,
-                                data.sample_weight, loss_sum0)
+                                data.sample_weight, loss_sum0, data.clip_norm)
 
     @staticmethod
     def _derivative_epoch(engine: Engine, data: TrainingData, order: np.ndarray, batch: int,
@@ -1121,7 +1131,8 @@ class Sequential:
             scheduler: Any = None, early_stopping: int | None = None,
             callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
             progress: bool | None = None, sample_weight: Any = None,
-            resume: bool = False, dy: Any = None, dy_weight: float = 1.0) -> History:
+            resume: bool = False, dy: Any = None, dy_weight: float = 1.0,
+            clip_grad_norm: float | None = None, label_smoothing: float = 0.0) -> History:
         """Train the model in place with mini-batch gradient descent.
 
         Parameters
@@ -1183,6 +1194,16 @@ class Sequential:
             Dense layers without dropout.
         dy_weight : float, default 1.0
             The derivative term's weight (finite, >= 0).
+        clip_grad_norm : float or None, default None
+            Each step scales every gradient by min(1, c/(‖g‖₂ + 1e-6)), ‖g‖₂ the norm of
+            all of them together, before its update (``torch.nn.utils.clip_grad_norm_``,
+            inside the compiled epoch). Not with dy or optimizer="lbfgs".
+        label_smoothing : float, default 0.0
+            ε in [0, 1] for loss="cross_entropy": the training targets become
+            (1 − ε)·y + ε/n_classes, which is
+            ``torch.nn.CrossEntropyLoss(label_smoothing=ε)`` (History.loss records that
+            loss; the validation loss stays the plain one). With ``resume``, pass these
+            two as the first fit did (they are not stored).
 
         Returns
         -------
@@ -1206,7 +1227,8 @@ class Sequential:
                    lr=lr, shuffle=shuffle, seed=seed, validation_data=validation_data,
                    scheduler=scheduler, early_stopping=early_stopping, callbacks=callbacks,
                    progress=progress, sample_weight=sample_weight, resume=resume, dy=dy,
-                   dy_weight=dy_weight)
+                   dy_weight=dy_weight, clip_grad_norm=clip_grad_norm,
+                   label_smoothing=label_smoothing)
 
     def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
         """Write the model to one file at ``path``, atomically and without pickle.

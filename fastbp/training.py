@@ -175,6 +175,13 @@ class TrainingData:
         Target derivatives of the raw outputs with respect to the inputs.
     dy_weight : float, default 1.0
         The weight (>= 0) of the derivatives' mean squared error in the loss.
+    label_smoothing : float, default 0.0
+        ε in [0, 1]: the training targets become (1 − ε)·y + ε/n_classes
+        (``torch.nn.CrossEntropyLoss(label_smoothing=ε)``; cross_entropy only). The
+        validation set keeps its own targets.
+    clip_grad_norm : float or None, default None
+        Each step scales the gradients by min(1, c/(‖g‖₂ + 1e-6)), ‖g‖₂ their global
+        norm, before the update (``torch.nn.utils.clip_grad_norm_``).
 
     Raises
     ------
@@ -183,7 +190,18 @@ class TrainingData:
     """
 
     def __init__(self, model: Any, X: Any, y: Any, sample_weight: Any = None,
-                 validation_data: Any = None, dy: Any = None, dy_weight: Any = 1.0) -> None:
+                 validation_data: Any = None, dy: Any = None, dy_weight: Any = 1.0,
+                 label_smoothing: Any = 0.0, clip_grad_norm: Any = None) -> None:
+        #: ε of cross-entropy's label smoothing (the training targets are smoothed)
+        self.label_smoothing = check.label_smoothing(label_smoothing)
+        #: each step's largest global gradient norm (0.0: no clipping)
+        self.clip_norm = check.clip_grad_norm(clip_grad_norm)
+        if self.label_smoothing and model.loss_name != "cross_entropy":
+            raise ValueError(f"label_smoothing applies to loss='cross_entropy', not "
+                             f"{model.loss_name!r}")
+        if dy is not None and (self.label_smoothing or self.clip_norm):
+            raise ValueError("training on derivatives (dy) takes no label_smoothing or "
+                             "clip_grad_norm")
         X, y = model.check_Xy(X, y)
         _finite(X, "X")
         _finite(y, "y")
@@ -200,6 +218,10 @@ class TrainingData:
         self.targets: np.ndarray | None = None if y.ndim == 1 else y
         #: int class labels (n,) as intp, or None with targets
         self.labels: np.ndarray | None = y if y.ndim == 1 else None
+        if self.label_smoothing:
+            self.targets = check.smoothed_targets(self.labels, self.targets, model.out_features,
+                                                  self.label_smoothing, model.dtype)
+            self.labels = None
         self.sample_weight: np.ndarray | None = check.sample_weight(sample_weight, X.shape[0])
         self.validation: tuple[np.ndarray, np.ndarray] | None = None
         if validation_data is not None:
@@ -1013,7 +1035,8 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         scheduler: Any = None, early_stopping: int | None = None,
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
         progress: bool | None = None, sample_weight: Any = None,
-        resume: bool = False, dy: Any = None, dy_weight: float = 1.0) -> History:
+        resume: bool = False, dy: Any = None, dy_weight: float = 1.0,
+        clip_grad_norm: float | None = None, label_smoothing: float = 0.0) -> History:
     """Train ``model`` in place with mini-batch gradient descent (``Sequential.fit``).
 
     Parameters
@@ -1074,6 +1097,15 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         loss). Dense layers without dropout.
     dy_weight : float, default 1.0
         The derivative term's weight (finite, >= 0).
+    clip_grad_norm : float or None, default None
+        Each step scales every gradient by min(1, c/(‖g‖₂ + 1e-6)), ‖g‖₂ the norm of
+        all of them together, before its update (``torch.nn.utils.clip_grad_norm_``,
+        inside the compiled epoch). Not with dy or optimizer="lbfgs".
+    label_smoothing : float, default 0.0
+        ε in [0, 1] for loss="cross_entropy": the training targets become
+        (1 − ε)·y + ε/n_classes, which is ``torch.nn.CrossEntropyLoss(label_smoothing=ε)``
+        (History.loss records that loss; the validation loss stays the plain one).
+        With ``resume``, pass these two as the first fit did (they are not stored).
 
     Returns
     -------
@@ -1092,7 +1124,8 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         ``history`` holds the epochs so far and ``fit(..., resume=True)``
         continues from that step.
     """
-    data = TrainingData(model, X, y, sample_weight, validation_data, dy=dy, dy_weight=dy_weight)
+    data = TrainingData(model, X, y, sample_weight, validation_data, dy=dy, dy_weight=dy_weight,
+                        label_smoothing=label_smoothing, clip_grad_norm=clip_grad_norm)
     epochs = check.int_in_range(epochs, "epochs", 1)
     resume = check.flag(resume, "resume")
     callbacks = list(callbacks)
@@ -1105,7 +1138,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
             raise ValueError("resume=True continues a gradient-descent run; an L-BFGS fit "
                              "starts again from the current parameters (leave resume out)")
         for name, value in (("lr", lr), ("scheduler", scheduler),
-                            ("early_stopping", early_stopping)):
+                            ("early_stopping", early_stopping), ("clip_grad_norm", clip_grad_norm)):
             if value is not None:
                 raise ValueError(f"optimizer='lbfgs' takes no {name} (got {name}={value!r})")
         return fit_lbfgs(model, data, epochs, callbacks=callbacks, show_progress=show)

@@ -91,6 +91,7 @@ class Engine:
         T: npt.NDArray[np.floating[Any]] | None,  # object
         labels: npt.NDArray[np.intp] | None,  # object
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
+        clip_norm: float = 0.0,  # double
     ) -> float: ...
     def epoch(
         self,
@@ -101,6 +102,7 @@ class Engine:
         batch: int,  # Py_ssize_t
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
         loss_sum0: float = 0.0,  # double
+        clip_norm: float = 0.0,  # double
     ) -> tuple[int, int, float]: ...  # (status, steps, loss_sum)
     def sobolev(
         self,

@@ -47,7 +47,7 @@ the kernels read or write out of bounds.
 """
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython cimport floating
-from libc.math cimport isfinite
+from libc.math cimport isfinite, sqrt
 from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
@@ -151,6 +151,10 @@ cdef struct Objective:
     double loss_scale
     double l2
     double clip_eps
+    # Per call, not part of the objective: a training step scales every gradient by
+    # min(1, clip_norm/(‖g‖₂ + 1e-6)) over all parameters before any update
+    # (torch.nn.utils.clip_grad_norm_); 0: no clipping.
+    double clip_norm
 
 
 cdef struct SparseBatch:
@@ -329,6 +333,13 @@ cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) 
         daxpy(&m, &a, <double*>x, &one, <double*>y, &one)
 
 
+cdef void scale_in_place(floating* x, double a, Py_ssize_t size) noexcept nogil:
+    """x *= a (in double, rounded to x's type)."""
+    cdef Py_ssize_t i
+    for i in range(size):
+        x[i] = <floating>(x[i] * a)
+
+
 cdef double objective_value(LayerRec* last, const Param* P, int n_params, int loss,
                             const floating* T, const Py_ssize_t* labels, const double* sw,
                             Py_ssize_t n, const Objective* obj, double* l2_out) noexcept nogil:
@@ -383,12 +394,14 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
     optimizer step ``step``; the loss. The input: X, or (sp not NULL) CSR rows.
 
     sw: per-sample weights (NULL: unweighted); obj: the objective's convention.
-    ``step`` is also the step whose dropout masks are drawn."""
+    ``step`` is also the step whose dropout masks are drawn. With obj.clip_norm > 0 the
+    gradients are clipped by their global norm, and the updates wait for all of them."""
     cdef int l, j
     cdef LayerRec* L
     cdef const floating* inp
-    cdef double value, l2
+    cdef double value, l2, total, coef
     cdef fb_optim_step st
+    cdef bint update_now = cfg != NULL and obj.clip_norm == 0.0
     if cfg != NULL:  # the step's values once, not per buffer
         optim_begin_step(cfg, step, &st)
     forward_train_impl(layers, n_layers, P, X, sp, n, step)
@@ -413,7 +426,19 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized and not (l == 0 and sp != NULL and j == L.p0):
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
-            if cfg != NULL:
+            if update_now:
+                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
+                                 cfg, &st)
+    if obj.clip_norm > 0.0:
+        total = 0.0
+        for j in range(n_params):
+            total += sum_squares(<floating*>P[j].g, P[j].size)
+        coef = obj.clip_norm / (sqrt(total) + 1e-6)
+        if coef < 1.0:
+            for j in range(n_params):
+                scale_in_place(<floating*>P[j].g, coef, P[j].size)
+        if cfg != NULL:
+            for j in range(n_params):
                 optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
                                  cfg, &st)
     return value
@@ -898,6 +923,7 @@ cdef class Engine:
         self.obj.loss_scale = 1.0
         self.obj.l2 = 0.0
         self.obj.clip_eps = 0.0
+        self.obj.clip_norm = 0.0
         self.keep_params = [params, grads]
         self.workspaces = []
         self.dropout_buffers = []
@@ -1161,6 +1187,7 @@ cdef class Engine:
                         or cnp.PyArray_NDIM(ya) == 1 and last.n_out == 1) \
                 or not self._finite(cnp.PyArray_DATA(ya), n * last.n_out):
             return None
+        self.obj.clip_norm = 0.0
         value = self._step(X, None if labels else ya, ya if labels else None, step + 1,
                            &self.cfg, None)
         if value != value and self._labels_bad:
@@ -1290,20 +1317,28 @@ cdef class Engine:
 
         T (n, k) float targets or labels (n,) intp, C-contiguous; sample_weight None or
         (n,) float64 C-contiguous (shapes checked here; values by the caller)."""
+        self._set_clip_norm(0.0)
         value = self._step(X, T, labels, step, NULL, sample_weight)
         self.trim(X.shape[0])
         return self._checked_loss(value)
 
-    def train_step(self, X, T, labels, sample_weight=None):
+    def train_step(self, X, T, labels, sample_weight=None, double clip_norm=0.0):
         """One training step of the bound optimizer (step: its count + 1, which it
-        advances): forward, loss, backward and update. Arguments as for backward."""
+        advances): forward, loss, backward and update. Arguments as for backward;
+        clip_norm > 0 clips the gradients' global norm before the update (Objective)."""
         cdef double value
         cdef long long step = self._bound().step_count + 1
+        self._set_clip_norm(clip_norm)
         value = self._step(X, T, labels, step, &self.cfg, sample_weight)
         self._checked_loss(value)
         self.link.step_count = step
         self.trim(X.shape[0])
         return value
+
+    cdef _set_clip_norm(self, double clip_norm):
+        if not (isfinite(clip_norm) and clip_norm >= 0):
+            raise ValueError(f"clip_norm must be finite and >= 0, got {clip_norm}")
+        self.obj.clip_norm = clip_norm
 
     cdef double _checked_loss(self, double value) except? -1.0:
         if value != value and self._labels_bad:
@@ -1475,7 +1510,7 @@ cdef class Engine:
         self.tangent_rows = n
 
     def epoch(self, X, T, labels, cnp.ndarray order, Py_ssize_t batch,
-              sample_weight=None, double loss_sum0=0.0):
+              sample_weight=None, double loss_sum0=0.0, double clip_norm=0.0):
         """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp row
         indices of X), from its step count + 1 (advanced by the steps taken). Returns
         (status, steps, loss_sum): status EPOCH_DONE, or EPOCH_NONFINITE (the loss of
@@ -1485,6 +1520,7 @@ cdef class Engine:
         ``steps`` steps); loss_sum is Σ batch loss · batch size over the steps taken.
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
         ``loss_sum0``: the running loss sum to continue (an interrupted epoch's).
+        ``clip_norm`` > 0: each step clips the gradients' global norm (Objective).
         X: an ndarray, or a SparseRows (a first Dense layer). Every shape is checked
         here, every index where it is read."""
         cdef Py_ssize_t n = order.shape[0], steps = 0
@@ -1507,6 +1543,7 @@ cdef class Engine:
             n_features = 0   # nothing of X is gathered, only its row indices
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        self._set_clip_norm(clip_norm)
         if order.ndim != 1 or order.dtype != np.intp or not order.flags.c_contiguous:
             raise ValueError("order must be a C-contiguous 1-D intp array")
         if (T is None) == (labels is None):

@@ -60,7 +60,8 @@ def _members(model: Any) -> list[Sequential]:
                         f"{type(model).__name__}")
     for k, member in enumerate(members):
         for i, layer in enumerate(member.layers):
-            for name, arr in zip(layer.parameter_names(), layer.parameters()):
+            for name, arr in zip(layer.parameter_names() + layer.buffer_names(),
+                                 layer.parameters() + layer.buffers()):
                 if not np.all(np.isfinite(arr)):
                     where = f"models[{k}]." if len(members) > 1 else "model."
                     raise ValueError(f"{where}layers[{i}].{name} holds non-finite values (NaN "
@@ -287,11 +288,29 @@ def _onnx_layer_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
                         g.tensor(f"{tag}beta", beta)])
 
 
+def _onnx_batch_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """BatchNormalization in inference mode (the running statistics); as LayerNorm's,
+    a float64 eps that float32 cannot hold gets the formula in elementary operators."""
+    k = layer.out_features
+    gamma = np.asarray(np.ones(k) if layer.gamma is None else layer.gamma, g.dtype)
+    beta = np.asarray(np.zeros(k) if layer.beta is None else layer.beta, g.dtype)
+    mean = g.tensor(f"{tag}mean", np.asarray(layer.running_mean, g.dtype))
+    var = g.tensor(f"{tag}var", np.asarray(layer.running_var, g.dtype))
+    if g.dtype == np.float32 or float(np.float32(layer.eps)) == layer.eps:
+        return g.op("BatchNormalization", [x, g.tensor(f"{tag}gamma", gamma),
+                                           g.tensor(f"{tag}beta", beta), mean, var],
+                    epsilon=float(layer.eps))
+    xhat = g.op("Div", [g.op("Sub", [x, mean]),
+                        g.op("Sqrt", [g.op("Add", [var, g.scalar(layer.eps)])])])
+    return g.op("Add", [g.op("Mul", [xhat, g.tensor(f"{tag}gamma", gamma)]),
+                        g.tensor(f"{tag}beta", beta)])
+
+
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "dense": _onnx_dense, "activation": _onnx_activation_layer,
     "dropout": lambda g, layer, x, tag: x,   # the identity in inference
-    "layer_norm": _onnx_layer_norm}
+    "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm}
 
 
 def _onnx_layers(g: _GraphBuilder, layers: Any, x: str, prefix: str) -> str:
@@ -623,12 +642,29 @@ def _c_layer_norm(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: s
     return arrays, lines + [f"for (j = 0; j < {k}; j++) o[j] = {g}[j] * o[j] + {b}[j];"]
 
 
+def _c_batch_norm(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                  ) -> tuple[list[str], list[str]]:
+    """(the running statistics, γ and β; the statements) of a BatchNorm in inference:
+    (x − mean)/√(var + eps) in double, rounded to the model's type, then γ·x̂ + β."""
+    k = layer.out_features
+    m, v = f"{prefix}_mean{tag}", f"{prefix}_var{tag}"
+    arrays = [_c_array(t, m, layer.running_mean), _c_array(t, v, layer.running_var)]
+    lines = [f"o = {dst};",
+             f"for (j = 0; j < {k}; j++) o[j] = ({t.name})(((double){src}[j] - {m}[j]) / "
+             f"sqrt((double){v}[j] + {float(layer.eps).hex()}));"]
+    if layer.affine:
+        g, b = f"{prefix}_gamma{tag}", f"{prefix}_beta{tag}"
+        arrays += [_c_array(t, g, layer.gamma), _c_array(t, b, layer.beta)]
+        lines.append(f"for (j = 0; j < {k}; j++) o[j] = {g}[j] * o[j] + {b}[j];")
+    return arrays, lines
+
+
 #: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
                               tuple[list[str], list[str]]]] = {
     "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer,
-    "layer_norm": _c_layer_norm}
+    "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm}
 
 
 def _c_residual(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str

@@ -88,7 +88,28 @@ def gradcheck(model: Any, X: Any, y: Any, *, eps: float = 1e-6, rtol: float = 1e
     # bit for bit afterwards); a float32 one through a float64 copy of itself.
     model64 = model if model.dtype == np.float64 else as_float64(model)
     X, y = model64.check_Xy(X, y)
-    if any(layer.dropout for layer in engine_layers(model64.layers)):
+    layers = engine_layers(model64.layers)
+    # Training-mode losses (batch statistics) move BatchNorm's running statistics: they,
+    # and the layers' mode flags, are put back afterwards.
+    modes = [layer.training for layer in layers]
+    kept = [b.copy() for layer in layers for b in layer.buffers()]
+    try:
+        return _compare(model64, X, y, eps, rtol, atol)
+    finally:
+        for layer, mode in zip(layers, modes):
+            layer.training = mode
+        for b, old in zip([b for layer in layers for b in layer.buffers()], kept):
+            b[...] = old
+
+
+def _compare(model64: Any, X: np.ndarray, y: np.ndarray, eps: float, rtol: float,
+             atol: float) -> GradcheckResult:
+    """gradcheck's comparison on the float64 model (its training-mode loss)."""
+    layers = engine_layers(model64.layers)
+    if any(layer.dropout or layer.buffers() for layer in layers):
+        # layer by layer, in training mode, with the engine's dropout masks
+        for layer in layers:
+            layer.training = True
         model64.backward(X, y, step=DROPOUT_STEP)
 
         def loss() -> float:

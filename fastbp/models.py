@@ -94,6 +94,12 @@ def _check_chain(layers: tuple[Layer, ...], loss: str) -> None:
                          "loss='binary_cross_entropy' with one output")
 
 
+def _named_arrays(layer: Layer) -> list[tuple[str, np.ndarray]]:
+    """(name, live array) of a layer's parameters, then of its buffers: what a file holds."""
+    return list(zip(layer.parameter_names(), layer.parameters())) \
+        + list(zip(layer.buffer_names(), layer.buffers()))
+
+
 class Sequential:
     """Layers applied in order, trained against one loss.
 
@@ -175,6 +181,46 @@ class Sequential:
             self._layers = layers
             self._engine = None  # the compiled engine points into the old layers
             self.training_state = None  # its optimizer is over the old parameters
+
+    @property
+    def training(self) -> bool:
+        """The mode the layers' own forward/backward follow (``train()``/``eval()``; True
+        for a new model). The model's own calls do not read it: fit, train_step and
+        backward always train, forward/predict/evaluate/exports always infer."""
+        return all(layer.training for layer in engine_layers(self.layers))
+
+    def train(self, mode: bool = True) -> Sequential:
+        """Set every layer's ``training`` flag to ``mode`` (PyTorch's ``Module.train``).
+
+        Parameters
+        ----------
+        mode : bool, default True
+
+        Returns
+        -------
+        Sequential
+            The model itself.
+
+        Raises
+        ------
+        TypeError
+            ``mode`` is not a bool.
+        """
+        mode = check.flag(mode, "mode")
+        for layer in engine_layers(self.layers):
+            layer.training = mode
+        return self
+
+    def eval(self) -> Sequential:
+        """``train(False)``: the layers' own forward/backward infer (BatchNorm uses its
+        running statistics).
+
+        Returns
+        -------
+        Sequential
+            The model itself.
+        """
+        return self.train(False)
 
     @property
     def dropout_seed(self) -> int:
@@ -375,7 +421,9 @@ class Sequential:
             engine = Engine([layer.engine_record() for layer in flat], self.parameters(),
                             self.gradients(), [f for la in layers for f in la.penalized()],
                             self.loss_code, self.dtype, [la.dropout for la in flat],
-                            self._dropout_seed, dropout_slots(flat))
+                            self._dropout_seed, dropout_slots(flat),
+                            [tuple(la.buffers()) if la.kind != "residual" else ()
+                             for la in flat])
             if not self._objective.is_default:
                 engine.set_objective(*self._objective.engine_args())
             self._engine = engine
@@ -1324,7 +1372,7 @@ class Sequential:
                                            self._objective.engine_args()))
         arrays: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
-            for name, p in zip(layer.parameter_names(), layer.parameters()):
+            for name, p in _named_arrays(layer):
                 arrays[f"{prefix}layers/{i}/{name}"] = p
         return header, arrays
 
@@ -1364,8 +1412,9 @@ class Sequential:
         layers = []
         for i, spec in enumerate(specs):
             layer = layer_from_spec(spec, dtype)
-            for name, p in zip(layer.parameter_names(), layer.parameters()):
+            for name, p in _named_arrays(layer):
                 p[...] = _storage.take(arrays, f"{prefix}layers/{i}/{name}", dtype, p.shape)
+            layer.check_buffers()
             layers.append(layer)
         model = cls(layers, header["loss"], dropout_seed=header.get("dropout_seed"))
         if "objective" in header:

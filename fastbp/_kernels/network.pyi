@@ -35,7 +35,7 @@ class Engine:
     dtype: np.dtype[np.floating[Any]]  # cdef public object
     def __init__(
         self,
-        records: list[tuple[int, int, int, int, int, float]],  # list: (kind, act, n_in, n_out, n_params, hyper)
+        records: list[tuple[int, int, int, int, int, tuple[float, ...]]],  # list: (kind, act, n_in, n_out, n_params, constants)
         params: list[npt.NDArray[np.floating[Any]]],  # list
         grads: list[npt.NDArray[np.floating[Any]]],  # list
         penalized: list[bool],  # list
@@ -44,6 +44,7 @@ class Engine:
         dropout_rates: list[float],  # list
         dropout_seed: int,  # uint64_t
         dropout_slots: list[int] | None = None,  # list (None: the layer indices)
+        buffers: list[tuple[npt.NDArray[np.floating[Any]], ...]] | None = None,  # list (None: none)
     ) -> None: ...
     def set_objective(
         self,

@@ -18,7 +18,8 @@ fused functions below.
 
 Adding a layer kind here: a code in fastbp/_table.py's LAYER_KINDS, a branch in
 ``layer_forward``, ``layer_backward`` and (if its backward reads A in place of Z)
-``output_is_z``; kind-specific constants travel in ``LayerRec.hyper``.
+``output_is_z``; kind-specific constants travel in ``LayerRec.hyper``, arrays a kind
+keeps besides its parameters (BatchNorm's running statistics) in ``LayerRec.buf``.
 
 Dropout (training only): a layer with dropout writes A·mask/(1-p) to a buffer
 Ad that the next layer reads; the backward multiplies the layer's dL/dA by the
@@ -59,7 +60,7 @@ cnp.import_array()
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
                                     LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
-                                    LAYER_RESIDUAL)
+                                    LAYER_RESIDUAL, LAYER_BATCH_NORM)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -69,7 +70,9 @@ from fastbp._kernels.dropout cimport (
     dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
     dropout_backward_ptr,
 )
-from fastbp._kernels.norm cimport layer_norm_forward_ptr, layer_norm_backward_ptr
+from fastbp._kernels.norm cimport (layer_norm_forward_ptr, layer_norm_backward_ptr,
+                                   batch_norm_train_forward_ptr, batch_norm_eval_forward_ptr,
+                                   batch_norm_backward_ptr)
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
@@ -124,10 +127,12 @@ cdef struct LayerRec:
     void* Z             # (cap, n_out); equals A where output_is_z
     void* A             # (cap, n_out)
     void* D             # (cap, n_out): dL/dA, then dL/dZ in place
-    void* S             # (cap,): per-row statistics of kinds that keep them (LayerNorm's
-                        # 1/σ), else NULL
-    double hyper        # the kind's constant (LayerNorm's eps, a Residual's block length),
-                        # else 0
+    void* S             # statistics between forward and backward, else NULL: LayerNorm's
+                        # 1/σ per row (cap,); BatchNorm's 4·n_out doubles (norm.pyx)
+    double hyper[2]     # the kind's constants (LayerNorm's eps; BatchNorm's eps and
+                        # momentum; a Residual's block length), else 0
+    void* buf[2]        # arrays the kind keeps besides its parameters (BatchNorm's running
+                        # mean and variance), else NULL
     const void* input   # the input of its last forward (a Residual reads its block's)
     int begin           # a Residual's (x + f(x)) first block layer; -1 for other kinds
     # Dropout on the layer's output in training (the next layer reads Ad).
@@ -188,10 +193,12 @@ cdef inline void* grad_or_null(LayerRec* L, const Param* P, int i) noexcept nogi
 
 
 cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, floating* out,
-                               Py_ssize_t n, const LayerRec* layers) noexcept nogil:
+                               Py_ssize_t n, const LayerRec* layers,
+                               bint training) noexcept nogil:
     """The layer's forward on X (n, n_in): its Z, and its output in ``out`` (A, or Z
     itself in inference). ``layers``: the model's records (a Residual reads its
-    block's input)."""
+    block's input); ``training``: a training step's forward (BatchNorm: the batch's
+    statistics, and its running ones updated), else inference."""
     cdef Py_ssize_t i
     cdef const floating* skip
     L.input = X
@@ -206,7 +213,16 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     elif L.kind == LAYER_LAYER_NORM:   # Z := x̂, out := γ·x̂ + β (out may be Z)
         layer_norm_forward_ptr(X, <floating*>param_or_null(L, P, 0),
                                <floating*>param_or_null(L, P, 1), <floating*>L.Z, out,
-                               <floating*>L.S, n, L.n_out, L.hyper)
+                               <floating*>L.S, n, L.n_out, L.hyper[0])
+    elif L.kind == LAYER_BATCH_NORM and training:   # Z := x̂, out := γ·x̂ + β
+        batch_norm_train_forward_ptr(X, <floating*>param_or_null(L, P, 0),
+                                     <floating*>param_or_null(L, P, 1), <floating*>L.Z, out,
+                                     <double*>L.S, <floating*>L.buf[0], <floating*>L.buf[1],
+                                     n, L.n_out, L.hyper[0], L.hyper[1])
+    elif L.kind == LAYER_BATCH_NORM:
+        batch_norm_eval_forward_ptr(X, <floating*>param_or_null(L, P, 0),
+                                    <floating*>param_or_null(L, P, 1), <floating*>L.buf[0],
+                                    <floating*>L.buf[1], out, n, L.n_out, L.hyper[0])
     elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
         skip = <const floating*>layers[L.begin].input
         for i in range(n * L.n_out):
@@ -231,6 +247,11 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
                                 <floating*>grad_or_null(L, P, 0),
                                 <floating*>grad_or_null(L, P, 1), n, L.n_out)
+    elif L.kind == LAYER_BATCH_NORM:   # (a training forward's: backward is for training)
+        batch_norm_backward_ptr(<floating*>L.Z, <double*>L.S,
+                                <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
+                                <floating*>grad_or_null(L, P, 0),
+                                <floating*>grad_or_null(L, P, 1), n, L.n_out)
 
 
 cdef inline void add_skip_gradients(LayerRec* layers, int n_layers, int l, floating* dX,
@@ -251,10 +272,11 @@ cdef inline void add_skip_gradients(LayerRec* layers, int n_layers, int l, float
 
 
 cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
-                               const SparseBatch* sp, floating* out, Py_ssize_t n) noexcept nogil:
+                               const SparseBatch* sp, floating* out, Py_ssize_t n,
+                               bint training) noexcept nogil:
     """The first layer's forward: on X, or (sp not NULL; a Dense layer) on CSR rows."""
     if sp == NULL:
-        layer_forward(L, P, X, out, n, L)
+        layer_forward(L, P, X, out, n, L, training)
     else:
         sparse_dense_forward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
                                  sp.rows, sp.row0, <floating*>P[L.p0].p,
@@ -274,9 +296,9 @@ cdef void forward_impl(LayerRec* layers, int n_layers, const Param* P, const flo
     for l in range(n_layers):
         out = <floating*>layers[l].A if keep else <floating*>layers[l].Z
         if l == 0:
-            first_forward(&layers[0], P, X, sp, out, n)
+            first_forward(&layers[0], P, X, sp, out, n, False)
         else:
-            layer_forward(&layers[l], P, inp, out, n, layers)
+            layer_forward(&layers[l], P, inp, out, n, layers, False)
         inp = out
 
 
@@ -295,9 +317,9 @@ cdef void forward_train_impl(LayerRec* layers, int n_layers, const Param* P,
     for l in range(n_layers):
         L = &layers[l]
         if l == 0:
-            first_forward(L, P, X, sp, <floating*>L.A, n)
+            first_forward(L, P, X, sp, <floating*>L.A, n, True)
         else:
-            layer_forward(L, P, inp, <floating*>L.A, n, layers)
+            layer_forward(L, P, inp, <floating*>L.A, n, layers, True)
         if L.dropout > 0:
             dropout_forward_ptr(dropout_step_key(L.drop_key, <uint64_t>step), L.drop_threshold,
                                 L.drop_scale, <floating*>L.A, <floating*>L.Ad, L.keep,
@@ -504,7 +526,7 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
         TZ, T = <floating*>tg.TZ[l], <floating*>tg.T[l]
         d1, d2 = <floating*>tg.d1[l], <floating*>tg.d2[l]
         W = <floating*>P[L.p0].p
-        layer_forward(L, P, inp, <floating*>L.A, n, layers)
+        layer_forward(L, P, inp, <floating*>L.A, n, layers, True)
         act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, d1, d2, n * k)
         if l == 0:
             for i in range(n):
@@ -619,7 +641,7 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
     inp = X
     for l in range(n_layers):
         L = &layers[l]
-        layer_forward(L, P, inp, <floating*>L.A, n, layers)
+        layer_forward(L, P, inp, <floating*>L.A, n, layers, True)
         act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, <floating*>tg.d1[l],
                         <floating*>tg.d2[l], n * L.n_out)
         memset(tg.T[l], 0, n * L.n_out * sizeof(floating))          # z̄
@@ -881,6 +903,7 @@ cdef class Engine:
     cdef Py_ssize_t tangent_rows      # the samples they hold (0: none)
     cdef void** tg_mem                # 4 · n_layers pointers into them (Tangents)
     cdef bint _labels_bad             # the last _step found a label out of range
+    cdef bint batch_stats             # a layer normalises over the batch (BatchNorm)
     cdef int type_num                 # NPY_FLOAT32 or NPY_FLOAT64
     # The binding (see bind_optimizer): the optimizer's link, and the record and
     # state tuple the engine read from it.
@@ -895,7 +918,8 @@ cdef class Engine:
         self.tg_mem = NULL
 
     def __init__(self, list records, list params, list grads, list penalized, int loss,
-                 dtype, list dropout_rates, uint64_t dropout_seed, list dropout_slots=None):
+                 dtype, list dropout_rates, uint64_t dropout_seed, list dropout_slots=None,
+                 list buffers=None):
         cdef int l, j, total = 0
         self.dtype = np.dtype(dtype)
         self.f32 = self.dtype == np.float32
@@ -941,6 +965,11 @@ cdef class Engine:
             self.params[j].size = params[j].size
             self.params[j].penalized = bool(penalized[j])
         total = 0
+        if buffers is None:
+            buffers = [()] * self.n_layers
+        if len(buffers) != self.n_layers:
+            raise ValueError("buffers must hold one tuple of arrays per layer")
+        self.keep_params.append(buffers)
         for l, (kind, act, n_in, n_out, n_par, hyper) in enumerate(records):
             if l > 0 and n_in != self.layers[l - 1].n_out or n_in < 1 or n_out < 1:
                 raise ValueError(f"layer {l} takes {n_in} inputs, the layer before gives "
@@ -951,15 +980,24 @@ cdef class Engine:
             self.layers[l].n_out = n_out
             self.layers[l].p0 = total
             self.layers[l].n_params = n_par
-            self.layers[l].hyper = hyper
+            hyper = tuple(float(v) for v in hyper)
+            if len(hyper) > 2:
+                raise ValueError(f"a layer record holds at most 2 constants, got {hyper}")
+            for j, v in enumerate(hyper):
+                self.layers[l].hyper[j] = v
             _check_layer_params(kind, n_in, n_out, hyper, params[total:total + n_par])
+            _check_layer_buffers(kind, n_out, tuple(buffers[l]), self.dtype)
+            for j, arr in enumerate(buffers[l]):
+                self.layers[l].buf[j] = _ptr(arr)
             self.layers[l].begin = -1
             if kind == LAYER_RESIDUAL:
-                if not 1 <= hyper <= l or self.layers[l - <int>hyper].n_in != n_out:
-                    raise ValueError(f"layer {l}: a residual block of {hyper} layers of width "
-                                     f"{n_out} does not fit the layers before it")
-                self.layers[l].begin = l - <int>hyper
+                if not hyper[0] <= l or self.layers[l - <int>hyper[0]].n_in != n_out:
+                    raise ValueError(f"layer {l}: a residual block of {hyper[0]} layers of "
+                                     f"width {n_out} does not fit the layers before it")
+                self.layers[l].begin = l - <int>hyper[0]
             total += n_par
+        self.batch_stats = any(self.layers[l].kind == LAYER_BATCH_NORM
+                               for l in range(self.n_layers))
         self._set_dropout(dropout_rates, dropout_seed,
                           list(range(self.n_layers)) if dropout_slots is None else dropout_slots)
 
@@ -997,6 +1035,7 @@ cdef class Engine:
                 else np.empty((n, k), dtype=self.dtype)
             D = np.empty((n, k), dtype=self.dtype)
             S = np.empty(n, dtype=self.dtype) if self.layers[l].kind == LAYER_LAYER_NORM \
+                else np.empty(4 * k, dtype=np.float64) if self.layers[l].kind == LAYER_BATCH_NORM \
                 else None
             self.workspaces.append((Z, A, D) if S is None else (Z, A, D, S))
             self.layers[l].Z = _ptr(Z)
@@ -1335,6 +1374,13 @@ cdef class Engine:
         self.trim(X.shape[0])
         return value
 
+    cdef _check_batch(self, Py_ssize_t batch, Py_ssize_t last):
+        """A training batch of one sample has no batch variance (PyTorch refuses it too)."""
+        if self.batch_stats and (batch < 2 or last < 2):
+            raise ValueError(f"a BatchNorm layer needs at least 2 samples in every training "
+                             f"batch; this call has a batch of 1 (batch size {batch}, last "
+                             f"batch {last}): change batch_size or the number of samples")
+
     cdef _set_clip_norm(self, double clip_norm):
         if not (isfinite(clip_norm) and clip_norm >= 0):
             raise ValueError(f"clip_norm must be finite and >= 0, got {clip_norm}")
@@ -1367,6 +1413,7 @@ cdef class Engine:
         cdef const void* x = self._input(X, &sb)
         if x == NULL:
             sp = &sb
+        self._check_batch(n, n)
         self._labels_bad = False
         if (T is None) == (labels is None):
             raise ValueError("give exactly one of T and labels")
@@ -1568,6 +1615,7 @@ cdef class Engine:
         if n == 0:
             return EPOCH_DONE, 0, loss_sum0
         batch = min(batch, n)
+        self._check_batch(batch, n % batch or batch)
         self._reserve_batch(batch, n_features, n_targets)
         op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)
@@ -1608,24 +1656,30 @@ cdef class Engine:
             self.batch_W = np.empty(rows, dtype=np.float64)
 
 
-def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, double hyper,
+def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper,
                         list params):
-    """The parameter sizes (and constant) a layer kind's kernels index with and read
+    """The parameter sizes (and constants) a layer kind's kernels index with and read
     (the engine trusts them)."""
+    want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2}.get(kind, 0)
+    if len(hyper) != want:
+        raise ValueError(f"a layer of kind {kind} has {want} constants, got {hyper}")
     if kind == LAYER_DENSE:
         sizes = [n_in * n_out, n_out]
-    elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
-                                    LAYER_RESIDUAL):
+    elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM, LAYER_RESIDUAL,
+                  LAYER_BATCH_NORM):
         if n_in != n_out:
             raise ValueError(f"a layer of kind {kind} maps a width to itself, got {n_in} -> "
                              f"{n_out}")
         sizes = []
-        if kind == LAYER_RESIDUAL and not (1 <= hyper <= 1 << 20 and float(hyper).is_integer()):
+        if kind == LAYER_RESIDUAL and not (1 <= hyper[0] <= 1 << 20
+                                           and float(hyper[0]).is_integer()):
             raise ValueError(f"a residual record's block length must be an int >= 1, got "
-                             f"{hyper}")
-        if kind == LAYER_LAYER_NORM:
-            if not (isfinite(hyper) and hyper > 0):
-                raise ValueError(f"a LayerNorm's eps must be finite and > 0, got {hyper}")
+                             f"{hyper[0]}")
+        if kind == LAYER_LAYER_NORM or kind == LAYER_BATCH_NORM:
+            if not (isfinite(hyper[0]) and hyper[0] > 0):
+                raise ValueError(f"a normalisation's eps must be finite and > 0, got {hyper[0]}")
+            if kind == LAYER_BATCH_NORM and not 0 <= hyper[1] <= 1:
+                raise ValueError(f"a BatchNorm's momentum must be in [0, 1], got {hyper[1]}")
             if len(params):   # γ and β, or neither
                 sizes = [n_out, n_out]
     else:
@@ -1633,6 +1687,16 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, double hype
     if [p.size for p in params] != sizes:
         raise ValueError(f"a layer of kind {kind} ({n_in} -> {n_out}) needs parameters of "
                          f"sizes {sizes}, got {[p.size for p in params]}")
+
+
+def _check_layer_buffers(int kind, Py_ssize_t n_out, tuple buffers, dtype):
+    """The arrays a kind keeps besides its parameters: BatchNorm's running mean and
+    variance, (n_out,) of the engine's dtype; none for the other kinds."""
+    want = 2 if kind == LAYER_BATCH_NORM else 0
+    if len(buffers) != want or any(not isinstance(b, np.ndarray) or b.dtype != dtype
+                                   or b.size != n_out for b in buffers):
+        raise ValueError(f"a layer of kind {kind} keeps {want} arrays of {n_out} {dtype} "
+                         f"values besides its parameters")
 
 
 cdef void* _ptr(arr) except NULL:

@@ -112,3 +112,173 @@ def layer_norm_backward_into(const floating[:, ::1] Xhat, const floating[::1] rs
     with nogil:
         layer_norm_backward_ptr(&Xhat[0, 0], &rstd[0], g, &dA[0, 0], dx, dg, db,
                                 Xhat.shape[0], Xhat.shape[1])
+
+
+# ---------------------------------------------------------------- batch normalisation
+#
+# BatchNorm (``torch.nn.BatchNorm1d``) normalises each feature (column) over the batch.
+# Training, per column j over the n rows: μ, σ² (biased), r = 1/√(σ² + eps), x̂, a as
+# LayerNorm's, and the running statistics move towards the batch's:
+# m ← momentum·μ + (1 − momentum)·m, v ← momentum·σ²·n/(n − 1) + (1 − momentum)·v
+# (the unbiased variance; not updated for n = 1, which the Python boundary refuses).
+# Inference: a = γ·(x − m)·(1/√(v + eps)) + β. Backward (training):
+# dx = γ·r/n·(n·da − Σ da − x̂·Σ da·x̂) per column, dγ = Σ da·x̂, dβ = Σ da.
+# ``stats`` is a double workspace of 4k: μ, r, Σ da, Σ da·x̂ (the column sums are
+# accumulated row by row, the inner loop over the contiguous columns).
+
+
+cdef void batch_norm_train_forward_ptr(const floating* X, const floating* gamma,
+                                       const floating* beta, floating* Xhat, floating* A,
+                                       double* stats, floating* run_mean, floating* run_var,
+                                       Py_ssize_t n, Py_ssize_t k, double eps,
+                                       double momentum) noexcept nogil:
+    """Xhat, A from the batch's statistics (stats[0:k] μ, stats[k:2k] r); the running
+    statistics updated unless run_mean is NULL."""
+    cdef Py_ssize_t i, j
+    cdef double d
+    cdef double* mean = stats
+    cdef double* r = stats + k
+    cdef const floating* x
+    cdef floating* xh
+    cdef floating* a
+    for j in range(k):
+        mean[j] = 0.0
+        r[j] = 0.0
+    for i in range(n):
+        x = X + i * k
+        for j in range(k):
+            mean[j] += x[j]
+    for j in range(k):
+        mean[j] /= n
+    for i in range(n):
+        x = X + i * k
+        for j in range(k):
+            d = x[j] - mean[j]
+            r[j] += d * d
+    if run_mean != NULL and n > 1:
+        for j in range(k):
+            run_mean[j] = <floating>(momentum * mean[j] + (1.0 - momentum) * run_mean[j])
+            run_var[j] = <floating>(momentum * (r[j] / (n - 1)) + (1.0 - momentum) * run_var[j])
+    for j in range(k):
+        r[j] = 1.0 / sqrt(r[j] / n + eps)
+    for i in range(n):
+        x = X + i * k
+        xh = Xhat + i * k
+        a = A + i * k
+        for j in range(k):
+            xh[j] = <floating>((x[j] - mean[j]) * r[j])
+        if gamma != NULL:
+            for j in range(k):
+                a[j] = gamma[j] * xh[j] + beta[j]
+        elif a != xh:
+            memcpy(a, xh, k * sizeof(floating))
+
+
+cdef void batch_norm_eval_forward_ptr(const floating* X, const floating* gamma,
+                                      const floating* beta, const floating* run_mean,
+                                      const floating* run_var, floating* A, Py_ssize_t n,
+                                      Py_ssize_t k, double eps) noexcept nogil:
+    """A := γ·(X − m)/√(v + eps) + β with the running statistics (A may be X's copy)."""
+    cdef Py_ssize_t i, j
+    cdef const floating* x
+    cdef floating* a
+    cdef floating xh
+    for i in range(n):
+        x = X + i * k
+        a = A + i * k
+        for j in range(k):
+            xh = <floating>((x[j] - <double>run_mean[j]) / sqrt(<double>run_var[j] + eps))
+            a[j] = gamma[j] * xh + beta[j] if gamma != NULL else xh
+
+
+cdef void batch_norm_backward_ptr(const floating* Xhat, double* stats, const floating* gamma,
+                                  const floating* dA, floating* dX, floating* dgamma,
+                                  floating* dbeta, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """dX (unless NULL), dgamma and dbeta (unless gamma is NULL) of a training forward
+    whose r is stats[k:2k]; stats[2k:4k] take Σ da and Σ da·x̂."""
+    cdef Py_ssize_t i, j
+    cdef double* r = stats + k
+    cdef double* s = stats + 2 * k
+    cdef double* sx = stats + 3 * k
+    cdef double c
+    cdef const floating* xh
+    cdef const floating* da
+    cdef floating* dx
+    for j in range(k):
+        s[j] = 0.0
+        sx[j] = 0.0
+    for i in range(n):
+        xh = Xhat + i * k
+        da = dA + i * k
+        for j in range(k):
+            s[j] += da[j]
+            sx[j] += da[j] * xh[j]
+    if gamma != NULL:
+        for j in range(k):
+            dbeta[j] = <floating>s[j]
+            dgamma[j] = <floating>sx[j]
+    if dX == NULL:
+        return
+    for i in range(n):
+        xh = Xhat + i * k
+        da = dA + i * k
+        dx = dX + i * k
+        for j in range(k):
+            c = r[j] / n * (gamma[j] if gamma != NULL else 1.0)
+            dx[j] = <floating>(c * (n * <double>da[j] - s[j] - xh[j] * sx[j]))
+
+
+cdef void batch_norm_eval_backward_ptr(const floating* gamma, const floating* run_var,
+                                       const floating* dA, floating* dX, Py_ssize_t n,
+                                       Py_ssize_t k, double eps) noexcept nogil:
+    """dX of an inference-mode forward (a fixed affine map): γ/√(v + eps)·dA."""
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(k):
+            dX[i * k + j] = <floating>(dA[i * k + j] * (gamma[j] if gamma != NULL else 1.0)
+                                       / sqrt(<double>run_var[j] + eps))
+
+
+def batch_norm_forward_into(const floating[:, ::1] X, const floating[::1] gamma,
+                            const floating[::1] beta, floating[::1] running_mean,
+                            floating[::1] running_var, floating[:, ::1] Xhat_out,
+                            floating[:, ::1] A_out, double[::1] stats_out, double eps,
+                            double momentum, bint training, bint update):
+    """Training (batch statistics into stats_out; the running ones updated if
+    ``update``) or inference (the running statistics; Xhat_out unused)."""
+    cdef const floating* g = NULL if gamma is None else &gamma[0]
+    cdef const floating* b = NULL if beta is None else &beta[0]
+    with nogil:
+        if training:
+            batch_norm_train_forward_ptr(&X[0, 0], g, b, &Xhat_out[0, 0], &A_out[0, 0],
+                                         &stats_out[0], &running_mean[0] if update else NULL,
+                                         &running_var[0], X.shape[0], X.shape[1], eps,
+                                         momentum)
+        else:
+            batch_norm_eval_forward_ptr(&X[0, 0], g, b, &running_mean[0], &running_var[0],
+                                        &A_out[0, 0], X.shape[0], X.shape[1], eps)
+
+
+def batch_norm_backward_into(const floating[:, ::1] Xhat, double[::1] stats,
+                             const floating[::1] gamma, const floating[:, ::1] dA,
+                             floating[:, ::1] dX_out, floating[::1] dgamma_out,
+                             floating[::1] dbeta_out):
+    """The training backward: fills dX_out (unless None), dgamma_out, dbeta_out (unless
+    gamma is None); stats: the forward's stats_out (its last 2k entries are scratch)."""
+    cdef const floating* g = NULL if gamma is None else &gamma[0]
+    cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
+    cdef floating* dg = NULL if dgamma_out is None else &dgamma_out[0]
+    cdef floating* db = NULL if dbeta_out is None else &dbeta_out[0]
+    with nogil:
+        batch_norm_backward_ptr(&Xhat[0, 0], &stats[0], g, &dA[0, 0], dx, dg, db,
+                                Xhat.shape[0], Xhat.shape[1])
+
+
+def batch_norm_eval_backward_into(const floating[::1] running_var, const floating[::1] gamma,
+                                  const floating[:, ::1] dA, floating[:, ::1] dX_out,
+                                  double eps):
+    """The inference-mode backward: dX_out := γ/√(v + eps)·dA."""
+    cdef const floating* g = NULL if gamma is None else &gamma[0]
+    with nogil:
+        batch_norm_eval_backward_ptr(g, &running_var[0], &dA[0, 0], &dX_out[0, 0],
+                                     dA.shape[0], dA.shape[1], eps)

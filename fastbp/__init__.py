@@ -63,7 +63,7 @@ else:
     from fastbp.gradcheck import GradcheckResult, gradcheck  # noqa: E402
     from fastbp.io import load  # noqa: E402
     from fastbp.layers import (Activation, BatchNorm, Dense, Dropout, Layer, LayerNorm,  # noqa: E402
-                               Residual)
+                               PeriodicEmbedding, Residual)
     from fastbp.models import MLP, Sequential  # noqa: E402
     from fastbp.objective import Objective  # noqa: E402
     from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop  # noqa: E402
@@ -72,7 +72,8 @@ else:
                                  TrainingRun)
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "Sequential", "MLP", "Ensemble", "Objective",
+    "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "PeriodicEmbedding",
+    "Sequential", "MLP", "Ensemble", "Objective",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",
     "TrainingInterrupted", "TrainingRun", "GradcheckResult", "gradcheck", "load", "ops",
     "reference", "schedules", "set_num_threads", "get_num_threads", "__version__", "export",

@@ -156,6 +156,35 @@ def smoothed_targets(labels: np.ndarray | None, targets: np.ndarray | None, k: i
     return np.ascontiguousarray(targets * (1.0 - eps) + eps / k, dtype=dtype)
 
 
+def periodic_args(X: Any, frequencies: Any, weight: Any, bias: Any = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """A periodic embedding's X (n, F), frequencies (F, k), weight (F, 2k, d) or, shared
+    (lite), (2k, d), and bias (F, d) or (d,) (None: not checked), of one dtype; and
+    whether it is lite."""
+    X = matrix(X, "X")
+    frequencies = float_array(frequencies, "frequencies", 2, X.dtype)
+    F, k = X.shape[1], frequencies.shape[1]
+    if frequencies.shape[0] != F or k == 0:
+        raise ValueError(f"frequencies must have shape ({F}, n_frequencies >= 1) for X "
+                         f"{X.shape}, got {frequencies.shape}")
+    if not isinstance(weight, np.ndarray) or weight.ndim not in (2, 3):
+        raise ValueError("weight must be a 3-D (n_features, 2·n_frequencies, d) or, shared, "
+                         "2-D (2·n_frequencies, d) ndarray")
+    lite = weight.ndim == 2
+    weight = float_array(weight, "weight", weight.ndim, X.dtype)
+    d = weight.shape[-1]
+    if weight.shape[-2] != 2 * k or d == 0 or (not lite and weight.shape[0] != F):
+        raise ValueError(f"weight must have shape {'' if lite else f'({F}, '}{2 * k}, d >= 1"
+                         f"{'' if lite else ')'} for {k} frequencies, got {weight.shape}")
+    if bias is not None:
+        bias = float_array(bias, "bias", 1 if lite else 2, X.dtype)
+        if bias.shape != ((d,) if lite else (F, d)):
+            raise ValueError(f"bias must have shape {(d,) if lite else (F, d)}, got "
+                             f"{bias.shape}")
+    blas_dims(n_samples=X.shape[0], width=2 * k, d_embedding=d, out_features=F * d)
+    return X, frequencies, weight, bias, lite
+
+
 def norm_eps(value: Any, name: str = "eps") -> float:
     """A normalisation's eps: a finite real number > 0."""
     return finite_scalar(value, name, low=0.0, low_open=True)

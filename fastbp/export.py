@@ -306,11 +306,35 @@ def _onnx_batch_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
                         g.tensor(f"{tag}beta", beta)])
 
 
+def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """Angles x_f·(2π·c_f) (Unsqueeze, Mul), Cos and Sin concatenated, each feature's
+    linear map (a broadcast MatMul; lite: one shared), ReLU, flattened feature-major."""
+    F, d = layer.in_features, layer.d_embedding
+
+    def ints(stem: str, values: list[int]) -> str:
+        return g.tensor(stem, np.asarray(values, dtype=np.int64))
+    two_pi_c = g.tensor(f"{tag}freq", np.asarray(2 * np.pi * layer.frequencies.astype(np.float64),
+                                                 g.dtype))
+    angles = g.op("Mul", [g.op("Unsqueeze", [x, ints(f"{tag}ax", [2])]), two_pi_c])
+    P = g.op("Concat", [g.op("Cos", [angles]), g.op("Sin", [angles])], axis=2)
+    W = g.tensor(f"{tag}W", np.asarray(layer.weight, g.dtype))
+    if layer.lite:
+        Z = g.op("Add", [g.op("MatMul", [P, W]), g.tensor(f"{tag}b", np.asarray(layer.bias,
+                                                                               g.dtype))])
+    else:   # (N, F, 1, 2k) @ (F, 2k, d) -> (N, F, 1, d)
+        Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [P, ints(f"{tag}ax2", [2])]), W]),
+                         g.tensor(f"{tag}b", np.asarray(layer.bias, g.dtype).reshape(F, 1, d))])
+    if layer.relu:
+        Z = g.op("Relu", [Z])
+    return g.op("Reshape", [Z, ints(f"{tag}shape", [-1, F * d])])
+
+
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "dense": _onnx_dense, "activation": _onnx_activation_layer,
     "dropout": lambda g, layer, x, tag: x,   # the identity in inference
-    "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm}
+    "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm,
+    "periodic_embedding": _onnx_periodic}
 
 
 def _onnx_layers(g: _GraphBuilder, layers: Any, x: str, prefix: str) -> str:
@@ -659,12 +683,38 @@ def _c_batch_norm(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: s
     return arrays, lines
 
 
+def _c_periodic(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                ) -> tuple[list[str], list[str]]:
+    """(2π·frequencies in double, the weights; the statements) of a periodic embedding:
+    per feature the angles and their cos and sin in double, rounded to the model's type
+    as the kernel's, then the feature's linear map and ReLU."""
+    F, k, d, T = layer.in_features, layer.n_frequencies, layer.d_embedding, t.name
+    c, w, b = f"{prefix}_c{tag}", f"{prefix}_w{tag}", f"{prefix}_b{tag}"
+    two_pi_c = (2 * np.pi * layer.frequencies.astype(np.float64)).ravel()
+    items = ",\n    ".join(", ".join(float(v).hex() for v in two_pi_c[i:i + 4])
+                           for i in range(0, two_pi_c.size, 4))
+    arrays = [f"static const double {c}[{two_pi_c.size}] = {{\n    {items}\n}};\n",
+              _c_array(t, w, layer.weight), _c_array(t, b, layer.bias)]
+    w_off = "0" if layer.lite else f"i * {2 * k * d}"
+    b_off = "0" if layer.lite else f"i * {d}"
+    relu = f"s > {t.lit(0.0)} ? s : {t.lit(0.0)}" if layer.relu else "s"
+    lines = [f"o = {dst};",
+             f"for (i = 0; i < {F}; i++) {{ {T} p[{2 * k}]; size_t u;",
+             f"  for (j = 0; j < {k}; j++) {{ double a = {c}[i * {k} + j] * (double){src}[i];",
+             f"    p[j] = ({T})cos(a); p[{k} + j] = ({T})sin(a); }}",
+             f"  for (u = 0; u < {d}; u++) {{ {T} s = {b}[{b_off} + u];",
+             f"    for (j = 0; j < {2 * k}; j++) s += p[j] * {w}[{w_off} + j * {d} + u];",
+             f"    o[i * {d} + u] = {relu}; }} }}"]
+    return arrays, lines
+
+
 #: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
                               tuple[list[str], list[str]]]] = {
     "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer,
-    "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm}
+    "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm,
+    "periodic_embedding": _c_periodic}
 
 
 def _c_residual(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str

@@ -19,6 +19,7 @@ from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
 from fastbp._kernels import derivatives as _deriv
 from fastbp._kernels import dropout as _dropout
+from fastbp._kernels import embed as _embed
 from fastbp._kernels import losses as _loss
 from fastbp._kernels import norm as _norm
 from fastbp._kernels import optim as _optim
@@ -29,7 +30,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
            "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
-           "layer_norm_forward", "layer_norm_backward"]
+           "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
+           "periodic_embedding_backward"]
 
 #: the kinds of network_derivatives (and the kernel's mode of each)
 DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
@@ -814,3 +816,118 @@ def layer_norm_backward(
     if Xhat.shape[0]:
         _norm.layer_norm_backward_into(Xhat, rstd, gamma, dA, dX, dgamma, dbeta)
     return dX, dgamma, dbeta
+
+
+# ---------------------------------------------------------------- periodic embeddings
+
+def periodic_embedding_forward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    bias: npt.NDArray[np.floating[Any]],
+    activation: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """``rtdl_num_embeddings.PeriodicEmbeddings``: per feature f, P_f = [cos a, sin a] with
+    a = 2π·frequencies[f]·x_f, then P_f·W_f + b_f (W shared when ``weight`` is 2-D:
+    lite), then ReLU when ``activation``; flattened feature-major.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64 (n_samples may be 0).
+    frequencies : ndarray of shape (n_features, n_frequencies)
+    weight : ndarray of shape (n_features, 2·n_frequencies, d) or (2·n_frequencies, d)
+        The cosines' rows before the sines'.
+    bias : ndarray of shape (n_features, d) or (d,)
+    activation : bool, default True
+
+    Returns
+    -------
+    A, Z : ndarray of shape (n_samples, n_features·d)
+        The output and its value before the ReLU (the same values without activation).
+    P : ndarray of shape (n_features, n_samples, 2·n_frequencies)
+        The cosines and sines (``periodic_embedding_backward`` reads them).
+
+    Raises
+    ------
+    TypeError
+        Arrays that are not float32/float64 ndarrays of one dtype; activation not a bool.
+    ValueError
+        Shapes that do not fit together.
+    """
+    X, freq, W, b, lite = check.periodic_args(X, frequencies, weight, bias)
+    assert b is not None
+    relu = check.flag(activation, "activation")
+    n, F = X.shape
+    k, d = freq.shape[1], W.shape[-1]
+    P = np.empty((F, n, 2 * k), dtype=X.dtype)
+    Z = np.empty((n, F * d), dtype=X.dtype)
+    A = np.empty_like(Z)
+    if n:
+        _embed.periodic_forward_into(X, freq.reshape(-1), W.reshape(-1), b.reshape(-1),
+                                     P.reshape(-1), Z, A, k, d, lite, relu)
+    return A, Z, P
+
+
+def periodic_embedding_backward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    P: npt.NDArray[np.floating[Any]],
+    Z: npt.NDArray[np.floating[Any]],
+    A: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    activation: bool = True,
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """dX, d frequencies, d weight and d bias of ``periodic_embedding_forward``, given
+    dA = dL/dA.
+
+    Parameters
+    ----------
+    X, frequencies, weight
+        As the forward's.
+    P, Z, A
+        What the forward returned.
+    dA : ndarray of shape (n_samples, n_features·d)
+    activation : bool, default True
+        As the forward's.
+    need_dX : bool, default True
+        Compute dX (None otherwise).
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, n_features) or None
+    dfrequencies, dweight, dbias : ndarray
+        Of the shapes of frequencies, weight and the bias.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the forward; Z, A, dA or P of other shapes than the forward's.
+    """
+    X, freq, W, _, lite = check.periodic_args(X, frequencies, weight)
+    relu = check.flag(activation, "activation")
+    need_dX = check.flag(need_dX, "need_dX")
+    n, F = X.shape
+    k, d = freq.shape[1], W.shape[-1]
+    P = check.float_array(P, "P", 3, X.dtype)
+    if P.shape != (F, n, 2 * k):
+        raise ValueError(f"P must have shape {(F, n, 2 * k)}, got {P.shape}")
+    Z, A, dA = (check.float_array(a, name, 2, X.dtype) for a, name in ((Z, "Z"), (A, "A"),
+                                                                         (dA, "dA")))
+    for arr, name in ((Z, "Z"), (A, "A"), (dA, "dA")):
+        if arr.shape != (n, F * d):
+            raise ValueError(f"{name} must have shape {(n, F * d)}, got {arr.shape}")
+    dX = np.zeros_like(X) if need_dX else None
+    dfreq = np.zeros_like(freq)
+    dW = np.zeros_like(W)
+    db = np.zeros((d,) if lite else (F, d), dtype=X.dtype)
+    if n:
+        _embed.periodic_backward_into(X, freq.reshape(-1), W.reshape(-1), P.reshape(-1), Z, A,
+                                      np.array(dA, order="C"), dX, dfreq.reshape(-1),
+                                      dW.reshape(-1), db.reshape(-1),
+                                      np.empty(n * 2 * k, dtype=X.dtype), k, d, lite, relu)
+    return dX, dfreq, dW, db

@@ -24,7 +24,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
            "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
-           "layer_norm_forward", "layer_norm_backward"]
+           "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
+           "periodic_embedding_backward"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -1009,3 +1010,90 @@ def layer_norm_backward(
     if gamma is None:
         return dX, None, None
     return dX, (dA * Xhat).sum(axis=0), dA.sum(axis=0)
+
+
+# ---------------------------------------------------------------- periodic embeddings
+
+def periodic_embedding_forward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    bias: npt.NDArray[np.floating[Any]],
+    activation: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """P_f = [cos a, sin a], a = (2π·frequencies[f])·x_f; Z_f = P_f·W_f + b_f; A = relu(Z).
+
+    Parameters
+    ----------
+    X, frequencies, weight, bias, activation
+        As ``fastbp.ops.periodic_embedding_forward``.
+
+    Returns
+    -------
+    A, Z : ndarray of shape (n_samples, n_features·d)
+    P : ndarray of shape (n_features, n_samples, 2·n_frequencies)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.periodic_embedding_forward``.
+    """
+    X, freq, W, b, lite = check.periodic_args(X, frequencies, weight, bias)
+    assert b is not None
+    relu = check.flag(activation, "activation")
+    angles = (2 * math.pi * freq.T)[None] * X[:, None, :]          # (n, k, F)
+    P = np.concatenate([np.cos(angles), np.sin(angles)], axis=1).transpose(2, 0, 1)
+    Ws = [W] * X.shape[1] if lite else list(W)
+    bs = [b] * X.shape[1] if lite else list(b)
+    Z = np.concatenate([P[f] @ Ws[f] + bs[f] for f in range(X.shape[1])], axis=1) \
+        if X.shape[0] else np.zeros((0, X.shape[1] * W.shape[-1]), dtype=X.dtype)
+    Z = Z.astype(X.dtype)
+    return (np.maximum(Z, 0) if relu else Z.copy()), Z, np.ascontiguousarray(P, dtype=X.dtype)
+
+
+def periodic_embedding_backward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    P: npt.NDArray[np.floating[Any]],
+    Z: npt.NDArray[np.floating[Any]],
+    A: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    activation: bool = True,
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """The chain rule through relu, the per-feature linear maps and the angles.
+
+    Parameters
+    ----------
+    X, frequencies, weight, P, Z, A, dA, activation, need_dX
+        As ``fastbp.ops.periodic_embedding_backward``.
+
+    Returns
+    -------
+    dX or None, dfrequencies, dweight, dbias
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.periodic_embedding_backward``.
+    """
+    X, freq, W, _, lite = check.periodic_args(X, frequencies, weight)
+    relu = check.flag(activation, "activation")
+    need_dX = check.flag(need_dX, "need_dX")
+    n, F = X.shape
+    k, d = freq.shape[1], W.shape[-1]
+    dZ = np.where(Z > 0, dA, 0) if relu else np.asarray(dA)
+    dZf = dZ.reshape(n, F, d).transpose(1, 0, 2)                   # (F, n, d)
+    Ws = np.broadcast_to(W, (F, 2 * k, d)) if lite else W
+    dW_f = np.einsum("fnj,fnd->fjd", P, dZf)
+    db_f = dZf.sum(axis=1)
+    dP = np.einsum("fnd,fjd->fnj", dZf, Ws)
+    g = P[..., :k] * dP[..., k:] - P[..., k:] * dP[..., :k]        # (F, n, k)
+    dfreq = np.einsum("fnk,nf->fk", g, X) * (2 * math.pi)
+    dX = (np.einsum("fnk,fk->nf", g, freq) * (2 * math.pi)).astype(X.dtype) if need_dX else None
+    dW = dW_f.sum(axis=0) if lite else dW_f
+    db = db_f.sum(axis=0) if lite else db_f
+    return dX, dfreq.astype(X.dtype), dW.astype(X.dtype), db.astype(X.dtype)

@@ -60,7 +60,7 @@ cnp.import_array()
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
                                     LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
-                                    LAYER_RESIDUAL, LAYER_BATCH_NORM)
+                                    LAYER_RESIDUAL, LAYER_BATCH_NORM, LAYER_PERIODIC_EMBEDDING)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -73,6 +73,7 @@ from fastbp._kernels.dropout cimport (
 from fastbp._kernels.norm cimport (layer_norm_forward_ptr, layer_norm_backward_ptr,
                                    batch_norm_train_forward_ptr, batch_norm_eval_forward_ptr,
                                    batch_norm_backward_ptr)
+from fastbp._kernels.embed cimport periodic_forward_ptr, periodic_backward_ptr
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
@@ -178,8 +179,9 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     """Whether the layer's backward needs only A (so A may be Z's buffer): a Dense
     with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
     answers the same (NaN too); a Dropout or Residual layer, whose backward reads
-    neither."""
-    return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL or kind == LAYER_DENSE and (
+    neither; a periodic embedding (identity or ReLU)."""
+    return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL \
+        or kind == LAYER_PERIODIC_EMBEDDING or kind == LAYER_DENSE and (
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
@@ -223,6 +225,11 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
         batch_norm_eval_forward_ptr(X, <floating*>param_or_null(L, P, 0),
                                     <floating*>param_or_null(L, P, 1), <floating*>L.buf[0],
                                     <floating*>L.buf[1], out, n, L.n_out, L.hyper[0])
+    elif L.kind == LAYER_PERIODIC_EMBEDDING:   # S holds P (F, n, 2k)
+        periodic_forward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+                             <floating*>P[L.p0 + 2].p, <floating*>L.S, <floating*>L.Z, out,
+                             n, L.n_in, <Py_ssize_t>L.hyper[0], L.n_out // L.n_in,
+                             (<int>L.hyper[1]) & 1, (<int>L.hyper[1]) & 2)
     elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
         skip = <const floating*>layers[L.begin].input
         for i in range(n * L.n_out):
@@ -247,6 +254,14 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
                                 <floating*>grad_or_null(L, P, 0),
                                 <floating*>grad_or_null(L, P, 1), n, L.n_out)
+    elif L.kind == LAYER_PERIODIC_EMBEDDING:   # dP: S after P
+        periodic_backward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+                              <floating*>L.S, <floating*>L.Z, <floating*>L.A, <floating*>L.D,
+                              dX, <floating*>P[L.p0].g, <floating*>P[L.p0 + 1].g,
+                              <floating*>P[L.p0 + 2].g,
+                              <floating*>L.S + L.n_in * n * 2 * <Py_ssize_t>L.hyper[0],
+                              n, L.n_in, <Py_ssize_t>L.hyper[0], L.n_out // L.n_in,
+                              (<int>L.hyper[1]) & 1, (<int>L.hyper[1]) & 2)
     elif L.kind == LAYER_BATCH_NORM:   # (a training forward's: backward is for training)
         batch_norm_backward_ptr(<floating*>L.Z, <double*>L.S,
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
@@ -1036,7 +1051,9 @@ cdef class Engine:
             D = np.empty((n, k), dtype=self.dtype)
             S = np.empty(n, dtype=self.dtype) if self.layers[l].kind == LAYER_LAYER_NORM \
                 else np.empty(4 * k, dtype=np.float64) if self.layers[l].kind == LAYER_BATCH_NORM \
-                else None
+                else np.empty((self.layers[l].n_in + 1) * n * 2 * <Py_ssize_t>self.layers[l].hyper[0],
+                              dtype=self.dtype) \
+                if self.layers[l].kind == LAYER_PERIODIC_EMBEDDING else None
             self.workspaces.append((Z, A, D) if S is None else (Z, A, D, S))
             self.layers[l].Z = _ptr(Z)
             self.layers[l].A = _ptr(A)
@@ -1660,11 +1677,21 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                         list params):
     """The parameter sizes (and constants) a layer kind's kernels index with and read
     (the engine trusts them)."""
-    want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2}.get(kind, 0)
+    want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2,
+            LAYER_PERIODIC_EMBEDDING: 2}.get(kind, 0)
     if len(hyper) != want:
         raise ValueError(f"a layer of kind {kind} has {want} constants, got {hyper}")
     if kind == LAYER_DENSE:
         sizes = [n_in * n_out, n_out]
+    elif kind == LAYER_PERIODIC_EMBEDDING:
+        if n_out % n_in or not (1 <= hyper[0] <= 1 << 20 and float(hyper[0]).is_integer()) \
+                or hyper[1] not in (0.0, 1.0, 2.0, 3.0):
+            raise ValueError(f"a periodic embedding maps n features to n·d values, with "
+                             f"n_frequencies >= 1 and flags in 0..3; got {n_in} -> {n_out}, "
+                             f"{hyper}")
+        k2, d, shared = 2 * int(hyper[0]), n_out // n_in, int(hyper[1]) & 1
+        sizes = [n_in * int(hyper[0]), (1 if shared else n_in) * k2 * d,
+                 (1 if shared else n_in) * d]
     elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM, LAYER_RESIDUAL,
                   LAYER_BATCH_NORM):
         if n_in != n_out:

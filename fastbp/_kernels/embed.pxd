@@ -1,0 +1,12 @@
+from cython cimport floating
+
+cdef void periodic_forward_ptr(const floating* X, const floating* freq, const floating* W,
+                               const floating* b, floating* P, floating* Z, floating* A,
+                               Py_ssize_t n, Py_ssize_t F, Py_ssize_t k, Py_ssize_t d,
+                               bint lite, bint relu) noexcept nogil
+cdef void periodic_backward_ptr(const floating* X, const floating* freq, const floating* W,
+                                const floating* P, const floating* Z, const floating* A,
+                                floating* D, floating* dX, floating* dfreq, floating* dW,
+                                floating* db, floating* dP, Py_ssize_t n, Py_ssize_t F,
+                                Py_ssize_t k, Py_ssize_t d, bint lite,
+                                bint relu) noexcept nogil

@@ -1,0 +1,39 @@
+# Stub of the compiled module fastbp/_kernels/embed.pyx: its ``def`` entry points only.
+# Each trailing comment gives the exact Cython type; ``floating`` is float32 or float64,
+# the same for every array of one call. Shapes are not checked (fastbp.ops does).
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def periodic_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, F)
+    freq: npt.NDArray[np.floating[Any]],  # const floating[::1] (F·k)
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1] (F·2k·d, lite: 2k·d)
+    b: npt.NDArray[np.floating[Any]],  # const floating[::1] (F·d, lite: d)
+    P_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT, F·n·2k)
+    Z_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × F·d)
+    A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × F·d)
+    k: int,  # Py_ssize_t
+    d: int,  # Py_ssize_t
+    lite: bool,  # bint
+    relu: bool,  # bint
+) -> None: ...
+def periodic_backward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    freq: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    P: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    Z: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    A: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    D_work: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (IN dA, OUT dZ)
+    dX_out: npt.NDArray[np.floating[Any]] | None,  # floating[:, ::1] (OUT)
+    dfreq_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    dW_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    db_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    dP_work: npt.NDArray[np.floating[Any]],  # floating[::1] (scratch, n·2k)
+    k: int,  # Py_ssize_t
+    d: int,  # Py_ssize_t
+    lite: bool,  # bint
+    relu: bool,  # bint
+) -> None: ...

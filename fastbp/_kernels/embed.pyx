@@ -1,0 +1,137 @@
+"""Periodic embeddings of numeric features (``rtdl_num_embeddings.PeriodicEmbeddings``).
+
+Forward, for each feature f of X (n × F): the angles a = (2π·freq[f, j])·x[i, f]
+(j < k, in double), P_f = [cos a, sin a] (n × 2k; the vectorised sincos of _sincos.h),
+then the feature's own linear map Z[:, f·d:(f+1)·d] = P_f·W_f + b_f (one GEMM per
+feature, written straight into the output's columns; ``lite``: one W and b shared by
+the features), then ReLU (``relu``). The output is feature-major: feature 0's d values
+first. P (F × n × 2k) is kept for the backward.
+
+Backward, from dZ (ReLU's derivative applied first, in place): per feature,
+dW_f = P_fᵀ·dZ_f, db_f = Σ_rows dZ_f (lite: summed over the features too),
+dP = dZ_f·W_fᵀ, and with g = cos a·dP_sin − sin a·dP_cos (the derivative through
+the angle), dfreq[f, j] = Σ_i g·2π·x[i, f] and dx[i, f] = Σ_j g·2π·freq[f, j].
+``dP`` is an n × 2k scratch.
+"""
+from cython cimport floating
+from libc.math cimport M_PI
+
+from fastbp._kernels._blas cimport gemm
+from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU
+from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
+from fastbp._kernels.dense cimport column_sums_ptr
+
+cdef extern from "_sincos.h" nogil:
+    void fb_sincos_array(const double* a, double* s, double* c, Py_ssize_t n)
+
+cdef enum:
+    BLOCK = 64    # angles per sincos call (stack arrays)
+
+
+cdef void periodic_forward_ptr(const floating* X, const floating* freq, const floating* W,
+                               const floating* b, floating* P, floating* Z, floating* A,
+                               Py_ssize_t n, Py_ssize_t F, Py_ssize_t k, Py_ssize_t d,
+                               bint lite, bint relu) noexcept nogil:
+    """P (F, n, 2k), Z and A (n, F·d); A may be Z (no ReLU, or inference in place)."""
+    cdef Py_ssize_t f, i, j, j0, m, k2 = 2 * k, width = F * d, block = BLOCK
+    cdef double xv
+    cdef double ang[BLOCK]
+    cdef double sn[BLOCK]
+    cdef double cs[BLOCK]
+    cdef floating* row
+    cdef floating* z
+    for f in range(F):
+        for i in range(n):
+            xv = X[i * F + f]
+            row = P + (f * n + i) * k2
+            j0 = 0
+            while j0 < k:
+                m = min(block, k - j0)
+                for j in range(m):
+                    ang[j] = (2.0 * M_PI * freq[f * k + j0 + j]) * xv
+                fb_sincos_array(ang, sn, cs, m)
+                for j in range(m):
+                    row[j0 + j] = <floating>cs[j]
+                    row[k + j0 + j] = <floating>sn[j]
+                j0 += m
+        gemm(False, False, n, d, k2, 1.0, P + f * n * k2, k2,
+             W if lite else W + f * k2 * d, d, 0.0, Z + f * d, width)
+    if lite:   # the shared bias, once per feature block
+        for i in range(n):
+            z = Z + i * width
+            for f in range(F):
+                for j in range(d):
+                    z[f * d + j] += b[j]
+        bias_activation_forward_ptr(ACT_RELU if relu else ACT_IDENTITY, Z,
+                                    <const floating*>NULL, A, n, width)
+    else:      # b (F, d) is a bias over the F·d output columns
+        bias_activation_forward_ptr(ACT_RELU if relu else ACT_IDENTITY, Z, b, A, n, width)
+
+
+cdef void periodic_backward_ptr(const floating* X, const floating* freq, const floating* W,
+                                const floating* P, const floating* Z, const floating* A,
+                                floating* D, floating* dX, floating* dfreq, floating* dW,
+                                floating* db, floating* dP, Py_ssize_t n, Py_ssize_t F,
+                                Py_ssize_t k, Py_ssize_t d, bint lite,
+                                bint relu) noexcept nogil:
+    """D: dL/dA on entry, dL/dZ after (in place); fills dfreq, dW, db and (unless NULL)
+    dX; dP: an n × 2k scratch."""
+    cdef Py_ssize_t f, i, j, k2 = 2 * k, width = F * d
+    cdef double xv, g, gx, c
+    cdef const floating* row
+    cdef const floating* dp
+    activation_backward_ptr(ACT_RELU if relu else ACT_IDENTITY, Z, A, D, D, n, width)
+    if lite:
+        for j in range(d):
+            db[j] = 0
+        for i in range(n):
+            for f in range(F):
+                for j in range(d):
+                    db[j] += D[i * width + f * d + j]
+    else:
+        column_sums_ptr(D, db, n, width)
+    for f in range(F):
+        gemm(True, False, k2, d, n, 1.0, P + f * n * k2, k2, D + f * d, width,
+             1.0 if lite and f > 0 else 0.0, dW if lite else dW + f * k2 * d, d)
+        gemm(False, True, n, k2, d, 1.0, D + f * d, width, W if lite else W + f * k2 * d, d,
+             0.0, dP, k2)
+        for j in range(k):
+            dfreq[f * k + j] = 0
+        for i in range(n):
+            xv = X[i * F + f]
+            row = P + (f * n + i) * k2
+            dp = dP + i * k2
+            gx = 0.0
+            for j in range(k):
+                g = <double>row[j] * dp[k + j] - <double>row[k + j] * dp[j]
+                c = 2.0 * M_PI * g
+                dfreq[f * k + j] += <floating>(c * xv)
+                gx += c * freq[f * k + j]
+            if dX != NULL:
+                dX[i * F + f] = <floating>gx
+
+
+def periodic_forward_into(const floating[:, ::1] X, const floating[::1] freq,
+                          const floating[::1] W, const floating[::1] b, floating[::1] P_out,
+                          floating[:, ::1] Z_out, floating[:, ::1] A_out, Py_ssize_t k,
+                          Py_ssize_t d, bint lite, bint relu):
+    """Fills P_out (F·n·2k), Z_out and A_out (n, F·d); the arrays flat where shapes vary."""
+    with nogil:
+        periodic_forward_ptr(&X[0, 0], &freq[0], &W[0], &b[0], &P_out[0], &Z_out[0, 0],
+                             &A_out[0, 0], X.shape[0], X.shape[1], k, d, lite, relu)
+
+
+def periodic_backward_into(const floating[:, ::1] X, const floating[::1] freq,
+                           const floating[::1] W, const floating[::1] P,
+                           const floating[:, ::1] Z, const floating[:, ::1] A,
+                           floating[:, ::1] D_work, floating[:, ::1] dX_out,
+                           floating[::1] dfreq_out, floating[::1] dW_out, floating[::1] db_out,
+                           floating[::1] dP_work, Py_ssize_t k, Py_ssize_t d, bint lite,
+                           bint relu):
+    """D_work holds dL/dA on entry (dL/dZ after); fills the gradients and, unless None,
+    dX_out."""
+    cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
+    with nogil:
+        periodic_backward_ptr(&X[0, 0], &freq[0], &W[0], &P[0], &Z[0, 0], &A[0, 0],
+                              &D_work[0, 0], dx, &dfreq_out[0], &dW_out[0], &db_out[0],
+                              &dP_work[0], X.shape[0], X.shape[1], k, d, lite, relu)

@@ -9,7 +9,10 @@ relu, Dense(d, 3); cross-entropy, AdamW (lr 1e-3, weight decay 0.01), dropout 0.
 float32, one fixed batch (the step's cost, not the data pipeline's).
 
 - R1: d = 64, 2 blocks, batch 32;
-- R2: d = 256, 4 blocks, batch 256.
+- R2: d = 256, 4 blocks, batch 256;
+- P1: MLP-PLR, 8 numeric features through periodic embeddings (48 frequencies,
+  d_embedding 24, not lite; PyTorch: rtdl_num_embeddings' module), then 2 x 128 relu,
+  3 classes, batch 64 (no dropout, no BatchNorm).
 
 The GEMM floor of each: the step's matrix products alone (forward, dX and dW of every
 Dense layer) through NumPy's BLAS into preallocated arrays.
@@ -182,6 +185,96 @@ def jax_step(w: dict[str, int], threads: int) -> Callable[[], Any] | None:
     return train
 
 
+P1 = dict(features=8, frequencies=48, d=24, hidden=128, batch=64)
+
+
+def plr(seed: int = 0) -> fastbp.Sequential:
+    """P1's fastbp model (float32)."""
+    F, d, h = P1["features"], P1["d"], P1["hidden"]
+    return fastbp.Sequential([fastbp.PeriodicEmbedding(F, d, n_frequencies=P1["frequencies"],
+                                                       frequency_init_scale=0.1, seed=seed),
+                              fastbp.Dense(F * d, h, "relu", seed=seed + 1),
+                              fastbp.Dense(h, h, "relu", seed=seed + 2),
+                              fastbp.Dense(h, N_OUT, seed=seed + 3)], loss="cross_entropy")
+
+
+def p1_batch() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(P1["batch"], P1["features"])).astype(np.float32), \
+        rng.integers(0, N_OUT, P1["batch"])
+
+
+def p1_fastbp() -> Callable[[], Any]:
+    model = plr()
+    opt = fastbp.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+    X, y = p1_batch()
+    return lambda: model.train_step(X, y, opt)
+
+
+def p1_torch(threads: int) -> Callable[[], Any] | None:
+    try:
+        import torch
+        from rtdl_num_embeddings import PeriodicEmbeddings
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    F, d, h = P1["features"], P1["d"], P1["hidden"]
+    net = torch.nn.Sequential(PeriodicEmbeddings(F, d, n_frequencies=P1["frequencies"],
+                                                 frequency_init_scale=0.1, lite=False),
+                              torch.nn.Flatten(), torch.nn.Linear(F * d, h), torch.nn.ReLU(),
+                              torch.nn.Linear(h, h), torch.nn.ReLU(), torch.nn.Linear(h, N_OUT))
+    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WD)
+    X, y = p1_batch()
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+
+    def step() -> Any:
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net(Xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def p1_jax(threads: int) -> Callable[[], Any] | None:
+    try:
+        os.environ.setdefault("NPROC", str(threads))
+        import jax
+        import jax.numpy as jnp
+        import optax
+    except ImportError:
+        return None
+    params = [jnp.asarray(p) for p in plr().parameters()]
+
+    def loss_fn(p: Any, x: Any, y: Any) -> Any:
+        freq, W, b = p[:3]
+        a = 2 * jnp.pi * freq[None] * x[:, :, None]                     # (n, F, k)
+        P = jnp.concatenate([jnp.cos(a), jnp.sin(a)], axis=-1)          # (n, F, 2k)
+        h = jax.nn.relu(jnp.einsum("nfj,fjd->nfd", P, W) + b).reshape(x.shape[0], -1)
+        for i in range(3, len(p) - 2, 2):
+            h = jax.nn.relu(h @ p[i] + p[i + 1])
+        logits = h @ p[-2] + p[-1]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    adamw = optax.adamw(LR, weight_decay=WD)
+
+    @jax.jit
+    def step(p: Any, opt_state: Any, x: Any, y: Any) -> Any:
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, opt_state = adamw.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    X, y = p1_batch()
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    carry = [params, adamw.init(params)]
+
+    def train() -> Any:
+        carry[0], carry[1], loss = jax.block_until_ready(step(carry[0], carry[1], Xj, yj))
+        return loss
+    train()
+    return train
+
+
 def run(threads: int, budget: float) -> dict[str, Any]:
     set_num_threads(threads)
     fns: dict[str, Callable[[], Any]] = {}
@@ -192,6 +285,10 @@ def run(threads: int, budget: float) -> dict[str, Any]:
             if fn is not None:
                 fns[f"{name} {who}"] = fn
         fns[f"{name} gemm floor"] = gemm_floor(w)
+    fns["P1 fastbp"] = p1_fastbp()
+    for who, p1 in (("torch", p1_torch(threads)), ("jax", p1_jax(threads))):
+        if p1 is not None:
+            fns[f"P1 {who}"] = p1
     timed = time_side_by_side(fns, budget)
     return {"environment": environment([threads]),
             "results": {k: v * 1e6 for k, v in timed.items()}}
@@ -210,6 +307,11 @@ def table(report: dict[str, Any]) -> str:
                  f"{to:.1f}" if to else "-", f"{jx:.1f}" if jx else "-",
                  f"{to / fb:.1f}x" if to else "-", f"{jx / fb:.2f}x" if jx else "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    fb, to, jx = (r.get(f"P1 {k}") for k in ("fastbp", "torch", "jax"))
+    lines.append("| " + " | ".join([f"P1 (MLP-PLR, batch {P1['batch']})", f"{fb:.1f}",
+                                    f"{to:.1f}" if to else "-", f"{jx:.1f}" if jx else "-",
+                                    f"{to / fb:.1f}x" if to else "-",
+                                    f"{jx / fb:.2f}x" if jx else "-"]) + " |")
     lines.append("")
     for name in WORKLOADS:
         floor = r[f"{name} gemm floor"]

@@ -25,7 +25,7 @@ cdef extern from "_sincos.h" nogil:
     void fb_sincos_array(const double* a, double* s, double* c, Py_ssize_t n)
 
 cdef enum:
-    BLOCK = 64    # angles per sincos call (stack arrays)
+    BLOCK = 1024  # angles per sincos call (stack arrays of 8 KiB each)
 
 
 cdef void periodic_forward_ptr(const floating* X, const floating* freq, const floating* W,
@@ -33,27 +33,44 @@ cdef void periodic_forward_ptr(const floating* X, const floating* freq, const fl
                                Py_ssize_t n, Py_ssize_t F, Py_ssize_t k, Py_ssize_t d,
                                bint lite, bint relu) noexcept nogil:
     """P (F, n, 2k), Z and A (n, F·d); A may be Z (no ReLU, or inference in place)."""
-    cdef Py_ssize_t f, i, j, j0, m, k2 = 2 * k, width = F * d, block = BLOCK
-    cdef double xv
+    cdef Py_ssize_t f, i, i0, j, j0, m, rows, k2 = 2 * k, width = F * d, block = BLOCK
+    cdef double xv, c
     cdef double ang[BLOCK]
     cdef double sn[BLOCK]
     cdef double cs[BLOCK]
     cdef floating* row
     cdef floating* z
     for f in range(F):
-        for i in range(n):
-            xv = X[i * F + f]
-            row = P + (f * n + i) * k2
-            j0 = 0
-            while j0 < k:
-                m = min(block, k - j0)
-                for j in range(m):
-                    ang[j] = (2.0 * M_PI * freq[f * k + j0 + j]) * xv
-                fb_sincos_array(ang, sn, cs, m)
-                for j in range(m):
-                    row[j0 + j] = <floating>cs[j]
-                    row[k + j0 + j] = <floating>sn[j]
-                j0 += m
+        if k <= block:   # whole rows per sincos call: as many as the block holds
+            rows = block // k
+            i0 = 0
+            while i0 < n:
+                m = min(rows, n - i0)
+                for i in range(m):
+                    xv = X[(i0 + i) * F + f]
+                    for j in range(k):
+                        ang[i * k + j] = (2.0 * M_PI * freq[f * k + j]) * xv
+                fb_sincos_array(ang, sn, cs, m * k)
+                for i in range(m):
+                    row = P + (f * n + i0 + i) * k2
+                    for j in range(k):
+                        row[j] = <floating>cs[i * k + j]
+                        row[k + j] = <floating>sn[i * k + j]
+                i0 += m
+        else:            # a row's frequencies in blocks
+            for i in range(n):
+                xv = X[i * F + f]
+                row = P + (f * n + i) * k2
+                j0 = 0
+                while j0 < k:
+                    m = min(block, k - j0)
+                    for j in range(m):
+                        ang[j] = (2.0 * M_PI * freq[f * k + j0 + j]) * xv
+                    fb_sincos_array(ang, sn, cs, m)
+                    for j in range(m):
+                        row[j0 + j] = <floating>cs[j]
+                        row[k + j0 + j] = <floating>sn[j]
+                    j0 += m
         gemm(False, False, n, d, k2, 1.0, P + f * n * k2, k2,
              W if lite else W + f * k2 * d, d, 0.0, Z + f * d, width)
     if lite:   # the shared bias, once per feature block

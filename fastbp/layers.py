@@ -80,6 +80,15 @@ def assign_into(live: np.ndarray, value: Any, name: str) -> None:
     live[...] = converted
 
 
+def checked_gradient(layer: Any, dA: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """dA converted to ``layer``'s dtype, which must have the last forward's output
+    ``shape`` (a ValueError naming dA otherwise)."""
+    dA = as_input(dA, layer.dtype, shape[1], "dA")
+    if dA.shape != shape:
+        raise ValueError(f"dA must have the last forward's shape {shape}, got {dA.shape}")
+    return dA
+
+
 class Layer:
     """The layer protocol (see the module docstring); subclasses are the layer kinds.
 
@@ -490,10 +499,7 @@ class OpenWidthLayer(Layer):
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
         X = self._cache[0]
-        dA = as_input(dA, self.dtype, X.shape[1], "dA")
-        if dA.shape != X.shape:
-            raise ValueError(f"dA must have the last forward's shape {X.shape}, got {dA.shape}")
-        return X, dA
+        return X, checked_gradient(self, dA, X.shape)
 
 
 def bind_open_layers(layers: tuple[Layer, ...]) -> list[tuple[Layer, dict[str, Any]]]:
@@ -981,10 +987,7 @@ class LayerNorm(AffineNorm):
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
         Xhat, rstd = self._cache
-        dA = as_input(dA, self.dtype, self.in_features, "dA")
-        if dA.shape != Xhat.shape:
-            raise ValueError(f"dA must have the last forward's shape {Xhat.shape}, got "
-                             f"{dA.shape}")
+        dA = checked_gradient(self, dA, Xhat.shape)
         dX = np.empty_like(Xhat)
         for g in self._grads:
             g.fill(0)
@@ -1177,9 +1180,7 @@ class BatchNorm(AffineNorm):
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
         X, Xhat, stats, training = self._cache
-        dA = as_input(dA, self.dtype, self.in_features, "dA")
-        if dA.shape != X.shape:
-            raise ValueError(f"dA must have the last forward's shape {X.shape}, got {dA.shape}")
+        dA = checked_gradient(self, dA, X.shape)
         dX = np.empty_like(X)
         for g in self._grads:
             g.fill(0)
@@ -1409,9 +1410,7 @@ class PeriodicEmbedding(Layer):
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
         X, P, Z, A = self._cache
-        D = np.array(as_input(dA, self.dtype, self.out_features, "dA"), order="C")
-        if D.shape != Z.shape:
-            raise ValueError(f"dA must have the last forward's shape {Z.shape}, got {D.shape}")
+        D = np.array(checked_gradient(self, dA, Z.shape), order="C")   # (overwritten)
         dX = np.zeros_like(X)
         for g in self._grads:
             g.fill(0)
@@ -1598,9 +1597,7 @@ class Residual(Layer):
         if self._cache is None:
             raise RuntimeError("backward() needs a forward() first")
         X = self._cache[0]
-        dA = as_input(dA, self.dtype, self.in_features, "dA")
-        if dA.shape != X.shape:
-            raise ValueError(f"dA must have the last forward's shape {X.shape}, got {dA.shape}")
+        dA = checked_gradient(self, dA, X.shape)
         d = dA
         for layer in reversed(self._layers):
             d = layer.backward(d)

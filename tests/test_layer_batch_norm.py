@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import Activation, BatchNorm, Dense, Dropout, Residual, Sequential, export
+from fastbp import Activation, BatchNorm, Dense, Dropout, Residual, Sequential
 
-from conftest import DTYPES, assert_close, tol
+from conftest import DTYPES
+from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
 
 
 def _torch_bn(torch, layer):
@@ -160,7 +161,6 @@ def test_gradcheck_files_ensemble_and_exports(tmp_path):
     for dtype in DTYPES:
         model = _model(dtype, p=0.2)
         model.fit(X, y, epochs=2, batch_size=8, progress=False)
-        Xd = X.astype(dtype)
         bn = model.layers[2]
         stats = bn.running_mean.copy(), bn.running_var.copy()
         model.eval()
@@ -169,28 +169,13 @@ def test_gradcheck_files_ensemble_and_exports(tmp_path):
         np.testing.assert_array_equal(bn.running_mean, stats[0])
         np.testing.assert_array_equal(bn.running_var, stats[1])
         assert not model.training
-        path = tmp_path / "m.fastbp"
-        model.save(path)
-        loaded = fastbp.load(path)
-        np.testing.assert_array_equal(loaded.layers[2].running_var, bn.running_var)
-        np.testing.assert_array_equal(loaded.forward(Xd), model.forward(Xd))
-        session = ort.InferenceSession(export.to_onnx(model, output="raw"))
-        got = session.run(None, {session.get_inputs()[0].name: Xd})[0]
-        assert_close(got, model.forward(Xd), dtype, rtol=tol(dtype, "onnx_rtol"))
-        name = f"bn_{np.dtype(dtype).name}"
-        export.to_c(model, tmp_path, name=name)
-        from test_export import c_predict, compile_shared
-        lib = compile_shared([str(tmp_path / f"{name}.c")], str(tmp_path / f"{name}.so"))
-        assert_close(c_predict(lib, name, model, Xd), model.predict_proba(Xd), dtype,
-                     rtol=tol(dtype, "onnx_rtol"))
-    members = [_model("float64", p=0.1, dropout_seed=s) for s in range(2)]
-    solo = [_model("float64", p=0.1, dropout_seed=s) for s in range(2)]
-    fastbp.Ensemble(members).fit(X, y, epochs=2, batch_size=8, seed=[5, 6], progress=False)
-    for m, alone, seed in zip(members, solo, [5, 6]):
-        alone.fit(X, y, epochs=2, batch_size=8, seed=seed, progress=False)
-        for p, q in zip(m.parameters() + m.layers[2].buffers(),
-                        alone.parameters() + alone.layers[2].buffers()):
-            np.testing.assert_array_equal(p, q)
+        loaded_path = tmp_path / "m.fastbp"
+        model.save(loaded_path)
+        np.testing.assert_array_equal(fastbp.load(loaded_path).layers[2].running_var,
+                                      bn.running_var)
+        check_files_and_exports(model, X, tmp_path, f"bn_{np.dtype(dtype).name}", ort)
+    check_ensemble_members_end_alone(lambda s: _model("float64", p=0.1, dropout_seed=s), X, y,
+                                     batch_size=8)
 
 
 def test_bad_batch_norms_are_refused(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import Activation, Dense, Dropout, Sequential, export
+from fastbp import Dense, Dropout, Sequential, export
 
 from conftest import ACTIVATIONS, DTYPES, assert_close, tol
 

@@ -12,7 +12,7 @@ from fastbp import Dense, LayerNorm, Sequential, export, ops
 from fastbp import reference as ref
 
 from conftest import DTYPES, assert_close, tol, tols
-from test_export import c_predict, compile_shared
+from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
 
 
 def _data(dtype, n=9, k=6, seed=0):
@@ -146,31 +146,14 @@ def test_gradcheck_files_ensemble_and_exports(tmp_path):
         for layer in model.layers:
             out = layer.forward(out)
         assert_close(model.forward(Xd), out, dtype)
-        path = tmp_path / f"m_{np.dtype(dtype).name}.fastbp"
-        model.save(path)
-        loaded = fastbp.load(path)
-        assert repr(loaded.layers[3]) == repr(model.layers[3])
-        np.testing.assert_array_equal(loaded.forward(Xd), model.forward(Xd))
         assert fastbp.gradcheck(model, X[:6], y[:6]).ok
         onnx_model = export.to_onnx(model, output="raw")
         assert (b"LayerNormalization" in onnx_model) and (b"ReduceMean" in onnx_model) == \
             (dtype == np.float64)
-        session = ort.InferenceSession(onnx_model)
-        got = session.run(None, {session.get_inputs()[0].name: Xd})[0]
-        assert_close(got, model.forward(Xd), dtype, rtol=tol(dtype, "onnx_rtol"))
-        name = f"ln_{np.dtype(dtype).name}"
-        export.to_c(model, tmp_path, name=name)
-        lib = compile_shared([str(tmp_path / f"{name}.c")], str(tmp_path / f"{name}.so"))
-        assert_close(c_predict(lib, name, model, Xd), model.predict_proba(Xd), dtype,
-                     rtol=tol(dtype, "onnx_rtol"))
-    make = lambda s: Sequential([Dense(4, 8, dtype="float64", seed=s), LayerNorm(8, dtype="float64"),
-                                 Dense(8, 3, dtype="float64", seed=s + 10)], "cross_entropy")
-    members, solo = [make(s) for s in range(2)], [make(s) for s in range(2)]
-    fastbp.Ensemble(members).fit(X, y, epochs=2, seed=[5, 6], progress=False)
-    for m, alone, seed in zip(members, solo, [5, 6]):
-        alone.fit(X, y, epochs=2, seed=seed, progress=False)
-        for p, q in zip(m.parameters(), alone.parameters()):
-            np.testing.assert_array_equal(p, q)
+        check_files_and_exports(model, X, tmp_path, f"ln_{np.dtype(dtype).name}", ort)
+    check_ensemble_members_end_alone(
+        lambda s: Sequential([Dense(4, 8, dtype="float64", seed=s), LayerNorm(8, dtype="float64"),
+                              Dense(8, 3, dtype="float64", seed=s + 10)], "cross_entropy"), X, y)
 
 
 def _central_differences(f, x, eps=1e-6):

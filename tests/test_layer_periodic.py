@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import Dense, PeriodicEmbedding, Sequential, export, ops
+from fastbp import Dense, PeriodicEmbedding, Sequential, ops
 from fastbp import reference as ref
 
 from conftest import DTYPES, assert_close, tol
+from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
 
 
 @pytest.mark.parametrize("lite, activation", [(False, True), (False, False), (True, True)])
@@ -138,29 +139,11 @@ def test_gradcheck_files_ensemble_and_exports(tmp_path):
             model.fit(X, y, epochs=3, batch_size=8, progress=False)
             assert not np.array_equal(model.layers[0].frequencies, before)
             assert fastbp.gradcheck(model, X[:5], y[:5]).ok
-            Xd = X.astype(dtype)
-            path = tmp_path / "m.fastbp"
-            model.save(path)
-            loaded = fastbp.load(path)
-            assert repr(loaded) == repr(model)
-            np.testing.assert_array_equal(loaded.forward(Xd), model.forward(Xd))
-            session = ort.InferenceSession(export.to_onnx(model, output="raw"))
-            got = session.run(None, {session.get_inputs()[0].name: Xd})[0]
-            assert_close(got, model.forward(Xd), dtype, rtol=tol(dtype, "onnx_rtol"))
-            name = f"pe_{np.dtype(dtype).name}_{int(lite)}"
-            export.to_c(model, tmp_path, name=name)
-            from test_export import c_predict, compile_shared
-            lib = compile_shared([str(tmp_path / f"{name}.c")], str(tmp_path / f"{name}.so"))
-            assert_close(c_predict(lib, name, model, Xd), model.predict_proba(Xd), dtype,
-                         rtol=tol(dtype, "onnx_rtol"))
-    make = lambda s: Sequential([PeriodicEmbedding(3, 4, n_frequencies=6, dtype="float64", seed=s),
-                                 Dense(12, 3, dtype="float64", seed=s + 10)], "cross_entropy")
-    members, solo = [make(s) for s in range(2)], [make(s) for s in range(2)]
-    fastbp.Ensemble(members).fit(X, y, epochs=2, seed=[5, 6], progress=False)
-    for m, alone, seed in zip(members, solo, [5, 6]):
-        alone.fit(X, y, epochs=2, seed=seed, progress=False)
-        for p, q in zip(m.parameters(), alone.parameters()):
-            np.testing.assert_array_equal(p, q)
+            check_files_and_exports(model, X, tmp_path, f"pe_{np.dtype(dtype).name}_{int(lite)}",
+                                    ort)
+    check_ensemble_members_end_alone(
+        lambda s: Sequential([PeriodicEmbedding(3, 4, n_frequencies=6, dtype="float64", seed=s),
+                              Dense(12, 3, dtype="float64", seed=s + 10)], "cross_entropy"), X, y)
 
 
 def test_bad_periodic_embeddings_are_refused():

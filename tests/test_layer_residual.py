@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import Activation, Dense, Dropout, LayerNorm, Residual, Sequential, export
+from fastbp import Activation, Dense, Dropout, LayerNorm, Residual, Sequential
 
 from conftest import DTYPES, assert_close, tol
-from test_export import c_predict, compile_shared
+from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
 
 
 def _block(width, hidden, dtype, seed, p=0.0, norm=True):
@@ -134,27 +134,9 @@ def test_gradcheck_files_ensemble_and_exports(tmp_path):
                        if a.ndim == 2)
             # central differences, with the dropout masks inside the blocks held fixed
             assert fastbp.gradcheck(m, X[:6], y[:6]).ok
-            Xd = X.astype(dtype)
-            path = tmp_path / "m.fastbp"
-            m.save(path)
-            loaded = fastbp.load(path)
-            assert repr(loaded) == repr(m)
-            np.testing.assert_array_equal(loaded.forward(Xd), m.forward(Xd))
-            session = ort.InferenceSession(export.to_onnx(m, output="raw"))
-            got = session.run(None, {session.get_inputs()[0].name: Xd})[0]
-            assert_close(got, m.forward(Xd), dtype, rtol=tol(dtype, "onnx_rtol"))
-            name = f"res_{np.dtype(dtype).name}_{len(m.layers)}"
-            export.to_c(m, tmp_path, name=name)
-            lib = compile_shared([str(tmp_path / f"{name}.c")], str(tmp_path / f"{name}.so"))
-            assert_close(c_predict(lib, name, m, Xd), m.predict_proba(Xd), dtype,
-                         rtol=tol(dtype, "onnx_rtol"))
-    members, solo = [_resnet("float64", p=0.1, dropout_seed=s) for s in range(2)], \
-        [_resnet("float64", p=0.1, dropout_seed=s) for s in range(2)]
-    fastbp.Ensemble(members).fit(X, y, epochs=2, seed=[5, 6], progress=False)
-    for m, alone, seed in zip(members, solo, [5, 6]):
-        alone.fit(X, y, epochs=2, seed=seed, progress=False)
-        for p, q in zip(m.parameters(), alone.parameters()):
-            np.testing.assert_array_equal(p, q)
+            check_files_and_exports(m, X, tmp_path, f"res_{np.dtype(dtype).name}_{len(m.layers)}",
+                                    ort)
+    check_ensemble_members_end_alone(lambda s: _resnet("float64", p=0.1, dropout_seed=s), X, y)
 
 
 def test_gradcheck_sees_a_wrong_skip():

@@ -1,0 +1,47 @@
+"""Checks every layer kind's tests run on a model holding it: a file round trip, the
+ONNX export under onnxruntime and the C export under the system compiler, and an
+Ensemble whose members end where their own fits would."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+import fastbp
+from fastbp import export
+
+from conftest import assert_close, tol
+from test_export import c_predict, compile_shared
+
+
+def check_files_and_exports(model: Any, X: np.ndarray, tmp_path: Any, name: str,
+                            ort: Any) -> None:
+    """save/load gives the same layers and outputs; both exports equal the model."""
+    dtype = model.dtype
+    Xd = X.astype(dtype)
+    path = tmp_path / f"{name}.fastbp"
+    model.save(path)
+    loaded = fastbp.load(path)
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded.forward(Xd), model.forward(Xd))
+    session = ort.InferenceSession(export.to_onnx(model, output="raw"))
+    got = session.run(None, {session.get_inputs()[0].name: Xd})[0]
+    assert_close(got, model.forward(Xd), dtype, rtol=tol(dtype, "onnx_rtol"))
+    export.to_c(model, tmp_path, name=name)
+    lib = compile_shared([str(tmp_path / f"{name}.c")], str(tmp_path / f"{name}.so"))
+    assert_close(c_predict(lib, name, model, Xd), model.predict_proba(Xd), dtype,
+                 rtol=tol(dtype, "onnx_rtol"))
+
+
+def check_ensemble_members_end_alone(make: Callable[[int], Any], X: np.ndarray, y: np.ndarray,
+                                     **fit: Any) -> None:
+    """Two members (make(0), make(1)) fitted as an Ensemble with seeds 5 and 6 end with
+    the parameters and buffers of their own fits, bit for bit."""
+    members, solo = [make(s) for s in range(2)], [make(s) for s in range(2)]
+    fastbp.Ensemble(members).fit(X, y, epochs=2, seed=[5, 6], progress=False, **fit)
+    for m, alone, seed in zip(members, solo, [5, 6]):
+        alone.fit(X, y, epochs=2, seed=seed, progress=False, **fit)
+        arrays = lambda model: model.parameters() + [
+            b for layer in model.layers for b in layer.buffers()]
+        for p, q in zip(arrays(m), arrays(alone)):
+            np.testing.assert_array_equal(p, q)

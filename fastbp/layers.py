@@ -240,6 +240,9 @@ class Dense(Layer):
         (``train_step``, ``fit``, ``Sequential.backward``), 0 <= dropout < 1; the
         layer's own ``forward``/``backward`` and every inference call ignore it.
         A model's last layer cannot have dropout.
+    bias : bool, default True
+        False: no b (``torch.nn.Linear(..., bias=False)``): ``parameters()`` is [W],
+        and ``b`` reads as zeros that cannot be assigned.
 
     Attributes
     ----------
@@ -262,8 +265,9 @@ class Dense(Layer):
 
     def __init__(self, in_features: int, out_features: int, activation: str = "identity", *,
                  init: str = "auto", dtype: Any = "float32", seed: Any = None,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, bias: bool = True) -> None:
         self._dropout = check.dropout_rate(dropout)  # first: a failed call draws nothing
+        self.bias = check.flag(bias, "bias")
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
         # The compiled engine passes these to BLAS as 32-bit ints.
@@ -294,6 +298,8 @@ class Dense(Layer):
 
     @b.setter
     def b(self, value: Any) -> None:
+        if not self.bias:
+            raise AttributeError("this Dense layer has no b (bias=False)")
         assign_into(self._b, value, "b")
 
     @property
@@ -314,26 +320,30 @@ class Dense(Layer):
 
     # ---------------------------------------------------------------- the protocol
     def parameters(self) -> list[np.ndarray]:
-        """[W, b]: the live arrays."""
-        return [self._W, self._b]
+        """[W, b]: the live arrays ([W] without bias)."""
+        return [self._W, self._b] if self.bias else [self._W]
 
     def gradients(self) -> list[np.ndarray]:
-        """[dW, db]."""
-        return [self._dW, self._db]
+        """[dW, db] ([dW] without bias)."""
+        return [self._dW, self._db] if self.bias else [self._dW]
 
     def parameter_names(self) -> tuple[str, ...]:
-        """("W", "b")."""
-        return ("W", "b")
+        """("W", "b"), or ("W",)."""
+        return ("W", "b") if self.bias else ("W",)
 
     def penalized(self) -> tuple[bool, ...]:
         """W is a weight, b is not."""
-        return (True, False)
+        return (True, False) if self.bias else (True,)
 
     def spec(self) -> dict[str, Any]:
-        """{"kind": "dense", "in_features", "out_features", "activation", "dropout"}."""
-        return {"kind": self.kind, "in_features": self.in_features,
+        """{"kind": "dense", "in_features", "out_features", "activation", "dropout"}, and
+        "bias": false for a layer without bias."""
+        spec = {"kind": self.kind, "in_features": self.in_features,
                 "out_features": self.out_features, "activation": self.activation,
                 "dropout": self.dropout}
+        if not self.bias:
+            spec["bias"] = False
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Dense:
@@ -359,10 +369,11 @@ class Dense(Layer):
             Values the constructor refuses.
         """
         return cls(spec["in_features"], spec["out_features"], spec["activation"], dtype=dtype,
-                   dropout=spec.get("dropout", 0.0), seed=0)
+                   dropout=spec.get("dropout", 0.0), bias=spec.get("bias", True), seed=0)
 
     def __repr__(self) -> str:
-        extra = f", dropout={self._dropout!r}" if self._dropout else ""
+        extra = (f", dropout={self._dropout!r}" if self._dropout else "") \
+            + ("" if self.bias else ", bias=False")
         return (f"Dense({self.in_features}, {self.out_features}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r}{extra})")
 

@@ -603,9 +603,9 @@ class Sequential:
         X = as_input(X, self.dtype, self.in_features)
         if check_finite:
             _require_finite(X)
-        layers = self.layers
-        return (X, [la.parameters()[0] for la in layers], [la.parameters()[1] for la in layers],
-                [la.activation for la in layers])
+        dense = [la for la in self.layers if isinstance(la, Dense)]   # (all of them, checked)
+        return (X, [la.W for la in dense], [la.b for la in dense],
+                [la.activation for la in dense])
 
     def input_gradient(self, X: Any, output: int | None = None, *,
                        check_finite: bool = True) -> np.ndarray:

@@ -4,9 +4,10 @@ Design: the matrix products go to BLAS (``_blas.gemm``); the bias add and the
 activation run in one pass over Z right after the GEMM. Backward computes
 dZ = f'(Z)·dA, then db = Σ_rows dZ, (unless dX is NULL) dX = dZ·Wᵀ with the
 weights as they were in the forward pass, and dW = Xᵀ·dZ last (still in cache
-for the optimizer update that reads it next). Shapes:
-X (n×n_in), W (n_in×n_out), b (n_out), Z, A, dA, dZ (n×n_out), all
-C-contiguous; n, n_in, n_out > 0 (the Python boundary handles empty batches).
+for the optimizer update that reads it next). Shapes: X (n×n_in), W (n_in×n_out),
+b (n_out; NULL for a layer without bias, whose db is NULL too), Z, A, dA, dZ
+(n×n_out), all C-contiguous; n, n_in, n_out > 0 (the Python boundary handles empty
+batches).
 
 Sparse input (a first layer on a CSR matrix): the same layer with X given as the rows
 of a ``SparseRows``; Z's row i is Σ_p data[p]·W[indices[p], :] over the stored entries
@@ -53,7 +54,8 @@ cdef void dense_backward_ptr(int act, const floating* X, const floating* W,
 
     dW comes last so that it is still in cache when the caller's optimizer update reads it."""
     activation_backward_ptr(act, Z, A, dA, dZ, n, n_out)
-    column_sums_ptr(dZ, db, n, n_out)
+    if db != NULL:   # (NULL: a layer without bias)
+        column_sums_ptr(dZ, db, n, n_out)
     if dX != NULL:
         gemm(False, True, n, n_in, n_out, 1.0, dZ, n_out, W, n_out, 0.0, dX, n_in)
     gemm(True, False, n_in, n_out, n, 1.0, X, n_in, dZ, n_out, 0.0, dW, n_out)
@@ -202,7 +204,8 @@ cdef void sparse_dense_backward_ptr(int act, const floating* data, const Py_ssiz
     cdef const floating* d
     cdef floating c = <floating>l2
     activation_backward_ptr(act, Z, A, dA, dZ, n, n_out)
-    column_sums_ptr(dZ, db, n, n_out)
+    if db != NULL:   # (NULL: a layer without bias)
+        column_sums_ptr(dZ, db, n, n_out)
     if l2 != 0.0:
         for i in range(n_in * n_out):
             dW[i] = c * W[i]

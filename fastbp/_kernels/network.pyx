@@ -205,7 +205,7 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     cdef const floating* skip
     L.input = X
     if L.kind == LAYER_DENSE:
-        dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+        dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>param_or_null(L, P, 1),
                           <floating*>L.Z, out, n, L.n_in, L.n_out)
     elif L.kind == LAYER_ACTIVATION:   # out := f(X), in place on a copy (X is its Z)
         memcpy(out, X, n * L.n_out * sizeof(floating))
@@ -243,7 +243,7 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
     if L.kind == LAYER_DENSE:
         dense_backward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z, <floating*>L.A,
                            <floating*>L.D, <floating*>L.D, dX, <floating*>P[L.p0].g,
-                           <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out)
+                           <floating*>grad_or_null(L, P, 1), n, L.n_in, L.n_out)
     elif L.kind == LAYER_ACTIVATION and dX != NULL:   # dX := f'(X)·dA (no parameters)
         activation_backward_ptr(L.act, X, <floating*>L.A, <floating*>L.D, dX, n, L.n_out)
     elif (L.kind == LAYER_DROPOUT or L.kind == LAYER_RESIDUAL) and dX != NULL:
@@ -295,7 +295,7 @@ cdef inline void first_forward(LayerRec* L, const Param* P, const floating* X,
     else:
         sparse_dense_forward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
                                  sp.rows, sp.row0, <floating*>P[L.p0].p,
-                                 <floating*>P[L.p0 + 1].p, <floating*>L.Z, out, n, L.n_out)
+                                 <floating*>param_or_null(L, P, 1), <floating*>L.Z, out, n, L.n_out)
 
 
 # ---------------------------------------------------------------- the passes
@@ -454,7 +454,7 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
             sparse_dense_backward_ptr(L.act, <const floating*>sp.data, sp.indptr, sp.indices,
                                       sp.rows, sp.row0, <floating*>L.Z, <floating*>L.A,
                                       <floating*>L.D, <floating*>L.D, <floating*>P[L.p0].g,
-                                      <floating*>P[L.p0 + 1].g, n, L.n_in, L.n_out,
+                                      <floating*>grad_or_null(L, P, 1), n, L.n_in, L.n_out,
                                       <floating*>P[L.p0].p, l2 if P[L.p0].penalized else 0.0)
         else:
             layer_backward(L, P, inp, <floating*>layers[l - 1].D if l > 0 else NULL, n)
@@ -591,7 +591,8 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
                 G[i * k + c] = <floating>(d1[i * k + c] * G[i * k + c] + d2[i * k + c] * acc)
         inp = X if l == 0 else <floating*>layers[l - 1].A
         # db, dW = Aᵀ·G_Z + Tᵀ·G_TZ (the first layer's tangents are the unit vectors)
-        column_sums_ptr(G, <floating*>P[L.p0 + 1].g, n, k)
+        if L.n_params > 1:   # (a Dense layer without bias has no b)
+            column_sums_ptr(G, <floating*>P[L.p0 + 1].g, n, k)
         gemm(True, False, k_in, k, n, 1.0, inp, k_in, G, k, 0.0, <floating*>P[L.p0].g, k)
         if l == 0:
             for i in range(n):
@@ -730,7 +731,8 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
         for i in range(m):
             G[i] = d1[i] * G[i] + zbar[i]
         inp = X if l == 0 else <floating*>layers[l - 1].A
-        column_sums_ptr(G, <floating*>P[L.p0 + 1].g, n, k)
+        if L.n_params > 1:   # (a Dense layer without bias has no b)
+            column_sums_ptr(G, <floating*>P[L.p0 + 1].g, n, k)
         gemm(True, False, k_in, k, n, 1.0, inp, k_in, G, k, 1.0, <floating*>P[L.p0].g, k)
         if l > 0:
             gemm(False, True, n, k_in, k, 1.0, G, k, <floating*>P[L.p0].p, k, 0.0,
@@ -1681,8 +1683,8 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
             LAYER_PERIODIC_EMBEDDING: 2}.get(kind, 0)
     if len(hyper) != want:
         raise ValueError(f"a layer of kind {kind} has {want} constants, got {hyper}")
-    if kind == LAYER_DENSE:
-        sizes = [n_in * n_out, n_out]
+    if kind == LAYER_DENSE:   # W and b, or W alone (bias=False)
+        sizes = [n_in * n_out, n_out] if len(params) != 1 else [n_in * n_out]
     elif kind == LAYER_PERIODIC_EMBEDDING:
         if n_out % n_in or not (1 <= hyper[0] <= 1 << 20 and float(hyper[0]).is_integer()) \
                 or hyper[1] not in (0.0, 1.0, 2.0, 3.0):

@@ -212,6 +212,8 @@ class Layer:
         for key, value in state.items():
             if isinstance(value, np.ndarray):
                 state[key] = own_writable(value)
+            elif isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
+                state[key] = [own_writable(v) for v in value]   # (_params, _running...)
         self.__dict__.update(state)
 
 

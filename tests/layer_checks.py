@@ -3,6 +3,7 @@ ONNX export under onnxruntime and the C export under the system compiler, and an
 Ensemble whose members end where their own fits would."""
 from __future__ import annotations
 
+import pickle
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +25,11 @@ def check_files_and_exports(model: Any, X: np.ndarray, tmp_path: Any, name: str,
     loaded = fastbp.load(path)
     assert repr(loaded) == repr(model)
     np.testing.assert_array_equal(loaded.forward(Xd), model.forward(Xd))
+    # the pickle path (Ensemble's workers): the copy trains, on arrays of its own
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.forward(Xd), model.forward(Xd))
+    for mine, theirs in zip(clone.parameters(), model.parameters()):
+        assert mine.flags.writeable and not np.shares_memory(mine, theirs)
     session = ort.InferenceSession(export.to_onnx(model, output="raw"))
     got = session.run(None, {session.get_inputs()[0].name: Xd})[0]
     assert_close(got, model.forward(Xd), dtype, rtol=tol(dtype, "onnx_rtol"))

@@ -69,8 +69,34 @@ def _model(rng: np.random.Generator) -> fastbp.Sequential:
     out = int(rng.integers(2, 5)) if loss == "cross_entropy" else int(rng.integers(1, 4))
     act = str(_pick(rng, list(ACTS)))
     dropout = float(_pick(rng, [0.0, 0.0, 0.3])) if widths else 0.0
-    return fastbp.MLP((n_in, *widths, out), act, loss, dtype=_pick(rng, ["float32", "float64"]),
-                      seed=int(rng.integers(0, 100)), dropout=dropout)
+    dtype = _pick(rng, ["float32", "float64"])
+    seed = int(rng.integers(0, 100))
+    if rng.random() < 0.3:
+        return _layered_model(rng, n_in, out, loss, act, dtype, seed)
+    return fastbp.MLP((n_in, *widths, out), act, loss, dtype=dtype, seed=seed, dropout=dropout)
+
+
+def _layered_model(rng: np.random.Generator, n_in: int, out: int, loss: str, act: str,
+                   dtype: str, seed: int) -> fastbp.Sequential:
+    """A model of the layer kinds beyond Dense: a periodic embedding or a Dense layer
+    (with or without bias) first, a normalisation, a residual block, a Dense output."""
+    if rng.random() < 0.4:
+        first: fastbp.Layer = fastbp.PeriodicEmbedding(
+            n_in, int(rng.integers(1, 4)), n_frequencies=int(rng.integers(1, 5)),
+            frequency_init_scale=float(_pick(rng, [0.01, 1.0, 100.0])), dtype=dtype, seed=seed)
+    else:
+        first = fastbp.Dense(n_in, int(rng.integers(1, 6)), act if act != "softmax" else "tanh",
+                             dtype=dtype, seed=seed, bias=bool(rng.random() < 0.5))
+    w = first.out_features
+    layers = [first]
+    if rng.random() < 0.5:
+        layers.append(fastbp.LayerNorm(w, dtype=dtype) if rng.random() < 0.5
+                      else fastbp.BatchNorm(w, dtype=dtype))
+    if rng.random() < 0.5:
+        layers.append(fastbp.Residual([fastbp.Dense(w, w, "relu", dtype=dtype, seed=seed + 1),
+                                       fastbp.Dropout(float(_pick(rng, [0.0, 0.3])))]))
+    layers.append(fastbp.Dense(w, out, dtype=dtype, seed=seed + 2))
+    return fastbp.Sequential(layers, loss)
 
 
 def _data(rng: np.random.Generator, model: fastbp.Sequential, hostile: bool
@@ -177,9 +203,14 @@ def case(seed: int) -> None:
             opt.step([_array(rng, p.shape) for p in model.parameters()])
             opt.load_state_dict({"type": "adam", "step": rng.integers(-1, 3),
                                  "hyperparameters": {"lr": 0.1}, "state": []})
-        elif what == 12:
+        elif what == 12:   # assign into a parameter (a Dense W, or any layer's first)
             layer = model.layers[int(rng.integers(0, len(model.layers)))]
-            layer.W = _array(rng, layer.W.shape if rng.random() < 0.5 else None)
+            params = layer.parameters()
+            if params:
+                name = layer.parameter_names()[0]
+                if "/" not in name:   # (a Residual's are its layers')
+                    setattr(layer, name, _array(rng, params[0].shape if rng.random() < 0.5
+                                                else None))
             model.predict(np.zeros((2, model.in_features)))
         elif what == 13:
             model.objective = fastbp.Objective(l2=float(_pick(rng, [0.0, 1e-3, -1.0])))

@@ -1024,7 +1024,8 @@ class Sequential:
         return arr
 
     def run_epoch(self, data: TrainingData, order: np.ndarray, batch: int,
-                  optimizer: Optimizer, loss_sum0: float = 0.0) -> tuple[int, int, float]:
+                  optimizer: Optimizer, loss_sum0: float = 0.0,
+                  lrs: np.ndarray | None = None) -> tuple[int, int, float]:
         """One epoch of mini-batch steps on checked ``data`` in one compiled call.
 
         The rows ``order`` in batches of ``batch``; the optimizer's step_count advances
@@ -1044,6 +1045,9 @@ class Sequential:
             A fastbp optimizer with a compiled kernel, built over ``parameters()``.
         loss_sum0 : float, default 0.0
             Where the loss sum starts (an interrupted epoch's sum so far).
+        lrs : ndarray of float64 or None, default None
+            The learning rate of each batch (a per-batch schedule's; not with
+            derivative data).
 
         Returns
         -------
@@ -1071,9 +1075,12 @@ class Sequential:
             engine = self._compiled()
             self._bind(engine, optimizer)
             if data.dy is not None:
+                if lrs is not None:
+                    raise ValueError("a per-batch schedule does not step derivative (dy) "
+                                     "training; use a per-epoch one")
                 return self._derivative_epoch(engine, data, order, batch, loss_sum0)
             return engine.epoch(data.X, data.targets, data.labels, order, batch,
-                                data.sample_weight, loss_sum0, data.clip_norm)
+                                data.sample_weight, loss_sum0, data.clip_norm, lrs)
 
     @staticmethod
     def _derivative_epoch(engine: Engine, data: TrainingData, order: np.ndarray, batch: int,

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from fastbp import _validation as check
 
 __all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
-           "from_state_dict"]
+           "OneCycleLR", "WarmupCosine", "from_state_dict"]
 
 
 class _HasLR(Protocol):
@@ -138,6 +138,9 @@ class Schedule:
         ``opt.lr`` is not finite.
     """
 
+    #: stepped once per batch (OneCycleLR, WarmupCosine), inside fit's compiled epoch;
+    #: False: once per epoch
+    per_batch: bool = False
     #: hyper-parameter names stored in the state dict, in constructor order.
     _hyper: tuple[str, ...] = ()
     #: mutable state names (besides ``base_lr``/``last_epoch``) stored in the state dict.
@@ -418,6 +421,199 @@ class CosineAnnealingLR(_ClosedFormSchedule):
         )
 
 
+class _PerBatchSchedule(_ClosedFormSchedule):
+    """A closed-form schedule stepped once per batch: ``last_epoch`` counts batches,
+    and the lr of batch t is ``_lr_at(t)`` (batch 0's is set at construction).
+    ``fit`` gives the compiled epoch the lr of each of its batches (``lrs``) and then
+    advances the schedule by the steps taken (``advance``)."""
+
+    per_batch = True
+
+    def _current_lr(self) -> float:
+        return self._lr_at(self.last_epoch)
+
+    def lrs(self, n: int) -> list[float]:
+        """The learning rates of the next ``n`` batches (the current one first).
+
+        Parameters
+        ----------
+        n : int
+
+        Returns
+        -------
+        list of float
+
+        Raises
+        ------
+        ValueError
+            A batch beyond the schedule's total steps (OneCycleLR).
+        """
+        return [self._lr_at(self.last_epoch + t) for t in range(n)]
+
+    def advance(self, n: int) -> None:
+        """Take ``n`` steps at once (what n calls of ``step()`` do).
+
+        Parameters
+        ----------
+        n : int
+        """
+        lr = self._lr_at(self.last_epoch + n)
+        self.last_epoch += n
+        self._set_lr(lr)
+
+
+class OneCycleLR(_PerBatchSchedule):
+    """PyTorch's ``OneCycleLR`` learning rates (momentum is not cycled), stepped once
+    per batch: from ``max_lr/div_factor`` up to ``max_lr`` over the first
+    ``pct_start·total_steps`` batches, then down to ``max_lr/(div_factor·final_div_factor)``
+    (``three_phase``: down to the initial lr first, then to the minimum), annealed by
+    cosine or linearly. Construction sets ``opt.lr`` to the initial lr, as PyTorch's.
+
+    Parameters
+    ----------
+    opt : optimizer
+        A fastbp optimizer (its lr is replaced).
+    max_lr : float
+        The peak learning rate (> 0).
+    total_steps : int
+        The batches of the cycle (>= 1); stepping beyond it is a ValueError.
+    pct_start : float, default 0.3
+        The share of the cycle spent increasing, in [0, 1].
+    anneal_strategy : {"cos", "linear"}, default "cos"
+    div_factor : float, default 25.0
+        initial lr = max_lr / div_factor (> 0).
+    final_div_factor : float, default 1e4
+        minimum lr = initial lr / final_div_factor (> 0).
+    three_phase : bool, default False
+
+    Attributes
+    ----------
+    optimizer : optimizer
+    base_lr : float
+        The initial learning rate (max_lr / div_factor).
+    last_epoch : int
+        Batches stepped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments out of their ranges, naming them.
+    """
+
+    _hyper = ("max_lr", "total_steps", "pct_start", "anneal_strategy", "div_factor",
+              "final_div_factor", "three_phase")
+
+    def __init__(self, opt: _HasLR, max_lr: float, total_steps: int, *, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", div_factor: float = 25.0,
+                 final_div_factor: float = 1e4, three_phase: bool = False) -> None:
+        super().__init__(opt)
+        self._validate_hyper({"max_lr": max_lr, "total_steps": total_steps,
+                              "pct_start": pct_start, "anneal_strategy": anneal_strategy,
+                              "div_factor": div_factor, "final_div_factor": final_div_factor,
+                              "three_phase": three_phase})
+        self.base_lr = self.max_lr / self.div_factor
+        self._set_lr(self._lr_at(0))
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        self.max_lr: float = _check_positive("max_lr", values["max_lr"])
+        self.total_steps: int = _check_int("total_steps", values["total_steps"], 1)
+        self.pct_start: float = check.finite_scalar(values["pct_start"], "pct_start", low=0.0,
+                                                    high=1.0)
+        if values["anneal_strategy"] not in ("cos", "linear"):
+            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got "
+                             f"{values['anneal_strategy']!r}")
+        self.anneal_strategy: str = values["anneal_strategy"]
+        self.div_factor: float = _check_positive("div_factor", values["div_factor"])
+        self.final_div_factor: float = _check_positive("final_div_factor",
+                                                       values["final_div_factor"])
+        self.three_phase: bool = check.flag(values["three_phase"], "three_phase")
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _lr_at(self, epoch: int) -> float:
+        # PyTorch's OneCycleLR.get_lr, its phases and operation order.
+        if epoch > self.total_steps:
+            raise ValueError(f"Tried to step {epoch} times. The specified number of total "
+                             f"steps is {self.total_steps}")
+        initial = self.max_lr / self.div_factor
+        minimum = initial / self.final_div_factor
+        T = self.total_steps
+        if self.three_phase:
+            phases = [(float(self.pct_start * T) - 1, initial, self.max_lr),
+                      (float(2 * self.pct_start * T) - 2, self.max_lr, initial),
+                      (T - 1, initial, minimum)]
+        else:
+            phases = [(float(self.pct_start * T) - 1, initial, self.max_lr),
+                      (T - 1, self.max_lr, minimum)]
+        start_step = 0.0
+        for i, (end_step, start_lr, end_lr) in enumerate(phases):
+            if epoch <= end_step or i == len(phases) - 1:
+                span = end_step - start_step
+                # (PyTorch: 0/0 for an empty phase; past the last step, where no batch
+                # uses it, its pct exceeds 1 and a linear anneal goes below 0: held at 1)
+                pct = min(1.0, (epoch - start_step) / span) if span else 0.0
+                return self._anneal(start_lr, end_lr, pct)
+            start_step = end_step
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class WarmupCosine(_PerBatchSchedule):
+    """Linear warm-up, then cosine decay, stepped once per batch: for batch t = 0, 1, ...,
+    ``lr·(t+1)/warmup_steps`` while t < warmup_steps, then
+    ``eta_min + (lr − eta_min)·(1 + cos(π·(t − warmup_steps)/(total_steps −
+    warmup_steps)))/2`` (``eta_min`` from ``total_steps`` on), lr the optimizer's lr
+    at construction (``base_lr``). Construction sets ``opt.lr`` to batch 0's.
+
+    Parameters
+    ----------
+    opt : optimizer
+        A fastbp optimizer; its lr becomes ``base_lr``.
+    warmup_steps : int
+        The batches of the warm-up (>= 0).
+    total_steps : int
+        The batches of warm-up and decay (> warmup_steps).
+    eta_min : float, default 0.0
+        The final learning rate (finite, >= 0).
+
+    Attributes
+    ----------
+    optimizer : optimizer
+    base_lr : float
+    last_epoch : int
+        Batches stepped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments out of their ranges, naming them.
+    """
+
+    _hyper = ("warmup_steps", "total_steps", "eta_min")
+
+    def __init__(self, opt: _HasLR, warmup_steps: int, total_steps: int, *,
+                 eta_min: float = 0.0) -> None:
+        super().__init__(opt)
+        self._validate_hyper({"warmup_steps": warmup_steps, "total_steps": total_steps,
+                              "eta_min": eta_min})
+        self._set_lr(self._lr_at(0))
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        self.warmup_steps: int = _check_int("warmup_steps", values["warmup_steps"], 0)
+        self.total_steps: int = _check_int("total_steps", values["total_steps"],
+                                           self.warmup_steps + 1)
+        self.eta_min: float = _check_nonnegative("eta_min", values["eta_min"])
+
+    def _lr_at(self, epoch: int) -> float:
+        w, T = self.warmup_steps, self.total_steps
+        if epoch < w:
+            return self.base_lr * (epoch + 1) / w
+        pct = min(1.0, (epoch - w) / (T - w))
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * pct)) / 2
+
+
 class ReduceLROnPlateau(Schedule):
     """Multiply the lr by ``factor`` when the monitored metric stops decreasing.
 
@@ -566,7 +762,8 @@ class ReduceLROnPlateau(Schedule):
 
 #: fastbp's schedules by class name (what a state_dict's "class" names)
 SCHEDULES: dict[str, type[Schedule]] = {
-    cls.__name__: cls for cls in (StepLR, ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau)}
+    cls.__name__: cls for cls in (StepLR, ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau,
+                                  OneCycleLR, WarmupCosine)}
 
 
 def from_state_dict(opt: _HasLR, state: dict[str, Any]) -> Schedule:
@@ -580,8 +777,8 @@ def from_state_dict(opt: _HasLR, state: dict[str, Any]) -> Schedule:
     opt : optimizer
         Any object with a settable float attribute ``lr`` (a fastbp optimizer).
     state : dict
-        A ``state_dict()`` of a StepLR, ExponentialLR, CosineAnnealingLR or
-        ReduceLROnPlateau.
+        A ``state_dict()`` of a StepLR, ExponentialLR, CosineAnnealingLR,
+        ReduceLROnPlateau, OneCycleLR or WarmupCosine.
 
     Returns
     -------

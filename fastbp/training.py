@@ -352,7 +352,9 @@ class TrainingRun:
     seed : None, int or numpy SeedSequence-like, default None
         Seeds the batch-order generator (``numpy.random.default_rng(seed)``).
     scheduler : Schedule or None, default None
-        A learning-rate schedule bound to ``optimizer``, stepped once per epoch.
+        A learning-rate schedule bound to ``optimizer``, stepped once per epoch (a
+        per-batch one, OneCycleLR or WarmupCosine, once per batch inside the compiled
+        epoch).
 
     Attributes
     ----------
@@ -407,7 +409,10 @@ class TrainingRun:
         self._total = 0.0
         self._lr_used = 0.0
         self._val = math.nan
-        self._start: tuple[list[np.ndarray], dict[str, Any]] | None = None
+        # the epoch's start (parameters, optimizer state, a per-batch schedule's state),
+        # restored when the epoch fails
+        self._start: tuple[list[np.ndarray], dict[str, Any], dict[str, Any] | None] | None \
+            = None
 
     def __repr__(self) -> str:
         return (f"TrainingRun({self.epoch} epochs, {type(self.optimizer).__name__} at step "
@@ -508,8 +513,18 @@ class TrainingRun:
             elif rng_state is not None:
                 self.rng.bit_generator.state = rng_state
             self._lr_used = opt.lr
-        self._start = ([p.copy() for p in model.parameters()], opt.state_dict())
-        status, steps, total = model.run_epoch(data, order[first * batch:], batch, opt, total0)
+        per_batch = self.scheduler is not None and self.scheduler.per_batch
+        self._start = ([p.copy() for p in model.parameters()], opt.state_dict(),
+                       self.scheduler.state_dict() if per_batch else None)
+        rest = order[first * batch:]
+        lrs = None
+        if per_batch:
+            # each batch's lr, and the one after (a schedule that cannot take this epoch's
+            # steps refuses here, before any of them)
+            lrs = np.asarray(self.scheduler.lrs(-(-len(rest) // batch) + 1), dtype=np.float64)
+        status, steps, total = model.run_epoch(data, rest, batch, opt, total0, lrs)
+        if lrs is not None:
+            self.scheduler.advance(steps)
         self._status, self._steps, self._total = status, first + steps, total
         if status == EPOCH_INTERRUPTED:
             self.partial = _Partial(start_state, first + steps, total, self._lr_used)
@@ -574,8 +589,8 @@ class TrainingRun:
             self.history.val_loss.append(self._val)
             logs["val_loss"] = self._val
             monitored = self._val
-        if self.scheduler is not None:
-            if isinstance(self.scheduler, schedules.ReduceLROnPlateau):
+        if self.scheduler is not None and not self.scheduler.per_batch:   # (per batch: stepped
+            if isinstance(self.scheduler, schedules.ReduceLROnPlateau):    # in run_epoch)
                 self.scheduler.step(monitored)
             else:
                 self.scheduler.step()
@@ -594,10 +609,12 @@ class TrainingRun:
 
     def _restore_start(self) -> None:
         assert self._start is not None
-        params, state = self._start
+        params, state, schedule = self._start
         for p, saved in zip(self.model.parameters(), params):
             p[...] = saved
         self.optimizer.load_state_dict(state)
+        if schedule is not None:
+            self.scheduler.load_state_dict(schedule)
         self._start = None
 
     def restore_best(self) -> None:
@@ -1153,6 +1170,11 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         run = _new_run(model, batch_size=batch_size, optimizer=optimizer, lr=lr,
                        shuffle=shuffle, seed=seed, scheduler=scheduler,
                        early_stopping=early_stopping)
+    if run.scheduler is not None and run.scheduler.per_batch:
+        # a per-batch schedule too short for this fit refuses now, before any step
+        steps = epochs * -(-data.n // run.batch(data.n)) \
+            - (run.partial.steps if run.partial is not None else 0)
+        run.scheduler.lrs(steps + 1)
     model.training_state = run
     # A TrainingInterrupted passes through: the model keeps its last step's parameters.
     train_runs([run], data, epochs, show_progress=show, callbacks=callbacks)

@@ -104,6 +104,7 @@ class Engine:
         sample_weight: npt.NDArray[np.float64] | None = None,  # object
         loss_sum0: float = 0.0,  # double
         clip_norm: float = 0.0,  # double
+        lrs: npt.NDArray[np.float64] | None = None,  # object: one lr per batch, or None
     ) -> tuple[int, int, float]: ...  # (status, steps, loss_sum)
     def sobolev(
         self,

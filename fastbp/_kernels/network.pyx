@@ -781,10 +781,10 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
                     Py_ssize_t n_features, Py_ssize_t n_targets, const Py_ssize_t* order,
                     Py_ssize_t n, Py_ssize_t batch, floating* Xb, Py_ssize_t* Rb, floating* Tb,
                     Py_ssize_t* Lb, double* Wb, const fb_optim_config* cfg,
-                    const Objective* obj, long long step0, Py_ssize_t* steps_out,
-                    double* loss_sum) noexcept nogil:
+                    const Objective* obj, long long step0, const double* lrs,
+                    Py_ssize_t* steps_out, double* loss_sum) noexcept nogil:
     """Mini-batches of ``order`` (n entries) in sequence: gather rows (and their weights,
-    when sw is not NULL), step. Sparse input (X NULL, sp given): the batch's checked row
+    when sw is not NULL), step (at lrs[s] for step s when lrs is not NULL). Sparse input (X NULL, sp given): the batch's checked row
     indices are gathered into Rb, which the first layer's kernels read. Returns the status (_DONE, or why it stopped early);
     *steps_out: the steps taken (and applied); *loss_sum: its value on entry plus Σ batch
     loss · batch size over them (one running sum, as one uninterrupted epoch adds), or
@@ -793,6 +793,7 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
     cdef Py_ssize_t start = 0, m, steps = 0
     cdef Py_ssize_t k = layers[n_layers - 1].n_out
     cdef double value
+    cdef fb_optim_config stepped = cfg[0]   # (its lr per step when lrs is given)
     steps_out[0] = 0
     while start < n:
         if fb_interrupt_pending():
@@ -803,9 +804,11 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
             return _BAD_INDEX
         if sp != NULL:
             sp.rows = Rb
+        if lrs != NULL:   # a per-batch schedule's lr for this step
+            stepped.lr = lrs[steps]
         value = step_impl(layers, n_layers, P, n_params, loss, Xb if sp == NULL else NULL, sp,
                           Tb if labels == NULL else NULL, Lb if labels != NULL else NULL,
-                          Wb if sw != NULL else NULL, m, cfg, obj, step0 + steps + 1)
+                          Wb if sw != NULL else NULL, m, &stepped, obj, step0 + steps + 1)
         steps += 1
         steps_out[0] = steps
         if not isfinite(value):
@@ -1576,7 +1579,7 @@ cdef class Engine:
         self.tangent_rows = n
 
     def epoch(self, X, T, labels, cnp.ndarray order, Py_ssize_t batch,
-              sample_weight=None, double loss_sum0=0.0, double clip_norm=0.0):
+              sample_weight=None, double loss_sum0=0.0, double clip_norm=0.0, lrs=None):
         """One epoch of mini-batch steps of the bound optimizer over ``order`` (intp row
         indices of X), from its step count + 1 (advanced by the steps taken). Returns
         (status, steps, loss_sum): status EPOCH_DONE, or EPOCH_NONFINITE (the loss of
@@ -1587,6 +1590,8 @@ cdef class Engine:
         ``sample_weight``: None or (n_samples,) float64 weights, gathered with the rows.
         ``loss_sum0``: the running loss sum to continue (an interrupted epoch's).
         ``clip_norm`` > 0: each step clips the gradients' global norm (Objective).
+        ``lrs``: None, or float64 learning rates, one per batch of the epoch (a per-batch
+        schedule's), finite and >= 0.
         X: an ndarray, or a SparseRows (a first Dense layer). Every shape is checked
         here, every index where it is read."""
         cdef Py_ssize_t n = order.shape[0], steps = 0
@@ -1635,6 +1640,15 @@ cdef class Engine:
             return EPOCH_DONE, 0, loss_sum0
         batch = min(batch, n)
         self._check_batch(batch, n % batch or batch)
+        cdef const double* lr_p = NULL
+        if lrs is not None:
+            if not isinstance(lrs, np.ndarray) or lrs.dtype != np.float64 or lrs.ndim != 1 \
+                    or not lrs.flags.c_contiguous or lrs.shape[0] < (n + batch - 1) // batch \
+                    or not (np.isfinite(lrs).all() and (lrs >= 0).all()):
+                raise ValueError(f"lrs must be finite float64 learning rates >= 0, one per "
+                                 f"batch ({(n + batch - 1) // batch})")
+            lrs = lrs.copy()   # the engine's own: nothing else writes it during the epoch
+            lr_p = <const double*>cnp.PyArray_DATA(<cnp.ndarray>lrs)
         self._reserve_batch(batch, n_features, n_targets)
         op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)
@@ -1648,13 +1662,14 @@ cdef class Engine:
                                            self.n_params, self.loss, <float*>x, sp, <float*>t,
                                            lp, sw, n_rows, n_features, n_targets, op, n, batch,
                                            <float*>xb, rb, <float*>tb, lb, wb, &self.cfg,
-                                           &self.obj, step0, &steps, &loss_sum)
+                                           &self.obj, step0, lr_p, &steps, &loss_sum)
             else:
                 status = epoch_impl[double](self.layers, self.n_layers, self.params,
                                             self.n_params, self.loss, <double*>x, sp,
                                             <double*>t, lp, sw, n_rows, n_features, n_targets,
                                             op, n, batch, <double*>xb, rb, <double*>tb, lb, wb,
-                                            &self.cfg, &self.obj, step0, &steps, &loss_sum)
+                                            &self.cfg, &self.obj, step0, lr_p, &steps,
+                                            &loss_sum)
         link.step_count = step0 + steps
         self.trim(batch)
         return status, steps, loss_sum

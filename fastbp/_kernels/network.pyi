@@ -26,7 +26,14 @@ def _check_layer_params(
     kind: int,  # int
     n_in: int,  # Py_ssize_t
     n_out: int,  # Py_ssize_t
+    hyper: tuple[float, ...],  # tuple: the kind's constants
     params: list[npt.NDArray[np.floating[Any]]],  # list
+) -> None: ...
+def _check_layer_buffers(
+    kind: int,  # int
+    n_out: int,  # Py_ssize_t
+    buffers: tuple[npt.NDArray[np.floating[Any]], ...],  # tuple
+    dtype: Any,  # object
 ) -> None: ...
 
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.

@@ -19,7 +19,7 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from fastbp.layers import assign_into
+from fastbp.layers.base import assign_into
 
 
 class LayerArrays(list[np.ndarray]):

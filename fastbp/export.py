@@ -32,7 +32,7 @@ from fastbp import _validation as check
 from fastbp._storage import atomic_write
 from fastbp._table import LEAKY_SLOPE, PROBABILITY_LINK, SOFTPLUS_THRESHOLD
 from fastbp.ensemble import Ensemble
-from fastbp.layers import engine_layers
+from fastbp.layers.residual import engine_layers
 from fastbp.models import Sequential
 
 __all__ = ["to_onnx", "to_c", "estimator_to_onnx"]

@@ -9,7 +9,9 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp import ops
-from fastbp.layers import Residual, dropout_slots, engine_layers, layer_from_spec
+from fastbp.layers import Residual, layer_from_spec
+from fastbp.layers.elementwise import dropout_slots
+from fastbp.layers.residual import engine_layers
 from fastbp.models import Sequential
 
 __all__ = ["gradcheck", "GradcheckResult"]

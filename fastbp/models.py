@@ -17,8 +17,11 @@ from fastbp._kernels import losses as _loss
 from fastbp._kernels import network as _network
 from fastbp._kernels.network import Engine
 from fastbp._table import ACTIVATIONS, CLASSIFICATION_LOSSES, PROBABILITY_LINK, code
-from fastbp.layers import (Dense, Dropout, Layer, bind_open_layers, check_chain, dropout_slots,
-                           engine_layers, layer_from_spec, layer_tuple, positive_int)
+from fastbp.layers import Dense, Dropout, Layer, layer_from_spec
+from fastbp.layers.base import positive_int
+from fastbp.layers.chain import bind_open_layers, check_chain, layer_tuple
+from fastbp.layers.elementwise import dropout_slots
+from fastbp.layers.residual import engine_layers
 from fastbp.objective import Objective
 from fastbp.optim import Optimizer, make_optimizer
 from fastbp.threads import check_threads

@@ -1,0 +1,235 @@
+"""Embeddings of numeric features: PeriodicEmbedding (rtdl_num_embeddings')."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastbp import _validation as check
+from fastbp._convert import as_input
+from fastbp._kernels import embed as _embed
+from fastbp.layers.base import Layer, assign_into, checked_gradient, positive_int
+
+
+class PeriodicEmbedding(Layer):
+    """Periodic embeddings of numeric features, ``rtdl_num_embeddings.PeriodicEmbeddings``
+    (the "PLR" of MLP-PLR): each feature x_f becomes ReLU(P_f·W_f + b_f) with
+    P_f = [cos(2π·c_f·x_f), sin(2π·c_f·x_f)] over its ``n_frequencies`` learned
+    frequencies c_f; the output is feature-major (feature 0's ``d_embedding`` values
+    first), ``n_features·d_embedding`` wide.
+
+    Parameters
+    ----------
+    n_features : int
+    d_embedding : int, default 24
+    n_frequencies : int, default 48
+    frequency_init_scale : float, default 0.01
+        σ of the frequencies' initial N(0, σ²), truncated at ±3σ (rtdl's).
+    activation : bool, default True
+        The ReLU (False: rtdl's "PL" embeddings).
+    lite : bool, default False
+        One linear map shared by the features (rtdl's lite; needs ``activation``).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : None, int or numpy.random.Generator
+        The initial draw: frequencies as above, weight and bias U(±1/√(2·n_frequencies)).
+
+    Attributes
+    ----------
+    frequencies : ndarray of shape (n_features, n_frequencies)
+    weight : ndarray of shape (n_features, 2·n_frequencies, d_embedding) or, lite,
+        (2·n_frequencies, d_embedding): the cosines' rows before the sines'
+    bias : ndarray of shape (n_features, d_embedding) or, lite, (d_embedding,)
+        The live parameters (``parameters()`` in this order); assigning copies into
+        them.
+
+    Raises
+    ------
+    TypeError
+        Non-integer sizes, a non-numeric scale, non-bool flags, an unknown dtype.
+    ValueError
+        Sizes < 1, a scale <= 0, lite without activation.
+    """
+
+    kind = "periodic_embedding"
+    _NAMES = ("frequencies", "weight", "bias")
+
+    def __init__(self, n_features: int, d_embedding: int = 24, *, n_frequencies: int = 48,
+                 frequency_init_scale: float = 0.01, activation: bool = True,
+                 lite: bool = False, dtype: Any = "float32", seed: Any = None) -> None:
+        self.in_features = positive_int(n_features, "n_features")
+        self.d_embedding = positive_int(d_embedding, "d_embedding")
+        self.n_frequencies = positive_int(n_frequencies, "n_frequencies")
+        self.frequency_init_scale = check.finite_scalar(
+            frequency_init_scale, "frequency_init_scale", low=0.0, low_open=True)
+        self.relu = check.flag(activation, "activation")
+        self.lite = check.flag(lite, "lite")
+        if self.lite and not self.relu:
+            raise ValueError("lite=True needs activation=True (as rtdl_num_embeddings)")
+        self.dtype = check.float_dtype(dtype)
+        self.out_features = self.in_features * self.d_embedding
+        F, k, d = self.in_features, self.n_frequencies, self.d_embedding
+        check.blas_dims(out_features=self.out_features, width=2 * k)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        sigma = self.frequency_init_scale
+        freq = rng.normal(0.0, sigma, (F, k))
+        while (bad := np.abs(freq) > 3 * sigma).any():   # truncated at ±3σ, redrawn
+            freq[bad] = rng.normal(0.0, sigma, int(bad.sum()))
+        bound = (2 * k) ** -0.5
+        shape_w, shape_b = ((2 * k, d), (d,)) if self.lite else ((F, 2 * k, d), (F, d))
+        self._params = [np.ascontiguousarray(a, dtype=self.dtype) for a in
+                        (freq, rng.uniform(-bound, bound, shape_w),
+                         rng.uniform(-bound, bound, shape_b))]
+        self._grads = [np.zeros_like(p) for p in self._params]
+        self._cache: tuple[np.ndarray, ...] | None = None
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """The frequencies (assignment copies into them)."""
+        return self._params[0]
+
+    @frequencies.setter
+    def frequencies(self, value: Any) -> None:
+        assign_into(self._params[0], value, "frequencies")
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The linear maps' weights (assignment copies into them)."""
+        return self._params[1]
+
+    @weight.setter
+    def weight(self, value: Any) -> None:
+        assign_into(self._params[1], value, "weight")
+
+    @property
+    def bias(self) -> np.ndarray:
+        """The linear maps' biases (assignment copies into them)."""
+        return self._params[2]
+
+    @bias.setter
+    def bias(self, value: Any) -> None:
+        assign_into(self._params[2], value, "bias")
+
+    def parameters(self) -> list[np.ndarray]:
+        """[frequencies, weight, bias]."""
+        return list(self._params)
+
+    def gradients(self) -> list[np.ndarray]:
+        """Aligned with ``parameters()``."""
+        return list(self._grads)
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """("frequencies", "weight", "bias")."""
+        return self._NAMES
+
+    def penalized(self) -> tuple[bool, ...]:
+        """The weight only."""
+        return (False, True, False)
+
+    def engine_constants(self) -> tuple[float, ...]:
+        """(n_frequencies, lite + 2·activation)."""
+        return (float(self.n_frequencies), float(self.lite + 2 * self.relu))
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "periodic_embedding", "n_features", "d_embedding", "n_frequencies",
+        "frequency_init_scale", "activation", "lite"}."""
+        return {"kind": self.kind, "n_features": self.in_features,
+                "d_embedding": self.d_embedding, "n_frequencies": self.n_frequencies,
+                "frequency_init_scale": self.frequency_init_scale, "activation": self.relu,
+                "lite": self.lite}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> PeriodicEmbedding:
+        """A PeriodicEmbedding of ``spec`` (its arrays drawn, to be overwritten).
+
+        Parameters
+        ----------
+        spec : dict
+            As ``spec()`` writes it.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        PeriodicEmbedding
+
+        Raises
+        ------
+        KeyError
+            A key missing from ``spec``.
+        TypeError, ValueError
+            Values the constructor refuses.
+        """
+        return cls(spec["n_features"], spec["d_embedding"], n_frequencies=spec["n_frequencies"],
+                   frequency_init_scale=spec["frequency_init_scale"],
+                   activation=spec["activation"], lite=spec["lite"], dtype=dtype, seed=0)
+
+    def __repr__(self) -> str:
+        return (f"PeriodicEmbedding({self.in_features}, {self.d_embedding}, n_frequencies="
+                f"{self.n_frequencies}, activation={self.relu}, lite={self.lite}, "
+                f"dtype={self.dtype.name!r})")
+
+    def forward(self, X: Any) -> np.ndarray:
+        """The embeddings of X, (n_samples, n_features·d_embedding).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Real numbers, converted to the layer's dtype.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features·d_embedding)
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D or has another width.
+        """
+        X = as_input(X, self.dtype, self.in_features)
+        n, F, k = X.shape[0], self.in_features, self.n_frequencies
+        P = np.empty(F * n * 2 * k, dtype=self.dtype)
+        Z = np.empty((n, self.out_features), dtype=self.dtype)
+        A = np.empty_like(Z)
+        if n:
+            freq, W, b = (p.reshape(-1) for p in self._params)
+            _embed.periodic_forward_into(X, freq, W, b, P, Z, A, k, self.d_embedding, self.lite,
+                                         self.relu)
+        self._cache = (X, P, Z, A)
+        return A
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX for dA = dL/dA of the last forward; fills the gradients.
+
+        Parameters
+        ----------
+        dA : array-like of shape (n_samples, n_features·d_embedding)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers.
+        ValueError
+            dA of another shape than the last forward's output.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X, P, Z, A = self._cache
+        D = np.array(checked_gradient(self, dA, Z.shape), order="C")   # (overwritten)
+        dX = np.zeros_like(X)
+        for g in self._grads:
+            g.fill(0)
+        if X.shape[0]:
+            dfreq, dW, db = (g.reshape(-1) for g in self._grads)
+            _embed.periodic_backward_into(
+                X, self._params[0].reshape(-1), self._params[1].reshape(-1), P, Z, A, D, dX,
+                dfreq, dW, db, np.empty(X.shape[0] * 2 * self.n_frequencies, dtype=self.dtype),
+                self.n_frequencies, self.d_embedding, self.lite, self.relu)
+        return dX

@@ -1,7 +1,7 @@
 """The layer protocol (``Layer``) and what every kind shares: initial weights,
 assignment into live arrays, the dA check.
 
-A layer kind is one class here. What every kind declares, and who reads it:
+A layer kind is one class of this package. What every kind declares, and who reads it:
 
 - ``kind`` (a name in fastbp/_table.py's LAYER_KINDS): the compiled engine's
   dispatch (``_kernels/network.pyx``), the file format and the exporters;

@@ -307,8 +307,9 @@ def _onnx_batch_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
 
 
 def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
-    """Angles x_f·(2π·c_f) (Unsqueeze, Mul), Cos and Sin concatenated, each feature's
-    linear map (a broadcast MatMul; lite: one shared), ReLU, flattened feature-major."""
+    """Angles x_f·(2π·c_f) (Unsqueeze, Mul), their cosines and sines concatenated, each
+    feature's linear map (a broadcast MatMul; lite: one shared), ReLU, flattened
+    feature-major."""
     F, d = layer.in_features, layer.d_embedding
 
     def ints(stem: str, values: list[int]) -> str:
@@ -316,7 +317,11 @@ def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     two_pi_c = g.tensor(f"{tag}freq", np.asarray(2 * np.pi * layer.frequencies.astype(np.float64),
                                                  g.dtype))
     angles = g.op("Mul", [g.op("Unsqueeze", [x, ints(f"{tag}ax", [2])]), two_pi_c])
-    P = g.op("Concat", [g.op("Cos", [angles]), g.op("Sin", [angles])], axis=2)
+    # onnxruntime before 1.24 has no float64 Cos (its Sin it has): a float64 graph takes
+    # cos a as sin(a + π/2), which differs from cos a by the rounding of that sum
+    cos = g.op("Cos", [angles]) if g.dtype == np.float32 else \
+        g.op("Sin", [g.op("Add", [angles, g.scalar(np.pi / 2)])])
+    P = g.op("Concat", [cos, g.op("Sin", [angles])], axis=2)
     W = g.tensor(f"{tag}W", np.asarray(layer.weight, g.dtype))
     if layer.lite:
         Z = g.op("Add", [g.op("MatMul", [P, W]), g.tensor(f"{tag}b", np.asarray(layer.bias,

@@ -63,7 +63,8 @@ else:
     from fastbp.gradcheck import GradcheckResult, gradcheck  # noqa: E402
     from fastbp.io import load  # noqa: E402
     from fastbp.layers import (Activation, BatchNorm, Dense, Dropout, Layer, LayerNorm,  # noqa: E402
-                               PeriodicEmbedding, Residual)
+                               PeriodicEmbedding, PiecewiseLinearEncoding, Residual)
+    from fastbp._bins import compute_bins  # noqa: E402
     from fastbp.models import MLP, Sequential  # noqa: E402
     from fastbp.objective import Objective  # noqa: E402
     from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop  # noqa: E402
@@ -73,6 +74,7 @@ else:
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "PeriodicEmbedding",
+    "PiecewiseLinearEncoding", "compute_bins",
     "Sequential", "MLP", "Ensemble", "Objective",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",
     "TrainingInterrupted", "TrainingRun", "GradcheckResult", "gradcheck", "load", "ops",

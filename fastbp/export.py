@@ -334,12 +334,22 @@ def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     return g.op("Reshape", [Z, ints(f"{tag}shape", [-1, F * d])])
 
 
+def _onnx_ple(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """Each output column's feature gathered (Gather on axis 1), times 1/width plus
+    −edge/width, then the clamps (Max with 0 or −inf, Min with 1 or +inf)."""
+    feat, coef = layer.engine_buffers()
+    w, b, lo, hi = (np.asarray(part, g.dtype) for part in coef.reshape(4, -1))
+    cols = g.op("Gather", [x, g.tensor(f"{tag}feat", feat.astype(np.int64))], axis=1)
+    z = g.op("Add", [g.op("Mul", [cols, g.tensor(f"{tag}w", w)]), g.tensor(f"{tag}b", b)])
+    return g.op("Min", [g.op("Max", [z, g.tensor(f"{tag}lo", lo)]), g.tensor(f"{tag}hi", hi)])
+
+
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "dense": _onnx_dense, "activation": _onnx_activation_layer,
     "dropout": lambda g, layer, x, tag: x,   # the identity in inference
     "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm,
-    "periodic_embedding": _onnx_periodic}
+    "periodic_embedding": _onnx_periodic, "piecewise_linear_encoding": _onnx_ple}
 
 
 def _onnx_layers(g: _GraphBuilder, layers: Any, x: str, prefix: str) -> str:
@@ -713,13 +723,37 @@ def _c_periodic(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
     return arrays, lines
 
 
+def _c_ple(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+           ) -> tuple[list[str], list[str]]:
+    """(each column's feature, clamps, 1/width and −edge/width; the statements) of a
+    piecewise-linear encoding: b + w·x of the column's feature, then its clamps (bit 1:
+    below at 0, bit 2: above at 1), as the kernel."""
+    feat, coef = layer.engine_buffers()
+    w, b, lo, hi = coef.reshape(4, -1)
+    m = feat.size
+    clamps = (np.isfinite(lo).astype(int) + 2 * np.isfinite(hi).astype(int)).tolist()
+    f, c, wn, bn = (f"{prefix}_{stem}{tag}" for stem in ("f", "c", "w", "b"))
+
+    def ints(name: str, values: list[int]) -> str:
+        rows = [", ".join(str(int(v)) for v in values[i:i + 16]) for i in range(0, m, 16)]
+        return f"static const int {name}[{m}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+    arrays = [ints(f, feat.tolist()), ints(c, clamps), _c_array(t, wn, w), _c_array(t, bn, b)]
+    zero, one = t.lit(0.0), t.lit(1.0)
+    lines = [f"o = {dst};",
+             f"for (j = 0; j < {m}; j++) {{ {t.name} z = {bn}[j] + {wn}[j] * {src}[{f}[j]];",
+             f"  if (({c}[j] & 1) && z < {zero}) z = {zero};",
+             f"  if (({c}[j] & 2) && z > {one}) z = {one};",
+             "  o[j] = z; }"]
+    return arrays, lines
+
+
 #: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
                               tuple[list[str], list[str]]]] = {
     "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer,
     "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm,
-    "periodic_embedding": _c_periodic}
+    "periodic_embedding": _c_periodic, "piecewise_linear_encoding": _c_ple}
 
 
 def _c_residual(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str

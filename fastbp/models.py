@@ -425,8 +425,7 @@ class Sequential:
                             self.gradients(), [f for la in layers for f in la.penalized()],
                             self.loss_code, self.dtype, [la.dropout for la in flat],
                             self._dropout_seed, dropout_slots(flat),
-                            [tuple(la.buffers()) if la.kind != "residual" else ()
-                             for la in flat])
+                            [la.engine_buffers() for la in flat])
             if not self._objective.is_default:
                 engine.set_objective(*self._objective.engine_args())
             self._engine = engine

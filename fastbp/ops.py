@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastbp import _validation as check
+from fastbp._bins import ple_args, ple_table
 from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
 from fastbp._kernels import derivatives as _deriv
@@ -31,7 +32,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
            "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
            "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
-           "periodic_embedding_backward"]
+           "periodic_embedding_backward", "piecewise_linear_encoding_forward",
+           "piecewise_linear_encoding_backward"]
 
 #: the kinds of network_derivatives (and the kernel's mode of each)
 DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
@@ -931,3 +933,73 @@ def periodic_embedding_backward(
                                       dW.reshape(-1), db.reshape(-1),
                                       np.empty(n * 2 * k, dtype=X.dtype), k, d, lite, relu)
     return dX, dfreq, dW, db
+
+
+# ---------------------------------------------------------------- piecewise-linear encoding
+
+def piecewise_linear_encoding_forward(
+    X: npt.NDArray[np.floating[Any]], bins: list[Any],
+) -> npt.NDArray[np.floating[Any]]:
+    """``rtdl_num_embeddings.PiecewiseLinearEncoding``: feature f with edges e_0 < ... <
+    e_m becomes m values (x − e_j)/(e_{j+1} − e_j), the first clamped above at 1, the
+    middle ones to [0, 1], the last below at 0 (a lone bin: not clamped); concatenated
+    feature-major.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64 (n_samples may be 0).
+    bins : list of 1-D array-like
+        One strictly increasing array of at least two edges per feature (``compute_bins``).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, total bins)
+
+    Raises
+    ------
+    TypeError
+        X not a float32/float64 ndarray; bins not a list of real arrays.
+    ValueError
+        X not 2-D; bins of another count than X's columns, too short, non-finite or not
+        strictly increasing.
+    """
+    X, bins = ple_args(X, bins)
+    feat, coef = ple_table(bins, X.dtype)
+    A = np.empty((X.shape[0], feat.size), dtype=X.dtype)
+    if X.shape[0]:
+        _embed.ple_forward_into(X, feat, coef, A)
+    return A
+
+
+def piecewise_linear_encoding_backward(
+    X: npt.NDArray[np.floating[Any]], bins: list[Any], dA: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
+    """dX of ``piecewise_linear_encoding_forward`` given dA = dL/dA: each value's slope
+    1/width where its clamp lets it through (bounds included, as PyTorch's clamp), summed
+    per feature.
+
+    Parameters
+    ----------
+    X, bins
+        As the forward's.
+    dA : ndarray of shape (n_samples, total bins)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the forward; dA of another shape or dtype.
+    """
+    X, bins = ple_args(X, bins)
+    feat, coef = ple_table(bins, X.dtype)
+    dA = check.float_array(dA, "dA", 2, X.dtype)
+    if dA.shape != (X.shape[0], feat.size):
+        raise ValueError(f"dA must have shape {(X.shape[0], feat.size)}, got {dA.shape}")
+    dX = np.zeros_like(X)
+    if X.shape[0]:
+        _embed.ple_backward_into(X, feat, coef, dA, dX)
+    return dX

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from scipy.special import erfc
 
 from fastbp import _validation as check
+from fastbp._bins import ple_args
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._table import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, SOFTPLUS_THRESHOLD
 from fastbp._validation import ACTIVATIONS, LOSSES
@@ -25,7 +26,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "sgd_step", "adagrad_step", "rmsprop_step", "adam_step",
            "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
            "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
-           "periodic_embedding_backward"]
+           "periodic_embedding_backward", "piecewise_linear_encoding_forward",
+           "piecewise_linear_encoding_backward"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -1097,3 +1099,78 @@ def periodic_embedding_backward(
     dW = dW_f.sum(axis=0) if lite else dW_f
     db = db_f.sum(axis=0) if lite else db_f
     return dX, dfreq.astype(X.dtype), dW.astype(X.dtype), db.astype(X.dtype)
+
+
+# ---------------------------------------------------------------- piecewise-linear encoding
+
+def _ple_feature(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One feature's encoding before and after its clamps, and the clamps' pass mask:
+    v_j = (x − e_j)/(e_{j+1} − e_j) as rtdl computes it (x·(1/width) − e_j/width)."""
+    width = np.diff(e)
+    v = (1 / width)[None, :] * x[:, None] + (-e[:-1] / width)[None, :]
+    lo = np.zeros(width.size)
+    hi = np.ones(width.size)
+    lo[0], hi[-1] = -np.inf, np.inf
+    if width.size == 1:
+        hi[0] = np.inf
+    return v, np.clip(v, lo, hi), (v >= lo) & (v <= hi)
+
+
+def piecewise_linear_encoding_forward(
+    X: npt.NDArray[np.floating[Any]], bins: list[Any],
+) -> npt.NDArray[np.floating[Any]]:
+    """Per feature: [1, ..., 1, (x − e_j)/width_j, 0, ..., 0], unclamped at the ends
+    (below the first edge the first value goes negative, above the last the last
+    exceeds 1).
+
+    Parameters
+    ----------
+    X, bins
+        As ``fastbp.ops.piecewise_linear_encoding_forward``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, total bins)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.piecewise_linear_encoding_forward``.
+    """
+    X, bins = ple_args(X, bins)
+    parts = [_ple_feature(X[:, f], e)[1] for f, e in enumerate(bins)]
+    return np.concatenate(parts, axis=1).astype(X.dtype)
+
+
+def piecewise_linear_encoding_backward(
+    X: npt.NDArray[np.floating[Any]], bins: list[Any], dA: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
+    """dx_f = Σ_j dA_j/width_j over the feature's values that no clamp stopped.
+
+    Parameters
+    ----------
+    X, bins, dA
+        As ``fastbp.ops.piecewise_linear_encoding_backward``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.piecewise_linear_encoding_backward``.
+    """
+    X, bins = ple_args(X, bins)
+    dA = check.float_array(dA, "dA", 2, X.dtype)
+    total = sum(e.size - 1 for e in bins)
+    if dA.shape != (X.shape[0], total):
+        raise ValueError(f"dA must have shape {(X.shape[0], total)}, got {dA.shape}")
+    dX = np.zeros_like(X)
+    col = 0
+    for f, e in enumerate(bins):
+        _, _, passes = _ple_feature(X[:, f], e)
+        m = e.size - 1
+        dX[:, f] = (np.where(passes, dA[:, col:col + m], 0) / np.diff(e)).sum(axis=1)
+        col += m
+    return dX

@@ -78,10 +78,16 @@ def _model(rng: np.random.Generator) -> fastbp.Sequential:
 
 def _layered_model(rng: np.random.Generator, n_in: int, out: int, loss: str, act: str,
                    dtype: str, seed: int) -> fastbp.Sequential:
-    """A model of the layer kinds beyond Dense: a periodic embedding or a Dense layer
-    (with or without bias) first, a normalisation, a residual block, a Dense output."""
-    if rng.random() < 0.4:
-        first: fastbp.Layer = fastbp.PeriodicEmbedding(
+    """A model of the layer kinds beyond Dense: a periodic embedding, a piecewise-linear
+    encoding or a Dense layer (with or without bias) first, a normalisation, a residual
+    block, a Dense output."""
+    u = rng.random()
+    if u < 0.2:   # random bins: 1 to 4 per feature, over [-2, 2]
+        bins = [np.sort(rng.choice(np.linspace(-2, 2, 41), int(rng.integers(2, 6)),
+                                   replace=False)) for _ in range(n_in)]
+        first: fastbp.Layer = fastbp.PiecewiseLinearEncoding(bins, dtype=dtype)
+    elif u < 0.4:
+        first = fastbp.PeriodicEmbedding(
             n_in, int(rng.integers(1, 4)), n_frequencies=int(rng.integers(1, 5)),
             frequency_init_scale=float(_pick(rng, [0.01, 1.0, 100.0])), dtype=dtype, seed=seed)
     else:

@@ -10,3 +10,8 @@ cdef void periodic_backward_ptr(const floating* X, const floating* freq, const f
                                 floating* db, floating* dP, Py_ssize_t n, Py_ssize_t F,
                                 Py_ssize_t k, Py_ssize_t d, bint lite,
                                 bint relu) noexcept nogil
+cdef void ple_forward_ptr(const floating* X, const Py_ssize_t* feat, const floating* coef,
+                          floating* A, Py_ssize_t n, Py_ssize_t F, Py_ssize_t m) noexcept nogil
+cdef void ple_backward_ptr(const floating* X, const Py_ssize_t* feat, const floating* coef,
+                           const floating* D, floating* dX, Py_ssize_t n, Py_ssize_t F,
+                           Py_ssize_t m) noexcept nogil

@@ -37,3 +37,16 @@ def periodic_backward_into(
     lite: bool,  # bint
     relu: bool,  # bint
 ) -> None: ...
+def ple_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, F)
+    feat: npt.NDArray[np.intp],  # const Py_ssize_t[::1] (m,), each in [0, F)
+    coef: npt.NDArray[np.floating[Any]],  # const floating[::1] (4·m: w, b, lo, hi)
+    A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × m)
+) -> None: ...
+def ple_backward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, F)
+    feat: npt.NDArray[np.intp],  # const Py_ssize_t[::1] (m,)
+    coef: npt.NDArray[np.floating[Any]],  # const floating[::1] (4·m)
+    D: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, m)
+    dX_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × F)
+) -> None: ...

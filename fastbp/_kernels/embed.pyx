@@ -1,4 +1,7 @@
-"""Periodic embeddings of numeric features (``rtdl_num_embeddings.PeriodicEmbeddings``).
+"""Embeddings of numeric features: periodic (``rtdl_num_embeddings.PeriodicEmbeddings``)
+and piecewise-linear (``rtdl_num_embeddings.PiecewiseLinearEncoding``).
+
+Periodic.
 
 Forward, for each feature f of X (n × F): the angles a = (2π·freq[f, j])·x[i, f]
 (j < k, in double), P_f = [cos a, sin a] (n × 2k; the vectorised sincos of _sincos.h),
@@ -12,6 +15,14 @@ dW_f = P_fᵀ·dZ_f, db_f = Σ_rows dZ_f (lite: summed over the features too),
 dP = dZ_f·W_fᵀ, and with g = cos a·dP_sin − sin a·dP_cos (the derivative through
 the angle), dfreq[f, j] = Σ_i g·2π·x[i, f] and dx[i, f] = Σ_j g·2π·freq[f, j].
 ``dP`` is an n × 2k scratch.
+
+Piecewise-linear. Each output column c reads one feature, feat[c], and is
+clamp(b_c + w_c·x[feat[c]], lo_c, hi_c), with coef = [w (m), b (m), lo (m), hi (m)]
+(``fastbp.layers.embedding.ple_table``: w = 1/bin width, b = −left edge/bin width; a
+feature's first bin clamped above at 1, its middle bins to [0, 1], its last below at
+0, a lone bin not at all, ±inf marking no bound). Its derivative, w_c where
+lo_c ≤ z ≤ hi_c (PyTorch's clamp passes the gradient at the bounds) and 0 elsewhere,
+is recomputed from X in the backward.
 """
 from cython cimport floating
 from libc.math cimport M_PI
@@ -152,3 +163,61 @@ def periodic_backward_into(const floating[:, ::1] X, const floating[::1] freq,
         periodic_backward_ptr(&X[0, 0], &freq[0], &W[0], &P[0], &Z[0, 0], &A[0, 0],
                               &D_work[0, 0], dx, &dfreq_out[0], &dW_out[0], &db_out[0],
                               &dP_work[0], X.shape[0], X.shape[1], k, d, lite, relu)
+
+
+cdef void ple_forward_ptr(const floating* X, const Py_ssize_t* feat, const floating* coef,
+                          floating* A, Py_ssize_t n, Py_ssize_t F, Py_ssize_t m) noexcept nogil:
+    """A (n, m) from X (n, F); see the module docstring (NaN stays NaN)."""
+    cdef Py_ssize_t i, c
+    cdef floating z
+    cdef const floating* x
+    cdef floating* a
+    for i in range(n):
+        x = X + i * F
+        a = A + i * m
+        for c in range(m):
+            z = coef[m + c] + coef[c] * x[feat[c]]
+            if z < coef[2 * m + c]:
+                z = coef[2 * m + c]
+            if z > coef[3 * m + c]:
+                z = coef[3 * m + c]
+            a[c] = z
+
+
+cdef void ple_backward_ptr(const floating* X, const Py_ssize_t* feat, const floating* coef,
+                           const floating* D, floating* dX, Py_ssize_t n, Py_ssize_t F,
+                           Py_ssize_t m) noexcept nogil:
+    """dX (n, F) from D = dL/dA (n, m); nothing when dX is NULL (no parameters)."""
+    cdef Py_ssize_t i, c
+    cdef floating z
+    cdef const floating* x
+    cdef floating* dx
+    if dX == NULL:
+        return
+    for i in range(n):
+        x = X + i * F
+        dx = dX + i * F
+        for c in range(F):
+            dx[c] = 0
+        for c in range(m):
+            z = coef[m + c] + coef[c] * x[feat[c]]
+            if coef[2 * m + c] <= z <= coef[3 * m + c]:
+                dx[feat[c]] += D[i * m + c] * coef[c]
+
+
+def ple_forward_into(const floating[:, ::1] X, const Py_ssize_t[::1] feat,
+                     const floating[::1] coef, floating[:, ::1] A_out):
+    """Fills A_out (n, m); feat (m,) indexes X's columns, coef is (4·m,) (checked by the
+    caller)."""
+    with nogil:
+        ple_forward_ptr(&X[0, 0], &feat[0], &coef[0], &A_out[0, 0], X.shape[0], X.shape[1],
+                        A_out.shape[1])
+
+
+def ple_backward_into(const floating[:, ::1] X, const Py_ssize_t[::1] feat,
+                      const floating[::1] coef, const floating[:, ::1] D,
+                      floating[:, ::1] dX_out):
+    """Fills dX_out (n, F) from D = dL/dA (n, m)."""
+    with nogil:
+        ple_backward_ptr(&X[0, 0], &feat[0], &coef[0], &D[0, 0], &dX_out[0, 0], X.shape[0],
+                         X.shape[1], D.shape[1])

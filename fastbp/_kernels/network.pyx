@@ -60,7 +60,8 @@ cnp.import_array()
 from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_SIGMOID,
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
                                     LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
-                                    LAYER_RESIDUAL, LAYER_BATCH_NORM, LAYER_PERIODIC_EMBEDDING)
+                                    LAYER_RESIDUAL, LAYER_BATCH_NORM, LAYER_PERIODIC_EMBEDDING,
+                                    LAYER_PIECEWISE_LINEAR_ENCODING)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -73,7 +74,8 @@ from fastbp._kernels.dropout cimport (
 from fastbp._kernels.norm cimport (layer_norm_forward_ptr, layer_norm_backward_ptr,
                                    batch_norm_train_forward_ptr, batch_norm_eval_forward_ptr,
                                    batch_norm_backward_ptr)
-from fastbp._kernels.embed cimport periodic_forward_ptr, periodic_backward_ptr
+from fastbp._kernels.embed cimport (periodic_forward_ptr, periodic_backward_ptr, ple_forward_ptr,
+                                    ple_backward_ptr)
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
@@ -133,7 +135,7 @@ cdef struct LayerRec:
     double hyper[2]     # the kind's constants (LayerNorm's eps; BatchNorm's eps and
                         # momentum; a Residual's block length), else 0
     void* buf[2]        # arrays the kind keeps besides its parameters (BatchNorm's running
-                        # mean and variance), else NULL
+                        # mean and variance; a piecewise-linear encoding's tables), else NULL
     const void* input   # the input of its last forward (a Residual reads its block's)
     int begin           # a Residual's (x + f(x)) first block layer; -1 for other kinds
     # Dropout on the layer's output in training (the next layer reads Ad).
@@ -179,9 +181,11 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     """Whether the layer's backward needs only A (so A may be Z's buffer): a Dense
     with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
     answers the same (NaN too); a Dropout or Residual layer, whose backward reads
-    neither; a periodic embedding (identity or ReLU)."""
+    neither; a periodic embedding (identity or ReLU); a piecewise-linear encoding (its
+    backward reads X)."""
     return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL \
-        or kind == LAYER_PERIODIC_EMBEDDING or kind == LAYER_DENSE and (
+        or kind == LAYER_PERIODIC_EMBEDDING or kind == LAYER_PIECEWISE_LINEAR_ENCODING \
+        or kind == LAYER_DENSE and (
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
@@ -230,6 +234,9 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
                              <floating*>P[L.p0 + 2].p, <floating*>L.S, <floating*>L.Z, out,
                              n, L.n_in, <Py_ssize_t>L.hyper[0], L.n_out // L.n_in,
                              (<int>L.hyper[1]) & 1, (<int>L.hyper[1]) & 2)
+    elif L.kind == LAYER_PIECEWISE_LINEAR_ENCODING:   # buf: each column's feature; w, b, lo, hi
+        ple_forward_ptr(X, <const Py_ssize_t*>L.buf[0], <const floating*>L.buf[1], out, n,
+                        L.n_in, L.n_out)
     elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
         skip = <const floating*>layers[L.begin].input
         for i in range(n * L.n_out):
@@ -262,6 +269,9 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                               <floating*>L.S + L.n_in * n * 2 * <Py_ssize_t>L.hyper[0],
                               n, L.n_in, <Py_ssize_t>L.hyper[0], L.n_out // L.n_in,
                               (<int>L.hyper[1]) & 1, (<int>L.hyper[1]) & 2)
+    elif L.kind == LAYER_PIECEWISE_LINEAR_ENCODING:
+        ple_backward_ptr(X, <const Py_ssize_t*>L.buf[0], <const floating*>L.buf[1],
+                         <floating*>L.D, dX, n, L.n_in, L.n_out)
     elif L.kind == LAYER_BATCH_NORM:   # (a training forward's: backward is for training)
         batch_norm_backward_ptr(<floating*>L.Z, <double*>L.S,
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
@@ -1006,7 +1016,7 @@ cdef class Engine:
             for j, v in enumerate(hyper):
                 self.layers[l].hyper[j] = v
             _check_layer_params(kind, n_in, n_out, hyper, params[total:total + n_par])
-            _check_layer_buffers(kind, n_out, tuple(buffers[l]), self.dtype)
+            _check_layer_buffers(kind, n_in, n_out, tuple(buffers[l]), self.dtype)
             for j, arr in enumerate(buffers[l]):
                 self.layers[l].buf[j] = _ptr(arr)
             self.layers[l].begin = -1
@@ -1709,6 +1719,8 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
         k2, d, shared = 2 * int(hyper[0]), n_out // n_in, int(hyper[1]) & 1
         sizes = [n_in * int(hyper[0]), (1 if shared else n_in) * k2 * d,
                  (1 if shared else n_in) * d]
+    elif kind == LAYER_PIECEWISE_LINEAR_ENCODING:   # (its tables: _check_layer_buffers)
+        sizes = []
     elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM, LAYER_RESIDUAL,
                   LAYER_BATCH_NORM):
         if n_in != n_out:
@@ -1733,9 +1745,19 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                          f"sizes {sizes}, got {[p.size for p in params]}")
 
 
-def _check_layer_buffers(int kind, Py_ssize_t n_out, tuple buffers, dtype):
+def _check_layer_buffers(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple buffers, dtype):
     """The arrays a kind keeps besides its parameters: BatchNorm's running mean and
-    variance, (n_out,) of the engine's dtype; none for the other kinds."""
+    variance, (n_out,) of the engine's dtype; a piecewise-linear encoding's column
+    features (n_out intp, each in [0, n_in)) and w, b, lo, hi (4·n_out of the dtype);
+    none for the other kinds."""
+    if kind == LAYER_PIECEWISE_LINEAR_ENCODING:
+        if len(buffers) != 2 or not all(isinstance(b, np.ndarray) for b in buffers) \
+                or buffers[0].dtype != np.intp or buffers[0].size != n_out \
+                or buffers[1].dtype != dtype or buffers[1].size != 4 * n_out \
+                or n_out and not (0 <= buffers[0].min() and buffers[0].max() < n_in):
+            raise ValueError(f"a piecewise-linear encoding keeps {n_out} column features in "
+                             f"[0, {n_in}) and {4 * n_out} {dtype} coefficients")
+        return
     want = 2 if kind == LAYER_BATCH_NORM else 0
     if len(buffers) != want or any(not isinstance(b, np.ndarray) or b.dtype != dtype
                                    or b.size != n_out for b in buffers):

@@ -132,6 +132,11 @@ class Layer:
         """Raise ValueError if a buffer holds values its kernels cannot take (after a
         file filled them in without the setters' checks)."""
 
+    def engine_buffers(self) -> tuple[np.ndarray, ...]:
+        """The arrays the engine points at besides the parameters: ``buffers()``, or
+        the tables a kind derives from its constants (PiecewiseLinearEncoding's)."""
+        return tuple(self.buffers())
+
     def engine_constants(self) -> tuple[float, ...]:
         """The kind's constants the engine reads (at most two; LayerNorm's eps...)."""
         return ()

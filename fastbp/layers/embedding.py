@@ -1,4 +1,5 @@
-"""Embeddings of numeric features: PeriodicEmbedding (rtdl_num_embeddings')."""
+"""Embeddings of numeric features, rtdl_num_embeddings': PeriodicEmbedding and
+PiecewiseLinearEncoding."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from fastbp import _validation as check
+from fastbp._bins import checked_bins, ple_table
 from fastbp._convert import as_input
 from fastbp._kernels import embed as _embed
 from fastbp.layers.base import Layer, assign_into, checked_gradient, positive_int
@@ -232,4 +234,145 @@ class PeriodicEmbedding(Layer):
                 X, self._params[0].reshape(-1), self._params[1].reshape(-1), P, Z, A, D, dX,
                 dfreq, dW, db, np.empty(X.shape[0] * 2 * self.n_frequencies, dtype=self.dtype),
                 self.n_frequencies, self.d_embedding, self.lite, self.relu)
+        return dX
+
+
+class PiecewiseLinearEncoding(Layer):
+    """The piecewise-linear encoding of numeric features,
+    ``rtdl_num_embeddings.PiecewiseLinearEncoding`` (the "PLE" of MLP-PLE): feature f
+    with edges e_0 < ... < e_m becomes m values, [1, ..., 1, (x − e_j)/(e_{j+1} − e_j),
+    0, ..., 0] for x in bin j; the first value is only clamped above (at 1), the last
+    only below (at 0), so values beyond the outer edges extrapolate; a feature with a
+    single bin is its min-max scaling, unclamped. No parameters; the output is
+    feature-major, (total bins) wide.
+
+    Parameters
+    ----------
+    bins : list of 1-D array-like
+        One strictly increasing array of at least two finite edges per feature
+        (``fastbp.compute_bins``), rounded to ``dtype``.
+    dtype : {"float32", "float64"}, default "float32"
+
+    Attributes
+    ----------
+    bins : list of ndarray
+        Copies of the edges (in ``dtype``); the layer's constants (in its spec).
+
+    Raises
+    ------
+    TypeError
+        bins not a list of real arrays; an unknown dtype.
+    ValueError
+        A feature with fewer than two edges, non-finite edges or edges not strictly
+        increasing in ``dtype``.
+    """
+
+    kind = "piecewise_linear_encoding"
+
+    def __init__(self, bins: Any, *, dtype: Any = "float32") -> None:
+        self.dtype = check.float_dtype(dtype)
+        self._bins = checked_bins(bins, self.dtype)
+        for e in self._bins:
+            e.flags.writeable = False
+        self.in_features = len(self._bins)
+        self._feat, self._coef = ple_table(self._bins, self.dtype)
+        self.out_features = int(self._feat.size)
+        check.blas_dims(out_features=self.out_features)
+        self._cache: np.ndarray | None = None
+
+    @property
+    def bins(self) -> list[np.ndarray]:
+        """The edges per feature (read-only arrays)."""
+        return list(self._bins)
+
+    def engine_buffers(self) -> tuple[np.ndarray, ...]:
+        """(feat, coef): each output column's feature, and its w, b, lo, hi
+        (``fastbp._bins.ple_table``)."""
+        return (self._feat, self._coef)
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "piecewise_linear_encoding", "bins": the edges as lists of floats}."""
+        return {"kind": self.kind, "bins": [[float(v) for v in e] for e in self._bins]}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> PiecewiseLinearEncoding:
+        """A PiecewiseLinearEncoding of ``spec``.
+
+        Parameters
+        ----------
+        spec : dict
+            As ``spec()`` writes it.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        PiecewiseLinearEncoding
+
+        Raises
+        ------
+        KeyError
+            "bins" missing from ``spec``.
+        TypeError, ValueError
+            Bins the constructor refuses.
+        """
+        return cls(spec["bins"], dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (f"PiecewiseLinearEncoding(<{self.in_features} features, {self.out_features} "
+                f"bins>, dtype={self.dtype.name!r})")
+
+    def forward(self, X: Any) -> np.ndarray:
+        """The encoding of X, (n_samples, total bins).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Real numbers, converted to the layer's dtype.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, total bins)
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D or has another width.
+        """
+        X = as_input(X, self.dtype, self.in_features)
+        A = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        if X.shape[0]:
+            _embed.ple_forward_into(X, self._feat, self._coef, A)
+        self._cache = X
+        return A
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX for dA = dL/dA of the last forward (no parameters).
+
+        Parameters
+        ----------
+        dA : array-like of shape (n_samples, total bins)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers.
+        ValueError
+            dA of another shape than the last forward's output.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X = self._cache
+        D = checked_gradient(self, dA, (X.shape[0], self.out_features))
+        dX = np.zeros_like(X)
+        if X.shape[0]:
+            _embed.ple_backward_into(X, self._feat, self._coef, np.ascontiguousarray(D), dX)
         return dX

@@ -87,6 +87,10 @@ class Residual(Layer):
         """The block's layers' buffers, in order."""
         return [b for layer in self._layers for b in layer.buffers()]
 
+    def engine_buffers(self) -> tuple[np.ndarray, ...]:
+        """None: the engine runs the block's layers as layers of their own."""
+        return ()
+
     def buffer_names(self) -> tuple[str, ...]:
         """"<i>/<name>" for each layer i of the block."""
         return tuple(f"{i}/{name}" for i, layer in enumerate(self._layers)

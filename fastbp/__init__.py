@@ -62,8 +62,9 @@ else:
     from fastbp.ensemble import Ensemble  # noqa: E402
     from fastbp.gradcheck import GradcheckResult, gradcheck  # noqa: E402
     from fastbp.io import load  # noqa: E402
-    from fastbp.layers import (Activation, BatchNorm, Dense, Dropout, Layer, LayerNorm,  # noqa: E402
-                               PeriodicEmbedding, PiecewiseLinearEncoding, Residual)
+    from fastbp.layers import (Activation, BatchNorm, CategoricalEmbedding, Dense,  # noqa: E402
+                               Dropout, Layer, LayerNorm, PeriodicEmbedding,
+                               PiecewiseLinearEncoding, Residual)
     from fastbp._bins import compute_bins  # noqa: E402
     from fastbp.models import MLP, Sequential  # noqa: E402
     from fastbp.objective import Objective  # noqa: E402
@@ -74,7 +75,7 @@ else:
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "PeriodicEmbedding",
-    "PiecewiseLinearEncoding", "compute_bins",
+    "PiecewiseLinearEncoding", "compute_bins", "CategoricalEmbedding",
     "Sequential", "MLP", "Ensemble", "Objective",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",
     "TrainingInterrupted", "TrainingRun", "GradcheckResult", "gradcheck", "load", "ops",

@@ -19,7 +19,8 @@ LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poiss
 OPTIMIZER_KINDS = ("sgd", "adagrad", "rmsprop", "adam")
 #: layer kinds the compiled engine runs (fastbp.layers)
 LAYER_KINDS = ("dense", "activation", "dropout", "layer_norm", "residual", "batch_norm",
-               "periodic_embedding", "piecewise_linear_encoding")
+               "periodic_embedding", "piecewise_linear_encoding",
+               "categorical_embedding")
 
 #: the classification losses and their link: the activation that turns the raw
 #: output (logits) into class probabilities (predict_proba, the exports' "auto"

@@ -344,12 +344,31 @@ def _onnx_ple(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     return g.op("Min", [g.op("Max", [z, g.tensor(f"{tag}lo", lo)]), g.tensor(f"{tag}hi", hi)])
 
 
+def _onnx_categorical(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """The numeric columns (Gather on axis 1), then per coded column its code (Gather,
+    Cast to int64: onnxruntime refuses a code out of range) and its table's row (Gather
+    on axis 0), concatenated."""
+    lay = layer.engine_buffers()[0]
+    n_num = layer.in_features - len(layer.columns)
+    parts = [] if not n_num else [
+        g.op("Gather", [x, g.tensor(f"{tag}num", lay[:n_num].astype(np.int64))], axis=1)]
+    for j, (col, table) in enumerate(zip(layer.columns, layer.tables)):
+        codes = g.op("Gather", [x, g.tensor(f"{tag}col", np.array([col], dtype=np.int64))],
+                     axis=1)   # (N, 1), then (N,) int64
+        codes = g.op("Cast", [g.op("Reshape", [codes, g.tensor(f"{tag}flat", np.array(
+            [-1], dtype=np.int64))])], to=g.onnx.TensorProto.INT64)
+        parts.append(g.op("Gather", [g.tensor(f"{tag}table{j}", np.asarray(table, g.dtype)),
+                                     codes], axis=0))
+    return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
+
+
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "dense": _onnx_dense, "activation": _onnx_activation_layer,
     "dropout": lambda g, layer, x, tag: x,   # the identity in inference
     "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm,
-    "periodic_embedding": _onnx_periodic, "piecewise_linear_encoding": _onnx_ple}
+    "periodic_embedding": _onnx_periodic, "piecewise_linear_encoding": _onnx_ple,
+    "categorical_embedding": _onnx_categorical}
 
 
 def _onnx_layers(g: _GraphBuilder, layers: Any, x: str, prefix: str) -> str:
@@ -747,13 +766,37 @@ def _c_ple(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
     return arrays, lines
 
 
+def _c_categorical(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                   ) -> tuple[list[str], list[str]]:
+    """(the tables; the statements) of a categorical embedding: the numeric columns
+    copied, then per coded column its table's row, NaN for a code that is not an
+    integer in range (as the kernel: nothing is read out of bounds)."""
+    n_num = layer.in_features - len(layer.columns)
+    numeric = layer.engine_buffers()[0][:n_num].tolist()
+    arrays, lines = [], [f"o = {dst};"]
+    lines += [f"o[{j}] = {src}[{c}];" for j, c in enumerate(numeric)]
+    off = n_num
+    for j, (col, card, dim, table) in enumerate(zip(layer.columns, layer.cardinalities,
+                                                    layer.dims, layer.tables)):
+        name = f"{prefix}_table{j}{tag}"
+        arrays.append(_c_array(t, name, table))
+        lines += [f"{{ const double v = (double){src}[{col}];",
+                  f"  if (v >= 0.0 && v < {card}.0 && v == floor(v)) {{",
+                  f"    const {t.name} *r = {name} + (size_t)v * {dim};",
+                  f"    for (j = 0; j < {dim}; j++) o[{off} + j] = r[j];",
+                  f"  }} else {{ for (j = 0; j < {dim}; j++) o[{off} + j] = ({t.name})NAN; }} }}"]
+        off += dim
+    return arrays, lines
+
+
 #: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
                               tuple[list[str], list[str]]]] = {
     "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer,
     "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm,
-    "periodic_embedding": _c_periodic, "piecewise_linear_encoding": _c_ple}
+    "periodic_embedding": _c_periodic, "piecewise_linear_encoding": _c_ple,
+    "categorical_embedding": _c_categorical}
 
 
 def _c_residual(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str

@@ -315,7 +315,8 @@ class Sequential:
             not Dense.
         ValueError
             X is not 2-D, has another width, or more than 2**31 - 1 rows; sparse X
-            with non-finite stored values.
+            with non-finite stored values; a code the first layer cannot take (a
+            CategoricalEmbedding's).
         """
         if is_sparse(X):
             if self.layers[0].kind != "dense":
@@ -325,7 +326,10 @@ class Sequential:
             # rows reach BLAS as a 32-bit int in the later layers, as for dense X
             check.blas_dims(**{f"{name} rows (n_samples)": rows.n_rows})
             return rows
-        return as_input(X, self.dtype, self.in_features, name)
+        X = as_input(X, self.dtype, self.in_features, name)
+        if self.layers[0].checks_input:
+            self.layers[0].check_input(X, name)
+        return X
 
     def check_y(self, y: Any, n_samples: int, name: str = "y") -> np.ndarray:
         """The targets in the form the loss takes (see fastbp._convert.as_target).
@@ -472,7 +476,8 @@ class Sequential:
         own_forward = type(self).forward is not Sequential.forward and kind != _PREDICT_RAW
         if check_finite is not True and check_finite is not False:
             check_finite = check.flag(check_finite, "check_finite")   # (a NumPy bool), or raise
-        if engine is not None and self.num_threads is None and not own_forward:
+        if engine is not None and self.num_threads is None and not own_forward \
+                and not self.layers[0].checks_input:   # (its check is in check_X)
             out = engine.predict_fast(X, kind, self._lock, check_finite)
             if out is not None:
                 return out

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from fastbp import _validation as check
 from fastbp._bins import ple_args, ple_table
+from fastbp._codes import categorical_args, layout
 from fastbp._kernels import activations as _act
 from fastbp._kernels import dense as _dense
 from fastbp._kernels import derivatives as _deriv
@@ -33,7 +34,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
            "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
            "periodic_embedding_backward", "piecewise_linear_encoding_forward",
-           "piecewise_linear_encoding_backward"]
+           "piecewise_linear_encoding_backward", "categorical_embedding_forward",
+           "categorical_embedding_backward"]
 
 #: the kinds of network_derivatives (and the kernel's mode of each)
 DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
@@ -1003,3 +1005,78 @@ def piecewise_linear_encoding_backward(
     if X.shape[0]:
         _embed.ple_backward_into(X, feat, coef, dA, dX)
     return dX
+
+
+# ---------------------------------------------------------------- categorical embeddings
+
+def categorical_embedding_forward(
+    X: npt.NDArray[np.floating[Any]], columns: Any, tables: list[Any],
+) -> npt.NDArray[np.floating[Any]]:
+    """``torch.nn.Embedding`` per coded column: X's other columns in order, then each
+    coded column's table row (``tables[j][code]``), in ``columns`` order.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64; the coded columns hold integer codes.
+    columns : sequence of int
+        The coded columns, distinct.
+    tables : list of ndarray of shape (cardinality, dim)
+        One per coded column, X's dtype.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features − len(columns) + Σ dim)
+
+    Raises
+    ------
+    TypeError
+        Arrays of other types or dtypes; columns or tables not sequences.
+    ValueError
+        Columns out of range or repeated; empty tables; a code that is not an integer
+        in [0, cardinality) (the message names the cell).
+    """
+    X, cols, tabs = categorical_args(X, columns, tables)
+    lay = layout(X.shape[1], cols, [t.shape[0] for t in tabs], [t.shape[1] for t in tabs])
+    A = np.empty((X.shape[0], X.shape[1] - len(cols) + sum(t.shape[1] for t in tabs)),
+                 dtype=X.dtype)
+    if X.shape[0]:
+        _embed.categorical_forward_into(X, lay, tabs, A)
+    return A
+
+
+def categorical_embedding_backward(
+    X: npt.NDArray[np.floating[Any]], columns: Any, tables: list[Any],
+    dA: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.floating[Any]], list[npt.NDArray[np.floating[Any]]]]:
+    """dX (dA's numeric columns; 0 in the coded ones) and each table's gradient (dA's
+    rows summed into their codes' rows) of ``categorical_embedding_forward``.
+
+    Parameters
+    ----------
+    X, columns, tables
+        As the forward's.
+    dA : ndarray of shape (n_samples, the forward's width)
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, n_features)
+    dtables : list of ndarray
+        Of the tables' shapes.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the forward; dA of another shape or dtype.
+    """
+    X, cols, tabs = categorical_args(X, columns, tables)
+    lay = layout(X.shape[1], cols, [t.shape[0] for t in tabs], [t.shape[1] for t in tabs])
+    width = X.shape[1] - len(cols) + sum(t.shape[1] for t in tabs)
+    dA = check.float_array(dA, "dA", 2, X.dtype)
+    if dA.shape != (X.shape[0], width):
+        raise ValueError(f"dA must have shape {(X.shape[0], width)}, got {dA.shape}")
+    dX = np.zeros_like(X)
+    dtabs = [np.zeros_like(t) for t in tabs]
+    if X.shape[0]:
+        _embed.categorical_backward_into(X, lay, dA, dtabs, dX)
+    return dX, dtabs

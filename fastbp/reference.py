@@ -17,6 +17,7 @@ from scipy.special import erfc
 
 from fastbp import _validation as check
 from fastbp._bins import ple_args
+from fastbp._codes import categorical_args
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._table import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, SOFTPLUS_THRESHOLD
 from fastbp._validation import ACTIVATIONS, LOSSES
@@ -27,7 +28,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dropout_mask", "dropout_apply", "network_derivatives", "network_input_gradient",
            "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
            "periodic_embedding_backward", "piecewise_linear_encoding_forward",
-           "piecewise_linear_encoding_backward"]
+           "piecewise_linear_encoding_backward", "categorical_embedding_forward",
+           "categorical_embedding_backward"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -1174,3 +1176,67 @@ def piecewise_linear_encoding_backward(
         dX[:, f] = (np.where(passes, dA[:, col:col + m], 0) / np.diff(e)).sum(axis=1)
         col += m
     return dX
+
+
+# ---------------------------------------------------------------- categorical embeddings
+
+def categorical_embedding_forward(
+    X: npt.NDArray[np.floating[Any]], columns: Any, tables: list[Any],
+) -> npt.NDArray[np.floating[Any]]:
+    """[X's numeric columns, tables[0][codes₀], tables[1][codes₁], ...].
+
+    Parameters
+    ----------
+    X, columns, tables
+        As ``fastbp.ops.categorical_embedding_forward``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features − len(columns) + Σ dim)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.categorical_embedding_forward``.
+    """
+    X, cols, tabs = categorical_args(X, columns, tables)
+    numeric = [c for c in range(X.shape[1]) if c not in cols]
+    parts = [X[:, numeric]] + [t[X[:, c].astype(np.intp)] for c, t in zip(cols, tabs)]
+    return np.concatenate(parts, axis=1)
+
+
+def categorical_embedding_backward(
+    X: npt.NDArray[np.floating[Any]], columns: Any, tables: list[Any],
+    dA: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.floating[Any]], list[npt.NDArray[np.floating[Any]]]]:
+    """dX: dA's numeric part in its columns; d table j: np.add.at over the codes.
+
+    Parameters
+    ----------
+    X, columns, tables, dA
+        As ``fastbp.ops.categorical_embedding_backward``.
+
+    Returns
+    -------
+    dX, dtables
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.categorical_embedding_backward``.
+    """
+    X, cols, tabs = categorical_args(X, columns, tables)
+    numeric = [c for c in range(X.shape[1]) if c not in cols]
+    width = len(numeric) + sum(t.shape[1] for t in tabs)
+    dA = check.float_array(dA, "dA", 2, X.dtype)
+    if dA.shape != (X.shape[0], width):
+        raise ValueError(f"dA must have shape {(X.shape[0], width)}, got {dA.shape}")
+    dX = np.zeros_like(X)
+    dX[:, numeric] = dA[:, :len(numeric)]
+    dtabs, at = [], len(numeric)
+    for c, t in zip(cols, tabs):
+        g = np.zeros_like(t)
+        np.add.at(g, X[:, c].astype(np.intp), dA[:, at:at + t.shape[1]])
+        dtabs.append(g)
+        at += t.shape[1]
+    return dX, dtabs

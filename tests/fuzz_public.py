@@ -82,10 +82,15 @@ def _layered_model(rng: np.random.Generator, n_in: int, out: int, loss: str, act
     encoding or a Dense layer (with or without bias) first, a normalisation, a residual
     block, a Dense output."""
     u = rng.random()
-    if u < 0.2:   # random bins: 1 to 4 per feature, over [-2, 2]
+    if u < 0.1:   # coded columns (the data gets valid codes, or hostile ones)
+        cols = sorted(rng.choice(n_in, int(rng.integers(1, n_in + 1)), replace=False).tolist())
+        first: fastbp.Layer = fastbp.CategoricalEmbedding(
+            n_in, cols, [int(rng.integers(1, 6)) for _ in cols], int(rng.integers(1, 4)),
+            dtype=dtype, seed=seed)
+    elif u < 0.2:   # random bins: 1 to 4 per feature, over [-2, 2]
         bins = [np.sort(rng.choice(np.linspace(-2, 2, 41), int(rng.integers(2, 6)),
                                    replace=False)) for _ in range(n_in)]
-        first: fastbp.Layer = fastbp.PiecewiseLinearEncoding(bins, dtype=dtype)
+        first = fastbp.PiecewiseLinearEncoding(bins, dtype=dtype)
     elif u < 0.4:
         first = fastbp.PeriodicEmbedding(
             n_in, int(rng.integers(1, 4)), n_frequencies=int(rng.integers(1, 5)),
@@ -111,6 +116,10 @@ def _data(rng: np.random.Generator, model: fastbp.Sequential, hostile: bool
     if hostile and rng.random() < 0.5:
         return _array(rng), _array(rng)
     X = rng.standard_normal((n, model.in_features)).astype(model.dtype)
+    emb = model.layers[0]
+    if isinstance(emb, fastbp.CategoricalEmbedding):
+        for c, card in zip(emb.columns, emb.cardinalities):
+            X[:, c] = rng.integers(-1 if hostile else 0, card + (1 if hostile else 0), n)
     k = model.out_features
     if model.loss_name == "cross_entropy":
         y: object = rng.integers(-1 if hostile else 0, k + (1 if hostile else 0), n)

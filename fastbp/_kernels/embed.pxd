@@ -15,3 +15,17 @@ cdef void ple_forward_ptr(const floating* X, const Py_ssize_t* feat, const float
 cdef void ple_backward_ptr(const floating* X, const Py_ssize_t* feat, const floating* coef,
                            const floating* D, floating* dX, Py_ssize_t n, Py_ssize_t F,
                            Py_ssize_t m) noexcept nogil
+cdef void cat_numeric_forward_ptr(const floating* X, const Py_ssize_t* numeric,
+                                  floating* A, Py_ssize_t n, Py_ssize_t F, Py_ssize_t n_num,
+                                  Py_ssize_t width) noexcept nogil
+cdef void cat_column_forward_ptr(const floating* X, const floating* table, floating* A,
+                                 Py_ssize_t n, Py_ssize_t F, Py_ssize_t col, Py_ssize_t card,
+                                 Py_ssize_t dim, Py_ssize_t width,
+                                 Py_ssize_t offset) noexcept nogil
+cdef void cat_numeric_backward_ptr(const Py_ssize_t* numeric, const floating* D, floating* dX,
+                                   Py_ssize_t n, Py_ssize_t F, Py_ssize_t n_num,
+                                   Py_ssize_t width) noexcept nogil
+cdef void cat_column_backward_ptr(const floating* X, const floating* D, floating* dtable,
+                                  Py_ssize_t n, Py_ssize_t F, Py_ssize_t col, Py_ssize_t card,
+                                  Py_ssize_t dim, Py_ssize_t width,
+                                  Py_ssize_t offset) noexcept nogil

@@ -50,3 +50,16 @@ def ple_backward_into(
     D: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, m)
     dX_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × F)
 ) -> None: ...
+def categorical_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, F)
+    layout: npt.NDArray[np.intp],  # const Py_ssize_t[::1] (numeric columns, (col, card, dim)...)
+    tables: list[npt.NDArray[np.floating[Any]]],  # list of floating[:, ::1] (card, dim)
+    A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × width)
+) -> None: ...
+def categorical_backward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, F)
+    layout: npt.NDArray[np.intp],  # const Py_ssize_t[::1]
+    D: npt.NDArray[np.floating[Any]],  # const floating[:, ::1] (n, width)
+    dtables_out: list[npt.NDArray[np.floating[Any]]],  # list of floating[:, ::1] (OUT)
+    dX_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × F)
+) -> None: ...

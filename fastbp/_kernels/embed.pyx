@@ -23,9 +23,17 @@ feature's first bin clamped above at 1, its middle bins to [0, 1], its last belo
 0, a lone bin not at all, ±inf marking no bound). Its derivative, w_c where
 lo_c ≤ z ≤ hi_c (PyTorch's clamp passes the gradient at the bounds) and 0 elsewhere,
 is recomputed from X in the backward.
+
+Categorical (``torch.nn.Embedding`` per coded column). The output row is X's numeric
+columns (``numeric``, in order), then each coded column's table row, dim values at
+its offset. A code is valid when it is an integer in [0, card): the model checks its
+input first (a ValueError naming the cell); here an invalid code still reads nothing
+out of bounds, its values become NaN and its backward adds nothing. The backward
+scatters dL/dA into the tables' rows (dtable zeroed first) and copies the numeric
+columns' dL/dA into dX (the coded columns' dX is 0: a code has no derivative).
 """
 from cython cimport floating
-from libc.math cimport M_PI
+from libc.math cimport M_PI, NAN, floor
 
 from fastbp._kernels._blas cimport gemm
 from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU
@@ -221,3 +229,110 @@ def ple_backward_into(const floating[:, ::1] X, const Py_ssize_t[::1] feat,
     with nogil:
         ple_backward_ptr(&X[0, 0], &feat[0], &coef[0], &D[0, 0], &dX_out[0, 0], X.shape[0],
                          X.shape[1], D.shape[1])
+
+
+cdef void cat_numeric_forward_ptr(const floating* X, const Py_ssize_t* numeric,
+                                  floating* A, Py_ssize_t n, Py_ssize_t F, Py_ssize_t n_num,
+                                  Py_ssize_t width) noexcept nogil:
+    """A[:, :n_num] := X[:, numeric]."""
+    cdef Py_ssize_t i, j
+    for i in range(n):
+        for j in range(n_num):
+            A[i * width + j] = X[i * F + numeric[j]]
+
+
+cdef inline bint valid_code(double v, Py_ssize_t card) noexcept nogil:
+    return v >= 0 and v < card and v == floor(v)
+
+
+cdef void cat_column_forward_ptr(const floating* X, const floating* table, floating* A,
+                                 Py_ssize_t n, Py_ssize_t F, Py_ssize_t col, Py_ssize_t card,
+                                 Py_ssize_t dim, Py_ssize_t width,
+                                 Py_ssize_t offset) noexcept nogil:
+    """A[:, offset:offset+dim] := table[X[:, col]] (NaN for an invalid code)."""
+    cdef Py_ssize_t i, u
+    cdef double v
+    cdef const floating* row
+    cdef floating* a
+    for i in range(n):
+        v = X[i * F + col]
+        a = A + i * width + offset
+        if valid_code(v, card):
+            row = table + <Py_ssize_t>v * dim
+            for u in range(dim):
+                a[u] = row[u]
+        else:
+            for u in range(dim):
+                a[u] = NAN
+
+
+cdef void cat_numeric_backward_ptr(const Py_ssize_t* numeric, const floating* D, floating* dX,
+                                   Py_ssize_t n, Py_ssize_t F, Py_ssize_t n_num,
+                                   Py_ssize_t width) noexcept nogil:
+    """dX := 0, then dX[:, numeric] := D[:, :n_num]."""
+    cdef Py_ssize_t i, j
+    for i in range(n * F):
+        dX[i] = 0
+    for i in range(n):
+        for j in range(n_num):
+            dX[i * F + numeric[j]] = D[i * width + j]
+
+
+cdef void cat_column_backward_ptr(const floating* X, const floating* D, floating* dtable,
+                                  Py_ssize_t n, Py_ssize_t F, Py_ssize_t col, Py_ssize_t card,
+                                  Py_ssize_t dim, Py_ssize_t width,
+                                  Py_ssize_t offset) noexcept nogil:
+    """dtable := Σ over rows of D[:, offset:offset+dim] into each row's code."""
+    cdef Py_ssize_t i, u
+    cdef double v
+    cdef floating* g
+    cdef const floating* d
+    for i in range(card * dim):
+        dtable[i] = 0
+    for i in range(n):
+        v = X[i * F + col]
+        if valid_code(v, card):
+            g = dtable + <Py_ssize_t>v * dim
+            d = D + i * width + offset
+            for u in range(dim):
+                g[u] += d[u]
+
+
+def categorical_forward_into(const floating[:, ::1] X, const Py_ssize_t[::1] layout,
+                             list tables, floating[:, ::1] A_out):
+    """Fills A_out (n, width). layout: the numeric columns, then (col, card, dim) per
+    coded column; tables: their (card, dim) arrays (all checked by the caller)."""
+    cdef Py_ssize_t n = X.shape[0], F = X.shape[1], width = A_out.shape[1]
+    cdef Py_ssize_t C = len(tables), n_num = F - C, j, offset
+    cdef floating[:, ::1] t
+    with nogil:
+        cat_numeric_forward_ptr(&X[0, 0], &layout[0] if n_num else NULL, &A_out[0, 0], n, F,
+                                n_num, width)
+    offset = n_num
+    for j in range(C):
+        t = tables[j]
+        with nogil:
+            cat_column_forward_ptr(&X[0, 0], &t[0, 0], &A_out[0, 0], n, F,
+                                   layout[n_num + 3 * j], layout[n_num + 3 * j + 1],
+                                   layout[n_num + 3 * j + 2], width, offset)
+        offset += layout[n_num + 3 * j + 2]
+
+
+def categorical_backward_into(const floating[:, ::1] X, const Py_ssize_t[::1] layout,
+                              const floating[:, ::1] D, list dtables_out,
+                              floating[:, ::1] dX_out):
+    """Fills the tables' gradients (list of (card, dim) arrays) and dX_out (n, F)."""
+    cdef Py_ssize_t n = X.shape[0], F = X.shape[1], width = D.shape[1]
+    cdef Py_ssize_t C = len(dtables_out), n_num = F - C, j, offset
+    cdef floating[:, ::1] g
+    with nogil:
+        cat_numeric_backward_ptr(&layout[0] if n_num else NULL, &D[0, 0], &dX_out[0, 0], n, F,
+                                 n_num, width)
+    offset = n_num
+    for j in range(C):
+        g = dtables_out[j]
+        with nogil:
+            cat_column_backward_ptr(&X[0, 0], &D[0, 0], &g[0, 0], n, F,
+                                    layout[n_num + 3 * j], layout[n_num + 3 * j + 1],
+                                    layout[n_num + 3 * j + 2], width, offset)
+        offset += layout[n_num + 3 * j + 2]

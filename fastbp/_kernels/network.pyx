@@ -61,7 +61,7 @@ from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
                                     LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
                                     LAYER_RESIDUAL, LAYER_BATCH_NORM, LAYER_PERIODIC_EMBEDDING,
-                                    LAYER_PIECEWISE_LINEAR_ENCODING)
+                                    LAYER_PIECEWISE_LINEAR_ENCODING, LAYER_CATEGORICAL_EMBEDDING)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
@@ -75,7 +75,9 @@ from fastbp._kernels.norm cimport (layer_norm_forward_ptr, layer_norm_backward_p
                                    batch_norm_train_forward_ptr, batch_norm_eval_forward_ptr,
                                    batch_norm_backward_ptr)
 from fastbp._kernels.embed cimport (periodic_forward_ptr, periodic_backward_ptr, ple_forward_ptr,
-                                    ple_backward_ptr)
+                                    ple_backward_ptr, cat_numeric_forward_ptr,
+                                    cat_column_forward_ptr, cat_numeric_backward_ptr,
+                                    cat_column_backward_ptr)
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
@@ -182,9 +184,10 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
     answers the same (NaN too); a Dropout or Residual layer, whose backward reads
     neither; a periodic embedding (identity or ReLU); a piecewise-linear encoding (its
-    backward reads X)."""
+    backward reads X) or a categorical embedding (likewise)."""
     return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL \
         or kind == LAYER_PERIODIC_EMBEDDING or kind == LAYER_PIECEWISE_LINEAR_ENCODING \
+        or kind == LAYER_CATEGORICAL_EMBEDDING \
         or kind == LAYER_DENSE and (
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
@@ -207,6 +210,8 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     statistics, and its running ones updated), else inference."""
     cdef Py_ssize_t i
     cdef const floating* skip
+    cdef const Py_ssize_t* lay
+    cdef Py_ssize_t n_num, off
     L.input = X
     if L.kind == LAYER_DENSE:
         dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>param_or_null(L, P, 1),
@@ -237,6 +242,16 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     elif L.kind == LAYER_PIECEWISE_LINEAR_ENCODING:   # buf: each column's feature; w, b, lo, hi
         ple_forward_ptr(X, <const Py_ssize_t*>L.buf[0], <const floating*>L.buf[1], out, n,
                         L.n_in, L.n_out)
+    elif L.kind == LAYER_CATEGORICAL_EMBEDDING:   # buf[0]: the layout; hyper[0]: coded columns
+        lay = <const Py_ssize_t*>L.buf[0]
+        n_num = L.n_in - <Py_ssize_t>L.hyper[0]
+        cat_numeric_forward_ptr(X, lay, out, n, L.n_in, n_num, L.n_out)
+        off = n_num
+        for i in range(<Py_ssize_t>L.hyper[0]):
+            cat_column_forward_ptr(X, <floating*>P[L.p0 + i].p, out, n, L.n_in,
+                                   lay[n_num + 3 * i], lay[n_num + 3 * i + 1],
+                                   lay[n_num + 3 * i + 2], L.n_out, off)
+            off += lay[n_num + 3 * i + 2]
     elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
         skip = <const floating*>layers[L.begin].input
         for i in range(n * L.n_out):
@@ -247,6 +262,8 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                                 Py_ssize_t n) noexcept nogil:
     """The layer's backward: L.D holds dL/dA (and becomes dL/dZ in place); fills its
     parameters' gradients and, unless dX is NULL, dL/dX (n, n_in)."""
+    cdef const Py_ssize_t* lay
+    cdef Py_ssize_t i, n_num, off
     if L.kind == LAYER_DENSE:
         dense_backward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z, <floating*>L.A,
                            <floating*>L.D, <floating*>L.D, dX, <floating*>P[L.p0].g,
@@ -272,6 +289,17 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
     elif L.kind == LAYER_PIECEWISE_LINEAR_ENCODING:
         ple_backward_ptr(X, <const Py_ssize_t*>L.buf[0], <const floating*>L.buf[1],
                          <floating*>L.D, dX, n, L.n_in, L.n_out)
+    elif L.kind == LAYER_CATEGORICAL_EMBEDDING:
+        lay = <const Py_ssize_t*>L.buf[0]
+        n_num = L.n_in - <Py_ssize_t>L.hyper[0]
+        if dX != NULL:
+            cat_numeric_backward_ptr(lay, <floating*>L.D, dX, n, L.n_in, n_num, L.n_out)
+        off = n_num
+        for i in range(<Py_ssize_t>L.hyper[0]):
+            cat_column_backward_ptr(X, <floating*>L.D, <floating*>P[L.p0 + i].g, n, L.n_in,
+                                    lay[n_num + 3 * i], lay[n_num + 3 * i + 1],
+                                    lay[n_num + 3 * i + 2], L.n_out, off)
+            off += lay[n_num + 3 * i + 2]
     elif L.kind == LAYER_BATCH_NORM:   # (a training forward's: backward is for training)
         batch_norm_backward_ptr(<floating*>L.Z, <double*>L.S,
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
@@ -1016,7 +1044,8 @@ cdef class Engine:
             for j, v in enumerate(hyper):
                 self.layers[l].hyper[j] = v
             _check_layer_params(kind, n_in, n_out, hyper, params[total:total + n_par])
-            _check_layer_buffers(kind, n_in, n_out, tuple(buffers[l]), self.dtype)
+            _check_layer_buffers(kind, n_in, n_out, tuple(buffers[l]), self.dtype, hyper,
+                                 params[total:total + n_par])
             for j, arr in enumerate(buffers[l]):
                 self.layers[l].buf[j] = _ptr(arr)
             self.layers[l].begin = -1
@@ -1705,7 +1734,7 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
     """The parameter sizes (and constants) a layer kind's kernels index with and read
     (the engine trusts them)."""
     want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2,
-            LAYER_PERIODIC_EMBEDDING: 2}.get(kind, 0)
+            LAYER_PERIODIC_EMBEDDING: 2, LAYER_CATEGORICAL_EMBEDDING: 1}.get(kind, 0)
     if len(hyper) != want:
         raise ValueError(f"a layer of kind {kind} has {want} constants, got {hyper}")
     if kind == LAYER_DENSE:   # W and b, or W alone (bias=False)
@@ -1721,6 +1750,10 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                  (1 if shared else n_in) * d]
     elif kind == LAYER_PIECEWISE_LINEAR_ENCODING:   # (its tables: _check_layer_buffers)
         sizes = []
+    elif kind == LAYER_CATEGORICAL_EMBEDDING:   # one table per coded column (their sizes:
+        if not (1 <= hyper[0] <= n_in and float(hyper[0]).is_integer()):   # _check_layer_buffers)
+            raise ValueError(f"a categorical embedding codes 1 to {n_in} columns, got {hyper[0]}")
+        sizes = [p.size for p in params] if len(params) == int(hyper[0]) else [None]
     elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM, LAYER_RESIDUAL,
                   LAYER_BATCH_NORM):
         if n_in != n_out:
@@ -1745,11 +1778,17 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                          f"sizes {sizes}, got {[p.size for p in params]}")
 
 
-def _check_layer_buffers(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple buffers, dtype):
+def _check_layer_buffers(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple buffers, dtype,
+                         tuple hyper, list params):
     """The arrays a kind keeps besides its parameters: BatchNorm's running mean and
     variance, (n_out,) of the engine's dtype; a piecewise-linear encoding's column
-    features (n_out intp, each in [0, n_in)) and w, b, lo, hi (4·n_out of the dtype);
-    none for the other kinds."""
+    features (n_out intp, each in [0, n_in)) and w, b, lo, hi (4·n_out of the dtype); a
+    categorical embedding's layout (intp: its numeric columns, then (column,
+    cardinality, dim) per coded column: the columns each once, the tables card·dim,
+    the output n_in − coded + Σ dim wide); none for the other kinds."""
+    if kind == LAYER_CATEGORICAL_EMBEDDING:
+        _check_categorical_layout(n_in, n_out, buffers, int(hyper[0]), params)
+        return
     if kind == LAYER_PIECEWISE_LINEAR_ENCODING:
         if len(buffers) != 2 or not all(isinstance(b, np.ndarray) for b in buffers) \
                 or buffers[0].dtype != np.intp or buffers[0].size != n_out \
@@ -1763,6 +1802,24 @@ def _check_layer_buffers(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple buff
                                    or b.size != n_out for b in buffers):
         raise ValueError(f"a layer of kind {kind} keeps {want} arrays of {n_out} {dtype} "
                          f"values besides its parameters")
+
+
+def _check_categorical_layout(Py_ssize_t n_in, Py_ssize_t n_out, tuple buffers, int C,
+                              list params):
+    n_num = n_in - C
+    lay = buffers[0] if len(buffers) == 1 else None
+    if not isinstance(lay, np.ndarray) or lay.dtype != np.intp or lay.ndim != 1 \
+            or lay.size != n_num + 3 * C:
+        raise ValueError(f"a categorical embedding keeps one intp layout of {n_num + 3 * C} "
+                         "values")
+    coded = lay[n_num:].reshape(C, 3)
+    cols = np.concatenate([lay[:n_num], coded[:, 0]])
+    if not np.array_equal(np.sort(cols), np.arange(n_in)) or (coded[:, 1:] < 1).any() \
+            or n_num + int(coded[:, 2].sum()) != n_out \
+            or [p.size for p in params] != [int(c * d) for c, d in coded[:, 1:]]:
+        raise ValueError(f"a categorical embedding's layout {lay.tolist()} does not fit "
+                         f"{n_in} -> {n_out} columns and tables of sizes "
+                         f"{[p.size for p in params]}")
 
 
 cdef void* _ptr(arr) except NULL:

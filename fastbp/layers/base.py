@@ -56,6 +56,22 @@ def init_weights(in_features: int, out_features: int, init: str, activation: str
     return np.ascontiguousarray(W, dtype=dtype)
 
 
+def positive_ints(value: Any, name: str, count: int | None, low: int = 1) -> tuple[int, ...]:
+    """One int (repeated ``count`` times) or a sequence of ``count`` ints (any length
+    when count is None), each >= low."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+            and count is not None:
+        value = [value] * count
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name} must be {'an int or ' if count is not None else ''}a sequence "
+                        f"of ints, got {type(value).__name__}")
+    values = tuple(check.int_in_range(v, f"{name}[{i}]", low) for i, v in enumerate(value))
+    if count is not None and len(values) != count:
+        raise ValueError(f"{name} must hold {count} values (one per coded column), got "
+                         f"{len(values)}")
+    return values
+
+
 def assign_into(live: np.ndarray, value: Any, name: str) -> None:
     """``live[...] = value`` after checking that ``value`` holds finite real numbers of
     ``live``'s shape (converted to its dtype): the one way a parameter is set. A
@@ -99,6 +115,9 @@ class Layer:
     activation: str = "identity"
     act_code: int = code(ACTIVATIONS, "identity")   # (the code of ``activation``)
     dropout: float = 0.0
+    #: whether it reads the model's input itself (CategoricalEmbedding's codes): it is
+    #: then a model's first layer, and the model calls its ``check_input``
+    checks_input: ClassVar[bool] = False
     #: the mode its own forward/backward follow (a model's train()/eval() set it;
     #: only BatchNorm behaves differently)
     training: bool = True
@@ -131,6 +150,18 @@ class Layer:
     def check_buffers(self) -> None:
         """Raise ValueError if a buffer holds values its kernels cannot take (after a
         file filled them in without the setters' checks)."""
+
+    def check_input(self, X: np.ndarray, name: str = "X") -> None:
+        """Raise ValueError for values of the model's converted input X this first
+        layer cannot take (``checks_input`` kinds only; the others take any).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, in_features)
+            The model's converted input.
+        name : str, default "X"
+            The argument's name in the message.
+        """
 
     def engine_buffers(self) -> tuple[np.ndarray, ...]:
         """The arrays the engine points at besides the parameters: ``buffers()``, or

@@ -30,8 +30,15 @@ def bind_open_layers(layers: tuple[Layer, ...]) -> list[tuple[Layer, dict[str, A
     return undo
 
 
-def check_chain(layers: tuple[Layer, ...]) -> None:
-    """That each layer takes the width the one before it gives, in one dtype."""
+def check_chain(layers: tuple[Layer, ...], *, model_input: bool = True) -> None:
+    """That each layer takes the width the one before it gives, in one dtype, and that a
+    layer reading the model's input itself (``checks_input``) comes first, in a chain
+    that takes the model's input (``model_input``)."""
+    for i, layer in enumerate(layers):
+        if layer.checks_input and (i > 0 or not model_input):
+            raise ValueError(f"layers[{i}] ({type(layer).__name__}) reads the model's input: it "
+                             "must be the model's first layer (not after another layer, nor "
+                             "inside a Residual)")
     for i, (a, b) in enumerate(zip(layers, layers[1:])):
         if a.out_features != b.in_features:
             raise ValueError(f"layers[{i + 1}] takes {b.in_features} inputs but layers[{i}] "

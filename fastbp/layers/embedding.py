@@ -1,5 +1,5 @@
-"""Embeddings of numeric features, rtdl_num_embeddings': PeriodicEmbedding and
-PiecewiseLinearEncoding."""
+"""Embeddings: of numeric features, rtdl_num_embeddings' PeriodicEmbedding and
+PiecewiseLinearEncoding; of integer-coded categories, CategoricalEmbedding."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,9 +8,10 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp._bins import checked_bins, ple_table
+from fastbp._codes import check_codes, layout
 from fastbp._convert import as_input
 from fastbp._kernels import embed as _embed
-from fastbp.layers.base import Layer, assign_into, checked_gradient, positive_int
+from fastbp.layers.base import Layer, assign_into, checked_gradient, positive_int, positive_ints
 
 
 class PeriodicEmbedding(Layer):
@@ -375,4 +376,213 @@ class PiecewiseLinearEncoding(Layer):
         dX = np.zeros_like(X)
         if X.shape[0]:
             _embed.ple_backward_into(X, self._feat, self._coef, np.ascontiguousarray(D), dX)
+        return dX
+
+
+class CategoricalEmbedding(Layer):
+    """Embeddings of integer-coded categorical columns, ``torch.nn.Embedding`` per
+    column: X's ``columns`` hold codes 0..cardinality−1, each replaced by its row of
+    the column's table; the output is the other (numeric) columns in their order, then
+    each coded column's ``dim`` values, in ``columns`` order. It reads the model's
+    input, so it is a model's first layer (not inside a Residual). A code that is not
+    an integer in range (an unseen category, NaN, 1.5) is a ValueError naming the
+    cell, from every call that takes X.
+
+    Parameters
+    ----------
+    n_features : int
+        X's width (numeric and coded columns).
+    columns : sequence of int
+        The coded columns, distinct, in [0, n_features); at least one.
+    cardinalities : int or sequence of int
+        Each coded column's number of categories (>= 1); one int for all.
+    dim : int or sequence of int
+        Each coded column's embedding width (>= 1); one int for all.
+    dtype : {"float32", "float64"}, default "float32"
+    seed : None, int or numpy.random.Generator
+        The tables' initial N(0, 1) draw (``torch.nn.Embedding``'s).
+
+    Attributes
+    ----------
+    tables : list of ndarray of shape (cardinality, dim)
+        The live parameters (``parameters()``), in ``columns`` order.
+
+    Raises
+    ------
+    TypeError
+        Non-integer sizes or columns; an unknown dtype.
+    ValueError
+        Sizes < 1, columns repeated or out of range, lists of other lengths than
+        ``columns``.
+    """
+
+    kind = "categorical_embedding"
+    checks_input = True
+
+    def __init__(self, n_features: int, columns: Any, cardinalities: Any, dim: Any, *,
+                 dtype: Any = "float32", seed: Any = None) -> None:
+        self.in_features = positive_int(n_features, "n_features")
+        self.columns = positive_ints(columns, "columns", None, low=0)
+        if not self.columns:
+            raise ValueError("columns must name at least one coded column")
+        C = len(self.columns)
+        if len(set(self.columns)) != C or max(self.columns) >= self.in_features:
+            raise ValueError(f"columns must be distinct columns of X in [0, {self.in_features}), "
+                             f"got {list(self.columns)}")
+        self.cardinalities = positive_ints(cardinalities, "cardinalities", C)
+        self.dims = positive_ints(dim, "dim", C)
+        self.dtype = check.float_dtype(dtype)
+        self.out_features = self.in_features - C + sum(self.dims)
+        check.blas_dims(out_features=self.out_features,
+                        table_rows=max(self.cardinalities))
+        self._layout = layout(self.in_features, self.columns, self.cardinalities, self.dims)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._params = [np.ascontiguousarray(rng.standard_normal((c, d)), dtype=self.dtype)
+                        for c, d in zip(self.cardinalities, self.dims)]
+        self._grads = [np.zeros_like(p) for p in self._params]
+        self._cache: np.ndarray | None = None
+
+    @property
+    def tables(self) -> list[np.ndarray]:
+        """The live tables (write into them; the list is a copy)."""
+        return list(self._params)
+
+    def parameters(self) -> list[np.ndarray]:
+        """The tables, in ``columns`` order."""
+        return list(self._params)
+
+    def gradients(self) -> list[np.ndarray]:
+        """Aligned with ``parameters()``."""
+        return list(self._grads)
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """("table0", "table1", ...)."""
+        return tuple(f"table{j}" for j in range(len(self._params)))
+
+    def penalized(self) -> tuple[bool, ...]:
+        """None (the L2 penalty is on weights; tables are lookups, as biases)."""
+        return (False,) * len(self._params)
+
+    def engine_constants(self) -> tuple[float, ...]:
+        """(the number of coded columns,)."""
+        return (float(len(self.columns)),)
+
+    def engine_buffers(self) -> tuple[np.ndarray, ...]:
+        """(layout,): the numeric columns, then (column, cardinality, dim) per coded one."""
+        return (self._layout,)
+
+    def check_input(self, X: np.ndarray, name: str = "X") -> None:
+        """Raise ValueError naming the first cell of a coded column that is not an
+        integer code in [0, cardinality) (``fastbp._codes.check_codes``).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            The model's converted input.
+        name : str, default "X"
+            The argument's name in the message.
+
+        Raises
+        ------
+        ValueError
+            A code out of range, not an integer, or not finite.
+        """
+        check_codes(X, self.columns, self.cardinalities, name)
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "categorical_embedding", "n_features", "columns", "cardinalities",
+        "dims"}."""
+        return {"kind": self.kind, "n_features": self.in_features,
+                "columns": list(self.columns), "cardinalities": list(self.cardinalities),
+                "dims": list(self.dims)}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> CategoricalEmbedding:
+        """A CategoricalEmbedding of ``spec`` (its tables drawn, to be overwritten).
+
+        Parameters
+        ----------
+        spec : dict
+            As ``spec()`` writes it.
+        dtype : numpy.dtype
+            The layer's dtype, float32 or float64.
+
+        Returns
+        -------
+        CategoricalEmbedding
+
+        Raises
+        ------
+        KeyError
+            A key missing from ``spec``.
+        TypeError, ValueError
+            Values the constructor refuses.
+        """
+        return cls(spec["n_features"], spec["columns"], spec["cardinalities"], spec["dims"],
+                   dtype=dtype, seed=0)
+
+    def __repr__(self) -> str:
+        return (f"CategoricalEmbedding({self.in_features}, columns={list(self.columns)}, "
+                f"cardinalities={list(self.cardinalities)}, dim={list(self.dims)}, "
+                f"dtype={self.dtype.name!r})")
+
+    def forward(self, X: Any) -> np.ndarray:
+        """The numeric columns, then the coded columns' embeddings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Real numbers, converted to the layer's dtype; the coded columns integer
+            codes.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, out_features)
+
+        Raises
+        ------
+        TypeError
+            X does not hold real numbers.
+        ValueError
+            X is not 2-D, has another width, or holds an invalid code.
+        """
+        X = as_input(X, self.dtype, self.in_features)
+        self.check_input(X)
+        A = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        if X.shape[0]:
+            _embed.categorical_forward_into(X, self._layout, self._params, A)
+        self._cache = X
+        return A
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX for dA = dL/dA of the last forward (0 in the coded columns); fills the
+        tables' gradients.
+
+        Parameters
+        ----------
+        dA : array-like of shape (n_samples, out_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+
+        Raises
+        ------
+        RuntimeError
+            No forward was run.
+        TypeError
+            dA does not hold real numbers.
+        ValueError
+            dA of another shape than the last forward's output.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X = self._cache
+        D = checked_gradient(self, dA, (X.shape[0], self.out_features))
+        dX = np.zeros_like(X)
+        for g in self._grads:
+            g.fill(0)
+        if X.shape[0]:
+            _embed.categorical_backward_into(X, self._layout, np.ascontiguousarray(D),
+                                             self._grads, dX)
         return dX

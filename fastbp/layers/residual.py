@@ -40,7 +40,7 @@ class Residual(Layer):
         layers = layer_tuple(layers)
         undo = bind_open_layers(layers)
         try:
-            check_chain(layers)
+            check_chain(layers, model_input=False)
             if layers[-1].out_features != layers[0].in_features:
                 raise ValueError(f"layers: a residual block maps a width to itself, but its "
                                  f"layers take {layers[0].in_features} inputs and give "

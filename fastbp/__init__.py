@@ -66,6 +66,7 @@ else:
                                Dropout, Layer, LayerNorm, PeriodicEmbedding,
                                PiecewiseLinearEncoding, Residual)
     from fastbp._bins import compute_bins  # noqa: E402
+    from fastbp.groups import no_decay_groups  # noqa: E402
     from fastbp.models import MLP, Sequential  # noqa: E402
     from fastbp.objective import Objective  # noqa: E402
     from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop  # noqa: E402
@@ -76,6 +77,7 @@ else:
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "PeriodicEmbedding",
     "PiecewiseLinearEncoding", "compute_bins", "CategoricalEmbedding",
+    "no_decay_groups",
     "Sequential", "MLP", "Ensemble", "Objective",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",
     "TrainingInterrupted", "TrainingRun", "GradcheckResult", "gradcheck", "load", "ops",

@@ -1194,7 +1194,8 @@ class Sequential:
             callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
             progress: bool | None = None, sample_weight: Any = None,
             resume: bool = False, dy: Any = None, dy_weight: float = 1.0,
-            clip_grad_norm: float | None = None, label_smoothing: float = 0.0) -> History:
+            clip_grad_norm: float | None = None, label_smoothing: float = 0.0,
+            param_groups: Any = None) -> History:
         """Train the model in place with mini-batch gradient descent.
 
         Parameters
@@ -1266,6 +1267,12 @@ class Sequential:
             ``torch.nn.CrossEntropyLoss(label_smoothing=ε)`` (History.loss records that
             loss; the validation loss stays the plain one). With ``resume``, pass these
             two as the first fit did (they are not stored).
+        param_groups : list of dict, optional
+            Parameter groups for a new optimizer of the kind ``optimizer`` names (a
+            name, not an instance): dicts {"params": [...], "lr": ..., "weight_decay":
+            ...} over ``parameters()``, each once (``fastbp.no_decay_groups``); "lr" and
+            "weight_decay" default to the optimizer's. A group's lr is kept as its ratio
+            to the optimizer's lr, which ``lr`` and schedules set.
 
         Returns
         -------
@@ -1290,7 +1297,7 @@ class Sequential:
                    scheduler=scheduler, early_stopping=early_stopping, callbacks=callbacks,
                    progress=progress, sample_weight=sample_weight, resume=resume, dy=dy,
                    dy_weight=dy_weight, clip_grad_norm=clip_grad_norm,
-                   label_smoothing=label_smoothing)
+                   label_smoothing=label_smoothing, param_groups=param_groups)
 
     def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
         """Write the model to one file at ``path``, atomically and without pickle.
@@ -1352,7 +1359,8 @@ class Sequential:
         run = self.training_state
         header["optimizer"] = None
         if optimizer is not None:
-            header["optimizer"] = optimizer_spec(optimizer, "optimizer/", arrays)
+            header["optimizer"] = optimizer_spec(optimizer, "optimizer/", arrays,
+                                                 self.parameters())
         header["training"] = None
         if run is not None and run.model is self:
             spec, run_arrays = run.to_archive("training/", run.optimizer is optimizer)

@@ -24,8 +24,8 @@ from fastbp import _validation as check
 from fastbp._convert import own_writable
 from fastbp._kernels import optim as _optim
 from fastbp._kernels.optim import OptimizerLink
-from fastbp._optim_config import (AdaGradConfig, AdamConfig, OptimizerConfig, RMSpropConfig,
-                                  SGDConfig)
+from fastbp._optim_config import (CHECKS, AdaGradConfig, AdamConfig, OptimizerConfig,
+                                  RMSpropConfig, SGDConfig)
 
 __all__ = ["Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "OPTIMIZERS", "make_optimizer"]
 
@@ -39,10 +39,14 @@ class Optimizer:
 
     Parameters
     ----------
-    params : sequence of ndarray
+    params : sequence of ndarray, or sequence of dict
         The parameters to update in place (at least one), such as
         ``model.parameters()``: writable, C-contiguous float32/float64 arrays. The
-        optimizer keeps these very arrays.
+        optimizer keeps these very arrays. Or parameter groups (``no_decay_groups``):
+        dicts {"params": [...], "lr": ..., "weight_decay": ...}, "lr" and
+        "weight_decay" optional (the optimizer's own by default); ``params`` is then
+        their arrays in group order. A group's lr is kept as its ratio to ``lr``:
+        assigning ``opt.lr`` (as schedules do) scales every group's.
     lr : float
         The learning rate (finite, >= 0).
     **hyper
@@ -81,14 +85,18 @@ class Optimizer:
     #: configuration, state and step counter, shared with the compiled engine
     engine_link: OptimizerLink
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float, **hyper: Any) -> None:
+    def __init__(self, params: Sequence[Any], lr: float, **hyper: Any) -> None:
         config = self._config_of(lr=lr, **hyper)
-        params = list(params)
+        params, groups = _parse_groups(list(params), config)
         if not params:
             raise ValueError("params must be a non-empty sequence of arrays, got an empty one")
         for i, p in enumerate(params):
             check.inplace_array(p, f"params[{i}]")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("params holds an array twice (in two groups?): each parameter "
+                             "once")
         object.__setattr__(self, "params", tuple(params))
+        object.__setattr__(self, "_groups", groups)
         object.__setattr__(self, "engine_link", OptimizerLink(config, ()))
         names = self.state_names
         # Read-only mappings: the engine points into these arrays too.
@@ -138,6 +146,38 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         self._assign("lr", value)
+
+    # ---------------------------------------------------------------- parameter groups
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The parameter groups (one without groups), as dicts {"params", "lr",
+        "weight_decay"} of their current values (a copy: build a new optimizer to
+        change them)."""
+        member, scale, wd = self.group_table()
+        default_wd = getattr(self.config, "weight_decay", 0.0)
+        return [{"params": [p for p, m in zip(self.params, member) if m == g],
+                 "lr": self.lr * scale[g],
+                 "weight_decay": default_wd if np.isnan(wd[g]) else float(wd[g])}
+                for g in range(len(scale))]
+
+    def group_table(self) -> tuple[list[int], list[float], list[float]]:
+        """(each parameter's group, each group's lr / ``lr``, each group's weight decay,
+        NaN where it is the optimizer's own): what the compiled engine reads."""
+        if self._groups is None:
+            return [0] * len(self.params), [1.0], [float("nan")]
+        return self._groups
+
+    def _group_configs(self) -> list[tuple[OptimizerConfig, list[int]]]:
+        """Each group's record (lr and weight decay its own) and its parameters' indices."""
+        member, scale, wd = self.group_table()
+        config = self.config
+        out = []
+        for g in range(len(scale)):
+            cfg = config if scale[g] == 1.0 and np.isnan(wd[g]) else dataclasses.replace(
+                config, lr=config.lr * scale[g],
+                **({} if np.isnan(wd[g]) else {"weight_decay": wd[g]}))
+            out.append((cfg, [i for i, m in enumerate(member) if m == g]))
+        return out
 
     def __getattr__(self, name: str) -> Any:
         # The other hyper-parameters, read from the record (only reached for names
@@ -232,9 +272,12 @@ class Optimizer:
         config = link.config
         step = self.step_count + 1
         if config.kind >= 0:
-            # The compiled step over every parameter: the engine's kernels and order.
+            # The compiled step over every parameter: the engine's kernels, per group.
             states = [[s.get(k) for k in config.kernel_state] for s in link.state]
-            _optim.optimizer_step_into(config, list(self.params), grads, states, step)
+            for cfg, idx in self._group_configs():
+                _optim.optimizer_step_into(cfg, [self.params[i] for i in idx],
+                                           [grads[i] for i in idx], [states[i] for i in idx],
+                                           step)
             link.step_count = step
             return
         link.step_count = step
@@ -282,11 +325,18 @@ class Optimizer:
         dict
             ``"type"``: the kind's name ("sgd", ...); ``"hyperparameters"``:
             ``hyperparameters()``; ``"step"``: ``step_count``; ``"state"``: one dict per
-            parameter of copies of its state arrays by name.
+            parameter of copies of its state arrays by name; with parameter groups,
+            ``"param_groups"``: each parameter's group ("member"), each group's lr ratio
+            ("lr_scale") and weight decay (None: the optimizer's).
         """
-        return {"type": self.name, "hyperparameters": self.hyperparameters(),
-                "step": self.step_count,
-                "state": [{k: a.copy() for k, a in s.items()} for s in self.state]}
+        d = {"type": self.name, "hyperparameters": self.hyperparameters(),
+             "step": self.step_count,
+             "state": [{k: a.copy() for k, a in s.items()} for s in self.state]}
+        if self._groups is not None:
+            member, scale, wd = self._groups
+            d["param_groups"] = {"member": list(member), "lr_scale": list(scale),
+                                 "weight_decay": [None if np.isnan(v) else v for v in wd]}
+        return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
         """Restore a state_dict of the same optimizer type over parameters of the same shapes.
@@ -348,8 +398,10 @@ class Optimizer:
                 own[k] = np.zeros_like(p)
                 own[k][...] = a
             arrays.append(MappingProxyType(own))
+        groups = _groups_of_state(d.get("param_groups"), len(self.params))
         # Everything checked: adopt the new record, state and count (a failing load
         # changed nothing). New objects, so a bound engine rebinds.
+        object.__setattr__(self, "_groups", groups)
         link = self.engine_link
         link.config = config
         link.state = tuple(arrays)
@@ -712,6 +764,65 @@ def from_state_dict(params: Sequence[np.ndarray], state: dict[str, Any],
     return optimizer
 
 
+_GROUP_KEYS = ("params", "lr", "weight_decay")
+
+
+def _parse_groups(items: list[Any], config: OptimizerConfig
+                  ) -> tuple[list[Any], tuple[list[int], list[float], list[float]] | None]:
+    """(the flat parameters, the group table or None) of a list of arrays or of group
+    dicts (see Optimizer)."""
+    if not items or not any(isinstance(x, dict) for x in items):
+        return items, None
+    if not all(isinstance(x, dict) for x in items):
+        raise TypeError("params must be a list of arrays or a list of group dicts, not both")
+    if config.kind < 0:
+        raise TypeError("parameter groups need one of fastbp's optimizers (SGD, AdaGrad, "
+                        "RMSprop, Adam, AdamW)")
+    params: list[Any] = []
+    member: list[int] = []
+    scale: list[float] = []
+    wd: list[float] = []
+    for g, group in enumerate(items):
+        unknown = set(group) - set(_GROUP_KEYS)
+        if unknown:
+            raise ValueError(f"params[{g}] (a group) has keys {sorted(unknown)}; a group takes "
+                             f"{_GROUP_KEYS}")
+        arrays = group.get("params")
+        if isinstance(arrays, np.ndarray) or not isinstance(arrays, (list, tuple)) or not arrays:
+            raise TypeError(f"params[{g}]['params'] must be a non-empty list of arrays")
+        if "lr" in group:
+            lr = CHECKS["lr"](group["lr"], f"params[{g}]['lr']")
+            if config.lr == 0:
+                raise ValueError("lr must be > 0 when a group sets its own lr (a group's lr is "
+                                 "kept as its ratio to lr)")
+            scale.append(lr / config.lr)
+        else:
+            scale.append(1.0)
+        wd.append(CHECKS["weight_decay"](group["weight_decay"], f"params[{g}]['weight_decay']")
+                  if "weight_decay" in group else float("nan"))
+        params += list(arrays)
+        member += [g] * len(arrays)
+    return params, (member, scale, wd)
+
+
+def _groups_of_state(spec: Any, n_params: int
+                     ) -> tuple[list[int], list[float], list[float]] | None:
+    """The group table a state_dict's "param_groups" holds (None: no groups), checked."""
+    if spec is None:
+        return None
+    try:
+        member = [check.int_in_range(m, "member", 0) for m in spec["member"]]
+        scale = [check.finite_scalar(v, "lr_scale", low=0.0) for v in spec["lr_scale"]]
+        wd = [float("nan") if v is None else check.finite_scalar(v, "weight_decay", low=0.0)
+              for v in spec["weight_decay"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"state_dict param_groups is malformed: {exc}") from None
+    if len(member) != n_params or len(wd) != len(scale) or not scale \
+            or max(member) >= len(scale):
+        raise ValueError("state_dict param_groups does not fit the parameters")
+    return member, scale, wd
+
+
 def _rebuild(cls: type[Optimizer], params: tuple[np.ndarray, ...],
              state: dict[str, Any]) -> Optimizer:
     """Unpickling (Optimizer.__reduce__): over ``params``, made the process's own."""
@@ -729,7 +840,8 @@ def make_optimizer(optimizer: Any, params: list[np.ndarray], lr: float | None) -
     optimizer : str or Optimizer
         A kind's name, "sgd", "adagrad", "rmsprop", "adam" or "adamw" (a new
         optimizer with that kind's defaults), or an instance built over ``params``
-        (the same arrays, in the same order), returned as is.
+        (the same arrays, in the same order; with parameter groups, in any order),
+        returned as is.
     params : list of ndarray
         The model's parameters.
     lr : float or None
@@ -748,10 +860,12 @@ def make_optimizer(optimizer: Any, params: list[np.ndarray], lr: float | None) -
         An lr that is not a real number.
     """
     if isinstance(optimizer, Optimizer):
-        if len(optimizer.params) != len(params) or any(
-                a is not b for a, b in zip(optimizer.params, params)):
-            raise ValueError("optimizer must be built over model.parameters() "
-                             "(the same live arrays, in the same order)")
+        grouped = getattr(optimizer, "_groups", None) is not None
+        if not (same_arrays(optimizer.params, params) if grouped else
+                len(optimizer.params) == len(params)
+                and all(a is b for a, b in zip(optimizer.params, params))):
+            raise ValueError("optimizer must be built over model.parameters() (the same live "
+                             "arrays; in the same order, or in parameter groups)")
         if lr is not None:
             optimizer.lr = lr
         return optimizer
@@ -760,3 +874,15 @@ def make_optimizer(optimizer: Any, params: list[np.ndarray], lr: float | None) -
                          f"got {optimizer!r}")
     cls = OPTIMIZERS[optimizer]
     return cls(params) if lr is None else cls(params, lr=lr)
+
+
+def same_arrays(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> bool:
+    """Whether ``ours`` holds exactly the arrays of ``theirs`` (by identity, any order)."""
+    return len(ours) == len(theirs) and {id(a) for a in ours} == {id(b) for b in theirs} \
+        and len({id(b) for b in theirs}) == len(theirs)
+
+
+def in_order_of(optimizer: Optimizer, params: Sequence[np.ndarray]) -> list[int]:
+    """The optimizer's index of each of ``params`` (the same arrays, see same_arrays)."""
+    where = {id(p): i for i, p in enumerate(optimizer.params)}
+    return [where[id(p)] for p in params]

@@ -34,7 +34,7 @@ from fastbp._kernels import network as _network
 from fastbp._optim_config import CHECKS
 from fastbp._sparse import SparseRows
 from fastbp._storage import take
-from fastbp.optim import Optimizer, from_state_dict, make_optimizer
+from fastbp.optim import OPTIMIZERS, Optimizer, from_state_dict, in_order_of, make_optimizer
 from fastbp.plotting import plot_history
 from fastbp.threads import using_threads
 
@@ -687,7 +687,8 @@ class TrainingRun:
             "optimizer": None,
         }
         if not optimizer_stored:
-            spec["optimizer"] = optimizer_spec(self.optimizer, f"{prefix}optimizer/", arrays)
+            spec["optimizer"] = optimizer_spec(self.optimizer, f"{prefix}optimizer/", arrays,
+                                               self.model.parameters())
         for name in ("best_params", "last_params"):
             saved = getattr(self, name)
             spec[name] = saved is not None
@@ -761,8 +762,8 @@ def _opt_int(value: Any, name: str) -> int | None:
     return None if value is None else check.int_in_range(value, name, 1)
 
 
-def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarray]
-                   ) -> dict[str, Any]:
+def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarray],
+                   params: list[np.ndarray] | None = None) -> dict[str, Any]:
     """An optimizer's JSON spec for a file; its state arrays are added to ``arrays``.
 
     Parameters
@@ -773,6 +774,9 @@ def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarr
         Prepended to the state arrays' names (``<prefix><i>/<name>``).
     arrays : dict of str to ndarray
         The file's arrays, to which the state arrays (copies) are added.
+    params : list of ndarray, optional
+        The model's parameters (the optimizer's, in any order): the state is written in
+        their order, which loading takes.
 
     Returns
     -------
@@ -780,11 +784,20 @@ def optimizer_spec(optimizer: Optimizer, prefix: str, arrays: dict[str, np.ndarr
         The type, hyper-parameters, step count and each parameter's state names.
     """
     state = optimizer.state_dict()
+    if params is not None:   # in the model's order (parameter groups may list another)
+        order = in_order_of(optimizer, params)
+        state["state"] = [state["state"][i] for i in order]
+        if "param_groups" in state:
+            state["param_groups"]["member"] = [state["param_groups"]["member"][i]
+                                               for i in order]
     for i, s in enumerate(state["state"]):
         for k, a in s.items():
             arrays[f"{prefix}{i}/{k}"] = a
-    return {"type": state["type"], "hyperparameters": state["hyperparameters"],
+    spec = {"type": state["type"], "hyperparameters": state["hyperparameters"],
             "step": state["step"], "state_names": [sorted(s) for s in state["state"]]}
+    if "param_groups" in state:
+        spec["param_groups"] = state["param_groups"]
+    return spec
 
 
 def optimizer_from_spec(spec: dict[str, Any], params: list[np.ndarray], prefix: str,
@@ -820,7 +833,8 @@ def optimizer_from_spec(spec: dict[str, Any], params: list[np.ndarray], prefix: 
              for i, (p, keys) in enumerate(zip(params, names))]
     return from_state_dict(params, {"type": spec["type"], "step": spec["step"],
                                     "hyperparameters": spec["hyperparameters"],
-                                    "state": state})
+                                    "state": state,
+                                    "param_groups": spec.get("param_groups")})
 
 
 # ---------------------------------------------------------------- the loop
@@ -1053,7 +1067,8 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         callbacks: Iterable[Callable[[int, dict[str, float]], Any]] = (),
         progress: bool | None = None, sample_weight: Any = None,
         resume: bool = False, dy: Any = None, dy_weight: float = 1.0,
-        clip_grad_norm: float | None = None, label_smoothing: float = 0.0) -> History:
+        clip_grad_norm: float | None = None, label_smoothing: float = 0.0,
+        param_groups: Any = None) -> History:
     """Train ``model`` in place with mini-batch gradient descent (``Sequential.fit``).
 
     Parameters
@@ -1123,6 +1138,12 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         (1 − ε)·y + ε/n_classes, which is ``torch.nn.CrossEntropyLoss(label_smoothing=ε)``
         (History.loss records that loss; the validation loss stays the plain one).
         With ``resume``, pass these two as the first fit did (they are not stored).
+    param_groups : list of dict, optional
+        Parameter groups for a new optimizer of the kind ``optimizer`` names (a name,
+        not an instance): dicts {"params": [...], "lr": ..., "weight_decay": ...} over
+        the model's parameters, each once (``fastbp.no_decay_groups``); "lr" and
+        "weight_decay" default to the optimizer's. A group's lr is kept as its ratio to
+        the optimizer's lr, which ``lr`` and schedules set.
 
     Returns
     -------
@@ -1155,10 +1176,14 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
             raise ValueError("resume=True continues a gradient-descent run; an L-BFGS fit "
                              "starts again from the current parameters (leave resume out)")
         for name, value in (("lr", lr), ("scheduler", scheduler),
-                            ("early_stopping", early_stopping), ("clip_grad_norm", clip_grad_norm)):
+                            ("early_stopping", early_stopping), ("clip_grad_norm", clip_grad_norm),
+                            ("param_groups", param_groups)):
             if value is not None:
                 raise ValueError(f"optimizer='lbfgs' takes no {name} (got {name}={value!r})")
         return fit_lbfgs(model, data, epochs, callbacks=callbacks, show_progress=show)
+    if resume and param_groups is not None:
+        raise ValueError("resume=True continues the last fit with its own optimizer and "
+                         "groups; leave param_groups out")
     if resume:
         run = _resumed_run(model, {"batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                                    "shuffle": shuffle, "seed": seed, "scheduler": scheduler,
@@ -1169,7 +1194,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
     else:
         run = _new_run(model, batch_size=batch_size, optimizer=optimizer, lr=lr,
                        shuffle=shuffle, seed=seed, scheduler=scheduler,
-                       early_stopping=early_stopping)
+                       early_stopping=early_stopping, param_groups=param_groups)
     if run.scheduler is not None and run.scheduler.per_batch:
         # a per-batch schedule too short for this fit refuses now, before any step
         steps = epochs * -(-data.n // run.batch(data.n)) \
@@ -1257,10 +1282,26 @@ def fit_lbfgs(model: Any, data: TrainingData, max_iter: int, *,
     return history
 
 
+def _grouped_optimizer(optimizer: Any, param_groups: Any, lr: float | None) -> Optimizer:
+    """A new optimizer of the kind ``optimizer`` names over ``param_groups``."""
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"param_groups builds a new optimizer: give optimizer as one of "
+                         f"{tuple(OPTIMIZERS)} (or build yours over the groups), got "
+                         f"{optimizer!r}")
+    if isinstance(param_groups, dict) or not isinstance(param_groups, (list, tuple)) \
+            or not param_groups or not all(isinstance(g, dict) for g in param_groups):
+        raise TypeError("param_groups must be a non-empty list of dicts {'params': [...], "
+                        "'lr': ..., 'weight_decay': ...} (see fastbp.no_decay_groups)")
+    cls = OPTIMIZERS[optimizer]
+    return cls(param_groups) if lr is None else cls(param_groups, lr=lr)
+
+
 def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: Any,
-             seed: Any, scheduler: Any, early_stopping: Any) -> TrainingRun:
+             seed: Any, scheduler: Any, early_stopping: Any,
+             param_groups: Any = None) -> TrainingRun:
     """A fresh run, every argument checked before anything changes (the optimizer's
-    learning rate is assigned last, and put back if the schedule cannot be built)."""
+    learning rate is assigned last, and put back if the schedule cannot be built).
+    ``param_groups``: a new optimizer of the kind ``optimizer`` names, over them."""
     batch = None if batch_size is None else check.int_in_range(batch_size, "batch_size", 1)
     if early_stopping is not None:
         early_stopping = check.int_in_range(early_stopping, "early_stopping", 1)
@@ -1269,6 +1310,8 @@ def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: A
     if lr is not None:
         lr = CHECKS["lr"](lr, "lr")
     np.random.default_rng(seed)   # a bad seed raises here, before anything changed
+    if param_groups is not None:
+        optimizer = _grouped_optimizer(optimizer, param_groups, lr)
     previous_lr = optimizer.lr if isinstance(optimizer, Optimizer) else None
     opt = make_optimizer(optimizer, model.parameters(), lr)
     try:

@@ -586,7 +586,7 @@ def test_assignment_replaces_the_record_and_allocates_nothing():
     with pytest.raises(AttributeError, match="hyper-parameter"):
         opt.learning_rate = 0.1
     # everything else lives in the link the engine shares
-    assert set(vars(opt)) == {"params", "engine_link"}
+    assert set(vars(opt)) == {"params", "engine_link", "_groups"}
 
 
 def test_betas_assignment_replaces_both_fields():

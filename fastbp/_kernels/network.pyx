@@ -120,6 +120,36 @@ cdef struct Param:
     void* s[3]        # optimizer state (in the record's kernel_state order; NULL unused)
     Py_ssize_t size
     bint penalized    # a weight (not a bias): the objective's L2 penalty applies
+    int group         # its optimizer parameter group (OptimGroups)
+
+
+cdef struct OptimGroups:
+    # The bound optimizer's parameter groups (one without groups): group g updates with
+    # the record's lr times lr_scale[g] and weight decay wd[g] (NaN: the record's).
+    # cfg and st are per-step scratch (begin_groups); base is the record a step uses (an
+    # epoch's per-batch schedule points it at a copy with the batch's lr).
+    int n
+    const double* lr_scale
+    const double* wd
+    fb_optim_config* cfg
+    fb_optim_step* st
+    const fb_optim_config* base
+
+
+cdef inline void begin_groups(OptimGroups* G, long long step) noexcept nogil:
+    """Each group's record (the base's with its lr and weight decay) and step values."""
+    cdef int g
+    for g in range(G.n):
+        G.cfg[g] = G.base[0]
+        G.cfg[g].lr = G.base.lr * G.lr_scale[g]
+        if G.wd[g] == G.wd[g]:
+            G.cfg[g].weight_decay = G.wd[g]
+        optim_begin_step(&G.cfg[g], step, &G.st[g])
+
+
+cdef inline void update_param(floating* p, Param* q, const OptimGroups* G) noexcept nogil:
+    """Parameter q's update with its group's record and step values (p: q.p, typed)."""
+    optim_update_ptr(p, <floating*>q.g, q.s, q.size, &G.cfg[q.group], &G.st[q.group])
 
 
 cdef struct LayerRec:
@@ -463,7 +493,7 @@ cdef double objective_value(LayerRec* last, const Param* P, int n_params, int lo
 cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
                       const floating* X, const SparseBatch* sp, const floating* T,
                       const Py_ssize_t* labels, const double* sw, Py_ssize_t n,
-                      const fb_optim_config* cfg, const Objective* obj,
+                      OptimGroups* G, const Objective* obj,
                       long long step) noexcept nogil:
     """Forward, loss, backward and (with cfg, else NULL) the update of every layer at
     optimizer step ``step``; the loss. The input: X, or (sp not NULL) CSR rows.
@@ -475,10 +505,9 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
     cdef LayerRec* L
     cdef const floating* inp
     cdef double value, l2, total, coef
-    cdef fb_optim_step st
-    cdef bint update_now = cfg != NULL and obj.clip_norm == 0.0
-    if cfg != NULL:  # the step's values once, not per buffer
-        optim_begin_step(cfg, step, &st)
+    cdef bint update_now = G != NULL and obj.clip_norm == 0.0
+    if G != NULL:  # the step's values once, not per buffer
+        begin_groups(G, step)
     forward_train_impl(layers, n_layers, P, X, sp, n, step)
     value = objective_value(&layers[n_layers - 1], P, n_params, loss, T, labels, sw, n, obj,
                             &l2)
@@ -502,8 +531,7 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
             if l2 != 0.0 and P[j].penalized and not (l == 0 and sp != NULL and j == L.p0):
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
             if update_now:
-                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
-                                 cfg, &st)
+                update_param(<floating*>P[j].p, &P[j], G)
     if obj.clip_norm > 0.0:
         total = 0.0
         for j in range(n_params):
@@ -512,10 +540,9 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
         if coef < 1.0:
             for j in range(n_params):
                 scale_in_place(<floating*>P[j].g, coef, P[j].size)
-        if cfg != NULL:
+        if G != NULL:
             for j in range(n_params):
-                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
-                                 cfg, &st)
+                update_param(<floating*>P[j].p, &P[j], G)
     return value
 
 
@@ -537,9 +564,9 @@ cdef struct Tangents:
 cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int loss,
                          const floating* X, const floating* Tg, const Py_ssize_t* labels,
                          const double* sw, const floating* dy, double dy_weight, Py_ssize_t n,
-                         const Tangents* tg, const fb_optim_config* cfg, const Objective* obj,
+                         const Tangents* tg, OptimGroups* OG, const Objective* obj,
                          long long step) noexcept nogil:
-    """A step (cfg: with the update; NULL: gradients only) on the loss plus dy_weight times
+    """A step (OG: with the update; NULL: gradients only) on the loss plus dy_weight times
     the (weighted) mean squared error between the Jacobian of the raw output and ``dy``
     (n, n_out, n_in); returns that total.
 
@@ -553,7 +580,7 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
     reverse formulation, whose cost grows with n_out, takes the step instead."""
     if layers[n_layers - 1].n_out < layers[0].n_in:
         return sobolev_reverse_impl(layers, n_layers, P, n_params, loss, X, Tg, labels, sw,
-                                    dy, dy_weight, n, tg, cfg, obj, step)
+                                    dy, dy_weight, n, tg, OG, obj, step)
     cdef int l, j
     cdef Py_ssize_t n_in = layers[0].n_in, rows = n * n_in, i, r, c, k, k_in, jj
     cdef LayerRec* L
@@ -568,9 +595,8 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
     cdef floating* G
     cdef double value, l2, e, term = 0.0, wsum = 0.0, scale, acc
     cdef Py_ssize_t k_out = last.n_out
-    cdef fb_optim_step st
-    if cfg != NULL:
-        optim_begin_step(cfg, step, &st)
+    if OG != NULL:
+        begin_groups(OG, step)
     # forward: values and tangents
     inp = X
     for l in range(n_layers):
@@ -648,9 +674,8 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized:
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
-            if cfg != NULL:
-                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
-                                 cfg, &st)
+            if OG != NULL:
+                update_param(<floating*>P[j].p, &P[j], OG)
     return value
 
 
@@ -658,7 +683,7 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
                                  int loss, const floating* X, const floating* Tg,
                                  const Py_ssize_t* labels, const double* sw,
                                  const floating* dy, double dy_weight, Py_ssize_t n,
-                                 const Tangents* tg, const fb_optim_config* cfg,
+                                 const Tangents* tg, OptimGroups* OG,
                                  const Objective* obj, long long step) noexcept nogil:
     """sobolev_impl's step in reverse mode ("double backpropagation"), for networks with
     fewer outputs than inputs: the same loss and gradients, at a cost that grows with the
@@ -688,9 +713,8 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
     cdef floating* R = <floating*>tg.R
     cdef const floating* inp
     cdef double value, l2, e, term = 0.0, wsum = 0.0, scale, acc
-    cdef fb_optim_step st
-    if cfg != NULL:
-        optim_begin_step(cfg, step, &st)
+    if OG != NULL:
+        begin_groups(OG, step)
     # forward: values, f' and f''
     inp = X
     for l in range(n_layers):
@@ -778,9 +802,8 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized:
                 add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
-            if cfg != NULL:
-                optim_update_ptr(<floating*>P[j].p, <floating*>P[j].g, P[j].s, P[j].size,
-                                 cfg, &st)
+            if OG != NULL:
+                update_param(<floating*>P[j].p, &P[j], OG)
     return value
 
 
@@ -818,7 +841,7 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
                     const Py_ssize_t* labels, const double* sw, Py_ssize_t n_rows,
                     Py_ssize_t n_features, Py_ssize_t n_targets, const Py_ssize_t* order,
                     Py_ssize_t n, Py_ssize_t batch, floating* Xb, Py_ssize_t* Rb, floating* Tb,
-                    Py_ssize_t* Lb, double* Wb, const fb_optim_config* cfg,
+                    Py_ssize_t* Lb, double* Wb, const OptimGroups* G,
                     const Objective* obj, long long step0, const double* lrs,
                     Py_ssize_t* steps_out, double* loss_sum) noexcept nogil:
     """Mini-batches of ``order`` (n entries) in sequence: gather rows (and their weights,
@@ -831,7 +854,9 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
     cdef Py_ssize_t start = 0, m, steps = 0
     cdef Py_ssize_t k = layers[n_layers - 1].n_out
     cdef double value
-    cdef fb_optim_config stepped = cfg[0]   # (its lr per step when lrs is given)
+    cdef fb_optim_config stepped = G.base[0]   # (its lr per step when lrs is given)
+    cdef OptimGroups Gs = G[0]
+    Gs.base = &stepped
     steps_out[0] = 0
     while start < n:
         if fb_interrupt_pending():
@@ -846,7 +871,7 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
             stepped.lr = lrs[steps]
         value = step_impl(layers, n_layers, P, n_params, loss, Xb if sp == NULL else NULL, sp,
                           Tb if labels == NULL else NULL, Lb if labels != NULL else NULL,
-                          Wb if sw != NULL else NULL, m, &stepped, obj, step0 + steps + 1)
+                          Wb if sw != NULL else NULL, m, &Gs, obj, step0 + steps + 1)
         steps += 1
         steps_out[0] = steps
         if not isfinite(value):
@@ -950,6 +975,10 @@ cdef class Engine:
     cdef Py_ssize_t capacity
     cdef Py_ssize_t last_rows     # the rows the previous call needed (see TRIM_BYTES)
     cdef fb_optim_config cfg
+    cdef OptimGroups groups       # the bound optimizer's groups (bind_optimizer)
+    cdef list keep_groups         # their lr scales and weight decays (kept alive)
+    cdef fb_optim_config* group_cfg
+    cdef fb_optim_step* group_st
     cdef Objective obj
     cdef list keep_params     # the live parameter/gradient arrays (kept alive)
     cdef list workspaces      # per layer (Z, A, D)
@@ -973,6 +1002,8 @@ cdef class Engine:
     def __cinit__(self):
         self.layers = NULL
         self.params = NULL
+        self.group_cfg = NULL
+        self.group_st = NULL
         self.tg_mem = NULL
 
     def __init__(self, list records, list params, list grads, list penalized, int loss,
@@ -1063,6 +1094,8 @@ cdef class Engine:
     def __dealloc__(self):
         PyMem_Free(self.layers)
         PyMem_Free(self.params)
+        PyMem_Free(self.group_cfg)
+        PyMem_Free(self.group_st)
         PyMem_Free(self.tg_mem)
 
     def set_objective(self, double grad_scale, double loss_scale, double l2, double clip_eps):
@@ -1177,8 +1210,10 @@ cdef class Engine:
     def bind_optimizer(self, optimizer):
         """Point the engine at an optimizer's configuration and state arrays (through its
         ``engine_link``): per parameter, up to three state arrays in the record's
-        ``kernel_state`` order (NULL where unused)."""
-        cdef int j, k
+        ``kernel_state`` order (NULL where unused), and its parameter group. The
+        optimizer's parameters are the model's arrays, matched by identity (its groups
+        may list them in another order)."""
+        cdef int j, k, g, n_groups
         link = getattr(optimizer, "engine_link", None)
         if not isinstance(link, OptimizerLink) or link.config.kind < 0:
             raise TypeError(f"the compiled step knows fastbp's SGD, AdaGrad, RMSprop, Adam and "
@@ -1189,16 +1224,45 @@ cdef class Engine:
         if len(state) != self.n_params:
             raise ValueError(f"the optimizer holds state for {len(state)} parameters, the "
                              f"model has {self.n_params}")
+        where = {id(p): i for i, p in enumerate(optimizer.params)}
+        order = [where.get(id(p), -1) for p in self.keep_params[0]]
+        if sorted(order) != list(range(self.n_params)):
+            raise ValueError("the optimizer must be built over the model's parameters")
+        member, scale, wd = optimizer.group_table()
+        n_groups = len(scale)
+        if len(member) != self.n_params or len(wd) != n_groups or n_groups < 1 \
+                or any(not 0 <= m < n_groups for m in member):
+            raise ValueError("the optimizer's group table does not fit its parameters")
+        scale = np.ascontiguousarray(scale, dtype=np.float64)
+        wd = np.ascontiguousarray(wd, dtype=np.float64)
         names = tuple(config.kernel_state) + (None,) * (3 - len(config.kernel_state))
-        arrays = [[None if name is None else s.get(name) for name in names] for s in state]
+        arrays = [[None if name is None else state[order[j]].get(name) for name in names]
+                  for j in range(self.n_params)]
         for j in range(self.n_params):
             for a in arrays[j]:
                 if a is not None and (a.dtype != self.dtype
                                       or a.size != self.params[j].size):
                     raise ValueError(f"the optimizer's state of parameter {j} does not match it")
+        group_cfg = <fb_optim_config*>PyMem_Calloc(n_groups, sizeof(fb_optim_config))
+        group_st = <fb_optim_step*>PyMem_Calloc(n_groups, sizeof(fb_optim_step))
+        if group_cfg == NULL or group_st == NULL:
+            PyMem_Free(group_cfg)
+            PyMem_Free(group_st)
+            raise MemoryError()
         fill_config(config, &self.cfg)
+        PyMem_Free(self.group_cfg)
+        PyMem_Free(self.group_st)
+        self.group_cfg, self.group_st = group_cfg, group_st
+        self.keep_groups = [scale, wd]
+        self.groups.n = n_groups
+        self.groups.lr_scale = <const double*>cnp.PyArray_DATA(<cnp.ndarray>scale)
+        self.groups.wd = <const double*>cnp.PyArray_DATA(<cnp.ndarray>wd)
+        self.groups.cfg = group_cfg
+        self.groups.st = group_st
+        self.groups.base = &self.cfg
         self.keep_state = arrays
         for j in range(self.n_params):
+            self.params[j].group = member[order[j]]
             for k in range(3):
                 self.params[j].s[k] = _ptr_or_null(arrays[j][k])
         self.link = <OptimizerLink>link
@@ -1289,7 +1353,7 @@ cdef class Engine:
             return None
         self.obj.clip_norm = 0.0
         value = self._step(X, None if labels else ya, ya if labels else None, step + 1,
-                           &self.cfg, None)
+                           &self.groups, None)
         if value != value and self._labels_bad:
             return None   # a label out of range: the checked path says which
         link.step_count = step + 1
@@ -1429,7 +1493,7 @@ cdef class Engine:
         cdef double value
         cdef long long step = self._bound().step_count + 1
         self._set_clip_norm(clip_norm)
-        value = self._step(X, T, labels, step, &self.cfg, sample_weight)
+        value = self._step(X, T, labels, step, &self.groups, sample_weight)
         self._checked_loss(value)
         self.link.step_count = step
         self.trim(X.shape[0])
@@ -1459,7 +1523,7 @@ cdef class Engine:
         return self.link
 
     cdef double _step(self, X, T, labels, long long step,
-                      const fb_optim_config* cfg, sample_weight) except? -1.0:
+                      OptimGroups* G, sample_weight) except? -1.0:
         """One step on the engine's own copy of the labels (range-checked there), with
         every array's shape checked against the engine; NaN with _labels_bad set when a
         label is out of range (nothing was changed then). X: an ndarray or a SparseRows."""
@@ -1504,12 +1568,12 @@ cdef class Engine:
         with nogil:
             if self.f32:
                 value = step_impl[float](self.layers, self.n_layers, self.params, self.n_params,
-                                         self.loss, <float*>x, sp, <float*>t, lb, sw, n, cfg,
+                                         self.loss, <float*>x, sp, <float*>t, lb, sw, n, G,
                                          &self.obj, step)
             else:
                 value = step_impl[double](self.layers, self.n_layers, self.params,
                                           self.n_params, self.loss, <double*>x, sp,
-                                          <double*>t, lb, sw, n, cfg, &self.obj, step)
+                                          <double*>t, lb, sw, n, G, &self.obj, step)
         return value
 
     def sobolev(self, cnp.ndarray X, T, labels, cnp.ndarray dy, double dy_weight,
@@ -1529,7 +1593,7 @@ cdef class Engine:
         cdef const double* sw = NULL
         cdef Tangents tg
         cdef long long step = 0
-        cdef const fb_optim_config* cfg = NULL
+        cdef OptimGroups* G = NULL
         for l in range(self.n_layers):
             if self.layers[l].kind != LAYER_DENSE or self.layers[l].dropout > 0:
                 raise ValueError("training on derivatives needs Dense layers without dropout")
@@ -1555,7 +1619,7 @@ cdef class Engine:
             sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
         if update:
             step = self._bound().step_count + 1
-            cfg = &self.cfg
+            G = &self.groups
         self.reserve(n)
         self._reserve_tangents(n)
         if labels is not None:
@@ -1580,12 +1644,12 @@ cdef class Engine:
             if self.f32:
                 value = sobolev_impl[float](self.layers, self.n_layers, self.params,
                                             self.n_params, self.loss, <float*>x, <float*>t, lb,
-                                            sw, <float*>d, dy_weight, n, &tg, cfg, &self.obj,
+                                            sw, <float*>d, dy_weight, n, &tg, G, &self.obj,
                                             step)
             else:
                 value = sobolev_impl[double](self.layers, self.n_layers, self.params,
                                              self.n_params, self.loss, <double*>x, <double*>t,
-                                             lb, sw, <double*>d, dy_weight, n, &tg, cfg,
+                                             lb, sw, <double*>d, dy_weight, n, &tg, G,
                                              &self.obj, step)
         if update:
             self.link.step_count = step
@@ -1700,14 +1764,14 @@ cdef class Engine:
                 status = epoch_impl[float](self.layers, self.n_layers, self.params,
                                            self.n_params, self.loss, <float*>x, sp, <float*>t,
                                            lp, sw, n_rows, n_features, n_targets, op, n, batch,
-                                           <float*>xb, rb, <float*>tb, lb, wb, &self.cfg,
+                                           <float*>xb, rb, <float*>tb, lb, wb, &self.groups,
                                            &self.obj, step0, lr_p, &steps, &loss_sum)
             else:
                 status = epoch_impl[double](self.layers, self.n_layers, self.params,
                                             self.n_params, self.loss, <double*>x, sp,
                                             <double*>t, lp, sw, n_rows, n_features, n_targets,
                                             op, n, batch, <double*>xb, rb, <double*>tb, lb, wb,
-                                            &self.cfg, &self.obj, step0, lr_p, &steps,
+                                            &self.groups, &self.obj, step0, lr_p, &steps,
                                             &loss_sum)
         link.step_count = step0 + steps
         self.trim(batch)

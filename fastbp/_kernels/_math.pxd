@@ -1,8 +1,7 @@
 # Scalar math shared by the kernels, inlined into every module that cimports it.
 from cython cimport floating
-# Transcendental functions are evaluated in double precision for both dtypes:
-# float32 results are then correctly rounded up to libm's error, which keeps
-# the float32 tolerance against the reference small and documented.
+# These scalar functions are evaluated in double precision (float64 models, and the
+# places that need double); float32 activations run _vmath.h's float versions.
 from libc.math cimport exp, expm1, log1p, erfc, sqrt, fabs
 
 cdef extern from *:
@@ -26,6 +25,11 @@ cdef extern from "_vmath.h" nogil:
     void sigmoid_array_f64 "fb_sigmoid_array_f64"(const double* Z, double* A, Py_ssize_t n)
     double exp_shifted_f64 "fb_exp_shifted_f64"(const double* x, double* out, Py_ssize_t k,
                                                 double shift)
+    void act_forward_array_f32 "fb_act_forward_array_f32"(int act, const float* Z, float* A,
+                                                          Py_ssize_t n)
+    void act_backward_array_f32 "fb_act_backward_array_f32"(int act, const float* Z,
+                                                            const float* dA, float* dZ,
+                                                            Py_ssize_t n)
     void exp_rows_f32 "fb_exp_rows_f32"(const float* x, float* out, Py_ssize_t n, Py_ssize_t k,
                                         double* row_max, double* row_sum)
     void exp_rows_f64 "fb_exp_rows_f64"(const double* x, double* out, Py_ssize_t n,

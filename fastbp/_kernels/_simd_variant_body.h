@@ -3,8 +3,10 @@
 #define FB_T float
 #define FB_SQRT sqrtf
 #define FB_NAME(x) FB_CAT(x##_f32, FB_SUFFIX)
+#define FB_F32_BODY 1
 #include "_optim_body.h"
 #include "_vmath_body.h"
+#undef FB_F32_BODY
 #undef FB_T
 #undef FB_SQRT
 #undef FB_NAME

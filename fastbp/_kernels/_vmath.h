@@ -4,9 +4,10 @@
  * sigmoid and softmax spend most of their time in it; in the small networks
  * fastbp is for, that is a large share of a training step. fb_exp below is
  * branch-free arithmetic, so GCC vectorises the loops that call it (4 or 8
- * doubles at a time, _simd.h). Everything is evaluated in double for both
- * dtypes, as the scalar kernels in _math.pxd (softplus, gelu, elu, ...) are,
- * and rounded once.
+ * doubles at a time, _simd.h). float64 is evaluated in double, as the scalar
+ * kernels in _math.pxd (softplus, gelu, elu, ...) are; float32 models get float
+ * versions (fb_expf, fb_tanhf, ...: twice the lanes) of tanh, sigmoid, silu, elu,
+ * softplus and gelu and their derivatives; softmax's exps stay in double.
  *
  * Accuracy: fb_exp is within 2 ulp of e^x over the whole double range
  * (measured against libm in tests/test_vmath.py), including overflow to inf,
@@ -24,6 +25,7 @@
 #include <string.h>
 
 #include "_simd.h"
+#include "_table.h"
 
 /* Unsigned, so that the shifts and wrap-arounds below are defined for any input. */
 FASTBP_INLINE uint64_t fb_bits(double x) { uint64_t i; memcpy(&i, &x, 8); return i; }
@@ -94,9 +96,170 @@ FASTBP_INLINE double fb_sigmoid(double z) {
     return z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
+/* ---------------------------------------------------------------- float32
+ * The same functions in float arithmetic, for float32 models: twice the lanes of
+ * the double ones, and shorter polynomials. Each is within a few ulp of the
+ * float64 function rounded to float (tests/test_vmath.py measures them).
+ */
+FASTBP_INLINE uint32_t fb_bitsf(float x) { uint32_t i; memcpy(&i, &x, 4); return i; }
+FASTBP_INLINE float fb_from_bitsf(uint32_t i) { float x; memcpy(&x, &i, 4); return x; }
+
+/* 1.5·2^23: the float shifter (see FB_SHIFTER). */
+#define FB_SHIFTERF 12582912.0f
+
+/* 2^n for an integral float n in [-126, 127]. */
+FASTBP_INLINE float fb_pow2f(float n) {
+    return fb_from_bitsf((fb_bitsf(n + FB_SHIFTERF) - fb_bitsf(FB_SHIFTERF) + 127u) << 23);
+}
+
+/* e^x as fb_exp, in float: n = round(x / ln 2), r = x − n·ln 2 (Cody and Waite's
+ * two-part ln 2, the high part with 9 significant bits so that n·LN2_HI is exact),
+ * e^r by Cephes' expf polynomial (1 ulp), 2^n applied as two factors (results down to
+ * the subnormals round once). x clamped to [-104, 89]: e^-104 rounds to 0, e^89 to
+ * inf; NaN passes through. */
+FASTBP_INLINE float fb_expf(float x) {
+    const float LOG2E = 1.44269504088896341f;
+    const float LN2_HI = 0.693359375f;
+    const float LN2_LO = -2.12194440e-4f;
+    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float n = (xc * LOG2E + FB_SHIFTERF) - FB_SHIFTERF;
+    float r = (xc - n * LN2_HI) - n * LN2_LO;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    float n1 = ((n * 0.5f) + FB_SHIFTERF) - FB_SHIFTERF;
+    return (p * fb_pow2f(n1)) * fb_pow2f(n - n1);
+}
+
+/* tanh: 1 − 2/(e^(2|x|) + 1) with the sign of x for |x| > 0.625, else Cephes' tanhf
+ * odd polynomial; |x| capped at 10 (tanh(10) rounds to 1); -0.0 keeps its sign. */
+FASTBP_INLINE float fb_tanhf(float x) {
+    float a = fabsf(x);
+    float e = fb_expf(2.0f * (a > 10.0f ? 10.0f : a));
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    float z = x * x;
+    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                    + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+    small = z == 0.0f ? x : small;
+    return a > 0.625f ? (x > 0.0f ? big : -big) : small;
+}
+
+/* σ(z): 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below. */
+FASTBP_INLINE float fb_sigmoidf(float z) {
+    float e = fb_expf(-fabsf(z));
+    return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+/* 1 − σ(z) = σ(−z), without the cancellation of 1 − fb_sigmoidf(z). */
+FASTBP_INLINE float fb_sigmoid_complementf(float z) {
+    float e = fb_expf(-fabsf(z));
+    return z >= 0.0f ? e / (1.0f + e) : 1.0f / (1.0f + e);
+}
+
+/* log(1 + u) for u >= 0 (and +inf, NaN): y = 1 + u, Cephes' logf on y's mantissa,
+ * and the correction (u − (y − 1))/y for the rounding of 1 + u. */
+FASTBP_INLINE float fb_log1pf(float u) {
+    const float SQRTHF = 0.707106781186547524f;
+    float y = 1.0f + u;
+    float corr = (u - (y - 1.0f)) / y;
+    uint32_t b = fb_bitsf(y);
+    float e = (float)(int32_t)((b >> 23) & 0xffu) - 126.0f;   /* y = m·2^e, m in [0.5, 1) */
+    float m = fb_from_bitsf((b & 0x007fffffu) | 0x3f000000u);
+    int lowm = m < SQRTHF;
+    e = lowm ? e - 1.0f : e;
+    float x = lowm ? m + m - 1.0f : m - 1.0f;
+    float z = x * x;
+    float p = 7.0376836292e-2f;
+    p = p * x - 1.1514610310e-1f;
+    p = p * x + 1.1676998740e-1f;
+    p = p * x - 1.2420140846e-1f;
+    p = p * x + 1.4249322787e-1f;
+    p = p * x - 1.6668057665e-1f;
+    p = p * x + 2.0000714765e-1f;
+    p = p * x - 2.4999993993e-1f;
+    p = p * x + 3.3333331174e-1f;
+    float r = p * x * z;
+    r += -2.12194440e-4f * e;
+    r += -0.5f * z;
+    r = x + r;
+    r += 0.693359375f * e;
+    r = r + corr;
+    return y == y && y < 3.0e38f ? r : y;   /* inf and NaN pass through */
+}
+
+/* softplus(z) = log(1 + e^z), z itself above PyTorch's threshold 20, written
+ * max(z, 0) + log1p(e^-|z|) (no overflow, no cancellation). */
+FASTBP_INLINE float fb_softplusf(float z) {
+    float r = (z > 0.0f ? z : 0.0f) + fb_log1pf(fb_expf(-fabsf(z)));
+    return z > (float)FB_SOFTPLUS_THRESHOLD ? z : r;
+}
+
+/* e^z − 1 for z <= 0 (elu's negative side): its Taylor series to z^7/7! where
+ * |z| < 0.25 (no cancellation), e^z − 1 below. */
+FASTBP_INLINE float fb_expm1_negf(float z) {
+    float p = 1.0f / 5040.0f;
+    p = p * z + 1.0f / 720.0f;
+    p = p * z + 1.0f / 120.0f;
+    p = p * z + 1.0f / 24.0f;
+    p = p * z + 1.0f / 6.0f;
+    p = p * z + 0.5f;
+    float series = (p * z + 1.0f) * z;
+    return z > -0.25f ? series : fb_expf(z) - 1.0f;
+}
+
+/* e^(−z²/2), with z² split exactly into hi + lo (Veltkamp and Dekker, no FMA): the
+ * rounding of z² alone would cost |z|²·2^-24 relative, e^(-lo/2) ≈ 1 − lo/2 does not. */
+FASTBP_INLINE float fb_gauss_kernelf(float z) {
+    z = fabsf(z) > 20.0f ? 20.0f : fabsf(z);   /* (e^-200 is 0 in float; no overflow) */
+    float c = 4097.0f * z;
+    float zh = c - (c - z);
+    float zl = z - zh;
+    float hi = z * z;
+    float lo = ((zh * zh - hi) + 2.0f * zh * zl) + zl * zl;
+    return fb_expf(-0.5f * hi) * (1.0f - 0.5f * lo);
+}
+
+/* Φ(z), the standard normal CDF: erfc(w)/2 at w = −z/√2 by Numerical Recipes' erfcc
+ * (t·e^(−w² − 1.26551223 + t·P(t)), t = 1/(1 + |w|/2), relative error < 1.2e-7),
+ * its e^(−w²) = e^(−z²/2) from fb_gauss_kernelf; 1 − Φ(−z) for z > 0. */
+FASTBP_INLINE float fb_normal_cdff(float z) {
+    float w = fabsf(z) * 0.707106781186547524f;
+    float t = 1.0f / (1.0f + 0.5f * w);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    float tail = 0.5f * t * fb_gauss_kernelf(z) * fb_expf(p * t - 1.26551223f);
+    /* |z| < 1: (1 + erf(z/√2))/2 by erf's Taylor series to w^17 (4e-9 relative),
+     * where erfcc's 1.2e-7 would cost several ulp near Φ = 1/2 */
+    float v = z * 0.707106781186547524f, v2 = v * v;
+    float q = 1.0f / 685440.0f;          /* w^17/(8!·17) */
+    q = q * v2 - 1.0f / 75600.0f;
+    q = q * v2 + 1.0f / 9360.0f;
+    q = q * v2 - 1.0f / 1320.0f;
+    q = q * v2 + 1.0f / 216.0f;
+    q = q * v2 - 1.0f / 42.0f;
+    q = q * v2 + 1.0f / 10.0f;
+    q = q * v2 - 1.0f / 3.0f;
+    q = q * v2 + 1.0f;
+    float central = 0.5f + (0.564189583547756287f * v) * q;   /* 0.5 + erf(v)/2 */
+    return fabsf(z) < 1.0f ? central : (z > 0.0f ? 1.0f - tail : tail);
+}
+
 #define FB_T float
 #define FB_NAME(x) x##_f32
+#define FB_F32_BODY 1
 #include "_vmath_body.h"
+#undef FB_F32_BODY
 #undef FB_T
 #undef FB_NAME
 

@@ -1,14 +1,72 @@
 /* Included by _vmath.h with FB_T (float or double) and FB_NAME set. */
 
+#ifdef FB_F32_BODY
+#define FB_TANH(z) fb_tanhf(z)
+#define FB_SIGMOID(z) fb_sigmoidf(z)
+#else
+#define FB_TANH(z) fb_tanh((double)(z))
+#define FB_SIGMOID(z) fb_sigmoid((double)(z))
+#endif
+
 /* A[i] := tanh(Z[i]) for i < n (A may be Z). */
 FASTBP_CLONES static void FB_NAME(fb_tanh_array)(const FB_T* Z, FB_T* A, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) A[i] = (FB_T)fb_tanh((double)Z[i]);
+    for (ptrdiff_t i = 0; i < n; i++) A[i] = (FB_T)FB_TANH(Z[i]);
 }
 
 /* A[i] := σ(Z[i]) for i < n (A may be Z). */
 FASTBP_CLONES static void FB_NAME(fb_sigmoid_array)(const FB_T* Z, FB_T* A, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) A[i] = (FB_T)fb_sigmoid((double)Z[i]);
+    for (ptrdiff_t i = 0; i < n; i++) A[i] = (FB_T)FB_SIGMOID(Z[i]);
 }
+#undef FB_TANH
+#undef FB_SIGMOID
+
+#ifdef FB_F32_BODY
+/* float32's other activations (act: FB_ACT_* of _table.h): A[i] := f(Z[i]) (A may be
+ * Z), and dZ[i] := f'(Z[i])·dA[i] (dZ may be dA), as the double kernels of _math.pxd
+ * and activations.pyx compute them, in float. */
+FASTBP_CLONES static void FB_NAME(fb_act_forward_array)(int act, const float* Z, float* A,
+                                                       ptrdiff_t n) {
+    const float alpha = (float)FB_ELU_ALPHA;
+    if (act == FB_ACT_SILU)
+        for (ptrdiff_t i = 0; i < n; i++) A[i] = Z[i] * fb_sigmoidf(Z[i]);
+    else if (act == FB_ACT_ELU)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i];
+            A[i] = z > 0.0f ? z : alpha * fb_expm1_negf(z > 0.0f ? 0.0f : z);
+        }
+    else if (act == FB_ACT_SOFTPLUS)
+        for (ptrdiff_t i = 0; i < n; i++) A[i] = fb_softplusf(Z[i]);
+    else if (act == FB_ACT_GELU)
+        for (ptrdiff_t i = 0; i < n; i++) A[i] = Z[i] * fb_normal_cdff(Z[i]);
+}
+
+FASTBP_CLONES static void FB_NAME(fb_act_backward_array)(int act, const float* Z,
+                                                        const float* dA, float* dZ,
+                                                        ptrdiff_t n) {
+    const float alpha = (float)FB_ELU_ALPHA;
+    const float inv_sqrt_2pi = 0.398942280401432678f;
+    if (act == FB_ACT_SILU)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i], s = fb_sigmoidf(z);
+            dZ[i] = dA[i] * (s * (1.0f + z * fb_sigmoid_complementf(z)));
+        }
+    else if (act == FB_ACT_ELU)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i], d = dA[i];
+            dZ[i] = z > 0.0f ? d : d * (alpha * fb_expf(z > 0.0f ? 0.0f : z));
+        }
+    else if (act == FB_ACT_SOFTPLUS)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i], d = dA[i];
+            dZ[i] = z > (float)FB_SOFTPLUS_THRESHOLD ? d : d * fb_sigmoidf(z);
+        }
+    else if (act == FB_ACT_GELU)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i];
+            dZ[i] = dA[i] * (fb_normal_cdff(z) + z * inv_sqrt_2pi * fb_gauss_kernelf(z));
+        }
+}
+#endif
 
 /* out[j] := e^(x[j] - shift) for j < k (out may be x); returns the sum of the
  * unrounded values, added in order in double (the sequential sum the reference's

@@ -1,5 +1,8 @@
 """Activation kernels: forward (fused with the bias add) and backward.
 
+float32 evaluates tanh, sigmoid, silu, elu, softplus and gelu in float (_vmath.h:
+twice the vector lanes of double, within a few ulp); float64 in double.
+
 Design: one pass over Z does ``Z += b`` and ``A = f(Z)`` (Dense forward calls
 it right after the GEMM); the backward computes ``dZ = f'(Z)·dA`` (or the
 softmax Jacobian-vector product) in one pass. The switch on the activation is
@@ -16,6 +19,7 @@ from fastbp._kernels._math cimport (
     ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX, LEAKY_SLOPE, ELU_ALPHA, SOFTPLUS_THRESHOLD,
     sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, exp_rows, EXP_BLOCK,
     tanh_array_f32, tanh_array_f64, sigmoid_array_f32, sigmoid_array_f64, exp_shifted_f64,
+    act_forward_array_f32, act_backward_array_f32,
 )
 
 
@@ -88,6 +92,9 @@ cdef void bias_activation_forward_ptr(int act, floating* Z, const floating* b, f
             tanh_array_f32(Z, A, size)
         else:
             tanh_array_f64(Z, A, size)
+    elif floating is float and (act == ACT_ELU or act == ACT_SOFTPLUS or act == ACT_GELU
+                                or act == ACT_SILU):   # float32: in float (_vmath.h)
+        act_forward_array_f32(act, Z, A, size)
     elif act == ACT_ELU:
         for idx in range(size):
             A[idx] = <floating>elu(Z[idx])
@@ -137,6 +144,9 @@ cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
         for idx in range(size):
             a = A[idx]
             dZ[idx] = dA[idx] * (1 - a * a)
+    elif floating is float and (act == ACT_ELU or act == ACT_SOFTPLUS or act == ACT_GELU
+                                or act == ACT_SILU):   # float32: in float (_vmath.h)
+        act_backward_array_f32(act, Z, dA, dZ, size)
     elif act == ACT_ELU:
         for idx in range(size):
             d = dA[idx]

@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 VARIANTS: tuple[str, ...]
 VMATH_KERNELS: tuple[str, ...]
+FLOAT32_ONLY: tuple[str, ...]
 
 def supported(name: str) -> bool: ...  # name: str
 def optim_update(

@@ -4,6 +4,7 @@ bit. Production code never calls these; it runs the target_clones clone that the
 loader picks for the CPU (_simd.h). See _simd_variants.h.
 """
 cimport numpy as cnp
+import numpy as np
 
 from fastbp._kernels.optim cimport fb_optim_config, fb_optim_step, fill_config
 
@@ -25,7 +26,10 @@ cdef extern from "_simd_variants.h" nogil:
 #: the variants, in the order of their codes
 VARIANTS = ("baseline", "avx2", "avx512")
 #: the _vmath kernels, in the order of their codes
-VMATH_KERNELS = ("tanh", "sigmoid", "exp_rows")
+VMATH_KERNELS = ("tanh", "sigmoid", "exp_rows", "silu", "elu", "softplus", "gelu",
+                 "silu_grad", "elu_grad", "softplus_grad", "gelu_grad")
+#: the kernels only float32 has (float64 runs the scalar double kernels of _math.pxd)
+FLOAT32_ONLY = VMATH_KERNELS[3:]
 
 
 cdef int _variant(str name) except -1:
@@ -81,12 +85,14 @@ def optim_update(str variant, config, cnp.ndarray p, cnp.ndarray g, tuple state,
 
 def vmath(str variant, str kernel, cnp.ndarray x):
     """``kernel`` ("tanh", "sigmoid" element-wise; "exp_rows": e^(x - row max) and the
-    row sums) of the C-contiguous 2-D float array x with the loops of ``variant``;
+    row sums; float32 only: "silu", "elu", "softplus", "gelu" and their "*_grad", f'(x)) of the C-contiguous 2-D float array x with the loops of ``variant``;
     returns (out, row_max, row_sum) (the last two None for the element-wise ones)."""
     cdef int v = _variant(variant)
     if kernel not in VMATH_KERNELS:
         raise ValueError(f"kernel must be one of {VMATH_KERNELS}, got {kernel!r}")
     cdef int code = VMATH_KERNELS.index(kernel)
+    if code >= 3 and x.dtype != np.float32:
+        raise TypeError(f"{kernel} has float32 loops only")
     if x.ndim != 2 or not x.flags.c_contiguous or x.dtype.num not in (cnp.NPY_FLOAT32,
                                                                        cnp.NPY_FLOAT64):
         raise ValueError("x must be a C-contiguous 2-D float32 or float64 array")
@@ -102,6 +108,6 @@ def vmath(str variant, str kernel, cnp.ndarray x):
     else:
         fb_variant_vmath_f64(v, code, <double*>cnp.PyArray_DATA(x),
                              <double*>cnp.PyArray_DATA(out), n, k, rm, rs)
-    if code < 2:
+    if code != 2:
         return out, None, None
     return out, row_max, row_sum

@@ -79,6 +79,11 @@ WORKLOADS = {
                     "binary_cross_entropy", 128, "float64"),
     "W11": Workload("W11", "MLP 32-64-64-64-64-64-64-4 relu, CE, batch 64, f32",
                     (32, 64, 64, 64, 64, 64, 64, 4), "relu", "cross_entropy", 64, "float32"),
+    # Medium float32 networks with tanh hidden layers (their activations in float: issue 22)
+    "W3-tanh": Workload("W3-tanh", "W3 with tanh", (784, 128, 10), "tanh", "cross_entropy", 64,
+                        "float32"),
+    "W12": Workload("W12", "MLP 64-512-512-1 tanh, BCE, batch 128, f32", (64, 512, 512, 1),
+                    "tanh", "binary_cross_entropy", 128, "float32"),
     "E1": Workload("E1", "32 members of W2's net, Adam lr 1e-3, one epoch of 50,000 samples, "
                    "batch 32, shared order", (64, 32, 10), "relu", "cross_entropy", 32, "float32",
                    kind="ensemble", n_samples=50_000, n_models=32),

@@ -135,11 +135,29 @@ FASTBP_INLINE float fb_expf(float x) {
     return (p * fb_pow2f(n1)) * fb_pow2f(n - n1);
 }
 
+/* e^x for 0 <= x <= 20 (and NaN): fb_expf without its clamp and its second scaling
+ * factor, which that range never needs (tanh's hot path). */
+FASTBP_INLINE float fb_expf_0_20(float x) {
+    const float LOG2E = 1.44269504088896341f;
+    const float LN2_HI = 0.693359375f;
+    const float LN2_LO = -2.12194440e-4f;
+    float n = (x * LOG2E + FB_SHIFTERF) - FB_SHIFTERF;
+    float r = (x - n * LN2_HI) - n * LN2_LO;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * fb_pow2f(n);
+}
+
 /* tanh: 1 − 2/(e^(2|x|) + 1) with the sign of x for |x| > 0.625, else Cephes' tanhf
  * odd polynomial; |x| capped at 10 (tanh(10) rounds to 1); -0.0 keeps its sign. */
 FASTBP_INLINE float fb_tanhf(float x) {
     float a = fabsf(x);
-    float e = fb_expf(2.0f * (a > 10.0f ? 10.0f : a));
+    float e = fb_expf_0_20(2.0f * (a > 10.0f ? 10.0f : a));
     float big = 1.0f - 2.0f / (e + 1.0f);
     float z = x * x;
     float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
@@ -160,18 +178,15 @@ FASTBP_INLINE float fb_sigmoid_complementf(float z) {
     return z >= 0.0f ? e / (1.0f + e) : 1.0f / (1.0f + e);
 }
 
-/* log(1 + u) for u >= 0 (and +inf, NaN): y = 1 + u, Cephes' logf on y's mantissa,
- * and the correction (u − (y − 1))/y for the rounding of 1 + u. */
-FASTBP_INLINE float fb_log1pf(float u) {
-    const float SQRTHF = 0.707106781186547524f;
+/* log(1 + u) for 0 <= u <= 1 (and NaN): y = 1 + u in [1, 2] is m·2^e with e = 0, or
+ * e = 1 above √2 (no exponent bits to extract, so the loop vectorises); Cephes' logf
+ * polynomial on m − 1; and the correction (u − (y − 1))/y for the rounding of 1 + u. */
+FASTBP_INLINE float fb_log1p_unitf(float u) {
     float y = 1.0f + u;
     float corr = (u - (y - 1.0f)) / y;
-    uint32_t b = fb_bitsf(y);
-    float e = (float)(int32_t)((b >> 23) & 0xffu) - 126.0f;   /* y = m·2^e, m in [0.5, 1) */
-    float m = fb_from_bitsf((b & 0x007fffffu) | 0x3f000000u);
-    int lowm = m < SQRTHF;
-    e = lowm ? e - 1.0f : e;
-    float x = lowm ? m + m - 1.0f : m - 1.0f;
+    int high = y > 1.41421356237309505f;
+    float e = high ? 1.0f : 0.0f;
+    float x = high ? 0.5f * y - 1.0f : y - 1.0f;
     float z = x * x;
     float p = 7.0376836292e-2f;
     p = p * x - 1.1514610310e-1f;
@@ -187,14 +202,13 @@ FASTBP_INLINE float fb_log1pf(float u) {
     r += -0.5f * z;
     r = x + r;
     r += 0.693359375f * e;
-    r = r + corr;
-    return y == y && y < 3.0e38f ? r : y;   /* inf and NaN pass through */
+    return r + corr;
 }
 
 /* softplus(z) = log(1 + e^z), z itself above PyTorch's threshold 20, written
  * max(z, 0) + log1p(e^-|z|) (no overflow, no cancellation). */
 FASTBP_INLINE float fb_softplusf(float z) {
-    float r = (z > 0.0f ? z : 0.0f) + fb_log1pf(fb_expf(-fabsf(z)));
+    float r = (z > 0.0f ? z : 0.0f) + fb_log1p_unitf(fb_expf(-fabsf(z)));
     return z > (float)FB_SOFTPLUS_THRESHOLD ? z : r;
 }
 

@@ -53,3 +53,25 @@ def check_ensemble_members_end_alone(make: Callable[[int], Any], X: np.ndarray, 
             b for layer in model.layers for b in layer.buffers()]
         for p, q in zip(arrays(m), arrays(alone)):
             np.testing.assert_array_equal(p, q)
+
+
+def check_cross_entropy_steps_equal_torch(model: Any, opt: Any, net: Any, topt: Any,
+                                          X: np.ndarray, y: np.ndarray, theirs: list[Any],
+                                          steps: int = 25, batch: int = 64) -> None:
+    """``steps`` train_steps of ``model`` with ``opt`` and of the torch module ``net``
+    with ``topt`` (cross-entropy, the same random batches) give the same losses (1e-10)
+    and end with the parameters ``theirs`` (aligned with ``model.parameters()``, torch
+    tensors) equal to 1e-9."""
+    import torch
+    rng = np.random.default_rng(1)
+    for _ in range(steps):
+        rows = rng.choice(X.shape[0], batch, replace=False)
+        loss = model.train_step(X[rows], y[rows], opt)
+        topt.zero_grad()
+        tloss = torch.nn.functional.cross_entropy(net(torch.tensor(X[rows])),
+                                                  torch.tensor(y[rows]))
+        tloss.backward()
+        topt.step()
+        assert abs(loss - tloss.item()) <= 1e-10 * abs(tloss.item())
+    for a, e in zip(model.parameters(), theirs):
+        np.testing.assert_allclose(a, e.detach().numpy(), rtol=1e-9, atol=1e-12)

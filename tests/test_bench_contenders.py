@@ -159,7 +159,7 @@ def test_no_jax_step_for_fit_ensemble_and_dropout(jax):
     for name in ("W8", "E1", "W2-dropout", "W4-dropout"):
         assert bench.jax_step(bench.WORKLOADS[name]) is None
     assert bench.jax_workloads(list(bench.WORKLOADS)) == [
-        "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"]
+        "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11", "W3-tanh", "W12"]
 
 
 def test_jax_step_rejects_weights_of_another_network(jax):

@@ -14,7 +14,8 @@ from fastbp import CategoricalEmbedding, Dense, Residual, Sequential, ops
 from fastbp import reference as ref
 
 from conftest import DTYPES
-from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
+from layer_checks import (check_cross_entropy_steps_equal_torch, check_ensemble_members_end_alone,
+                          check_files_and_exports)
 
 
 def _data(n=60, seed=0):
@@ -93,19 +94,8 @@ def test_25_steps_equal_pytorchs():
     params = [e.weight for e in embs] + list(mlp.parameters())
     opt = fastbp.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
     topt = torch.optim.AdamW(params, lr=1e-2, weight_decay=1e-2)
-    rng = np.random.default_rng(0)
-    for _ in range(25):
-        rows = rng.choice(256, 64, replace=False)
-        loss = model.train_step(X[rows], y[rows], opt)
-        topt.zero_grad()
-        tloss = torch.nn.functional.cross_entropy(net(torch.tensor(X[rows])),
-                                                  torch.tensor(y[rows]))
-        tloss.backward()
-        topt.step()
-        assert loss == pytest.approx(tloss.item(), rel=1e-10)
     theirs = [e.weight for e in embs] + [p for lin in lins for p in (lin.weight.T, lin.bias)]
-    for a, e in zip(model.parameters(), theirs):
-        np.testing.assert_allclose(a, e.detach().numpy(), rtol=1e-9, atol=1e-12)
+    check_cross_entropy_steps_equal_torch(model, opt, net, topt, X, y, theirs)
 
 
 def test_gradcheck_files_ensemble_and_exports(tmp_path):

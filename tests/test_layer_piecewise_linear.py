@@ -15,7 +15,8 @@ from fastbp import Dense, PiecewiseLinearEncoding, Sequential, compute_bins, ops
 from fastbp import reference as ref
 
 from conftest import DTYPES, assert_close, tol
-from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
+from layer_checks import (check_cross_entropy_steps_equal_torch, check_ensemble_members_end_alone,
+                          check_files_and_exports)
 
 
 def _bins(dtype, seed=0):
@@ -128,18 +129,8 @@ def test_25_steps_of_an_mlp_ple_equal_pytorchs():
     net = torch.nn.Sequential(enc, lins[0], torch.nn.ReLU(), lins[1], torch.nn.ReLU(), lins[2])
     opt = fastbp.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     topt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    for _ in range(25):
-        rows = rng.choice(256, 64, replace=False)
-        loss = model.train_step(X[rows], y[rows], opt)
-        topt.zero_grad()
-        tloss = torch.nn.functional.cross_entropy(net(torch.tensor(X[rows])),
-                                                  torch.tensor(y[rows]))
-        tloss.backward()
-        topt.step()
-        assert loss == pytest.approx(tloss.item(), rel=1e-10)
-    theirs = [p for lin in lins for p in (lin.weight.T, lin.bias)]
-    for a, e in zip(model.parameters(), theirs):
-        np.testing.assert_allclose(a, e.detach().numpy(), rtol=1e-9, atol=1e-12)
+    check_cross_entropy_steps_equal_torch(
+        model, opt, net, topt, X, y, [p for lin in lins for p in (lin.weight.T, lin.bias)])
 
 
 def test_gradcheck_files_ensemble_and_exports(tmp_path):

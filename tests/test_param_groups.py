@@ -12,6 +12,8 @@ import pytest
 import fastbp
 from fastbp import Dense, LayerNorm, Residual, Sequential, no_decay_groups
 
+from layer_checks import check_cross_entropy_steps_equal_torch
+
 
 def _model(seed=0):
     return Sequential([Dense(6, 16, "relu", dtype="float64", seed=seed + 1),
@@ -60,18 +62,7 @@ def test_25_steps_equal_torch_with_the_same_groups(kind):
         z = torch.nn.functional.layer_norm(h, (16,), tp[2], tp[3])
         h = h + torch.relu(z @ tp[4] + tp[5])
         return h @ tp[6] + tp[7]
-    rng = np.random.default_rng(1)
-    for _ in range(25):
-        rows = rng.choice(128, 32, replace=False)
-        loss = model.train_step(X[rows], y[rows], opt)
-        topt.zero_grad()
-        tloss = torch.nn.functional.cross_entropy(net(torch.tensor(X[rows])),
-                                                  torch.tensor(y[rows]))
-        tloss.backward()
-        topt.step()
-        assert loss == pytest.approx(tloss.item(), rel=1e-10)
-    for p in model.parameters():
-        np.testing.assert_allclose(p, theirs[id(p)].detach().numpy(), rtol=1e-9, atol=1e-12)
+    check_cross_entropy_steps_equal_torch(model, opt, net, topt, X, y, tp, batch=32)
     assert [g["lr"] for g in opt.param_groups] == [1e-2, pytest.approx(3e-3, rel=1e-15)]
 
 

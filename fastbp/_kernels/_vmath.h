@@ -112,32 +112,10 @@ FASTBP_INLINE float fb_pow2f(float n) {
     return fb_from_bitsf((fb_bitsf(n + FB_SHIFTERF) - fb_bitsf(FB_SHIFTERF) + 127u) << 23);
 }
 
-/* e^x as fb_exp, in float: n = round(x / ln 2), r = x − n·ln 2 (Cody and Waite's
- * two-part ln 2, the high part with 9 significant bits so that n·LN2_HI is exact),
- * e^r by Cephes' expf polynomial (1 ulp), 2^n applied as two factors (results down to
- * the subnormals round once). x clamped to [-104, 89]: e^-104 rounds to 0, e^89 to
- * inf; NaN passes through. */
-FASTBP_INLINE float fb_expf(float x) {
-    const float LOG2E = 1.44269504088896341f;
-    const float LN2_HI = 0.693359375f;
-    const float LN2_LO = -2.12194440e-4f;
-    float xc = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
-    float n = (xc * LOG2E + FB_SHIFTERF) - FB_SHIFTERF;
-    float r = (xc - n * LN2_HI) - n * LN2_LO;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    float n1 = ((n * 0.5f) + FB_SHIFTERF) - FB_SHIFTERF;
-    return (p * fb_pow2f(n1)) * fb_pow2f(n - n1);
-}
-
-/* e^x for 0 <= x <= 20 (and NaN): fb_expf without its clamp and its second scaling
- * factor, which that range never needs (tanh's hot path). */
-FASTBP_INLINE float fb_expf_0_20(float x) {
+/* e^r·2^n's parts for a float x inside [-104, 89]: *n = round(x / ln 2) and e^r,
+ * r = x − n·ln 2 (Cody and Waite's two-part ln 2, the high part with 9 significant
+ * bits so that n·LN2_HI is exact), by Cephes' expf polynomial (1 ulp). */
+FASTBP_INLINE float fb_expf_parts(float x, float* n_out) {
     const float LOG2E = 1.44269504088896341f;
     const float LN2_HI = 0.693359375f;
     const float LN2_LO = -2.12194440e-4f;
@@ -149,7 +127,25 @@ FASTBP_INLINE float fb_expf_0_20(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    *n_out = n;
+    return p * r * r + r + 1.0f;
+}
+
+/* e^x as fb_exp, in float: x clamped to [-104, 89] (e^-104 rounds to 0, e^89 to
+ * inf; NaN passes through), 2^n applied as two factors so that results down to the
+ * subnormals round once. */
+FASTBP_INLINE float fb_expf(float x) {
+    float n;
+    float p = fb_expf_parts(x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x), &n);
+    float n1 = ((n * 0.5f) + FB_SHIFTERF) - FB_SHIFTERF;
+    return (p * fb_pow2f(n1)) * fb_pow2f(n - n1);
+}
+
+/* e^x for 0 <= x <= 20 (and NaN): no clamp, and one scaling factor, which that range
+ * never needs more of (tanh's hot path). */
+FASTBP_INLINE float fb_expf_0_20(float x) {
+    float n;
+    float p = fb_expf_parts(x, &n);
     return p * fb_pow2f(n);
 }
 

@@ -98,6 +98,16 @@ def checked_gradient(layer: Any, dA: Any, shape: tuple[int, ...]) -> np.ndarray:
     return dA
 
 
+def last_input_and_gradient(layer: Any, dA: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(X of the layer's last forward, kept as its ``_cache``; dA checked against that
+    forward's output shape, C-contiguous): the start of a backward whose cache is X."""
+    if layer._cache is None:
+        raise RuntimeError("backward() needs a forward() first")
+    X = layer._cache
+    D = checked_gradient(layer, dA, (X.shape[0], layer.out_features))
+    return X, np.ascontiguousarray(D)
+
+
 class Layer:
     """The layer protocol (see the module docstring); subclasses are the layer kinds.
 

@@ -11,7 +11,8 @@ from fastbp._bins import checked_bins, ple_table
 from fastbp._codes import check_codes, layout
 from fastbp._convert import as_input
 from fastbp._kernels import embed as _embed
-from fastbp.layers.base import Layer, assign_into, checked_gradient, positive_int, positive_ints
+from fastbp.layers.base import (Layer, assign_into, checked_gradient, last_input_and_gradient,
+                                positive_int, positive_ints)
 
 
 class PeriodicEmbedding(Layer):
@@ -369,13 +370,10 @@ class PiecewiseLinearEncoding(Layer):
         ValueError
             dA of another shape than the last forward's output.
         """
-        if self._cache is None:
-            raise RuntimeError("backward() needs a forward() first")
-        X = self._cache
-        D = checked_gradient(self, dA, (X.shape[0], self.out_features))
+        X, D = last_input_and_gradient(self, dA)
         dX = np.zeros_like(X)
         if X.shape[0]:
-            _embed.ple_backward_into(X, self._feat, self._coef, np.ascontiguousarray(D), dX)
+            _embed.ple_backward_into(X, self._feat, self._coef, D, dX)
         return dX
 
 
@@ -575,14 +573,10 @@ class CategoricalEmbedding(Layer):
         ValueError
             dA of another shape than the last forward's output.
         """
-        if self._cache is None:
-            raise RuntimeError("backward() needs a forward() first")
-        X = self._cache
-        D = checked_gradient(self, dA, (X.shape[0], self.out_features))
+        X, D = last_input_and_gradient(self, dA)
         dX = np.zeros_like(X)
         for g in self._grads:
             g.fill(0)
         if X.shape[0]:
-            _embed.categorical_backward_into(X, self._layout, np.ascontiguousarray(D),
-                                             self._grads, dX)
+            _embed.categorical_backward_into(X, self._layout, D, self._grads, dX)
         return dX

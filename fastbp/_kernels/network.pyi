@@ -31,9 +31,19 @@ def _check_layer_params(
 ) -> None: ...
 def _check_layer_buffers(
     kind: int,  # int
+    n_in: int,  # Py_ssize_t
     n_out: int,  # Py_ssize_t
-    buffers: tuple[npt.NDArray[np.floating[Any]], ...],  # tuple
+    buffers: tuple[npt.NDArray[Any], ...],  # tuple
     dtype: Any,  # object
+    hyper: tuple[float, ...],  # tuple
+    params: list[npt.NDArray[np.floating[Any]]],  # list
+) -> None: ...
+def _check_categorical_layout(
+    n_in: int,  # Py_ssize_t
+    n_out: int,  # Py_ssize_t
+    buffers: tuple[npt.NDArray[Any], ...],  # tuple
+    C: int,  # int
+    params: list[npt.NDArray[np.floating[Any]]],  # list
 ) -> None: ...
 
 # A cdef class with its own C layout: a disjoint base (PEP 800) at runtime.

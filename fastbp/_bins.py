@@ -105,10 +105,7 @@ def ple_table(bins: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.n
         m = w.size
         lo = np.full(m, 0.0)
         hi = np.full(m, 1.0)
-        lo[0] = -np.inf
-        hi[-1] = np.inf
-        if m == 1:
-            lo[0], hi[0] = -np.inf, np.inf
+        lo[0], hi[-1] = -np.inf, np.inf   # (a lone bin: both, so unclamped)
         feats.append(np.full(m, f, dtype=np.intp))
         ws.append(w)
         bs.append(b)

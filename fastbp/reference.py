@@ -1112,9 +1112,7 @@ def _ple_feature(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     v = (1 / width)[None, :] * x[:, None] + (-e[:-1] / width)[None, :]
     lo = np.zeros(width.size)
     hi = np.ones(width.size)
-    lo[0], hi[-1] = -np.inf, np.inf
-    if width.size == 1:
-        hi[0] = np.inf
+    lo[0], hi[-1] = -np.inf, np.inf   # (a lone bin: both, so unclamped)
     return v, np.clip(v, lo, hi), (v >= lo) & (v <= hi)
 
 

@@ -1814,10 +1814,13 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                  (1 if shared else n_in) * d]
     elif kind == LAYER_PIECEWISE_LINEAR_ENCODING:   # (its tables: _check_layer_buffers)
         sizes = []
-    elif kind == LAYER_CATEGORICAL_EMBEDDING:   # one table per coded column (their sizes:
-        if not (1 <= hyper[0] <= n_in and float(hyper[0]).is_integer()):   # _check_layer_buffers)
-            raise ValueError(f"a categorical embedding codes 1 to {n_in} columns, got {hyper[0]}")
-        sizes = [p.size for p in params] if len(params) == int(hyper[0]) else [None]
+    elif kind == LAYER_CATEGORICAL_EMBEDDING:   # one table per coded column, whose sizes
+        # the layout gives (_check_layer_buffers checks them)
+        if not (1 <= hyper[0] <= n_in and float(hyper[0]).is_integer()) \
+                or len(params) != int(hyper[0]):
+            raise ValueError(f"a categorical embedding codes 1 to {n_in} columns, one table "
+                             f"each; got {hyper[0]} columns and {len(params)} tables")
+        sizes = [p.size for p in params]
     elif kind in (LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM, LAYER_RESIDUAL,
                   LAYER_BATCH_NORM):
         if n_in != n_out:

@@ -3,7 +3,8 @@ JAX (when installed), side by side in one process (fastbp.bench.time_side_by_sid
 
 D1: a 3-64-64-1 tanh network in float64 on 1,024 points.
 
-- predict: ``model.predict(X)`` alone (the reference cost);
+- predict: ``model.predict(X)`` alone (the reference cost); PyTorch's forward under
+  ``no_grad``, JAX's ``jit(vmap(f))``;
 - value + gradient + Laplacian in one call: ``model.value_gradient_laplacian(X)``;
   torch.func: ``vmap(jacrev(f))`` and ``vmap(hessian(f))`` (the Laplacian its trace);
   JAX: ``jit(vmap(jacfwd(f)))`` and ``jit(vmap(hessian(f)))``, the same;
@@ -98,7 +99,11 @@ def torch_contenders(threads: int) -> dict[str, Callable[[], Any]]:
         opt.step()
         return loss
 
-    return {"value+gradient+laplacian": vgl, "sobolev step": step}
+    def predict() -> Any:
+        with torch.no_grad():
+            return f(Xt)
+
+    return {"predict": predict, "value+gradient+laplacian": vgl, "sobolev step": step}
 
 
 def jax_contenders(threads: int) -> dict[str, Callable[[], Any]]:
@@ -149,7 +154,8 @@ def jax_contenders(threads: int) -> dict[str, Callable[[], Any]]:
 
     vgl()
     train()
-    return {"value+gradient+laplacian": vgl, "sobolev step": train}
+    return {"predict": lambda: jax.block_until_ready(predict(Xj)),
+            "value+gradient+laplacian": vgl, "sobolev step": train}
 
 
 def run(threads: int, budget: float) -> dict[str, Any]:

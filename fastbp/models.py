@@ -11,6 +11,7 @@ import numpy as np
 from fastbp import _storage, ops
 from fastbp import _validation as check
 from fastbp._convert import as_input, as_target
+from fastbp._workspace import Workspace
 from fastbp._sparse import SparseRows, as_sparse_rows, is_sparse
 from fastbp._kernels import activations as _act
 from fastbp._kernels import losses as _loss
@@ -163,6 +164,8 @@ class Sequential:
         # threads using one model take turns (each call is atomic).
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        #: the derivative kernels' scratch, kept between calls (under _lock)
+        self._scratch = Workspace()
         self.num_threads: int | None = None
         self._dropout_seed = seed
         self._objective = Objective()
@@ -440,7 +443,7 @@ class Sequential:
     # its arrays its own (Layer.__setstate__). Files go through save().
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("_lock", "_engine"):
+        for key in ("_lock", "_engine", "_scratch"):
             state.pop(key, None)
         return state
 
@@ -450,6 +453,7 @@ class Sequential:
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._engine = None
+        self._scratch = Workspace()
 
     def _bind(self, engine: Engine, optimizer: Optimizer) -> None:
         """Point the engine at the optimizer's state (again, if its configuration changed)."""
@@ -645,8 +649,8 @@ class Sequential:
 
     def _network_derivatives(self, X: Any, check_finite: bool, kind: str) -> tuple[Any, ...]:
         with self._lock, self._threads():
-            return ops.network_derivatives(*self._derivative_args(X, check_finite, kind),
-                                           kind=kind)
+            args = check.network_args(*self._derivative_args(X, check_finite, kind))
+            return ops.derivatives_checked(*args, kind, self._scratch)
 
     def jacobian(self, X: Any, *, check_finite: bool = True) -> np.ndarray:
         """J[i, k, j] = dy_k/dx_j of the raw output y = ``forward(X)`` (eval mode), by one

@@ -27,6 +27,7 @@ from fastbp._kernels import norm as _norm
 from fastbp._kernels import optim as _optim
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._validation import ACTIVATIONS, LOSSES
+from fastbp._workspace import Workspace
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "dense_forward", "dense_backward", "loss_forward_backward",
@@ -658,6 +659,13 @@ def network_derivatives(
     X, Ws, bs, codes = check.network_args(X, Ws, bs, activations)
     if kind not in DERIVATIVE_KINDS:
         raise ValueError(f"kind must be one of {tuple(DERIVATIVE_KINDS)}, got {kind!r}")
+    return derivatives_checked(X, Ws, bs, codes, kind, Workspace(limit_bytes=0))
+
+
+def derivatives_checked(X: np.ndarray, Ws: list[np.ndarray], bs: list[np.ndarray],
+                        codes: list[int], kind: str, scratch: Workspace) -> tuple[Any, ...]:
+    """network_derivatives on checked arguments, its scratch from ``scratch`` (a model's
+    Workspace, under the model's lock; the outputs are always new arrays)."""
     mode = DERIVATIVE_KINDS[kind]
     n, n_in = X.shape
     n_out = Ws[-1].shape[1]
@@ -668,9 +676,10 @@ def network_derivatives(
     S_out = None if kind == "jacobian" else np.empty((S_rows, n_out), dtype=dt)
     if n:
         kmax = max(W.shape[1] for W in Ws)
-        small = [np.empty((n, kmax), dtype=dt) for _ in range(4)]
-        tall = [np.empty((n * n_in, kmax), dtype=dt) for _ in range(2)]
-        S = None if S_out is None else [np.empty((S_rows, kmax), dtype=dt) for _ in range(2)]
+        small = [scratch.get(f"small{i}", (n, kmax), dt) for i in range(4)]
+        tall = [scratch.get(f"tall{i}", (n * n_in, kmax), dt) for i in range(2)]
+        S = None if S_out is None else [scratch.get(f"second{i}", (S_rows, kmax), dt)
+                                        for i in range(2)]
         _deriv.derivatives_into(Ws, bs, codes, X, mode, Y, T_out, S_out, *small, *tall,
                                 *(S or (None, None)))
     J = np.ascontiguousarray(T_out.reshape(n, n_in, n_out).transpose(0, 2, 1))

@@ -43,6 +43,27 @@ def test_compiled_derivatives_equal_the_reference(act, dtype):
                      reference.network_input_gradient(*args, output=output), dtype)
 
 
+def test_model_derivatives_reuse_scratch_but_never_their_results():
+    """A model keeps its derivative scratch between calls: a call of another size or kind
+    in between, or a failed call, changes no later result, and no returned array is
+    scratch that a later call overwrites."""
+    model = _net("tanh", np.float64)
+    small, large = _data(np.float64, n=5), _data(np.float64, n=40, seed=1)
+    first = model.value_gradient_laplacian(small)
+    kept = [a.copy() for a in first]
+    hess = model.hessian_diagonal(large)
+    with pytest.raises(ValueError):
+        model.laplacian(np.full((5, 3), np.nan))
+    again = model.value_gradient_laplacian(small)
+    for a, b, c in zip(first, kept, again):
+        np.testing.assert_array_equal(a, b)          # the first results were not overwritten
+        np.testing.assert_array_equal(c, b)          # the same bits after other calls
+        assert not np.shares_memory(a, c)
+    args = _args(model, large)
+    np.testing.assert_array_equal(hess, ops.network_derivatives(*args, kind="hessian_diagonal")[2])
+    assert model._scratch.nbytes() > 0
+
+
 @pytest.mark.parametrize("act", ELEMENTWISE)
 def test_derivatives_equal_pytorchs_torch_func(act):
     torch = pytest.importorskip("torch")

@@ -79,6 +79,18 @@ def test_tanh_and_sigmoid_special_values(dtype):
     assert np.isnan(ops.activation_forward("sigmoid", nan)[0, 0])
 
 
+@pytest.mark.parametrize("low, high", [(-0.7, 0.7), (0.6, 0.65), (-3.0, 3.0), (-25.0, 25.0),
+                                       (-1e-6, 1e-6)])
+def test_float64_tanh_within_one_and_a_half_ulps(low, high):
+    """fb_tanh (its own exp, one division shared by both branches) against the long
+    double tanh: both branches, the switch at 0.625, the cap at 22 and tiny inputs."""
+    x = np.random.default_rng(11).uniform(low, high, (1, 300_001))
+    want = np.tanh(x.astype(np.longdouble))
+    got = ops.activation_forward("tanh", x)
+    err = np.abs(got.astype(np.longdouble) - want) / np.spacing(np.abs(want.astype(np.float64)))
+    assert err.max() <= 1.5, (err.max(), x[0, err.argmax()])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [1, 3, 10, 255, 256, 257, 1000])
 def test_softmax_and_cross_entropy_rows_of_every_length(k, dtype):

@@ -44,20 +44,32 @@ cdef enum:
 
 cdef void act_derivatives(int act, const floating* Z, const floating* A, floating* d1,
                           floating* d2, Py_ssize_t size) noexcept nogil:
-    """d1 := f'(Z), d2 := f''(Z) element-wise (d2 may be NULL); evaluated in double."""
+    """d1 := f'(Z), d2 := f''(Z) element-wise (d2 may be NULL); evaluated in double.
+    The activations whose derivatives are polynomials of A get a loop each (they
+    vectorise); the rest share one."""
     cdef Py_ssize_t i
     cdef double z, a, s, g
+    if act == ACT_TANH:
+        for i in range(size):
+            a = A[i]
+            g = 1.0 - a * a
+            d1[i] = <floating>g
+            if d2 != NULL:
+                d2[i] = <floating>(-2.0 * a * g)
+        return
+    if act == ACT_SIGMOID:
+        for i in range(size):
+            a = A[i]
+            g = a * (1.0 - a)
+            d1[i] = <floating>g
+            if d2 != NULL:
+                d2[i] = <floating>(g * (1.0 - 2.0 * a))
+        return
     for i in range(size):
         z = Z[i]
         a = A[i]
         if act == ACT_IDENTITY:
             g, s = 1.0, 0.0
-        elif act == ACT_SIGMOID:
-            g = a * (1.0 - a)
-            s = g * (1.0 - 2.0 * a)
-        elif act == ACT_TANH:
-            g = 1.0 - a * a
-            s = -2.0 * a * g
         elif act == ACT_RELU:
             g, s = (1.0 if z > 0 else 0.0), 0.0
         elif act == ACT_LEAKY_RELU:
@@ -102,7 +114,14 @@ cdef void derivative_pass(int n_layers, floating** W, floating** b, const int* a
     cdef floating* dst_A
     cdef floating* dst_T
     cdef floating* dst_S
-    cdef floating t, acc
+    cdef floating t
+    cdef floating* d1
+    cdef floating* d2
+    cdef floating* acc_row
+    cdef floating* tz
+    cdef floating* t_row
+    cdef floating* sz
+    cdef floating* s_row
     cdef bint last
     for l in range(n_layers):
         k_in = widths[l]
@@ -120,34 +139,50 @@ cdef void derivative_pass(int n_layers, floating** W, floating** b, const int* a
                 memcpy(&TZ[i * n_in * k], W[0], n_in * k * sizeof(floating))
         else:
             gemm(False, False, rows, k, k_in, 1.0, T, k_in, W[l], k, 0.0, TZ, k)
-        if mode == _HESS:
-            if l == 0:
-                memset(SZ, 0, rows * k * sizeof(floating))
-            else:
-                gemm(False, False, rows, k, k_in, 1.0, S, k_in, W[l], k, 0.0, SZ, k)
-        elif mode == _LAP:
-            if l == 0:
-                memset(SZ, 0, n * k * sizeof(floating))
-            else:
-                gemm(False, False, n, k, k_in, 1.0, S, k_in, W[l], k, 0.0, SZ, k)
+        # the second derivatives through the linear part (the first layer's are 0: no SZ)
+        if mode == _HESS and l > 0:
+            gemm(False, False, rows, k, k_in, 1.0, S, k_in, W[l], k, 0.0, SZ, k)
+        elif mode == _LAP and l > 0:
+            gemm(False, False, n, k, k_in, 1.0, S, k_in, W[l], k, 0.0, SZ, k)
         # through the activation
         act_derivatives(acts[l], Z, dst_A, D1, D2 if mode != _JAC else NULL, n * k)
         for i in range(n):
+            d1 = &D1[i * k]
+            d2 = &D2[i * k]
+            if mode == _LAP:
+                # L sums T_Z² over the inputs j (in order) in its own output row
+                acc_row = &dst_S[i * k]
+                memset(acc_row, 0, k * sizeof(floating))
             for j in range(n_in):
                 r = (i * n_in + j) * k
+                tz = &TZ[r]
+                t_row = &dst_T[r]
+                if mode == _HESS:
+                    s_row = &dst_S[r]
+                    if l == 0:
+                        for c in range(k):
+                            t = tz[c]
+                            t_row[c] = d1[c] * t
+                            s_row[c] = d2[c] * t * t
+                    else:
+                        sz = &SZ[r]
+                        for c in range(k):
+                            t = tz[c]
+                            t_row[c] = d1[c] * t
+                            s_row[c] = d2[c] * t * t + d1[c] * sz[c]
+                else:
+                    for c in range(k):
+                        t_row[c] = d1[c] * tz[c]
+                    if mode == _LAP:
+                        for c in range(k):
+                            acc_row[c] = acc_row[c] + tz[c] * tz[c]
+            if mode == _LAP and l == 0:
                 for c in range(k):
-                    t = TZ[r + c]
-                    dst_T[r + c] = D1[i * k + c] * t
-                    if mode == _HESS:
-                        dst_S[r + c] = D2[i * k + c] * t * t + D1[i * k + c] * SZ[r + c]
-        if mode == _LAP:
-            for i in range(n):
+                    acc_row[c] = d2[c] * acc_row[c]
+            elif mode == _LAP:
+                sz = &SZ[i * k]
                 for c in range(k):
-                    acc = 0
-                    for j in range(n_in):
-                        t = TZ[(i * n_in + j) * k + c]
-                        acc = acc + t * t
-                    dst_S[i * k + c] = D2[i * k + c] * acc + D1[i * k + c] * SZ[i * k + c]
+                    acc_row[c] = d2[c] * acc_row[c] + d1[c] * sz[c]
         inp = dst_A
 
 

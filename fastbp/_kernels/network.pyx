@@ -713,6 +713,7 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
     cdef floating* R = <floating*>tg.R
     cdef const floating* inp
     cdef double value, l2, e, term = 0.0, wsum = 0.0, scale, acc
+    cdef floating beta
     if OG != NULL:
         begin_groups(OG, step)
     # forward: values, f' and f''
@@ -722,14 +723,14 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
         layer_forward(L, P, inp, <floating*>L.A, n, layers, True)
         act_derivatives(L.act, <floating*>L.Z, <floating*>L.A, <floating*>tg.d1[l],
                         <floating*>tg.d2[l], n * L.n_out)
-        memset(tg.T[l], 0, n * L.n_out * sizeof(floating))          # z̄
-        memset(P[L.p0].g, 0, P[L.p0].size * sizeof(floating))       # dW accumulates
         inp = <floating*>L.A
     value = objective_value(last, P, n_params, loss, Tg, labels, sw, n, obj, &l2)
     if sw != NULL:
         for i in range(n):
             wsum += sw[i]
     for out in range(k_out):
+        # z̄ and dW accumulate over the outputs: the first output's pass writes them
+        beta = 0.0 if out == 0 else 1.0
         # the backward pass from E_k: δ_l and g_l of every layer, then J_k (in R)
         for l in range(n_layers - 1, -1, -1):
             L = &layers[l]
@@ -764,7 +765,7 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
         k = L.n_out
         dbar = <floating*>tg.T[0] + n * k
         gemm(False, False, n, k, n_in, 1.0, R, n_in, <floating*>P[L.p0].p, k, 0.0, dbar, k)
-        gemm(True, False, n_in, k, n, 1.0, R, n_in, <floating*>tg.TZ[0], k, 1.0,
+        gemm(True, False, n_in, k, n, 1.0, R, n_in, <floating*>tg.TZ[0], k, beta,
              <floating*>P[L.p0].g, k)
         for l in range(n_layers):
             L = &layers[l]
@@ -772,15 +773,20 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
             m = n * k
             g, zbar, dbar = <floating*>tg.TZ[l] + m, <floating*>tg.T[l], <floating*>tg.T[l] + m
             d1, d2 = <floating*>tg.d1[l], <floating*>tg.d2[l]
-            for i in range(m):
-                zbar[i] += d2[i] * g[i] * dbar[i]
-                dbar[i] = d1[i] * dbar[i]                              # ḡ_l, over δ̄_l
+            if out == 0:
+                for i in range(m):
+                    zbar[i] = d2[i] * g[i] * dbar[i]
+                    dbar[i] = d1[i] * dbar[i]                          # ḡ_l, over δ̄_l
+            else:
+                for i in range(m):
+                    zbar[i] += d2[i] * g[i] * dbar[i]
+                    dbar[i] = d1[i] * dbar[i]
             if l < n_layers - 1:
                 c = layers[l + 1].n_out
                 W = <floating*>P[layers[l + 1].p0].p
                 gemm(False, False, n, c, k, 1.0, dbar, k, W, c, 0.0,
                      <floating*>tg.T[l + 1] + n * c, c)                 # δ̄_{l+1}
-                gemm(True, False, k, c, n, 1.0, dbar, k, <floating*>tg.TZ[l + 1], c, 1.0,
+                gemm(True, False, k, c, n, 1.0, dbar, k, <floating*>tg.TZ[l + 1], c, beta,
                      <floating*>P[layers[l + 1].p0].g, c)
     value += term
     # the value loss's backward pass, z̄ added to each dL/dZ; then each layer's update

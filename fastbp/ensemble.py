@@ -24,6 +24,7 @@ from fastbp._table import CLASSIFICATION_LOSSES
 from fastbp._sparse import SparseRows
 from fastbp.models import MLP, Sequential, _require_finite
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
+from fastbp.pruning import Hyperband, check_pruner, pruning_hook
 from fastbp.threads import check_threads
 from fastbp.threads import get_num_threads
 from fastbp.training import (History, TrainingData, TrainingDiverged, TrainingInterrupted,
@@ -415,7 +416,7 @@ class Ensemble:
             shuffle: bool = True, seed: Any = None,
             validation_data: tuple[Any, Any] | None = None, early_stopping: int | None = None,
             sample_weight: Any = None, num_threads: int | None = None, client: Any = None,
-            progress: bool | None = None) -> list[History]:
+            progress: bool | None = None, prune: Any = None) -> list[History]:
         """Train every member in place, each as its own ``fit`` would; one History each.
 
         Parameters
@@ -441,6 +442,12 @@ class Ensemble:
             with the same results.
         progress : bool or None
             Show a progress bar (None: only when stderr is a terminal).
+        prune : None, fastbp.SuccessiveHalving or fastbp.Hyperband
+            Stop the losers early (needs ``validation_data``): at each rung the members
+            still training are ranked by validation loss (ties: member index), the best
+            ⌈n/eta⌉ go on from where they are, the others stop there, keeping their
+            state; their History's ``pruned_at`` is the epochs they trained. Each member
+            still ends where its own ``fit`` of that many epochs would.
 
         Returns
         -------
@@ -461,6 +468,12 @@ class Ensemble:
             The fit on the Dask cluster failed (no member was changed).
         """
         show = sys.stderr.isatty() if progress is None else check.flag(progress, "progress")
+        prune = check_pruner(prune)
+        if prune is not None and validation_data is None:
+            raise ValueError("prune ranks the members by validation loss: give validation_data")
+        if prune is not None and client is not None:
+            raise ValueError("prune with client is not supported: pruning ranks the members "
+                             "after every rung on this machine (train locally)")
         if client is not None:
             _dask.check_client(client)
         models = self._models
@@ -483,6 +496,10 @@ class Ensemble:
             many = isinstance(seed, (list, tuple, np.ndarray))
             seeds = [_seed(s, f"seed[{i}]" if many else "seed")
                      for i, s in enumerate(_per_member(seed, "seed", n_models))]
+        if isinstance(prune, Hyperband) and prune.max_epochs is not None \
+                and prune.max_epochs > epochs:
+            raise ValueError(f"Hyperband's max_epochs ({prune.max_epochs}) exceeds epochs "
+                             f"({epochs})")
         opts, undo = self._optimizers(optimizer, lrs, decays)
         runs = [TrainingRun(m, o, batch_size=batch, shuffle=shuffle,
                             early_stopping=early_stopping, seed=s)
@@ -494,7 +511,9 @@ class Ensemble:
             if client is not None:
                 _dask.train_on_cluster(runs, data, epochs, client)
             else:
-                train_runs(runs, data, epochs, num_threads=num_threads, show_progress=show)
+                hook = None if prune is None else pruning_hook(prune, runs, epochs)
+                train_runs(runs, data, epochs, num_threads=num_threads, show_progress=show,
+                           after_epoch=hook)
         except TrainingInterrupted:
             raise   # each member keeps its last step, resumable (its training_state)
         except Exception:

@@ -65,7 +65,7 @@ import dataclasses
 import numbers
 import warnings
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, Generator, TypeVar
 
 import numpy as np
 import scipy.optimize
@@ -110,7 +110,7 @@ from fastbp.training import (EPOCH_DONE, EPOCH_INTERRUPTED, EPOCH_NONFINITE, Tra
                              ctrl_c_stops_epochs)
 from fastbp.optim import SGD, Adam, from_state_dict
 
-__all__ = ["MLPClassifier", "MLPRegressor", "InvalidParameterError"]
+__all__ = ["MLPClassifier", "MLPRegressor", "MLPSearchCV", "InvalidParameterError"]
 
 _Est = TypeVar("_Est", bound="_BaseMLP")
 _STOCHASTIC = ("sgd", "adam")
@@ -277,6 +277,16 @@ class _BaseMLP(BaseEstimator):
              incremental: bool = False, before: dict[str, Any] | None = None) -> _Est:
         """Check everything, then train. A failing check restores the attributes as they
         were (``before``, if given, is the state from before the caller's own changes)."""
+        for _ in self._fit_epochs(X, y, sample_weight, incremental, before):
+            pass
+        return self
+
+    def _fit_epochs(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False,
+                    before: dict[str, Any] | None = None) -> Generator[int, None, None]:
+        """``_fit`` one epoch at a time: yields ``n_iter_`` after each stochastic epoch
+        (lbfgs: once, at the end). The checks run at the first ``next``. A caller that
+        stops iterating (``close()``) leaves the estimator as after that epoch: a fit
+        of that many epochs (what successive halving keeps of a pruned candidate)."""
         state = dict(self.__dict__) if before is None else before
         try:
             X, y, sample_weight, layer_units, first_pass, dropout = self._checked_fit_inputs(
@@ -289,13 +299,13 @@ class _BaseMLP(BaseEstimator):
             self.__dict__.update(state)
             raise
         if self.solver in _STOCHASTIC:
-            self._fit_stochastic(X, y, sample_weight, incremental)
+            yield from self._stochastic_epochs(X, y, sample_weight, incremental)
         else:
             self._fit_lbfgs(X, y, sample_weight)
+            yield self.n_iter_
         if not all(np.isfinite(w).all() for w in chain(self.coefs_, self.intercepts_)):
             raise ValueError("Solver produced non-finite parameter weights. The input data may"
                              " contain large values and need to be preprocessed.")
-        return self
 
     def _checked_fit_inputs(self, X: Any, y: Any, sample_weight: Any, incremental: bool
                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[int],
@@ -424,8 +434,9 @@ class _BaseMLP(BaseEstimator):
         means = np.add.reduceat(wo * c[order], starts) / np.add.reduceat(wo, starts)
         return float(np.dot(means, sizes))
 
-    def _fit_stochastic(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
-                        incremental: bool) -> None:
+    def _stochastic_epochs(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                           incremental: bool) -> Generator[int, None, None]:
+        """scikit-learn's _fit_stochastic, yielding ``n_iter_`` after each epoch."""
         model = self.model_
         self._sync_alpha()
         self._warned_nonfinite = False
@@ -512,14 +523,17 @@ class _BaseMLP(BaseEstimator):
                         msg = ("Training loss did not improve more than tol=%f for %d "
                                "consecutive epochs." % (self.tol, self.n_iter_no_change))
                     if self._trigger_stopping(msg, self.verbose):
+                        yield self.n_iter_
                         break
                     self._no_improvement_count = 0
                 if incremental:
+                    yield self.n_iter_
                     break
                 if self.n_iter_ == self.max_iter:
                     warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
                                   "the optimization hasn't converged yet." % self.max_iter,
                                   ConvergenceWarning)
+                yield self.n_iter_
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if early_stopping:
@@ -1391,3 +1405,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+# the search over these estimators (its own module; it imports this one lazily)
+from fastbp._search import MLPSearchCV  # noqa: E402

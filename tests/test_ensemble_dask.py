@@ -233,3 +233,20 @@ def test_regression_back_to_back_fits_on_the_same_arrays_all_finish(client):
     assert not errors, errors
     assert not worker.is_alive(), f"a fit on the cluster hung after {len(done)} fits"
     assert len(done) == 40
+
+
+def test_search_on_the_cluster_equals_the_local_search(client):
+    """MLPSearchCV(client=...) ships each candidate × fold fit to the workers: the same
+    cv_results_ scores and the same best candidate as the local run."""
+    pytest.importorskip("sklearn")
+    from fastbp.sklearn import MLPClassifier, MLPSearchCV
+    X, y = _data(120)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=4, random_state=0)
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 3e-2]}
+    w = np.linspace(0.5, 1.5, len(y))
+    remote = MLPSearchCV(est, grid, cv=3, client=client).fit(X, y, sample_weight=w)
+    local = MLPSearchCV(est, grid, cv=3).fit(X, y, sample_weight=w)
+    for key in ("mean_test_score", "std_test_score", "rank_test_score", "split2_test_score"):
+        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+    assert remote.best_params_ == local.best_params_
+    np.testing.assert_array_equal(remote.predict_proba(X), local.predict_proba(X))

@@ -71,6 +71,7 @@ else:
     from fastbp.objective import Objective  # noqa: E402
     from fastbp.optim import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSprop  # noqa: E402
     from fastbp.pruning import Hyperband, SuccessiveHalving  # noqa: E402
+    from fastbp.studies import optimize_study  # noqa: E402
     from fastbp.threads import get_num_threads, set_num_threads  # noqa: E402
     from fastbp.training import (History, TrainingDiverged, TrainingInterrupted,  # noqa: E402
                                  TrainingRun)
@@ -80,6 +81,7 @@ __all__ = [
     "PiecewiseLinearEncoding", "compute_bins", "CategoricalEmbedding",
     "no_decay_groups",
     "Sequential", "MLP", "Ensemble", "Objective", "SuccessiveHalving", "Hyperband",
+    "optimize_study",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",
     "TrainingInterrupted", "TrainingRun", "GradcheckResult", "gradcheck", "load", "ops",
     "reference", "schedules", "set_num_threads", "get_num_threads", "__version__", "export",

@@ -36,7 +36,7 @@ from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ig
 
 from fastbp import _dask
 from fastbp import _validation as check
-from fastbp.pruning import check_pruner, survivors
+from fastbp.pruning import Halving, check_pruner, survivors
 from fastbp.threads import check_threads, get_num_threads, using_threads
 
 __all__ = ["MLPSearchCV"]
@@ -204,6 +204,9 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
         refit = check.flag(self.refit, "refit")
         verbose = check.int_in_range(self.verbose, "verbose", 0)
         halving = check_pruner(self.halving)
+        if halving is not None and not isinstance(halving, Halving):
+            raise TypeError("halving must be None, fastbp.SuccessiveHalving(...) or "
+                            f"fastbp.Hyperband(...), got {type(halving).__name__}")
         workers = get_num_threads() if self.num_threads is None else check_threads(
             self.num_threads)
         if self.client is not None:

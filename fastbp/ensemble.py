@@ -24,7 +24,7 @@ from fastbp._table import CLASSIFICATION_LOSSES
 from fastbp._sparse import SparseRows
 from fastbp.models import MLP, Sequential, _require_finite
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
-from fastbp.pruning import Hyperband, check_pruner, pruning_hook
+from fastbp.pruning import Hyperband, check_pruner
 from fastbp.threads import check_threads
 from fastbp.threads import get_num_threads
 from fastbp.training import (History, TrainingData, TrainingDiverged, TrainingInterrupted,
@@ -442,7 +442,7 @@ class Ensemble:
             with the same results.
         progress : bool or None
             Show a progress bar (None: only when stderr is a terminal).
-        prune : None, fastbp.SuccessiveHalving or fastbp.Hyperband
+        prune : None, fastbp.SuccessiveHalving, fastbp.Hyperband or a fastbp.pruning.Pruner
             Stop the losers early (needs ``validation_data``): at each rung the members
             still training are ranked by validation loss (ties: member index), the best
             ⌈n/eta⌉ go on from where they are, the others stop there, keeping their
@@ -511,7 +511,7 @@ class Ensemble:
             if client is not None:
                 _dask.train_on_cluster(runs, data, epochs, client)
             else:
-                hook = None if prune is None else pruning_hook(prune, runs, epochs)
+                hook = None if prune is None else prune.hook(runs, epochs)
                 train_runs(runs, data, epochs, num_threads=num_threads, show_progress=show,
                            after_epoch=hook)
         except TrainingInterrupted:

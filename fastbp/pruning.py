@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from fastbp import _validation as check
 
-__all__ = ["SuccessiveHalving", "Hyperband", "Bracket", "survivors"]
+__all__ = ["Pruner", "Halving", "SuccessiveHalving", "Hyperband", "Bracket", "survivors"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,29 @@ def survivors(scores: Sequence[float], eta: int) -> list[int]:
     return sorted(order[:keep])
 
 
-class SuccessiveHalving:
+class Pruner:
+    """What ``Ensemble.fit(prune=...)`` takes: something that stops members after epochs."""
+
+    def hook(self, runs: Sequence[Any], epochs: int) -> Any:
+        """``train_runs``'s after_epoch for a fit of ``runs`` over ``epochs`` epochs: it
+        sets ``run.history.pruned_at`` on the runs to stop."""
+        raise NotImplementedError
+
+
+class Halving(Pruner):
+    """A pruner of brackets and rungs (the members ranked by validation loss)."""
+
+    eta: int
+
+    def brackets(self, n: int, epochs: int) -> list[Bracket]:
+        """The members ranked together and the rungs of each group."""
+        raise NotImplementedError
+
+    def hook(self, runs: Sequence[Any], epochs: int) -> Any:
+        return pruning_hook(self, runs, epochs)
+
+
+class SuccessiveHalving(Halving):
     """Successive halving over all the members: rungs after ``min_epochs·etaⁱ`` epochs.
 
     Parameters
@@ -74,7 +96,7 @@ class SuccessiveHalving:
         return [Bracket(tuple(range(n)), _rungs(self.min_epochs, self.eta, None, epochs))]
 
 
-class Hyperband:
+class Hyperband(Halving):
     """Successive-halving brackets over disjoint groups of the members (Li et al., 2018).
 
     With R = max_epochs / min_epochs and s_max the largest s with etaˢ <= R, bracket s
@@ -140,16 +162,15 @@ class Hyperband:
         return out
 
 
-def check_pruner(prune: Any) -> SuccessiveHalving | Hyperband | None:
-    """``prune`` as given: None, a SuccessiveHalving or a Hyperband."""
-    if prune is None or isinstance(prune, (SuccessiveHalving, Hyperband)):
+def check_pruner(prune: Any) -> Pruner | None:
+    """``prune`` as given: None or a Pruner (SuccessiveHalving, Hyperband, ...)."""
+    if prune is None or isinstance(prune, Pruner):
         return prune
     raise TypeError("prune must be None, fastbp.SuccessiveHalving(...) or fastbp.Hyperband(...), "
                     f"got {type(prune).__name__}")
 
 
-def pruning_hook(pruner: SuccessiveHalving | Hyperband, runs: Sequence[Any], epochs: int,
-                 score: Any = None) -> Any:
+def pruning_hook(pruner: Halving, runs: Sequence[Any], epochs: int, score: Any = None) -> Any:
     """``train_runs``'s after_epoch for a pruned fit of ``runs`` over ``epochs`` epochs.
 
     ``score(run)`` is a run's score at a rung (lower is better; default its last

@@ -90,6 +90,9 @@ WORKLOADS = {
     "E2": Workload("E2", "8 members of W3's net, Adam lr 1e-3, one epoch of 50,000 samples, "
                    "batch 64, shared order", (784, 128, 10), "relu", "cross_entropy", 64,
                    "float32", kind="ensemble", n_samples=50_000, n_models=8),
+    "E3": Workload("E3", "64 members of W1's net, Adam lr 1e-3, one epoch of 50,000 samples, "
+                   "batch 32, shared order", (2, 16, 1), "tanh", "binary_cross_entropy", 32,
+                   "float64", kind="ensemble", n_samples=50_000, n_models=64),
     # The cost of dropout: W2 and W4 with dropout 0.1 on the hidden layers (the table
     # ends with the ratio to the row without).
     "W2-dropout": Workload("W2-dropout", "W2 with dropout 0.1", (64, 32, 10), "relu",

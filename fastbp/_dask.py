@@ -14,12 +14,13 @@ shard that Dask reruns after losing a worker gives the same numbers.
 """
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
 from fastbp.training import TrainingData, TrainingRun, train_runs
 
-__all__ = ["check_client", "train_on_cluster"]
+__all__ = ["check_client", "train_on_cluster", "train_on_cluster_pruned"]
 
 
 def check_client(client: Any) -> None:
@@ -91,3 +92,26 @@ def train_on_cluster(runs: list[TrainingRun], data: TrainingData, epochs: int,
     for group, shard in zip(groups, results):
         for i, trained in zip(group, shard):
             runs[i].adopt(trained)
+
+
+def train_on_cluster_pruned(runs: list[TrainingRun], data: TrainingData, epochs: int,
+                            client: Any, pruner: Any) -> None:
+    """``train_on_cluster`` with successive halving or Hyperband: the runs still training
+    go to the cluster one rung at a time and are ranked here between rungs (the
+    pruner's own hook, given the epochs of each segment). The work is done on copies
+    of the runs; the local runs adopt them only at the end, so a failed call leaves
+    every member as it was, as without pruning."""
+    shadows = [copy.deepcopy(run) for run in runs]
+    hook = pruner.hook(shadows, epochs)
+    stops = sorted({r for b in pruner.brackets(len(runs), epochs) for r in b.rungs} | {epochs})
+    done = 0
+    for stop in stops:
+        alive = [run for run in shadows if run.alive]
+        if not alive:
+            break
+        train_on_cluster(alive, data, stop - done, client)
+        for _ in range(stop - done):
+            hook(shadows)
+        done = stop
+    for run, shadow in zip(runs, shadows):
+        run.adopt(shadow)

@@ -24,7 +24,7 @@ from fastbp._table import CLASSIFICATION_LOSSES
 from fastbp._sparse import SparseRows
 from fastbp.models import MLP, Sequential, _require_finite
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
-from fastbp.pruning import Hyperband, check_pruner
+from fastbp.pruning import Halving, Hyperband, check_pruner
 from fastbp.threads import check_threads
 from fastbp.threads import get_num_threads
 from fastbp.training import (History, TrainingData, TrainingDiverged, TrainingInterrupted,
@@ -447,7 +447,8 @@ class Ensemble:
             still training are ranked by validation loss (ties: member index), the best
             ⌈n/eta⌉ go on from where they are, the others stop there, keeping their
             state; their History's ``pruned_at`` is the epochs they trained. Each member
-            still ends where its own ``fit`` of that many epochs would.
+            still ends where its own ``fit`` of that many epochs would. With ``client``
+            the members still training go to the cluster a rung at a time.
 
         Returns
         -------
@@ -471,9 +472,10 @@ class Ensemble:
         prune = check_pruner(prune)
         if prune is not None and validation_data is None:
             raise ValueError("prune ranks the members by validation loss: give validation_data")
-        if prune is not None and client is not None:
-            raise ValueError("prune with client is not supported: pruning ranks the members "
-                             "after every rung on this machine (train locally)")
+        if prune is not None and client is not None and not isinstance(prune, Halving):
+            raise ValueError("on a Dask cluster, prune must be fastbp.SuccessiveHalving or "
+                             "fastbp.Hyperband (the members go to the cluster a rung at a "
+                             f"time); got {type(prune).__name__}")
         if client is not None:
             _dask.check_client(client)
         models = self._models
@@ -508,7 +510,9 @@ class Ensemble:
         for run in runs:   # (what a run shipped to a Dask worker carries along)
             run.model.training_state = run
         try:
-            if client is not None:
+            if client is not None and prune is not None:
+                _dask.train_on_cluster_pruned(runs, data, epochs, client, prune)
+            elif client is not None:
                 _dask.train_on_cluster(runs, data, epochs, client)
             else:
                 hook = None if prune is None else prune.hook(runs, epochs)

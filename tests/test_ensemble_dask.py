@@ -250,3 +250,23 @@ def test_search_on_the_cluster_equals_the_local_search(client):
         np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
     assert remote.best_params_ == local.best_params_
     np.testing.assert_array_equal(remote.predict_proba(X), local.predict_proba(X))
+
+
+def test_pruned_fit_on_the_cluster_equals_the_local_one(client):
+    """prune= with client=: the members still training go to the workers a rung at a
+    time and are ranked here; the same pruning and the same numbers as a local fit."""
+    X, y = _data()
+    Xv, yv = _data(50, seed=1)
+    remote = fastbp.Ensemble.of(9, (6, 8, 3), activation="tanh", loss="cross_entropy",
+                                dtype="float64", seed=0)
+    local = fastbp.Ensemble.of(9, (6, 8, 3), activation="tanh", loss="cross_entropy",
+                               dtype="float64", seed=0)
+    kwargs = dict(epochs=5, batch_size=16, lr=list(np.geomspace(1e-4, 3e-1, 9)), seed=2,
+                  validation_data=(Xv, yv), progress=False)
+    hr = remote.fit(X, y, client=client, prune=fastbp.SuccessiveHalving(eta=3), **kwargs)
+    hl = local.fit(X, y, prune=fastbp.SuccessiveHalving(eta=3), **kwargs)
+    assert [h.pruned_at for h in hr] == [h.pruned_at for h in hl]
+    assert sorted(h.pruned_at or 5 for h in hr) == [1] * 6 + [3] * 2 + [5]
+    for a, b in zip(hr, hl):
+        assert_same_history(a, b)
+    _assert_same(list(remote), list(local))

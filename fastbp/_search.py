@@ -266,16 +266,16 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
 
     @staticmethod
     def _run(fn: Any, jobs: list[Any], workers: int) -> None:
-        """fn(job) for every job, on ``workers`` threads (BLAS held to one thread each
-        while several run)."""
-        workers = max(1, min(workers, len(jobs)))
-        if workers == 1:
-            for job in jobs:
-                fn(job)
-            return
-        with using_threads(1), ThreadPoolExecutor(workers) as pool:
-            for future in [pool.submit(fn, job) for job in jobs]:
-                future.result()
+        """fn(job) for every job, on ``workers`` threads, BLAS on one thread meanwhile (the
+        fits are the parallel work: ``num_threads`` threads in all)."""
+        with using_threads(1):
+            if min(workers, len(jobs)) <= 1:
+                for job in jobs:
+                    fn(job)
+                return
+            with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+                for future in [pool.submit(fn, job) for job in jobs]:
+                    future.result()
 
     def _fit_on_cluster(self, estimators: list[list[Any]], X: Any, y: Any, sample_weight: Any,
                         score_weight: Any, splits: list[tuple[np.ndarray, np.ndarray]],

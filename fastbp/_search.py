@@ -398,17 +398,46 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
     # ---------------------------------------------------------------- the best estimator
     @available_if(_estimator_has("predict"))  # type: ignore[untyped-decorator, unused-ignore]
     def predict(self, X: Any) -> Any:
-        """``best_estimator_.predict(X)``."""
+        """``best_estimator_.predict(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray
+        """
         return self.best_estimator_.predict(X)
 
     @available_if(_estimator_has("predict_proba"))  # type: ignore[untyped-decorator, unused-ignore]
     def predict_proba(self, X: Any) -> Any:
-        """``best_estimator_.predict_proba(X)``."""
+        """``best_estimator_.predict_proba(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
         return self.best_estimator_.predict_proba(X)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """The scorer on ``best_estimator_`` (as ``GridSearchCV.score``; sample_weight
-        goes to the scorer)."""
+        """The scorer on ``best_estimator_`` (as ``GridSearchCV.score``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,) or None, default None
+            Passed to the scorer.
+
+        Returns
+        -------
+        float
+        """
         check_is_fitted(self, "best_estimator_")
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
         return float(self.scorer_(self.best_estimator_, X, y, **kwargs))

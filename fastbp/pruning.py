@@ -51,7 +51,20 @@ class Pruner:
 
     def hook(self, runs: Sequence[Any], epochs: int) -> Any:
         """``train_runs``'s after_epoch for a fit of ``runs`` over ``epochs`` epochs: it
-        sets ``run.history.pruned_at`` on the runs to stop."""
+        sets ``run.history.pruned_at`` on the runs to stop.
+
+        Parameters
+        ----------
+        runs : sequence of TrainingRun
+            The members' runs, in member order.
+        epochs : int
+            The epochs of the fit.
+
+        Returns
+        -------
+        callable
+            Called once after every epoch with the runs.
+        """
         raise NotImplementedError
 
 
@@ -61,10 +74,35 @@ class Halving(Pruner):
     eta: int
 
     def brackets(self, n: int, epochs: int) -> list[Bracket]:
-        """The members ranked together and the rungs of each group."""
+        """The members ranked together and the rungs of each group.
+
+        Parameters
+        ----------
+        n : int
+            The number of members.
+        epochs : int
+            The epochs of the fit (rungs at or beyond it prune nothing).
+
+        Returns
+        -------
+        list of Bracket
+        """
         raise NotImplementedError
 
     def hook(self, runs: Sequence[Any], epochs: int) -> Any:
+        """Rank the members of each bracket by validation loss at its rungs (see Pruner.hook).
+
+        Parameters
+        ----------
+        runs : sequence of TrainingRun
+            The members' runs, in member order.
+        epochs : int
+            The epochs of the fit.
+
+        Returns
+        -------
+        callable
+        """
         return pruning_hook(self, runs, epochs)
 
 
@@ -92,7 +130,19 @@ class SuccessiveHalving(Halving):
         return f"SuccessiveHalving(eta={self.eta}, min_epochs={self.min_epochs})"
 
     def brackets(self, n: int, epochs: int) -> list[Bracket]:
-        """One bracket of every member, its rungs below ``epochs``."""
+        """One bracket of every member, its rungs below ``epochs``.
+
+        Parameters
+        ----------
+        n : int
+            The number of members.
+        epochs : int
+            The epochs of the fit.
+
+        Returns
+        -------
+        list of Bracket
+        """
         return [Bracket(tuple(range(n)), _rungs(self.min_epochs, self.eta, None, epochs))]
 
 
@@ -133,7 +183,17 @@ class Hyperband(Halving):
 
     def bracket_sizes(self, max_epochs: int) -> list[tuple[int, int]]:
         """(configurations, epochs before the first rung) of each bracket, s_max first:
-        Li et al.'s n_s and r_s in epochs."""
+        Li et al.'s n_s and r_s in epochs.
+
+        Parameters
+        ----------
+        max_epochs : int
+            The epochs the brackets are sized for (R·min_epochs).
+
+        Returns
+        -------
+        list of (int, int)
+        """
         s_max = 0
         while self.min_epochs * self.eta ** (s_max + 1) <= max_epochs:
             s_max += 1
@@ -141,7 +201,25 @@ class Hyperband(Halving):
                  self.min_epochs * self.eta ** (s_max - s)) for s in range(s_max, -1, -1)]
 
     def brackets(self, n: int, epochs: int) -> list[Bracket]:
-        """The members shared out over the brackets, each with its rungs."""
+        """The members shared out over the brackets, each with its rungs.
+
+        Parameters
+        ----------
+        n : int
+            The number of members.
+        epochs : int
+            The epochs of the fit (max_epochs defaults to it and may not exceed it).
+
+        Returns
+        -------
+        list of Bracket
+            The non-empty brackets, the most aggressive first.
+
+        Raises
+        ------
+        ValueError
+            max_epochs exceeds epochs.
+        """
         max_epochs = epochs if self.max_epochs is None else self.max_epochs
         if max_epochs > epochs:
             raise ValueError(f"Hyperband's max_epochs ({max_epochs}) exceeds the fit's epochs "

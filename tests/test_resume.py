@@ -128,11 +128,14 @@ def test_ctrl_c_stops_within_a_step_and_resume_continues_exactly(trainer):
     if trainer == "fit":
         body = """
     whole = model()
+    start = time.perf_counter()
     h_whole = whole.fit(X, y, epochs=3, batch_size=64, seed=1, progress=False)
     m = model()
     fired = []
-    threading.Timer(0.6, lambda: (fired.append(time.perf_counter()),
-                                  os.kill(os.getpid(), signal.SIGINT))).start()
+    # in the middle of the fit, however fast this machine runs it
+    threading.Timer(0.5 * (time.perf_counter() - start),
+                    lambda: (fired.append(time.perf_counter()),
+                             os.kill(os.getpid(), signal.SIGINT))).start()
     try:
         m.fit(X, y, epochs=3, batch_size=64, seed=1, progress=False)
         raise SystemExit("not interrupted")
@@ -146,10 +149,14 @@ def test_ctrl_c_stops_within_a_step_and_resume_continues_exactly(trainer):
 """
     else:
         body = """
+    start = time.perf_counter()
+    model().fit(X, y, epochs=1, batch_size=64, seed=1, progress=False)
+    epoch = time.perf_counter() - start
     ens = fastbp.Ensemble([model() for _ in range(2)])
     fired = []
-    threading.Timer(0.6, lambda: (fired.append(time.perf_counter()),
-                                  os.kill(os.getpid(), signal.SIGINT))).start()
+    # about half-way through the ensemble's three epochs (two members on two threads)
+    threading.Timer(1.5 * epoch, lambda: (fired.append(time.perf_counter()),
+                                          os.kill(os.getpid(), signal.SIGINT))).start()
     try:
         ens.fit(X, y, epochs=3, batch_size=64, seed=1, num_threads=2, progress=False)
         raise SystemExit("not interrupted")

@@ -19,7 +19,6 @@ Run it with nothing else running.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Callable
@@ -31,7 +30,8 @@ from suite import (ensemble_contenders, jax_available, jax_prepare,  # noqa: E40
                    jax_use_threads)
 
 import fastbp  # noqa: E402
-from fastbp.bench import WORKLOADS, Workload, environment, make_data, time_side_by_side  # noqa: E402
+from fastbp.bench import (WORKLOADS, Workload, environment, make_data,  # noqa: E402
+                          print_report, time_side_by_side)
 from fastbp.threads import set_num_threads  # noqa: E402
 
 
@@ -198,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args.workloads.split(","), [int(t) for t in args.threads.split(",")],
                  args.budget)
-    print(table(report))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+    print_report(report, table, args.json)
     return 0
 
 

@@ -24,7 +24,6 @@ Run with nothing else running; the ratios are what to quote.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Callable
@@ -32,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 import fastbp
-from fastbp.bench import environment, time_side_by_side
+from fastbp.bench import environment, print_report, time_side_by_side
 from fastbp.threads import set_num_threads
 
 WORKLOADS = {"R1": dict(d=64, blocks=2, batch=32), "R2": dict(d=256, blocks=4, batch=256)}
@@ -330,10 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     report = run(args.threads, args.budget)
-    print(table(report))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+    print_report(report, table, args.json)
     return 0
 
 

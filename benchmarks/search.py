@@ -15,7 +15,6 @@ Run it with nothing else running.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -27,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
-from fastbp.bench import environment
+from fastbp.bench import environment, print_report
 from fastbp.sklearn import MLPClassifier, MLPSearchCV
 from fastbp.threads import set_num_threads
 
@@ -86,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     report = run(args.threads, args.repeats)
-    print(table(report))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+    print_report(report, table, args.json)
     return 0
 
 

@@ -322,6 +322,26 @@ def gemm_floor(w: Workload, blas: str = "numpy") -> Callable[[], Any] | None:
 
 # ---------------------------------------------------------------- driver
 
+def print_report(report: dict[str, Any], table: Callable[[dict[str, Any]], str],
+                 json_path: str | None) -> None:
+    """A benchmark script's ending: its table on stdout, and the report as JSON in
+    ``json_path`` (when given).
+
+    Parameters
+    ----------
+    report : dict
+        What the script measured (JSON-serialisable).
+    table : callable
+        ``table(report)``: the Markdown table.
+    json_path : str or None
+        Where to write the report.
+    """
+    print(table(report))
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(report, fh, indent=2)
+
+
 def environment(threads: list[int]) -> dict[str, Any]:
     """The machine and versions a run was made on (JSON-ready)."""
     cpu = platform.processor() or platform.machine()

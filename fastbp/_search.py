@@ -171,8 +171,9 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
         return list(ParameterSampler(dists, n_iter, random_state=self.random_state))
 
     def _check_estimator(self) -> None:
-        from fastbp.sklearn import _BaseMLP
-        if not isinstance(self.estimator, _BaseMLP):
+        # fastbp.sklearn's estimators, known by the epoch-by-epoch fit the halving drives
+        # (this module does not import fastbp.sklearn, which imports it)
+        if not callable(getattr(self.estimator, "_fit_epochs", None)):
             raise TypeError("estimator must be a fastbp.sklearn MLPClassifier or MLPRegressor, "
                             f"got {type(self.estimator).__name__}")
 

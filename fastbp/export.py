@@ -877,21 +877,24 @@ def _c_activation_derivative(t: _CType, prefix: str, act: str, z: str) -> str:
     raise AssertionError(f"no C derivative for activation {act!r}")  # pragma: no cover
 
 
-def _c_gradient(t: _CType, name: str, model: Sequential) -> tuple[str, list[str]]:
-    """The signature and the body of ``<name>_gradient``: d(Σ_k y_k)/dx per row, by one
-    forward pass keeping each layer's z, then the backward pass from a seed of ones."""
+def _c_input_derivative(t: _CType, name: str, model: Sequential, jacobian: bool) -> list[str]:
+    """The body of ``<name>_gradient`` (d(Σ_k y_k)/dx per row) or, with ``jacobian``,
+    of ``<name>_jacobian`` (dy_k/dx per row and output): one forward pass keeping each
+    layer's z, then a backward pass from a seed of ones, or one per output from the
+    unit seed e_k (out: n_rows × n_out × n_in)."""
     T = t.name
     sizes = model.sizes
     n_layers = len(model.layers)
+    n_in, n_out = sizes[0], sizes[-1]
     widest = max(sizes)
     acts = [_activation_name(layer) for layer in model.layers]
-    signature = f"void {name}_gradient(const {T} *x, size_t n_rows, {T} *out)"
-    body = [f"{signature} {{",
+    what = "jacobian" if jacobian else "gradient"
+    body = [f"void {name}_{what}(const {T} *x, size_t n_rows, {T} *out) {{",
             *[f"    {T} z{l}[{sizes[l + 1]}];" for l in range(n_layers)],
             f"    {T} a[{widest}], g[{widest}], h[{widest}];",
-            "    size_t r, i, j;",
+            "    size_t r, i, j, k;" if jacobian else "    size_t r, i, j;",
             "    for (r = 0; r < n_rows; r++) {",
-            f"        const {T} *in = x + r * {sizes[0]};"]
+            f"        const {T} *in = x + r * {n_in};"]
     for l in range(n_layers):
         k_in, k = sizes[l], sizes[l + 1]
         body += [f"        for (j = 0; j < {k}; j++) z{l}[j] = {name}_b{l}[j];",
@@ -901,10 +904,17 @@ def _c_gradient(t: _CType, name: str, model: Sequential) -> tuple[str, list[str]
             body += [f"        for (j = 0; j < {k}; j++) a[j] = z{l}[j];"]
             body += ["        " + s for s in _c_activation_loop(t, name, acts[l], "a", k)]
             body += ["        in = a;"]
-    body += [f"        for (j = 0; j < {sizes[-1]}; j++) g[j] = {t.lit(1.0)};"]
+    if jacobian:
+        body += [f"        for (k = 0; k < {n_out}; k++) {{",
+                 f"        for (j = 0; j < {n_out}; j++) g[j] = j == k ? {t.lit(1.0)} : "
+                 f"{t.lit(0.0)};"]
+        first = f"out + (r * {n_out} + k) * {n_in}"
+    else:
+        body += [f"        for (j = 0; j < {n_out}; j++) g[j] = {t.lit(1.0)};"]
+        first = f"out + r * {n_in}"
     for l in range(n_layers - 1, -1, -1):
         k_in, k = sizes[l], sizes[l + 1]
-        dst = f"out + r * {sizes[0]}" if l == 0 else "h"
+        dst = first if l == 0 else "h"
         body += [f"        for (j = 0; j < {k}; j++) g[j] *= "
                  f"{_c_activation_derivative(t, name, acts[l], f'z{l}[j]')};",
                  f"        {{ {T} *o = {dst};",
@@ -913,8 +923,10 @@ def _c_gradient(t: _CType, name: str, model: Sequential) -> tuple[str, list[str]
                  "            o[i] = s; } }"]
         if l > 0:
             body += [f"        for (i = 0; i < {k_in}; i++) g[i] = h[i];"]
+    if jacobian:
+        body += ["        }"]
     body += ["    }", "}", ""]
-    return signature, body
+    return body
 
 
 def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
@@ -933,8 +945,10 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
     derivatives : bool, default False
         Also write ``void <name>_gradient(const T *x, size_t n_rows, T *out)``: the
         gradient of the sum of the raw outputs with respect to x (``out`` n_rows ×
-        in_features), what ``model.input_gradient(x)`` computes (one model of Dense
-        layers without softmax).
+        in_features), what ``model.input_gradient(x)`` computes; and
+        ``void <name>_jacobian(const T *x, size_t n_rows, T *out)``: every output's
+        (``out`` n_rows × out_features × in_features), what ``model.jacobian(x)``
+        computes (one model of Dense layers without softmax).
 
     Returns
     -------
@@ -987,7 +1001,9 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
         f"/* x: n_rows x {n_in}, out: n_rows x {n_out}, row-major. */\n"
         f"{signature};\n\n"
         + (f"/* the gradient of the sum of the raw outputs: out n_rows x {n_in}. */\n"
-           f"void {name}_gradient(const {T} *x, size_t n_rows, {T} *out);\n\n"
+           f"void {name}_gradient(const {T} *x, size_t n_rows, {T} *out);\n"
+           f"/* dy_k/dx_i: out n_rows x {n_out} x {n_in}. */\n"
+           f"void {name}_jacobian(const {T} *x, size_t n_rows, {T} *out);\n\n"
            if derivatives else "")
         + f"#ifdef __cplusplus\n}}\n#endif\n\n#endif\n")
 
@@ -1027,7 +1043,8 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
     body += ["        " + line for line in lines]
     body += ["    }", "}", ""]
     if derivatives:
-        body += _c_gradient(t, name, members[0])[1]
+        body += _c_input_derivative(t, name, members[0], jacobian=False)
+        body += _c_input_derivative(t, name, members[0], jacobian=True)
     source = "".join(parts) + "\n" + "\n".join(body)
 
     header_path = os.path.join(directory, f"{name}.h")

@@ -323,8 +323,13 @@ def test_c_export_of_the_input_gradient(dtype, tmp_path):
                         source, "-o", str(lib), "-lm"], check=True)
         X = _data(dtype, n=6)
         out = np.empty((6, 3), dtype=dtype)
-        ctypes.CDLL(str(lib)).net_gradient(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(6),
-                                           out.ctypes.data_as(ctypes.c_void_p))
+        jac = np.empty((6, 2, 3), dtype=dtype)
+        c_lib = ctypes.CDLL(str(lib))
+        c_lib.net_gradient(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(6),
+                           out.ctypes.data_as(ctypes.c_void_p))
+        c_lib.net_jacobian(X.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(6),
+                           jac.ctypes.data_as(ctypes.c_void_p))
         assert_close(out, model.input_gradient(X), dtype, err_msg=act)
+        assert_close(jac, model.jacobian(X), dtype, err_msg=act)
     with pytest.raises(ValueError, match="Ensemble"):
         fastbp.export.to_c(fastbp.Ensemble.of(2, (3, 4, 1)), tmp_path, derivatives=True)

@@ -26,8 +26,8 @@ from typing import Any, Callable
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from suite import (ensemble_contenders, jax_available, jax_prepare,  # noqa: E402
-                   jax_use_threads)
+from suite import (ensemble_contenders, jax_available, jax_forward,  # noqa: E402
+                   jax_prepare, jax_use_threads)
 
 import fastbp  # noqa: E402
 from fastbp.bench import (WORKLOADS, Workload, environment, make_data,  # noqa: E402
@@ -57,14 +57,7 @@ def jax_contender(w: Workload) -> Callable[[], Any] | None:
     import optax
 
     X, y = make_data(w, np.random.default_rng(0), w.n_samples)
-    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[w.activation]
-
-    def forward(params: Any, x: Any) -> Any:
-        for i, (W, b) in enumerate(params):
-            x = x @ W + b
-            if i < len(params) - 1:
-                x = act(x)
-        return x
+    forward = jax_forward(w.activation)
 
     def loss_fn(params: Any, x: Any, t: Any) -> Any:
         z = forward(params, x)

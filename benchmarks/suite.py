@@ -367,6 +367,24 @@ def jax_use_threads(n: int, async_dispatch: bool = False) -> None:
             os.environ["NPROC"] = before
 
 
+def jax_forward(activation: str) -> Callable[[Any, Any], Any]:
+    """A JAX MLP's forward pass: params [(W, b), ...], ``activation`` on the hidden layers,
+    the raw output last (the benchmark contenders' network)."""
+    import jax
+    import jax.numpy as jnp
+
+    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[activation]
+
+    def forward(params: Any, X: Any) -> Any:
+        for i, (W, b) in enumerate(params):
+            X = X @ W + b
+            if i < len(params) - 1:
+                X = act(X)
+        return X
+
+    return forward
+
+
 def jax_step(w: Workload, seed: int = 0, weights: list[np.ndarray] | None = None,
              data: tuple[np.ndarray, np.ndarray] | None = None) -> Callable[[], Any] | None:
     """JAX: the same network (sizes, activation, loss, dtype), one ``jax.jit``-ted
@@ -423,14 +441,7 @@ def jax_step(w: Workload, seed: int = 0, weights: list[np.ndarray] | None = None
     for (W, b), a, o in zip(params, w.sizes, w.sizes[1:]):
         if W.shape != (a, o) or b.shape != (o,) or W.dtype != w.dtype or b.dtype != w.dtype:
             raise ValueError(f"weights do not fit {w.sizes} in {w.dtype}")
-    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[w.activation]
-
-    def forward(params: Any, X: Any) -> Any:
-        for i, (W, b) in enumerate(params):
-            X = X @ W + b
-            if i < len(params) - 1:
-                X = act(X)
-        return X
+    forward = jax_forward(w.activation)
 
     Xj = jnp.array(X)
     if w.kind == "forward":

@@ -24,7 +24,7 @@ from fastbp._table import CLASSIFICATION_LOSSES
 from fastbp._sparse import SparseRows
 from fastbp.models import MLP, Sequential, _require_finite
 from fastbp.optim import OPTIMIZERS, Optimizer, make_optimizer
-from fastbp.pruning import Halving, Hyperband, check_pruner
+from fastbp.pruning import Halving, check_pruner
 from fastbp.threads import check_threads
 from fastbp.threads import get_num_threads
 from fastbp.training import (History, TrainingData, TrainingDiverged, TrainingInterrupted,
@@ -498,10 +498,8 @@ class Ensemble:
             many = isinstance(seed, (list, tuple, np.ndarray))
             seeds = [_seed(s, f"seed[{i}]" if many else "seed")
                      for i, s in enumerate(_per_member(seed, "seed", n_models))]
-        if isinstance(prune, Hyperband) and prune.max_epochs is not None \
-                and prune.max_epochs > epochs:
-            raise ValueError(f"Hyperband's max_epochs ({prune.max_epochs}) exceeds epochs "
-                             f"({epochs})")
+        if isinstance(prune, Halving):
+            prune.brackets(n_models, epochs)   # its own checks, before anything changes
         opts, undo = self._optimizers(optimizer, lrs, decays)
         runs = [TrainingRun(m, o, batch_size=batch, shuffle=shuffle,
                             early_stopping=early_stopping, seed=s)

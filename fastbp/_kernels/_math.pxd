@@ -19,6 +19,13 @@ include "_table.pxi"
 # The vectorisable exp and the loops over it (see _vmath.h).
 cdef extern from "_vmath.h" nogil:
     double sigmoid "fb_sigmoid"(double z)  # σ(z); e^z/(1+e^z) for z < 0, never overflows
+    double log_sigmoid "fb_log_sigmoid"(double z)  # min(z, 0) - log1p(e^-|z|)
+    void bce_logits_terms_f32 "fb_bce_logits_terms_f32"(const float* o, const float* t,
+                                                        float* d, double* term, Py_ssize_t n,
+                                                        double scale)
+    void bce_logits_terms_f64 "fb_bce_logits_terms_f64"(const double* o, const double* t,
+                                                        double* d, double* term, Py_ssize_t n,
+                                                        double scale)
     void tanh_array_f32 "fb_tanh_array_f32"(const float* Z, float* A, Py_ssize_t n)
     void tanh_array_f64 "fb_tanh_array_f64"(const double* Z, double* A, Py_ssize_t n)
     void sigmoid_array_f32 "fb_sigmoid_array_f32"(const float* Z, float* A, Py_ssize_t n)
@@ -64,9 +71,6 @@ cdef inline double elu(double z) noexcept nogil:
         return z
     return ELU_ALPHA * expm1(z)
 
-cdef inline double log_sigmoid(double z) noexcept nogil:
-    """log σ(z) = min(z, 0) - log1p(e^-|z|)."""
-    return (z if z < 0.0 else 0.0) - log1p(exp(-fabs(z)))
 
 # Rows per block for the callers of exp_rows, which keep a block's maxima and sums
 # on the stack.

@@ -77,26 +77,30 @@ static void fb_variant_optim_update_f64(int v, double* p, const double* g, void*
         ptrdiff_t n, const fb_optim_config* c, const fb_optim_step* st) {
     FB_DISPATCH(v, fb_optim_update_f64, (p, g, s, n, c, st));
 }
-/* kernel: 0 tanh, 1 sigmoid, 2 exp_rows (x n×k; row_max, row_sum n); float32 only:
- * 3..6 silu, elu, softplus, gelu, 7..10 their derivatives (dZ for dA = 1). */
+/* kernel: 0 tanh, 1 sigmoid, 2 exp_rows (x n×k; row_max, row_sum n), 3 bce_logits (the
+ * targets read from out, which then holds the gradient, scale 1; the terms in row_sum,
+ * n·k of them); float32 only: 4..7 silu, elu, softplus, gelu, 8..11 their derivatives
+ * (dZ for dA = 1). */
 static const int fb_variant_acts[4] = {FB_ACT_SILU, FB_ACT_ELU, FB_ACT_SOFTPLUS, FB_ACT_GELU};
 static void fb_variant_vmath_f32(int v, int kernel, const float* x, float* out, ptrdiff_t n,
         ptrdiff_t k, double* row_max, double* row_sum) {
     if (kernel == 0) FB_DISPATCH(v, fb_tanh_array_f32, (x, out, n * k));
     else if (kernel == 1) FB_DISPATCH(v, fb_sigmoid_array_f32, (x, out, n * k));
     else if (kernel == 2) FB_DISPATCH(v, fb_exp_rows_f32, (x, out, n, k, row_max, row_sum));
-    else if (kernel <= 6)
-        FB_DISPATCH(v, fb_act_forward_array_f32, (fb_variant_acts[kernel - 3], x, out, n * k));
+    else if (kernel == 3) FB_DISPATCH(v, fb_bce_logits_terms_f32, (x, out, out, row_sum, n * k, 1.0));
+    else if (kernel <= 7)
+        FB_DISPATCH(v, fb_act_forward_array_f32, (fb_variant_acts[kernel - 4], x, out, n * k));
     else {
         for (ptrdiff_t i = 0; i < n * k; i++) out[i] = 1.0f;
         FB_DISPATCH(v, fb_act_backward_array_f32,
-                    (fb_variant_acts[kernel - 7], x, out, out, n * k));
+                    (fb_variant_acts[kernel - 8], x, out, out, n * k));
     }
 }
 static void fb_variant_vmath_f64(int v, int kernel, const double* x, double* out, ptrdiff_t n,
         ptrdiff_t k, double* row_max, double* row_sum) {
     if (kernel == 0) FB_DISPATCH(v, fb_tanh_array_f64, (x, out, n * k));
     else if (kernel == 1) FB_DISPATCH(v, fb_sigmoid_array_f64, (x, out, n * k));
+    else if (kernel == 3) FB_DISPATCH(v, fb_bce_logits_terms_f64, (x, out, out, row_sum, n * k, 1.0));
     else FB_DISPATCH(v, fb_exp_rows_f64, (x, out, n, k, row_max, row_sum));
 }
 

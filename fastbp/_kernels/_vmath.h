@@ -123,6 +123,38 @@ FASTBP_INLINE double fb_sigmoid(double z) {
     return z >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
 }
 
+/* log(1 + u) for 0 <= u <= 1 (and NaN), the binary cross-entropy's log1p(e^-|z|): libm's
+ * log1p is a scalar call, and this loop vectorises. fdlibm's log1p (Sun, 1993) on that
+ * range: f = u below √2 − 1, else 1 + u = 2·(1 + f) with f = (1+u)/2 − 1 (exact) and c
+ * the rounding of 1 + u relative to it; log(1 + f) = f − f²/2 + s·(f²/2 + R(s²)),
+ * s = f/(2 + f), R fdlibm's degree-7 polynomial. Within 1 ulp of log1p (tests). */
+FASTBP_INLINE double fb_log1p_unit(double u) {
+    const double LN2_HI = 6.93147180369123816490e-01;
+    const double LN2_LO = 1.90821492927058770002e-10;
+    int big = u > 0.41421356237309503;
+    double v = 1.0 + u;
+    double f = big ? v * 0.5 - 1.0 : u;
+    double c = big ? (u - (v - 1.0)) / v : 0.0;
+    double k = big ? 1.0 : 0.0;
+    double hfsq = 0.5 * f * f;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double R = 1.479819860511658591e-01;
+    R = R * z + 1.531383769920937332e-01;
+    R = R * z + 1.818357216161805012e-01;
+    R = R * z + 2.222219843214978396e-01;
+    R = R * z + 2.857142874366239149e-01;
+    R = R * z + 3.999999999940941908e-01;
+    R = R * z + 6.666666666666735130e-01;
+    R = R * z;
+    return k * LN2_HI - ((hfsq - (s * (hfsq + R) + (k * LN2_LO + c))) - f);
+}
+
+/* log σ(z) = min(z, 0) − log1p(e^−|z|): never overflows, no cancellation. */
+FASTBP_INLINE double fb_log_sigmoid(double z) {
+    return (z < 0.0 ? z : 0.0) - fb_log1p_unit(fb_exp(-fabs(z)));
+}
+
 /* ---------------------------------------------------------------- float32
  * The same functions in float arithmetic, for float32 models: twice the lanes of
  * the double ones, and shorter polynomials. Each is within a few ulp of the

@@ -121,3 +121,20 @@ FASTBP_CLONES static void FB_NAME(fb_exp_rows)(const FB_T* x, FB_T* out, ptrdiff
         }
     }
 }
+
+/* The binary cross-entropy on logits, element-wise, for i < n: term[i] := (1 − y)·x −
+ * log σ(x) (in double, for the caller's ordered sum) and d[i] := (σ(x) − y)·scale, with
+ * x = o[i], y = t[i]; σ and log σ share one e^−|x| (the same bits as fb_sigmoid's and
+ * fb_log_sigmoid's). */
+FASTBP_CLONES static void FB_NAME(fb_bce_logits_terms)(const FB_T* o, const FB_T* t, FB_T* d,
+                                                      double* term, ptrdiff_t n,
+                                                      double scale) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        double x = o[i], y = t[i];
+        double e = fb_exp(-fabs(x));
+        double log_sig = (x < 0.0 ? x : 0.0) - fb_log1p_unit(e);
+        double sig = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+        term[i] = (1.0 - y) * x - log_sig;
+        d[i] = (FB_T)((sig - y) * scale);
+    }
+}

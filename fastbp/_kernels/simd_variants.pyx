@@ -26,10 +26,10 @@ cdef extern from "_simd_variants.h" nogil:
 #: the variants, in the order of their codes
 VARIANTS = ("baseline", "avx2", "avx512")
 #: the _vmath kernels, in the order of their codes
-VMATH_KERNELS = ("tanh", "sigmoid", "exp_rows", "silu", "elu", "softplus", "gelu",
+VMATH_KERNELS = ("tanh", "sigmoid", "exp_rows", "bce_logits", "silu", "elu", "softplus", "gelu",
                  "silu_grad", "elu_grad", "softplus_grad", "gelu_grad")
 #: the kernels only float32 has (float64 runs the scalar double kernels of _math.pxd)
-FLOAT32_ONLY = VMATH_KERNELS[3:]
+FLOAT32_ONLY = VMATH_KERNELS[4:]
 
 
 cdef int _variant(str name) except -1:
@@ -85,13 +85,14 @@ def optim_update(str variant, config, cnp.ndarray p, cnp.ndarray g, tuple state,
 
 def vmath(str variant, str kernel, cnp.ndarray x):
     """``kernel`` ("tanh", "sigmoid" element-wise; "exp_rows": e^(x - row max) and the
-    row sums; float32 only: "silu", "elu", "softplus", "gelu" and their "*_grad", f'(x)) of the C-contiguous 2-D float array x with the loops of ``variant``;
+    row sums; "bce_logits": the gradient σ(x) - 1 and, in place of the row sums, the
+    terms -log σ(x) of the binary cross-entropy for targets 1; float32 only: "silu", "elu", "softplus", "gelu" and their "*_grad", f'(x)) of the C-contiguous 2-D float array x with the loops of ``variant``;
     returns (out, row_max, row_sum) (the last two None for the element-wise ones)."""
     cdef int v = _variant(variant)
     if kernel not in VMATH_KERNELS:
         raise ValueError(f"kernel must be one of {VMATH_KERNELS}, got {kernel!r}")
     cdef int code = VMATH_KERNELS.index(kernel)
-    if code >= 3 and x.dtype != np.float32:
+    if code >= 4 and x.dtype != np.float32:
         raise TypeError(f"{kernel} has float32 loops only")
     if x.ndim != 2 or not x.flags.c_contiguous or x.dtype.num not in (cnp.NPY_FLOAT32,
                                                                        cnp.NPY_FLOAT64):
@@ -99,7 +100,9 @@ def vmath(str variant, str kernel, cnp.ndarray x):
     cdef Py_ssize_t n = x.shape[0], k = x.shape[1]
     cdef cnp.ndarray out = cnp.PyArray_EMPTY(2, x.shape, x.dtype.num, 0)
     cdef cnp.ndarray row_max = cnp.PyArray_ZEROS(1, x.shape, cnp.NPY_FLOAT64, 0)
-    cdef cnp.ndarray row_sum = cnp.PyArray_ZEROS(1, x.shape, cnp.NPY_FLOAT64, 0)
+    cdef cnp.ndarray row_sum = np.zeros(n * k if code == 3 else n)
+    if code == 3:   # the targets, read from out
+        out[...] = 1
     cdef double* rm = <double*>cnp.PyArray_DATA(row_max)
     cdef double* rs = <double*>cnp.PyArray_DATA(row_sum)
     if x.dtype.num == cnp.NPY_FLOAT32:
@@ -108,6 +111,8 @@ def vmath(str variant, str kernel, cnp.ndarray x):
     else:
         fb_variant_vmath_f64(v, code, <double*>cnp.PyArray_DATA(x),
                              <double*>cnp.PyArray_DATA(out), n, k, rm, rs)
+    if code == 3:
+        return out, None, row_sum.reshape(n, k)
     if code != 2:
         return out, None, None
     return out, row_max, row_sum

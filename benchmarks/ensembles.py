@@ -1,7 +1,8 @@
 """The ensemble workloads E1-E3 against JAX and torch.func: one epoch of every member
 (Adam lr 1e-3, one shared batch order), side by side in one process, ms per epoch.
 
-- fastbp: ``Ensemble.fit(epochs=1, num_threads=threads)`` (suite.ensemble_contenders);
+- fastbp: ``Ensemble.fit(epochs=1, num_threads=threads)`` (suite.ensemble_contenders), the
+  members in lock-step, and the same with ``pack=False`` (each member its own epoch);
 - JAX: the members' parameters stacked, ``jax.vmap`` of ``jax.grad`` of the loss and of
   ``optax.adam``'s update, the epoch's batches in one jitted ``jax.lax.scan``;
 - torch.func: ``stack_module_state`` of the members, ``vmap(grad(functional_call))``,
@@ -152,7 +153,9 @@ def run(names: list[str], threads: list[int], budget: float) -> dict[str, Any]:
             jax_use_threads(n_threads)
         for name in names:
             w = WORKLOADS[name]
-            fns = {"fastbp": ensemble_contenders(w, n_threads)["ensemble"]}
+            contenders = ensemble_contenders(w, n_threads)
+            fns = {"fastbp": contenders["ensemble"],
+                   "fastbp pack=False": contenders["ensemble-unpacked"]}
             jx = jax_contender(w)
             if jx is not None:
                 fns["jax"] = jx
@@ -170,12 +173,15 @@ def table(report: dict[str, Any]) -> str:
     env = report["environment"]
     lines = [f"ensembles, ms per epoch of all members, {env['date']}, {env['cpu']}, "
              f"{env['cores']} cores", "",
-             "| workload | threads | fastbp Ensemble.fit | JAX vmap + scan | torch.func vmap | "
-             "JAX / fastbp | torch.func / fastbp |", "|---|---|---|---|---|---|---|"]
+             "| workload | threads | fastbp Ensemble.fit | pack=False | JAX vmap + scan | "
+             "torch.func vmap | pack=False / packed | JAX / fastbp | torch.func / fastbp |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         fb, jx, to = r["fastbp"], r.get("jax"), r.get("torch.func")
-        lines.append(f"| {r['workload']} | {r['threads']} | {fb:.1f} | "
+        alone = r["fastbp pack=False"]
+        lines.append(f"| {r['workload']} | {r['threads']} | {fb:.1f} | {alone:.1f} | "
                      f"{'-' if jx is None else f'{jx:.1f}'} | {'-' if to is None else f'{to:.1f}'} | "
+                     f"{alone / fb:.2f}x | "
                      f"{'-' if jx is None else f'{jx / fb:.2f}x'} | "
                      f"{'-' if to is None else f'{to / fb:.2f}x'} |")
     return "\n".join(lines)

@@ -197,10 +197,11 @@ def quiet_other_blas(impl: str, files: dict[str, str]) -> Callable[[], Any]:
 
 def ensemble_contenders(w: Workload, n_threads: int, n_samples: int | None = None
                         ) -> dict[str, Callable[[], Any]]:
-    """One epoch of every member (Adam, seed 0 for every member's order), three ways:
-    one Ensemble.fit over ``n_threads`` threads, the members' fits one after another,
-    and the members' fits in a ThreadPoolExecutor of 2. Each contender has its own
-    members (seeds 0..n_models-1) and optimizers."""
+    """One epoch of every member (Adam, seed 0 for every member's order), four ways:
+    one Ensemble.fit over ``n_threads`` threads (members in lock-step where they pack),
+    the same with pack=False (each member its own epoch), the members' fits one after
+    another, and the members' fits in a ThreadPoolExecutor of 2. Each contender has its
+    own members (seeds 0..n_models-1) and optimizers."""
     from concurrent.futures import ThreadPoolExecutor
 
     X, y = make_data(w, np.random.default_rng(0), n_samples or w.n_samples)
@@ -213,6 +214,8 @@ def ensemble_contenders(w: Workload, n_threads: int, n_samples: int | None = Non
 
     ens_models, ens_opts = members()
     ensemble = fastbp.Ensemble(ens_models)
+    alone_models, alone_opts = members()
+    alone = fastbp.Ensemble(alone_models)
     seq_models, seq_opts = members()
     pool_models, pool_opts = members()
     pool = ThreadPoolExecutor(2)
@@ -230,6 +233,10 @@ def ensemble_contenders(w: Workload, n_threads: int, n_samples: int | None = Non
     return {"ensemble": lambda: ensemble.fit(X, y, epochs=1, batch_size=w.batch,
                                              optimizer=ens_opts, seed=0, num_threads=n_threads,
                                              progress=False),
+            "ensemble-unpacked": lambda: alone.fit(X, y, epochs=1, batch_size=w.batch,
+                                                   optimizer=alone_opts, seed=0,
+                                                   num_threads=n_threads, progress=False,
+                                                   pack=False),
             "sequential": sequential, "threadpool-2": threadpool}
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from fastbp import _validation as check
-from fastbp import schedules
+from fastbp import _packing, schedules
 from fastbp._kernels import network as _network
 from fastbp._optim_config import CHECKS
 from fastbp._sparse import SparseRows
@@ -380,6 +380,9 @@ class TrainingRun:
         Whether early stopping ended the run (a resumed fit then trains no more).
     diverged : str or None
         Why the run stopped on a non-finite loss (Ensemble members; fit raises).
+    pack : bool
+        Whether its epochs may step in lock-step with other runs' of the same
+        architecture and batch order (``Ensemble.fit(pack=...)``; fastbp/_packing.py).
     """
 
     def __init__(self, model: Any, optimizer: Optimizer, *, batch_size: int | None,
@@ -409,6 +412,9 @@ class TrainingRun:
         self._total = 0.0
         self._lr_used = 0.0
         self._val = math.nan
+        self._start_state: dict[str, Any] = {}   # the generator's state at the epoch's start
+        #: whether its epochs may step in lock-step with other runs' (fastbp/_packing.py)
+        self.pack = True
         # the epoch's start (parameters, optimizer state, a per-batch schedule's state),
         # restored when the epoch fails
         self._start: tuple[list[np.ndarray], dict[str, Any], dict[str, Any] | None] | None \
@@ -496,7 +502,40 @@ class TrainingRun:
         TypeError
             ``data`` was not made for a model like this one.
         """
-        model, opt = self.model, self.optimizer
+        rest, batch, first, total0, lrs = self.begin_epoch(data, order, rng_state)
+        status, steps, total = self.model.run_epoch(data, rest, batch, self.optimizer, total0,
+                                                    lrs)
+        self.finish_epoch(data, status, first, steps, total, lrs is not None)
+
+    def begin_epoch(self, data: TrainingData, order: np.ndarray | None = None,
+                    rng_state: dict[str, Any] | None = None
+                    ) -> tuple[np.ndarray, int, int, float, np.ndarray | None]:
+        """The first half of ``run_epoch``: the epoch's order and start (kept for undoing).
+
+        Parameters
+        ----------
+        data : TrainingData
+            The arrays of the epoch.
+        order : ndarray of int or None, default None
+            As ``run_epoch``'s.
+        rng_state : dict or None, default None
+            As ``run_epoch``'s.
+
+        Returns
+        -------
+        rest : ndarray of intp
+            The rows still to step (all of the order, unless an interrupted epoch
+            continues).
+        batch : int
+            Rows per step.
+        first : int
+            Steps already taken in this epoch.
+        total0 : float
+            Their loss sum.
+        lrs : ndarray of float64 or None
+            A per-batch schedule's rates for the steps (None without one).
+        """
+        opt = self.optimizer
         n = data.n
         batch = self.batch(n)
         first, total0 = 0, 0.0
@@ -505,16 +544,16 @@ class TrainingRun:
             order = self.draw_order(n)
             first, total0, self._lr_used = self.partial.steps, self.partial.loss_sum, \
                 self.partial.lr
-            start_state = self.partial.rng_state
+            self._start_state = self.partial.rng_state
         else:
-            start_state = dict(self.rng.bit_generator.state)
+            self._start_state = dict(self.rng.bit_generator.state)
             if order is None:
                 order = self.draw_order(n)
             elif rng_state is not None:
                 self.rng.bit_generator.state = rng_state
             self._lr_used = opt.lr
         per_batch = self.scheduler is not None and self.scheduler.per_batch
-        self._start = ([p.copy() for p in model.parameters()], opt.state_dict(),
+        self._start = ([p.copy() for p in self.model.parameters()], opt.state_dict(),
                        self.scheduler.state_dict() if per_batch else None)
         rest = order[first * batch:]
         lrs = None
@@ -522,17 +561,38 @@ class TrainingRun:
             # each batch's lr, and the one after (a schedule that cannot take this epoch's
             # steps refuses here, before any of them)
             lrs = np.asarray(self.scheduler.lrs(-(-len(rest) // batch) + 1), dtype=np.float64)
-        status, steps, total = model.run_epoch(data, rest, batch, opt, total0, lrs)
-        if lrs is not None:
+        return rest, batch, first, total0, lrs
+
+    def finish_epoch(self, data: TrainingData, status: int, first: int, steps: int,
+                     total: float, per_batch: bool = False) -> None:
+        """The second half of ``run_epoch``: the compiled pass's results and the
+        validation loss.
+
+        Parameters
+        ----------
+        data : TrainingData
+            The arrays of the epoch.
+        status : int
+            The pass's EPOCH_* status.
+        first : int
+            The steps taken before the pass (``begin_epoch``'s).
+        steps : int
+            The steps the pass took.
+        total : float
+            The epoch's loss sum so far.
+        per_batch : bool, default False
+            Whether a per-batch schedule gave the steps' rates (it advances by them).
+        """
+        if per_batch:
             self.scheduler.advance(steps)
         self._status, self._steps, self._total = status, first + steps, total
         if status == EPOCH_INTERRUPTED:
-            self.partial = _Partial(start_state, first + steps, total, self._lr_used)
+            self.partial = _Partial(self._start_state, first + steps, total, self._lr_used)
             return
         self.partial = None
         if status == EPOCH_DONE and data.validation is not None \
-                and all(np.isfinite(p).all() for p in model.parameters()):
-            self._val = model.loss(*data.validation)
+                and all(np.isfinite(p).all() for p in self.model.parameters()):
+            self._val = self.model.loss(*data.validation)
 
     def end_epoch(self, data: TrainingData) -> dict[str, float] | None:
         """The bookkeeping after run_epoch: divergence, history, schedule, early stopping.
@@ -867,36 +927,36 @@ def _members_on_shared_threads(models: Sequence[Any]) -> Iterator[None]:
             m.num_threads = t
 
 
-def _run_parallel(jobs: list[tuple[TrainingRun, np.ndarray | None, Any]], data: TrainingData,
-                  workers: int) -> None:
-    """Every job's run_epoch, ``workers`` threads pulling runs from one queue (a run's
-    result does not depend on which thread runs it)."""
-    if workers <= 1 or len(jobs) == 1:
-        for run, order, state in jobs:
-            run.run_epoch(data, order, state)
+def _run_parallel(work: list[Callable[[], None]], workers: int) -> None:
+    """Every callable of the epoch's work (fastbp._packing.plan: a run's epoch, or a pack
+    of runs'), ``workers`` threads pulling them from one queue (a run's result does not
+    depend on which thread runs it)."""
+    if workers <= 1 or len(work) == 1:
+        for job in work:
+            job()
         return
     lock = threading.Lock()
-    pending = iter(jobs)
+    pending = iter(work)
     errors: list[BaseException] = []
 
-    def work() -> None:
+    def worker() -> None:
         while True:
             with lock:
                 job = next(pending, None)
                 if job is None or errors:
                     return
             try:
-                job[0].run_epoch(data, job[1], job[2])
+                job()
             except BaseException as exc:  # re-raised in the calling thread
                 with lock:
                     errors.append(exc)
                 return
 
-    threads = [threading.Thread(target=work, name=f"fastbp-train-{i}", daemon=True)
-               for i in range(min(workers, len(jobs)) - 1)]
+    threads = [threading.Thread(target=worker, name=f"fastbp-train-{i}", daemon=True)
+               for i in range(min(workers, len(work)) - 1)]
     for t in threads:
         t.start()
-    work()  # the calling thread is one of the workers
+    worker()  # the calling thread is one of the workers
     for t in threads:
         t.join()
     if errors:
@@ -914,11 +974,13 @@ def _orders(runs: list[TrainingRun], n: int) -> list[tuple[TrainingRun, Any, Any
             continue
         key = run.order_key()
         if key not in drawn:
+            # drawn from the run's generator, which is then put back: the epoch's start
+            # (kept by begin_epoch for an interrupted epoch) is the state before the draw
+            before = run.rng.bit_generator.state
             order = run.draw_order(n)
             drawn[key] = (order, run.rng.bit_generator.state)
-            jobs.append((run, order, None))
-        else:
-            jobs.append((run, drawn[key][0], drawn[key][1]))
+            run.rng.bit_generator.state = before
+        jobs.append((run, drawn[key][0], drawn[key][1]))
     return jobs
 
 
@@ -973,7 +1035,8 @@ def train_runs(runs: list[TrainingRun], data: TrainingData, epochs: int, *,
                 if not alive:
                     break
                 with ctrl_c_stops_epochs():
-                    _run_parallel(_orders(alive, data.n), data, workers)
+                    _run_parallel(_packing.plan(_orders(alive, data.n), data, workers),
+                                  workers)
                 if any(r.interrupted for r in alive):
                     interrupted = True
                     break

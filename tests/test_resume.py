@@ -112,19 +112,20 @@ CTRL_C = """
     rng = np.random.default_rng(0)
     X = rng.standard_normal((100_000, 20))
     y = (X[:, 0] > 0).astype(float)
-    def model():
+    def model(dropout=0.1):
         return fastbp.MLP((20, 64, 64, 1), "tanh", "binary_cross_entropy", dtype="float64",
-                          seed=3, dropout=0.1)
+                          seed=3, dropout=dropout)
     {body}
 """
 
 
 @pytest.mark.packaging
-@pytest.mark.parametrize("trainer", ["fit", "ensemble"])
+@pytest.mark.parametrize("trainer", ["fit", "ensemble", "packed"])
 def test_ctrl_c_stops_within_a_step_and_resume_continues_exactly(trainer):
     """SIGINT in the middle of a compiled epoch: fit raises TrainingInterrupted (a
     KeyboardInterrupt) within a step, with the history so far; the model is at that step,
-    and fit(..., resume=True) ends where the uninterrupted fit does, bit for bit."""
+    and fit(..., resume=True) ends where the uninterrupted fit does, bit for bit (for the
+    members of a lock-step pack too: float64 on this machine's OpenBLAS)."""
     if trainer == "fit":
         body = """
     whole = model()
@@ -146,6 +147,29 @@ def test_ctrl_c_stops_within_a_step_and_resume_continues_exactly(trainer):
     h = m.fit(X, y, epochs=3 - done, resume=True, progress=False)
     same = all(np.array_equal(p, q) for p, q in zip(m.parameters(), whole.parameters()))
     print(latency < 0.05, same, h.loss == h_whole.loss)
+"""
+    elif trainer == "packed":   # two members in lock-step (one order, no dropout)
+        body = """
+    whole = model(0.0)
+    start = time.perf_counter()
+    whole.fit(X, y, epochs=3, batch_size=64, seed=1, progress=False)
+    ens = fastbp.Ensemble([model(0.0) for _ in range(2)])
+    fired = []
+    threading.Timer(0.5 * 2 * (time.perf_counter() - start),
+                    lambda: (fired.append(time.perf_counter()),
+                             os.kill(os.getpid(), signal.SIGINT))).start()
+    try:
+        ens.fit(X, y, epochs=3, batch_size=64, seed=1, num_threads=1, progress=False)
+        raise SystemExit("not interrupted")
+    except fastbp.TrainingInterrupted as exc:
+        latency = time.perf_counter() - fired[0]
+        done = exc.histories[0].epochs
+    # each member continues its interrupted epoch alone, on the order the pack used
+    for m in ens:
+        m.fit(X, y, epochs=3 - done, resume=True, progress=False)
+    same = all(np.array_equal(p, q) for m in ens for p, q in zip(m.parameters(),
+                                                                 whole.parameters()))
+    print(latency < 0.05, same, done < 3)
 """
     else:
         body = """

@@ -139,3 +139,15 @@ class Engine:
         n_features: int,  # Py_ssize_t
         n_targets: int,  # Py_ssize_t
     ) -> None: ...
+
+# _packed.pxi: the lock-step epoch of several engines (fastbp/_packing.py)
+def can_pack(engines: list[Engine]) -> bool: ...
+def packed_epoch(
+    engines: list[Engine],  # list: engines that pass can_pack
+    X: npt.NDArray[np.floating[Any]],  # object: dense, C-contiguous
+    T: npt.NDArray[np.floating[Any]] | None,  # object
+    labels: npt.NDArray[np.intp] | None,  # object
+    order: npt.NDArray[np.intp],  # cnp.ndarray
+    batch: int,  # Py_ssize_t
+    sample_weight: npt.NDArray[np.float64] | None = None,  # object
+) -> list[tuple[int, int, float]]: ...  # (status, steps, loss_sum) per engine

@@ -1906,3 +1906,7 @@ cdef void* _ptr_or_null(arr) except? NULL:
     if arr is None:
         return NULL
     return _ptr(arr)
+
+
+# ---------------------------------------------------------------- packs of engines
+include "_packed.pxi"

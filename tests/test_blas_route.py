@@ -85,3 +85,41 @@ def test_bad_choices_are_refused_by_name(monkeypatch, restore_route):
     with pytest.raises(ValueError, match="both addresses"):
         _blas.use_numpy_blas(1, 0)
     assert _blas.blas_name() == "scipy"   # the refused call changed nothing
+
+
+@pytest.mark.parametrize("route", ["numpy", "numpy-loops", "scipy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_penalty_dot_and_axpy_use_the_products_library(route, dtype, restore_route):
+    """The L2 penalty's Σw² and dW += a·W (dot_self, axpy) run in the library the products
+    use: on NumPy's route its own sdot/ddot, the very np.dot bits (a SciPy dot there woke
+    SciPy's OpenBLAS thread pool next to NumPy's, and the spinning pools made a fit 40x
+    slower on two cores); without them, plain loops; on SciPy's route, SciPy's BLAS."""
+    found = _blas_route.numpy_openblas()
+    if route != "scipy" and found is None:
+        pytest.skip("this NumPy bundles no OpenBLAS")
+    if route == "numpy-loops":
+        _blas.use_numpy_blas(*found[1:5])   # NumPy's gemm without its level-1 routines
+    else:
+        _blas_route.select(route)
+    if route == "numpy":
+        assert all(found[5])
+    rng = np.random.default_rng(1)
+    for n in (1, 7, 10_240, 100_003):   # below and above OpenBLAS's threaded dot
+        x = rng.standard_normal(n).astype(dtype)
+        y = rng.standard_normal(n).astype(dtype)
+        want_y = (y.astype(np.float64) + 0.25 * x.astype(np.float64)).astype(dtype)
+        s = _blas.level1_check(x, y, 0.25)
+        if route == "numpy":
+            assert s == float(np.dot(x, x))
+        assert_close(np.array([s]), np.array([np.dot(x.astype(np.float64), x)]), np.float64,
+                     rtol=1e-6 if dtype == np.float32 else 1e-12)
+        assert_close(y, want_y, dtype, rtol=tol(dtype, "layer_rtol"))
+
+
+def test_level1_addresses_are_all_or_none(restore_route):
+    with pytest.raises(ValueError, match="all four"):
+        _blas.use_numpy_blas(1, 2, 0, 0, (1, 0, 0, 0))
+    with pytest.raises(ValueError, match="only with gemm"):
+        _blas.use_numpy_blas(0, 0, 0, 0, (1, 2, 3, 4))
+    with pytest.raises(ValueError, match="non-empty"):
+        _blas.level1_check(np.zeros(0), np.zeros(0), 1.0)

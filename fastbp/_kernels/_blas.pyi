@@ -22,5 +22,11 @@ def use_numpy_blas(
     dgemm_address: int,  # size_t
     set_threads_address: int = 0,  # size_t
     get_threads_address: int = 0,  # size_t
+    level1: tuple[int, int, int, int] = (0, 0, 0, 0),  # tuple: sdot, ddot, saxpy, daxpy
 ) -> None: ...
+def level1_check(
+    x: npt.NDArray[np.floating[Any]],  # floating[::1]
+    y: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT, updated in place)
+    a: float,  # double
+) -> float: ...
 def blas_name() -> str: ...

@@ -24,7 +24,7 @@ that moment may run on one thread too: never other numbers in float64 (see
 fastbp/threads.py on thread counts and bits), float32 within its rounding.
 """
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot, saxpy, daxpy
 
 import numpy as np
 
@@ -38,11 +38,24 @@ ctypedef void (*dgemm64_t)(const char*, const char*, const long long*, const lon
                            const double*, const long long*, const double*, double*,
                            const long long*) noexcept nogil
 
+ctypedef float (*sdot64_t)(const long long*, const float*, const long long*, const float*,
+                          const long long*) noexcept nogil
+ctypedef double (*ddot64_t)(const long long*, const double*, const long long*, const double*,
+                            const long long*) noexcept nogil
+ctypedef void (*saxpy64_t)(const long long*, const float*, const float*, const long long*,
+                           float*, const long long*) noexcept nogil
+ctypedef void (*daxpy64_t)(const long long*, const double*, const double*, const long long*,
+                           double*, const long long*) noexcept nogil
+
 ctypedef void (*set_threads_t)(int) noexcept nogil
 ctypedef int (*get_threads_t)() noexcept nogil
 
 cdef sgemm64_t sgemm64 = NULL
 cdef dgemm64_t dgemm64 = NULL
+cdef sdot64_t sdot64 = NULL
+cdef ddot64_t ddot64 = NULL
+cdef saxpy64_t saxpy64 = NULL
+cdef daxpy64_t daxpy64 = NULL
 cdef set_threads_t set_threads = NULL
 cdef get_threads_t get_threads = NULL
 cdef str blas_in_use = "scipy"
@@ -52,19 +65,32 @@ cdef long long DGEMM_ONE_THREAD_BELOW = 700000
 
 
 def use_numpy_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_address=0,
-                   size_t get_threads_address=0):
+                   size_t get_threads_address=0, tuple level1=(0, 0, 0, 0)):
     """From now on call the ILP64 sgemm/dgemm at these addresses (0, 0: SciPy's
     cython_blas again), and (if given) read and set that library's thread count
-    through these. fastbp/_blas_route.py is the one caller outside the tests."""
+    through these; ``level1``: the same library's (sdot, ddot, saxpy, daxpy), which
+    ``dot_self`` and ``axpy`` call (all 0: their own loops while NumPy's gemm is in use,
+    never a second library's thread pool). fastbp/_blas_route.py is the one caller
+    outside the tests."""
     global sgemm64, dgemm64, blas_in_use, set_threads, get_threads
+    global sdot64, ddot64, saxpy64, daxpy64
     if (sgemm_address == 0) != (dgemm_address == 0):
         raise ValueError("use_numpy_blas needs both addresses or neither")
     if (set_threads_address == 0) != (get_threads_address == 0):
         raise ValueError("use_numpy_blas needs both thread functions or neither")
+    if len(level1) != 4 or any(not isinstance(a, int) or a < 0 for a in level1) \
+            or (0 in level1 and any(level1)):
+        raise ValueError("use_numpy_blas needs all four level-1 addresses or none")
+    if any(level1) and sgemm_address == 0:
+        raise ValueError("use_numpy_blas takes level-1 addresses only with gemm's")
     sgemm64 = <sgemm64_t>sgemm_address
     dgemm64 = <dgemm64_t>dgemm_address
     set_threads = <set_threads_t>set_threads_address if sgemm_address else NULL
     get_threads = <get_threads_t>get_threads_address if sgemm_address else NULL
+    sdot64 = <sdot64_t><size_t>level1[0]
+    ddot64 = <ddot64_t><size_t>level1[1]
+    saxpy64 = <saxpy64_t><size_t>level1[2]
+    daxpy64 = <daxpy64_t><size_t>level1[3]
     blas_in_use = "numpy" if sgemm_address else "scipy"
 
 
@@ -109,6 +135,66 @@ cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_
     else:
         dgemm(&tb, &ta, &in_, &im, &ik, &alpha, <double*>B, &ildb,
               <double*>A, &ilda, &beta, C, &ildc)
+
+
+cdef double dot_self(const floating* x, Py_ssize_t n) noexcept nogil:
+    """Σ x² (np.dot(x, x), as scikit-learn's L2 penalty computes it): the dot of the
+    BLAS gemm uses, so that one library's thread pool runs (a dot of SciPy's OpenBLAS
+    next to NumPy's products woke a second pool, and on two cores their spinning
+    threads made a step 30× slower); a plain loop when NumPy's gemm runs without its
+    dot."""
+    cdef long long ln = n, one = 1
+    cdef int m = <int>n, ione = 1
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    if sgemm64 != NULL:
+        if floating is float:
+            if sdot64 != NULL:
+                return sdot64(&ln, x, &one, x, &one)
+        elif ddot64 != NULL:
+            return ddot64(&ln, x, &one, x, &one)
+    elif n <= 2147483647:   # SciPy's BLAS takes int sizes
+        if floating is float:
+            return sdot(&m, <float*>x, &ione, <float*>x, &ione)
+        return ddot(&m, <double*>x, &ione, <double*>x, &ione)
+    for i in range(n):
+        s += <double>x[i] * x[i]
+    return s
+
+
+cdef void axpy(Py_ssize_t n, double a, const floating* x, floating* y) noexcept nogil:
+    """y += a·x, through the BLAS gemm uses (as dot_self), else a plain loop."""
+    cdef long long ln = n, one = 1
+    cdef int m = <int>n, ione = 1
+    cdef float af = <float>a
+    cdef Py_ssize_t i
+    if sgemm64 != NULL:
+        if floating is float:
+            if saxpy64 != NULL:
+                saxpy64(&ln, &af, x, &one, y, &one)
+                return
+        elif daxpy64 != NULL:
+            daxpy64(&ln, &a, x, &one, y, &one)
+            return
+    elif n <= 2147483647:
+        if floating is float:
+            saxpy(&m, &af, <float*>x, &ione, <float*>y, &ione)
+        else:
+            daxpy(&m, &a, <double*>x, &ione, <double*>y, &ione)
+        return
+    for i in range(n):
+        y[i] = <floating>(y[i] + a * x[i])
+
+
+def level1_check(floating[::1] x, floating[::1] y, double a):
+    """(Σ x², then y += a·x in place): dot_self and axpy on the current route (tests)."""
+    cdef double s
+    if x.shape[0] == 0 or y.shape[0] != x.shape[0]:
+        raise ValueError("level1_check needs non-empty x and y of one length")
+    with nogil:
+        s = dot_self(&x[0], x.shape[0])
+        axpy(x.shape[0], a, &x[0], &y[0])
+    return s
 
 
 def gemm_check(bint trans_a, bint trans_b, double alpha,

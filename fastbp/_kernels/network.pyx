@@ -65,7 +65,7 @@ from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr)
-from fastbp._kernels._blas cimport gemm
+from fastbp._kernels._blas cimport gemm, dot_self, axpy
 from fastbp._kernels.derivatives cimport act_derivatives
 from fastbp._kernels.dropout cimport (
     dropout_layer_key, dropout_step_key, dropout_threshold, dropout_forward_ptr,
@@ -84,7 +84,6 @@ from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_ste
                                      optim_begin_step, optim_update_ptr)
 from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
 
-from scipy.linalg.cython_blas cimport sdot, ddot, saxpy, daxpy
 
 from fastbp._validation import MAX_STEP as _MAX_STEP, dropout_scale
 
@@ -411,31 +410,13 @@ cdef void forward_train_impl(LayerRec* layers, int n_layers, const Param* P,
 
 
 cdef double sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
-    """Σ x² through BLAS dot (np.dot(w, w), as scikit-learn's penalty computes it)."""
-    cdef Py_ssize_t i
-    cdef double s = 0.0
-    cdef int m = <int>size, one = 1
-    if size > 2147483647:   # beyond BLAS's int
-        for i in range(size):
-            s += <double>x[i] * x[i]
-        return s
-    if floating is float:
-        return sdot(&m, <float*>x, &one, <float*>x, &one)
-    return ddot(&m, <double*>x, &one, <double*>x, &one)
+    """Σ x² (np.dot(w, w), as scikit-learn's penalty computes it; _blas.pyx)."""
+    return dot_self(x, size)
 
 
 cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) noexcept nogil:
-    """y += a·x through BLAS axpy."""
-    cdef Py_ssize_t i
-    cdef int m = <int>size, one = 1
-    cdef float af = <float>a
-    if size > 2147483647:
-        for i in range(size):
-            y[i] = <floating>(y[i] + a * x[i])
-    elif floating is float:
-        saxpy(&m, &af, <float*>x, &one, <float*>y, &one)
-    else:
-        daxpy(&m, &a, <double*>x, &one, <double*>y, &one)
+    """y += a·x (BLAS axpy; _blas.pyx)."""
+    axpy(size, a, x, y)
 
 
 cdef void scale_in_place(floating* x, double a, Py_ssize_t size) noexcept nogil:

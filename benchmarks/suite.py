@@ -579,7 +579,9 @@ def run(workloads: list[str], threads: list[int], include_reference: bool = True
 def _ensemble_row(w: Workload, n_threads: int, budget: float, samples: int | None,
                   files: dict[str, str]) -> dict[str, Any]:
     """ms per epoch of all members, for each of ensemble_contenders."""
-    fns: dict[str, Callable[[], Any]] = dict(ensemble_contenders(w, n_threads, samples))
+    fns: dict[str, Callable[[], Any]] = {
+        k: fn for k, fn in ensemble_contenders(w, n_threads, samples).items()
+        if k in ENSEMBLE_IMPLS}   # (the table's; benchmarks/ensembles.py times pack=False)
     contexts = {k: quiet_other_blas(k, files) for k in fns} if n_threads > 1 else {}
     timed = time_side_by_side(fns, budget * 3.0, repeats=5, pause=1.0 if n_threads > 1 else 0.0,
                               contexts=contexts)

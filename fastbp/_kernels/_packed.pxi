@@ -1,9 +1,10 @@
 # Included by network.pyx: the lock-step epoch of several engines ("a pack").
 #
-# Why: an Ensemble of small networks spends most of its time in products too small
-# to run at the BLAS's rate (a 32 x 64 by 64 x 32 product per member and step) and in
-# per-member overheads. Members with the same architecture that see the same batches
-# step together here: their first layers' weights are packed, transposed, one member
+# Why: members with the same architecture that see the same batches all multiply the
+# same batch by their first layer's weights; stepped together, the batch is gathered
+# once and those k products become one wide product at the BLAS's large-matrix rate
+# (measured: 1.09x on E1 at one thread, 1.27x at two; the layers above and the loss
+# are the rest of the time). They step together here: their first layers' weights are packed, transposed, one member
 # after another (P0: (k·out, in), member m's block W_mᵀ contiguous), so that the first
 # layer's forward is ONE product X·P0ᵀ (B × k·out) and its weight gradient ONE product
 # dZᵀ·X; its bias, activation and activation derivative run once over all k·out

@@ -409,16 +409,6 @@ cdef void forward_train_impl(LayerRec* layers, int n_layers, const Param* P,
         inp = <floating*>train_output(L)
 
 
-cdef double sum_squares(const floating* x, Py_ssize_t size) noexcept nogil:
-    """Σ x² (np.dot(w, w), as scikit-learn's penalty computes it; _blas.pyx)."""
-    return dot_self(x, size)
-
-
-cdef void add_scaled(floating* y, const floating* x, double a, Py_ssize_t size) noexcept nogil:
-    """y += a·x (BLAS axpy; _blas.pyx)."""
-    axpy(size, a, x, y)
-
-
 cdef void scale_in_place(floating* x, double a, Py_ssize_t size) noexcept nogil:
     """x *= a (in double, rounded to x's type)."""
     cdef Py_ssize_t i
@@ -466,7 +456,7 @@ cdef double objective_value(LayerRec* last, const Param* P, int n_params, int lo
         penalty = 0.0
         for j in range(n_params):
             if P[j].penalized:
-                penalty += sum_squares(<floating*>P[j].p, P[j].size)
+                penalty += dot_self(<floating*>P[j].p, P[j].size)   # np.dot(w, w)
         value += 0.5 * l2_out[0] * penalty
     return value
 
@@ -510,13 +500,13 @@ cdef double step_impl(LayerRec* layers, int n_layers, Param* P, int n_params, in
                 add_skip_gradients(layers, n_layers, l, <floating*>layers[l - 1].D, n)
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized and not (l == 0 and sp != NULL and j == L.p0):
-                add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
+                axpy(P[j].size, l2, <floating*>P[j].p, <floating*>P[j].g)
             if update_now:
                 update_param(<floating*>P[j].p, &P[j], G)
     if obj.clip_norm > 0.0:
         total = 0.0
         for j in range(n_params):
-            total += sum_squares(<floating*>P[j].g, P[j].size)
+            total += dot_self(<floating*>P[j].g, P[j].size)
         coef = obj.clip_norm / (sqrt(total) + 1e-6)
         if coef < 1.0:
             for j in range(n_params):
@@ -654,7 +644,7 @@ cdef double sobolev_impl(LayerRec* layers, int n_layers, Param* P, int n_params,
                  k_in)
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized:
-                add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
+                axpy(P[j].size, l2, <floating*>P[j].p, <floating*>P[j].g)
             if OG != NULL:
                 update_param(<floating*>P[j].p, &P[j], OG)
     return value
@@ -788,7 +778,7 @@ cdef double sobolev_reverse_impl(LayerRec* layers, int n_layers, Param* P, int n
                  <floating*>layers[l - 1].D, k_in)
         for j in range(L.p0, L.p0 + L.n_params):
             if l2 != 0.0 and P[j].penalized:
-                add_scaled(<floating*>P[j].g, <floating*>P[j].p, l2, P[j].size)
+                axpy(P[j].size, l2, <floating*>P[j].p, <floating*>P[j].g)
             if OG != NULL:
                 update_param(<floating*>P[j].p, &P[j], OG)
     return value

@@ -25,12 +25,8 @@ from fastbp._kernels import _blas
 
 __all__ = ["select", "numpy_openblas"]
 
-# NumPy >= 2.0 wheels (scipy-openblas64) and the older openblas64_ builds: gemm, and the
-# thread count's setter and getter
-_SYMBOLS = (("scipy_sgemm_64_", "scipy_dgemm_64_", "scipy_openblas_set_num_threads64_",
-             "scipy_openblas_get_num_threads64_"),
-            ("sgemm_64_", "dgemm_64_", "openblas_set_num_threads64_",
-             "openblas_get_num_threads64_"))
+# NumPy >= 2.0 wheels (scipy-openblas64) and the older openblas64_ builds: gemm
+_SYMBOLS = (("scipy_sgemm_64_", "scipy_dgemm_64_"), ("sgemm_64_", "dgemm_64_"))
 # the same library's level-1 routines of the L2 penalty (sdot, ddot, saxpy, daxpy), by the
 # prefix of that library's gemm
 _LEVEL1 = ("sdot", "ddot", "saxpy", "daxpy")
@@ -43,10 +39,9 @@ def _address(lib: ctypes.CDLL, name: str) -> int:
     return (ctypes.cast(fn, ctypes.c_void_p).value or 0) if fn is not None else 0
 
 
-def numpy_openblas() -> tuple[str, int, int, int, int, tuple[int, int, int, int]] | None:
-    """(path, sgemm, dgemm, set_num_threads, get_num_threads addresses, (sdot, ddot, saxpy,
-    daxpy) addresses) of NumPy's bundled ILP64 OpenBLAS (the thread functions 0 where
-    missing, the level-1 ones all 0 unless all four are there), or None."""
+def numpy_openblas() -> tuple[str, int, int, tuple[int, int, int, int]] | None:
+    """(path, sgemm and dgemm addresses, (sdot, ddot, saxpy, daxpy) addresses) of NumPy's
+    bundled ILP64 OpenBLAS (the level-1 ones all 0 unless all four are there), or None."""
     root = os.path.dirname(os.path.abspath(np.__file__))
     pattern = _PATTERNS.get(sys.platform, _PATTERNS["linux"])
     folders = [os.path.join(os.path.dirname(root), "numpy.libs"), os.path.join(root, ".dylibs")]
@@ -55,18 +50,15 @@ def numpy_openblas() -> tuple[str, int, int, int, int, tuple[int, int, int, int]
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for s_name, d_name, set_name, get_name in _SYMBOLS:
+        for s_name, d_name in _SYMBOLS:
             s_addr, d_addr = _address(lib, s_name), _address(lib, d_name)
             if s_addr and d_addr:
-                set_addr, get_addr = _address(lib, set_name), _address(lib, get_name)
-                if not (set_addr and get_addr):
-                    set_addr = get_addr = 0
                 prefix = s_name[:-len("sgemm_64_")]
                 sdot, ddot, saxpy, daxpy = (_address(lib, f"{prefix}{name}_64_")
                                             for name in _LEVEL1)
                 level1 = (sdot, ddot, saxpy, daxpy) if sdot and ddot and saxpy and daxpy \
                     else (0, 0, 0, 0)
-                return path, s_addr, d_addr, set_addr, get_addr, level1
+                return path, s_addr, d_addr, level1
     return None
 
 
@@ -88,6 +80,6 @@ def select(choice: str | None = None) -> str:
                              "none (it is built against another BLAS)")
         _blas.use_numpy_blas(0, 0)
         return "scipy"
-    _, s_addr, d_addr, set_addr, get_addr, level1 = found
-    _blas.use_numpy_blas(s_addr, d_addr, set_addr, get_addr, level1)
+    _, s_addr, d_addr, level1 = found
+    _blas.use_numpy_blas(s_addr, d_addr, level1)
     return "numpy"

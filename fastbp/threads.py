@@ -11,14 +11,17 @@ sets both for the whole process (the default: OPENBLAS_NUM_THREADS or
 OMP_NUM_THREADS if set, else the cores available); a model's ``num_threads``
 applies only during its own calls.
 
-Determinism: for a given thread count, results are always reproducible, and
-the split optimizer updates give the same bits as one thread. Between thread
-counts, float64 results are bit-identical when every matrix product's inner
-dimension (a layer's n_in in the forward pass, the batch size for dW, n_out for
-dX) is at most 384 or a multiple of 32: OpenBLAS (NumPy's 0.3.31 and SciPy's
-0.3.30, SkylakeX kernels) then splits dgemm over the output only; for other
-inner dimensions (784, say) it blocks the sum differently at 2 threads and the
-last bits may differ. float32 results may differ in the last bits between thread counts,
+Determinism: for a given thread count, results are always reproducible, also with
+several threads training at once (nothing here changes the BLAS thread count for a
+single product: the count is process-wide, and every other thread's products would
+follow it), and the split optimizer updates give the same bits as one thread.
+Between thread counts, float64 results may differ in the last bits where OpenBLAS
+splits a product differently: on its SkylakeX kernels dgemm was split over the
+output only (the same bits) when every inner dimension (a layer's n_in in the
+forward pass, the batch size for dW, n_out for dX) was at most 384 or a multiple
+of 32; on its Haswell kernels (this project's AMD EPYC machine) 300-row products
+with inner dimensions 32 to 384 differed at 2 threads, 256-, 512- and 1,000-row
+ones did not. float32 results may differ in the last bits between thread counts,
 because OpenBLAS's sgemm kernels block differently per thread count; the
 differences stay within float32 rounding (the test suite checks both).
 """

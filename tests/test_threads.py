@@ -4,7 +4,9 @@
   various batch sizes each, equal the serial results bit for bit (the compiled
   engine's workspaces are shared by the model and grow with the batch size).
 * Training DIFFERENT models in different threads at the same time gives the same
-  bits as training them one after the other (no shared state between models).
+  bits as training them one after the other (no shared state between models), and a
+  product on one thread never changes the BLAS thread count another thread's
+  products run with.
 * Two threads calling ``train_step`` on ONE model with ONE optimizer: no crash and no
   corruption. The outcome must be some serial interleaving of the steps:
   - both threads on the same batch: every interleaving is the same sequence, so
@@ -115,6 +117,44 @@ def test_training_different_models_concurrently_is_bit_identical(dtype):
         assert _same(s[4], c[4]), f"model {i}: parameters differ"
         assert _same(s[5], c[5]), f"model {i}: gradients differ"
         assert np.array_equal(s[6], c[6]), f"model {i}: predictions differ"
+
+
+def test_a_product_never_changes_the_thread_count_other_threads_see(restore_threads):
+    """gemm once set NumPy's OpenBLAS to one thread for the length of each small float64
+    product: process-wide, so another thread's product (a fit's, or the user's own
+    np.matmul) ran on one thread meanwhile and, on the Haswell kernels, got other bits
+    (the concurrent-fits test above failed in CI). The count must stay put."""
+    import ctypes
+
+    from fastbp import _blas_route
+    from fastbp._kernels import _blas
+    found = _blas_route.numpy_openblas()
+    if found is None or _blas.blas_name() != "numpy":
+        pytest.skip("gemm does not run in NumPy's OpenBLAS here")
+    lib = ctypes.CDLL(found[0])
+    getter = getattr(lib, "scipy_openblas_get_num_threads64_", None) \
+        or getattr(lib, "openblas_get_num_threads64_")
+    fastbp.set_num_threads(2)
+    assert getter() == 2
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((128, 50)), rng.standard_normal((50, 100))
+    C = np.zeros((128, 100))
+    stop = threading.Event()
+
+    def products():
+        n = 0
+        while not stop.is_set() or n == 0:
+            _blas.gemm_check(False, False, 1.0, A, B, 0.0, C)   # releases the GIL
+            n += 1
+        return n
+
+    with ThreadPoolExecutor(1) as ex:
+        done = ex.submit(products)
+        seen = {getter() for _ in range(20_000)}
+        stop.set()
+        assert done.result() > 0
+    assert seen == {2}
+    np.testing.assert_allclose(C, A @ B, rtol=1e-12)
 
 
 # ---------------------------------------------------------------- one model, one optimizer, 2 threads

@@ -20,8 +20,6 @@ def gemm_check(
 def use_numpy_blas(
     sgemm_address: int,  # size_t
     dgemm_address: int,  # size_t
-    set_threads_address: int = 0,  # size_t
-    get_threads_address: int = 0,  # size_t
     level1: tuple[int, int, int, int] = (0, 0, 0, 0),  # tuple: sdot, ddot, saxpy, daxpy
 ) -> None: ...
 def level1_check(

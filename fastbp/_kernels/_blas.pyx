@@ -13,15 +13,12 @@ float32 products of medium layers than SciPy's, and it is the library NumPy's ow
 matmul (and the benchmark's GEMM floor) uses, so one thread pool serves both.
 Without it, or with FASTBP_BLAS=scipy, SciPy's cython_blas is used.
 
-Threads: OpenBLAS runs a product on several threads above a fixed size, and on this
-project's 2-core machine float64 products of up to about 700,000 multiply-adds ran
-slower on 2 threads than on 1 (128·50·100: 40.0 µs against 36.0; 64·128·128 and
-up: faster). On NumPy's OpenBLAS, whose thread count can be read and set cheaply,
-``gemm`` holds such small float64 products to one thread and gives the count back
-after the call (float32 products gained from 2 threads from the size OpenBLAS starts
-using them). The count is process-wide, so a product of another thread running at
-that moment may run on one thread too: never other numbers in float64 (see
-fastbp/threads.py on thread counts and bits), float32 within its rounding.
+Threads: ``gemm`` never changes OpenBLAS's thread count. It once held small
+float64 products to one thread for the call (they ran ~10% faster there), but the
+count is process-wide: a product of another thread (fastbp's or the user's own
+NumPy) running meanwhile ran on one thread too, and on OpenBLAS's Haswell kernels a
+product split over 2 threads gives other last bits than on 1 (300 rows × 64 × 32,
+measured), so two fits on two threads stopped being reproducible.
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sdot, ddot, saxpy, daxpy
@@ -47,37 +44,25 @@ ctypedef void (*saxpy64_t)(const long long*, const float*, const float*, const l
 ctypedef void (*daxpy64_t)(const long long*, const double*, const double*, const long long*,
                            double*, const long long*) noexcept nogil
 
-ctypedef void (*set_threads_t)(int) noexcept nogil
-ctypedef int (*get_threads_t)() noexcept nogil
-
 cdef sgemm64_t sgemm64 = NULL
 cdef dgemm64_t dgemm64 = NULL
 cdef sdot64_t sdot64 = NULL
 cdef ddot64_t ddot64 = NULL
 cdef saxpy64_t saxpy64 = NULL
 cdef daxpy64_t daxpy64 = NULL
-cdef set_threads_t set_threads = NULL
-cdef get_threads_t get_threads = NULL
 cdef str blas_in_use = "scipy"
 
-# float64 products of fewer multiply-adds than this run on one thread (see the top).
-cdef long long DGEMM_ONE_THREAD_BELOW = 700000
 
-
-def use_numpy_blas(size_t sgemm_address, size_t dgemm_address, size_t set_threads_address=0,
-                   size_t get_threads_address=0, tuple level1=(0, 0, 0, 0)):
+def use_numpy_blas(size_t sgemm_address, size_t dgemm_address, tuple level1=(0, 0, 0, 0)):
     """From now on call the ILP64 sgemm/dgemm at these addresses (0, 0: SciPy's
-    cython_blas again), and (if given) read and set that library's thread count
-    through these; ``level1``: the same library's (sdot, ddot, saxpy, daxpy), which
+    cython_blas again); ``level1``: the same library's (sdot, ddot, saxpy, daxpy), which
     ``dot_self`` and ``axpy`` call (all 0: their own loops while NumPy's gemm is in use,
     never a second library's thread pool). fastbp/_blas_route.py is the one caller
     outside the tests."""
-    global sgemm64, dgemm64, blas_in_use, set_threads, get_threads
+    global sgemm64, dgemm64, blas_in_use
     global sdot64, ddot64, saxpy64, daxpy64
     if (sgemm_address == 0) != (dgemm_address == 0):
         raise ValueError("use_numpy_blas needs both addresses or neither")
-    if (set_threads_address == 0) != (get_threads_address == 0):
-        raise ValueError("use_numpy_blas needs both thread functions or neither")
     if len(level1) != 4 or any(not isinstance(a, int) or a < 0 for a in level1) \
             or (0 in level1 and any(level1)):
         raise ValueError("use_numpy_blas needs all four level-1 addresses or none")
@@ -85,8 +70,6 @@ def use_numpy_blas(size_t sgemm_address, size_t dgemm_address, size_t set_thread
         raise ValueError("use_numpy_blas takes level-1 addresses only with gemm's")
     sgemm64 = <sgemm64_t>sgemm_address
     dgemm64 = <dgemm64_t>dgemm_address
-    set_threads = <set_threads_t>set_threads_address if sgemm_address else NULL
-    get_threads = <get_threads_t>get_threads_address if sgemm_address else NULL
     sdot64 = <sdot64_t><size_t>level1[0]
     ddot64 = <ddot64_t><size_t>level1[1]
     saxpy64 = <saxpy64_t><size_t>level1[2]
@@ -114,7 +97,6 @@ cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_
     cdef int ilda = <int>lda, ildb = <int>ldb, ildc = <int>ldc
     cdef float salpha = <float>alpha, sbeta = <float>beta
     cdef long long lm = m, ln = n, lk = k, llda = lda, lldb = ldb, lldc = ldc
-    cdef int threads
     if floating is float:
         if sgemm64 != NULL:
             sgemm64(&tb, &ta, &ln, &lm, &lk, &salpha, <const float*>B, &lldb,
@@ -123,15 +105,8 @@ cdef void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_
             sgemm(&tb, &ta, &in_, &im, &ik, &salpha, <float*>B, &ildb,
                   <float*>A, &ilda, &sbeta, C, &ildc)
     elif dgemm64 != NULL:
-        threads = 1
-        if get_threads != NULL and lm * ln * lk < DGEMM_ONE_THREAD_BELOW:
-            threads = get_threads()
-            if threads > 1:
-                set_threads(1)
         dgemm64(&tb, &ta, &ln, &lm, &lk, &alpha, <const double*>B, &lldb,
                 <const double*>A, &llda, &beta, C, &lldc)
-        if threads > 1:
-            set_threads(threads)
     else:
         dgemm(&tb, &ta, &in_, &im, &ik, &alpha, <double*>B, &ildb,
               <double*>A, &ilda, &beta, C, &ildc)

@@ -3,9 +3,12 @@
 What it computes is ``GridSearchCV``'s (``RandomizedSearchCV``'s): every candidate is
 fitted on every training fold and scored on the matching test fold with the same
 scorer, and ``cv_results_``, ``best_*`` and the refit follow scikit-learn's rules. How:
-the candidate × fold fits run on ``num_threads`` threads of this process (the compiled
-epochs release the GIL; BLAS is held to one thread each meanwhile), with no process
-pool, no pickling and no copy of the data per fit; or on a Dask cluster (``client``).
+the candidate × fold fits run in lock-step (fastbp/_lockstep.py): epoch by epoch, the
+fits of one fold whose candidates share an architecture, a ``random_state`` (so their
+batch orders) and a batch size step as packs, on ``num_threads`` threads of this
+process (the compiled epochs release the GIL; BLAS is held to one thread each
+meanwhile), with no process pool, no pickling and one copy of each training fold; or
+on a Dask cluster (``client``), a fold's fits in a few tasks, each a lock-step group.
 
 With ``halving`` (fastbp.SuccessiveHalving or fastbp.Hyperband) the candidates are
 trained one epoch at a time (the estimators' ``_fit_epochs``) and, at each rung, ranked
@@ -19,7 +22,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from inspect import signature
-from typing import Any, Generator
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -36,6 +39,7 @@ from sklearn.utils.validation import (  # type: ignore[import-untyped, unused-ig
 
 from fastbp import _dask
 from fastbp import _validation as check
+from fastbp._lockstep import LockstepFits
 from fastbp.pruning import Halving, check_pruner, survivors
 from fastbp.threads import check_threads, get_num_threads, using_threads
 
@@ -70,17 +74,35 @@ def _score(scorer: Any, estimator: Any, X: Any, y: Any, sample_weight: Any,
     return float(scorer(estimator, _rows(X, test), _rows(y, test), **kwargs))
 
 
-def _fit_and_score(estimator: Any, X: Any, y: Any, sample_weight: Any, score_weight: Any,
-                   train: np.ndarray, test: np.ndarray, scorer: Any
-                   ) -> tuple[float, float, float]:
-    """(test score, fit seconds, score seconds) of one candidate on one fold. A module
-    function: Dask ships it to the workers."""
-    start = time.perf_counter()
-    fit_kwargs = {} if sample_weight is None else {"sample_weight": _rows(sample_weight, train)}
-    estimator.fit(_rows(X, train), _rows(y, train), **fit_kwargs)
-    fitted = time.perf_counter()
-    score = _score(scorer, estimator, X, y, score_weight, test)
-    return score, fitted - start, time.perf_counter() - fitted
+def _fold_fits(estimators: list[list[Any]], X: Any, y: Any, sample_weight: Any,
+               splits: list[tuple[np.ndarray, np.ndarray]]
+               ) -> list[tuple[Any, Any, Any, dict[str, Any]]]:
+    """LockstepFits' fits, candidate-major (c · n_splits + s): each fold's rows taken
+    once and shared by its candidates."""
+    folds = [(_rows(X, train), _rows(y, train),
+              {} if sample_weight is None else {"sample_weight": _rows(sample_weight, train)})
+             for train, _ in splits]
+    return [(est, *folds[s]) for row in estimators for s, est in enumerate(row)]
+
+
+def _fit_group_and_score(estimators: list[Any], X: Any, y: Any, sample_weight: Any,
+                         score_weight: Any, train: np.ndarray, test: np.ndarray, scorer: Any,
+                         pack: bool) -> list[tuple[float, float, float]]:
+    """(test score, fit seconds, score seconds) of each candidate of one fold, fitted in
+    lock-step on this machine's one thread. A module function: Dask ships it to the
+    workers."""
+    fits = LockstepFits(_fold_fits([[e] for e in estimators], X, y, sample_weight,
+                                   [(train, test)]), 1, pack)
+    try:
+        fits.run()
+    finally:
+        fits.close()
+    out = []
+    for est, seconds in zip(estimators, fits.seconds):
+        start = time.perf_counter()
+        score = _score(scorer, est, X, y, score_weight, test)
+        out.append((score, seconds, time.perf_counter() - start))
+    return out
 
 
 def _estimator_has(attr: str) -> Any:
@@ -113,6 +135,9 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
     halving : None, fastbp.SuccessiveHalving or fastbp.Hyperband, default None
         Stop the losers early (see the module docstring); the rungs are sized for
         the largest ``max_iter`` of the candidates. Stochastic solvers only.
+    pack : bool, default True
+        Step the fits that can as packs (see the module docstring); False: every fit
+        alone, bit for bit its own ``fit``.
     random_state : int, RandomState or None, default None
         The draw of a random search's candidates.
     num_threads : int or None, default None
@@ -143,8 +168,8 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
 
     def __init__(self, estimator: Any, param_grid: Any = None, *, param_distributions: Any = None,
                  n_iter: int | None = None, cv: Any = 5, scoring: Any = None, refit: bool = True,
-                 halving: Any = None, random_state: Any = None, num_threads: int | None = None,
-                 client: Any = None, verbose: int = 0) -> None:
+                 halving: Any = None, pack: bool = True, random_state: Any = None,
+                 num_threads: int | None = None, client: Any = None, verbose: int = 0) -> None:
         self.estimator = estimator
         self.param_grid = param_grid
         self.param_distributions = param_distributions
@@ -153,6 +178,7 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
         self.scoring = scoring
         self.refit = refit
         self.halving = halving
+        self.pack = pack
         self.random_state = random_state
         self.num_threads = num_threads
         self.client = client
@@ -203,6 +229,7 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
         self._check_estimator()
         candidates = self._candidates()
         refit = check.flag(self.refit, "refit")
+        pack = check.flag(self.pack, "pack")
         verbose = check.int_in_range(self.verbose, "verbose", 0)
         halving = check_pruner(self.halving)
         if halving is not None and not isinstance(halving, Halving):
@@ -233,24 +260,22 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
         pruned_at = None
         if self.client is not None:
             self._fit_on_cluster(estimators, X, y, sample_weight, score_weight, splits, scorer,
-                                 scores, fit_times, score_times)
-        elif halving is None:
-            jobs = [(c, s) for c in range(n_c) for s in range(n_s)]
-
-            def run(job: tuple[int, int]) -> None:
-                c, s = job
-                train, test = splits[s]
-                scores[c, s], fit_times[c, s], score_times[c, s] = _fit_and_score(
-                    estimators[c][s], X, y, sample_weight, score_weight, train, test, scorer)
-                if verbose:
-                    print(f"[MLPSearchCV] candidate {c + 1}/{n_c} split {s + 1}/{n_s}: "
-                          f"score {scores[c, s]:.5f}")
-
-            self._run(run, jobs, workers)
+                                 scores, fit_times, score_times, pack)
         else:
-            pruned_at = self._halving(halving, estimators, X, y, sample_weight, score_weight,
-                                      splits, scorer, scores, fit_times, score_times, workers,
-                                      verbose)
+            fits = LockstepFits(_fold_fits(estimators, X, y, sample_weight, splits), workers,
+                                pack)
+            try:
+                if halving is None:
+                    fits.run()
+                    fit_times[:] = np.reshape(fits.seconds, (n_c, n_s))
+                    self._score_all(estimators, X, y, score_weight, splits, scorer, scores,
+                                    score_times, workers, verbose)
+                else:
+                    pruned_at = self._halving(halving, fits, estimators, X, y, score_weight,
+                                              splits, scorer, scores, fit_times, score_times,
+                                              workers, verbose)
+            finally:
+                fits.close()
         self.scorer_ = scorer
         self.n_splits_ = n_s
         self.cv_results_ = self._results(candidates, scores, fit_times, score_times, pruned_at)
@@ -264,6 +289,25 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
             self.refit_time_ = time.perf_counter() - start
             self.best_estimator_ = best
         return self
+
+    def _score_all(self, estimators: list[list[Any]], X: Any, y: Any, score_weight: Any,
+                   splits: list[tuple[np.ndarray, np.ndarray]], scorer: Any, scores: np.ndarray,
+                   score_times: np.ndarray, workers: int, verbose: int) -> None:
+        """Every fitted candidate scored on its test fold, on the threads."""
+        n_c, n_s = len(estimators), len(splits)
+
+        def run(job: tuple[int, int]) -> None:
+            c, s = job
+            if estimators[c][s] is None:   # (halving: not trained this rung)
+                return
+            start = time.perf_counter()
+            scores[c, s] = _score(scorer, estimators[c][s], X, y, score_weight, splits[s][1])
+            score_times[c, s] += time.perf_counter() - start
+            if verbose:
+                print(f"[MLPSearchCV] candidate {c + 1}/{n_c} split {s + 1}/{n_s}: "
+                      f"score {scores[c, s]:.5f}")
+
+        self._run(run, [(c, s) for c in range(n_c) for s in range(n_s)], workers)
 
     @staticmethod
     def _run(fn: Any, jobs: list[Any], workers: int) -> None:
@@ -280,23 +324,32 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
 
     def _fit_on_cluster(self, estimators: list[list[Any]], X: Any, y: Any, sample_weight: Any,
                         score_weight: Any, splits: list[tuple[np.ndarray, np.ndarray]],
-                        scorer: Any,
-                        scores: np.ndarray, fit_times: np.ndarray,
-                        score_times: np.ndarray) -> None:
-        """Every fit as one task of the cluster, the data scattered once."""
+                        scorer: Any, scores: np.ndarray, fit_times: np.ndarray,
+                        score_times: np.ndarray, pack: bool) -> None:
+        """Each fold's candidates in a few lock-step groups, each group one task of the
+        cluster (about two tasks per worker thread in all), the data scattered once."""
         client = self.client
         data = client.scatter([X, y, sample_weight, score_weight], broadcast=True)
-        futures = {(c, s): client.submit(_fit_and_score, est, *data, *splits[s], scorer,
-                                         pure=False)
-                   for c, row in enumerate(estimators) for s, est in enumerate(row)}
-        for (c, s), future in futures.items():
-            scores[c, s], fit_times[c, s], score_times[c, s] = future.result()
+        n_c, n_s = len(estimators), len(splits)
+        threads = max(1, sum(client.nthreads().values()))
+        parts = min(n_c, max(1, -(-2 * threads // n_s)))
+        size = -(-n_c // parts)
+        futures = {}
+        for s in range(n_s):
+            for c0 in range(0, n_c, size):
+                group = [estimators[c][s] for c in range(c0, min(c0 + size, n_c))]
+                futures[(c0, s)] = client.submit(_fit_group_and_score, group, *data, *splits[s],
+                                                 scorer, pack, pure=False)
+        for (c0, s), future in futures.items():
+            for j, result in enumerate(future.result()):
+                scores[c0 + j, s], fit_times[c0 + j, s], score_times[c0 + j, s] = result
 
-    def _halving(self, pruner: Any, estimators: list[list[Any]], X: Any, y: Any,
-                 sample_weight: Any, score_weight: Any, splits: list[tuple[np.ndarray, np.ndarray]], scorer: Any,
-                 scores: np.ndarray, fit_times: np.ndarray, score_times: np.ndarray,
-                 workers: int, verbose: int) -> np.ndarray:
-        """Train the candidates a rung at a time, scoring every fold at each rung."""
+    def _halving(self, pruner: Any, fits: LockstepFits, estimators: list[list[Any]], X: Any,
+                 y: Any, score_weight: Any, splits: list[tuple[np.ndarray, np.ndarray]],
+                 scorer: Any, scores: np.ndarray, fit_times: np.ndarray,
+                 score_times: np.ndarray, workers: int, verbose: int) -> np.ndarray:
+        """Train the candidates a rung at a time (in lock-step), scoring every fold at
+        each rung."""
         n_c, n_s = len(estimators), len(splits)
         for row in estimators:
             if row[0].solver == "lbfgs":
@@ -308,57 +361,35 @@ class MLPSearchCV(MetaEstimatorMixin, BaseEstimator):  # type: ignore[misc, unus
         for bracket in brackets:
             for r in bracket.rungs:
                 rung_of.setdefault(r, []).append((list(bracket.members), r))
-        gens: list[list[Generator[int, None, None] | None]] = []
-        for row in estimators:
-            gens.append([])
-            for est, (train, _) in zip(row, splits):
-                kwargs = {} if sample_weight is None else {
-                    "sample_weight": _rows(sample_weight, train)}
-                gens[-1].append(est._fit_epochs(_rows(X, train), _rows(y, train), **kwargs))
-        done = np.zeros((n_c, n_s), dtype=bool)
         pruned_at = np.full(n_c, -1)
         alive = set(range(n_c))
         stops = sorted(rung_of) + [epochs]
 
-        def advance(job: tuple[int, int, int]) -> None:
-            """Fit (c, s) on to ``until`` epochs (or its end), then score it."""
-            c, s, until = job
-            start = time.perf_counter()
-            gen = gens[c][s]
-            assert gen is not None
-            est = estimators[c][s]
-            while not done[c, s] and getattr(est, "n_iter_", 0) < until:
-                try:
-                    next(gen)
-                except StopIteration:
-                    done[c, s] = True
-            fit_times[c, s] += time.perf_counter() - start
-            start = time.perf_counter()
-            scores[c, s] = _score(scorer, est, X, y, score_weight, splits[s][1])
-            score_times[c, s] += time.perf_counter() - start
+        def finished(c: int) -> bool:
+            return all(fits.fits[c * n_s + s].done for s in range(n_s))
 
         for stop in stops:
-            jobs = [(c, s, stop) for c in sorted(alive) for s in range(n_s) if not done[c, s]]
-            self._run(advance, jobs, workers)
+            jobs = [c * n_s + s for c in sorted(alive) for s in range(n_s)
+                    if not fits.fits[c * n_s + s].done]
+            started = set(jobs)
+            fits.run(jobs, until=stop)
+            fit_times[:] = np.reshape(fits.seconds, (n_c, n_s))
+            self._score_all([[estimators[c][s] if c * n_s + s in started else None
+                              for s in range(n_s)] for c in range(n_c)], X, y, score_weight,
+                            splits, scorer, scores, score_times, workers, 0)
             for members, rung in rung_of.get(stop, []):
                 # candidates of this bracket still training (every fold not yet done)
-                ranked = [c for c in members if c in alive and not done[c].all()]
+                ranked = [c for c in members if c in alive and not finished(c)]
                 keep = {ranked[j] for j in survivors([-scores[c].mean() for c in ranked],
                                                      pruner.eta)}
                 for c in ranked:
                     if c not in keep:
                         alive.discard(c)
                         pruned_at[c] = rung
-                        for gen in gens[c]:
-                            if gen is not None:
-                                gen.close()
+                        fits.close([c * n_s + s for s in range(n_s)])
             if verbose:
                 print(f"[MLPSearchCV] after {stop} epochs: {len(alive)} of {n_c} candidates "
                       "training")
-        for row in gens:   # (the finished generators are exhausted already)
-            for gen in row:
-                if gen is not None:
-                    gen.close()
         return pruned_at
 
     @staticmethod

@@ -103,11 +103,11 @@ from fastbp import _class_weight
 from fastbp import _validation as _fcheck
 from fastbp._fitted_arrays import assign_list, layer_property
 from fastbp.export import estimator_to_onnx
+from fastbp._lockstep import EpochRequest, run_alone
 from fastbp.layers import Dense
 from fastbp.models import MLP
 from fastbp.objective import Objective
-from fastbp.training import (EPOCH_DONE, EPOCH_INTERRUPTED, EPOCH_NONFINITE, TrainingData,
-                             ctrl_c_stops_epochs)
+from fastbp.training import EPOCH_DONE, EPOCH_INTERRUPTED, EPOCH_NONFINITE, TrainingData
 from fastbp.optim import SGD, Adam, from_state_dict
 
 __all__ = ["MLPClassifier", "MLPRegressor", "MLPSearchCV", "InvalidParameterError"]
@@ -282,11 +282,15 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _fit_epochs(self, X: Any, y: Any, sample_weight: Any = None, incremental: bool = False,
-                    before: dict[str, Any] | None = None) -> Generator[int, None, None]:
+                    before: dict[str, Any] | None = None, requests: bool = False
+                    ) -> Generator[Any, Any, None]:
         """``_fit`` one epoch at a time: yields ``n_iter_`` after each stochastic epoch
         (lbfgs: once, at the end). The checks run at the first ``next``. A caller that
         stops iterating (``close()``) leaves the estimator as after that epoch: a fit
-        of that many epochs (what successive halving keeps of a pruned candidate)."""
+        of that many epochs (what successive halving keeps of a pruned candidate).
+        With ``requests``, each compiled epoch is yielded as an EpochRequest too, and
+        the caller sends back its run_epoch results (fastbp._lockstep runs the epochs
+        of many fits as packs)."""
         state = dict(self.__dict__) if before is None else before
         try:
             X, y, sample_weight, layer_units, first_pass, dropout = self._checked_fit_inputs(
@@ -299,7 +303,8 @@ class _BaseMLP(BaseEstimator):
             self.__dict__.update(state)
             raise
         if self.solver in _STOCHASTIC:
-            yield from self._stochastic_epochs(X, y, sample_weight, incremental)
+            steps = self._stochastic_steps(X, y, sample_weight, incremental)
+            yield from (steps if requests else run_alone(steps))
         else:
             self._fit_lbfgs(X, y, sample_weight)
             yield self.n_iter_
@@ -434,9 +439,12 @@ class _BaseMLP(BaseEstimator):
         means = np.add.reduceat(wo * c[order], starts) / np.add.reduceat(wo, starts)
         return float(np.dot(means, sizes))
 
-    def _stochastic_epochs(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
-                           incremental: bool) -> Generator[int, None, None]:
-        """scikit-learn's _fit_stochastic, yielding ``n_iter_`` after each epoch."""
+    def _stochastic_steps(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+                          incremental: bool
+                          ) -> Generator[int | EpochRequest, tuple[int, int, float] | None, None]:
+        """scikit-learn's _fit_stochastic, yielding ``n_iter_`` after each epoch, and
+        before it the epoch's compiled pass as an EpochRequest, whose run_epoch results
+        the caller sends back (fastbp._lockstep.run_alone runs it alone)."""
         model = self.model_
         self._sync_alpha()
         self._warned_nonfinite = False
@@ -495,8 +503,9 @@ class _BaseMLP(BaseEstimator):
                 if self.shuffle:
                     sample_idx = _shuffle(sample_idx, self._random_state)
                 order = sample_idx.astype(np.intp, copy=False)
-                with ctrl_c_stops_epochs():
-                    status, steps, total = model.run_epoch(data, order, batch_size, opt)
+                reply = yield EpochRequest(model, data, order, batch_size, opt)
+                assert reply is not None, "an EpochRequest needs its run_epoch results"
+                status, steps, total = reply
                 if status == EPOCH_NONFINITE:
                     total = self._diverged_epoch(model, data, order, batch_size, opt, steps,
                                                  total)

@@ -236,16 +236,17 @@ def test_regression_back_to_back_fits_on_the_same_arrays_all_finish(client):
 
 
 def test_search_on_the_cluster_equals_the_local_search(client):
-    """MLPSearchCV(client=...) ships each candidate × fold fit to the workers: the same
-    cv_results_ scores and the same best candidate as the local run."""
+    """MLPSearchCV(client=...) ships each fold's candidates to the workers as lock-step
+    groups (20 inputs: they pack): the same cv_results_ scores and the same best
+    candidate as the local run, and as every fit alone (pack=False)."""
     pytest.importorskip("sklearn")
     from fastbp.sklearn import MLPClassifier, MLPSearchCV
-    X, y = _data(120)
+    X, y = _data(120, n_in=20)
     est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=4, random_state=0)
-    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 3e-2]}
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 3e-2, 0.1]}
     w = np.linspace(0.5, 1.5, len(y))
     remote = MLPSearchCV(est, grid, cv=3, client=client).fit(X, y, sample_weight=w)
-    local = MLPSearchCV(est, grid, cv=3).fit(X, y, sample_weight=w)
+    local = MLPSearchCV(est, grid, cv=3, pack=False).fit(X, y, sample_weight=w)
     for key in ("mean_test_score", "std_test_score", "rank_test_score", "split2_test_score"):
         np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
     assert remote.best_params_ == local.best_params_

@@ -98,7 +98,7 @@ def test_packs_are_split_over_threads_with_the_same_results(packs):
 
 
 def test_members_with_own_orders_or_other_shapes_step_alone(packs):
-    """Different seeds (orders), a narrow first layer, dropout, another width: no pack
+    """Different seeds (orders), a narrow or a wide first layer, dropout, another width: no pack
     among them; a pack forms only from the members that share everything."""
     X, y = _data(np.float32, "cross_entropy")
     fastbp.Ensemble([fastbp.MLP((20, 8, 3), loss="cross_entropy", seed=i) for i in range(3)]
@@ -108,6 +108,10 @@ def test_members_with_own_orders_or_other_shapes_step_alone(packs):
     fastbp.Ensemble([fastbp.MLP((4, 8, 3), loss="cross_entropy", seed=i) for i in range(3)]
                     ).fit(X4, y, epochs=1, seed=0, num_threads=1, progress=False)
     assert packs == []   # below PACK_MIN_IN inputs
+    wide = _packing.PACK_MAX_OUT + 1
+    fastbp.Ensemble([fastbp.MLP((20, wide, 3), loss="cross_entropy", seed=i) for i in range(3)]
+                    ).fit(X, y, epochs=1, seed=0, num_threads=1, progress=False)
+    assert packs == []   # above PACK_MAX_OUT outputs
     mixed = [fastbp.MLP((20, 8, 3), loss="cross_entropy", seed=0),
              fastbp.MLP((20, 8, 3), loss="cross_entropy", seed=1, dropout=0.1),
              fastbp.MLP((20, 9, 3), loss="cross_entropy", seed=2),
@@ -143,22 +147,30 @@ def test_a_diverging_member_stops_and_the_others_match_their_own_fits(packs):
     _assert_members_equal(packed, alone, np.float64)
 
 
-def test_an_l2_objective_is_declined_and_steps_alone(packs):
-    """The engine declines a pack whose objective has an L2 penalty (it reads every
-    parameter before any update); the members then run their own epochs, bit for bit
-    their own fits."""
-    X, y = _data(np.float32, "cross_entropy")
-    packed = [fastbp.MLP((20, 12, 3), loss="cross_entropy", seed=i) for i in range(3)]
-    own = [fastbp.MLP((20, 12, 3), loss="cross_entropy", seed=i) for i in range(3)]
-    for m in packed + own:
-        m.objective = fastbp.Objective(l2=0.01)
-    fastbp.Ensemble(packed).fit(X, y, epochs=2, seed=0, num_threads=1, progress=False)
-    assert packs == []
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_members_with_their_own_l2_penalties_pack_and_end_as_their_fits(packs, dtype):
+    """Each member's L2 penalty (Objective(l2=), scikit-learn's alpha) is its own in the
+    pack: dW += c·W on its block, Σw² in its loss; each ends where its own fit ends
+    (the loss histories to rounding: Σw² of the first layer sums the transposed block)."""
+    X, y = _data(dtype, "cross_entropy")
+    l2s = [0.0, 0.05, 0.5]
+    # one seed: the same initial weights, so that the penalties' effect shows below
+    packed = [fastbp.MLP((20, 12, 3), loss="cross_entropy", dtype=dtype, seed=0) for _ in l2s]
+    own = [fastbp.MLP((20, 12, 3), loss="cross_entropy", dtype=dtype, seed=0) for _ in l2s]
+    for i, m in enumerate(packed + own):
+        m.objective = fastbp.Objective(l2=l2s[i % 3])
+    fastbp.Ensemble(packed).fit(X, y, epochs=3, seed=0, num_threads=1, progress=False,
+                                optimizer="adam", lr=1e-2)
+    assert packs == [3, 3, 3]
     for m in own:
-        m.fit(X, y, epochs=2, seed=0, progress=False)
+        m.fit(X, y, epochs=3, seed=0, progress=False, optimizer="adam", lr=1e-2)
+    _assert_members_equal(packed, own, dtype)
     for a, b in zip(packed, own):
-        for p, q in zip(a.parameters(), b.parameters()):
-            assert p.tobytes() == q.tobytes()
+        np.testing.assert_allclose(a.training_state.history.loss, b.training_state.history.loss,
+                                   rtol=1e-13 if dtype == np.float64 else 1e-6)
+    # the penalty did act: the penalised members' weights are smaller than the free one's
+    norms = [float(np.sum(m.parameters()[0].astype(np.float64) ** 2)) for m in packed]
+    assert norms[2] < norms[1] < norms[0]
 
 
 def test_plan_keeps_lone_runs_and_splits_groups():

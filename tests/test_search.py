@@ -1,6 +1,8 @@
 """fastbp.sklearn.MLPSearchCV against scikit-learn's GridSearchCV/RandomizedSearchCV over
 the same fastbp estimator (float64, integer random_state): the same cv_results_ scores,
-ranks and best candidate; and its successive halving against fits stopped at the rung."""
+ranks and best candidate, with the fits stepped as packs (counted: the comparisons must
+not pass by packing nothing) and without; and its successive halving against fits
+stopped at the rung."""
 from __future__ import annotations
 
 import warnings
@@ -29,6 +31,21 @@ def _quiet():
         yield
 
 
+@pytest.fixture
+def packs(monkeypatch):
+    """The members of each packed epoch of the search, in call order."""
+    from fastbp._kernels import network
+    calls: list[int] = []
+    real = network.packed_epoch
+
+    def counting(engines, *args, **kwargs):
+        calls.append(len(engines))
+        return real(engines, *args, **kwargs)
+
+    monkeypatch.setattr(network, "packed_epoch", counting)
+    return calls
+
+
 def _digits(n=450):
     X, y = load_digits(return_X_y=True)
     return X[:n] / 16, y[:n]
@@ -44,12 +61,19 @@ def _same_results(ours, theirs):
 
 
 @pytest.mark.parametrize("num_threads", [1, 2])
-def test_grid_search_equals_gridsearchcv(num_threads):
+@pytest.mark.parametrize("pack", [True, False])
+def test_grid_search_equals_gridsearchcv(num_threads, pack, packs):
     X, y = _digits()
     est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=8, random_state=0)
     grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [1e-3, 1e-2],
             "activation": ["relu", "tanh"]}
-    ours = MLPSearchCV(est, grid, cv=3, num_threads=num_threads).fit(X, y)
+    ours = MLPSearchCV(est, grid, cv=3, num_threads=num_threads, pack=pack).fit(X, y)
+    # packs: per fold and activation, the 4 (alpha, rate) candidates share their batches
+    # (6 groups: whole on either thread count)
+    if pack:
+        assert sum(packs) == 3 * 2 * 4 * 8 and set(packs) == {4}
+    else:
+        assert packs == []
     theirs = GridSearchCV(est, grid, cv=3).fit(X, y)
     _same_results(ours, theirs)
     np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
@@ -83,12 +107,28 @@ def test_random_search_equals_randomizedsearchcv():
     _same_results(ours, theirs)
 
 
-def test_halving_keeps_the_best_and_each_candidate_scores_as_its_fit_stopped_there():
+def test_early_stopping_candidates_pack_and_equal_gridsearchcv(packs):
+    """Every candidate splits off its validation rows with the same random_state, so the
+    fits of a fold still share their (split) rows and batches; each stops on its own."""
+    X, y = _digits(400)
+    est = MLPClassifier(hidden_layer_sizes=(20,), max_iter=30, random_state=4,
+                        early_stopping=True, n_iter_no_change=2, validation_fraction=0.2)
+    grid = {"alpha": [1e-4, 1.0], "learning_rate_init": [1e-3, 3e-2, 0.3]}
+    ours = MLPSearchCV(est, grid, cv=3, num_threads=1).fit(X, y)
+    assert packs and max(packs) == 6
+    theirs = GridSearchCV(est, grid, cv=3).fit(X, y)
+    _same_results(ours, theirs)
+    # the candidates stopped at different epochs, and the packs shrank as they did
+    assert min(packs) < 6
+
+
+def test_halving_keeps_the_best_and_each_candidate_scores_as_its_fit_stopped_there(packs):
     X, y = _digits(360)
     est = MLPClassifier(hidden_layer_sizes=(16,), max_iter=8, random_state=0, tol=0.0)
     grid = {"learning_rate_init": [1e-4, 3e-2, 1e-3, 3e-3, 3e-5, 1e-2]}
     search = MLPSearchCV(est, grid, cv=3, halving=fastbp.SuccessiveHalving(eta=2, min_epochs=2),
                          num_threads=2).fit(X, y)
+    assert packs   # the candidates of a fold stepped together
     pruned = search.cv_results_["pruned_at"]
     # rungs after 2 and 4 epochs: 6 -> 3 -> 2 candidates train on
     assert sorted(pruned.tolist()) == [-1, -1, 2, 2, 2, 4]
@@ -136,6 +176,7 @@ def test_refit_false_keeps_the_best_without_an_estimator():
     (dict(param_distributions={"alpha": [1.0]}, n_iter=0), ValueError, "n_iter"),
     (dict(param_grid={"alpha": [1.0]}, scoring=["accuracy", "f1"]), ValueError, "one scorer"),
     (dict(param_grid={"alpha": [1.0]}, refit="no"), TypeError, "refit"),
+    (dict(param_grid={"alpha": [1.0]}, pack="no"), TypeError, "pack"),
     (dict(param_grid={"alpha": [1.0]}, halving="halving"), TypeError, "prune"),
     (dict(param_grid={"solver": ["lbfgs"]}, halving=fastbp.SuccessiveHalving()), ValueError,
      "lbfgs"),

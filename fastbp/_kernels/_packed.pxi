@@ -13,11 +13,18 @@
 # update runs on its contiguous block with its own optimizer record, on packed copies
 # of its optimizer state (copied in at the start of the epoch and back at its end).
 #
+# An L2 penalty (the objective's l2, scikit-learn's alpha) is each member's own: its
+# coefficient per step, dW += c·W on its block of the packed weights and gradients,
+# and Σw² with its first layer's term read from that block (its Param points there
+# for the epoch).
+#
 # What equals the members' own epochs: every element-wise step (bias, activation,
 # derivative, loss, optimizer update) and the layers above the first, bit for bit; the
 # two wide products sum each element over the same terms in the BLAS's order, which
-# may differ from the per-member product's by rounding. A member whose loss is not
-# finite stops there (as its own epoch would; the caller restores it).
+# may differ from the per-member product's by rounding; with an L2 penalty, Σw² of the
+# first layer sums the transposed block (the loss value may differ by rounding, the
+# gradients not). A member whose loss is not finite stops there (as its own epoch
+# would; the caller restores it).
 
 
 cdef struct PackMember:
@@ -27,6 +34,7 @@ cdef struct PackMember:
     const Objective* obj
     int n_params
     long long step0
+    double l2           # this step's L2 coefficient for the gradients (objective_value's)
     Py_ssize_t steps
     double loss_sum
     int status          # _DONE while it steps; _NONFINITE once stopped
@@ -62,7 +70,7 @@ cdef int packed_epoch_impl(PackMember* M, int k, int n_layers, int loss, const f
     cdef LayerRec* L
     cdef Param* P
     cdef const floating* inp
-    cdef double value, l2
+    cdef double value
     cdef void* st[3]
     cdef Param* q
     while start < n:
@@ -92,10 +100,12 @@ cdef int packed_epoch_impl(PackMember* M, int k, int n_layers, int loss, const f
             value = objective_value(&L[n_layers - 1], P, mem.n_params, loss,
                                     Tb if labels == NULL else NULL,
                                     Lb if labels != NULL else NULL,
-                                    Wb if sw != NULL else NULL, m, mem.obj, &l2)
+                                    Wb if sw != NULL else NULL, m, mem.obj, &mem.l2)
             for l in range(n_layers - 1, 0, -1):
                 layer_backward(&L[l], P, <floating*>L[l - 1].A, <floating*>L[l - 1].D, m)
                 for j in range(L[l].p0, L[l].p0 + L[l].n_params):
+                    if mem.l2 != 0.0 and P[j].penalized:   # as step_impl
+                        axpy(P[j].size, mem.l2, <floating*>P[j].p, <floating*>P[j].g)
                     update_param(<floating*>P[j].p, &P[j], mem.G)
             # dL/dA of its first layer into its block of the wide gradient
             for j in range(m):
@@ -119,6 +129,8 @@ cdef int packed_epoch_impl(PackMember* M, int k, int n_layers, int loss, const f
             for s in range(3):
                 st[s] = NULL if S0[s] == NULL or q.s[s] == NULL else \
                     <void*>(<floating*>S0[s] + mi * block)
+            if mem.l2 != 0.0 and q.penalized:
+                axpy(block, mem.l2, P0 + mi * block, G0 + mi * block)
             optim_update_ptr(P0 + mi * block, G0 + mi * block, st, block,
                              &mem.G.cfg[q.group], &mem.G.st[q.group])
             if mem.layers[0].n_params > 1:
@@ -126,6 +138,8 @@ cdef int packed_epoch_impl(PackMember* M, int k, int n_layers, int loss, const f
                 for s in range(3):
                     st[s] = NULL if Sb0[s] == NULL or q.s[s] == NULL else \
                         <void*>(<floating*>Sb0[s] + mi * out0)
+                if mem.l2 != 0.0 and q.penalized:
+                    axpy(out0, mem.l2, b0 + mi * out0, gb0 + mi * out0)
                 optim_update_ptr(b0 + mi * out0, gb0 + mi * out0, st, out0,
                                  &mem.G.cfg[q.group], &mem.G.st[q.group])
         steps += 1
@@ -135,12 +149,11 @@ cdef int packed_epoch_impl(PackMember* M, int k, int n_layers, int loss, const f
 
 cdef bint _packable(Engine e, Engine first):
     """Whether ``e`` can step in lock-step with ``first``: Dense layers only, at least
-    two, without dropout, the same widths, activations, bias flags, loss and dtype; no
-    L2 penalty in the objective (it reads every parameter before any update); a bound
-    optimizer."""
+    two, without dropout, the same widths, activations, bias flags, loss and dtype; a
+    bound optimizer."""
     cdef int l
     if e.n_layers != first.n_layers or e.n_layers < 2 or e.f32 != first.f32 \
-            or e.loss != first.loss or e.obj.l2 != 0.0 or e.link is None:
+            or e.loss != first.loss or e.link is None:
         return False
     for l in range(e.n_layers):
         if e.layers[l].kind != LAYER_DENSE or e.layers[l].dropout > 0 \
@@ -181,6 +194,7 @@ def packed_epoch(list engines, X, T, labels, cnp.ndarray order, Py_ssize_t batch
     cdef void* Sb0[3]
     cdef Param* q
     cdef void* pp[7]
+    cdef void** saved_p
     if not can_pack(engines):
         raise ValueError("these engines cannot step in lock-step (can_pack)")
     if len({id(e) for e in engines}) != k:   # one engine twice would update twice a step
@@ -237,7 +251,10 @@ def packed_epoch(list engines, X, T, labels, cnp.ndarray order, Py_ssize_t batch
     Aw = Zw if output_is_z(LAYER_DENSE, first.layers[0].act) else np.empty((batch, wide), dtype=dt)
     Dw = np.empty((batch, wide), dtype=dt)
     members = <PackMember*>PyMem_Calloc(k, sizeof(PackMember))
-    if members == NULL:
+    saved_p = <void**>PyMem_Calloc(k, sizeof(void*))
+    if members == NULL or saved_p == NULL:
+        PyMem_Free(members)
+        PyMem_Free(saved_p)
         raise MemoryError()
     try:
         for i in range(k):
@@ -267,6 +284,13 @@ def packed_epoch(list engines, X, T, labels, cnp.ndarray order, Py_ssize_t batch
         wb = <double*>cnp.PyArray_DATA(<cnp.ndarray>first.batch_W)
         for i, arr in enumerate((P0, G0, b0, gb0, Zw, Aw, Dw)):
             pp[i] = _ptr(arr)
+        # the objective's penalty reads each member's first-layer weights through its
+        # Param: point it at the member's (live) block for the epoch
+        for i in range(k):
+            e = engines[i]
+            q = &e.params[e.layers[0].p0]
+            saved_p[i] = q.p
+            q.p = <void*>(<char*>pp[0] + i * block * (4 if first.f32 else 8))
         with nogil:
             if first.f32:
                 status = packed_epoch_impl[float](
@@ -280,6 +304,10 @@ def packed_epoch(list engines, X, T, labels, cnp.ndarray order, Py_ssize_t batch
                     n_rows, n_features, n_targets, op, n, batch, <double*>xb, <double*>tb, lb,
                     wb, <double*>pp[0], <double*>pp[1], <double*>pp[2], <double*>pp[3], S0,
                     Sb0, <double*>pp[4], <double*>pp[5], <double*>pp[6])
+        for i in range(k):
+            e = engines[i]
+            e.params[e.layers[0].p0].p = saved_p[i]
+            saved_p[i] = NULL
         results = []
         for i in range(k):
             e = engines[i]
@@ -293,6 +321,11 @@ def packed_epoch(list engines, X, T, labels, cnp.ndarray order, Py_ssize_t batch
             e.trim(batch)
         return results
     finally:
+        for i in range(k):   # (restored above unless something raised in between)
+            if saved_p[i] != NULL:
+                e = engines[i]
+                e.params[e.layers[0].p0].p = saved_p[i]
+        PyMem_Free(saved_p)
         PyMem_Free(members)
 
 

@@ -359,3 +359,19 @@ def sklearn_string_label_bug(y, early_stopping):
             pytest.skip(f"scikit-learn {sklearn.__version__} fails on string labels with "
                         "early_stopping (its own np.isnan on the labels)")
         raise
+
+
+@pytest.fixture
+def packs(monkeypatch):
+    """The members of each lock-step packed epoch (fastbp._kernels.network.packed_epoch)
+    the test runs, in call order: tests of the packs assert they happened."""
+    from fastbp._kernels import network
+    calls: list[int] = []
+    real = network.packed_epoch
+
+    def counting(engines, *args, **kwargs):
+        calls.append(len(engines))
+        return real(engines, *args, **kwargs)
+
+    monkeypatch.setattr(network, "packed_epoch", counting)
+    return calls

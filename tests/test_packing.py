@@ -13,20 +13,6 @@ from fastbp._kernels import network
 from conftest import DTYPES, assert_close
 
 
-@pytest.fixture
-def packs(monkeypatch):
-    """The members of each packed_epoch call (how many), in call order."""
-    calls: list[int] = []
-    real = network.packed_epoch
-
-    def counting(engines, *args, **kwargs):
-        calls.append(len(engines))
-        return real(engines, *args, **kwargs)
-
-    monkeypatch.setattr(network, "packed_epoch", counting)
-    return calls
-
-
 def _data(dtype, loss, n=203, n_in=20, n_out=3, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_in)).astype(dtype)

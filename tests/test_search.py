@@ -31,21 +31,6 @@ def _quiet():
         yield
 
 
-@pytest.fixture
-def packs(monkeypatch):
-    """The members of each packed epoch of the search, in call order."""
-    from fastbp._kernels import network
-    calls: list[int] = []
-    real = network.packed_epoch
-
-    def counting(engines, *args, **kwargs):
-        calls.append(len(engines))
-        return real(engines, *args, **kwargs)
-
-    monkeypatch.setattr(network, "packed_epoch", counting)
-    return calls
-
-
 def _digits(n=450):
     X, y = load_digits(return_X_y=True)
     return X[:n] / 16, y[:n]

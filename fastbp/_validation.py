@@ -541,3 +541,72 @@ def dropout_scale(p: float) -> float:
     """1/(1-p), the factor of the kept elements (in double; the kernels round it once
     to the buffer's dtype)."""
     return 1.0 / (1.0 - p)
+
+
+# ---------------------------------------------------------------- ensembles (TabM)
+def _ensemble_input(X: Any, name: str, k: int, d: int, dtype: np.dtype,
+                    shared_ok: bool) -> tuple[np.ndarray, bool]:
+    """An ensemble layer's input: (n, k, d), or (shared_ok) (n, d) read by all k
+    members; (the array, whether shared)."""
+    ndim = X.ndim if isinstance(X, np.ndarray) else 3
+    if ndim == 2 and shared_ok:
+        X = float_array(X, name, 2, dtype)
+        if X.shape[1] != d:
+            raise ValueError(f"{name} must have shape (n, {d}) or (n, {k}, {d}), got {X.shape}")
+        return X, True
+    X = float_array(X, name, 3, dtype)
+    if X.shape[1:] != (k, d):
+        want = f"(n, {d}) or (n, {k}, {d})" if shared_ok else f"(n, {k}, {d})"
+        raise ValueError(f"{name} must have shape {want}, got {X.shape}")
+    return X, False
+
+
+def _member_rows(a: Any, name: str, k: int | None, width: int, dtype: np.dtype) -> np.ndarray:
+    """A (k, width) array of per-member vectors (k None: any k >= 1)."""
+    a = float_array(a, name, 2, dtype)
+    if a.shape[0] == 0 or (k is not None and a.shape[0] != k) or a.shape[1] != width:
+        raise ValueError(f"{name} must have shape ({'k' if k is None else k}, {width}) "
+                         f"(one row per member), got {a.shape}")
+    return a
+
+
+def batch_ensemble_args(X: Any, W: Any, r: Any, s: Any, b: Any
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                   np.ndarray | None, bool]:
+    """(X, W, r, s, b, shared) of a BatchEnsemble linear layer: W (d_in, d_out) shared,
+    r (k, d_in), s and b (k, d_out) per member, X (n, k, d_in) or shared (n, d_in)."""
+    W = matrix(W, "W")
+    if W.shape[0] == 0:
+        raise ValueError(f"W must have at least one row, got shape {W.shape}")
+    d_in, d_out = W.shape
+    r = _member_rows(r, "r", None, d_in, W.dtype)
+    k = r.shape[0]
+    s = _member_rows(s, "s", k, d_out, W.dtype)
+    if b is not None:
+        b = _member_rows(b, "b", k, d_out, W.dtype)
+    X, shared = _ensemble_input(X, "X", k, d_in, W.dtype, True)
+    blas_dims(rows=X.shape[0] * k, d_in=d_in, d_out=d_out)
+    return X, W, r, s, b, shared
+
+
+def linear_ensemble_args(X: Any, W: Any, b: Any
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(X, W, b) of a linear ensemble: W (k, d_in, d_out), b (k, d_out), X (n, k, d_in)."""
+    W = float_array(W, "W", 3)
+    if 0 in W.shape:
+        raise ValueError(f"W must have shape (k, d_in, d_out), none of them 0, got {W.shape}")
+    k, d_in, d_out = W.shape
+    if b is not None:
+        b = _member_rows(b, "b", k, d_out, W.dtype)
+    X, _ = _ensemble_input(X, "X", k, d_in, W.dtype, False)
+    blas_dims(rows=X.shape[0], d_in=d_in, d_out=d_out, stride=k * max(d_in, d_out))
+    return X, W, b
+
+
+def ensemble_array(a: Any, name: str, shape: tuple[int, int, int], dtype: np.dtype
+                   ) -> np.ndarray:
+    """An (n, k, d) array an ensemble layer's backward reads (the forward's shape)."""
+    a = float_array(a, name, 3, dtype)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (the forward's), got {a.shape}")
+    return a

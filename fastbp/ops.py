@@ -36,7 +36,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
            "periodic_embedding_backward", "piecewise_linear_encoding_forward",
            "piecewise_linear_encoding_backward", "categorical_embedding_forward",
-           "categorical_embedding_backward"]
+           "categorical_embedding_backward", "batch_ensemble_forward",
+           "batch_ensemble_backward", "linear_ensemble_forward", "linear_ensemble_backward"]
 
 #: the kinds of network_derivatives (and the kernel's mode of each)
 DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
@@ -1089,3 +1090,209 @@ def categorical_embedding_backward(
     if X.shape[0]:
         _embed.categorical_backward_into(X, lay, dA, dtabs, dX)
     return dX, dtabs
+
+
+# ---------------------------------------------------------------- ensembles (TabM)
+
+def batch_ensemble_forward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    r: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+    b: npt.NDArray[np.floating[Any]] | None = None,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """k BatchEnsemble linear maps at once (``tabm.LinearBatchEnsemble``): member m
+    maps its input x to ((x ∘ r_m)·W) ∘ s_m + b_m, W shared by all members.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, k, d_in) or (n_samples, d_in)
+        Each member's input, or one input every member reads (``tabm.EnsembleView``
+        before the first layer). float32 or float64; n_samples may be 0.
+    W : ndarray of shape (d_in, d_out)
+        The shared weights (``LinearBatchEnsemble.weight`` transposed).
+    r : ndarray of shape (k, d_in)
+        Each member's input scaling.
+    s : ndarray of shape (k, d_out)
+        Each member's output scaling.
+    b : ndarray of shape (k, d_out) or None, default None
+        Each member's bias (None: none).
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, k, d_out)
+        The outputs.
+    U : ndarray of shape (n_samples, k, d_in)
+        X ∘ r (``batch_ensemble_backward`` reads it).
+    V : ndarray of shape (n_samples, k, d_out)
+        U·W (``batch_ensemble_backward`` reads it).
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, arrays of different dtypes.
+    ValueError
+        Shapes that do not fit together; a dimension too large for BLAS.
+    """
+    X, W, r, s, b, shared = check.batch_ensemble_args(X, W, r, s, b)
+    n, (k, d_in), d_out = X.shape[0], r.shape, W.shape[1]
+    U = np.empty((n, k, d_in), dtype=W.dtype)
+    V = np.empty((n, k, d_out), dtype=W.dtype)
+    Y = np.empty((n, k, d_out), dtype=W.dtype)
+    if n:
+        _dense.batch_ensemble_forward_into(X.reshape(-1), W.reshape(-1), r.reshape(-1),
+                                           s.reshape(-1), None if b is None else b.reshape(-1),
+                                           U.reshape(-1), V.reshape(-1), Y.reshape(-1), n, k,
+                                           d_in, d_out, shared)
+    return Y, U, V
+
+
+def batch_ensemble_backward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    r: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+    U: npt.NDArray[np.floating[Any]],
+    V: npt.NDArray[np.floating[Any]],
+    dY: npt.NDArray[np.floating[Any]],
+    bias: bool = True,
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]] | None]:
+    """The gradients of ``batch_ensemble_forward`` given dY = dL/dY.
+
+    db = Σ_rows dY, ds = Σ_rows dY ∘ V, dW = Uᵀ·(dY ∘ s) over all rows and members,
+    dr = Σ_rows (dY ∘ s)·Wᵀ ∘ X, dX = (dY ∘ s)·Wᵀ ∘ r (summed over the members for a
+    shared X).
+
+    Parameters
+    ----------
+    X, W, r, s : ndarray
+        The forward's inputs.
+    U, V : ndarray of shape (n_samples, k, d_in), (n_samples, k, d_out)
+        The forward's U and V.
+    dY : ndarray of shape (n_samples, k, d_out)
+        The gradient with respect to Y.
+    bias : bool, default True
+        Compute db (False: None is returned in its place).
+    need_dX : bool, default True
+        Compute dX (False: None is returned in its place).
+
+    Returns
+    -------
+    dX : ndarray of X's shape or None
+    dW : ndarray of shape (d_in, d_out)
+    dr : ndarray of shape (k, d_in)
+    ds : ndarray of shape (k, d_out)
+    db : ndarray of shape (k, d_out) or None
+        Zero for an empty batch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the forward; U, V or dY of other shapes or dtypes; a flag not a bool.
+    """
+    X, W, r, s, _, shared = check.batch_ensemble_args(X, W, r, s, None)
+    n, (k, d_in), d_out = X.shape[0], r.shape, W.shape[1]
+    U = check.ensemble_array(U, "U", (n, k, d_in), W.dtype)
+    V = check.ensemble_array(V, "V", (n, k, d_out), W.dtype)
+    dY = check.ensemble_array(dY, "dY", (n, k, d_out), W.dtype)
+    bias, need_dX = check.flag(bias, "bias"), check.flag(need_dX, "need_dX")
+    dX = np.zeros_like(X) if need_dX else None
+    dW = np.zeros_like(W)
+    dr, ds = np.zeros_like(r), np.zeros_like(s)
+    db = np.zeros_like(s) if bias else None
+    if n:
+        _dense.batch_ensemble_backward_into(
+            X.reshape(-1), W.reshape(-1), r.reshape(-1), s.reshape(-1), U.reshape(-1),
+            V.reshape(-1), dY.reshape(-1), np.empty(n * k * d_out, dtype=W.dtype),
+            np.empty(n * k * d_in, dtype=W.dtype), None if dX is None else dX.reshape(-1),
+            dW.reshape(-1), dr.reshape(-1), ds.reshape(-1), None if db is None else db.reshape(-1),
+            n, k, d_in, d_out, shared)
+    return dX, dW, dr, ds, db
+
+
+def linear_ensemble_forward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    b: npt.NDArray[np.floating[Any]] | None = None,
+) -> npt.NDArray[np.floating[Any]]:
+    """k independent linear maps, member m's on its own input (``tabm.LinearEnsemble``,
+    TabM's heads): Y[:, m] = X[:, m]·W_m + b_m.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, k, d_in)
+        float32 or float64; n_samples may be 0.
+    W : ndarray of shape (k, d_in, d_out)
+        Each member's weights (``LinearEnsemble.weight``'s layout).
+    b : ndarray of shape (k, d_out) or None, default None
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, k, d_out)
+
+    Raises
+    ------
+    TypeError
+        An array that is not a float32/float64 ndarray, arrays of different dtypes.
+    ValueError
+        Shapes that do not fit together; a dimension too large for BLAS.
+    """
+    X, W, b = check.linear_ensemble_args(X, W, b)
+    n, (k, d_in, d_out) = X.shape[0], W.shape
+    Y = np.empty((n, k, d_out), dtype=W.dtype)
+    if n:
+        _dense.linear_ensemble_forward_into(X.reshape(-1), W.reshape(-1),
+                                            None if b is None else b.reshape(-1),
+                                            Y.reshape(-1), n, k, d_in, d_out)
+    return Y
+
+
+def linear_ensemble_backward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    dY: npt.NDArray[np.floating[Any]],
+    bias: bool = True,
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]] | None]:
+    """The gradients of ``linear_ensemble_forward`` given dY: dX[:, m] = dY[:, m]·W_mᵀ,
+    dW_m = X[:, m]ᵀ·dY[:, m], db = Σ_rows dY.
+
+    Parameters
+    ----------
+    X, W : ndarray
+        The forward's inputs.
+    dY : ndarray of shape (n_samples, k, d_out)
+    bias : bool, default True
+        Compute db (False: None in its place).
+    need_dX : bool, default True
+        Compute dX (False: None in its place).
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, k, d_in) or None
+    dW : ndarray of shape (k, d_in, d_out)
+    db : ndarray of shape (k, d_out) or None
+        Zero for an empty batch.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the forward; dY of another shape or dtype; a flag not a bool.
+    """
+    X, W, _ = check.linear_ensemble_args(X, W, None)
+    n, (k, d_in, d_out) = X.shape[0], W.shape
+    dY = check.ensemble_array(dY, "dY", (n, k, d_out), W.dtype)
+    bias, need_dX = check.flag(bias, "bias"), check.flag(need_dX, "need_dX")
+    dX = np.zeros_like(X) if need_dX else None
+    dW = np.zeros_like(W)
+    db = np.zeros((k, d_out), dtype=W.dtype) if bias else None
+    if n:
+        _dense.linear_ensemble_backward_into(
+            X.reshape(-1), W.reshape(-1), dY.reshape(-1), None if dX is None else dX.reshape(-1),
+            dW.reshape(-1), None if db is None else db.reshape(-1), n, k, d_in, d_out)
+    return dX, dW, db

@@ -29,7 +29,8 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "layer_norm_forward", "layer_norm_backward", "periodic_embedding_forward",
            "periodic_embedding_backward", "piecewise_linear_encoding_forward",
            "piecewise_linear_encoding_backward", "categorical_embedding_forward",
-           "categorical_embedding_backward"]
+           "categorical_embedding_backward", "batch_ensemble_forward",
+           "batch_ensemble_backward", "linear_ensemble_forward", "linear_ensemble_backward"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -1238,3 +1239,133 @@ def categorical_embedding_backward(
         dtabs.append(g)
         at += t.shape[1]
     return dX, dtabs
+
+
+# ---------------------------------------------------------------- ensembles (TabM)
+
+def batch_ensemble_forward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    r: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+    b: npt.NDArray[np.floating[Any]] | None = None,
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """(Y, U, V) of k BatchEnsemble linear maps, in NumPy: U = X ∘ r, V = U·W,
+    Y = V ∘ s + b (see fastbp.ops.batch_ensemble_forward).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, k, d_in) or (n_samples, d_in)
+    W : ndarray of shape (d_in, d_out)
+    r : ndarray of shape (k, d_in)
+    s : ndarray of shape (k, d_out)
+    b : ndarray of shape (k, d_out) or None, default None
+
+    Returns
+    -------
+    Y, U, V : ndarray
+        Of shapes (n, k, d_out), (n, k, d_in), (n, k, d_out).
+    """
+    X, W, r, s, b, shared = check.batch_ensemble_args(X, W, r, s, b)
+    U = (X[:, None, :] if shared else X) * r
+    V = U @ W
+    Y = V * s if b is None else V * s + b
+    return Y, U, V
+
+
+def batch_ensemble_backward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    r: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+    U: npt.NDArray[np.floating[Any]],
+    V: npt.NDArray[np.floating[Any]],
+    dY: npt.NDArray[np.floating[Any]],
+    bias: bool = True,
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]] | None]:
+    """(dX, dW, dr, ds, db) of ``batch_ensemble_forward``, in NumPy.
+
+    Parameters
+    ----------
+    X, W, r, s : ndarray
+        The forward's inputs.
+    U, V : ndarray
+        The forward's U and V.
+    dY : ndarray of shape (n_samples, k, d_out)
+    bias, need_dX : bool, default True
+        Compute db, dX (False: None in their place).
+
+    Returns
+    -------
+    dX, dW, dr, ds, db : ndarray or None
+    """
+    X, W, r, s, _, shared = check.batch_ensemble_args(X, W, r, s, None)
+    n, (k, d_in), d_out = X.shape[0], r.shape, W.shape[1]
+    U = check.ensemble_array(U, "U", (n, k, d_in), W.dtype)
+    V = check.ensemble_array(V, "V", (n, k, d_out), W.dtype)
+    dY = check.ensemble_array(dY, "dY", (n, k, d_out), W.dtype)
+    dV = dY * s
+    dU = dV @ W.T
+    Xm = X[:, None, :] if shared else X
+    dr = (dU * Xm).sum(axis=0)
+    dX = None
+    if check.flag(need_dX, "need_dX"):
+        dX = (dU * r).sum(axis=1) if shared else dU * r
+    dW = U.reshape(-1, d_in).T @ dV.reshape(-1, d_out)
+    db = dY.sum(axis=0) if check.flag(bias, "bias") else None
+    return dX, dW, dr, (dY * V).sum(axis=0), db
+
+
+def linear_ensemble_forward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    b: npt.NDArray[np.floating[Any]] | None = None,
+) -> npt.NDArray[np.floating[Any]]:
+    """Y[:, m] = X[:, m]·W_m + b_m, in NumPy (see fastbp.ops.linear_ensemble_forward).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, k, d_in)
+    W : ndarray of shape (k, d_in, d_out)
+    b : ndarray of shape (k, d_out) or None, default None
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, k, d_out)
+    """
+    X, W, b = check.linear_ensemble_args(X, W, b)
+    Y = np.einsum("nki,kio->nko", X, W)
+    return Y if b is None else Y + b
+
+
+def linear_ensemble_backward(
+    X: npt.NDArray[np.floating[Any]],
+    W: npt.NDArray[np.floating[Any]],
+    dY: npt.NDArray[np.floating[Any]],
+    bias: bool = True,
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]] | None]:
+    """(dX, dW, db) of ``linear_ensemble_forward``, in NumPy.
+
+    Parameters
+    ----------
+    X, W : ndarray
+        The forward's inputs.
+    dY : ndarray of shape (n_samples, k, d_out)
+    bias, need_dX : bool, default True
+        Compute db, dX (False: None in their place).
+
+    Returns
+    -------
+    dX, dW, db : ndarray or None
+    """
+    X, W, _ = check.linear_ensemble_args(X, W, None)
+    dY = check.ensemble_array(dY, "dY", (X.shape[0],) + (W.shape[0], W.shape[2]), W.dtype)
+    dX = np.einsum("nko,kio->nki", dY, W) if check.flag(need_dX, "need_dX") else None
+    db = dY.sum(axis=0) if check.flag(bias, "bias") else None
+    return dX, np.einsum("nki,nko->kio", X, dY), db

@@ -375,3 +375,18 @@ def packs(monkeypatch):
 
     monkeypatch.setattr(network, "packed_epoch", counting)
     return calls
+
+
+def central_differences(f, x, eps=1e-6):
+    """Central differences of the scalar f() with respect to every element of x (x is
+    perturbed in place and restored)."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        up = f()
+        x[idx] = old - eps
+        down = f()
+        x[idx] = old
+        grad[idx] = (up - down) / (2 * eps)
+    return grad

@@ -11,7 +11,7 @@ import fastbp
 from fastbp import Dense, LayerNorm, Sequential, export, ops
 from fastbp import reference as ref
 
-from conftest import DTYPES, assert_close, tol, tols
+from conftest import DTYPES, assert_close, central_differences, tol, tols
 from layer_checks import check_ensemble_members_end_alone, check_files_and_exports
 
 
@@ -156,20 +156,7 @@ def test_gradcheck_files_ensemble_and_exports(tmp_path):
                               Dense(8, 3, dtype="float64", seed=s + 10)], "cross_entropy"), X, y)
 
 
-def _central_differences(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        up = f()
-        x[idx] = old - eps
-        down = f()
-        x[idx] = old
-        grad[idx] = (up - down) / (2 * eps)
-    return grad
-
-
-def test_the_kernels_gradients_are_central_differences():
+def test_the_kernels_gradients_arecentral_differences():
     """dX, dγ, dβ of the kernel against central differences of Σ A·dA; a backward
     without the x̂·mean(g·x̂) term (a plausible mistake) is far from them."""
     X, g, b, dA = _data(np.float64, n=4, k=5, seed=7)
@@ -177,11 +164,11 @@ def test_the_kernels_gradients_are_central_differences():
     A, Xhat, rstd = ops.layer_norm_forward(X, g, b)
     dX, dg, db = ops.layer_norm_backward(Xhat, rstd, g, dA)
     for analytic, wrt in ((dX, X), (dg, g), (db, b)):
-        np.testing.assert_allclose(analytic, _central_differences(loss, wrt), rtol=1e-6,
+        np.testing.assert_allclose(analytic, central_differences(loss, wrt), rtol=1e-6,
                                    atol=1e-8)
     gg = dA * g
     wrong = rstd[:, None] * (gg - gg.mean(axis=1, keepdims=True))
-    assert np.abs(wrong - _central_differences(loss, X)).max() > 1e-2
+    assert np.abs(wrong - central_differences(loss, X)).max() > 1e-2
 
 
 def test_bad_layer_norms_are_refused():

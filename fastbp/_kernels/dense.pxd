@@ -9,6 +9,28 @@ cdef void dense_backward_ptr(int act, const floating* X, const floating* W,
                              Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out) noexcept nogil
 cdef void column_sums_ptr(const floating* M, floating* out, Py_ssize_t n,
                           Py_ssize_t k) noexcept nogil
+cdef void batch_ensemble_forward_ptr(const floating* X, const floating* W,
+                                     const floating* r, const floating* s,
+                                     const floating* b, floating* U, floating* V,
+                                     floating* Y, Py_ssize_t n, Py_ssize_t k,
+                                     Py_ssize_t d_in, Py_ssize_t d_out,
+                                     bint shared) noexcept nogil
+cdef void batch_ensemble_backward_ptr(const floating* X, const floating* W,
+                                      const floating* r, const floating* s,
+                                      const floating* U, const floating* V,
+                                      const floating* dY, floating* dV, floating* dU,
+                                      floating* dX, floating* dW, floating* dr,
+                                      floating* ds, floating* db, Py_ssize_t n,
+                                      Py_ssize_t k, Py_ssize_t d_in, Py_ssize_t d_out,
+                                      bint shared) noexcept nogil
+cdef void linear_ensemble_forward_ptr(const floating* X, const floating* W,
+                                      const floating* b, floating* Y, Py_ssize_t n,
+                                      Py_ssize_t k, Py_ssize_t d_in,
+                                      Py_ssize_t d_out) noexcept nogil
+cdef void linear_ensemble_backward_ptr(const floating* X, const floating* W,
+                                       const floating* dY, floating* dX, floating* dW,
+                                       floating* db, Py_ssize_t n, Py_ssize_t k,
+                                       Py_ssize_t d_in, Py_ssize_t d_out) noexcept nogil
 
 
 cdef class SparseRows:

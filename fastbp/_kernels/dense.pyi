@@ -71,3 +71,63 @@ def sparse_dense_backward_into(
     dW_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
     db_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
 ) -> None: ...
+
+# ensembles (TabM): every array flat (1-D, C order); n, k, d_in, d_out > 0
+def batch_ensemble_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[::1] (n·k·d_in, or n·d_in if shared)
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1] (d_in·d_out)
+    r: npt.NDArray[np.floating[Any]],  # const floating[::1] (k·d_in)
+    s: npt.NDArray[np.floating[Any]],  # const floating[::1] (k·d_out)
+    b: npt.NDArray[np.floating[Any]] | None,  # object: floating[::1] (k·d_out) or None
+    U: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT, n·k·d_in)
+    V: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT, n·k·d_out)
+    Y: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT, n·k·d_out)
+    n: int,  # Py_ssize_t
+    k: int,  # Py_ssize_t
+    d_in: int,  # Py_ssize_t
+    d_out: int,  # Py_ssize_t
+    shared: bool,  # bint
+) -> None: ...
+def batch_ensemble_backward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    r: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    s: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    U: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    V: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    dY: npt.NDArray[np.floating[Any]],  # const floating[::1] (n·k·d_out)
+    dV_work: npt.NDArray[np.floating[Any]],  # floating[::1] (scratch, n·k·d_out)
+    dU_work: npt.NDArray[np.floating[Any]],  # floating[::1] (scratch, n·k·d_in)
+    dX: npt.NDArray[np.floating[Any]] | None,  # object: floating[::1] (OUT) or None
+    dW: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    dr: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    ds: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    db: npt.NDArray[np.floating[Any]] | None,  # object: floating[::1] (OUT) or None
+    n: int,  # Py_ssize_t
+    k: int,  # Py_ssize_t
+    d_in: int,  # Py_ssize_t
+    d_out: int,  # Py_ssize_t
+    shared: bool,  # bint
+) -> None: ...
+def linear_ensemble_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[::1] (n·k·d_in)
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1] (k·d_in·d_out)
+    b: npt.NDArray[np.floating[Any]] | None,  # object: floating[::1] (k·d_out) or None
+    Y: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT, n·k·d_out)
+    n: int,  # Py_ssize_t
+    k: int,  # Py_ssize_t
+    d_in: int,  # Py_ssize_t
+    d_out: int,  # Py_ssize_t
+) -> None: ...
+def linear_ensemble_backward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    dY: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    dX: npt.NDArray[np.floating[Any]] | None,  # object: floating[::1] (OUT) or None
+    dW: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    db: npt.NDArray[np.floating[Any]] | None,  # object: floating[::1] (OUT) or None
+    n: int,  # Py_ssize_t
+    k: int,  # Py_ssize_t
+    d_in: int,  # Py_ssize_t
+    d_out: int,  # Py_ssize_t
+) -> None: ...

@@ -82,6 +82,193 @@ def dense_backward_into(int act, const floating[:, ::1] X, const floating[:, ::1
                            X.shape[0], X.shape[1], W.shape[1])
 
 
+# ---------------------------------------------------------------- ensembles (TabM)
+#
+# k members side by side in a row: an activation of width k·d is the k members'
+# d-vectors one after another (the layout of tabm's (batch, k, d) tensors, so that
+# (n, k·d) is also (n·k, d) in memory).
+#
+# BatchEnsemble linear (tabm.LinearBatchEnsemble, Wen et al. 2020): member m maps x to
+# ((x ∘ r_m)·W) ∘ s_m + b_m with W (d_in × d_out) shared and r (k × d_in), s, b
+# (k × d_out) its own; forward U := X ∘ r, V := U·W (one product over all n·k rows),
+# Y := V ∘ s + b. With a shared input (tabm's EnsembleView before the first layer) X
+# is (n, d_in) and every member reads the same row. Backward: db := Σ_rows dY,
+# ds := Σ_rows dY ∘ V, dV := dY ∘ s, dW := Uᵀ·dV, dU := dV·Wᵀ, dr := Σ_rows dU ∘ X,
+# dX := dU ∘ r (shared: summed over the members).
+#
+# Linear ensemble (tabm.LinearEnsemble, TabM's heads): member m maps its x_m with its
+# own W_m (d_in × d_out) and b_m: one product per member on the strided columns.
+
+
+cdef void batch_ensemble_forward_ptr(const floating* X, const floating* W,
+                                     const floating* r, const floating* s,
+                                     const floating* b, floating* U, floating* V,
+                                     floating* Y, Py_ssize_t n, Py_ssize_t k,
+                                     Py_ssize_t d_in, Py_ssize_t d_out,
+                                     bint shared) noexcept nogil:
+    """U := X ∘ r, V := U·W, Y := V ∘ s + b (b NULL: no bias); see above."""
+    cdef Py_ssize_t i, m, j
+    cdef const floating* x
+    cdef const floating* rm
+    cdef const floating* sm
+    cdef const floating* bm
+    cdef floating* u
+    cdef const floating* v
+    cdef floating* y
+    for i in range(n):
+        for m in range(k):
+            x = X + (i * d_in if shared else (i * k + m) * d_in)
+            u = U + (i * k + m) * d_in
+            rm = r + m * d_in
+            for j in range(d_in):
+                u[j] = x[j] * rm[j]
+    gemm(False, False, n * k, d_out, d_in, 1.0, U, d_in, W, d_out, 0.0, V, d_out)
+    for i in range(n):
+        for m in range(k):
+            v = V + (i * k + m) * d_out
+            y = Y + (i * k + m) * d_out
+            sm = s + m * d_out
+            if b == NULL:
+                for j in range(d_out):
+                    y[j] = v[j] * sm[j]
+            else:
+                bm = b + m * d_out
+                for j in range(d_out):
+                    y[j] = v[j] * sm[j] + bm[j]
+
+
+cdef void batch_ensemble_backward_ptr(const floating* X, const floating* W,
+                                      const floating* r, const floating* s,
+                                      const floating* U, const floating* V,
+                                      const floating* dY, floating* dV, floating* dU,
+                                      floating* dX, floating* dW, floating* dr,
+                                      floating* ds, floating* db, Py_ssize_t n,
+                                      Py_ssize_t k, Py_ssize_t d_in, Py_ssize_t d_out,
+                                      bint shared) noexcept nogil:
+    """dW, dr, ds, db (NULL: no bias) and dX (unless NULL) from dY; dV (n·k × d_out)
+    and dU (n·k × d_in) are scratch. See above."""
+    cdef Py_ssize_t i, m, j, row
+    cdef floating g
+    memset(ds, 0, k * d_out * sizeof(floating))
+    memset(dr, 0, k * d_in * sizeof(floating))
+    if db != NULL:
+        memset(db, 0, k * d_out * sizeof(floating))
+    for i in range(n):
+        for m in range(k):
+            row = (i * k + m) * d_out
+            for j in range(d_out):
+                g = dY[row + j]
+                ds[m * d_out + j] += g * V[row + j]
+                dV[row + j] = g * s[m * d_out + j]
+                if db != NULL:
+                    db[m * d_out + j] += g
+    gemm(False, True, n * k, d_in, d_out, 1.0, dV, d_out, W, d_out, 0.0, dU, d_in)
+    if dX != NULL and shared:
+        memset(dX, 0, n * d_in * sizeof(floating))
+    for i in range(n):
+        for m in range(k):
+            row = (i * k + m) * d_in
+            for j in range(d_in):
+                dr[m * d_in + j] += dU[row + j] * X[(i * d_in if shared else row) + j]
+                if dX == NULL:
+                    continue
+                if shared:
+                    dX[i * d_in + j] += dU[row + j] * r[m * d_in + j]
+                else:
+                    dX[row + j] = dU[row + j] * r[m * d_in + j]
+    gemm(True, False, d_in, d_out, n * k, 1.0, U, d_in, dV, d_out, 0.0, dW, d_out)
+
+
+cdef void linear_ensemble_forward_ptr(const floating* X, const floating* W,
+                                      const floating* b, floating* Y, Py_ssize_t n,
+                                      Py_ssize_t k, Py_ssize_t d_in,
+                                      Py_ssize_t d_out) noexcept nogil:
+    """Y[:, m] := X[:, m]·W_m + b_m for each member m (b NULL: no bias)."""
+    cdef Py_ssize_t i, m, j
+    cdef floating* y
+    for m in range(k):
+        gemm(False, False, n, d_out, d_in, 1.0, X + m * d_in, k * d_in,
+             W + m * d_in * d_out, d_out, 0.0, Y + m * d_out, k * d_out)
+    if b != NULL:
+        for i in range(n):
+            y = Y + i * k * d_out
+            for j in range(k * d_out):
+                y[j] += b[j]
+
+
+cdef void linear_ensemble_backward_ptr(const floating* X, const floating* W,
+                                       const floating* dY, floating* dX, floating* dW,
+                                       floating* db, Py_ssize_t n, Py_ssize_t k,
+                                       Py_ssize_t d_in, Py_ssize_t d_out) noexcept nogil:
+    """db := Σ_rows dY (unless NULL), dX[:, m] := dY[:, m]·W_mᵀ (unless dX is NULL),
+    dW_m := X[:, m]ᵀ·dY[:, m]."""
+    cdef Py_ssize_t m
+    if db != NULL:
+        column_sums_ptr(dY, db, n, k * d_out)
+    for m in range(k):
+        if dX != NULL:
+            gemm(False, True, n, d_in, d_out, 1.0, dY + m * d_out, k * d_out,
+                 W + m * d_in * d_out, d_out, 0.0, dX + m * d_in, k * d_in)
+        gemm(True, False, d_in, d_out, n, 1.0, X + m * d_in, k * d_in, dY + m * d_out,
+             k * d_out, 0.0, dW + m * d_in * d_out, d_out)
+
+
+def batch_ensemble_forward_into(const floating[::1] X, const floating[::1] W,
+                                const floating[::1] r, const floating[::1] s, b,
+                                floating[::1] U, floating[::1] V, floating[::1] Y,
+                                Py_ssize_t n, Py_ssize_t k, Py_ssize_t d_in,
+                                Py_ssize_t d_out, bint shared):
+    """Fills U, V and Y (flat C-order arrays; b: the flat biases or None)."""
+    cdef floating[::1] bv = b
+    cdef const floating* bp = NULL if b is None else &bv[0]
+    with nogil:
+        batch_ensemble_forward_ptr(&X[0], &W[0], &r[0], &s[0], bp, &U[0], &V[0], &Y[0],
+                                   n, k, d_in, d_out, shared)
+
+
+def batch_ensemble_backward_into(const floating[::1] X, const floating[::1] W,
+                                 const floating[::1] r, const floating[::1] s,
+                                 const floating[::1] U, const floating[::1] V,
+                                 const floating[::1] dY, floating[::1] dV_work,
+                                 floating[::1] dU_work, dX, floating[::1] dW,
+                                 floating[::1] dr, floating[::1] ds, db,
+                                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t d_in,
+                                 Py_ssize_t d_out, bint shared):
+    """Fills dW, dr, ds, db (unless None) and dX (unless None); dV_work, dU_work scratch."""
+    cdef floating[::1] dxv = dX
+    cdef floating[::1] dbv = db
+    cdef floating* dxp = NULL if dX is None else &dxv[0]
+    cdef floating* dbp = NULL if db is None else &dbv[0]
+    with nogil:
+        batch_ensemble_backward_ptr(&X[0], &W[0], &r[0], &s[0], &U[0], &V[0], &dY[0],
+                                    &dV_work[0], &dU_work[0], dxp, &dW[0], &dr[0], &ds[0],
+                                    dbp, n, k, d_in, d_out, shared)
+
+
+def linear_ensemble_forward_into(const floating[::1] X, const floating[::1] W, b,
+                                 floating[::1] Y, Py_ssize_t n, Py_ssize_t k,
+                                 Py_ssize_t d_in, Py_ssize_t d_out):
+    """Fills Y (flat C-order arrays; b: the flat biases or None)."""
+    cdef floating[::1] bv = b
+    cdef const floating* bp = NULL if b is None else &bv[0]
+    with nogil:
+        linear_ensemble_forward_ptr(&X[0], &W[0], bp, &Y[0], n, k, d_in, d_out)
+
+
+def linear_ensemble_backward_into(const floating[::1] X, const floating[::1] W,
+                                  const floating[::1] dY, dX, floating[::1] dW, db,
+                                  Py_ssize_t n, Py_ssize_t k, Py_ssize_t d_in,
+                                  Py_ssize_t d_out):
+    """Fills dW, db (unless None) and dX (unless None)."""
+    cdef floating[::1] dxv = dX
+    cdef floating[::1] dbv = db
+    cdef floating* dxp = NULL if dX is None else &dxv[0]
+    cdef floating* dbp = NULL if db is None else &dbv[0]
+    with nogil:
+        linear_ensemble_backward_ptr(&X[0], &W[0], &dY[0], dxp, &dW[0], dbp, n, k, d_in,
+                                     d_out)
+
+
 # ---------------------------------------------------------------- sparse input
 
 cdef extern from *:

@@ -474,7 +474,9 @@ class Ensemble:
             stopped while the others went on; the exception names them and its
             ``histories`` attribute holds every member's History.
         TrainingInterrupted
-            Ctrl-C: every member stopped after its current step.
+            Ctrl-C: every member stopped after its current step (a member that had
+            finished the epoch keeps it); its ``histories`` attribute holds every
+            member's History, and each member resumes with ``fit(..., resume=True)``.
         RuntimeError
             The fit on the Dask cluster failed (no member was changed).
         """

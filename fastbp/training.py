@@ -1038,6 +1038,10 @@ def train_runs(runs: list[TrainingRun], data: TrainingData, epochs: int, *,
                     _run_parallel(_packing.plan(_orders(alive, data.n), data, workers),
                                   workers)
                 if any(r.interrupted for r in alive):
+                    # the runs that finished their epoch before the Ctrl-C keep it (its
+                    # history line, early stopping); the interrupted ones return None here
+                    for r in alive:
+                        r.end_epoch(data)
                     interrupted = True
                     break
                 logs_of = [r.end_epoch(data) for r in alive]

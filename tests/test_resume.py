@@ -112,9 +112,9 @@ CTRL_C = """
     rng = np.random.default_rng(0)
     X = rng.standard_normal((100_000, 20))
     y = (X[:, 0] > 0).astype(float)
-    def model(dropout=0.1):
-        return fastbp.MLP((20, 64, 64, 1), "tanh", "binary_cross_entropy", dtype="float64",
-                          seed=3, dropout=dropout)
+    def model(dropout=0.1, width=64):
+        return fastbp.MLP((20, width, width, 1), "tanh", "binary_cross_entropy",
+                          dtype="float64", seed=3, dropout=dropout)
     {body}
 """
 
@@ -148,12 +148,12 @@ def test_ctrl_c_stops_within_a_step_and_resume_continues_exactly(trainer):
     same = all(np.array_equal(p, q) for p, q in zip(m.parameters(), whole.parameters()))
     print(latency < 0.05, same, h.loss == h_whole.loss)
 """
-    elif trainer == "packed":   # two members in lock-step (one order, no dropout)
+    elif trainer == "packed":   # two members in lock-step (one order, no dropout, narrow)
         body = """
-    whole = model(0.0)
+    whole = model(0.0, 32)
     start = time.perf_counter()
     whole.fit(X, y, epochs=3, batch_size=64, seed=1, progress=False)
-    ens = fastbp.Ensemble([model(0.0) for _ in range(2)])
+    ens = fastbp.Ensemble([model(0.0, 32) for _ in range(2)])
     fired = []
     threading.Timer(0.5 * 2 * (time.perf_counter() - start),
                     lambda: (fired.append(time.perf_counter()),
@@ -164,6 +164,8 @@ def test_ctrl_c_stops_within_a_step_and_resume_continues_exactly(trainer):
     except fastbp.TrainingInterrupted as exc:
         latency = time.perf_counter() - fired[0]
         done = [h.epochs for h in exc.histories]
+        steps = [m.training_state.optimizer.step_count for m in ens]
+        assert steps[0] == steps[1], steps   # stopped together: one pack
     # each member continues its interrupted epoch alone, on the order the pack used (a
     # member that had finished its epoch when the other was stopped keeps that epoch)
     for m, d in zip(ens, done):

@@ -63,8 +63,9 @@ else:
     from fastbp.gradcheck import GradcheckResult, gradcheck  # noqa: E402
     from fastbp.io import load  # noqa: E402
     from fastbp.layers import (Activation, BatchNorm, CategoricalEmbedding, Dense,  # noqa: E402
-                               Dropout, Layer, LayerNorm, PeriodicEmbedding,
-                               PiecewiseLinearEncoding, Residual)
+                               Dropout, Layer, LayerNorm, LinearBatchEnsemble,
+                               LinearEnsemble, PeriodicEmbedding, PiecewiseLinearEncoding,
+                               Residual)
     from fastbp._bins import compute_bins  # noqa: E402
     from fastbp.groups import no_decay_groups  # noqa: E402
     from fastbp.models import MLP, Sequential  # noqa: E402
@@ -79,7 +80,7 @@ else:
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "PeriodicEmbedding",
     "PiecewiseLinearEncoding", "compute_bins", "CategoricalEmbedding",
-    "no_decay_groups",
+    "LinearBatchEnsemble", "LinearEnsemble", "no_decay_groups",
     "Sequential", "MLP", "Ensemble", "Objective", "SuccessiveHalving", "Hyperband",
     "optimize_study",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",

@@ -46,7 +46,8 @@ PACK_MAX_OUT = 32
 def architecture_key(model: Any, data: Any) -> tuple[Any, ...] | None:
     """What the models of a pack must share besides the batches (dtype, loss, widths,
     activations, bias flags), or None for a model or data that cannot pack."""
-    if data.dy is not None or data.clip_norm or not isinstance(data.X, np.ndarray):
+    if data.dy is not None or data.clip_norm or not isinstance(data.X, np.ndarray) \
+            or model.objective.heads != 1:   # (the packs score one head)
         return None
     layers = model.layers
     if len(layers) < 2 or layers[0].in_features < PACK_MIN_IN \

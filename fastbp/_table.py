@@ -20,7 +20,7 @@ OPTIMIZER_KINDS = ("sgd", "adagrad", "rmsprop", "adam")
 #: layer kinds the compiled engine runs (fastbp.layers)
 LAYER_KINDS = ("dense", "activation", "dropout", "layer_norm", "residual", "batch_norm",
                "periodic_embedding", "piecewise_linear_encoding",
-               "categorical_embedding")
+               "categorical_embedding", "batch_ensemble", "linear_ensemble")
 
 #: the classification losses and their link: the activation that turns the raw
 #: output (logits) into class probabilities (predict_proba, the exports' "auto"

@@ -104,6 +104,20 @@ def _named_arrays(layer: Layer) -> list[tuple[str, np.ndarray]]:
         + list(zip(layer.buffer_names(), layer.buffers()))
 
 
+def _mean_loss(loss_code: int, output: np.ndarray, y: np.ndarray,
+               sample_weight: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """(mean loss, dL/d_output) of the loss kernels (Sequential.loss_and_grad's)."""
+    d_out = np.empty_like(output)
+    if sample_weight is not None:
+        T, labels = (None, y) if y.ndim == 1 else (y, None)
+        loss = _loss.weighted_loss_into(loss_code, output, T, labels, sample_weight, d_out)
+    elif y.ndim == 1:
+        loss = _loss.cross_entropy_labels_into(output, y, d_out)
+    else:
+        loss = _loss.loss_forward_backward_into(loss_code, output, y, d_out)
+    return float(loss), d_out
+
+
 class Sequential:
     """Layers applied in order, trained against one loss.
 
@@ -254,6 +268,11 @@ class Sequential:
         if value.log_loss_clip > 0 and self.loss_name not in CLASSIFICATION_LOSSES:
             raise ValueError("objective.log_loss_clip applies to the cross-entropy losses, not "
                              f"to {self.loss_name!r}")
+        width, rest = divmod(self.out_features, value.heads)
+        if rest or (self.loss_name == "cross_entropy" and width < 2):
+            raise ValueError(f"objective.heads ({value.heads}) must split the last layer's "
+                             f"{self.out_features} outputs into equal blocks"
+                             f"{' of at least 2 classes' if self.loss_name == 'cross_entropy' else ''}")
         with self._lock:
             self._objective = value
             self._engine = None  # rebuilt with the new objective
@@ -274,6 +293,12 @@ class Sequential:
         return self.layers[0].in_features
 
     @property
+    def target_width(self) -> int:
+        """The width of a sample's target (its number of classes for cross_entropy): the
+        last layer's out_features, over the objective's heads."""
+        return self.out_features // self._objective.heads
+
+    @property
     def out_features(self) -> int:
         """The output width."""
         return self.layers[-1].out_features
@@ -285,7 +310,8 @@ class Sequential:
 
     def data_signature(self) -> tuple[Any, ...]:
         """What converted training data depends on: (dtype, in_features, out_features, loss)."""
-        return (self.dtype, self.in_features, self.out_features, self.loss_name)
+        return (self.dtype, self.in_features, self.out_features, self.loss_name,
+                self._objective.heads)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -362,7 +388,7 @@ class Sequential:
             A wrong shape, labels out of range or not whole numbers, a negative poisson
             target.
         """
-        y = as_target(y, self.loss_name, self.dtype, n_samples, self.out_features, name)
+        y = as_target(y, self.loss_name, self.dtype, n_samples, self.target_width, name)
         if self.loss_name == "poisson":
             check.poisson_target(y, name)
         return y
@@ -497,6 +523,21 @@ class Sequential:
             else:
                 with self._lock, self._threads():
                     out = self._compiled().forward(X)
+        heads = self._objective.heads
+        if heads > 1 and kind != _PREDICT_RAW:   # each head's prediction, then their mean
+            k = self.target_width
+            out = out.reshape(-1, k)
+            if self.loss_name in CLASSIFICATION_LOSSES and out.shape[0]:
+                _act.activation_forward_into(code(ACTIVATIONS, PROBABILITY_LINK[self.loss_name]),
+                                             out, out)
+            out = out.reshape(-1, heads, k).mean(axis=1)
+            if kind == _PREDICT_PROBA:
+                return out
+            if self.loss_name == "cross_entropy":
+                return out.argmax(axis=1)
+            if self.loss_name == "binary_cross_entropy":
+                out = (out > 0.5).astype(np.intp)
+            return out[:, 0] if k == 1 else out
         if kind == _PREDICT_PROBA:
             if out.shape[0]:
                 _act.activation_forward_into(code(ACTIVATIONS, PROBABILITY_LINK[self.loss_name]),
@@ -742,20 +783,21 @@ class Sequential:
         Returns
         -------
         loss : float
-            The mean loss (weighted with ``sample_weight``); no objective scaling.
+            The mean loss (weighted with ``sample_weight``; over the rows and the
+            heads with ``objective.heads``); no objective scaling.
         d_output : ndarray of shape (n_samples, out_features)
             Its gradient with respect to output.
         """
-        d_out = np.empty_like(output)
-        if sample_weight is not None:
-            T, labels = self._split(y)
-            loss = _loss.weighted_loss_into(self.loss_code, output, T, labels, sample_weight,
-                                            d_out)
-        elif y.ndim == 1:
-            loss = _loss.cross_entropy_labels_into(output, y, d_out)
-        else:
-            loss = _loss.loss_forward_backward_into(self.loss_code, output, y, d_out)
-        return float(loss), d_out
+        heads = self._objective.heads
+        if heads == 1:
+            return _mean_loss(self.loss_code, output, y, sample_weight)
+        # (n, h·w) as (n·h, w), each row's target (and weight) once per head
+        n = output.shape[0]
+        loss, d_out = _mean_loss(self.loss_code, output.reshape(n * heads, -1),
+                                 np.repeat(y, heads, axis=0),
+                                 None if sample_weight is None
+                                 else np.repeat(sample_weight, heads))
+        return loss, d_out.reshape(output.shape)
 
     def loss(self, X: Any, y: Any, sample_weight: Any = None, *,
              check_finite: bool = True) -> float:
@@ -1394,8 +1436,7 @@ class Sequential:
                                       layers=[layer.spec() for layer in self.layers],
                                       dropout_seed=self.dropout_seed)
         if not self._objective.is_default:
-            header["objective"] = dict(zip(("grad_scale", "loss_scale", "l2", "log_loss_clip"),
-                                           self._objective.engine_args()))
+            header["objective"] = self._objective.as_dict()
         arrays: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
             for name, p in _named_arrays(layer):

@@ -150,10 +150,10 @@ cdef int packed_epoch_impl(PackMember* M, int k, int n_layers, int loss, const f
 cdef bint _packable(Engine e, Engine first):
     """Whether ``e`` can step in lock-step with ``first``: Dense layers only, at least
     two, without dropout, the same widths, activations, bias flags, loss and dtype; a
-    bound optimizer."""
+    bound optimizer; one head."""
     cdef int l
     if e.n_layers != first.n_layers or e.n_layers < 2 or e.f32 != first.f32 \
-            or e.loss != first.loss or e.link is None:
+            or e.loss != first.loss or e.link is None or e.obj.heads != 1:
         return False
     for l in range(e.n_layers):
         if e.layers[l].kind != LAYER_DENSE or e.layers[l].dropout > 0 \

@@ -69,7 +69,10 @@ class Engine:
         loss_scale: float,  # double
         l2: float,  # double
         clip_eps: float,  # double
+        heads: int = 1,  # int
     ) -> None: ...
+    @property
+    def target_width(self) -> int: ...
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
     def workspace_bytes(self) -> int: ...
     def trim(self, rows: int) -> None: ...  # rows: Py_ssize_t

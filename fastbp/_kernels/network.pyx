@@ -61,10 +61,13 @@ from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_
                                     ACT_SOFTMAX, LOSS_CE, LOSS_BCE, LAYER_DENSE,
                                     LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
                                     LAYER_RESIDUAL, LAYER_BATCH_NORM, LAYER_PERIODIC_EMBEDDING,
-                                    LAYER_PIECEWISE_LINEAR_ENCODING, LAYER_CATEGORICAL_EMBEDDING)
+                                    LAYER_PIECEWISE_LINEAR_ENCODING, LAYER_CATEGORICAL_EMBEDDING,
+                                    LAYER_BATCH_ENSEMBLE, LAYER_LINEAR_ENSEMBLE)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
-                                    sparse_dense_backward_ptr)
+                                    sparse_dense_backward_ptr, batch_ensemble_forward_ptr,
+                                    batch_ensemble_backward_ptr, linear_ensemble_forward_ptr,
+                                    linear_ensemble_backward_ptr)
 from fastbp._kernels._blas cimport gemm, dot_self, axpy
 from fastbp._kernels.derivatives cimport act_derivatives
 from fastbp._kernels.dropout cimport (
@@ -190,6 +193,14 @@ cdef struct Objective:
     double loss_scale
     double l2
     double clip_eps
+    # k heads (TabM's mean loss over an ensemble's outputs): the last layer's n_out is k
+    # blocks of n_out/k side by side, each scored against the row's target; the loss is
+    # the mean over the n·k (row, head) pairs. 1: the plain loss. hT, hL, hW: scratch
+    # for the targets, labels and weights repeated per head (reserve sizes them).
+    int heads
+    void* hT
+    Py_ssize_t* hL
+    double* hW
     # Per call, not part of the objective: a training step scales every gradient by
     # min(1, clip_norm/(‖g‖₂ + 1e-6)) over all parameters before any update
     # (torch.nn.utils.clip_grad_norm_); 0: no clipping.
@@ -217,7 +228,8 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL \
         or kind == LAYER_PERIODIC_EMBEDDING or kind == LAYER_PIECEWISE_LINEAR_ENCODING \
         or kind == LAYER_CATEGORICAL_EMBEDDING \
-        or kind == LAYER_DENSE and (
+        or (kind == LAYER_DENSE or kind == LAYER_BATCH_ENSEMBLE
+            or kind == LAYER_LINEAR_ENSEMBLE) and (
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
@@ -230,6 +242,36 @@ cdef inline void* grad_or_null(LayerRec* L, const Param* P, int i) noexcept nogi
     return P[L.p0 + i].g if i < L.n_params else NULL
 
 
+cdef inline void ensemble_dims(const LayerRec* L, Py_ssize_t* k, Py_ssize_t* d_in,
+                               Py_ssize_t* d_out, bint* shared) noexcept nogil:
+    """An ensemble layer's k members (hyper[0]), each of d_in -> d_out; ``shared``: one
+    input of d_in columns every member reads (hyper[1]; a BatchEnsemble's first layer)."""
+    k[0] = <Py_ssize_t>L.hyper[0]
+    shared[0] = L.hyper[1] != 0.0
+    d_in[0] = L.n_in if shared[0] else L.n_in // k[0]
+    d_out[0] = L.n_out // k[0]
+
+
+cdef inline Py_ssize_t ensemble_scratch_width(const LayerRec* L) noexcept nogil:
+    """The values per row of a BatchEnsemble layer's S (ensemble_scratch)."""
+    cdef Py_ssize_t k, d_in, d_out
+    cdef bint shared
+    ensemble_dims(L, &k, &d_in, &d_out, &shared)
+    return k * (2 * d_in + d_out)
+
+
+cdef inline void ensemble_scratch(const LayerRec* L, Py_ssize_t n, floating** U,
+                                  floating** V, floating** dU) noexcept nogil:
+    """A BatchEnsemble layer's S: U = X∘r (n·k·d_in), V = U·W (n·k·d_out), then the
+    backward's dU (n·k·d_in); reserve sizes it for the capacity's rows."""
+    cdef Py_ssize_t k, d_in, d_out
+    cdef bint shared
+    ensemble_dims(L, &k, &d_in, &d_out, &shared)
+    U[0] = <floating*>L.S
+    V[0] = U[0] + n * k * d_in
+    dU[0] = V[0] + n * k * d_out
+
+
 cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, floating* out,
                                Py_ssize_t n, const LayerRec* layers,
                                bint training) noexcept nogil:
@@ -240,9 +282,29 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     cdef Py_ssize_t i
     cdef const floating* skip
     cdef const Py_ssize_t* lay
-    cdef Py_ssize_t n_num, off
+    cdef Py_ssize_t n_num, off, k, d_in, d_out
+    cdef bint shared
+    cdef floating* U
+    cdef floating* V
+    cdef floating* dU
     L.input = X
-    if L.kind == LAYER_DENSE:
+    if L.kind == LAYER_BATCH_ENSEMBLE or L.kind == LAYER_LINEAR_ENSEMBLE:
+        # Z := the members' affine maps, then out := f(Z) (in place where out is Z)
+        ensemble_dims(L, &k, &d_in, &d_out, &shared)
+        if L.kind == LAYER_BATCH_ENSEMBLE:   # W, r, s (, b)
+            ensemble_scratch(L, n, &U, &V, &dU)
+            batch_ensemble_forward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+                                       <floating*>P[L.p0 + 2].p,
+                                       <floating*>param_or_null(L, P, 3), U, V,
+                                       <floating*>L.Z, n, k, d_in, d_out, shared)
+        else:                                # W (k, d_in, d_out) (, b)
+            linear_ensemble_forward_ptr(X, <floating*>P[L.p0].p,
+                                        <floating*>param_or_null(L, P, 1), <floating*>L.Z,
+                                        n, k, d_in, d_out)
+        if L.act != ACT_IDENTITY or out != <floating*>L.Z:
+            bias_activation_forward_ptr(L.act, <floating*>L.Z, <const floating*>NULL, out, n,
+                                        L.n_out)
+    elif L.kind == LAYER_DENSE:
         dense_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>param_or_null(L, P, 1),
                           <floating*>L.Z, out, n, L.n_in, L.n_out)
     elif L.kind == LAYER_ACTIVATION:   # out := f(X), in place on a copy (X is its Z)
@@ -292,8 +354,29 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
     """The layer's backward: L.D holds dL/dA (and becomes dL/dZ in place); fills its
     parameters' gradients and, unless dX is NULL, dL/dX (n, n_in)."""
     cdef const Py_ssize_t* lay
-    cdef Py_ssize_t i, n_num, off
-    if L.kind == LAYER_DENSE:
+    cdef Py_ssize_t i, n_num, off, k, d_in, d_out
+    cdef bint shared
+    cdef floating* U
+    cdef floating* V
+    cdef floating* dU
+    if L.kind == LAYER_BATCH_ENSEMBLE or L.kind == LAYER_LINEAR_ENSEMBLE:
+        ensemble_dims(L, &k, &d_in, &d_out, &shared)
+        # D := dL/dZ in place (BatchEnsemble: then dL/dV = dZ∘s, in place too)
+        activation_backward_ptr(L.act, <floating*>L.Z, <floating*>L.A, <floating*>L.D,
+                                <floating*>L.D, n, L.n_out)
+        if L.kind == LAYER_BATCH_ENSEMBLE:
+            ensemble_scratch(L, n, &U, &V, &dU)
+            batch_ensemble_backward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+                                        <floating*>P[L.p0 + 2].p, U, V, <floating*>L.D,
+                                        <floating*>L.D, dU, dX, <floating*>P[L.p0].g,
+                                        <floating*>P[L.p0 + 1].g, <floating*>P[L.p0 + 2].g,
+                                        <floating*>grad_or_null(L, P, 3), n, k, d_in, d_out,
+                                        shared)
+        else:
+            linear_ensemble_backward_ptr(X, <floating*>P[L.p0].p, <floating*>L.D, dX,
+                                         <floating*>P[L.p0].g, <floating*>grad_or_null(L, P, 1),
+                                         n, k, d_in, d_out)
+    elif L.kind == LAYER_DENSE:
         dense_backward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z, <floating*>L.A,
                            <floating*>L.D, <floating*>L.D, dX, <floating*>P[L.p0].g,
                            <floating*>grad_or_null(L, P, 1), n, L.n_in, L.n_out)
@@ -416,6 +499,21 @@ cdef void scale_in_place(floating* x, double a, Py_ssize_t size) noexcept nogil:
         x[i] = <floating>(x[i] * a)
 
 
+cdef void repeat_per_head(const floating* T, const Py_ssize_t* labels, const double* sw,
+                          Py_ssize_t n, Py_ssize_t width, const Objective* obj) noexcept nogil:
+    """Each row's target (labels, weight) once per head into the objective's scratch."""
+    cdef Py_ssize_t i, m, h = obj.heads
+    for i in range(n):
+        for m in range(h):
+            if T != NULL:
+                memcpy(<floating*>obj.hT + (i * h + m) * width, T + i * width,
+                       width * sizeof(floating))
+            if labels != NULL:
+                obj.hL[i * h + m] = labels[i]
+            if sw != NULL:
+                obj.hW[i * h + m] = sw[i]
+
+
 cdef double objective_value(LayerRec* last, const Param* P, int n_params, int loss,
                             const floating* T, const Py_ssize_t* labels, const double* sw,
                             Py_ssize_t n, const Objective* obj, double* l2_out) noexcept nogil:
@@ -423,28 +521,36 @@ cdef double objective_value(LayerRec* last, const Param* P, int n_params, int lo
     objective's convention; *l2_out: the penalty's coefficient for the gradients."""
     cdef double value, wsum = <double>n, penalty, correction
     cdef bint recompute = False
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, rows = n, width = last.n_out
     cdef int j
     cdef floating* d
-    if sw == NULL:
-        value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels,
-                                          <floating*>last.D, n, last.n_out)
-    else:
-        value = weighted_loss_ptr(loss, <floating*>last.A, T, labels, sw, <floating*>last.D,
-                                  n, last.n_out)
+    if sw != NULL:   # (the penalty's Σw is over the samples, not the heads)
         wsum = 0.0
         for i in range(n):
             wsum += sw[i]
+    if obj.heads > 1:   # score each head: (n, h·w) as (n·h, w), the targets repeated
+        width = last.n_out // obj.heads
+        rows = n * obj.heads
+        repeat_per_head(T, labels, sw, n, width, obj)
+        T = <const floating*>obj.hT if T != NULL else NULL
+        labels = obj.hL if labels != NULL else NULL
+        sw = obj.hW if sw != NULL else NULL
+    if sw == NULL:
+        value = loss_forward_backward_ptr(loss, <floating*>last.A, T, labels,
+                                          <floating*>last.D, rows, width)
+    else:
+        value = weighted_loss_ptr(loss, <floating*>last.A, T, labels, sw, <floating*>last.D,
+                                  rows, width)
     if obj.grad_scale != 1.0:
         d = <floating*>last.D
         for i in range(n * last.n_out):
             d[i] = <floating>(d[i] * obj.grad_scale)
     if obj.clip_eps > 0.0:
-        correction = clip_correction_ptr(loss, <floating*>last.A, T, labels, sw, n,
-                                         last.n_out, obj.clip_eps, &recompute)
+        correction = clip_correction_ptr(loss, <floating*>last.A, T, labels, sw, rows,
+                                         width, obj.clip_eps, &recompute)
         if recompute:
-            value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, n,
-                                         last.n_out, obj.clip_eps)
+            value = clipped_log_loss_ptr(loss, <floating*>last.A, T, labels, sw, rows,
+                                         width, obj.clip_eps)
         else:
             value += correction
     if obj.loss_scale != 1.0:
@@ -829,7 +935,7 @@ cdef int epoch_impl(LayerRec* layers, int n_layers, Param* P, int n_params, int 
     the non-finite loss that stopped it (a loss is taken before its update, so the step
     that gave it was applied, and counted)."""
     cdef Py_ssize_t start = 0, m, steps = 0
-    cdef Py_ssize_t k = layers[n_layers - 1].n_out
+    cdef Py_ssize_t k = layers[n_layers - 1].n_out // obj.heads   # the classes
     cdef double value
     cdef fb_optim_config stepped = G.base[0]   # (its lr per step when lrs is given)
     cdef OptimGroups Gs = G[0]
@@ -963,6 +1069,7 @@ cdef class Engine:
     cdef list keep_state      # optimizer state arrays (kept alive)
     cdef object batch_X, batch_T, batch_L, batch_W, batch_R
     cdef object labels_copy           # a step's labels, copied and range-checked (_step)
+    cdef object head_buffers          # the objective's per-head scratch (hT, hL, hW)
     cdef list tangent_buffers         # per layer (TZ, T, d1, d2) of sobolev steps, then (R,)
     cdef Py_ssize_t tangent_rows      # the samples they hold (0: none)
     cdef void** tg_mem                # 4 · n_layers pointers into them (Tangents)
@@ -1014,6 +1121,7 @@ cdef class Engine:
         self.obj.l2 = 0.0
         self.obj.clip_eps = 0.0
         self.obj.clip_norm = 0.0
+        self.obj.heads = 1
         self.keep_params = [params, grads]
         self.workspaces = []
         self.dropout_buffers = []
@@ -1075,13 +1183,26 @@ cdef class Engine:
         PyMem_Free(self.group_st)
         PyMem_Free(self.tg_mem)
 
-    def set_objective(self, double grad_scale, double loss_scale, double l2, double clip_eps):
+    @property
+    def target_width(self):
+        """The width of a row's targets (or the number of classes): the last layer's
+        n_out over the objective's heads."""
+        return self.layers[self.n_layers - 1].n_out // self.obj.heads
+
+    def set_objective(self, double grad_scale, double loss_scale, double l2, double clip_eps,
+                      int heads=1):
         """The objective's convention (see the Objective struct; fastbp.Objective checks
-        the values first): (1, 1, 0, 0) is fastbp's own."""
+        the values first): (1, 1, 0, 0, 1) is fastbp's own."""
         if not (isfinite(grad_scale) and isfinite(loss_scale) and isfinite(l2) and l2 >= 0
                 and 0 <= clip_eps < 0.5):
             raise ValueError("the objective needs finite scales, l2 >= 0 and "
                              "0 <= clip_eps < 0.5")
+        if heads < 1 or self.layers[self.n_layers - 1].n_out % heads:
+            raise ValueError(f"heads must divide the last layer's width "
+                             f"({self.layers[self.n_layers - 1].n_out}), got {heads}")
+        if heads != self.obj.heads:
+            self._release()   # (reserve sizes the heads' scratch)
+            self.obj.heads = heads
         if clip_eps > 0 and self.loss not in (LOSS_CE, LOSS_BCE):
             raise ValueError("clip_eps applies to the cross-entropy losses only")
         self.obj.grad_scale = grad_scale
@@ -1107,7 +1228,9 @@ cdef class Engine:
                 else np.empty(4 * k, dtype=np.float64) if self.layers[l].kind == LAYER_BATCH_NORM \
                 else np.empty((self.layers[l].n_in + 1) * n * 2 * <Py_ssize_t>self.layers[l].hyper[0],
                               dtype=self.dtype) \
-                if self.layers[l].kind == LAYER_PERIODIC_EMBEDDING else None
+                if self.layers[l].kind == LAYER_PERIODIC_EMBEDDING \
+                else np.empty(n * ensemble_scratch_width(&self.layers[l]), dtype=self.dtype) \
+                if self.layers[l].kind == LAYER_BATCH_ENSEMBLE else None
             self.workspaces.append((Z, A, D) if S is None else (Z, A, D, S))
             self.layers[l].Z = _ptr(Z)
             self.layers[l].A = _ptr(A)
@@ -1125,6 +1248,15 @@ cdef class Engine:
             else:
                 self.layers[l].Ad = NULL
                 self.layers[l].keep = NULL
+        self.head_buffers = None
+        if self.obj.heads > 1:
+            h = self.obj.heads
+            self.head_buffers = (np.empty(n * self.layers[self.n_layers - 1].n_out,
+                                          dtype=self.dtype),
+                                 np.empty(n * h, dtype=np.intp), np.empty(n * h))
+            self.obj.hT = _ptr(self.head_buffers[0])
+            self.obj.hL = <Py_ssize_t*>_ptr(self.head_buffers[1])
+            self.obj.hW = <double*>_ptr(self.head_buffers[2])
         self.capacity = n
 
     def workspace_bytes(self):
@@ -1138,6 +1270,8 @@ cdef class Engine:
             total += sum(a.nbytes for group in self.tangent_buffers for a in group)
         if self.labels_copy is not None:
             total += self.labels_copy.nbytes
+        if self.head_buffers is not None:
+            total += sum(a.nbytes for a in self.head_buffers)
         return total
 
     def trim(self, Py_ssize_t rows):
@@ -1154,6 +1288,10 @@ cdef class Engine:
         self.dropout_buffers = []
         self.batch_X = self.batch_T = self.batch_L = self.batch_W = None
         self.labels_copy = None
+        self.head_buffers = None
+        self.obj.hT = NULL
+        self.obj.hL = NULL
+        self.obj.hW = NULL
         self.tangent_buffers = None
         self.tangent_rows = 0
         for l in range(self.n_layers):
@@ -1367,8 +1505,8 @@ cdef class Engine:
         cdef Py_ssize_t work = 0
         cdef void* x
         cdef void* o
-        if kind < _RAW or kind > _LABELS:
-            return None
+        if kind < _RAW or kind > _LABELS or (self.obj.heads > 1 and kind != _RAW):
+            return None   # (the heads' mean: Sequential._predict)
         n = self._ready_rows(X, check_finite)
         if n < 0:
             return None
@@ -1504,7 +1642,7 @@ cdef class Engine:
         """One step on the engine's own copy of the labels (range-checked there), with
         every array's shape checked against the engine; NaN with _labels_bad set when a
         label is out of range (nothing was changed then). X: an ndarray or a SparseRows."""
-        cdef Py_ssize_t n = X.shape[0], i, k = self.layers[self.n_layers - 1].n_out
+        cdef Py_ssize_t n = X.shape[0], i, k = self.target_width
         cdef void* t = NULL
         cdef Py_ssize_t* lb = NULL
         cdef const Py_ssize_t* lp
@@ -1562,6 +1700,8 @@ cdef class Engine:
         without dropout. Returns the total loss; shapes checked as _step's."""
         cdef Py_ssize_t n = X.shape[0], k = self.layers[self.n_layers - 1].n_out, i
         cdef Py_ssize_t n_in = self.layers[0].n_in
+        if self.obj.heads > 1:
+            raise ValueError("training on derivatives takes a model without heads")
         cdef int l
         cdef double value
         cdef void* t = NULL
@@ -1676,7 +1816,7 @@ cdef class Engine:
         here, every index where it is read."""
         cdef Py_ssize_t n = order.shape[0], steps = 0
         cdef Py_ssize_t n_rows = X.shape[0], n_features = X.shape[1]
-        cdef Py_ssize_t k = self.layers[self.n_layers - 1].n_out
+        cdef Py_ssize_t k = self.target_width
         cdef Py_ssize_t n_targets = 0
         cdef void* t = NULL
         cdef const Py_ssize_t* lp = NULL
@@ -1775,11 +1915,29 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
     """The parameter sizes (and constants) a layer kind's kernels index with and read
     (the engine trusts them)."""
     want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2,
-            LAYER_PERIODIC_EMBEDDING: 2, LAYER_CATEGORICAL_EMBEDDING: 1}.get(kind, 0)
+            LAYER_PERIODIC_EMBEDDING: 2, LAYER_CATEGORICAL_EMBEDDING: 1,
+            LAYER_BATCH_ENSEMBLE: 2, LAYER_LINEAR_ENSEMBLE: 2}.get(kind, 0)
     if len(hyper) != want:
         raise ValueError(f"a layer of kind {kind} has {want} constants, got {hyper}")
     if kind == LAYER_DENSE:   # W and b, or W alone (bias=False)
         sizes = [n_in * n_out, n_out] if len(params) != 1 else [n_in * n_out]
+    elif kind == LAYER_BATCH_ENSEMBLE or kind == LAYER_LINEAR_ENSEMBLE:
+        # k members side by side in a row; a BatchEnsemble's input may be shared
+        k = hyper[0]
+        shared = hyper[1] == 1.0
+        if not (1 <= k <= 1 << 16 and float(k).is_integer()) or hyper[1] not in (0.0, 1.0) \
+                or (shared and kind == LAYER_LINEAR_ENSEMBLE) or n_out % int(k) \
+                or (not shared and n_in % int(k)):
+            raise ValueError(f"an ensemble layer maps k members' inputs (or one shared "
+                             f"input) to k outputs side by side; got {n_in} -> {n_out}, "
+                             f"{hyper}")
+        k = int(k)
+        d_in, d_out = (n_in if shared else n_in // k), n_out // k
+        if kind == LAYER_BATCH_ENSEMBLE:   # W, r, s (, b)
+            sizes = [d_in * d_out, k * d_in, k * d_out] + ([k * d_out] if len(params) == 4
+                                                           else [])
+        else:                              # W (, b)
+            sizes = [k * d_in * d_out] + ([k * d_out] if len(params) == 2 else [])
     elif kind == LAYER_PERIODIC_EMBEDDING:
         if n_out % n_in or not (1 <= hyper[0] <= 1 << 20 and float(hyper[0]).is_integer()) \
                 or hyper[1] not in (0.0, 1.0, 2.0, 3.0):

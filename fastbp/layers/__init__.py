@@ -3,7 +3,8 @@
 - ``base``: the protocol (``Layer``) and what every kind shares;
 - ``dense``: Dense; ``elementwise``: Activation and Dropout; ``norm``: LayerNorm and
   BatchNorm; ``embedding``: PeriodicEmbedding,
-  PiecewiseLinearEncoding and CategoricalEmbedding; ``residual``: Residual (and the
+  PiecewiseLinearEncoding and CategoricalEmbedding; ``ensemble``: LinearBatchEnsemble
+  and LinearEnsemble (TabM's); ``residual``: Residual (and the
   engine's flattened layer order); ``chain``: the checks of a list of layers.
 
 ``layer_from_spec`` finds a kind's class by the ``kind`` its spec names
@@ -19,6 +20,7 @@ from fastbp.layers.base import INITS, Layer
 from fastbp.layers.dense import Dense
 from fastbp.layers.elementwise import Activation, Dropout
 from fastbp.layers.elementwise import dropout_slots as dropout_slots   # (re-exported)
+from fastbp.layers.ensemble import LinearBatchEnsemble, LinearEnsemble
 from fastbp.layers.embedding import (CategoricalEmbedding, PeriodicEmbedding,
                                      PiecewiseLinearEncoding)
 from fastbp.layers.norm import BatchNorm, LayerNorm
@@ -26,14 +28,16 @@ from fastbp.layers.residual import Residual
 from fastbp.layers.residual import engine_layers as engine_layers   # (re-exported)
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual",
-           "PeriodicEmbedding", "PiecewiseLinearEncoding", "CategoricalEmbedding", "INITS",
+           "PeriodicEmbedding", "PiecewiseLinearEncoding", "CategoricalEmbedding",
+           "LinearBatchEnsemble", "LinearEnsemble", "INITS",
            "layer_from_spec"]
 
 
 #: the layer classes by kind (fastbp/_table.py LAYER_KINDS)
 LAYER_CLASSES: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (Dense, Activation, Dropout, LayerNorm, BatchNorm, Residual,
-                              PeriodicEmbedding, PiecewiseLinearEncoding, CategoricalEmbedding)}
+                              PeriodicEmbedding, PiecewiseLinearEncoding, CategoricalEmbedding,
+                              LinearBatchEnsemble, LinearEnsemble)}
 
 
 def layer_from_spec(spec: Any, dtype: np.dtype) -> Layer:

@@ -64,6 +64,34 @@ def test_the_engine_step_equals_the_layers_own_passes(loss, n_out, weighted):
     np.testing.assert_allclose(model.forward(X), h, rtol=1e-12, atol=1e-14)
 
 
+def test_float32_step_equals_the_layers_own_passes_to_float32_rounding():
+    model = _tabm_like("cross_entropy", dtype="float32")
+    X, y, _ = _problem("cross_entropy", 3)
+    value = model.backward(X, y)
+    compiled = [g.copy() for g in model.gradients()]
+    h = X.astype(np.float32)
+    for layer in model.layers:
+        h = layer.forward(h)
+    own, d = model.loss_and_grad(np.ascontiguousarray(h), model.check_y(y, len(X)))
+    for layer in reversed(model.layers):
+        d = layer.backward(d)
+    assert value == pytest.approx(own, rel=1e-5)
+    for a, b in zip(compiled, model.gradients()):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_an_ensemble_of_tabm_models_ends_where_each_own_fit_does():
+    X, y, _ = _problem("cross_entropy", 3, n=64)
+    members = [_tabm_like("cross_entropy") for _ in range(2)]
+    fastbp.Ensemble(members).fit(X, y, epochs=3, batch_size=16, seed=1, num_threads=2,
+                                 progress=False)
+    alone = _tabm_like("cross_entropy")
+    alone.fit(X, y, epochs=3, batch_size=16, seed=1, progress=False)
+    for m in members:
+        assert_same_params(m, alone)
+
+
 @pytest.mark.parametrize("loss,n_out", CASES)
 def test_gradients_match_central_differences(loss, n_out):
     model = _tabm_like(loss, n_out=n_out)

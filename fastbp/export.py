@@ -86,6 +86,16 @@ def _final_transform(model: Any, output: Any) -> str:
     return PROBABILITY_LINK.get(_loss_name(model), "identity")
 
 
+def _heads(model: Sequential, output: str) -> int:
+    """The heads whose mean the export gives (objective.heads; 1 for the raw output)."""
+    return 1 if output == "raw" else model.objective.heads
+
+
+def _width(model: Sequential, output: str) -> int:
+    """The exported output's width: out_features, or one head's for their mean."""
+    return model.out_features // _heads(model, output)
+
+
 def _loss_name(model: Any) -> str:
     """The model's loss, from the fixed table (never the model's own string)."""
     return check.LOSSES[check.loss_code(model.loss_name)]
@@ -362,13 +372,50 @@ def _onnx_categorical(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     return parts[0] if len(parts) == 1 else g.op("Concat", parts, axis=1)
 
 
+def _onnx_ints(g: _GraphBuilder, stem: str, values: list[int]) -> str:
+    return g.tensor(stem, np.asarray(values, dtype=np.int64))
+
+
+def _onnx_batch_ensemble(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """The members side by side as (N, k, d_in) (a shared input as (N, 1, d_in)), times
+    r, MatMul by the shared W, times s, plus b, flattened back to (N, k·d_out), then
+    the activation: the kernel's order of operations."""
+    k, d_in, d_out = layer.k, layer.d_in, layer.d_out
+    x3 = g.op("Reshape", [x, _onnx_ints(g, f"{tag}in", [-1, 1 if layer.shared_input else k,
+                                                        d_in])])
+    u = g.op("Mul", [x3, g.tensor(f"{tag}r", np.asarray(layer.r, g.dtype))])
+    v = g.op("MatMul", [u, g.tensor(f"{tag}W", np.asarray(layer.W, g.dtype))])
+    y = g.op("Mul", [v, g.tensor(f"{tag}s", np.asarray(layer.s, g.dtype))])
+    if layer.bias:
+        y = g.op("Add", [y, g.tensor(f"{tag}b", np.asarray(layer.b, g.dtype))])
+    flat = g.op("Reshape", [y, _onnx_ints(g, f"{tag}out", [-1, k * d_out])])
+    return _onnx_activation(g, _activation_name(layer), flat)
+
+
+def _onnx_linear_ensemble(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """Member m's columns times W_m: (N, k, d_in) transposed to (k, N, d_in), a batched
+    MatMul by W (k, d_in, d_out), transposed back, plus b, flattened to (N, k·d_out),
+    then the activation."""
+    k, d_in, d_out = layer.k, layer.d_in, layer.d_out
+    x3 = g.op("Transpose", [g.op("Reshape", [x, _onnx_ints(g, f"{tag}in", [-1, k, d_in])])],
+              perm=[1, 0, 2])
+    y = g.op("Transpose", [g.op("MatMul", [x3, g.tensor(f"{tag}W", np.asarray(layer.W,
+                                                                             g.dtype))])],
+             perm=[1, 0, 2])
+    if layer.bias:
+        y = g.op("Add", [y, g.tensor(f"{tag}b", np.asarray(layer.b, g.dtype))])
+    flat = g.op("Reshape", [y, _onnx_ints(g, f"{tag}out", [-1, k * d_out])])
+    return _onnx_activation(g, _activation_name(layer), flat)
+
+
 #: each layer kind's ONNX rule: (graph, layer, input name, tensor name stem) -> output name
 _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "dense": _onnx_dense, "activation": _onnx_activation_layer,
     "dropout": lambda g, layer, x, tag: x,   # the identity in inference
     "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm,
     "periodic_embedding": _onnx_periodic, "piecewise_linear_encoding": _onnx_ple,
-    "categorical_embedding": _onnx_categorical}
+    "categorical_embedding": _onnx_categorical, "batch_ensemble": _onnx_batch_ensemble,
+    "linear_ensemble": _onnx_linear_ensemble}
 
 
 def _onnx_layers(g: _GraphBuilder, layers: Any, x: str, prefix: str) -> str:
@@ -392,6 +439,21 @@ _ONNX_LAYERS["residual"] = _onnx_residual
 def _onnx_network(g: _GraphBuilder, model: Sequential, x: str, prefix: str = "") -> str:
     """Every layer by its kind's rule; returns the raw output's name."""
     return _onnx_layers(g, model.layers, x, prefix)
+
+
+def _onnx_prediction(g: _GraphBuilder, model: Sequential, final: str, output: str,
+                     prefix: str = "", out: str | None = None) -> str:
+    """The model's exported output: the raw output, or its final transform; a model
+    with objective.heads > 1 (and output "auto") gives the mean of its heads' outputs
+    (probabilities), as its predict_proba / predict."""
+    raw = _onnx_network(g, model, "X", prefix)
+    heads = _heads(model, output)
+    if heads == 1:
+        return _onnx_activation(g, final, raw, out)
+    per_head = g.op("Reshape", [raw, _onnx_ints(g, f"{prefix}heads",
+                                                [-1, heads, model.target_width])])
+    return g.op("ReduceMean", [_onnx_activation(g, final, per_head)], out, axes=[1],
+                keepdims=0)
 
 
 def _onnx_finish(g: _GraphBuilder, inputs: list[Any], outputs: list[Any], path: Any,
@@ -420,13 +482,16 @@ def to_onnx(model: Any, path: Any = None, *, output: str = "auto") -> bytes:
     output : {"auto", "raw"}, default "auto"
         "auto": the probabilities for the cross-entropy losses (softmax for
         cross_entropy, sigmoid for binary_cross_entropy: ``predict_proba``), the raw
-        output otherwise (``forward``); "raw": always the raw output.
+        output otherwise (``forward``); "raw": always the raw output. A model with
+        ``objective.heads`` > 1 gives its heads' mean ("auto": the mean of the heads'
+        probabilities or outputs, as ``predict_proba`` / ``predict``; "raw": every head).
 
     Returns
     -------
     bytes
         The serialized model: input ``"X"`` [N, in_features] and output ``"Y"``
-        [N, out_features], both in the model's dtype (opset 17, default domain).
+        [N, out_features] (one head's width for the heads' mean), both in the model's
+        dtype (opset 17, default domain).
 
     Raises
     ------
@@ -442,14 +507,13 @@ def to_onnx(model: Any, path: Any = None, *, output: str = "auto") -> bytes:
     onnx = _import_onnx()
     g = _GraphBuilder(onnx, model.dtype)
     if len(members) == 1:
-        _onnx_activation(g, final, _onnx_network(g, members[0], "X"), "Y")
+        _onnx_prediction(g, members[0], final, output, out="Y")
     else:
-        outs = [_onnx_activation(g, final, _onnx_network(g, m, "X", f"m{k}_"))
-                for k, m in enumerate(members)]
+        outs = [_onnx_prediction(g, m, final, output, f"m{k}_") for k, m in enumerate(members)]
         g.op("Div", [g.op("Sum", outs), g.scalar(float(len(outs)))], "Y")
     h = g.h
     inputs = [h.make_tensor_value_info("X", g.elem_type, ["N", model.in_features])]
-    outputs = [h.make_tensor_value_info("Y", g.elem_type, ["N", model.out_features])]
+    outputs = [h.make_tensor_value_info("Y", g.elem_type, ["N", _width(members[0], output)])]
     kind = "raw" if final == "identity" else "probabilities"
     return _onnx_finish(g, inputs, outputs, path, f"fastbp {model!r}, output {kind}")
 
@@ -789,6 +853,55 @@ def _c_categorical(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: 
     return arrays, lines
 
 
+def _c_batch_ensemble(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                      ) -> tuple[list[str], list[str]]:
+    """(W, r, s, b; the statements) of a LinearBatchEnsemble: per member m, u = x_m ∘ r_m
+    (x_m: the shared input or the member's columns), o_m = (u·W) ∘ s_m + b_m, then the
+    activation over all members' columns."""
+    T, k, d_in, d_out = t.name, layer.k, layer.d_in, layer.d_out
+    W, r, sc, b = (f"{prefix}_{stem}{tag}" for stem in ("W", "r", "s", "b"))
+    arrays = [_c_array(t, W, layer.W), _c_array(t, r, layer.r), _c_array(t, sc, layer.s)]
+    bias = ""
+    if layer.bias:
+        arrays.append(_c_array(t, b, layer.b))
+        bias = f" + {b}[m * {d_out} + j]"
+    x_off = "" if layer.shared_input else f"m * {d_in} + "
+    lines = [f"o = {dst};",
+             f"{{ size_t m; {T} u[{d_in}];",
+             f"  for (m = 0; m < {k}; m++) {{ {T} *om = o + m * {d_out};",
+             f"    for (i = 0; i < {d_in}; i++) u[i] = {src}[{x_off}i] * {r}[m * {d_in} + i];",
+             f"    for (j = 0; j < {d_out}; j++) om[j] = {t.lit(0.0)};",
+             f"    for (i = 0; i < {d_in}; i++) {{ const {T} ui = u[i]; "
+             f"const {T} *w = {W} + i * {d_out};",
+             f"      for (j = 0; j < {d_out}; j++) om[j] += ui * w[j]; }}",
+             f"    for (j = 0; j < {d_out}; j++) om[j] = om[j] * {sc}[m * {d_out} + j]{bias}; }} }}"]
+    return arrays, lines + _c_activation_loop(t, prefix, _activation_name(layer), "o",
+                                              layer.out_features)
+
+
+def _c_linear_ensemble(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                       ) -> tuple[list[str], list[str]]:
+    """(W, b; the statements) of a LinearEnsemble: per member m, o_m = x_m·W_m + b_m on
+    its own columns, then the activation."""
+    T, k, d_in, d_out = t.name, layer.k, layer.d_in, layer.d_out
+    W, b = f"{prefix}_W{tag}", f"{prefix}_b{tag}"
+    arrays = [_c_array(t, W, layer.W)]
+    lines = [f"o = {dst};",
+             "{ size_t m;",
+             f"  for (m = 0; m < {k}; m++) {{ {T} *om = o + m * {d_out}; "
+             f"const {T} *xm = {src} + m * {d_in};",
+             f"    for (j = 0; j < {d_out}; j++) om[j] = {t.lit(0.0)};",
+             f"    for (i = 0; i < {d_in}; i++) {{ const {T} xi = xm[i]; "
+             f"const {T} *w = {W} + (m * {d_in} + i) * {d_out};",
+             f"      for (j = 0; j < {d_out}; j++) om[j] += xi * w[j]; }}"]
+    if layer.bias:
+        arrays.append(_c_array(t, b, layer.b))
+        lines.append(f"    for (j = 0; j < {d_out}; j++) om[j] += {b}[m * {d_out} + j];")
+    lines.append("  } }")
+    return arrays, lines + _c_activation_loop(t, prefix, _activation_name(layer), "o",
+                                              layer.out_features)
+
+
 #: each layer kind's C rule: (type, name prefix, layer, array tag, source, destination)
 #: -> (array definitions, statements)
 _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
@@ -796,7 +909,8 @@ _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
     "dense": _c_dense, "activation": _c_activation_layer, "dropout": _c_activation_layer,
     "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm,
     "periodic_embedding": _c_periodic, "piecewise_linear_encoding": _c_ple,
-    "categorical_embedding": _c_categorical}
+    "categorical_embedding": _c_categorical, "batch_ensemble": _c_batch_ensemble,
+    "linear_ensemble": _c_linear_ensemble}
 
 
 def _c_residual(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
@@ -830,16 +944,19 @@ _C_LAYERS["residual"] = _c_residual
 def _c_member(t: _CType, name: str, model: Sequential, tag: str, final: str, dst: str
               ) -> tuple[list[str], list[str]]:
     """One network's arrays and statements: from ``in`` (the row), through buf0/buf1,
-    to ``dst``, then the final transform."""
+    to ``dst``, then the final transform (with objective.heads > 1: the raw output into
+    a local buffer, each head's transform, their mean into ``dst``)."""
     arrays: list[str] = []
     lines: list[str] = []
     n = len(model.layers)
+    heads, width = model.objective.heads, model.target_width
+    last = dst if heads == 1 else "hb"
     src = "in"
     for i, layer in enumerate(model.layers):
         rule = _C_LAYERS.get(layer.kind)
         if rule is None:
             raise NotImplementedError(f"no C export for layer kind {layer.kind!r}")
-        out = dst if i == n - 1 else ("buf0" if i % 2 == 0 else "buf1")
+        out = last if i == n - 1 else ("buf0" if i % 2 == 0 else "buf1")
         a, body = rule(t, name, layer, f"{tag}{i}", src, out)
         arrays += a
         lines += body
@@ -847,8 +964,18 @@ def _c_member(t: _CType, name: str, model: Sequential, tag: str, final: str, dst
         if i < n - 1:
             lines.append("in = o;")
             src = "in"
-    lines += _c_activation_loop(t, name, final, "o", model.out_features)
-    return arrays, lines
+    if heads == 1:
+        return arrays, lines + _c_activation_loop(t, name, final, "o", model.out_features)
+    link = _c_activation_loop(t, name, final, "hh", width)
+    if link:
+        lines += [f"for (m = 0; m < {heads}; m++) {{ {t.name} *hh = hb + m * {width};",
+                  *("  " + line for line in link), "}"]
+    lines += [f"o = {dst};",
+              f"for (j = 0; j < {width}; j++) {{ {t.name} s = {t.lit(0.0)};",
+              f"  for (m = 0; m < {heads}; m++) s += hb[m * {width} + j];",
+              f"  o[j] = s / {t.lit(float(heads))}; }}"]
+    return arrays, [f"{{ {t.name} hb[{model.out_features}]; size_t m;",
+                    *("  " + line for line in lines), "}"]
 
 
 def _c_activation_derivative(t: _CType, prefix: str, act: str, z: str) -> str:
@@ -986,7 +1113,7 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
         raise ValueError(f"directory must be an existing directory, got {directory!r}")
     t = _CType(model.dtype)
     T = t.name
-    n_in, n_out = model.in_features, model.out_features
+    n_in, n_out = model.in_features, _width(members[0], "auto")
     widest = max(layer.out_features for m in members for layer in m.layers)
     guard = f"FASTBP_GENERATED_{name.upper()}_H"
     signature = f"void {name}_predict(const {T} *x, size_t n_rows, {T} *out)"

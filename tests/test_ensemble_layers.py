@@ -9,7 +9,8 @@ import pytest
 
 import fastbp
 from fastbp import LinearBatchEnsemble, LinearEnsemble, Objective, Sequential
-from conftest import assert_same_params
+from conftest import assert_close, assert_same_params, tol
+from layer_checks import check_files_and_exports
 
 K = 4
 
@@ -175,8 +176,24 @@ def test_bad_arguments_are_named():
     X, y, _ = _problem("mse", 2)
     with pytest.raises(ValueError, match="shape"):
         model.fit(X, np.tile(y, (1, K)), epochs=1, progress=False)   # targets are per head
-    with pytest.raises(NotImplementedError, match="batch_ensemble"):
-        fastbp.export.to_onnx(model)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("loss,n_out", CASES)
+def test_files_and_both_exports(loss, n_out, dtype, tmp_path):
+    """A file round trip, and the ONNX graph (onnxruntime) and C source (the system
+    compiler) giving the model's raw output and its heads' mean prediction."""
+    ort = pytest.importorskip("onnxruntime")
+    model = _tabm_like(loss, n_out=n_out, dtype=dtype)
+    X, y, _ = _problem(loss, n_out)
+    model.fit(X, y, epochs=2, batch_size=16, progress=False)
+    check_files_and_exports(model, X, tmp_path, f"tabm_{loss}_{dtype}", ort)
+    Xd = X.astype(dtype)
+    graph = ort.InferenceSession(fastbp.export.to_onnx(model))
+    (got,) = graph.run(None, {"X": Xd})
+    want = model.predict(Xd) if loss == "mse" else model.predict_proba(Xd)
+    assert got.shape == want.shape == (len(X), n_out)
+    assert_close(got, want, np.dtype(dtype), rtol=tol(np.dtype(dtype), "onnx_rtol"))
 
 
 def test_the_members_scalings_share_a_value_per_chunk():

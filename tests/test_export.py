@@ -159,7 +159,8 @@ def c_predict(lib: ctypes.CDLL, name: str, model, X: np.ndarray) -> np.ndarray:
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     X = np.ascontiguousarray(X)
-    out = np.full((X.shape[0], model.out_features), np.nan, dtype=model.dtype)
+    width = getattr(model, "target_width", model.out_features)   # (heads: their mean's)
+    out = np.full((X.shape[0], width), np.nan, dtype=model.dtype)
     fn(X.ctypes.data, X.shape[0], out.ctypes.data)
     return out
 

@@ -9,6 +9,9 @@ from fastbp.layers import Layer
 
 __all__ = ["no_decay_groups"]
 
+#: the kinds whose W is a linear map's weights (decayed)
+_LINEAR_KINDS = ("dense", "batch_ensemble", "linear_ensemble")
+
 
 def _leaf_layers(layers: Any) -> Iterator[Layer]:
     """The layers holding parameters, in ``parameters()`` order (blocks opened)."""
@@ -20,9 +23,10 @@ def _leaf_layers(layers: Any) -> Iterator[Layer]:
 
 
 def no_decay_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """Two parameter groups: the Dense layers' weights with ``weight_decay``, and
-    everything else (biases, LayerNorm/BatchNorm parameters, embedding tables and
-    frequencies) without: the usual "no decay on biases and normalisation parameters".
+    """Two parameter groups: the Dense and ensemble layers' weights W with
+    ``weight_decay``, and everything else (biases, a BatchEnsemble's scalings,
+    LayerNorm/BatchNorm parameters, embedding tables and frequencies) without: the
+    usual "no decay on biases and normalisation parameters".
 
     Parameters
     ----------
@@ -53,6 +57,6 @@ def no_decay_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     rest: list[Any] = []
     for layer in _leaf_layers(layers):
         for name, p in zip(layer.parameter_names(), layer.parameters()):
-            (decay if layer.kind == "dense" and name == "W" else rest).append(p)
+            (decay if layer.kind in _LINEAR_KINDS and name == "W" else rest).append(p)
     groups = [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]

@@ -1,0 +1,159 @@
+"""fastbp.tabular: the table encoder (numeric, categorical and missing values) and the
+TabM estimators' recipe and scikit-learn API (small networks, so that the default run
+stays quick; the building blocks are checked against tabm in test_ensemble_layers)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.model_selection import cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import QuantileTransformer  # noqa: E402
+
+from fastbp.tabular import TabMClassifier, TabMRegressor  # noqa: E402
+from fastbp.tabular._columns import TableEncoder  # noqa: E402
+
+SMALL = dict(k=4, n_blocks=2, d_block=16, max_epochs=40, patience=8)
+
+
+def _table(n=300, seed=0):
+    """Numeric, categorical (category, object with None, pandas string) and nullable
+    integer columns, some missing; a target depending on all kinds."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(n)
+    b = rng.choice(["x", "y", "z"], n)
+    c = rng.choice(["u", "v", None], n, p=[0.45, 0.45, 0.1]).astype(object)
+    d = np.where(rng.random(n) < 0.15, np.nan, rng.random(n))
+    df = pd.DataFrame({"a": a, "b": pd.Categorical(b), "c": c, "d": d,
+                       "e": pd.array(rng.integers(0, 4, n), dtype="Int64"),
+                       "s": pd.array(rng.choice(["p", "q"], n), dtype="string")})
+    df.loc[rng.choice(n, 20, replace=False), "e"] = pd.NA
+    y = ((a + (b == "y") - (c == "u") + np.nan_to_num(d)) > 0.5).astype(int)
+    return df, y
+
+
+# ---------------------------------------------------------------- the encoder
+
+def test_the_encoder_learns_each_kind_of_column():
+    df, _ = _table()
+    df["const"] = 3.0
+    enc = TableEncoder().fit(df)
+    kinds = [type(k).__name__ if k is not None else None for k in enc.kinds_]
+    assert kinds == ["_Numeric", "_Categorical", "_Categorical", "_Numeric", "_Numeric",
+                     "_Categorical", None]
+    # a: 1; b: 3 categories; c: 2 + missing; d: value + indicator; e: value + indicator;
+    # s: 2; const: dropped
+    assert enc.chunks == [1, 3, 3, 1, 1, 1, 1, 2]
+    Z = enc.transform(df)
+    assert Z.shape == (300, 13) and np.isfinite(Z).all()
+    d_missing = df["d"].isna().to_numpy()
+    np.testing.assert_array_equal(Z[:, 8], d_missing)          # d's indicator
+    assert np.allclose(Z[d_missing, 7], Z[d_missing, 7][0])    # the median's value
+    np.testing.assert_array_equal(Z[:, 4:7].sum(axis=1), 1)    # c one-hot, missing included
+    assert (Z[df["c"].isna().to_numpy(), 6] == 1).all()
+
+
+def test_the_numeric_curve_is_sklearns_quantile_transformer_at_its_knots():
+    rng = np.random.default_rng(1)
+    x = rng.exponential(size=(3000, 1))
+    enc = TableEncoder().fit(x)
+    qt = QuantileTransformer(n_quantiles=100, output_distribution="normal",
+                             subsample=10**9).fit(x)
+    knots = qt.quantiles_[:, 0]
+    np.testing.assert_allclose(enc.transform(knots[:, None])[:, 0], qt.transform(
+        knots[:, None])[:, 0], atol=1e-9)
+    # linear between the knots: close, except in the outer intervals, where the normal
+    # quantile runs to ±5.2 (the 1e-7 clip)
+    between = rng.exponential(size=(2000, 1))
+    gap = np.abs(enc.transform(between)[:, 0] - qt.transform(between)[:, 0])
+    assert np.quantile(gap, 0.5) < 1e-3 and np.quantile(gap, 0.9) < 0.01
+
+
+def test_unseen_categories_missing_values_and_wrong_tables():
+    df, _ = _table()
+    enc = TableEncoder().fit(df)
+    new = df.head(3).copy()
+    new["b"] = new["b"].cat.add_categories(["w"])
+    new.loc[new.index[0], "b"] = "w"               # unseen: all zeros
+    new.loc[new.index[1], "a"] = np.nan            # missing where training had none
+    Z = enc.transform(new)
+    assert Z[0, 1:4].sum() == 0 and np.isfinite(Z).all()
+    with pytest.raises(ValueError, match="columns"):
+        enc.transform(df[["b", "a", "c", "d", "e", "s"]])
+    with pytest.raises(ValueError, match="infinite"):
+        enc.transform(df.assign(a=np.inf))
+    arr = np.array([[1.0, "x"], [2.0, "y"], [3.0, "x"]], dtype=object)
+    assert TableEncoder().fit(arr).chunks == [1, 2]                 # text: categorical
+    assert TableEncoder([0, 1]).fit(arr).chunks == [3, 2]
+    with pytest.raises(ValueError, match="categorical_features"):
+        TableEncoder("yes").fit(arr)
+    with pytest.raises(ValueError, match="not numbers"):
+        TableEncoder([1]).fit(np.array([[1.0, "x"], [2.0, "y"]], dtype=object)[:, ::-1])
+    with pytest.raises(ValueError, match="out of range"):
+        TableEncoder([5]).fit(arr)
+
+
+# ---------------------------------------------------------------- the estimators
+
+@pytest.mark.parametrize("num_embeddings", [None, "piecewise"])
+def test_classifier_on_a_frame_with_categories_and_missing_values(num_embeddings):
+    df, y = _table()
+    est = TabMClassifier(num_embeddings=num_embeddings, random_state=0, **SMALL)
+    est.fit(df.iloc[:240], y[:240])
+    proba = est.predict_proba(df.iloc[240:])
+    assert proba.shape == (60, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert est.score(df.iloc[240:], y[240:]) > 0.7
+    assert list(est.classes_) == [0, 1]
+    # the best epoch's parameters were restored: its validation score is the best one
+    assert 1 <= est.best_epoch_ <= est.n_epochs_ <= SMALL["max_epochs"]
+    assert est.validation_scores_[est.best_epoch_ - 1] == max(est.validation_scores_)
+    again = TabMClassifier(num_embeddings=num_embeddings, random_state=0, **SMALL)
+    np.testing.assert_array_equal(again.fit(df.iloc[:240], y[:240]).predict_proba(
+        df.iloc[240:]), proba)                                  # random_state: the same bits
+
+
+def test_string_labels_a_given_validation_set_and_early_stopping():
+    df, y = _table()
+    labels = np.array(["no", "yes"])[y]
+    est = TabMClassifier(random_state=1, **{**SMALL, "max_epochs": 40, "patience": 2})
+    est.fit(df.iloc[:200], labels[:200], X_val=df.iloc[200:250], y_val=labels[200:250])
+    assert set(est.predict(df.iloc[250:])) <= {"no", "yes"}
+    assert est.n_epochs_ - est.best_epoch_ <= 3
+    with pytest.raises(ValueError, match="both"):
+        est.fit(df, labels, X_val=df)
+    with pytest.raises(ValueError, match="not in y"):
+        est.fit(df.iloc[:200], labels[:200], X_val=df.iloc[:2], y_val=["no", "maybe"])
+
+
+def test_regressor_learns_and_standardises_its_targets():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 5))
+    y = 100 + 30 * (X[:, 0] - X[:, 1] ** 2)
+    est = TabMRegressor(random_state=0, **{**SMALL, "max_epochs": 30, "patience": 30})
+    est.fit(X[:300], y[:300])
+    assert est.score(X[300:], y[300:]) > 0.6
+    assert abs(est.y_mean_ - y[:300].mean()) < 1e-9
+
+
+def test_the_scikit_learn_api():
+    df, y = _table(200)
+    est = TabMClassifier(random_state=0, **SMALL)
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    est.set_params(k=2)
+    assert est.k == 2
+    scores = cross_val_score(TabMClassifier(random_state=0, **SMALL), df, y, cv=2)
+    assert scores.shape == (2,) and (scores > 0.5).all()
+    pipe = make_pipeline(TabMClassifier(random_state=0, **SMALL)).fit(df, y)
+    assert pipe.predict(df).shape == (200,)
+    for bad, err in (({"k": 0}, ValueError), ({"num_embeddings": "linear"}, ValueError),
+                     ({"batch_size": "big"}, ValueError), ({"dropout": 1.0}, ValueError),
+                     ({"lr": -1.0}, ValueError)):
+        with pytest.raises(err):
+            TabMClassifier(**{**SMALL, **bad}).fit(df, y)
+    with pytest.raises(ValueError, match="two classes"):
+        TabMClassifier(**SMALL).fit(df, np.zeros(200))

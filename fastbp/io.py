@@ -4,7 +4,8 @@ A file is a checksummed archive (fastbp/_storage.py: format, checks, atomic
 writes) whose header says what it holds: ``"kind": "model"`` (a Sequential/MLP,
 with its optimizer and training state when saved with them; headers without a
 kind are models too) or ``"kind": "ensemble"`` (an Ensemble: one architecture
-per member). The models and the ensemble describe themselves
+per member) or ``"kind": "tabular"`` (a fastbp.tabular estimator: its settings, table
+encoder and network). The models and the ensemble describe themselves
 (``to_archive``/``from_archive``); this module writes and reads the files and
 dispatches on the kind.
 """
@@ -20,8 +21,9 @@ from fastbp.optim import Optimizer
 
 __all__ = ["save", "load", "load_ensemble"]
 
-#: what fastbp.load returns: a model or an ensemble, by the file's kind
-Loaded = Union[Sequential, Ensemble]
+#: what fastbp.load returns: a model, an ensemble or a tabular estimator (fastbp.tabular),
+#: by the file's kind
+Loaded = Union[Sequential, Ensemble, Any]
 
 
 def save(obj: Any, path: Any, optimizer: Optimizer | None = None) -> None:
@@ -80,7 +82,7 @@ def load(path: Any, *, with_optimizer: bool = False) -> Loaded | tuple[Loaded, O
 
     Returns
     -------
-    Sequential or Ensemble, or (Sequential or Ensemble, Optimizer or None)
+    Sequential, Ensemble or a fastbp.tabular estimator, or (that, Optimizer or None)
         By the file's kind; a model keeps its training state, so that
         ``fit(..., resume=True)`` continues its last fit. With ``with_optimizer``,
         the pair ``(model, optimizer)``.
@@ -107,8 +109,12 @@ def load(path: Any, *, with_optimizer: bool = False) -> Loaded | tuple[Loaded, O
             result = Ensemble.from_archive(header, arrays)
         elif kind == "model":
             result, opt = Sequential.from_archive(header, arrays)
+        elif kind == "tabular":   # (needs scikit-learn, as the estimators do)
+            from fastbp.tabular.tabm import from_archive
+            result = from_archive(header, arrays)
         else:
-            raise ValueError(f"unknown kind {kind!r} (this fastbp reads 'model' and 'ensemble')")
+            raise ValueError(f"unknown kind {kind!r} (this fastbp reads 'model', 'ensemble' "
+                             "and 'tabular')")
         if arrays:
             raise ValueError(f"unexpected arrays {sorted(arrays)}")
     except Exception as exc:  # anything a malformed header can provoke

@@ -157,3 +157,27 @@ def test_the_scikit_learn_api():
             TabMClassifier(**{**SMALL, **bad}).fit(df, y)
     with pytest.raises(ValueError, match="two classes"):
         TabMClassifier(**SMALL).fit(df, np.zeros(200))
+
+
+def test_save_and_load_without_pickle(tmp_path):
+    import fastbp
+    df, y = _table()
+    labels = np.array(["no", "yes"])[y]
+    for est, target in ((TabMClassifier(random_state=0, **SMALL), labels),
+                        (TabMRegressor(random_state=0, **SMALL), df["a"].to_numpy() * 3)):
+        est.fit(df.drop(columns="a") if target is not labels else df, target)
+        X = df.drop(columns="a") if target is not labels else df
+        path = tmp_path / f"{type(est).__name__}.fastbp"
+        est.save(path)
+        loaded = fastbp.load(path)
+        assert type(loaded) is type(est) and loaded.get_params()["k"] == est.k
+        np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+        if hasattr(est, "predict_proba"):
+            np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+            assert list(loaded.classes_) == ["no", "yes"]
+        assert loaded.best_epoch_ == est.best_epoch_
+    raw = path.read_bytes()
+    bad = tmp_path / "bad.fastbp"
+    bad.write_bytes(raw[:-10])
+    with pytest.raises(ValueError):
+        fastbp.load(bad)

@@ -18,6 +18,7 @@ the median, plus an indicator), categorical ones one-hot.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,13 @@ from sklearn.utils._param_validation import (Interval,  # type: ignore[import-un
 from sklearn.utils.multiclass import check_classification_targets  # type: ignore[import-untyped, unused-ignore]
 from sklearn.utils.validation import check_is_fitted  # type: ignore[import-untyped, unused-ignore]
 
+from fastbp import _storage
 from fastbp._bins import compute_bins
 from fastbp.groups import no_decay_groups
 from fastbp.layers import (Layer, LinearBatchEnsemble, LinearEnsemble,
                            PiecewiseLinearEncoding)
 from fastbp.models import Sequential
 from fastbp.objective import Objective
-from fastbp.optim import AdamW
 from fastbp.tabular._columns import TableEncoder
 
 __all__ = ["TabMClassifier", "TabMRegressor", "auto_batch_size"]
@@ -64,6 +65,15 @@ def auto_batch_size(n_train: int) -> int:
         if n_train < limit:
             return size
     return 1024
+
+
+@dataclass
+class _Best:
+    """The best validation score so far, its epoch (fit's, from 0) and parameters."""
+
+    score: float = -np.inf
+    epoch: int = -1
+    params: list[np.ndarray] = field(default_factory=list)
 
 
 def _seed(rng: np.random.RandomState) -> int:
@@ -206,27 +216,26 @@ class _TabMBase(BaseEstimator):
         n_out = len(self.classes_) if self._loss == "cross_entropy" else 1
         self.model_ = model = self._network(Xt, n_out, rng)
         batch = auto_batch_size(len(Xt)) if self.batch_size == "auto" else self.batch_size
-        opt = AdamW(no_decay_groups(model, self.weight_decay), lr=self.lr)
-        best = {"score": -np.inf, "epoch": -1, "params": None}   # (fit's epochs count from 0)
+        best = _Best()
         self.validation_scores_: list[float] = []
 
         def early_stop(epoch: int, logs: dict[str, float]) -> bool:
             score = self._val_score(Xv, y_val)
             self.validation_scores_.append(score)
-            if score > best["score"]:
-                best.update(score=score, epoch=epoch,
-                            params=[p.copy() for p in model.parameters()])
+            if score > best.score:
+                best.score, best.epoch = score, epoch
+                best.params = [p.copy() for p in model.parameters()]
             # pytabkit's rule: stop after patience + 1 epochs without a better score
-            return epoch - best["epoch"] > self.patience
+            return epoch - best.epoch > self.patience
 
         history = model.fit(Xt, self._train_targets(y_train),
                             epochs=self.max_epochs or EPOCH_LIMIT, batch_size=batch,
-                            optimizer=opt, seed=_seed(rng), callbacks=[early_stop],
-                            progress=False)
-        if best["params"] is not None:
-            for p, saved in zip(model.parameters(), best["params"]):
-                p[...] = saved
-        self.best_epoch_ = int(best["epoch"]) + 1
+                            optimizer="adamw", lr=self.lr,
+                            param_groups=no_decay_groups(model, self.weight_decay),
+                            seed=_seed(rng), callbacks=[early_stop], progress=False)
+        for p, saved in zip(model.parameters(), best.params):
+            p[...] = saved
+        self.best_epoch_ = best.epoch + 1
         self.n_epochs_ = len(history.loss)
         self.loss_curve_ = list(history.loss)
         self.n_features_in_ = len(self.encoder_.columns_)
@@ -238,6 +247,38 @@ class _TabMBase(BaseEstimator):
     def _encode(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         return self.encoder_.transform(X, np.float32)
+
+    # ---------------------------------------------------------------- files
+    def save(self, path: Any) -> None:
+        """Write the fitted estimator (encoder, network, classes, settings) without
+        pickle; ``fastbp.load(path)`` returns it.
+
+        Parameters
+        ----------
+        path : str, bytes or os.PathLike
+            The file to write (replaced atomically); its directory must exist.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        """
+        check_is_fitted(self)
+        header, arrays = self.model_.model_archive("model/")
+        enc_spec, enc_arrays = self.encoder_.to_spec()
+        arrays.update(enc_arrays)
+        params = {name: value for name, value in self.get_params().items()
+                  if name not in ("random_state", "categorical_features")}
+        state: dict[str, Any] = {"best_epoch": self.best_epoch_, "n_epochs": self.n_epochs_,
+                                 "validation_scores": [float(v) for v in
+                                                       self.validation_scores_]}
+        if isinstance(self, TabMClassifier):
+            state["classes"] = _classes_spec(self.classes_)
+        else:
+            state["y_mean"], state["y_std"] = self.y_mean_, self.y_std_
+        _storage.write_archive(path, {"kind": "tabular", "estimator": type(self).__name__,
+                                      "params": params, "encoder": enc_spec,
+                                      "model": header, "state": state}, arrays)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -305,6 +346,7 @@ class TabMClassifier(ClassifierMixin, _TabMBase):
     """
 
     _loss = "cross_entropy"
+    classes_: np.ndarray
 
     def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
         y = np.asarray(y)
@@ -404,3 +446,55 @@ class TabMRegressor(RegressorMixin, _TabMBase):
         """
         raw = self.model_.predict(self._encode(X)).astype(np.float64).reshape(-1)
         return raw * self.y_std_ + self.y_mean_
+
+
+def _classes_spec(classes: np.ndarray) -> dict[str, Any]:
+    """Class labels for a file: integers, or text (other labels are refused)."""
+    if classes.dtype.kind in "biu":
+        return {"type": "int", "values": [int(c) for c in classes]}
+    if classes.dtype.kind in "OUS" and all(isinstance(c, str) for c in classes.tolist()):
+        return {"type": "str", "values": [str(c) for c in classes]}
+    if classes.dtype.kind == "f" and all(float(c).is_integer() for c in classes):
+        return {"type": "float", "values": [float(c) for c in classes]}
+    raise ValueError(f"cannot save class labels of dtype {classes.dtype} (integers, whole "
+                     f"floats and strings can be saved)")
+
+
+def from_archive(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> _TabMBase:
+    """The estimator a ``save``d file describes (``fastbp.load``'s "tabular" kind).
+
+    Parameters
+    ----------
+    header : dict
+        The file's header.
+    arrays : dict of str to ndarray
+        The file's arrays; the ones read are removed.
+
+    Returns
+    -------
+    TabMClassifier or TabMRegressor
+    """
+    classes = {"TabMClassifier": TabMClassifier, "TabMRegressor": TabMRegressor}
+    cls = classes.get(header["estimator"])
+    if cls is None:
+        raise ValueError(f"unknown estimator {header['estimator']!r}")
+    est = cls(**header["params"])
+    est.encoder_ = TableEncoder.from_spec(header["encoder"], arrays)
+    model_header = dict(header["model"])
+    est.model_, _ = Sequential.from_archive(model_header, arrays, "model/")
+    state = header["state"]
+    est.best_epoch_, est.n_epochs_ = int(state["best_epoch"]), int(state["n_epochs"])
+    est.validation_scores_ = [float(v) for v in state["validation_scores"]]
+    est.n_features_in_ = len(est.encoder_.columns_)
+    if isinstance(est, TabMClassifier):
+        spec = state["classes"]
+        dtype = {"int": np.int64, "str": object, "float": np.float64}[spec["type"]]
+        est.classes_ = np.array(spec["values"], dtype=dtype)
+        n_out = len(est.classes_)
+    else:
+        est.y_mean_, est.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        n_out = 1
+    if est.model_.objective.heads != est.k or est.model_.target_width != n_out \
+            or est.model_.in_features != est.encoder_.n_outputs:
+        raise ValueError("the network does not fit the estimator's encoder and classes")
+    return est

@@ -442,11 +442,11 @@ def _onnx_network(g: _GraphBuilder, model: Sequential, x: str, prefix: str = "")
 
 
 def _onnx_prediction(g: _GraphBuilder, model: Sequential, final: str, output: str,
-                     prefix: str = "", out: str | None = None) -> str:
-    """The model's exported output: the raw output, or its final transform; a model
-    with objective.heads > 1 (and output "auto") gives the mean of its heads' outputs
-    (probabilities), as its predict_proba / predict."""
-    raw = _onnx_network(g, model, "X", prefix)
+                     prefix: str = "", out: str | None = None, x: str = "X") -> str:
+    """The model's exported output on the tensor ``x``: the raw output, or its final
+    transform; a model with objective.heads > 1 (and output "auto") gives the mean of its
+    heads' outputs (probabilities), as its predict_proba / predict."""
+    raw = _onnx_network(g, model, x, prefix)
     heads = _heads(model, output)
     if heads == 1:
         return _onnx_activation(g, final, raw, out)
@@ -456,12 +456,17 @@ def _onnx_prediction(g: _GraphBuilder, model: Sequential, final: str, output: st
                 keepdims=0)
 
 
+#: the ai.onnx.ml opset a graph with LabelEncoder (string categories) declares
+ML_OPSET = 3
+
+
 def _onnx_finish(g: _GraphBuilder, inputs: list[Any], outputs: list[Any], path: Any,
-                 doc: str) -> bytes:
+                 doc: str, ml: bool = False) -> bytes:
     onnx, h = g.onnx, g.h
     graph = h.make_graph(g.nodes, "fastbp", inputs, outputs, initializer=g.initializers)
-    model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)],
-                         producer_name="fastbp", doc_string=doc)
+    opsets = [h.make_opsetid("", OPSET)] + ([h.make_opsetid("ai.onnx.ml", ML_OPSET)]
+                                             if ml else [])
+    model = h.make_model(graph, opset_imports=opsets, producer_name="fastbp", doc_string=doc)
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     data: bytes = model.SerializeToString()

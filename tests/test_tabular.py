@@ -181,3 +181,43 @@ def test_save_and_load_without_pickle(tmp_path):
     bad.write_bytes(raw[:-10])
     with pytest.raises(ValueError):
         fastbp.load(bad)
+
+
+def _onnx_inputs(est, df):
+    """The table as the graph's inputs: numeric columns (NaN missing), categorical ones
+    as text ("" missing)."""
+    from fastbp.tabular._columns import _Categorical, _category_key, _missing
+    kinds = est.encoder_.kinds_
+    num = [c for c, k in zip(df.columns, kinds) if not isinstance(k, _Categorical)]
+    cat = [c for c, k in zip(df.columns, kinds) if isinstance(k, _Categorical)]
+    feeds = {}
+    if num:
+        feeds["X_num"] = df[num].astype("float64").to_numpy(na_value=np.nan)
+    if cat:
+        values = df[cat].to_numpy(dtype=object)
+        text = np.array([["" if _missing(np.array([v], dtype=object))[0] else _category_key(v)
+                          for v in row] for row in values], dtype=object)
+        feeds["X_cat"] = text
+    return feeds
+
+
+def test_onnx_export_includes_the_encoding():
+    ort = pytest.importorskip("onnxruntime")
+    df, y = _table()
+    labels = np.array(["no", "yes"])[y]
+    for est, target in ((TabMClassifier(random_state=0, **SMALL), labels),
+                        (TabMRegressor(random_state=0, **SMALL), y * 2.0 + df["a"].to_numpy())):
+        est.fit(df.iloc[:240], target[:240])
+        test = df.iloc[240:].copy()
+        test.loc[test.index[0], "b"] = np.nan          # missing and unseen at prediction
+        session = ort.InferenceSession(est.to_onnx(), providers=["CPUExecutionProvider"])
+        got = dict(zip([o.name for o in session.get_outputs()],
+                       session.run(None, _onnx_inputs(est, test))))
+        if "probabilities" in got:
+            # the encoding in float64 as TableEncoder's; the network in float32
+            np.testing.assert_allclose(got["probabilities"], est.predict_proba(test),
+                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(got["label"], est.predict(test))
+        else:
+            np.testing.assert_allclose(got["variable"][:, 0], est.predict(test), rtol=1e-5,
+                                       atol=1e-5)

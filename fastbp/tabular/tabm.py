@@ -280,6 +280,33 @@ class _TabMBase(BaseEstimator):
                                       "params": params, "encoder": enc_spec,
                                       "model": header, "state": state}, arrays)
 
+    def to_onnx(self, path: Any = None) -> bytes:
+        """The fitted estimator as ONNX, its table encoding included: inputs ``"X_num"``
+        (the numeric columns, float64, NaN missing) and ``"X_cat"`` (the categorical
+        columns as text, "" missing); outputs ``"label"`` and ``"probabilities"`` (a
+        classifier) or ``"variable"`` (a regressor). See fastbp/tabular/_export.py.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None, default None
+            Where to write the graph too (atomically).
+
+        Returns
+        -------
+        bytes
+            The serialized model.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            The estimator is not fitted.
+        ImportError
+            The onnx package is missing.
+        """
+        check_is_fitted(self)
+        from fastbp.tabular._export import tabular_to_onnx
+        return tabular_to_onnx(self, path)
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True

@@ -684,6 +684,15 @@ def _c_array(t: _CType, name: str, values: np.ndarray) -> str:
     return f"static const {t.name} {name}[{len(items)}] = {{\n    {body}\n}};\n"
 
 
+def _c_sigmoid(t: _CType, name: str) -> str:
+    """The source of ``<name>_sigmoid``, which the activation loops call."""
+    T, zero, one = t.name, t.lit(0.0), t.lit(1.0)
+    return (f"\n/* sigma(z), never overflowing: e^z/(1+e^z) below 0 */\n"
+            f"static {T} {name}_sigmoid({T} z) {{\n"
+            f"    {T} e = {t.fn('exp')}(-{t.fn('fabs')}(z));\n"
+            f"    return z >= {zero} ? {one} / ({one} + e) : e / ({one} + e);\n}}\n")
+
+
 def _c_activation_loop(t: _CType, prefix: str, act: str, buf: str, k: int) -> list[str]:
     """C statements applying one activation to buf[0..k) in place (fixed table)."""
     T = t.name
@@ -1067,7 +1076,7 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
 
     Parameters
     ----------
-    model : Sequential or Ensemble
+    model : Sequential, Ensemble or fitted fastbp.tabular estimator
         An Ensemble exports the mean of its members' outputs.
     directory : str or os.PathLike
         An existing directory.
@@ -1088,6 +1097,10 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
 
     Notes
     -----
+    A fitted ``fastbp.tabular`` estimator exports with its table encoding:
+    ``void <name>_predict(const double *x_num, const char *const *x_cat, size_t n_rows,
+    float *out)`` (see fastbp/tabular/_export.py).
+
     The source defines ``void <name>_predict(const T *x, size_t n_rows, T *out)``
     (T ``float`` or ``double``, the model's dtype): x is n_rows × in_features and
     out n_rows × out_features, row-major; it computes what ``to_onnx(model)``'s
@@ -1102,9 +1115,15 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
         A bad ``name``, a missing directory, non-finite parameters.
     """
     name = _check_c_name(name)
+    derivatives = check.flag(derivatives, "derivatives")
+    if type(model).__module__.startswith("fastbp.tabular"):   # an estimator, its encoding
+        if derivatives:                                       # included
+            raise ValueError("derivatives=True exports a network's input gradient, not a "
+                             "tabular estimator's")
+        from fastbp.tabular._export import tabular_to_c
+        return tabular_to_c(model, directory, name)
     members = _members(model)
     final = _final_transform(model, "auto")
-    derivatives = check.flag(derivatives, "derivatives")
     if derivatives:
         if len(members) > 1:
             raise ValueError("derivatives=True exports one model's input gradient, not an "
@@ -1158,12 +1177,7 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
         lines.append(f"for (j = 0; j < {n_out}; j++) out[r * {n_out} + j] /= "
                      f"{t.lit(float(len(members)))};")
     if acts & {"sigmoid", "silu"} or (derivatives and "softplus" in acts):
-        zero, one = t.lit(0.0), t.lit(1.0)
-        parts.append(
-            f"\n/* sigma(z), never overflowing: e^z/(1+e^z) below 0 */\n"
-            f"static {T} {name}_sigmoid({T} z) {{\n"
-            f"    {T} e = {t.fn('exp')}(-{t.fn('fabs')}(z));\n"
-            f"    return z >= {zero} ? {one} / ({one} + e) : e / ({one} + e);\n}}\n")
+        parts.append(_c_sigmoid(t, name))
     n_buffers = min(2, max(len(m.layers) for m in members) - 1)
     body = [f"{signature} {{",
             *[f"    {T} buf{j}[{widest}];" for j in range(n_buffers)],

@@ -221,3 +221,36 @@ def test_onnx_export_includes_the_encoding():
         else:
             np.testing.assert_allclose(got["variable"][:, 0], est.predict(test), rtol=1e-5,
                                        atol=1e-5)
+
+
+def test_c_export_includes_the_encoding(tmp_path):
+    import ctypes
+
+    from fastbp import export
+    from test_export import compile_shared
+    df, y = _table()
+    df["s"] = df["s"].astype(object)
+    df.loc[df.index[:5], "s"] = 'q"; system("x"); //'   # a category text that is C syntax
+    for est, target in ((TabMClassifier(random_state=0, **SMALL), y),
+                        (TabMRegressor(random_state=0, **SMALL), y * 2.0 + df["a"].to_numpy())):
+        est.fit(df.iloc[:240], target[:240])
+        test = df.iloc[240:].copy()
+        test.loc[test.index[0], "b"] = np.nan
+        name = "tabm_" + type(est).__name__.lower()
+        header, source = export.to_c(est, tmp_path, name=name)
+        text = open(source).read()
+        assert "system" not in text and 'q"' not in text
+        lib = compile_shared([source], str(tmp_path / f"{name}.so"))
+        feeds = _onnx_inputs(est, test)
+        x_num = np.ascontiguousarray(feeds["X_num"], dtype=np.float64)
+        cells = [None if v == "" else v.encode() for v in feeds["X_cat"].ravel()]
+        x_cat = (ctypes.c_char_p * len(cells))(*cells)
+        width = est.model_.target_width
+        out = np.full((len(test), width), np.nan, dtype=np.float32)
+        fn = getattr(lib, f"{name}_predict")
+        fn.restype = None
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        fn(x_num.ctypes.data, ctypes.cast(x_cat, ctypes.c_void_p), len(test), out.ctypes.data)
+        want = est.predict_proba(test) if hasattr(est, "predict_proba") else \
+            est.predict(test)[:, None]
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)

@@ -103,6 +103,10 @@ cdef long long MAX_STEP = _MAX_STEP
 # call before needed the same rows (a repeated size keeps them): a one-off large
 # prediction does not keep its memory for the model's lifetime.
 cdef Py_ssize_t TRIM_BYTES = 32 << 20
+# An inference pass takes at most the rows whose workspaces fit in BLOCK_BYTES (Engine.
+# _block_rows), and never fewer than MIN_BLOCK_ROWS (products of fewer rows lose speed).
+cdef Py_ssize_t BLOCK_BYTES = 32 << 20
+cdef Py_ssize_t MIN_BLOCK_ROWS = 64
 
 #: the status of a compiled epoch (Engine.epoch's first result)
 EPOCH_DONE = 0          # every batch of the order was stepped
@@ -1539,27 +1543,50 @@ cdef class Engine:
             predict_impl[double](self.layers, self.n_layers, self.params, self.loss,
                                  <double*>x, n, kind, out)
 
+    cdef Py_ssize_t _block_rows(self):
+        """The most rows an inference pass takes at once: its workspaces (each layer's
+        output and scratch) within BLOCK_BYTES, so that a large prediction through wide
+        layers (an ensemble's k members side by side) reuses a few cache-sized blocks
+        instead of faulting in fresh memory for every row."""
+        cdef Py_ssize_t per_row = 0
+        cdef int l
+        for l in range(self.n_layers):
+            per_row += 2 * self.layers[l].n_out
+            if self.layers[l].kind == LAYER_BATCH_ENSEMBLE:
+                per_row += ensemble_scratch_width(&self.layers[l])
+        return max(MIN_BLOCK_ROWS, BLOCK_BYTES // (per_row * self.dtype.itemsize))
+
     def forward(self, X):
         """Inference pass of X (n, n_in), 0 < n, or of a SparseRows (a first Dense
-        layer); returns a copy of the output.
+        layer); returns a copy of the output. Rows go through in blocks of _block_rows()
+        (each row's result does not depend on the others).
 
         Callers guarantee X is C-contiguous, of the engine's dtype and shape."""
-        cdef Py_ssize_t n = X.shape[0]
+        cdef Py_ssize_t n = X.shape[0], block, start, m, n_in = self.layers[0].n_in
         cdef SparseBatch sb
-        cdef const SparseBatch* sp = NULL
+        cdef SparseBatch* sp = NULL
         cdef const void* x = self._input(X, &sb)
         if x == NULL:
             sp = &sb
-        self.reserve(n)
-        with nogil:
-            if self.f32:
-                forward_impl[float](self.layers, self.n_layers, self.params, <float*>x, sp, n,
-                                    False)
-            else:
-                forward_impl[double](self.layers, self.n_layers, self.params, <double*>x, sp,
-                                     n, False)
-        out = self.workspaces[self.n_layers - 1][0][:n].copy()
-        self.trim(n)
+        block = min(n, self._block_rows())
+        self.reserve(block)
+        out = np.empty((n, self.layers[self.n_layers - 1].n_out), dtype=self.dtype)
+        last = self.workspaces[self.n_layers - 1][0]
+        for start in range(0, n, block):
+            m = min(block, n - start)
+            if sp != NULL:
+                sp.row0 = start
+            with nogil:
+                if self.f32:
+                    forward_impl[float](self.layers, self.n_layers, self.params,
+                                        NULL if sp != NULL else <float*>x + start * n_in,
+                                        sp, m, False)
+                else:
+                    forward_impl[double](self.layers, self.n_layers, self.params,
+                                         NULL if sp != NULL else <double*>x + start * n_in,
+                                         sp, m, False)
+            out[start:start + m] = last[:m]
+        self.trim(block)
         return out
 
     cdef const void* _input(self, X, SparseBatch* sb) except? NULL:

@@ -1191,8 +1191,11 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
     if derivatives:
         body += _c_input_derivative(t, name, members[0], jacobian=False)
         body += _c_input_derivative(t, name, members[0], jacobian=True)
-    source = "".join(parts) + "\n" + "\n".join(body)
+    return _write_c(directory, name, header, "".join(parts) + "\n" + "\n".join(body))
 
+
+def _write_c(directory: str, name: str, header: str, source: str) -> tuple[str, str]:
+    """Write ``<name>.h`` and ``<name>.c`` (ASCII, atomically); their paths."""
     header_path = os.path.join(directory, f"{name}.h")
     source_path = os.path.join(directory, f"{name}.c")
     atomic_write(header_path, header.encode("ascii"))

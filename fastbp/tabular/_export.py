@@ -172,8 +172,7 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
     """
     import os
 
-    from fastbp._storage import atomic_write
-    from fastbp.export import _c_array, _c_member, _c_sigmoid, _CType
+    from fastbp.export import _c_array, _c_member, _c_sigmoid, _CType, _write_c
     from fastbp.layers import engine_layers
     from sklearn.utils.validation import check_is_fitted   # type: ignore[import-untyped, unused-ignore]
 
@@ -285,9 +284,4 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
     if not classify:
         body.append(f"        out[r] = out[r] * {t.lit(est.y_std_)} + {t.lit(est.y_mean_)};")
     body += ["    }", "}", ""]
-    source = "".join(parts) + "\n" + "\n".join(body)
-    header_path = os.path.join(directory, f"{name}.h")
-    source_path = os.path.join(directory, f"{name}.c")
-    atomic_write(header_path, header.encode("ascii"))
-    atomic_write(source_path, source.encode("ascii"))
-    return header_path, source_path
+    return _write_c(directory, name, header, "".join(parts) + "\n" + "\n".join(body))

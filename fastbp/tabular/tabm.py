@@ -316,6 +316,15 @@ class _TabMBase(BaseEstimator):
         return tags
 
 
+def _one_column(y: np.ndarray, what: str) -> np.ndarray:
+    """y as 1-D (an (n, 1) column accepted), else a ValueError saying ``what`` it holds."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D {what}, got shape {y.shape}")
+    return y
+
+
 def _rows(X: Any, rows: np.ndarray) -> Any:
     """Rows of a DataFrame or an array."""
     if hasattr(X, "iloc"):
@@ -376,11 +385,7 @@ class TabMClassifier(ClassifierMixin, _TabMBase):
     classes_: np.ndarray
 
     def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D class labels, got shape {y.shape}")
+        y = _one_column(np.asarray(y), "class labels")
         check_classification_targets(y)
         if fitted:
             index = {c: i for i, c in enumerate(self.classes_.tolist())}
@@ -440,11 +445,7 @@ class TabMRegressor(RegressorMixin, _TabMBase):
     _loss = "mse"
 
     def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
-        y = np.asarray(y, dtype=np.float64)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D values, got shape {y.shape}")
+        y = _one_column(np.asarray(y, dtype=np.float64), "values")
         if not np.isfinite(y).all():
             raise ValueError("y must be finite")
         if not fitted:

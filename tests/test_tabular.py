@@ -254,3 +254,20 @@ def test_c_export_includes_the_encoding(tmp_path):
         want = est.predict_proba(test) if hasattr(est, "predict_proba") else \
             est.predict(test)[:, None]
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [TabMClassifier, TabMRegressor])
+def test_scikit_learns_estimator_checks(cls):
+    """Every check of sklearn.utils.estimator_checks passes (input validation and its
+    messages, not-fitted errors, n_features_in_, pickling, idempotent fits...)."""
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+    est = cls(k=4, n_blocks=2, d_block=32, max_epochs=60, patience=10, random_state=0,
+              num_embeddings=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
+              if r["status"] == "failed"]
+    assert len(results) > 40 and not failed, failed

@@ -18,12 +18,15 @@ the median, plus an indicator), categorical ones one-hot.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.base import (BaseEstimator, ClassifierMixin,  # type: ignore[import-untyped, unused-ignore]
                           RegressorMixin)
+from scipy.sparse import issparse
+from sklearn.exceptions import DataConversionWarning  # type: ignore[import-untyped, unused-ignore]
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped, unused-ignore]
 from sklearn.utils import check_random_state  # type: ignore[import-untyped, unused-ignore]
 from sklearn.utils._param_validation import (Interval,  # type: ignore[import-untyped, unused-ignore]
@@ -191,13 +194,23 @@ class _TabMBase(BaseEstimator):
         """
         self._validate_params()
         rng = check_random_state(self.random_state)
+        n = _check_table(X, type(self).__name__)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
+        if n < 3 and X_val is None:
+            raise ValueError(f"{type(self).__name__} splits off validation rows: it needs "
+                             f"n_samples >= 3, got n_samples = {n}")
         y = self._prepare_targets(y)
-        n = len(y)
+        if len(y) != n:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"X has {n} rows, y has {len(y)}")
         if (X_val is None) != (y_val is None):
             raise ValueError("give both X_val and y_val, or neither")
         if X_val is None:
+            n_val = -(-n // 5)   # 20%, as train_test_split rounds it
             stratify = y if self._loss == "cross_entropy" and np.bincount(y).min() >= 2 \
-                else None
+                and min(n_val, n - n_val) >= len(self.classes_) else None
             rows = np.arange(n)
             train, val = train_test_split(rows, test_size=0.2, random_state=_seed(rng),
                                           stratify=stratify)
@@ -246,6 +259,7 @@ class _TabMBase(BaseEstimator):
 
     def _encode(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
+        _check_table(X, type(self).__name__, self.n_features_in_)
         return self.encoder_.transform(X, np.float32)
 
     # ---------------------------------------------------------------- files
@@ -316,9 +330,41 @@ class _TabMBase(BaseEstimator):
         return tags
 
 
+def _check_table(X: Any, who: str, n_features: int | None = None) -> int:
+    """The rows of a table X, after the checks scikit-learn's estimators make (their
+    messages): not sparse, not complex, 2-D, with rows and columns (``n_features`` of
+    them when given)."""
+    if issparse(X):
+        raise TypeError(f"{who} takes dense tables (a DataFrame or an array); sparse input "
+                        "is not supported")
+    if not hasattr(X, "iloc"):
+        arr = np.asarray(X)
+        if np.iscomplexobj(arr):
+            raise ValueError("Complex data not supported")
+        if arr.ndim != 2:
+            raise ValueError(f"Expected a 2-D table, got shape {arr.shape}. Reshape your data "
+                             "either using array.reshape(-1, 1) if your data has a single "
+                             "feature or array.reshape(1, -1) if it contains a single sample.")
+        shape = arr.shape
+    else:
+        shape = X.shape
+    if shape[1] == 0:
+        raise ValueError(f"0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if shape[0] == 0:
+        raise ValueError(f"0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if n_features is not None and shape[1] != n_features:
+        raise ValueError(f"X has {shape[1]} features, but {who} is expecting {n_features} "
+                         "features as input.")
+    return int(shape[0])
+
+
 def _one_column(y: np.ndarray, what: str) -> np.ndarray:
-    """y as 1-D (an (n, 1) column accepted), else a ValueError saying ``what`` it holds."""
+    """y as 1-D (an (n, 1) column accepted, with scikit-learn's warning), else a
+    ValueError saying ``what`` it holds."""
     if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                      "change the shape of y to (n_samples, ), for example using ravel().",
+                      DataConversionWarning, stacklevel=3)
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D {what}, got shape {y.shape}")
@@ -413,7 +459,8 @@ class TabMClassifier(ClassifierMixin, _TabMBase):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return self.model_.predict_proba(self._encode(X))
+        X = self._encode(X)
+        return self.model_.predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """The class of the largest mean probability.
@@ -427,7 +474,8 @@ class TabMClassifier(ClassifierMixin, _TabMBase):
         -------
         ndarray of shape (n_samples,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)   # (first: its not-fitted check)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class TabMRegressor(RegressorMixin, _TabMBase):
@@ -472,7 +520,8 @@ class TabMRegressor(RegressorMixin, _TabMBase):
         -------
         ndarray of shape (n_samples,)
         """
-        raw = self.model_.predict(self._encode(X)).astype(np.float64).reshape(-1)
+        X = self._encode(X)
+        raw = self.model_.predict(X).astype(np.float64).reshape(-1)
         return raw * self.y_std_ + self.y_mean_
 
 

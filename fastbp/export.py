@@ -66,6 +66,8 @@ def _members(model: Any) -> list[Sequential]:
                     where = f"models[{k}]." if len(members) > 1 else "model."
                     raise ValueError(f"{where}layers[{i}].{name} holds non-finite values (NaN "
                                      "or inf); a model with such weights cannot be exported")
+    if len({m.objective.heads for m in members}) > 1:
+        raise ValueError("the members of an exported Ensemble must share objective.heads")
     return members
 
 
@@ -1124,6 +1126,9 @@ def to_c(model: Any, directory: Any, *, name: str = "fastbp_model",
         return tabular_to_c(model, directory, name)
     members = _members(model)
     final = _final_transform(model, "auto")
+    if derivatives and members[0].objective.heads > 1:
+        raise ValueError("derivatives=True exports the raw outputs' derivatives; a model "
+                         "with objective.heads > 1 predicts its heads' mean")
     if derivatives:
         if len(members) > 1:
             raise ValueError("derivatives=True exports one model's input gradient, not an "

@@ -104,6 +104,16 @@ def _named_arrays(layer: Layer) -> list[tuple[str, np.ndarray]]:
         + list(zip(layer.buffer_names(), layer.buffers()))
 
 
+def _check_heads(heads: int, out_features: int, loss: str) -> None:
+    """objective.heads must split the last layer's outputs into equal blocks (of at
+    least 2 classes for cross_entropy)."""
+    width, rest = divmod(out_features, heads)
+    if rest or (loss == "cross_entropy" and width < 2):
+        raise ValueError(f"objective.heads ({heads}) must split the last layer's "
+                         f"{out_features} outputs into equal blocks"
+                         f"{' of at least 2 classes' if loss == 'cross_entropy' else ''}")
+
+
 def _mean_loss(loss_code: int, output: np.ndarray, y: np.ndarray,
                sample_weight: np.ndarray | None) -> tuple[float, np.ndarray]:
     """(mean loss, dL/d_output) of the loss kernels (Sequential.loss_and_grad's)."""
@@ -197,6 +207,7 @@ class Sequential:
     @layers.setter
     def layers(self, layers: Sequence[Layer]) -> None:
         layers = check_layers(layers, self.loss_name)
+        _check_heads(self._objective.heads, layers[-1].out_features, self.loss_name)
         with self._lock:
             self._layers = layers
             self._engine = None  # the compiled engine points into the old layers
@@ -268,11 +279,7 @@ class Sequential:
         if value.log_loss_clip > 0 and self.loss_name not in CLASSIFICATION_LOSSES:
             raise ValueError("objective.log_loss_clip applies to the cross-entropy losses, not "
                              f"to {self.loss_name!r}")
-        width, rest = divmod(self.out_features, value.heads)
-        if rest or (self.loss_name == "cross_entropy" and width < 2):
-            raise ValueError(f"objective.heads ({value.heads}) must split the last layer's "
-                             f"{self.out_features} outputs into equal blocks"
-                             f"{' of at least 2 classes' if self.loss_name == 'cross_entropy' else ''}")
+        _check_heads(value.heads, self.out_features, self.loss_name)
         with self._lock:
             self._objective = value
             self._engine = None  # rebuilt with the new objective

@@ -219,7 +219,7 @@ class TrainingData:
         #: int class labels (n,) as intp, or None with targets
         self.labels: np.ndarray | None = y if y.ndim == 1 else None
         if self.label_smoothing:
-            self.targets = check.smoothed_targets(self.labels, self.targets, model.out_features,
+            self.targets = check.smoothed_targets(self.labels, self.targets, model.target_width,
                                                   self.label_smoothing, model.dtype)
             self.labels = None
         self.sample_weight: np.ndarray | None = check.sample_weight(sample_weight, X.shape[0])

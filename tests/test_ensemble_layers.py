@@ -274,3 +274,22 @@ def test_equals_tabm_forward_loss_gradients_and_adam_steps(loss, n_out):
         topt.step()
     for mine, theirs in zip(model.parameters(), _torch_arrays(net)):
         np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_heads_are_checked_wherever_they_could_stop_fitting(tmp_path):
+    """The layers setter re-checks objective.heads; label smoothing smooths over one
+    head's classes; exports refuse derivatives of a heads model and Ensembles whose
+    members have different heads."""
+    model = _tabm_like("cross_entropy", n_out=3)
+    with pytest.raises(ValueError, match="heads"):
+        model.layers = list(model.layers[:-1]) + [LinearEnsemble(8, 1, K, dtype="float64")]
+    X, y, _ = _problem("cross_entropy", 3)
+    h = model.fit(X, y, epochs=1, batch_size=16, label_smoothing=0.1, progress=False)
+    assert np.isfinite(h.loss[-1])
+    reg = Sequential([fastbp.Dense(3, 4, dtype="float64")], loss="mse")
+    reg.objective = Objective(heads=2)
+    with pytest.raises(ValueError, match="heads"):
+        fastbp.export.to_c(reg, tmp_path, name="d", derivatives=True)
+    plain = Sequential([fastbp.Dense(3, 4, dtype="float64")], loss="mse")
+    with pytest.raises(ValueError, match="heads"):
+        fastbp.export.to_c(fastbp.Ensemble([reg, plain]), tmp_path, name="e")

@@ -271,3 +271,11 @@ def test_scikit_learns_estimator_checks(cls):
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
               if r["status"] == "failed"]
     assert len(results) > 40 and not failed, failed
+
+
+def test_an_empty_text_is_a_missing_value():
+    """"" is missing (as the exports' text inputs read it), not a category."""
+    col = np.array([["", "a", None, "b"]], dtype=object).T
+    enc = TableEncoder([0]).fit(col)
+    assert enc.kinds_[0].categories == ["a", "b"] and enc.kinds_[0].missing
+    np.testing.assert_array_equal(enc.transform(col)[[0, 2]], [[0, 0, 1], [0, 0, 1]])

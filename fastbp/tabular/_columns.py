@@ -37,10 +37,11 @@ def _is_frame(X: Any) -> bool:
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
-    """Which entries of an object column are missing: None, NaN, pd.NA, NaT."""
+    """Which entries of an object column are missing: None, NaN, pd.NA, NaT and the
+    empty text (which the exports' text inputs use for a missing value)."""
     out = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
-        if v is None:
+        if v is None or (isinstance(v, str) and v == ""):
             out[i] = True
             continue
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 #: activation functions, element-wise (softmax: over the last axis)
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
+               "softplus", "gelu", "silu", "softmax", "selu", "mish")
 #: losses, each taking the raw output of the last layer
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy", "poisson")
 #: the optimizer kinds with compiled updates (fastbp._optim_config's records)
@@ -20,7 +20,8 @@ OPTIMIZER_KINDS = ("sgd", "adagrad", "rmsprop", "adam")
 #: layer kinds the compiled engine runs (fastbp.layers)
 LAYER_KINDS = ("dense", "activation", "dropout", "layer_norm", "residual", "batch_norm",
                "periodic_embedding", "piecewise_linear_encoding",
-               "categorical_embedding", "batch_ensemble", "linear_ensemble")
+               "categorical_embedding", "batch_ensemble", "linear_ensemble",
+               "scale", "parametric_activation", "periodic_bias_embedding")
 
 #: the classification losses and their link: the activation that turns the raw
 #: output (logits) into class probabilities (predict_proba, the exports' "auto"
@@ -37,6 +38,9 @@ ELU_ALPHA = 1.0
 SOFTPLUS_THRESHOLD = 20.0
 #: huber's delta (PyTorch's default)
 HUBER_DELTA = 1.0
+#: selu's alpha and scale (Klambauer et al.; torch.selu's constants)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def code(names: tuple[str, ...], name: str) -> int:
@@ -52,7 +56,8 @@ def _c_name(prefix: str, name: str) -> str:
 CODE_TABLES = (("ACT", ACTIVATIONS), ("LOSS", LOSSES), ("OPT", OPTIMIZER_KINDS),
                ("LAYER", LAYER_KINDS))
 #: the shared constants written for C and Cython
-CONSTANTS = ("LEAKY_SLOPE", "ELU_ALPHA", "SOFTPLUS_THRESHOLD", "HUBER_DELTA")
+CONSTANTS = ("LEAKY_SLOPE", "ELU_ALPHA", "SOFTPLUS_THRESHOLD", "HUBER_DELTA", "SELU_ALPHA",
+             "SELU_SCALE")
 
 
 def c_header() -> str:

@@ -22,6 +22,8 @@ its members' outputs (probabilities for the cross-entropy losses), as its
 """
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 import re
 from typing import Any, Callable, Sequence
@@ -30,7 +32,8 @@ import numpy as np
 
 from fastbp import _validation as check
 from fastbp._storage import atomic_write
-from fastbp._table import LEAKY_SLOPE, PROBABILITY_LINK, SOFTPLUS_THRESHOLD
+from fastbp._table import (LEAKY_SLOPE, PROBABILITY_LINK, SELU_ALPHA, SELU_SCALE,
+                           SOFTPLUS_THRESHOLD)
 from fastbp.ensemble import Ensemble
 from fastbp.layers.residual import engine_layers
 from fastbp.models import Sequential
@@ -129,12 +132,19 @@ class _GraphBuilder:
         self.elem_type = self.h.np_dtype_to_tensor_dtype(self.dtype)
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self._count = 0
+        self._count = itertools.count(1)
         self._constants: dict[tuple[str, float], str] = {}
 
     def fresh(self, stem: str) -> str:
-        self._count += 1
-        return f"{stem}_{self._count}"
+        return f"{stem}_{next(self._count)}"
+
+    def in_dtype(self, dtype: Any) -> _GraphBuilder:
+        """A builder of the same graph (nodes, names, constants) whose scalars and
+        ``elem_type`` are ``dtype``'s."""
+        view = copy.copy(self)
+        view.dtype = np.dtype(dtype)
+        view.elem_type = self.h.np_dtype_to_tensor_dtype(view.dtype)
+        return view
 
     def tensor(self, stem: str, value: np.ndarray) -> str:
         name = self.fresh(stem)
@@ -184,7 +194,21 @@ def _onnx_activation(g: _GraphBuilder, act: str, x: str, out: str | None = None)
                                 g.op("Add", [e, g.scalar(1.0)])], out)
         return g.op("Mul", [g.op("Mul", [x, g.scalar(0.5)]), _onnx_erfc_f64(g, g.op("Neg", [u]))],
                     out)
+    if act == "mish":   # x·tanh(softplus(x)) (ONNX Mish needs opset 18)
+        return g.op("Mul", [x, g.op("Tanh", [_onnx_activation(g, "softplus", x)])], out)
+    if act == "selu" and g.dtype == np.float32:
+        # in double, rounded once, as the kernel (float32 roundings of each step differ
+        # from it by an ulp, which large pre-activations carry through the next layers)
+        d = g.in_dtype(np.float64)
+        y = _onnx_activation(d, "selu", g.op("Cast", [x], to=d.elem_type))
+        return g.op("Cast", [y], out, to=g.elem_type)
     positive = g.op("Greater", [x, g.scalar(0.0)])
+    if act == "selu":
+        # e^x - 1 as tanh(x/2)·(e^x + 1): no cancellation near 0 (the kernel's expm1)
+        em1 = g.op("Mul", [g.op("Tanh", [g.op("Mul", [x, g.scalar(0.5)])]),
+                           g.op("Add", [g.op("Exp", [x]), g.scalar(1.0)])])
+        return g.op("Where", [positive, g.op("Mul", [x, g.scalar(SELU_SCALE)]),
+                              g.op("Mul", [em1, g.scalar(SELU_SCALE * SELU_ALPHA)])], out)
     if act == "leaky_relu":
         return g.op("Where", [positive, x, g.op("Mul", [x, g.scalar(LEAKY_SLOPE)])], out)
     if act == "elu":
@@ -719,6 +743,13 @@ def _c_activation_loop(t: _CType, prefix: str, act: str, buf: str, k: int) -> li
     if act == "softplus":
         return [loop + f"{buf}[j] = {buf}[j] > {t.lit(SOFTPLUS_THRESHOLD)} ? {buf}[j] : "
                 f"{fn('log1p')}({fn('exp')}({buf}[j]));"]
+    if act == "selu":
+        return [loop + f"{buf}[j] = {t.lit(SELU_SCALE)} * ({buf}[j] > {zero} ? {buf}[j] : "
+                f"{t.lit(SELU_ALPHA)} * {fn('expm1')}({buf}[j]));"]
+    if act == "mish":
+        sp = (f"({buf}[j] > {t.lit(SOFTPLUS_THRESHOLD)} ? {buf}[j] : "
+              f"{fn('log1p')}({fn('exp')}({buf}[j])))")
+        return [loop + f"{buf}[j] = {buf}[j] * {fn('tanh')}({sp});"]
     if act == "gelu":
         # z·Φ(z) = z·erfc(-z/√2)/2, as the kernel (no 1 + erf cancellation)
         return [loop + f"{buf}[j] = {half} * {buf}[j] * {fn('erfc')}(-{buf}[j] * "
@@ -1017,6 +1048,13 @@ def _c_activation_derivative(t: _CType, prefix: str, act: str, z: str) -> str:
     if act == "silu":
         s = f"{prefix}_sigmoid({z})"
         return f"({s} * ({one} + {z} * ({one} - {s})))"
+    if act == "selu":
+        return (f"({t.lit(SELU_SCALE)} * ({z} > {zero} ? {one} : "
+                f"{t.lit(SELU_ALPHA)} * {fn('exp')}({z})))")
+    if act == "mish":
+        sp = f"({z} > {t.lit(SOFTPLUS_THRESHOLD)} ? {z} : {fn('log1p')}({fn('exp')}({z})))"
+        th = f"{fn('tanh')}({sp})"
+        return f"({th} + {z} * ({one} - {th} * {th}) * {prefix}_sigmoid({z}))"
     raise AssertionError(f"no C derivative for activation {act!r}")  # pragma: no cover
 
 

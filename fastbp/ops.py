@@ -55,8 +55,8 @@ def activation_forward(
     ----------
     name : str
         The activation, one of ``ACTIVATIONS`` ("identity", "sigmoid", "tanh", "relu",
-        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"; softmax is taken
-        over each row).
+        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax", "selu", "mish";
+        softmax is taken over each row).
     Z : ndarray of shape (n_samples, n_units)
         The pre-activations (float32 or float64, at least one column).
 
@@ -93,8 +93,8 @@ def activation_backward(
     ----------
     name : str
         The activation, one of ``ACTIVATIONS`` ("identity", "sigmoid", "tanh", "relu",
-        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"; softmax is taken
-        over each row).
+        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax", "selu", "mish";
+        softmax is taken over each row).
     Z : ndarray of shape (n_samples, n_units)
         The pre-activations of the forward pass.
     A : ndarray of shape (n_samples, n_units)

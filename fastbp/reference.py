@@ -19,7 +19,8 @@ from fastbp import _validation as check
 from fastbp._bins import ple_args
 from fastbp._codes import categorical_args
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
-from fastbp._table import ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, SOFTPLUS_THRESHOLD
+from fastbp._table import (ELU_ALPHA, HUBER_DELTA, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE,
+                           SOFTPLUS_THRESHOLD)
 from fastbp._validation import ACTIVATIONS, LOSSES
 
 __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
@@ -59,6 +60,16 @@ def elu(z: _FloatArray) -> _FloatArray:
     return np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0)))
 
 
+def selu(z: _FloatArray) -> _FloatArray:
+    """scale·z for z > 0, scale·alpha·(e^z - 1) otherwise (SELU_SCALE, SELU_ALPHA)."""
+    return SELU_SCALE * np.where(z > 0, z, SELU_ALPHA * np.expm1(np.minimum(z, 0)))
+
+
+def mish(z: _FloatArray) -> _FloatArray:
+    """z·tanh(softplus(z))."""
+    return z * np.tanh(softplus(z))
+
+
 def softmax(z: _FloatArray) -> _FloatArray:
     """e^(z - max) / Σ e^(z - max) along the last axis."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -76,6 +87,8 @@ FORWARD: dict[str, Callable[[_FloatArray], _FloatArray]] = {
     "gelu": gelu,
     "silu": lambda z: z * sigmoid(z),
     "softmax": softmax,
+    "selu": selu,
+    "mish": mish,
 }
 
 
@@ -90,6 +103,17 @@ def silu_grad(z: _FloatArray) -> _FloatArray:
     """σ(z)·(1 + z·(1 - σ(z)))."""
     s = sigmoid(z)
     return s * (1 + z * (1 - s))
+
+
+def selu_grad(z: _FloatArray) -> _FloatArray:
+    """scale for z > 0, scale·alpha·e^z otherwise."""
+    return SELU_SCALE * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(z, 0)))
+
+
+def mish_grad(z: _FloatArray) -> _FloatArray:
+    """t + z·(1 - t²)·σ(z), t = tanh(softplus(z))."""
+    t = np.tanh(softplus(z))
+    return t + z * (1 - t * t) * sigmoid(z)
 
 
 def softmax_backward(a: _FloatArray, da: _FloatArray) -> _FloatArray:
@@ -109,6 +133,8 @@ BACKWARD: dict[str, Callable[[_FloatArray, _FloatArray, _FloatArray], _FloatArra
     "gelu": lambda z, a, da: da * gelu_grad(z),
     "silu": lambda z, a, da: da * silu_grad(z),
     "softmax": lambda z, a, da: softmax_backward(a, da),
+    "selu": lambda z, a, da: da * selu_grad(z),
+    "mish": lambda z, a, da: da * mish_grad(z),
 }
 
 
@@ -122,8 +148,8 @@ def activation_forward(
     ----------
     name : str
         The activation, one of ``ACTIVATIONS`` ("identity", "sigmoid", "tanh", "relu",
-        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"; softmax is taken
-        over each row).
+        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax", "selu", "mish";
+        softmax is taken over each row).
     Z : ndarray of shape (n_samples, n_units)
         The pre-activations (float32 or float64, at least one column).
 
@@ -158,8 +184,8 @@ def activation_backward(
     ----------
     name : str
         The activation, one of ``ACTIVATIONS`` ("identity", "sigmoid", "tanh", "relu",
-        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"; softmax is taken
-        over each row).
+        "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax", "selu", "mish";
+        softmax is taken over each row).
     Z : ndarray of shape (n_samples, n_units)
         The pre-activations of the forward pass.
     A : ndarray of shape (n_samples, n_units)
@@ -868,6 +894,13 @@ def activation_derivatives(name: str, z: _FloatArray, a: _FloatArray
     if name == "silu":
         s = sigmoid(z)
         return s * (1 + z * (1 - s)), s * (1 - s) * (2 + z * (1 - 2 * s))
+    if name == "selu":
+        e = SELU_SCALE * SELU_ALPHA * np.exp(np.minimum(z, 0))
+        return np.where(z > 0, SELU_SCALE * one, e), np.where(z > 0, zero, e)
+    if name == "mish":
+        t, s = np.tanh(softplus(z)), sigmoid(z)
+        return (t + z * (1 - t * t) * s,
+                (1 - t * t) * s * (2 + z * ((1 - s) - 2 * t * s)))
     raise ValueError(f"no input derivatives through {name!r}")
 
 

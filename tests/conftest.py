@@ -156,7 +156,7 @@ TOL = {
 DTYPES = (np.float32, np.float64)
 #: the activations of the public API, in order (tests/test_build.py checks fastbp's against it)
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-               "softplus", "gelu", "silu", "softmax")
+               "softplus", "gelu", "silu", "softmax", "selu", "mish")
 
 
 def make_data(loss, n, n_in, n_out, dtype=np.float64, seed=0, probs=False):

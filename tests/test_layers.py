@@ -11,7 +11,7 @@ from fastbp import reference
 from conftest import ACTIVATIONS, DTYPES
 from conftest import tol as conftest_tol
 
-HE_ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu")
+HE_ACTS = ("relu", "leaky_relu", "elu", "gelu", "silu", "mish")
 
 
 def tol(dtype):

@@ -2,7 +2,7 @@
 from cython cimport floating
 # These scalar functions are evaluated in double precision (float64 models, and the
 # places that need double); float32 activations run _vmath.h's float versions.
-from libc.math cimport exp, expm1, log1p, erfc, sqrt, fabs
+from libc.math cimport exp, expm1, log1p, erfc, sqrt, fabs, tanh
 
 cdef extern from *:
     """
@@ -64,6 +64,27 @@ cdef inline double silu_grad(double z) noexcept nogil:
     """σ(z)·(1 + z·(1-σ(z)))."""
     cdef double s = sigmoid(z)
     return s * (1.0 + z * (1.0 - s))
+
+cdef inline double selu(double z) noexcept nogil:
+    """scale·z for z > 0, scale·alpha·(e^z - 1) otherwise (torch.selu's constants)."""
+    if z > 0.0:
+        return SELU_SCALE * z
+    return SELU_SCALE * SELU_ALPHA * expm1(z)
+
+cdef inline double selu_grad(double z) noexcept nogil:
+    """scale for z > 0, scale·alpha·e^z otherwise."""
+    if z > 0.0:
+        return SELU_SCALE
+    return SELU_SCALE * SELU_ALPHA * exp(z)
+
+cdef inline double mish(double z) noexcept nogil:
+    """z·tanh(softplus(z)) (torch's mish, its softplus threshold 20)."""
+    return z * tanh(softplus(z))
+
+cdef inline double mish_grad(double z) noexcept nogil:
+    """t + z·(1 - t²)·σ(z), t = tanh(softplus(z))."""
+    cdef double t = tanh(softplus(z))
+    return t + z * (1.0 - t * t) * sigmoid(z)
 
 cdef inline double elu(double z) noexcept nogil:
     """z for z > 0, alpha·(e^z - 1) otherwise (alpha: ELU_ALPHA, 1)."""

@@ -16,8 +16,9 @@ from libc.math cimport exp
 
 from fastbp._kernels._math cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
-    ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX, LEAKY_SLOPE, ELU_ALPHA, SOFTPLUS_THRESHOLD,
-    sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, exp_rows, EXP_BLOCK,
+    ACT_SOFTPLUS, ACT_GELU, ACT_SILU, ACT_SOFTMAX, ACT_SELU, ACT_MISH, LEAKY_SLOPE, ELU_ALPHA,
+    SOFTPLUS_THRESHOLD, sigmoid, softplus, gelu, gelu_grad, silu, silu_grad, elu, selu,
+    selu_grad, mish, mish_grad, exp_rows, EXP_BLOCK,
     tanh_array_f32, tanh_array_f64, sigmoid_array_f32, sigmoid_array_f64, exp_shifted_f64,
     act_forward_array_f32, act_backward_array_f32,
 )
@@ -107,6 +108,12 @@ cdef void bias_activation_forward_ptr(int act, floating* Z, const floating* b, f
     elif act == ACT_SILU:
         for idx in range(size):
             A[idx] = <floating>silu(Z[idx])
+    elif act == ACT_SELU:   # (both dtypes in double: no float version in _vmath.h)
+        for idx in range(size):
+            A[idx] = <floating>selu(Z[idx])
+    elif act == ACT_MISH:
+        for idx in range(size):
+            A[idx] = <floating>mish(Z[idx])
     elif act == ACT_SOFTMAX:
         if A != Z:
             for idx in range(size):
@@ -161,6 +168,12 @@ cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
     elif act == ACT_SILU:
         for idx in range(size):
             dZ[idx] = <floating>(dA[idx] * silu_grad(Z[idx]))
+    elif act == ACT_SELU:
+        for idx in range(size):
+            dZ[idx] = <floating>(dA[idx] * selu_grad(Z[idx]))
+    elif act == ACT_MISH:
+        for idx in range(size):
+            dZ[idx] = <floating>(dA[idx] * mish_grad(Z[idx]))
     elif act == ACT_SOFTMAX:
         for i in range(n):
             dot = 0.0

@@ -27,9 +27,10 @@ from libc.string cimport memcpy, memset
 from fastbp._kernels._blas cimport gemm
 from fastbp._kernels._math cimport (
     ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU, ACT_SOFTPLUS,
-    ACT_GELU, ACT_SILU, LEAKY_SLOPE, ELU_ALPHA, SOFTPLUS_THRESHOLD, INV_SQRT_2PI, sigmoid,
-    gelu_grad, silu_grad,
+    ACT_GELU, ACT_SILU, ACT_SELU, ACT_MISH, LEAKY_SLOPE, ELU_ALPHA, SOFTPLUS_THRESHOLD,
+    INV_SQRT_2PI, SELU_ALPHA, SELU_SCALE, sigmoid, softplus, gelu_grad, silu_grad,
 )
+from libc.math cimport tanh
 from fastbp._kernels.activations cimport bias_activation_forward_ptr, activation_backward_ptr
 
 #: what derivatives_into computes besides the value (its ``mode``)
@@ -89,6 +90,17 @@ cdef void act_derivatives(int act, const floating* Z, const floating* A, floatin
         elif act == ACT_GELU:
             g = gelu_grad(z)
             s = INV_SQRT_2PI * exp(-0.5 * z * z) * (2.0 - z * z)
+        elif act == ACT_SELU:
+            if z > 0:
+                g, s = SELU_SCALE, 0.0
+            else:
+                g = SELU_SCALE * SELU_ALPHA * exp(z)
+                s = g
+        elif act == ACT_MISH:   # t = tanh(softplus(z)), t' = (1 - t²)·σ(z)
+            a = tanh(softplus(z))
+            s = sigmoid(z)
+            g = a + z * (1.0 - a * a) * s
+            s = (1.0 - a * a) * s * (2.0 + z * ((1.0 - s) - 2.0 * a * s))
         else:   # ACT_SILU
             g = silu_grad(z)
             a = sigmoid(z)

@@ -33,7 +33,7 @@ from fastbp._table import ACTIVATIONS, LAYER_KINDS, code
 
 INITS = ("auto", "he", "glorot")
 # "auto": He for the rectifier family, Glorot for saturating and linear units.
-HE_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu")
+HE_ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "mish")
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -64,8 +64,8 @@ else:
     from fastbp.io import load  # noqa: E402
     from fastbp.layers import (Activation, BatchNorm, CategoricalEmbedding, Dense,  # noqa: E402
                                Dropout, Layer, LayerNorm, LinearBatchEnsemble,
-                               LinearEnsemble, PeriodicEmbedding, PiecewiseLinearEncoding,
-                               Residual)
+                               LinearEnsemble, ParametricActivation, PeriodicBiasEmbedding,
+                               PeriodicEmbedding, PiecewiseLinearEncoding, Residual, Scale)
     from fastbp._bins import compute_bins  # noqa: E402
     from fastbp.groups import no_decay_groups  # noqa: E402
     from fastbp.models import MLP, Sequential  # noqa: E402
@@ -80,7 +80,8 @@ else:
 __all__ = [
     "ACTIVATIONS", "LOSSES", "Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual", "PeriodicEmbedding",
     "PiecewiseLinearEncoding", "compute_bins", "CategoricalEmbedding",
-    "LinearBatchEnsemble", "LinearEnsemble", "no_decay_groups",
+    "LinearBatchEnsemble", "LinearEnsemble", "Scale", "ParametricActivation",
+    "PeriodicBiasEmbedding", "no_decay_groups",
     "Sequential", "MLP", "Ensemble", "Objective", "SuccessiveHalving", "Hyperband",
     "optimize_study",
     "Optimizer", "SGD", "AdaGrad", "RMSprop", "Adam", "AdamW", "History", "TrainingDiverged",

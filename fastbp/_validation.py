@@ -185,6 +185,53 @@ def periodic_args(X: Any, frequencies: Any, weight: Any, bias: Any = None
     return X, frequencies, weight, bias, lite
 
 
+def column_scale_args(X: Any, v: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, d) and a per-column vector ``name`` (d,) of X's dtype (Scale's s,
+    ParametricActivation's alpha)."""
+    X = matrix(X, "X")
+    v = float_array(v, name, 1, X.dtype)
+    if v.shape != (X.shape[1],):
+        raise ValueError(f"{name} must have shape ({X.shape[1]},) (one value per column of X), "
+                         f"got {v.shape}")
+    return X, v
+
+
+def elementwise_activation(name: Any) -> int:
+    """The code of an element-wise activation (not softmax)."""
+    code = activation_code(name)
+    if name == "softmax":
+        raise ValueError("a parametric activation is element-wise; softmax is not")
+    return code
+
+
+def periodic_bias_args(X: Any, frequencies: Any, phases: Any, weight: Any, bias: Any = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray,
+                                  np.ndarray | None]:
+    """A PBLD embedding's X (n, n_in), frequencies and phases (F, k) with F <= n_in (X's
+    first F columns are embedded), weight (F, k, d) and bias (F, d), of one dtype
+    (phases and bias: None, not checked)."""
+    X = matrix(X, "X")
+    frequencies = float_array(frequencies, "frequencies", 2, X.dtype)
+    F, k = frequencies.shape
+    if not 1 <= F <= X.shape[1] or k == 0:
+        raise ValueError(f"frequencies must have shape (F, k) with 1 <= F <= {X.shape[1]} "
+                         f"(X's embedded columns) and k >= 1, got {frequencies.shape}")
+    if phases is not None:
+        phases = float_array(phases, "phases", 2, X.dtype)
+        same_shape(phases, "phases", frequencies, "frequencies")
+    weight = float_array(weight, "weight", 3, X.dtype)
+    if weight.shape[:2] != (F, k) or weight.shape[2] == 0:
+        raise ValueError(f"weight must have shape ({F}, {k}, d >= 1), got {weight.shape}")
+    d = weight.shape[2]
+    if bias is not None:
+        bias = float_array(bias, "bias", 2, X.dtype)
+        if bias.shape != (F, d):
+            raise ValueError(f"bias must have shape {(F, d)}, got {bias.shape}")
+    blas_dims(n_samples=X.shape[0], width=2 * k, d_embedding=d,
+              out_features=F * d + X.shape[1])
+    return X, frequencies, phases, weight, bias
+
+
 def norm_eps(value: Any, name: str = "eps") -> float:
     """A normalisation's eps: a finite real number > 0."""
     return finite_scalar(value, name, low=0.0, low_open=True)

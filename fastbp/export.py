@@ -370,6 +370,41 @@ def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     return g.op("Reshape", [Z, ints(f"{tag}shape", [-1, F * d])])
 
 
+def _onnx_periodic_bias(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """The embedded columns (Gather), angles x_f·(2π·c_f) + φ_f, their cosines, each
+    feature's linear map (a broadcast MatMul) and bias, flattened feature-major, then x
+    itself (Concat)."""
+    F, d = layer.n_embedded, layer.d_embedding
+
+    def ints(stem: str, values: list[int]) -> str:
+        return g.tensor(stem, np.asarray(values, dtype=np.int64))
+    cols = g.op("Gather", [x, ints(f"{tag}cols", list(range(F)))], axis=1)
+    two_pi_c = g.tensor(f"{tag}freq", np.asarray(2 * np.pi * layer.frequencies.astype(np.float64),
+                                                 g.dtype))
+    angles = g.op("Add", [g.op("Mul", [g.op("Unsqueeze", [cols, ints(f"{tag}ax", [2])]),
+                                       two_pi_c]),
+                          g.tensor(f"{tag}phase", np.asarray(layer.phases, g.dtype))])
+    # (float64: cos a as sin(a + π/2), as _onnx_periodic)
+    cos = g.op("Cos", [angles]) if g.dtype == np.float32 else \
+        g.op("Sin", [g.op("Add", [angles, g.scalar(np.pi / 2)])])
+    Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [cos, ints(f"{tag}ax2", [2])]),
+                                     g.tensor(f"{tag}W", np.asarray(layer.weight, g.dtype))]),
+                     g.tensor(f"{tag}b", np.asarray(layer.bias, g.dtype).reshape(F, 1, d))])
+    return g.op("Concat", [g.op("Reshape", [Z, ints(f"{tag}shape", [-1, F * d])]), x], axis=1)
+
+
+def _onnx_scale(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """x·s."""
+    return g.op("Mul", [x, g.tensor(f"{tag}s", np.asarray(layer.scale, g.dtype))])
+
+
+def _onnx_parametric(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
+    """x + α·(f(x) − x)."""
+    f = _onnx_activation(g, layer.activation, x)
+    return g.op("Add", [x, g.op("Mul", [g.tensor(f"{tag}alpha", np.asarray(layer.alpha, g.dtype)),
+                                        g.op("Sub", [f, x])])])
+
+
 def _onnx_ple(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     """Each output column's feature gathered (Gather on axis 1), times 1/width plus
     −edge/width, then the clamps (Max with 0 or −inf, Min with 1 or +inf)."""
@@ -441,7 +476,8 @@ _ONNX_LAYERS: dict[str, Callable[[_GraphBuilder, Any, str, str], str]] = {
     "layer_norm": _onnx_layer_norm, "batch_norm": _onnx_batch_norm,
     "periodic_embedding": _onnx_periodic, "piecewise_linear_encoding": _onnx_ple,
     "categorical_embedding": _onnx_categorical, "batch_ensemble": _onnx_batch_ensemble,
-    "linear_ensemble": _onnx_linear_ensemble}
+    "linear_ensemble": _onnx_linear_ensemble, "scale": _onnx_scale,
+    "parametric_activation": _onnx_parametric, "periodic_bias_embedding": _onnx_periodic_bias}
 
 
 def _onnx_layers(g: _GraphBuilder, layers: Any, x: str, prefix: str) -> str:
@@ -853,6 +889,51 @@ def _c_periodic(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
     return arrays, lines
 
 
+def _c_periodic_bias(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                     ) -> tuple[list[str], list[str]]:
+    """(2π·frequencies and phases in double, the weights; the statements) of a PBLD
+    embedding: per embedded column the angles and their cosines in double, rounded to
+    the model's type as the kernel's, the feature's linear map, then the row itself."""
+    F, k, d, T = layer.n_embedded, layer.n_frequencies, layer.d_embedding, t.name
+    c, ph, w, b = (f"{prefix}_{stem}{tag}" for stem in ("c", "ph", "w", "b"))
+
+    def doubles(name: str, values: np.ndarray) -> str:
+        items = ",\n    ".join(", ".join(float(v).hex() for v in values[i:i + 4])
+                               for i in range(0, values.size, 4))
+        return f"static const double {name}[{values.size}] = {{\n    {items}\n}};\n"
+    arrays = [doubles(c, (2 * np.pi * layer.frequencies.astype(np.float64)).ravel()),
+              doubles(ph, layer.phases.astype(np.float64).ravel()),
+              _c_array(t, w, layer.weight), _c_array(t, b, layer.bias)]
+    lines = [f"o = {dst};",
+             f"for (i = 0; i < {F}; i++) {{ {T} p[{k}]; size_t u;",
+             f"  for (j = 0; j < {k}; j++) p[j] = ({T})cos({c}[i * {k} + j] * (double){src}[i]"
+             f" + {ph}[i * {k} + j]);",
+             f"  for (u = 0; u < {d}; u++) {{ {T} s = {b}[i * {d} + u];",
+             f"    for (j = 0; j < {k}; j++) s += p[j] * {w}[i * {k * d} + j * {d} + u];",
+             f"    o[i * {d} + u] = s; }} }}",
+             f"for (j = 0; j < {layer.in_features}; j++) o[{F * d} + j] = {src}[j];"]
+    return arrays, lines
+
+
+def _c_scale(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+             ) -> tuple[list[str], list[str]]:
+    """(the factors; the statements) of a Scale: o = x·s."""
+    s = f"{prefix}_s{tag}"
+    return [_c_array(t, s, layer.scale)], [
+        f"o = {dst};", f"for (j = 0; j < {layer.out_features}; j++) o[j] = {src}[j] * {s}[j];"]
+
+
+def _c_parametric(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
+                  ) -> tuple[list[str], list[str]]:
+    """(α; the statements) of a ParametricActivation: f(x) in place on a copy, then
+    x + α·(f(x) − x)."""
+    a, k = f"{prefix}_a{tag}", layer.out_features
+    lines = [f"o = {dst};", f"for (j = 0; j < {k}; j++) o[j] = {src}[j];"]
+    lines += _c_activation_loop(t, prefix, layer.activation, "o", k)
+    lines.append(f"for (j = 0; j < {k}; j++) o[j] = {src}[j] + {a}[j] * (o[j] - {src}[j]);")
+    return [_c_array(t, a, layer.alpha)], lines
+
+
 def _c_ple(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
            ) -> tuple[list[str], list[str]]:
     """(each column's feature, clamps, 1/width and −edge/width; the statements) of a
@@ -957,7 +1038,8 @@ _C_LAYERS: dict[str, Callable[[_CType, str, Any, str, str, str],
     "layer_norm": _c_layer_norm, "batch_norm": _c_batch_norm,
     "periodic_embedding": _c_periodic, "piecewise_linear_encoding": _c_ple,
     "categorical_embedding": _c_categorical, "batch_ensemble": _c_batch_ensemble,
-    "linear_ensemble": _c_linear_ensemble}
+    "linear_ensemble": _c_linear_ensemble, "scale": _c_scale,
+    "parametric_activation": _c_parametric, "periodic_bias_embedding": _c_periodic_bias}
 
 
 def _c_residual(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str

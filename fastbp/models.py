@@ -266,6 +266,46 @@ class Sequential:
             self._dropout_seed = value
             self._engine = None  # the engine holds keys derived from the old seed
 
+    def set_dropout_rates(self, rates: Any) -> None:
+        """Change the layers' dropout probabilities in place, one rate per layer of
+        ``layers`` (a schedule between epochs, from a ``fit`` callback: RealMLP's
+        flat-cosine dropout). The masks keep their keys (seed, layer, step): the next
+        steps draw with the new rates, as a model built with them would.
+
+        Parameters
+        ----------
+        rates : list or tuple of float
+            0 <= p < 1 each; a layer without a dropout setting (LayerNorm, an
+            embedding...) keeps 0, the last layer and a layer before a ``Dropout`` layer
+            keep 0.
+
+        Raises
+        ------
+        TypeError
+            rates not a list or tuple, a rate not a real number.
+        ValueError
+            Another length, a rate outside [0, 1) or where the model cannot have one.
+        """
+        if not isinstance(rates, (list, tuple)):
+            raise TypeError(f"rates must be a list or tuple of floats, got {type(rates).__name__}")
+        layers = self.layers
+        if len(rates) != len(layers):
+            raise ValueError(f"rates must hold one rate per layer ({len(layers)}), got "
+                             f"{len(rates)}")
+        checked = [check.dropout_rate(p, f"rates[{i}]") for i, p in enumerate(rates)]
+        for i, (layer, p) in enumerate(zip(layers, checked)):
+            blocked = i == len(layers) - 1 or (i + 1 < len(layers)
+                                               and isinstance(layers[i + 1], Dropout))
+            if p and (blocked or not hasattr(layer, "_dropout")):
+                raise ValueError(f"layers[{i}] ({type(layer).__name__}) cannot have dropout "
+                                 f"here, got rates[{i}] = {p}")
+        with self._lock:
+            for layer, p in zip(layers, checked):
+                if hasattr(layer, "_dropout"):
+                    layer._dropout = p
+            if self._engine is not None:
+                self._engine.set_dropout_rates([la.dropout for la in engine_layers(layers)])
+
     @property
     def objective(self) -> Objective:
         """The training objective's convention (see fastbp.Objective); assign an

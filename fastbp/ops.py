@@ -25,6 +25,7 @@ from fastbp._kernels import embed as _embed
 from fastbp._kernels import losses as _loss
 from fastbp._kernels import norm as _norm
 from fastbp._kernels import optim as _optim
+from fastbp._kernels import scaling as _scaling
 from fastbp._optim_config import AdaGradConfig, AdamConfig, RMSpropConfig, SGDConfig
 from fastbp._validation import ACTIVATIONS, LOSSES
 from fastbp._workspace import Workspace
@@ -37,7 +38,10 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "periodic_embedding_backward", "piecewise_linear_encoding_forward",
            "piecewise_linear_encoding_backward", "categorical_embedding_forward",
            "categorical_embedding_backward", "batch_ensemble_forward",
-           "batch_ensemble_backward", "linear_ensemble_forward", "linear_ensemble_backward"]
+           "batch_ensemble_backward", "linear_ensemble_forward", "linear_ensemble_backward",
+           "scale_forward", "scale_backward", "parametric_activation_forward",
+           "parametric_activation_backward", "periodic_bias_embedding_forward",
+           "periodic_bias_embedding_backward"]
 
 #: the kinds of network_derivatives (and the kernel's mode of each)
 DERIVATIVE_KINDS = {"jacobian": _deriv.MODE_JACOBIAN,
@@ -1296,3 +1300,237 @@ def linear_ensemble_backward(
             X.reshape(-1), W.reshape(-1), dY.reshape(-1), None if dX is None else dX.reshape(-1),
             dW.reshape(-1), None if db is None else db.reshape(-1), n, k, d_in, d_out)
     return dX, dW, db
+
+
+# ---------------------------------------------------------------- RealMLP's layers
+
+def scale_forward(
+    X: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
+    """A = X·s, one factor per column (RealMLP's front scale, ``fastbp.Scale``).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        float32 or float64 (n_samples may be 0).
+    s : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    TypeError
+        Arrays that are not float32/float64 ndarrays of one dtype.
+    ValueError
+        Shapes that do not fit together.
+    """
+    X, s = check.column_scale_args(X, s, "s")
+    A = np.empty_like(X)
+    _scaling.scale_forward_into(X, s, A)
+    return A
+
+
+def scale_backward(
+    X: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
+    """(dX = dA·s or None, ds = Σ_rows dA·X) of ``scale_forward``.
+
+    Parameters
+    ----------
+    X, s
+        As ``scale_forward``.
+    dA : ndarray of shape (n_samples, n_features)
+    need_dX : bool, default True
+
+    Returns
+    -------
+    dX : ndarray or None
+    ds : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``scale_forward``; dA of another shape; need_dX not a bool.
+    """
+    X, s = check.column_scale_args(X, s, "s")
+    dA = check.matrix(dA, "dA", X.dtype)
+    check.same_shape(dA, "dA", X, "X")
+    dX = np.empty_like(X) if check.flag(need_dX, "need_dX") else None
+    ds = np.empty_like(s)
+    _scaling.scale_backward_into(X, s, dA, dX, ds)
+    return dX, ds
+
+
+def parametric_activation_forward(
+    name: str,
+    X: npt.NDArray[np.floating[Any]],
+    alpha: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """A = X + α·(f(X) − X), one α per column (RealMLP's parametric activation,
+    ``fastbp.ParametricActivation``): f at α = 1, the identity at 0.
+
+    Parameters
+    ----------
+    name : str
+        An element-wise activation of ``ACTIVATIONS`` (not softmax).
+    X : ndarray of shape (n_samples, n_features)
+    alpha : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    A, F : ndarray of shape (n_samples, n_features)
+        The output and f(X) (``parametric_activation_backward`` reads it).
+
+    Raises
+    ------
+    TypeError
+        Arrays that are not float32/float64 ndarrays of one dtype; a non-str name.
+    ValueError
+        An unknown activation or softmax; shapes that do not fit.
+    """
+    act = check.elementwise_activation(name)
+    X, alpha = check.column_scale_args(X, alpha, "alpha")
+    A, F = np.empty_like(X), np.empty_like(X)
+    _scaling.parametric_forward_into(act, X, alpha, F, A)
+    return A, F
+
+
+def parametric_activation_backward(
+    name: str,
+    X: npt.NDArray[np.floating[Any]],
+    alpha: npt.NDArray[np.floating[Any]],
+    F: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
+    """(dX = dA + α·(f'(X)·dA − dA) or None, dα = Σ_rows dA·(f(X) − X)).
+
+    Parameters
+    ----------
+    name, X, alpha
+        As ``parametric_activation_forward``.
+    F : ndarray of shape (n_samples, n_features)
+        f(X), from the forward.
+    dA : ndarray of shape (n_samples, n_features)
+    need_dX : bool, default True
+
+    Returns
+    -------
+    dX : ndarray or None
+    dalpha : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``parametric_activation_forward``; F or dA of another shape.
+    """
+    act = check.elementwise_activation(name)
+    X, alpha = check.column_scale_args(X, alpha, "alpha")
+    F = check.matrix(F, "F", X.dtype)
+    dA = check.matrix(dA, "dA", X.dtype)
+    check.same_shape(F, "F", X, "X")
+    check.same_shape(dA, "dA", X, "X")
+    dX = np.empty_like(X) if check.flag(need_dX, "need_dX") else None
+    dalpha = np.empty_like(alpha)
+    _scaling.parametric_backward_into(act, X, alpha, F, dA, dX, dalpha)
+    return dX, dalpha
+
+
+def periodic_bias_embedding_forward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    phases: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    bias: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """RealMLP's PBLD embedding (pytabkit's ``PLREmbeddingsLayerCosBias`` with a
+    linear map and the input appended): for each of X's first F columns,
+    cos(2π·frequencies[f]·x + phases[f])·W_f + b_f (d values, feature-major), then
+    X's columns themselves.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_in)
+    frequencies, phases : ndarray of shape (F, k), F <= n_in
+    weight : ndarray of shape (F, k, d)
+    bias : ndarray of shape (F, d)
+
+    Returns
+    -------
+    A : ndarray of shape (n_samples, F·d + n_in)
+    P : ndarray of shape (F, n_samples, 2·k)
+        [cos a, sin a] of the angles (``periodic_bias_embedding_backward`` reads it).
+
+    Raises
+    ------
+    TypeError
+        Arrays that are not float32/float64 ndarrays of one dtype.
+    ValueError
+        Shapes that do not fit together.
+    """
+    X, freq, phases_, W, b = check.periodic_bias_args(X, frequencies, phases, weight, bias)
+    assert phases_ is not None and b is not None
+    n, (F, k), d = X.shape[0], freq.shape, W.shape[2]
+    P = np.empty((F, n, 2 * k), dtype=X.dtype)
+    A = np.empty((n, F * d + X.shape[1]), dtype=X.dtype)
+    _embed.periodic_bias_forward_into(X, freq.reshape(-1), phases_.reshape(-1), W.reshape(-1),
+                                      b.reshape(-1), P.reshape(-1), A, F, k, d)
+    return A, P
+
+
+def periodic_bias_embedding_backward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    P: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
+    """(dX or None, dfrequencies, dphases, dweight, dbias) of
+    ``periodic_bias_embedding_forward`` for dA = dL/dA.
+
+    Parameters
+    ----------
+    X, frequencies, weight
+        As the forward's.
+    P : ndarray of shape (F, n_samples, 2·k)
+        The forward's.
+    dA : ndarray of shape (n_samples, F·d + n_in)
+    need_dX : bool, default True
+
+    Returns
+    -------
+    dX : ndarray of shape (n_samples, n_in) or None
+    dfrequencies, dphases : ndarray of shape (F, k)
+    dweight : ndarray of shape (F, k, d)
+    dbias : ndarray of shape (F, d)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As the forward; P or dA of another shape.
+    """
+    X, freq, _, W, _ = check.periodic_bias_args(X, frequencies, None, weight)
+    n, (F, k), d = X.shape[0], freq.shape, W.shape[2]
+    P = check.float_array(P, "P", 3, X.dtype)
+    if P.shape != (F, n, 2 * k):
+        raise ValueError(f"P must have shape {(F, n, 2 * k)}, got {P.shape}")
+    dA = check.matrix(dA, "dA", X.dtype)
+    if dA.shape != (n, F * d + X.shape[1]):
+        raise ValueError(f"dA must have shape {(n, F * d + X.shape[1])}, got {dA.shape}")
+    dX = np.empty_like(X) if check.flag(need_dX, "need_dX") else None
+    dfreq, dphase = np.empty_like(freq), np.empty_like(freq)
+    dW, db = np.empty_like(W), np.empty((F, d), dtype=X.dtype)
+    _embed.periodic_bias_backward_into(X, freq.reshape(-1), W.reshape(-1), P.reshape(-1), dA,
+                                       dX, dfreq.reshape(-1), dphase.reshape(-1),
+                                       dW.reshape(-1), db.reshape(-1),
+                                       np.empty(max(n, 1) * k, dtype=X.dtype), F, k, d)
+    return dX, dfreq, dphase, dW, db

@@ -31,7 +31,10 @@ __all__ = ["ACTIVATIONS", "LOSSES", "activation_forward", "activation_backward",
            "periodic_embedding_backward", "piecewise_linear_encoding_forward",
            "piecewise_linear_encoding_backward", "categorical_embedding_forward",
            "categorical_embedding_backward", "batch_ensemble_forward",
-           "batch_ensemble_backward", "linear_ensemble_forward", "linear_ensemble_backward"]
+           "batch_ensemble_backward", "linear_ensemble_forward", "linear_ensemble_backward",
+           "scale_forward", "scale_backward", "parametric_activation_forward",
+           "parametric_activation_backward", "periodic_bias_embedding_forward",
+           "periodic_bias_embedding_backward"]
 
 #: type of every array here: float32 or float64 (the public functions spell it out)
 _FloatArray = npt.NDArray[np.floating[Any]]
@@ -1402,3 +1405,83 @@ def linear_ensemble_backward(
     dX = np.einsum("nko,kio->nki", dY, W) if check.flag(need_dX, "need_dX") else None
     db = dY.sum(axis=0) if check.flag(bias, "bias") else None
     return dX, np.einsum("nki,nko->kio", X, dY), db
+
+
+# ---------------------------------------------------------------- RealMLP's layers
+
+def scale_forward(X: _FloatArray, s: _FloatArray) -> _FloatArray:
+    """A = X·s, in NumPy (as ``fastbp.ops.scale_forward``)."""
+    X, s = check.column_scale_args(X, s, "s")
+    return X * s
+
+
+def scale_backward(X: _FloatArray, s: _FloatArray, dA: _FloatArray, need_dX: bool = True
+                   ) -> tuple[_FloatArray | None, _FloatArray]:
+    """(dA·s or None, Σ_rows dA·X), in NumPy (as ``fastbp.ops.scale_backward``)."""
+    X, s = check.column_scale_args(X, s, "s")
+    dA = check.matrix(dA, "dA", X.dtype)
+    check.same_shape(dA, "dA", X, "X")
+    ds = (dA.astype(np.float64) * X).sum(axis=0).astype(X.dtype)
+    return (dA * s if check.flag(need_dX, "need_dX") else None), ds
+
+
+def parametric_activation_forward(name: str, X: _FloatArray, alpha: _FloatArray
+                                  ) -> tuple[_FloatArray, _FloatArray]:
+    """(X + α·(f(X) − X), f(X)), in NumPy (as ``fastbp.ops.parametric_activation_forward``)."""
+    check.elementwise_activation(name)
+    X, alpha = check.column_scale_args(X, alpha, "alpha")
+    F = FORWARD[name](X)
+    return X + alpha * (F - X), F
+
+
+def parametric_activation_backward(name: str, X: _FloatArray, alpha: _FloatArray,
+                                   F: _FloatArray, dA: _FloatArray, need_dX: bool = True
+                                   ) -> tuple[_FloatArray | None, _FloatArray]:
+    """(dA + α·(f'(X)·dA − dA) or None, Σ_rows dA·(F − X)), in NumPy."""
+    check.elementwise_activation(name)
+    X, alpha = check.column_scale_args(X, alpha, "alpha")
+    F = check.matrix(F, "F", X.dtype)
+    dA = check.matrix(dA, "dA", X.dtype)
+    check.same_shape(F, "F", X, "X")
+    check.same_shape(dA, "dA", X, "X")
+    dalpha = (dA.astype(np.float64) * (F.astype(np.float64) - X)).sum(axis=0).astype(X.dtype)
+    if not check.flag(need_dX, "need_dX"):
+        return None, dalpha
+    return dA + alpha * (BACKWARD[name](X, F, dA) - dA), dalpha
+
+
+def periodic_bias_embedding_forward(X: _FloatArray, frequencies: _FloatArray,
+                                    phases: _FloatArray, weight: _FloatArray,
+                                    bias: _FloatArray) -> tuple[_FloatArray, _FloatArray]:
+    """[cos(2π·c_f·x_f + φ_f)·W_f + b_f for f < F, X], and P = [cos, sin] (F, n, 2k), in
+    NumPy (as ``fastbp.ops.periodic_bias_embedding_forward``)."""
+    X, freq, phases_, W, b = check.periodic_bias_args(X, frequencies, phases, weight, bias)
+    assert phases_ is not None and b is not None
+    F = freq.shape[0]
+    angles = (2 * math.pi * freq)[:, None, :] * X.T[:F, :, None] + phases_[:, None, :]
+    P = np.concatenate([np.cos(angles), np.sin(angles)], axis=2)   # (F, n, 2k)
+    k = freq.shape[1]
+    emb = [P[f, :, :k] @ W[f] + b[f] for f in range(F)]
+    return np.concatenate(emb + [X], axis=1).astype(X.dtype), P.astype(X.dtype)
+
+
+def periodic_bias_embedding_backward(X: _FloatArray, frequencies: _FloatArray,
+                                     weight: _FloatArray, P: _FloatArray, dA: _FloatArray,
+                                     need_dX: bool = True
+                                     ) -> tuple[_FloatArray | None, _FloatArray, _FloatArray,
+                                                _FloatArray, _FloatArray]:
+    """The backward of ``periodic_bias_embedding_forward``, in NumPy."""
+    X, freq, _, W, _ = check.periodic_bias_args(X, frequencies, None, weight)
+    (F, k), d = freq.shape, W.shape[2]
+    cos, sin = P[:, :, :k], P[:, :, k:]
+    D = [dA[:, f * d:(f + 1) * d] for f in range(F)]
+    dW = np.stack([cos[f].T @ D[f] for f in range(F)])
+    db = np.stack([D[f].sum(axis=0) for f in range(F)])
+    g = np.stack([-sin[f] * (D[f] @ W[f].T) for f in range(F)])      # (F, n, k)
+    dphase = g.sum(axis=1)
+    dfreq = 2 * math.pi * (g * X.T[:F, :, None]).sum(axis=1)
+    dX = None
+    if check.flag(need_dX, "need_dX"):
+        dX = dA[:, F * d:].copy()
+        dX[:, :F] += 2 * math.pi * (g * freq[:, None, :]).sum(axis=2).T
+    return dX, dfreq, dphase, dW, db

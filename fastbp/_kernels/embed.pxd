@@ -29,3 +29,14 @@ cdef void cat_column_backward_ptr(const floating* X, const floating* D, floating
                                   Py_ssize_t n, Py_ssize_t F, Py_ssize_t col, Py_ssize_t card,
                                   Py_ssize_t dim, Py_ssize_t width,
                                   Py_ssize_t offset) noexcept nogil
+cdef void periodic_bias_forward_ptr(const floating* X, const floating* freq,
+                                    const floating* phase, const floating* W,
+                                    const floating* b, floating* P, floating* A,
+                                    Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t F, Py_ssize_t k,
+                                    Py_ssize_t d) noexcept nogil
+cdef void periodic_bias_backward_ptr(const floating* X, const floating* freq,
+                                     const floating* W, const floating* P, const floating* D,
+                                     floating* dX, floating* dfreq, floating* dphase,
+                                     floating* dW, floating* db, floating* dP, Py_ssize_t n,
+                                     Py_ssize_t n_in, Py_ssize_t F, Py_ssize_t k,
+                                     Py_ssize_t d) noexcept nogil

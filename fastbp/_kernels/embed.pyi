@@ -63,3 +63,31 @@ def categorical_backward_into(
     dtables_out: list[npt.NDArray[np.floating[Any]]],  # list of floating[:, ::1] (OUT)
     dX_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT, n × F)
 ) -> None: ...
+def periodic_bias_forward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    freq: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    phase: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    b: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    P_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
+    F: int,  # Py_ssize_t
+    k: int,  # Py_ssize_t
+    d: int,  # Py_ssize_t
+) -> None: ...
+def periodic_bias_backward_into(
+    X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    freq: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    W: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    P: npt.NDArray[np.floating[Any]],  # const floating[::1]
+    dA: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
+    dX_out: npt.NDArray[np.floating[Any]] | None,  # floating[:, ::1] (OUT)
+    dfreq_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    dphase_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    dW_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    db_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    dP_work: npt.NDArray[np.floating[Any]],  # floating[::1] (scratch)
+    F: int,  # Py_ssize_t
+    k: int,  # Py_ssize_t
+    d: int,  # Py_ssize_t
+) -> None: ...

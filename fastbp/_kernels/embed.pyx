@@ -34,6 +34,7 @@ columns' dL/dA into dX (the coded columns' dX is 0: a code has no derivative).
 """
 from cython cimport floating
 from libc.math cimport M_PI, NAN, floor
+from libc.string cimport memcpy
 
 from fastbp._kernels._blas cimport gemm
 from fastbp._kernels._math cimport ACT_IDENTITY, ACT_RELU
@@ -47,49 +48,62 @@ cdef enum:
     BLOCK = 1024  # angles per sincos call (stack arrays of 8 KiB each)
 
 
+cdef void periodic_angles(const floating* X, Py_ssize_t ldx, const floating* freq,
+                          const floating* phase, floating* P, Py_ssize_t n,
+                          Py_ssize_t k) noexcept nogil:
+    """One feature's P (n, 2k) = [cos a, sin a], a = (2π·freq[j])·x[i] (+ phase[j]
+    unless NULL), x[i] = X[i·ldx]; angles in double, sincos in blocks."""
+    cdef Py_ssize_t i, i0, j, j0, m, rows, k2 = 2 * k, block = BLOCK
+    cdef double xv
+    cdef double ang[BLOCK]
+    cdef double sn[BLOCK]
+    cdef double cs[BLOCK]
+    cdef floating* row
+    if k <= block:   # whole rows per sincos call: as many as the block holds
+        rows = block // k
+        i0 = 0
+        while i0 < n:
+            m = min(rows, n - i0)
+            for i in range(m):
+                xv = X[(i0 + i) * ldx]
+                for j in range(k):
+                    ang[i * k + j] = (2.0 * M_PI * freq[j]) * xv
+                    if phase != NULL:
+                        ang[i * k + j] += phase[j]
+            fb_sincos_array(ang, sn, cs, m * k)
+            for i in range(m):
+                row = P + (i0 + i) * k2
+                for j in range(k):
+                    row[j] = <floating>cs[i * k + j]
+                    row[k + j] = <floating>sn[i * k + j]
+            i0 += m
+    else:            # a row's frequencies in blocks
+        for i in range(n):
+            xv = X[i * ldx]
+            row = P + i * k2
+            j0 = 0
+            while j0 < k:
+                m = min(block, k - j0)
+                for j in range(m):
+                    ang[j] = (2.0 * M_PI * freq[j0 + j]) * xv
+                    if phase != NULL:
+                        ang[j] += phase[j0 + j]
+                fb_sincos_array(ang, sn, cs, m)
+                for j in range(m):
+                    row[j0 + j] = <floating>cs[j]
+                    row[k + j0 + j] = <floating>sn[j]
+                j0 += m
+
+
 cdef void periodic_forward_ptr(const floating* X, const floating* freq, const floating* W,
                                const floating* b, floating* P, floating* Z, floating* A,
                                Py_ssize_t n, Py_ssize_t F, Py_ssize_t k, Py_ssize_t d,
                                bint lite, bint relu) noexcept nogil:
     """P (F, n, 2k), Z and A (n, F·d); A may be Z (no ReLU, or inference in place)."""
-    cdef Py_ssize_t f, i, i0, j, j0, m, rows, k2 = 2 * k, width = F * d, block = BLOCK
-    cdef double xv, c
-    cdef double ang[BLOCK]
-    cdef double sn[BLOCK]
-    cdef double cs[BLOCK]
-    cdef floating* row
+    cdef Py_ssize_t f, i, j, k2 = 2 * k, width = F * d
     cdef floating* z
     for f in range(F):
-        if k <= block:   # whole rows per sincos call: as many as the block holds
-            rows = block // k
-            i0 = 0
-            while i0 < n:
-                m = min(rows, n - i0)
-                for i in range(m):
-                    xv = X[(i0 + i) * F + f]
-                    for j in range(k):
-                        ang[i * k + j] = (2.0 * M_PI * freq[f * k + j]) * xv
-                fb_sincos_array(ang, sn, cs, m * k)
-                for i in range(m):
-                    row = P + (f * n + i0 + i) * k2
-                    for j in range(k):
-                        row[j] = <floating>cs[i * k + j]
-                        row[k + j] = <floating>sn[i * k + j]
-                i0 += m
-        else:            # a row's frequencies in blocks
-            for i in range(n):
-                xv = X[i * F + f]
-                row = P + (f * n + i) * k2
-                j0 = 0
-                while j0 < k:
-                    m = min(block, k - j0)
-                    for j in range(m):
-                        ang[j] = (2.0 * M_PI * freq[f * k + j0 + j]) * xv
-                    fb_sincos_array(ang, sn, cs, m)
-                    for j in range(m):
-                        row[j0 + j] = <floating>cs[j]
-                        row[k + j0 + j] = <floating>sn[j]
-                    j0 += m
+        periodic_angles(X + f, F, freq + f * k, <const floating*>NULL, P + f * n * k2, n, k)
         gemm(False, False, n, d, k2, 1.0, P + f * n * k2, k2,
              W if lite else W + f * k2 * d, d, 0.0, Z + f * d, width)
     if lite:   # the shared bias, once per feature block
@@ -145,6 +159,102 @@ cdef void periodic_backward_ptr(const floating* X, const floating* freq, const f
                 gx += c * freq[f * k + j]
             if dX != NULL:
                 dX[i * F + f] = <floating>gx
+
+
+cdef void periodic_bias_forward_ptr(const floating* X, const floating* freq,
+                                    const floating* phase, const floating* W,
+                                    const floating* b, floating* P, floating* A,
+                                    Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t F, Py_ssize_t k,
+                                    Py_ssize_t d) noexcept nogil:
+    """RealMLP's PBLD: for each of X's first F columns, cos(2π·freq·x + phase)·W_f + b_f
+    (d values, feature-major), then X itself: A (n, F·d + n_in). P (F, n, 2k) keeps
+    [cos a, sin a] for the backward (the products read its cosines, lda 2k)."""
+    cdef Py_ssize_t f, i, k2 = 2 * k, width = F * d + n_in
+    for f in range(F):
+        periodic_angles(X + f, n_in, freq + f * k, phase + f * k, P + f * n * k2, n, k)
+        gemm(False, False, n, d, k, 1.0, P + f * n * k2, k2, W + f * k * d, d, 0.0,
+             A + f * d, width)
+    for i in range(n):
+        for f in range(F * d):
+            A[i * width + f] += b[f]
+        memcpy(A + i * width + F * d, X + i * n_in, n_in * sizeof(floating))
+
+
+cdef void periodic_bias_backward_ptr(const floating* X, const floating* freq,
+                                     const floating* W, const floating* P, const floating* D,
+                                     floating* dX, floating* dfreq, floating* dphase,
+                                     floating* dW, floating* db, floating* dP, Py_ssize_t n,
+                                     Py_ssize_t n_in, Py_ssize_t F, Py_ssize_t k,
+                                     Py_ssize_t d) noexcept nogil:
+    """From D = dL/dA (n, F·d + n_in): dW_f = cos(a)ᵀ·D_f, db = Σ_rows D_f, dP = D_f·W_fᵀ;
+    with g = −sin a·dP: dphase = Σ_i g, dfreq = Σ_i g·2π·x, and dX (unless NULL) = D's
+    last n_in columns plus Σ_j g·2π·freq on the embedded columns. dP: n × k scratch."""
+    cdef Py_ssize_t f, i, j, k2 = 2 * k, width = F * d + n_in
+    cdef double xv, g, gx, c
+    cdef const floating* row
+    cdef const floating* dp
+    if dX != NULL:
+        for i in range(n):
+            memcpy(dX + i * n_in, D + i * width + F * d, n_in * sizeof(floating))
+    for f in range(F * d):
+        db[f] = 0
+    for i in range(n):
+        for f in range(F * d):
+            db[f] += D[i * width + f]
+    for f in range(F):
+        gemm(True, False, k, d, n, 1.0, P + f * n * k2, k2, D + f * d, width, 0.0,
+             dW + f * k * d, d)
+        gemm(False, True, n, k, d, 1.0, D + f * d, width, W + f * k * d, d, 0.0, dP, k)
+        for j in range(k):
+            dfreq[f * k + j] = 0
+            dphase[f * k + j] = 0
+        for i in range(n):
+            xv = X[i * n_in + f]
+            row = P + (f * n + i) * k2
+            dp = dP + i * k
+            gx = 0.0
+            for j in range(k):
+                g = -<double>row[k + j] * dp[j]
+                c = 2.0 * M_PI * g
+                dphase[f * k + j] += <floating>g
+                dfreq[f * k + j] += <floating>(c * xv)
+                gx += c * freq[f * k + j]
+            if dX != NULL:
+                dX[i * n_in + f] += <floating>gx
+
+
+def periodic_bias_forward_into(const floating[:, ::1] X, const floating[::1] freq,
+                               const floating[::1] phase, const floating[::1] W,
+                               const floating[::1] b, floating[::1] P_out,
+                               floating[:, ::1] A_out, Py_ssize_t F, Py_ssize_t k,
+                               Py_ssize_t d):
+    """Fills P_out (F·n·2k) and A_out (n, F·d + n_in); the parameters flat."""
+    if X.shape[0] == 0:
+        return
+    with nogil:
+        periodic_bias_forward_ptr(&X[0, 0], &freq[0], &phase[0], &W[0], &b[0], &P_out[0],
+                                  &A_out[0, 0], X.shape[0], X.shape[1], F, k, d)
+
+
+def periodic_bias_backward_into(const floating[:, ::1] X, const floating[::1] freq,
+                                const floating[::1] W, const floating[::1] P,
+                                const floating[:, ::1] dA, floating[:, ::1] dX_out,
+                                floating[::1] dfreq_out, floating[::1] dphase_out,
+                                floating[::1] dW_out, floating[::1] db_out,
+                                floating[::1] dP_work, Py_ssize_t F, Py_ssize_t k,
+                                Py_ssize_t d):
+    """Fills the gradients and, unless None, dX_out."""
+    cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
+    if X.shape[0] == 0:
+        dfreq_out[:] = 0
+        dphase_out[:] = 0
+        dW_out[:] = 0
+        db_out[:] = 0
+        return
+    with nogil:
+        periodic_bias_backward_ptr(&X[0, 0], &freq[0], &W[0], &P[0], &dA[0, 0], dx,
+                                   &dfreq_out[0], &dphase_out[0], &dW_out[0], &db_out[0],
+                                   &dP_work[0], X.shape[0], X.shape[1], F, k, d)
 
 
 def periodic_forward_into(const floating[:, ::1] X, const floating[::1] freq,

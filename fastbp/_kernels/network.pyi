@@ -76,6 +76,7 @@ class Engine:
     def reserve(self, n: int) -> None: ...  # n: Py_ssize_t
     def workspace_bytes(self) -> int: ...
     def trim(self, rows: int) -> None: ...  # rows: Py_ssize_t
+    def set_dropout_rates(self, rates: list[float]) -> None: ...
     def bind_optimizer(
         self,
         optimizer: Any,  # object (a fastbp.optim.Optimizer: its engine_link)

@@ -62,7 +62,9 @@ from fastbp._kernels._math cimport (ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_
                                     LAYER_ACTIVATION, LAYER_DROPOUT, LAYER_LAYER_NORM,
                                     LAYER_RESIDUAL, LAYER_BATCH_NORM, LAYER_PERIODIC_EMBEDDING,
                                     LAYER_PIECEWISE_LINEAR_ENCODING, LAYER_CATEGORICAL_EMBEDDING,
-                                    LAYER_BATCH_ENSEMBLE, LAYER_LINEAR_ENSEMBLE)
+                                    LAYER_BATCH_ENSEMBLE, LAYER_LINEAR_ENSEMBLE, LAYER_SCALE,
+                                    LAYER_PARAMETRIC_ACTIVATION,
+                                    LAYER_PERIODIC_BIAS_EMBEDDING)
 from fastbp._kernels.dense cimport (SparseRows, dense_forward_ptr, dense_backward_ptr,
                                     column_sums_ptr, sparse_dense_forward_ptr,
                                     sparse_dense_backward_ptr, batch_ensemble_forward_ptr,
@@ -80,7 +82,10 @@ from fastbp._kernels.norm cimport (layer_norm_forward_ptr, layer_norm_backward_p
 from fastbp._kernels.embed cimport (periodic_forward_ptr, periodic_backward_ptr, ple_forward_ptr,
                                     ple_backward_ptr, cat_numeric_forward_ptr,
                                     cat_column_forward_ptr, cat_numeric_backward_ptr,
-                                    cat_column_backward_ptr)
+                                    cat_column_backward_ptr, periodic_bias_forward_ptr,
+                                    periodic_bias_backward_ptr)
+from fastbp._kernels.scaling cimport (scale_forward_ptr, scale_backward_ptr,
+                                      parametric_forward_ptr, parametric_backward_ptr)
 from fastbp._kernels.losses cimport loss_forward_backward_ptr, weighted_loss_ptr
 from fastbp._kernels.sklearn_loss cimport clip_correction_ptr, clipped_log_loss_ptr
 from fastbp._kernels.optim cimport (OptimizerLink, fb_optim_config, fb_optim_step, fill_config,
@@ -228,13 +233,21 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
     with identity, or relu/leaky relu, whose derivative tests z > 0, which A > 0
     answers the same (NaN too); a Dropout or Residual layer, whose backward reads
     neither; a periodic embedding (identity or ReLU); a piecewise-linear encoding (its
-    backward reads X) or a categorical embedding (likewise)."""
+    backward reads X), a categorical embedding, a Scale or a PBLD embedding (likewise).
+    Not a ParametricActivation: its Z holds f(X) apart from its output."""
     return kind == LAYER_DROPOUT or kind == LAYER_RESIDUAL \
         or kind == LAYER_PERIODIC_EMBEDDING or kind == LAYER_PIECEWISE_LINEAR_ENCODING \
-        or kind == LAYER_CATEGORICAL_EMBEDDING \
+        or kind == LAYER_CATEGORICAL_EMBEDDING or kind == LAYER_SCALE \
+        or kind == LAYER_PERIODIC_BIAS_EMBEDDING \
         or (kind == LAYER_DENSE or kind == LAYER_BATCH_ENSEMBLE
             or kind == LAYER_LINEAR_ENSEMBLE) and (
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
+
+
+cdef inline Py_ssize_t periodic_bias_scratch_width(const LayerRec* L) noexcept nogil:
+    """A PBLD embedding's scratch per row: P (F · 2k) and dP (k)."""
+    cdef Py_ssize_t k = <Py_ssize_t>L.hyper[0]
+    return ((L.n_out - L.n_in) // <Py_ssize_t>L.hyper[1]) * 2 * k + k
 
 
 cdef inline void* param_or_null(LayerRec* L, const Param* P, int i) noexcept nogil:
@@ -347,6 +360,18 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
                                    lay[n_num + 3 * i], lay[n_num + 3 * i + 1],
                                    lay[n_num + 3 * i + 2], L.n_out, off)
             off += lay[n_num + 3 * i + 2]
+    elif L.kind == LAYER_SCALE:        # out := X·s
+        scale_forward_ptr(X, <floating*>P[L.p0].p, out, n, L.n_out)
+    elif L.kind == LAYER_PARAMETRIC_ACTIVATION:   # Z := f(X), out := X + α·(Z − X)
+        parametric_forward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z, out, n,
+                               L.n_out)
+    elif L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:   # S holds P (F, n, 2k); hyper: k, d
+        k = <Py_ssize_t>L.hyper[0]
+        d_out = <Py_ssize_t>L.hyper[1]
+        periodic_bias_forward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
+                                  <floating*>P[L.p0 + 2].p, <floating*>P[L.p0 + 3].p,
+                                  <floating*>L.S, out, n, L.n_in, (L.n_out - L.n_in) // d_out,
+                                  k, d_out)
     elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
         skip = <const floating*>layers[L.begin].input
         for i in range(n * L.n_out):
@@ -416,6 +441,22 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
                                     lay[n_num + 3 * i], lay[n_num + 3 * i + 1],
                                     lay[n_num + 3 * i + 2], L.n_out, off)
             off += lay[n_num + 3 * i + 2]
+    elif L.kind == LAYER_SCALE:
+        scale_backward_ptr(X, <floating*>P[L.p0].p, <floating*>L.D, dX, <floating*>P[L.p0].g,
+                           n, L.n_out)
+    elif L.kind == LAYER_PARAMETRIC_ACTIVATION:
+        parametric_backward_ptr(L.act, X, <floating*>P[L.p0].p, <floating*>L.Z,
+                                <floating*>L.D, dX, <floating*>P[L.p0].g, n, L.n_out)
+    elif L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:   # dP: S after P
+        k = <Py_ssize_t>L.hyper[0]
+        d_out = <Py_ssize_t>L.hyper[1]
+        n_num = (L.n_out - L.n_in) // d_out   # the embedded features
+        periodic_bias_backward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 2].p,
+                                   <floating*>L.S, <floating*>L.D, dX, <floating*>P[L.p0].g,
+                                   <floating*>P[L.p0 + 1].g, <floating*>P[L.p0 + 2].g,
+                                   <floating*>P[L.p0 + 3].g,
+                                   <floating*>L.S + n_num * n * 2 * k, n, L.n_in, n_num, k,
+                                   d_out)
     elif L.kind == LAYER_BATCH_NORM:   # (a training forward's: backward is for training)
         batch_norm_backward_ptr(<floating*>L.Z, <double*>L.S,
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
@@ -1233,6 +1274,8 @@ cdef class Engine:
                 else np.empty((self.layers[l].n_in + 1) * n * 2 * <Py_ssize_t>self.layers[l].hyper[0],
                               dtype=self.dtype) \
                 if self.layers[l].kind == LAYER_PERIODIC_EMBEDDING \
+                else np.empty(n * periodic_bias_scratch_width(&self.layers[l]), dtype=self.dtype) \
+                if self.layers[l].kind == LAYER_PERIODIC_BIAS_EMBEDDING \
                 else np.empty(n * ensemble_scratch_width(&self.layers[l]), dtype=self.dtype) \
                 if self.layers[l].kind == LAYER_BATCH_ENSEMBLE else None
             self.workspaces.append((Z, A, D) if S is None else (Z, A, D, S))
@@ -1325,6 +1368,22 @@ cdef class Engine:
             self.layers[l].drop_scale = dropout_scale(p)
             self.layers[l].drop_key = dropout_layer_key(seed, <uint64_t>slots[l])
             self.layers[l].drop_threshold = dropout_threshold(p)
+
+    def set_dropout_rates(self, list rates):
+        """New dropout probabilities, one per layer (the last one's 0), keeping the masks'
+        keys: the next steps draw with them. A layer whose dropout turns on gets its
+        buffers at the next reserve (the workspaces are released then)."""
+        cdef int l
+        if len(rates) != self.n_layers or rates[self.n_layers - 1] != 0 \
+                or not all(0 <= p < 1 for p in rates):
+            raise ValueError(f"rates must hold one value in [0, 1) per layer "
+                             f"({self.n_layers}), the last 0; got {rates}")
+        if any((rates[l] > 0) != (self.layers[l].dropout > 0) for l in range(self.n_layers)):
+            self._release()
+        for l in range(self.n_layers):
+            self.layers[l].dropout = rates[l]
+            self.layers[l].drop_scale = dropout_scale(rates[l])
+            self.layers[l].drop_threshold = dropout_threshold(rates[l])
 
     def bind_optimizer(self, optimizer):
         """Point the engine at an optimizer's configuration and state arrays (through its
@@ -1943,7 +2002,8 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
     (the engine trusts them)."""
     want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2,
             LAYER_PERIODIC_EMBEDDING: 2, LAYER_CATEGORICAL_EMBEDDING: 1,
-            LAYER_BATCH_ENSEMBLE: 2, LAYER_LINEAR_ENSEMBLE: 2}.get(kind, 0)
+            LAYER_BATCH_ENSEMBLE: 2, LAYER_LINEAR_ENSEMBLE: 2,
+            LAYER_PERIODIC_BIAS_EMBEDDING: 2}.get(kind, 0)
     if len(hyper) != want:
         raise ValueError(f"a layer of kind {kind} has {want} constants, got {hyper}")
     if kind == LAYER_DENSE:   # W and b, or W alone (bias=False)
@@ -1974,6 +2034,20 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
         k2, d, shared = 2 * int(hyper[0]), n_out // n_in, int(hyper[1]) & 1
         sizes = [n_in * int(hyper[0]), (1 if shared else n_in) * k2 * d,
                  (1 if shared else n_in) * d]
+    elif kind == LAYER_PERIODIC_BIAS_EMBEDDING:   # F features of n_in: F·d + n_in wide
+        k, d = hyper
+        if not (1 <= k <= 1 << 20 and float(k).is_integer() and 1 <= d <= 1 << 20
+                and float(d).is_integer()) or n_out <= n_in or (n_out - n_in) % int(d) \
+                or (n_out - n_in) // int(d) > n_in:
+            raise ValueError(f"a PBLD embedding maps n_in columns to F·d + n_in (F <= n_in "
+                             f"embedded); got {n_in} -> {n_out}, {hyper}")
+        F, k, d = (n_out - n_in) // int(d), int(k), int(d)
+        sizes = [F * k, F * k, F * k * d, F * d]
+    elif kind == LAYER_SCALE or kind == LAYER_PARAMETRIC_ACTIVATION:
+        if n_in != n_out:
+            raise ValueError(f"a layer of kind {kind} maps a width to itself, got {n_in} -> "
+                             f"{n_out}")
+        sizes = [n_out]
     elif kind == LAYER_PIECEWISE_LINEAR_ENCODING:   # (its tables: _check_layer_buffers)
         sizes = []
     elif kind == LAYER_CATEGORICAL_EMBEDDING:   # one table per coded column, whose sizes

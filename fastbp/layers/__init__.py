@@ -3,8 +3,9 @@
 - ``base``: the protocol (``Layer``) and what every kind shares;
 - ``dense``: Dense; ``elementwise``: Activation and Dropout; ``norm``: LayerNorm and
   BatchNorm; ``embedding``: PeriodicEmbedding,
-  PiecewiseLinearEncoding and CategoricalEmbedding; ``ensemble``: LinearBatchEnsemble
-  and LinearEnsemble (TabM's); ``residual``: Residual (and the
+  PiecewiseLinearEncoding, CategoricalEmbedding and PeriodicBiasEmbedding (RealMLP's);
+  ``ensemble``: LinearBatchEnsemble and LinearEnsemble (TabM's); ``scaling``: Scale and
+  ParametricActivation (RealMLP's); ``residual``: Residual (and the
   engine's flattened layer order); ``chain``: the checks of a list of layers.
 
 ``layer_from_spec`` finds a kind's class by the ``kind`` its spec names
@@ -21,15 +22,17 @@ from fastbp.layers.dense import Dense
 from fastbp.layers.elementwise import Activation, Dropout
 from fastbp.layers.elementwise import dropout_slots as dropout_slots   # (re-exported)
 from fastbp.layers.ensemble import LinearBatchEnsemble, LinearEnsemble
-from fastbp.layers.embedding import (CategoricalEmbedding, PeriodicEmbedding,
-                                     PiecewiseLinearEncoding)
+from fastbp.layers.embedding import (CategoricalEmbedding, PeriodicBiasEmbedding,
+                                     PeriodicEmbedding, PiecewiseLinearEncoding)
 from fastbp.layers.norm import BatchNorm, LayerNorm
 from fastbp.layers.residual import Residual
+from fastbp.layers.scaling import ParametricActivation, Scale
 from fastbp.layers.residual import engine_layers as engine_layers   # (re-exported)
 
 __all__ = ["Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", "Residual",
            "PeriodicEmbedding", "PiecewiseLinearEncoding", "CategoricalEmbedding",
-           "LinearBatchEnsemble", "LinearEnsemble", "INITS",
+           "LinearBatchEnsemble", "LinearEnsemble", "Scale", "ParametricActivation",
+           "PeriodicBiasEmbedding", "INITS",
            "layer_from_spec"]
 
 
@@ -37,7 +40,8 @@ __all__ = ["Layer", "Dense", "Activation", "Dropout", "LayerNorm", "BatchNorm", 
 LAYER_CLASSES: dict[str, type[Layer]] = {
     cls.kind: cls for cls in (Dense, Activation, Dropout, LayerNorm, BatchNorm, Residual,
                               PeriodicEmbedding, PiecewiseLinearEncoding, CategoricalEmbedding,
-                              LinearBatchEnsemble, LinearEnsemble)}
+                              LinearBatchEnsemble, LinearEnsemble, Scale, ParametricActivation,
+                              PeriodicBiasEmbedding)}
 
 
 def layer_from_spec(spec: Any, dtype: np.dtype) -> Layer:

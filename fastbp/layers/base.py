@@ -89,6 +89,17 @@ def assign_into(live: np.ndarray, value: Any, name: str) -> None:
     live[...] = converted
 
 
+def live_parameter(i: int, name: str) -> property:
+    """A layer's i-th parameter (``self._params[i]``) as a property whose assignment
+    copies into the live array (``assign_into``)."""
+    def get(self: Any) -> np.ndarray:
+        return self._params[i]   # type: ignore[no-any-return]
+
+    def put(self: Any, value: Any) -> None:
+        assign_into(self._params[i], value, name)
+    return property(get, put, doc=f"The {name} (assignment copies into them).")
+
+
 def checked_gradient(layer: Any, dA: Any, shape: tuple[int, ...]) -> np.ndarray:
     """dA converted to ``layer``'s dtype, which must have the last forward's output
     ``shape`` (a ValueError naming dA otherwise)."""

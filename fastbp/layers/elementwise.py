@@ -222,18 +222,18 @@ class Dropout(OpenWidthLayer):
     kind = "dropout"
 
     def __init__(self, p: float, n_features: int | None = None, *, dtype: Any = None) -> None:
-        self._p = check.dropout_rate(p)
+        self._dropout = check.dropout_rate(p)
         self._open(n_features, dtype)
         self._cache: tuple[np.ndarray] | None = None
 
     @property
     def dropout(self) -> float:  # type: ignore[override]
         """p (read-only: build a new layer to change it)."""
-        return self._p
+        return self._dropout
 
     def spec(self) -> dict[str, Any]:
         """{"kind": "dropout", "p", "n_features"}."""
-        return {"kind": self.kind, "p": self._p, "n_features": self.in_features}
+        return {"kind": self.kind, "p": self._dropout, "n_features": self.in_features}
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> Dropout:
@@ -261,7 +261,7 @@ class Dropout(OpenWidthLayer):
 
     def __repr__(self) -> str:
         width = "" if self.in_features is None else f", {self.in_features}"
-        return f"Dropout({self._p!r}{width}, dtype={self.dtype.name!r})"
+        return f"Dropout({self._dropout!r}{width}, dtype={self.dtype.name!r})"
 
     def forward(self, X: Any) -> np.ndarray:
         """X itself (converted to the layer's dtype, a new array): the identity outside a

@@ -12,6 +12,7 @@ from fastbp._codes import check_codes, layout
 from fastbp._convert import as_input
 from fastbp._kernels import embed as _embed
 from fastbp.layers.base import (Layer, assign_into, checked_gradient, last_input_and_gradient,
+                                live_parameter,
                                 positive_int, positive_ints)
 
 
@@ -236,6 +237,174 @@ class PeriodicEmbedding(Layer):
                 X, self._params[0].reshape(-1), self._params[1].reshape(-1), P, Z, A, D, dX,
                 dfreq, dW, db, np.empty(X.shape[0] * 2 * self.n_frequencies, dtype=self.dtype),
                 self.n_frequencies, self.d_embedding, self.lite, self.relu)
+        return dX
+
+
+class PeriodicBiasEmbedding(Layer):
+    """RealMLP's "PBLD" numeric embeddings (pytabkit's ``PLREmbeddingsLayerCosBias``
+    with a linear map and the DenseNet-style input): each of the first ``n_embedded``
+    columns x_f becomes cos(2π·c_f·x_f + φ_f)·W_f + b_f (``d_embedding`` values) over its
+    ``n_frequencies`` learned frequencies c_f and phases φ_f; the output is those
+    embeddings, feature-major, then the input's ``n_features`` columns unchanged (the
+    embedded ones too: pytabkit's "densenet" concatenation; the others pass through).
+
+    Parameters
+    ----------
+    n_features : int
+        The input's width.
+    n_embedded : int or None, default None
+        How many of its first columns are embedded (None: all).
+    d_embedding : int, default 3
+        Values per embedded column (pytabkit's ``plr_hidden_2`` 4 counts the column itself).
+    n_frequencies : int, default 16
+    frequency_init_scale : float, default 0.1
+        σ of the frequencies' initial N(0, σ²) (pytabkit's ``plr_sigma``).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : None, int or numpy.random.Generator
+        The initial draw: frequencies as above, phases U(−π, π), weight and bias
+        U(±1/√n_frequencies) (pytabkit's).
+
+    Attributes
+    ----------
+    frequencies, phases : ndarray of shape (n_embedded, n_frequencies)
+    weight : ndarray of shape (n_embedded, n_frequencies, d_embedding)
+    bias : ndarray of shape (n_embedded, d_embedding)
+        The live parameters (``parameters()`` in this order); assigning copies into them.
+
+    Raises
+    ------
+    TypeError
+        Non-integer sizes, a non-numeric scale, an unknown dtype.
+    ValueError
+        Sizes < 1, n_embedded > n_features, a scale <= 0.
+    """
+
+    kind = "periodic_bias_embedding"
+    _NAMES = ("frequencies", "phases", "weight", "bias")
+
+    def __init__(self, n_features: int, n_embedded: int | None = None, d_embedding: int = 3,
+                 *, n_frequencies: int = 16, frequency_init_scale: float = 0.1,
+                 dtype: Any = "float32", seed: Any = None) -> None:
+        self.in_features = positive_int(n_features, "n_features")
+        self.n_embedded = self.in_features if n_embedded is None \
+            else positive_int(n_embedded, "n_embedded")
+        if self.n_embedded > self.in_features:
+            raise ValueError(f"n_embedded ({self.n_embedded}) must be <= n_features "
+                             f"({self.in_features})")
+        self.d_embedding = positive_int(d_embedding, "d_embedding")
+        self.n_frequencies = positive_int(n_frequencies, "n_frequencies")
+        self.frequency_init_scale = check.finite_scalar(
+            frequency_init_scale, "frequency_init_scale", low=0.0, low_open=True)
+        self.dtype = check.float_dtype(dtype)
+        F, k, d = self.n_embedded, self.n_frequencies, self.d_embedding
+        self.out_features = F * d + self.in_features
+        check.blas_dims(out_features=self.out_features, width=2 * k)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        bound = k ** -0.5
+        self._params = [np.ascontiguousarray(a, dtype=self.dtype) for a in
+                        (rng.normal(0.0, self.frequency_init_scale, (F, k)),
+                         rng.uniform(-np.pi, np.pi, (F, k)),
+                         rng.uniform(-bound, bound, (F, k, d)),
+                         rng.uniform(-bound, bound, (F, d)))]
+        self._grads = [np.zeros_like(p) for p in self._params]
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    frequencies = live_parameter(0, "frequencies")
+    phases = live_parameter(1, "phases")
+    weight = live_parameter(2, "weight")
+    bias = live_parameter(3, "bias")
+
+    def parameters(self) -> list[np.ndarray]:
+        """[frequencies, phases, weight, bias]."""
+        return list(self._params)
+
+    def gradients(self) -> list[np.ndarray]:
+        """Aligned with ``parameters()``."""
+        return list(self._grads)
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """("frequencies", "phases", "weight", "bias")."""
+        return self._NAMES
+
+    def penalized(self) -> tuple[bool, ...]:
+        """The weight only."""
+        return (False, False, True, False)
+
+    def engine_constants(self) -> tuple[float, ...]:
+        """(n_frequencies, d_embedding)."""
+        return (float(self.n_frequencies), float(self.d_embedding))
+
+    def spec(self) -> dict[str, Any]:
+        """{"kind": "periodic_bias_embedding", "n_features", "n_embedded", "d_embedding",
+        "n_frequencies", "frequency_init_scale"}."""
+        return {"kind": self.kind, "n_features": self.in_features,
+                "n_embedded": self.n_embedded, "d_embedding": self.d_embedding,
+                "n_frequencies": self.n_frequencies,
+                "frequency_init_scale": self.frequency_init_scale}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> PeriodicBiasEmbedding:
+        """A PeriodicBiasEmbedding of ``spec`` (its arrays drawn, to be overwritten).
+
+        Parameters
+        ----------
+        spec : dict
+        dtype : numpy.dtype
+
+        Returns
+        -------
+        PeriodicBiasEmbedding
+        """
+        return cls(spec["n_features"], spec["n_embedded"], spec["d_embedding"],
+                   n_frequencies=spec["n_frequencies"],
+                   frequency_init_scale=spec["frequency_init_scale"], dtype=dtype, seed=0)
+
+    def __repr__(self) -> str:
+        return (f"PeriodicBiasEmbedding({self.in_features}, {self.n_embedded}, "
+                f"{self.d_embedding}, n_frequencies={self.n_frequencies}, "
+                f"dtype={self.dtype.name!r})")
+
+    def forward(self, X: Any) -> np.ndarray:
+        """The embeddings of X's first n_embedded columns, then X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_embedded·d_embedding + n_features)
+        """
+        X = as_input(X, self.dtype, self.in_features)
+        F, k, d = self.n_embedded, self.n_frequencies, self.d_embedding
+        P = np.empty(F * X.shape[0] * 2 * k, dtype=self.dtype)
+        A = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        freq, phase, W, b = (p.reshape(-1) for p in self._params)
+        _embed.periodic_bias_forward_into(X, freq, phase, W, b, P, A, F, k, d)
+        self._cache = (X, P)
+        return A
+
+    def backward(self, dA: Any) -> np.ndarray:
+        """dX for dA = dL/dA of the last forward; fills the gradients.
+
+        Parameters
+        ----------
+        dA : array-like of shape (n_samples, n_embedded·d_embedding + n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        if self._cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        X, P = self._cache
+        D = checked_gradient(self, dA, (X.shape[0], self.out_features))
+        dX = np.empty_like(X)
+        dfreq, dphase, dW, db = (g.reshape(-1) for g in self._grads)
+        _embed.periodic_bias_backward_into(
+            X, self._params[0].reshape(-1), self._params[2].reshape(-1), P, D, dX, dfreq,
+            dphase, dW, db, np.empty(max(X.shape[0], 1) * self.n_frequencies, dtype=self.dtype),
+            self.n_embedded, self.n_frequencies, self.d_embedding)
         return dX
 
 

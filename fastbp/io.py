@@ -111,7 +111,7 @@ def load(path: Any, *, with_optimizer: bool = False) -> Loaded | tuple[Loaded, O
         elif kind == "model":
             result, opt = Sequential.from_archive(header, arrays)
         elif kind == "tabular":   # (needs scikit-learn, as the estimators do)
-            from fastbp.tabular.tabm import from_archive
+            from fastbp.tabular._base import from_archive
             result = cast(Loaded, from_archive(header, arrays))
         else:
             raise ValueError(f"unknown kind {kind!r} (this fastbp reads 'model', 'ensemble' "

@@ -167,6 +167,37 @@ class Optimizer:
             return [0] * len(self.params), [1.0], [float("nan")]
         return self._groups
 
+    def set_group_weight_decay(self, weight_decays: Any) -> None:
+        """Each parameter group's weight decay, from the next step on (a weight-decay
+        schedule between epochs, from a ``fit`` callback: RealMLP's flat cosine).
+
+        Parameters
+        ----------
+        weight_decays : list or tuple
+            One value per group (>= 0), or None to use the optimizer's own.
+
+        Raises
+        ------
+        TypeError
+            Not a list or tuple; a value not a real number.
+        ValueError
+            The optimizer has no groups; another length; a negative value.
+        """
+        if self._groups is None:
+            raise ValueError("the optimizer has no parameter groups (build it from group dicts)")
+        if not isinstance(weight_decays, (list, tuple)):
+            raise TypeError(f"weight_decays must be a list or tuple, got "
+                            f"{type(weight_decays).__name__}")
+        member, scale, _ = self._groups
+        if len(weight_decays) != len(scale):
+            raise ValueError(f"weight_decays must hold one value per group ({len(scale)}), "
+                             f"got {len(weight_decays)}")
+        wd = [float("nan") if v is None else
+              CHECKS["weight_decay"](v, f"weight_decays[{g}]") for g, v in enumerate(weight_decays)]
+        object.__setattr__(self, "_groups", (member, scale, wd))
+        # a new record: the engine sees the binding is stale and reads the groups again
+        self.engine_link.config = self.config.replace()
+
     def _group_configs(self) -> list[tuple[OptimizerConfig, list[int]]]:
         """Each group's record (lr and weight decay its own) and its parameters' indices."""
         member, scale, wd = self.group_table()

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from fastbp import _validation as check
 
 __all__ = ["Schedule", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
-           "OneCycleLR", "WarmupCosine", "from_state_dict"]
+           "OneCycleLR", "WarmupCosine", "CosLog", "flat_cosine", "from_state_dict"]
 
 
 class _HasLR(Protocol):
@@ -614,6 +614,68 @@ class WarmupCosine(_PerBatchSchedule):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * pct)) / 2
 
 
+class CosLog(_PerBatchSchedule):
+    """RealMLP's "coslog" learning rates (pytabkit's ``coslog4``), stepped once per
+    batch: for batch t of ``total_steps``, ``lr·(1 − cos(2π·log2(1 + (2^n_cycles − 1)·
+    t/total_steps)))/2`` -- n_cycles cosine cycles, each half as long as the one
+    before, starting from 0 (and 0 from ``total_steps`` on). Construction sets
+    ``opt.lr`` to batch 0's (0).
+
+    Parameters
+    ----------
+    opt : optimizer
+        A fastbp optimizer; its lr becomes ``base_lr``.
+    total_steps : int
+        The batches of the whole run (>= 1).
+    n_cycles : int, default 4
+
+    Attributes
+    ----------
+    optimizer : optimizer
+    base_lr : float
+    last_epoch : int
+        Batches stepped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments out of their ranges, naming them.
+    """
+
+    _hyper = ("total_steps", "n_cycles")
+
+    def __init__(self, opt: _HasLR, total_steps: int, n_cycles: int = 4) -> None:
+        super().__init__(opt)
+        self._validate_hyper({"total_steps": total_steps, "n_cycles": n_cycles})
+        self._set_lr(self._lr_at(0))
+
+    def _validate_hyper(self, values: dict[str, Any]) -> None:
+        self.total_steps: int = _check_int("total_steps", values["total_steps"], 1)
+        self.n_cycles: int = _check_int("n_cycles", values["n_cycles"], 1)
+
+    def _lr_at(self, epoch: int) -> float:
+        t = min(1.0, epoch / self.total_steps)
+        cycles = math.log2(1 + (2 ** self.n_cycles - 1) * t)
+        return self.base_lr * 0.5 * (1 - math.cos(2 * math.pi * cycles))
+
+
+def flat_cosine(t: float) -> float:
+    """pytabkit's "flat_cos" factor at progress t in [0, 1]: 1 over the first half, then
+    a half cosine down to 0 at t = 1 (RealMLP's weight-decay and dropout schedules).
+
+    Parameters
+    ----------
+    t : float
+        The run's progress (clipped to [0, 1]).
+
+    Returns
+    -------
+    float
+    """
+    t = min(max(float(t), 0.0), 1.0)
+    return 1.0 if t <= 0.5 else 0.5 * (1 + math.cos(math.pi * (2 * t - 1)))
+
+
 class ReduceLROnPlateau(Schedule):
     """Multiply the lr by ``factor`` when the monitored metric stops decreasing.
 
@@ -763,7 +825,7 @@ class ReduceLROnPlateau(Schedule):
 #: fastbp's schedules by class name (what a state_dict's "class" names)
 SCHEDULES: dict[str, type[Schedule]] = {
     cls.__name__: cls for cls in (StepLR, ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau,
-                                  OneCycleLR, WarmupCosine)}
+                                  OneCycleLR, WarmupCosine, CosLog)}
 
 
 def from_state_dict(opt: _HasLR, state: dict[str, Any]) -> Schedule:

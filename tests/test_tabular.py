@@ -186,10 +186,11 @@ def test_save_and_load_without_pickle(tmp_path):
 def _onnx_inputs(est, df):
     """The table as the graph's inputs: numeric columns (NaN missing), categorical ones
     as text ("" missing)."""
-    from fastbp.tabular._columns import _Categorical, _category_key, _missing
+    from fastbp.tabular._columns import _category_key, _missing
+    from fastbp.tabular._export import _TEXT_KINDS
     kinds = est.encoder_.kinds_
-    num = [c for c, k in zip(df.columns, kinds) if not isinstance(k, _Categorical)]
-    cat = [c for c, k in zip(df.columns, kinds) if isinstance(k, _Categorical)]
+    num = [c for c, k in zip(df.columns, kinds) if not isinstance(k, _TEXT_KINDS)]
+    cat = [c for c, k in zip(df.columns, kinds) if isinstance(k, _TEXT_KINDS)]
     feeds = {}
     if num:
         feeds["X_num"] = df[num].astype("float64").to_numpy(na_value=np.nan)

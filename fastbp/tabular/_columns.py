@@ -18,6 +18,17 @@ becomes the network's float matrix, learned on the training rows:
 
 ``chunks`` gives the output columns per input feature (TabM's first scaling shares
 one value per chunk).
+
+``scheme="robust"`` is RealMLP's (pytabkit's RealMLP-TD preprocessing): a numeric column
+is centred on its training median, scaled by 1/(q75 − q25) (2/(max − min) when the
+quartiles tie, 0 when the column is constant) and smoothly clipped,
+x/√(1 + (x/3)²); missing values become the median (0 after centring) plus an indicator.
+A categorical column of at most two categories becomes one ±1 column (missing and
+unseen 0; a single category: +1, missing −1), of up to ``max_one_hot`` − 1 categories
+one-hot (missing and unseen all zeros), of more an integer code column for an
+embedding (0: missing or unseen, 1..C the categories). The encoded matrix holds the
+numeric values first (the PBLD embedding reads them), then the other columns in
+table order.
 """
 from __future__ import annotations
 
@@ -77,6 +88,49 @@ class _Categorical:
 
 
 @dataclass
+class _Robust:
+    """RealMLP's numeric column: smooth_clip((x − median)·factor)."""
+    median: float
+    factor: float
+    indicator: bool          # a 0/1 missing column follows (among the extra columns)
+
+
+@dataclass
+class _Binary:
+    """RealMLP's column of one or two categories: +1 / −1, missing or unseen 0 (one
+    category: +1, missing or unseen −1)."""
+    categories: list[str]
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """(each category's value..., the missing value)."""
+        return (1.0, -1.0, 0.0) if len(self.categories) == 2 else (1.0, -1.0)
+
+
+@dataclass
+class _Coded:
+    """RealMLP's embedded column: its code, 0 missing or unseen, 1..C the categories."""
+    categories: list[str]
+
+
+SMOOTH_CLIP = 3.0   # RealMLP's smooth clip: x/sqrt(1 + (x/SMOOTH_CLIP)^2)
+
+
+def smooth_clip(x: np.ndarray) -> np.ndarray:
+    """x/√(1 + (x/3)²) (pytabkit's smooth_clip_func)."""
+    return x / np.sqrt(1.0 + (x / SMOOTH_CLIP) ** 2)
+
+
+def robust_factor(seen: np.ndarray) -> float:
+    """1/(q75 − q25) of a column's training values; 2/(max − min) when the quartiles
+    tie; 0 for a constant column (pytabkit's RobustScaleFactory, its eps 1e-30)."""
+    diff = float(np.quantile(seen, 0.75) - np.quantile(seen, 0.25))
+    if diff == 0.0:
+        diff = 0.5 * float(seen.max() - seen.min())
+    return 0.0 if diff == 0.0 else 1.0 / (diff + 1e-30)
+
+
+@dataclass
 class TableEncoder:
     """Learns the columns of a training table (``fit``) and encodes tables like it.
 
@@ -89,10 +143,17 @@ class TableEncoder:
     max_quantiles : int, default 1000
         The most quantile knots per numeric column (max(min(n // 30, 1000), 10),
         TabM's recipe).
+    scheme : {"quantile", "robust"}, default "quantile"
+        TabM's encoding or RealMLP's (see the module docstring).
+    max_one_hot : int, default 9
+        "robust": one-hot up to this many categories counting a missing slot
+        (pytabkit's ``max_one_hot_cat_size``); more are coded for an embedding.
     """
 
     categorical_features: Any = "auto"
     max_quantiles: int = 1000
+    scheme: str = "quantile"
+    max_one_hot: int = 9
     columns_: list[Any] = field(default_factory=list)
     kinds_: list[Any] = field(default_factory=list)   # _Numeric, _Categorical or None
 
@@ -128,7 +189,7 @@ class TableEncoder:
 
     def _is_cat(self, j: int, col: Any) -> bool:
         if self.kinds_:   # fitted: as in training
-            return isinstance(self.kinds_[j], _Categorical)
+            return isinstance(self.kinds_[j], (_Categorical, _Binary, _Coded))
         spec = self.categorical_features
         if isinstance(spec, str) and spec == "auto":
             dtype = getattr(col, "dtype", None)
@@ -212,17 +273,35 @@ class TableEncoder:
             raise ValueError(f"X needs at least 2 rows, got {n}")
         levels_max = max(min(n // 30, self.max_quantiles), 10)
         kinds: list[Any] = []
+        robust = self.scheme == "robust"
+        if self.scheme not in ("quantile", "robust"):
+            raise ValueError(f"scheme must be 'quantile' or 'robust', got {self.scheme!r}")
         for col in cols:
             if col.dtype == object:
                 miss = _missing(col)
                 keys = sorted({_category_key(v) for v in col[~miss]})
-                kinds.append(_Categorical(keys, bool(miss.any())))
+                if not robust:
+                    kinds.append(_Categorical(keys, bool(miss.any())))
+                elif not keys or (len(keys) == 1 and not miss.any()):
+                    kinds.append(_Categorical([], False))   # constant: no columns
+                elif len(keys) <= 2:
+                    kinds.append(_Binary(keys))
+                elif len(keys) + 1 <= self.max_one_hot:
+                    kinds.append(_Categorical(keys, False))
+                else:
+                    kinds.append(_Coded(keys))
                 continue
             if np.isinf(col).any():
                 raise ValueError("X holds infinite values; numeric columns take finite "
                                  "values or missing ones (NaN)")
             miss = np.isnan(col)
             seen = col[~miss]
+            if robust:
+                kinds.append(None if seen.size == 0 or (np.all(seen == seen[0])
+                                                        and not miss.any())
+                             else _Robust(float(np.median(seen)), robust_factor(seen),
+                                          bool(miss.any())))
+                continue
             if seen.size == 0 or np.all(seen == seen[0]):
                 kinds.append(None if not miss.any() or seen.size == 0 else
                              _Numeric(float(seen[0]), np.array([seen[0]]), np.zeros(1), True))
@@ -243,16 +322,54 @@ class TableEncoder:
         """The encoded columns of each kept feature, in order (an indicator is its own)."""
         out: list[int] = []
         for kind in self.kinds_:
-            if isinstance(kind, _Numeric):
+            if isinstance(kind, (_Numeric, _Robust)):
                 out += [1, 1] if kind.indicator else [1]
             elif isinstance(kind, _Categorical):
                 out.append(len(kind.categories) + kind.missing)
+            elif isinstance(kind, (_Binary, _Coded)):
+                out.append(1)
         return out
 
     @property
     def n_outputs(self) -> int:
         """The width of the encoded matrix."""
         return sum(self.chunks)
+
+    def layout(self) -> list[tuple[int, int]]:
+        """Per kept column (in table order), (where its first encoded column goes, where
+        its indicator goes or -1): the table order, or with the "robust" scheme the
+        numeric values first and the other columns after them in table order."""
+        robust = self.scheme == "robust"
+        n_first = sum(isinstance(k, _Robust) for k in self.kinds_) if robust else 0
+        out: list[tuple[int, int]] = []
+        at, first = n_first, 0
+        for kind in self.kinds_:
+            if kind is None:
+                continue
+            if robust and isinstance(kind, _Robust):
+                out.append((first, at if kind.indicator else -1))
+                first += 1
+                at += kind.indicator
+                continue
+            width = 1 if isinstance(kind, (_Numeric, _Binary, _Coded)) else \
+                len(kind.categories) + kind.missing
+            indicator = isinstance(kind, _Numeric) and kind.indicator
+            out.append((at, at + 1 if indicator else -1))
+            at += width + indicator
+        return out
+
+    @property
+    def n_numeric_first(self) -> int:
+        """The encoded matrix's leading numeric value columns ("robust"; else 0)."""
+        return sum(isinstance(k, _Robust) for k in self.kinds_) if self.scheme == "robust" else 0
+
+    @property
+    def coded(self) -> list[tuple[int, int]]:
+        """(encoded column, cardinality with the missing code) of each coded column."""
+        places = self.layout()
+        kept = [k for k in self.kinds_ if k is not None]
+        return [(p[0], len(k.categories) + 1) for p, k in zip(places, kept)
+                if isinstance(k, _Coded)]
 
     def transform(self, X: Any, dtype: Any = np.float64) -> np.ndarray:
         """The encoded matrix of a table like the training one.
@@ -270,9 +387,12 @@ class TableEncoder:
         cols = self._split(X, fitting=False)
         n = len(cols[0]) if cols else 0
         out = np.zeros((n, self.n_outputs), dtype=np.float64)
-        at = 0
+        places = iter(self.layout())
         for col, kind in zip(cols, self.kinds_):
-            if isinstance(kind, _Numeric):
+            if kind is None:
+                continue
+            at, ind = next(places)
+            if isinstance(kind, (_Numeric, _Robust)):
                 if col.dtype == object:
                     raise ValueError("a numeric column of the training table holds text")
                 if np.isinf(col).any():
@@ -280,25 +400,34 @@ class TableEncoder:
                                      "values or missing ones (NaN)")
                 miss = np.isnan(col)
                 filled = np.where(miss, kind.median, col)
-                out[:, at] = np.interp(filled, kind.knots, kind.values) \
-                    if kind.knots.size > 1 else 0.0
-                at += 1
-                if kind.indicator:
-                    out[:, at] = miss
-                    at += 1
-            elif isinstance(kind, _Categorical):
-                miss = _missing(col)
-                index = {key: i for i, key in enumerate(kind.categories)}
-                for i, v in enumerate(col):
-                    if miss[i]:
-                        if kind.missing:
-                            out[i, at + len(kind.categories)] = 1.0
-                    else:
-                        j = index.get(_category_key(v))
-                        if j is not None:
-                            out[i, at + j] = 1.0
-                at += len(kind.categories) + kind.missing
+                if isinstance(kind, _Robust):
+                    out[:, at] = smooth_clip((filled - kind.median) * kind.factor)
+                else:
+                    out[:, at] = np.interp(filled, kind.knots, kind.values) \
+                        if kind.knots.size > 1 else 0.0
+                if ind >= 0:
+                    out[:, ind] = miss
+                continue
+            codes = self._codes(col, kind.categories)   # -2 missing, -1 unseen
+            if isinstance(kind, _Categorical):
+                hot = codes >= 0
+                out[np.flatnonzero(hot), at + codes[hot]] = 1.0
+                if kind.missing:
+                    out[codes == -2, at + len(kind.categories)] = 1.0
+            elif isinstance(kind, _Binary):
+                values = np.asarray(kind.values)
+                out[:, at] = np.where(codes >= 0, values[np.maximum(codes, 0)], values[-1])
+            else:   # _Coded
+                out[:, at] = np.maximum(codes + 1, 0)
         return out.astype(dtype, copy=False)
+
+    @staticmethod
+    def _codes(col: np.ndarray, categories: list[str]) -> np.ndarray:
+        """Each value's index in ``categories``; -2 missing, -1 unseen."""
+        miss = _missing(col)
+        index = {key: i for i, key in enumerate(categories)}
+        return np.array([-2 if miss[i] else index.get(_category_key(v), -1)
+                         for i, v in enumerate(col)], dtype=np.intp)
 
     # ---------------------------------------------------------------- files
     def to_spec(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -314,10 +443,17 @@ class TableEncoder:
             elif isinstance(kind, _Categorical):
                 kinds.append({"kind": "categorical", "categories": kind.categories,
                               "missing": kind.missing})
+            elif isinstance(kind, _Robust):
+                kinds.append({"kind": "robust", "median": kind.median, "factor": kind.factor,
+                              "indicator": kind.indicator})
+            elif isinstance(kind, (_Binary, _Coded)):
+                kinds.append({"kind": "binary" if isinstance(kind, _Binary) else "coded",
+                              "categories": kind.categories})
             else:
                 kinds.append({"kind": "dropped"})
         columns = [c if isinstance(c, (str, int)) else str(c) for c in self.columns_]
-        return {"columns": columns, "frame": self._frame, "kinds": kinds}, arrays
+        return {"columns": columns, "frame": self._frame, "kinds": kinds,
+                "scheme": self.scheme, "max_one_hot": self.max_one_hot}, arrays
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> TableEncoder:
@@ -334,7 +470,9 @@ class TableEncoder:
         -------
         TableEncoder
         """
-        enc = cls()
+        enc = cls(scheme=spec.get("scheme", "quantile"), max_one_hot=int(spec.get("max_one_hot", 9)))
+        if enc.scheme not in ("quantile", "robust"):
+            raise ValueError(f"unknown encoding scheme {enc.scheme!r}")
         enc.columns_ = list(spec["columns"])
         enc._frame = bool(spec["frame"])
         kinds: list[Any] = []
@@ -347,11 +485,19 @@ class TableEncoder:
                     raise ValueError(f"column {j}'s quantile curve is malformed")
                 kinds.append(_Numeric(float(k["median"]), knots, values,
                                       bool(k["indicator"])))
-            elif k["kind"] == "categorical":
+            elif k["kind"] in ("categorical", "binary", "coded"):
                 cats = k["categories"]
-                if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats):
+                if not isinstance(cats, list) or not all(isinstance(c, str) for c in cats) \
+                        or (k["kind"] == "binary" and not 1 <= len(cats) <= 2):
                     raise ValueError(f"column {j}'s categories must be a list of strings")
-                kinds.append(_Categorical(list(cats), bool(k["missing"])))
+                kinds.append(_Categorical(list(cats), bool(k["missing"]))
+                             if k["kind"] == "categorical" else
+                             _Binary(list(cats)) if k["kind"] == "binary" else _Coded(list(cats)))
+            elif k["kind"] == "robust":
+                median, factor = float(k["median"]), float(k["factor"])
+                if not (np.isfinite(median) and np.isfinite(factor) and factor >= 0):
+                    raise ValueError(f"column {j}'s robust scaling is malformed")
+                kinds.append(_Robust(median, factor, bool(k["indicator"])))
             elif k["kind"] == "dropped":
                 kinds.append(None)
             else:

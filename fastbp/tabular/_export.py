@@ -20,7 +20,11 @@ import numpy as np
 
 from fastbp.export import (_check_model, _GraphBuilder, _import_onnx, _onnx_finish,
                            _onnx_ints, _onnx_prediction)
-from fastbp.tabular._columns import _Categorical, _Numeric
+from fastbp.tabular._columns import (SMOOTH_CLIP, _Binary, _Categorical, _Coded, _Numeric,
+                                     _Robust)
+
+#: the kinds read from X_cat (text); the others from X_num
+_TEXT_KINDS = (_Categorical, _Binary, _Coded)
 
 __all__ = ["tabular_to_onnx"]
 
@@ -30,12 +34,20 @@ def _f64(g: _GraphBuilder, stem: str, value: np.ndarray) -> str:
     return g.tensor(stem, np.asarray(value, dtype=np.float64))
 
 
-def _numeric(g: _GraphBuilder, col: str, kind: _Numeric,
+def _numeric(g: _GraphBuilder, col: str, kind: _Numeric | _Robust,
              tag: str) -> list[str]:
-    """[N, 1] float64 tensors of one numeric column: its curve's value, then (if any)
-    its missing indicator."""
+    """[N, 1] float64 tensors of one numeric column: its curve's value (RealMLP's:
+    smooth_clip((x − median)·factor)), then (if any) its missing indicator."""
     nan = g.op("IsNaN", [col])
     x = g.op("Where", [nan, _f64(g, f"{tag}median", np.array([[kind.median]])), col])
+    if isinstance(kind, _Robust):
+        z = g.op("Mul", [g.op("Sub", [x, _f64(g, f"{tag}m", np.array([[kind.median]]))]),
+                         _f64(g, f"{tag}f", np.array([[kind.factor]]))])
+        q = g.op("Div", [z, _f64(g, f"{tag}three", np.array([[SMOOTH_CLIP]]))])
+        value = g.op("Div", [z, g.op("Sqrt", [g.op("Add", [
+            _f64(g, f"{tag}one", np.array([[1.0]])), g.op("Mul", [q, q])])])])
+        return [value] + ([g.op("Cast", [nan], to=g.onnx.TensorProto.DOUBLE)]
+                          if kind.indicator else [])
     knots, values = kind.knots, kind.values
     if knots.size == 1:
         value = g.op("Sub", [x, x])   # a column that was constant where present: 0
@@ -63,14 +75,25 @@ def _numeric(g: _GraphBuilder, col: str, kind: _Numeric,
     return out
 
 
-def _categorical(g: _GraphBuilder, col: str, kind: _Categorical,
+def _categorical(g: _GraphBuilder, col: str, kind: _Categorical | _Binary | _Coded,
                  tag: str) -> str:
-    """[N, width] float64 one-hot of one categorical column (text; "" missing)."""
-    keys = list(kind.categories) + ([""] if kind.missing else [])
-    codes = g.op("LabelEncoder", [col], domain="ai.onnx.ml", keys_strings=keys,
-                 values_int64s=list(range(len(keys))), default_int64=-1)
-    hot = g.op("Equal", [codes, _onnx_ints(g, f"{tag}range", list(range(len(keys))))])
-    return g.op("Cast", [hot], to=g.onnx.TensorProto.DOUBLE)
+    """[N, width] float64 encoding of one categorical column (text; "" missing): one-hot,
+    or (RealMLP) its ±1 value or its code, looked up by the category's index + 2 (0:
+    missing, 1: unseen)."""
+    if isinstance(kind, _Categorical):
+        keys = list(kind.categories) + ([""] if kind.missing else [])
+        codes = g.op("LabelEncoder", [col], domain="ai.onnx.ml", keys_strings=keys,
+                     values_int64s=list(range(len(keys))), default_int64=-1)
+        hot = g.op("Equal", [codes, _onnx_ints(g, f"{tag}range", list(range(len(keys))))])
+        return g.op("Cast", [hot], to=g.onnx.TensorProto.DOUBLE)
+    cats = list(kind.categories)
+    index = g.op("LabelEncoder", [col], domain="ai.onnx.ml", keys_strings=cats + [""],
+                 values_int64s=list(range(2, len(cats) + 2)) + [0], default_int64=1)
+    if isinstance(kind, _Binary):
+        table = [kind.values[-1]] * 2 + list(kind.values[:len(cats)])
+    else:
+        table = [0.0, 0.0] + [float(c + 1) for c in range(len(cats))]
+    return g.op("Gather", [_f64(g, f"{tag}table", np.array(table)), index], axis=0)
 
 
 def tabular_to_onnx(est: Any, path: Any = None) -> bytes:
@@ -94,22 +117,25 @@ def tabular_to_onnx(est: Any, path: Any = None) -> bytes:
     onnx = _import_onnx()
     g = _GraphBuilder(onnx, model.dtype)
     h, TP = g.h, onnx.TensorProto
-    num_cols = [j for j, k in enumerate(enc.kinds_) if not isinstance(k, _Categorical)]
-    cat_cols = [j for j, k in enumerate(enc.kinds_) if isinstance(k, _Categorical)]
-    pieces: list[str] = []
+    num_cols = [j for j, k in enumerate(enc.kinds_) if not isinstance(k, _TEXT_KINDS)]
+    cat_cols = [j for j, k in enumerate(enc.kinds_) if isinstance(k, _TEXT_KINDS)]
+    pieces: list[tuple[int, str]] = []   # (encoded column, [N, width] tensor)
+    places = iter(enc.layout())
     for j, kind in enumerate(enc.kinds_):
         if kind is None:
             continue
+        at, ind = next(places)
         tag = f"c{j}_"
-        if isinstance(kind, _Numeric):
+        if isinstance(kind, (_Numeric, _Robust)):
             col = g.op("Gather", [
                 "X_num", _onnx_ints(g, f"{tag}at", [num_cols.index(j)])], axis=1)
-            pieces += _numeric(g, col, kind, tag)
-        else:
+            parts = _numeric(g, col, kind, tag)
+            pieces += list(zip([at, ind], parts))
+        elif not isinstance(kind, _Categorical) or kind.categories or kind.missing:
             col = g.op("Gather", [
                 "X_cat", _onnx_ints(g, f"{tag}at", [cat_cols.index(j)])], axis=1)
-            pieces.append(_categorical(g, col, kind, tag))
-    encoded = g.op("Cast", [g.op("Concat", pieces, axis=1)],
+            pieces.append((at, _categorical(g, col, kind, tag)))
+    encoded = g.op("Cast", [g.op("Concat", [t for _, t in sorted(pieces)], axis=1)],
                    to=h.np_dtype_to_tensor_dtype(model.dtype))
     inputs = []
     if num_cols:
@@ -135,8 +161,15 @@ def tabular_to_onnx(est: Any, path: Any = None) -> bytes:
                                             ["N", len(classes)])]
     else:
         raw = _onnx_prediction(g, model, "identity", "auto", x=encoded)
-        g.op("Add", [g.op("Mul", [raw, g.scalar(est.y_std_)]), g.scalar(est.y_mean_)],
-             "variable")
+        # on y's scale in float64 (as predict), clipped to y_range_ where the family
+        # clips, then rounded once to the network's dtype
+        value = g.op("Add", [g.op("Mul", [g.op("Cast", [raw], to=TP.DOUBLE),
+                                          _f64(g, "y_std", np.array(est.y_std_))]),
+                             _f64(g, "y_mean", np.array(est.y_mean_))])
+        if est.y_range_ is not None:
+            value = g.op("Clip", [value, _f64(g, "y_min", np.array(est.y_range_[0])),
+                                  _f64(g, "y_max", np.array(est.y_range_[1]))])
+        g.op("Cast", [value], "variable", to=g.elem_type)
         outputs = [h.make_tensor_value_info("variable", g.elem_type, ["N", 1])]
     return _onnx_finish(g, inputs, outputs, path, f"fastbp {type(est).__name__}", ml=bool(
         cat_cols))
@@ -184,8 +217,8 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
     enc = est.encoder_
     t, d = _CType(model.dtype), _CType(np.dtype(np.float64))
     T = t.name
-    num_cols = [j for j, k in enumerate(enc.kinds_) if not isinstance(k, _Categorical)]
-    cat_cols = [j for j, k in enumerate(enc.kinds_) if isinstance(k, _Categorical)]
+    num_cols = [j for j, k in enumerate(enc.kinds_) if not isinstance(k, _TEXT_KINDS)]
+    cat_cols = [j for j, k in enumerate(enc.kinds_) if isinstance(k, _TEXT_KINDS)]
     classify = est._loss == "cross_entropy"
     n_out = len(est.classes_) if classify else 1
     up = name.upper()
@@ -207,15 +240,20 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
              f"{'#include <string.h>' if cat_cols else ''}\n\n#include \"{name}.h\"\n\n"]
     enc_lines: list[str] = []
     curves = False
-    at = 0
+    places = iter(enc.layout())
     for j, kind in enumerate(enc.kinds_):
         if kind is None:
             continue
-        if isinstance(kind, _Numeric):
+        at, ind = next(places)
+        if isinstance(kind, (_Numeric, _Robust)):
             p = num_cols.index(j)
             enc_lines.append(f"{{ double v = xn[{p}]; const int miss = v != v;")
             enc_lines.append(f"  if (miss) v = {d.lit(kind.median)};")
-            if kind.knots.size > 1:
+            if isinstance(kind, _Robust):   # smooth_clip((v − median)·factor), as NumPy
+                enc_lines.append(f"  {{ const double z = (v - {d.lit(kind.median)}) * "
+                                 f"{d.lit(kind.factor)}, q = z / {d.lit(SMOOTH_CLIP)};")
+                enc_lines.append(f"    enc[{at}] = ({T})(z / sqrt({d.lit(1.0)} + q * q)); }}")
+            elif kind.knots.size > 1:
                 curves = True
                 k = f"{name}_knots{j}"
                 slopes = np.diff(kind.values) / np.diff(kind.knots)
@@ -225,14 +263,26 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
                                  f"{name}_slope{j}, {kind.knots.size});")
             else:
                 enc_lines.append(f"  enc[{at}] = {t.lit(0.0)}; (void)v;")
-            at += 1
             if kind.indicator:
-                enc_lines.append(f"  enc[{at}] = miss ? {t.lit(1.0)} : {t.lit(0.0)};")
-                at += 1
+                enc_lines.append(f"  enc[{ind}] = miss ? {t.lit(1.0)} : {t.lit(0.0)};")
             else:
                 enc_lines.append("  (void)miss;")
             enc_lines.append("}")
-        else:
+        elif isinstance(kind, (_Binary, _Coded)):
+            q = cat_cols.index(j)
+            cats = f"{name}_cats{j}"
+            n_c = len(kind.categories)
+            parts.append(f"static const char *const {cats}[{n_c}] = {{\n    "
+                         + ",\n    ".join(_c_string(c) for c in kind.categories) + "\n};\n")
+            enc_lines.append(f"{{ const int c = {name}_code(xc[{q}], {cats}, {n_c});")
+            if isinstance(kind, _Binary):
+                values = f"{name}_bin{j}"
+                parts.append(_c_array(t, values, np.asarray(kind.values[:n_c])))
+                enc_lines.append(f"  enc[{at}] = c >= 0 ? {values}[c] : "
+                                 f"{t.lit(kind.values[-1])}; }}")
+            else:   # the code: 0 missing or unseen, 1..n_c
+                enc_lines.append(f"  enc[{at}] = c >= 0 ? ({T})(c + 1) : {t.lit(0.0)}; }}")
+        elif kind.categories or kind.missing:
             q = cat_cols.index(j)
             cats = f"{name}_cats{j}"
             n_c = len(kind.categories)
@@ -246,7 +296,6 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
             if kind.missing:
                 enc_lines.append(f"  else if (c == -2) enc[{at + n_c}] = {t.lit(1.0)};")
             enc_lines.append("}")
-            at += width
     if curves:
         parts.append(f"\n/* np.interp's value at x of the curve (knots, fp); slope: its "
                      f"slopes */\nstatic double {name}_curve(double x, const double *knots, "
@@ -270,7 +319,7 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
         parts.append(_c_sigmoid(t, name))
     widest = max(layer.out_features for layer in model.layers)
     body = [f"{signature} {{",
-            f"    {T} enc[{max(at, 1)}], buf0[{widest}], buf1[{widest}];",
+            f"    {T} enc[{max(enc.n_outputs, 1)}], buf0[{widest}], buf1[{widest}];",
             "    size_t r, i, j;",
             "    (void)x_num; (void)x_cat; (void)i;",
             "    for (r = 0; r < n_rows; r++) {",
@@ -282,6 +331,11 @@ def tabular_to_c(est: Any, directory: Any, name: str) -> tuple[str, str]:
         body.append(f"        const char *const *xc = x_cat + r * {len(cat_cols)};")
     body += ["        " + line for line in enc_lines + net]
     if not classify:
-        body.append(f"        out[r] = out[r] * {t.lit(est.y_std_)} + {t.lit(est.y_mean_)};")
+        body.append(f"        {{ double v = (double)out[r] * {d.lit(est.y_std_)} + "
+                    f"{d.lit(est.y_mean_)};")
+        if est.y_range_ is not None:
+            lo, hi = (d.lit(v) for v in est.y_range_)
+            body.append(f"          v = v < {lo} ? {lo} : v > {hi} ? {hi} : v;")
+        body.append(f"          out[r] = ({T})v; }}")
     body += ["    }", "}", ""]
     return _write_c(directory, name, header, "".join(parts) + "\n" + "\n".join(body))

@@ -18,29 +18,21 @@ the median, plus an indicator), categorical ones one-hot.
 from __future__ import annotations
 
 import numbers
-import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.base import (BaseEstimator, ClassifierMixin,  # type: ignore[import-untyped, unused-ignore]
-                          RegressorMixin)
-from scipy.sparse import issparse
-from sklearn.exceptions import DataConversionWarning  # type: ignore[import-untyped, unused-ignore]
-from sklearn.model_selection import train_test_split  # type: ignore[import-untyped, unused-ignore]
-from sklearn.utils import check_random_state  # type: ignore[import-untyped, unused-ignore]
+from sklearn.base import ClassifierMixin, RegressorMixin  # type: ignore[import-untyped, unused-ignore]
 from sklearn.utils._param_validation import (Interval,  # type: ignore[import-untyped, unused-ignore]
                                              StrOptions)
-from sklearn.utils.multiclass import check_classification_targets  # type: ignore[import-untyped, unused-ignore]
-from sklearn.utils.validation import check_is_fitted  # type: ignore[import-untyped, unused-ignore]
 
-from fastbp import _storage
 from fastbp._bins import compute_bins
 from fastbp.groups import no_decay_groups
 from fastbp.layers import (Layer, LinearBatchEnsemble, LinearEnsemble,
                            PiecewiseLinearEncoding)
 from fastbp.models import Sequential
 from fastbp.objective import Objective
+from fastbp.tabular._base import (Best, ClassifierPart, RegressorPart, TabularEstimator,
+                                  seed_of)
 from fastbp.tabular._columns import TableEncoder
 
 __all__ = ["TabMClassifier", "TabMRegressor", "auto_batch_size"]
@@ -70,20 +62,7 @@ def auto_batch_size(n_train: int) -> int:
     return 1024
 
 
-@dataclass
-class _Best:
-    """The best validation score so far, its epoch (fit's, from 0) and parameters."""
-
-    score: float = -np.inf
-    epoch: int = -1
-    params: list[np.ndarray] = field(default_factory=list)
-
-
-def _seed(rng: np.random.RandomState) -> int:
-    return int(rng.randint(0, 2**31 - 1))
-
-
-class _TabMBase(BaseEstimator):
+class _TabMBase(TabularEstimator):
     """What both estimators share: parameters, the network, the training loop."""
 
     _parameter_constraints: dict = {
@@ -151,7 +130,7 @@ class _TabMBase(BaseEstimator):
             ple = PiecewiseLinearEncoding(bins, dtype="float32")
             layers.append(ple)
             d_in, chunks, init = ple.out_features, widths, "normal"
-        seeds = [_seed(rng) for _ in range(self.n_blocks + 1)]
+        seeds = [seed_of(rng) for _ in range(self.n_blocks + 1)]
         for i in range(self.n_blocks):
             first = i == 0
             layers.append(LinearBatchEnsemble(
@@ -161,224 +140,53 @@ class _TabMBase(BaseEstimator):
                 dropout=self.dropout))
         layers.append(LinearEnsemble(self.d_block, n_out, self.k, dtype="float32",
                                      seed=seeds[-1]))
-        model = Sequential(layers, self._loss, dropout_seed=_seed(rng))
+        model = Sequential(layers, self._loss, dropout_seed=seed_of(rng))
         model.objective = Objective(heads=self.k)
         model.num_threads = self.num_threads
         return model
 
     # ---------------------------------------------------------------- fitting
-    def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
-        """y checked and encoded (labels as class indices); ``fitted``: for y_val,
-        against what y set."""
-        raise NotImplementedError
+    def _new_encoder(self) -> TableEncoder:
+        return TableEncoder(self.categorical_features)
 
-    def _val_score(self, Xv: np.ndarray, yv: np.ndarray) -> float:
-        raise NotImplementedError
-
-    def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> Any:
-        """Train TabM on (X, y), early-stopped on (X_val, y_val).
-
-        Parameters
-        ----------
-        X : pandas DataFrame or array-like of shape (n_samples, n_features)
-            Numeric and categorical columns; missing values allowed.
-        y : array-like of shape (n_samples,)
-            Class labels, or values.
-        X_val, y_val : like X and y, or None
-            The validation rows for early stopping (None: 20% of X, stratified for a
-            classifier, drawn with ``random_state``).
-
-        Returns
-        -------
-        self
-        """
-        self._validate_params()
-        rng = check_random_state(self.random_state)
-        n = _check_table(X, type(self).__name__)
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
-                             "is None")
-        if n < 3 and X_val is None:
-            raise ValueError(f"{type(self).__name__} splits off validation rows: it needs "
-                             f"n_samples >= 3, got n_samples = {n}")
-        y = self._prepare_targets(y)
-        if len(y) != n:
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                             f"X has {n} rows, y has {len(y)}")
-        if (X_val is None) != (y_val is None):
-            raise ValueError("give both X_val and y_val, or neither")
-        if X_val is None:
-            n_val = -(-n // 5)   # 20%, as train_test_split rounds it
-            stratify = y if self._loss == "cross_entropy" and np.bincount(y).min() >= 2 \
-                and min(n_val, n - n_val) >= len(self.classes_) else None
-            rows = np.arange(n)
-            train, val = train_test_split(rows, test_size=0.2, random_state=_seed(rng),
-                                          stratify=stratify)
-            X_train, y_train = _rows(X, train), y[train]
-            X_val, y_val = _rows(X, val), y[val]
-        else:
-            X_train, y_train = X, y
-            y_val = self._prepare_targets(y_val, fitted=True)
-        self.encoder_ = TableEncoder(self.categorical_features).fit(X_train)
-        if self.encoder_.n_outputs == 0:
-            raise ValueError("X has no column with more than one value")
-        Xt = self.encoder_.transform(X_train, np.float32)
-        Xv = self.encoder_.transform(X_val, np.float32)
-        if len(Xt) != len(y_train) or len(Xv) != len(y_val):
-            raise ValueError("X and y (X_val and y_val) must have the same number of rows")
-        n_out = len(self.classes_) if self._loss == "cross_entropy" else 1
+    def _train(self, Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray, yv: np.ndarray,
+               n_out: int, rng: np.random.RandomState) -> None:
+        """AdamW (decay on linear weights only), early stopping on the heads' mean
+        validation score with pytabkit's patience rule, the best epoch restored."""
         self.model_ = model = self._network(Xt, n_out, rng)
         batch = auto_batch_size(len(Xt)) if self.batch_size == "auto" else self.batch_size
-        best = _Best()
+        best = Best()
         self.validation_scores_: list[float] = []
 
         def early_stop(epoch: int, logs: dict[str, float]) -> bool:
-            score = self._val_score(Xv, y_val)
+            score = self._val_score(Xv, yv)
             self.validation_scores_.append(score)
-            if score > best.score:
-                best.score, best.epoch = score, epoch
-                best.params = [p.copy() for p in model.parameters()]
+            best.offer(score, epoch, model.parameters())
             # pytabkit's rule: stop after patience + 1 epochs without a better score
             return epoch - best.epoch > self.patience
 
-        history = model.fit(Xt, self._train_targets(y_train),
+        history = model.fit(Xt, self._train_targets(yt),
                             epochs=self.max_epochs or EPOCH_LIMIT, batch_size=batch,
                             optimizer="adamw", lr=self.lr,
                             param_groups=no_decay_groups(model, self.weight_decay),
-                            seed=_seed(rng), callbacks=[early_stop], progress=False)
-        for p, saved in zip(model.parameters(), best.params):
-            p[...] = saved
+                            seed=seed_of(rng), callbacks=[early_stop], progress=False)
+        best.restore(model.parameters())
         self.best_epoch_ = best.epoch + 1
         self.n_epochs_ = len(history.loss)
         self.loss_curve_ = list(history.loss)
-        self.n_features_in_ = len(self.encoder_.columns_)
-        return self
 
-    def _train_targets(self, y: np.ndarray) -> np.ndarray:
-        return y
+    def _fit_state(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch_, "n_epochs": self.n_epochs_,
+                "validation_scores": [float(v) for v in self.validation_scores_]}
 
-    def _encode(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
-        _check_table(X, type(self).__name__, self.n_features_in_)
-        return self.encoder_.transform(X, np.float32)
-
-    # ---------------------------------------------------------------- files
-    def save(self, path: Any) -> None:
-        """Write the fitted estimator (encoder, network, classes, settings) without
-        pickle; ``fastbp.load(path)`` returns it.
-
-        Parameters
-        ----------
-        path : str, bytes or os.PathLike
-            The file to write (replaced atomically); its directory must exist.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            The estimator is not fitted.
-        """
-        check_is_fitted(self)
-        header, arrays = self.model_.model_archive("model/")
-        enc_spec, enc_arrays = self.encoder_.to_spec()
-        arrays.update(enc_arrays)
-        params = {name: value for name, value in self.get_params().items()
-                  if name not in ("random_state", "categorical_features")}
-        state: dict[str, Any] = {"best_epoch": self.best_epoch_, "n_epochs": self.n_epochs_,
-                                 "validation_scores": [float(v) for v in
-                                                       self.validation_scores_]}
-        if isinstance(self, TabMClassifier):
-            state["classes"] = _classes_spec(self.classes_)
-        else:
-            state["y_mean"], state["y_std"] = self.y_mean_, self.y_std_
-        _storage.write_archive(path, {"kind": "tabular", "estimator": type(self).__name__,
-                                      "params": params, "encoder": enc_spec,
-                                      "model": header, "state": state}, arrays)
-
-    def to_onnx(self, path: Any = None) -> bytes:
-        """The fitted estimator as ONNX, its table encoding included: inputs ``"X_num"``
-        (the numeric columns, float64, NaN missing) and ``"X_cat"`` (the categorical
-        columns as text, "" missing); outputs ``"label"`` and ``"probabilities"`` (a
-        classifier) or ``"variable"`` (a regressor). See fastbp/tabular/_export.py.
-
-        Parameters
-        ----------
-        path : str, os.PathLike or None, default None
-            Where to write the graph too (atomically).
-
-        Returns
-        -------
-        bytes
-            The serialized model.
-
-        Raises
-        ------
-        sklearn.exceptions.NotFittedError
-            The estimator is not fitted.
-        ImportError
-            The onnx package is missing.
-        """
-        check_is_fitted(self)
-        from fastbp.tabular._export import tabular_to_onnx
-        return tabular_to_onnx(self, path)
-
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.categorical = True
-        tags.input_tags.string = True
-        tags.non_deterministic = False
-        return tags
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.best_epoch_, self.n_epochs_ = int(state["best_epoch"]), int(state["n_epochs"])
+        self.validation_scores_ = [float(v) for v in state["validation_scores"]]
+        if self.model_.objective.heads != self.k:
+            raise ValueError("the network does not fit the estimator's k")
 
 
-def _check_table(X: Any, who: str, n_features: int | None = None) -> int:
-    """The rows of a table X, after the checks scikit-learn's estimators make (their
-    messages): not sparse, not complex, 2-D, with rows and columns (``n_features`` of
-    them when given)."""
-    if issparse(X):
-        raise TypeError(f"{who} takes dense tables (a DataFrame or an array); sparse input "
-                        "is not supported")
-    if not hasattr(X, "iloc"):
-        arr = np.asarray(X)
-        if np.iscomplexobj(arr):
-            raise ValueError("Complex data not supported")
-        if arr.ndim != 2:
-            raise ValueError(f"Expected a 2-D table, got shape {arr.shape}. Reshape your data "
-                             "either using array.reshape(-1, 1) if your data has a single "
-                             "feature or array.reshape(1, -1) if it contains a single sample.")
-        shape = arr.shape
-    else:
-        shape = X.shape
-    if shape[1] == 0:
-        raise ValueError(f"0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-    if shape[0] == 0:
-        raise ValueError(f"0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-    if n_features is not None and shape[1] != n_features:
-        raise ValueError(f"X has {shape[1]} features, but {who} is expecting {n_features} "
-                         "features as input.")
-    return int(shape[0])
-
-
-def _one_column(y: np.ndarray, what: str) -> np.ndarray:
-    """y as 1-D (an (n, 1) column accepted, with scikit-learn's warning), else a
-    ValueError saying ``what`` it holds."""
-    if y.ndim == 2 and y.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                      "change the shape of y to (n_samples, ), for example using ravel().",
-                      DataConversionWarning, stacklevel=3)
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D {what}, got shape {y.shape}")
-    return y
-
-
-def _rows(X: Any, rows: np.ndarray) -> Any:
-    """Rows of a DataFrame or an array."""
-    if hasattr(X, "iloc"):
-        return X.iloc[rows]
-    return np.asarray(X)[rows]
-
-
-class TabMClassifier(ClassifierMixin, _TabMBase):
+class TabMClassifier(ClassifierMixin, ClassifierPart, _TabMBase):
     """TabM for classification (see the module docstring).
 
     Parameters
@@ -427,58 +235,10 @@ class TabMClassifier(ClassifierMixin, _TabMBase):
         The validation accuracy after each epoch.
     """
 
-    _loss = "cross_entropy"
     classes_: np.ndarray
 
-    def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
-        y = _one_column(np.asarray(y), "class labels")
-        check_classification_targets(y)
-        if fitted:
-            index = {c: i for i, c in enumerate(self.classes_.tolist())}
-            try:
-                return np.array([index[c] for c in y.tolist()], dtype=np.intp)
-            except KeyError as exc:
-                raise ValueError(f"y_val holds a class not in y: {exc.args[0]!r}") from exc
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y needs at least two classes, got {len(self.classes_)}")
-        return codes.astype(np.intp)
 
-    def _val_score(self, Xv: np.ndarray, yv: np.ndarray) -> float:
-        return float(np.mean(self.model_.predict_proba(Xv).argmax(axis=1) == yv))
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """The mean of the k heads' class probabilities.
-
-        Parameters
-        ----------
-        X : pandas DataFrame or array-like
-            Rows like the training table.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-        """
-        X = self._encode(X)
-        return self.model_.predict_proba(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The class of the largest mean probability.
-
-        Parameters
-        ----------
-        X : pandas DataFrame or array-like
-            Rows like the training table.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba(X)   # (first: its not-fitted check)
-        return self.classes_[proba.argmax(axis=1)]
-
-
-class TabMRegressor(RegressorMixin, _TabMBase):
+class TabMRegressor(RegressorMixin, RegressorPart, _TabMBase):
     """TabM for regression (see the module docstring and TabMClassifier's
     parameters); the targets are standardised for training, the prediction is the
     heads' mean, early stopping on its RMSE.
@@ -489,89 +249,3 @@ class TabMRegressor(RegressorMixin, _TabMBase):
     patience, batch_size, lr, weight_decay, random_state, num_threads
         As TabMClassifier's.
     """
-
-    _loss = "mse"
-
-    def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
-        y = _one_column(np.asarray(y, dtype=np.float64), "values")
-        if not np.isfinite(y).all():
-            raise ValueError("y must be finite")
-        if not fitted:
-            self.y_mean_ = float(y.mean())
-            self.y_std_ = float(y.std()) or 1.0
-        return y
-
-    def _train_targets(self, y: np.ndarray) -> np.ndarray:
-        return ((y - self.y_mean_) / self.y_std_).astype(np.float32)
-
-    def _val_score(self, Xv: np.ndarray, yv: np.ndarray) -> float:
-        pred = self.model_.predict(Xv).astype(np.float64) * self.y_std_ + self.y_mean_
-        return -float(np.sqrt(np.mean((pred.reshape(-1) - yv) ** 2)))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The heads' mean prediction.
-
-        Parameters
-        ----------
-        X : pandas DataFrame or array-like
-            Rows like the training table.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        X = self._encode(X)
-        raw = self.model_.predict(X).astype(np.float64).reshape(-1)
-        return raw * self.y_std_ + self.y_mean_
-
-
-def _classes_spec(classes: np.ndarray) -> dict[str, Any]:
-    """Class labels for a file: integers, or text (other labels are refused)."""
-    if classes.dtype.kind in "biu":
-        return {"type": "int", "values": [int(c) for c in classes]}
-    if classes.dtype.kind in "OUS" and all(isinstance(c, str) for c in classes.tolist()):
-        return {"type": "str", "values": [str(c) for c in classes]}
-    if classes.dtype.kind == "f" and all(float(c).is_integer() for c in classes):
-        return {"type": "float", "values": [float(c) for c in classes]}
-    raise ValueError(f"cannot save class labels of dtype {classes.dtype} (integers, whole "
-                     f"floats and strings can be saved)")
-
-
-def from_archive(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> _TabMBase:
-    """The estimator a ``save``d file describes (``fastbp.load``'s "tabular" kind).
-
-    Parameters
-    ----------
-    header : dict
-        The file's header.
-    arrays : dict of str to ndarray
-        The file's arrays; the ones read are removed.
-
-    Returns
-    -------
-    TabMClassifier or TabMRegressor
-    """
-    classes = {"TabMClassifier": TabMClassifier, "TabMRegressor": TabMRegressor}
-    cls = classes.get(header["estimator"])
-    if cls is None:
-        raise ValueError(f"unknown estimator {header['estimator']!r}")
-    est = cls(**header["params"])
-    est.encoder_ = TableEncoder.from_spec(header["encoder"], arrays)
-    model_header = dict(header["model"])
-    est.model_, _ = Sequential.from_archive(model_header, arrays, "model/")
-    state = header["state"]
-    est.best_epoch_, est.n_epochs_ = int(state["best_epoch"]), int(state["n_epochs"])
-    est.validation_scores_ = [float(v) for v in state["validation_scores"]]
-    est.n_features_in_ = len(est.encoder_.columns_)
-    if isinstance(est, TabMClassifier):
-        spec = state["classes"]
-        dtype = {"int": np.int64, "str": object, "float": np.float64}[spec["type"]]
-        est.classes_ = np.array(spec["values"], dtype=dtype)
-        n_out = len(est.classes_)
-    else:
-        est.y_mean_, est.y_std_ = float(state["y_mean"]), float(state["y_std"])
-        n_out = 1
-    if est.model_.objective.heads != est.k or est.model_.target_width != n_out \
-            or est.model_.in_features != est.encoder_.n_outputs:
-        raise ValueError("the network does not fit the estimator's encoder and classes")
-    return est

@@ -1,6 +1,6 @@
-"""T1: tabular models side by side -- fastbp.tabular's TabM against pytabkit's TabM_D (its
-PyTorch reference, on this machine's CPU) and scikit-learn's MLPClassifier/Regressor and
-HistGradientBoosting* -- on datasets that ship with scikit-learn or that this script
+"""T1: tabular models side by side -- fastbp.tabular's TabM and RealMLP against pytabkit's
+TabM_D and RealMLP_TD (their PyTorch references, on this machine's CPU) and scikit-learn's
+MLPClassifier/Regressor and HistGradientBoosting* -- on datasets that ship with scikit-learn or that this script
 generates, each with one fixed train/test split and ``--seeds`` model seeds.
 
 Reported per dataset and model: the test score (accuracy; R² for regression) as mean ±
@@ -11,8 +11,11 @@ gets median-imputed, standardised numeric columns and one-hot categories;
 HistGradientBoosting takes the table as it is (NaN, categorical dtype).
 
     env -u OPENBLAS_CORETYPE python benchmarks/tabular.py --json t1.json \\
-        [--datasets breast_cancer,wine] [--models fastbp-tabm,pytabkit-tabm] [--seeds 5]
+        [--datasets breast_cancer,wine] [--models fastbp-realmlp,pytabkit-realmlp] [--seeds 5]
     python benchmarks/tabular.py --table t1.json
+
+An existing ``--json`` file is extended: (dataset, model) pairs it holds are not run
+again, and the file is rewritten after each pair (a long run can be resumed).
 
 Run it with nothing else running (pytabkit and fastbp each use ``--threads``).
 """
@@ -38,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from fastbp.bench import environment
-from fastbp.tabular import TabMClassifier, TabMRegressor
+from fastbp.tabular import RealMLPClassifier, RealMLPRegressor, TabMClassifier, TabMRegressor
 
 
 def _with_categories(X: np.ndarray, rng: np.random.Generator, n_cat: int,
@@ -111,7 +114,16 @@ def models(threads: int) -> dict[str, Callable[[str, Any, int], Any]]:
         cls = TabM_D_Classifier if task == "classification" else TabM_D_Regressor
         return cls(device="cpu", random_state=seed, n_threads=threads, verbosity=0)
 
+    def pytabkit_realmlp(task: str, X: Any, seed: int) -> Any:
+        from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+        cls = RealMLP_TD_Classifier if task == "classification" else RealMLP_TD_Regressor
+        return cls(device="cpu", random_state=seed, n_threads=threads, verbosity=0)
+
     return {
+        "fastbp-realmlp": lambda task, X, seed: (
+            RealMLPClassifier if task == "classification" else RealMLPRegressor)(
+            random_state=seed, num_threads=threads),
+        "pytabkit-realmlp": pytabkit_realmlp,
         "fastbp-tabm": lambda task, X, seed: (TabMClassifier if task == "classification"
                                               else TabMRegressor)(random_state=seed,
                                                                   num_threads=threads),
@@ -127,11 +139,19 @@ def models(threads: int) -> dict[str, Callable[[str, Any, int], Any]]:
     }
 
 
-def run(names: list[str], model_names: list[str], seeds: int, threads: int) -> dict[str, Any]:
+def run(names: list[str], model_names: list[str], seeds: int, threads: int,
+        path: str | None = None) -> dict[str, Any]:
     import torch
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
     out: dict[str, Any] = {"environment": environment(threads), "threads": threads, "rows": []}
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                out["rows"] = json.load(f)["rows"]
+        except FileNotFoundError:
+            pass
+    done = {(r["dataset"], r["model"]) for r in out["rows"]}
     all_models = models(threads)
     for name in names:
         X, y, task = datasets()[name]()
@@ -141,6 +161,8 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int) -> d
         predict_rows = (X_test.iloc if isinstance(X_test, pd.DataFrame) else X_test)[
             np.arange(1000) % len(X_test)]
         for model_name in model_names:
+            if (name, model_name) in done:
+                continue
             scores, fits, predicts = [], [], []
             for seed in range(seeds):
                 est = all_models[model_name](task, X_train, seed)
@@ -161,6 +183,9 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int) -> d
             out["rows"].append({"dataset": name, "task": task, "model": model_name,
                                 "n_train": len(y_train), "scores": scores, "fit_s": fits,
                                 "predict_s": predicts})
+            if path is not None:
+                with open(path, "w", encoding="utf-8") as f:
+                    json.dump(out, f, indent=1)
     return out
 
 
@@ -178,7 +203,8 @@ def table(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(datasets()))
-    parser.add_argument("--models", default="fastbp-tabm,pytabkit-tabm,sklearn-mlp,sklearn-hgb")
+    parser.add_argument("--models", default="fastbp-tabm,pytabkit-tabm,fastbp-realmlp,"
+                                            "pytabkit-realmlp,sklearn-mlp,sklearn-hgb")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write the results here")
@@ -192,10 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(datasets()) | set(args.models.split(",")) - set(models(1))
     if unknown:
         parser.error(f"unknown datasets or models: {sorted(unknown)}")
-    results = run(names, args.models.split(","), args.seeds, args.threads)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+    results = run(names, args.models.split(","), args.seeds, args.threads, args.json)
     print(table(results))
     return 0
 

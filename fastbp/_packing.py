@@ -65,7 +65,7 @@ def _key(run: Any, data: Any, order: Any) -> tuple[Any, ...] | None:
     if run.scheduler is not None and run.scheduler.per_batch:
         return None
     arch = architecture_key(run.model, data)
-    return None if arch is None else (id(order), run.batch(data.n), arch)
+    return None if arch is None else (id(order), run.batch(data.n), run.drop_last, arch)
 
 
 def plan(jobs: list[tuple[Any, Any, Any]], data: Any, workers: int

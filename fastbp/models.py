@@ -1288,7 +1288,7 @@ class Sequential:
             progress: bool | None = None, sample_weight: Any = None,
             resume: bool = False, dy: Any = None, dy_weight: float = 1.0,
             clip_grad_norm: float | None = None, label_smoothing: float = 0.0,
-            param_groups: Any = None) -> History:
+            param_groups: Any = None, drop_last: bool = False) -> History:
         """Train the model in place with mini-batch gradient descent.
 
         Parameters
@@ -1366,6 +1366,10 @@ class Sequential:
             ...} over ``parameters()``, each once (``fastbp.no_decay_groups``); "lr" and
             "weight_decay" default to the optimizer's. A group's lr is kept as its ratio
             to the optimizer's lr, which ``lr`` and schedules set.
+        drop_last : bool, default False
+            Skip each epoch's last partial batch (PyTorch's ``DataLoader(drop_last=
+            True)``; RealMLP's recipe): an epoch steps the first n − n % batch_size rows
+            of its order, and its history loss is their mean.
 
         Returns
         -------
@@ -1390,7 +1394,8 @@ class Sequential:
                    scheduler=scheduler, early_stopping=early_stopping, callbacks=callbacks,
                    progress=progress, sample_weight=sample_weight, resume=resume, dy=dy,
                    dy_weight=dy_weight, clip_grad_norm=clip_grad_norm,
-                   label_smoothing=label_smoothing, param_groups=param_groups)
+                   label_smoothing=label_smoothing, param_groups=param_groups,
+                   drop_last=drop_last)
 
     def save(self, path: Any, optimizer: Optimizer | None = None) -> None:
         """Write the model to one file at ``path``, atomically and without pickle.

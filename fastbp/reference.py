@@ -1409,15 +1409,46 @@ def linear_ensemble_backward(
 
 # ---------------------------------------------------------------- RealMLP's layers
 
-def scale_forward(X: _FloatArray, s: _FloatArray) -> _FloatArray:
-    """A = X·s, in NumPy (as ``fastbp.ops.scale_forward``)."""
+def scale_forward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+    """A = X·s, in NumPy.
+
+    Parameters
+    ----------
+    X, s
+        As ``fastbp.ops.scale_forward``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.scale_forward``.
+    """
     X, s = check.column_scale_args(X, s, "s")
     return X * s
 
 
-def scale_backward(X: _FloatArray, s: _FloatArray, dA: _FloatArray, need_dX: bool = True
-                   ) -> tuple[_FloatArray | None, _FloatArray]:
-    """(dA·s or None, Σ_rows dA·X), in NumPy (as ``fastbp.ops.scale_backward``)."""
+def scale_backward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[Any]], dA: npt.NDArray[np.floating[Any]], need_dX: bool = True
+                   ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
+    """(dA·s or None, Σ_rows dA·X), in NumPy.
+
+    Parameters
+    ----------
+    X, s, dA, need_dX
+        As ``fastbp.ops.scale_backward``.
+
+    Returns
+    -------
+    dX : ndarray or None
+    ds : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.scale_backward``.
+    """
     X, s = check.column_scale_args(X, s, "s")
     dA = check.matrix(dA, "dA", X.dtype)
     check.same_shape(dA, "dA", X, "X")
@@ -1425,19 +1456,50 @@ def scale_backward(X: _FloatArray, s: _FloatArray, dA: _FloatArray, need_dX: boo
     return (dA * s if check.flag(need_dX, "need_dX") else None), ds
 
 
-def parametric_activation_forward(name: str, X: _FloatArray, alpha: _FloatArray
-                                  ) -> tuple[_FloatArray, _FloatArray]:
-    """(X + α·(f(X) − X), f(X)), in NumPy (as ``fastbp.ops.parametric_activation_forward``)."""
+def parametric_activation_forward(name: str, X: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]]
+                                  ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """(X + α·(f(X) − X), f(X)), in NumPy.
+
+    Parameters
+    ----------
+    name, X, alpha
+        As ``fastbp.ops.parametric_activation_forward``.
+
+    Returns
+    -------
+    A, F : ndarray of shape (n_samples, n_features)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.parametric_activation_forward``.
+    """
     check.elementwise_activation(name)
     X, alpha = check.column_scale_args(X, alpha, "alpha")
     F = FORWARD[name](X)
     return X + alpha * (F - X), F
 
 
-def parametric_activation_backward(name: str, X: _FloatArray, alpha: _FloatArray,
-                                   F: _FloatArray, dA: _FloatArray, need_dX: bool = True
-                                   ) -> tuple[_FloatArray | None, _FloatArray]:
-    """(dA + α·(f'(X)·dA − dA) or None, Σ_rows dA·(F − X)), in NumPy."""
+def parametric_activation_backward(name: str, X: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]],
+                                   F: npt.NDArray[np.floating[Any]], dA: npt.NDArray[np.floating[Any]], need_dX: bool = True
+                                   ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
+    """(dA + α·(f'(X)·dA − dA) or None, Σ_rows dA·(F − X)), in NumPy.
+
+    Parameters
+    ----------
+    name, X, alpha, F, dA, need_dX
+        As ``fastbp.ops.parametric_activation_backward``.
+
+    Returns
+    -------
+    dX : ndarray or None
+    dalpha : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.parametric_activation_backward``.
+    """
     check.elementwise_activation(name)
     X, alpha = check.column_scale_args(X, alpha, "alpha")
     F = check.matrix(F, "F", X.dtype)
@@ -1450,11 +1512,27 @@ def parametric_activation_backward(name: str, X: _FloatArray, alpha: _FloatArray
     return dA + alpha * (BACKWARD[name](X, F, dA) - dA), dalpha
 
 
-def periodic_bias_embedding_forward(X: _FloatArray, frequencies: _FloatArray,
-                                    phases: _FloatArray, weight: _FloatArray,
-                                    bias: _FloatArray) -> tuple[_FloatArray, _FloatArray]:
+def periodic_bias_embedding_forward(X: npt.NDArray[np.floating[Any]], frequencies: npt.NDArray[np.floating[Any]],
+                                    phases: npt.NDArray[np.floating[Any]], weight: npt.NDArray[np.floating[Any]],
+                                    bias: npt.NDArray[np.floating[Any]]) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
     """[cos(2π·c_f·x_f + φ_f)·W_f + b_f for f < F, X], and P = [cos, sin] (F, n, 2k), in
-    NumPy (as ``fastbp.ops.periodic_bias_embedding_forward``)."""
+    NumPy.
+
+    Parameters
+    ----------
+    X, frequencies, phases, weight, bias
+        As ``fastbp.ops.periodic_bias_embedding_forward``.
+
+    Returns
+    -------
+    A : ndarray of shape (n_samples, F·d + n_in)
+    P : ndarray of shape (F, n_samples, 2·k)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.periodic_bias_embedding_forward``.
+    """
     X, freq, phases_, W, b = check.periodic_bias_args(X, frequencies, phases, weight, bias)
     assert phases_ is not None and b is not None
     F = freq.shape[0]
@@ -1465,12 +1543,28 @@ def periodic_bias_embedding_forward(X: _FloatArray, frequencies: _FloatArray,
     return np.concatenate(emb + [X], axis=1).astype(X.dtype), P.astype(X.dtype)
 
 
-def periodic_bias_embedding_backward(X: _FloatArray, frequencies: _FloatArray,
-                                     weight: _FloatArray, P: _FloatArray, dA: _FloatArray,
+def periodic_bias_embedding_backward(X: npt.NDArray[np.floating[Any]], frequencies: npt.NDArray[np.floating[Any]],
+                                     weight: npt.NDArray[np.floating[Any]], P: npt.NDArray[np.floating[Any]], dA: npt.NDArray[np.floating[Any]],
                                      need_dX: bool = True
-                                     ) -> tuple[_FloatArray | None, _FloatArray, _FloatArray,
-                                                _FloatArray, _FloatArray]:
-    """The backward of ``periodic_bias_embedding_forward``, in NumPy."""
+                                     ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+                                                npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+    """The backward of ``periodic_bias_embedding_forward``, in NumPy.
+
+    Parameters
+    ----------
+    X, frequencies, weight, P, dA, need_dX
+        As ``fastbp.ops.periodic_bias_embedding_backward``.
+
+    Returns
+    -------
+    dX : ndarray or None
+    dfrequencies, dphases, dweight, dbias : ndarray
+
+    Raises
+    ------
+    TypeError, ValueError
+        As ``fastbp.ops.periodic_bias_embedding_backward``.
+    """
     X, freq, _, W, _ = check.periodic_bias_args(X, frequencies, None, weight)
     (F, k), d = freq.shape, W.shape[2]
     cos, sin = P[:, :, :k], P[:, :, k:]

@@ -387,11 +387,13 @@ class TrainingRun:
 
     def __init__(self, model: Any, optimizer: Optimizer, *, batch_size: int | None,
                  shuffle: bool, early_stopping: int | None, seed: Any = None,
-                 scheduler: Any = None) -> None:
+                 scheduler: Any = None, drop_last: bool = False) -> None:
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.batch_size = batch_size
+        #: skip each epoch's last partial batch (PyTorch's DataLoader drop_last)
+        self.drop_last = drop_last
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.seed = seed
@@ -449,6 +451,34 @@ class TrainingRun:
             ``batch_size`` capped at n, or n for full-batch training.
         """
         return n if self.batch_size is None else min(self.batch_size, n)
+
+    def epoch_rows(self, n: int) -> int:
+        """The rows an epoch of n samples steps: all of them, or with ``drop_last`` the
+        whole batches' (n itself when one batch holds them all).
+
+        Parameters
+        ----------
+        n : int
+
+        Returns
+        -------
+        int
+        """
+        batch = self.batch(n)
+        return n - n % batch if self.drop_last else n
+
+    def steps_per_epoch(self, n: int) -> int:
+        """The steps of an epoch of n samples.
+
+        Parameters
+        ----------
+        n : int
+
+        Returns
+        -------
+        int
+        """
+        return -(-self.epoch_rows(n) // self.batch(n))
 
     def order_key(self) -> Any:
         """A key of the generator's state: runs with equal keys draw the same next order.
@@ -555,6 +585,7 @@ class TrainingRun:
         per_batch = self.scheduler is not None and self.scheduler.per_batch
         self._start = ([p.copy() for p in self.model.parameters()], opt.state_dict(),
                        self.scheduler.state_dict() if per_batch else None)
+        order = order[:self.epoch_rows(n)]   # (drop_last: the whole batches only)
         rest = order[first * batch:]
         lrs = None
         if per_batch:
@@ -639,8 +670,7 @@ class TrainingRun:
                              "the optimizer state were restored to the start of that epoch")
             return None
         self._start = None
-        n = data.n
-        loss = self._total / n
+        loss = self._total / self.epoch_rows(data.n)
         logs = {"epoch": float(epoch), "loss": loss, "lr": self._lr_used}
         self.history.loss.append(loss)
         self.history.lr.append(self._lr_used)
@@ -738,6 +768,7 @@ class TrainingRun:
         arrays: dict[str, np.ndarray] = {}
         spec: dict[str, Any] = {
             "batch_size": self.batch_size, "shuffle": self.shuffle,
+            "drop_last": self.drop_last,
             "early_stopping": self.early_stopping, "epoch": self.epoch,
             "best": self.best if math.isfinite(self.best) else None,
             "bad_epochs": self.bad_epochs, "stopped": self.stopped, "diverged": self.diverged,
@@ -792,7 +823,8 @@ class TrainingRun:
             raise ValueError("the training state has no optimizer")
         run = cls(model, optimizer, batch_size=_opt_int(spec["batch_size"], "batch_size"),
                   shuffle=check.flag(spec["shuffle"], "shuffle"),
-                  early_stopping=_opt_int(spec["early_stopping"], "early_stopping"))
+                  early_stopping=_opt_int(spec["early_stopping"], "early_stopping"),
+                  drop_last=check.flag(spec.get("drop_last", False), "drop_last"))
         state = spec["rng"]
         if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
             raise ValueError("the training state's generator must be a PCG64 state")
@@ -1100,7 +1132,7 @@ def _check_scheduler_arg(scheduler: Any) -> None:
 
 #: fit's settings that a resumed fit takes from the run (the defaults of fit's signature)
 _RUN_SETTINGS = {"batch_size": 32, "optimizer": "adam", "lr": None, "shuffle": True,
-                 "seed": None, "scheduler": None, "early_stopping": None}
+                 "seed": None, "scheduler": None, "early_stopping": None, "drop_last": False}
 
 
 def _resumed_run(model: Any, given: dict[str, Any], data: TrainingData) -> TrainingRun:
@@ -1112,7 +1144,7 @@ def _resumed_run(model: Any, given: dict[str, Any], data: TrainingData) -> Train
                          "training state (fit it first, or load a file saved after a fit)")
     make_optimizer(run.optimizer, model.parameters(), None)   # still over these parameters
     own = {"batch_size": run.batch_size, "shuffle": run.shuffle, "optimizer": run.optimizer,
-           "early_stopping": run.early_stopping}
+           "early_stopping": run.early_stopping, "drop_last": run.drop_last}
     for name, value in given.items():
         default = _RUN_SETTINGS[name]
         if value is default or (type(value) is type(default) and value == default):
@@ -1135,7 +1167,7 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         progress: bool | None = None, sample_weight: Any = None,
         resume: bool = False, dy: Any = None, dy_weight: float = 1.0,
         clip_grad_norm: float | None = None, label_smoothing: float = 0.0,
-        param_groups: Any = None) -> History:
+        param_groups: Any = None, drop_last: bool = False) -> History:
     """Train ``model`` in place with mini-batch gradient descent (``Sequential.fit``).
 
     Parameters
@@ -1211,6 +1243,8 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
         the model's parameters, each once (``fastbp.no_decay_groups``); "lr" and
         "weight_decay" default to the optimizer's. A group's lr is kept as its ratio to
         the optimizer's lr, which ``lr`` and schedules set.
+    drop_last : bool, default False
+        Skip each epoch's last partial batch (see ``Sequential.fit``).
 
     Returns
     -------
@@ -1254,17 +1288,19 @@ def fit(model: Any, X: Any, y: Any, *, epochs: int = 10, batch_size: int | None 
     if resume:
         run = _resumed_run(model, {"batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                                    "shuffle": shuffle, "seed": seed, "scheduler": scheduler,
-                                   "early_stopping": early_stopping}, data)
+                                   "early_stopping": early_stopping, "drop_last": drop_last},
+                           data)
         if run.stopped:
             return run.history
         run.continue_from_last()
     else:
         run = _new_run(model, batch_size=batch_size, optimizer=optimizer, lr=lr,
                        shuffle=shuffle, seed=seed, scheduler=scheduler,
-                       early_stopping=early_stopping, param_groups=param_groups)
+                       early_stopping=early_stopping, param_groups=param_groups,
+                       drop_last=drop_last)
     if run.scheduler is not None and run.scheduler.per_batch:
         # a per-batch schedule too short for this fit refuses now, before any step
-        steps = epochs * -(-data.n // run.batch(data.n)) \
+        steps = epochs * run.steps_per_epoch(data.n) \
             - (run.partial.steps if run.partial is not None else 0)
         run.scheduler.lrs(steps + 1)
     model.training_state = run
@@ -1365,7 +1401,7 @@ def _grouped_optimizer(optimizer: Any, param_groups: Any, lr: float | None) -> O
 
 def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: Any,
              seed: Any, scheduler: Any, early_stopping: Any,
-             param_groups: Any = None) -> TrainingRun:
+             param_groups: Any = None, drop_last: Any = False) -> TrainingRun:
     """A fresh run, every argument checked before anything changes (the optimizer's
     learning rate is assigned last, and put back if the schedule cannot be built).
     ``param_groups``: a new optimizer of the kind ``optimizer`` names, over them."""
@@ -1373,6 +1409,7 @@ def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: A
     if early_stopping is not None:
         early_stopping = check.int_in_range(early_stopping, "early_stopping", 1)
     shuffle = check.flag(shuffle, "shuffle")
+    drop_last = check.flag(drop_last, "drop_last")
     _check_scheduler_arg(scheduler)
     if lr is not None:
         lr = CHECKS["lr"](lr, "lr")
@@ -1388,4 +1425,5 @@ def _new_run(model: Any, *, batch_size: Any, optimizer: Any, lr: Any, shuffle: A
             opt.lr = previous_lr
         raise
     return TrainingRun(model, opt, batch_size=batch, shuffle=shuffle,
-                       early_stopping=early_stopping, seed=seed, scheduler=sched)
+                       early_stopping=early_stopping, seed=seed, scheduler=sched,
+                       drop_last=drop_last)

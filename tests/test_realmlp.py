@@ -137,6 +137,35 @@ def test_the_ntk_parametrisation_is_a_learning_rate_factor():
     np.testing.assert_allclose(model.layers[0].W, raw.detach().numpy() * c, rtol=1e-12)
 
 
+def test_drop_last_steps_the_whole_batches_only():
+    """fit(drop_last=True) steps the first n − n % batch rows of each epoch's order (in
+    order: a fit on those rows), reports their mean loss, counts its steps for per-batch
+    schedules, and a resumed fit keeps the setting."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((29, 4)), rng.integers(0, 3, 29)
+
+    def model():
+        return fastbp.Sequential([fastbp.Dense(4, 6, "tanh", dtype="float64", seed=1),
+                                  fastbp.Dense(6, 3, dtype="float64", seed=2)],
+                                 "cross_entropy")
+    a, b = model(), model()
+    ha = a.fit(X, y, epochs=3, batch_size=8, shuffle=False, drop_last=True, progress=False)
+    hb = b.fit(X[:24], y[:24], epochs=3, batch_size=8, shuffle=False, progress=False)
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
+    assert ha.loss == hb.loss
+    c = model()
+    opt = fastbp.Adam(c.parameters(), lr=0.01)
+    c.fit(X, y, epochs=2, batch_size=8, optimizer=opt, drop_last=True, progress=False,
+          scheduler=CosLog(opt, total_steps=2 * 3))   # 3 steps an epoch, not 4
+    assert opt.step_count == 6
+    with pytest.raises(ValueError, match="drop_last"):   # b's run steps every row
+        b.fit(X[:24], y[:24], epochs=1, batch_size=8, drop_last=True, resume=True,
+              progress=False)
+    with pytest.raises(TypeError, match="drop_last"):
+        model().fit(X, y, epochs=1, drop_last="yes", progress=False)
+
+
 def test_the_group_factors_and_decays():
     df, y, _ = _table()
     est = RealMLPClassifier(random_state=0, **SMALL)

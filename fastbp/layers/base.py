@@ -93,11 +93,12 @@ def live_parameter(i: int, name: str) -> property:
     """A layer's i-th parameter (``self._params[i]``) as a property whose assignment
     copies into the live array (``assign_into``)."""
     def get(self: Any) -> np.ndarray:
-        return self._params[i]   # type: ignore[no-any-return]
+        return self._params[i]
 
     def put(self: Any, value: Any) -> None:
         assign_into(self._params[i], value, name)
-    return property(get, put, doc=f"The {name} (assignment copies into them).")
+    get.__doc__ = f"The {name} (assignment copies into them)."
+    return property(get, put)
 
 
 def checked_gradient(layer: Any, dA: Any, shape: tuple[int, ...]) -> np.ndarray:

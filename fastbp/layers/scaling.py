@@ -42,6 +42,7 @@ class _ColumnVectorLayer(Layer):
         return list(self._grads)
 
     def parameter_names(self) -> tuple[str, ...]:
+        """The per-column values' name ("scale"; "alpha")."""
         return (self._NAME,)
 
     def penalized(self) -> tuple[bool, ...]:

@@ -22,13 +22,13 @@ defines it, each part a fastbp layer kind or training tool:
   embeddings' frequencies 0.1), the weight decay as pytabkit applies it (its factors
   squared), the "coslog4" learning rate per batch (``schedules.CosLog``), weight decay
   and dropout on the flat-cosine schedule (per epoch: pytabkit moves them per batch),
-  label smoothing 0.1, 256 epochs of batches of 256, and the parameters of the epoch
+  label smoothing 0.1, 256 epochs of batches of 256 (the last partial batch of each
+  epoch dropped, as pytabkit's loader does), and the parameters of the epoch
   with the best validation accuracy (RMSE), the later among ties, restored.
   Regression targets are standardised and predictions clipped to the training
   targets' range.
 
-Differences from pytabkit kept on purpose: every training row is used in every epoch
-(pytabkit drops the last partial batch); Adam's eps acts on the effective weights
+Differences from pytabkit kept on purpose: Adam's eps acts on the effective weights
 (pytabkit's on the NTK-scaled ones: 1e-8 against 1e-8·√fan_in); missing values are
 accepted.
 """
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin  # type: ignore[import-untyped, unused-ignore]
@@ -144,6 +144,7 @@ class _RealMLPBase(TabularEstimator):
     embedding_size: int
     num_threads: int | None
     label_smoothing = 0.0
+    y_range_: tuple[float, float] | None = None
 
     def _new_encoder(self) -> TableEncoder:
         return TableEncoder(self.categorical_features, scheme="robust",
@@ -153,7 +154,7 @@ class _RealMLPBase(TabularEstimator):
         """Embeddings, front scale, the blocks, the output layer (float32)."""
         sizes = self.hidden_sizes
         if not isinstance(sizes, (list, tuple)) or not all(
-                isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and int(s) >= 1
                 for s in sizes):
             raise ValueError(f"hidden_sizes must be a list or tuple of ints >= 1, got {sizes!r}")
         enc = self.encoder_
@@ -190,10 +191,10 @@ class _RealMLPBase(TabularEstimator):
         self.model_ = model = self._network(Xt.shape[1], n_out, rng)
         data_init(model, Xt, rng)
         groups, decays = parameter_groups(model, self.lr, self.weight_decay)
-        opt = AdamW(groups, lr=self.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
+        opt = AdamW(cast(Any, groups), lr=self.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
         batch = min(self.batch_size, len(Xt))
         epochs = self.n_epochs
-        schedule = CosLog(opt, epochs * -(-len(Xt) // batch), n_cycles=4)
+        schedule = CosLog(opt, epochs * (len(Xt) // batch), n_cycles=4)   # (drop_last)
         rates = [layer.dropout for layer in model.layers]
 
         def at_epoch(e: int) -> None:
@@ -217,7 +218,7 @@ class _RealMLPBase(TabularEstimator):
         history = model.fit(Xt, self._train_targets(yt), epochs=epochs, batch_size=batch,
                             optimizer=opt, scheduler=schedule, seed=seed_of(rng),
                             label_smoothing=self.label_smoothing, callbacks=[end_of_epoch],
-                            progress=False)
+                            drop_last=True, progress=False)
         model.set_dropout_rates(rates)   # (the file keeps the layers' own rates)
         best.restore(model.parameters())
         self.best_epoch_ = best.epoch + 1

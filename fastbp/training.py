@@ -355,6 +355,8 @@ class TrainingRun:
         A learning-rate schedule bound to ``optimizer``, stepped once per epoch (a
         per-batch one, OneCycleLR or WarmupCosine, once per batch inside the compiled
         epoch).
+    drop_last : bool, default False
+        Skip each epoch's last partial batch.
 
     Attributes
     ----------
@@ -368,6 +370,8 @@ class TrainingRun:
         Samples per mini-batch (None: the full batch).
     shuffle : bool
         Whether each epoch draws a new order of the samples.
+    drop_last : bool
+        Whether each epoch skips its last partial batch.
     early_stopping : int or None
         Epochs without improvement of the monitored loss that end the run.
     rng : numpy.random.Generator

@@ -22,7 +22,6 @@ its members' outputs (probabilities for the cross-entropy losses), as its
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 import re
@@ -138,14 +137,6 @@ class _GraphBuilder:
     def fresh(self, stem: str) -> str:
         return f"{stem}_{next(self._count)}"
 
-    def in_dtype(self, dtype: Any) -> _GraphBuilder:
-        """A builder of the same graph (nodes, names, constants) whose scalars and
-        ``elem_type`` are ``dtype``'s."""
-        view = copy.copy(self)
-        view.dtype = np.dtype(dtype)
-        view.elem_type = self.h.np_dtype_to_tensor_dtype(view.dtype)
-        return view
-
     def tensor(self, stem: str, value: np.ndarray) -> str:
         name = self.fresh(stem)
         self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value),
@@ -196,13 +187,19 @@ def _onnx_activation(g: _GraphBuilder, act: str, x: str, out: str | None = None)
                     out)
     if act == "mish":   # x·tanh(softplus(x)) (ONNX Mish needs opset 18)
         return g.op("Mul", [x, g.op("Tanh", [_onnx_activation(g, "softplus", x)])], out)
-    if act == "selu" and g.dtype == np.float32:
-        # in double, rounded once, as the kernel (float32 roundings of each step differ
-        # from it by an ulp, which large pre-activations carry through the next layers)
-        d = g.in_dtype(np.float64)
-        y = _onnx_activation(d, "selu", g.op("Cast", [x], to=d.elem_type))
-        return g.op("Cast", [y], out, to=g.elem_type)
     positive = g.op("Greater", [x, g.scalar(0.0)])
+    if act == "selu" and g.dtype == np.float32:
+        # the float kernel's steps (_vmath.h): scale·(x > 0 ? x : alpha·expm1(x)), its
+        # expm1 the Taylor series to x^7/7! above −0.25 and e^x − 1 below
+        z = g.op("Min", [x, g.scalar(0.0)])
+        series = g.scalar(1.0 / 5040.0)
+        for c in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0):
+            series = g.op("Add", [g.op("Mul", [series, z]), g.scalar(c)])
+        series = g.op("Mul", [series, z])
+        em1 = g.op("Where", [g.op("Greater", [z, g.scalar(-0.25)]), series,
+                             g.op("Sub", [g.op("Exp", [z]), g.scalar(1.0)])])
+        return g.op("Mul", [g.scalar(SELU_SCALE), g.op("Where", [
+            positive, x, g.op("Mul", [g.scalar(SELU_ALPHA), em1])])], out)
     if act == "selu":
         # e^x - 1 as tanh(x/2)·(e^x + 1): no cancellation near 0 (the kernel's expm1)
         em1 = g.op("Mul", [g.op("Tanh", [g.op("Mul", [x, g.scalar(0.5)])]),

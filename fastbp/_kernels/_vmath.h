@@ -273,6 +273,24 @@ FASTBP_INLINE float fb_expm1_negf(float z) {
     return z > -0.25f ? series : fb_expf(z) - 1.0f;
 }
 
+/* tanh(softplus(z)) = n/(n + 2) with n = w(w + 2), w = e^z (one exp, no cancellation:
+ * (1 + w)² − 1 over (1 + w)² + 1); 1 above softplus's threshold 20, where softplus(z) = z
+ * and tanh(z) rounds to 1 in float. mish(z) = z·tanh(softplus(z)). */
+FASTBP_INLINE float fb_tanh_softplusf(float z) {
+    float w = fb_expf(z > (float)FB_SOFTPLUS_THRESHOLD ? 0.0f : z);
+    float n = w * (w + 2.0f);
+    return z > (float)FB_SOFTPLUS_THRESHOLD ? 1.0f : n / (n + 2.0f);
+}
+
+/* mish'(z) = t + z·(1 − t²)·σ(z) with t = n/(n + 2): (1 − t²)·σ(z) = 4w(1 + w)/(n + 2)²
+ * (from 1 − t² = 4(1 + w)²/(n + 2)² and σ = w/(1 + w)); 1 above the threshold. */
+FASTBP_INLINE float fb_mish_gradf(float z) {
+    float w = fb_expf(z > (float)FB_SOFTPLUS_THRESHOLD ? 0.0f : z);
+    float n = w * (w + 2.0f), q = 1.0f / (n + 2.0f);
+    float g = n * q + z * (4.0f * w * (1.0f + w)) * (q * q);
+    return z > (float)FB_SOFTPLUS_THRESHOLD ? 1.0f : g;
+}
+
 /* e^(−z²/2), with z² split exactly into hi + lo (Veltkamp and Dekker, no FMA): the
  * rounding of z² alone would cost |z|²·2^-24 relative, e^(-lo/2) ≈ 1 − lo/2 does not. */
 FASTBP_INLINE float fb_gauss_kernelf(float z) {

@@ -38,6 +38,14 @@ FASTBP_CLONES static void FB_NAME(fb_act_forward_array)(int act, const float* Z,
         for (ptrdiff_t i = 0; i < n; i++) A[i] = fb_softplusf(Z[i]);
     else if (act == FB_ACT_GELU)
         for (ptrdiff_t i = 0; i < n; i++) A[i] = Z[i] * fb_normal_cdff(Z[i]);
+    else if (act == FB_ACT_SELU)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i];
+            A[i] = (float)FB_SELU_SCALE * (z > 0.0f ? z : (float)FB_SELU_ALPHA *
+                                           fb_expm1_negf(z > 0.0f ? 0.0f : z));
+        }
+    else if (act == FB_ACT_MISH)
+        for (ptrdiff_t i = 0; i < n; i++) A[i] = Z[i] * fb_tanh_softplusf(Z[i]);
 }
 
 FASTBP_CLONES static void FB_NAME(fb_act_backward_array)(int act, const float* Z,
@@ -65,6 +73,14 @@ FASTBP_CLONES static void FB_NAME(fb_act_backward_array)(int act, const float* Z
             float z = Z[i];
             dZ[i] = dA[i] * (fb_normal_cdff(z) + z * inv_sqrt_2pi * fb_gauss_kernelf(z));
         }
+    else if (act == FB_ACT_SELU)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            float z = Z[i], d = dA[i];
+            dZ[i] = (float)FB_SELU_SCALE * (z > 0.0f ? d : d * ((float)FB_SELU_ALPHA *
+                                            fb_expf(z > 0.0f ? 0.0f : z)));
+        }
+    else if (act == FB_ACT_MISH)
+        for (ptrdiff_t i = 0; i < n; i++) dZ[i] = dA[i] * fb_mish_gradf(Z[i]);
 }
 #endif
 

@@ -1,6 +1,6 @@
 """Activation kernels: forward (fused with the bias add) and backward.
 
-float32 evaluates tanh, sigmoid, silu, elu, softplus and gelu in float (_vmath.h:
+float32 evaluates tanh, sigmoid, silu, elu, softplus, gelu, selu and mish in float (_vmath.h:
 twice the vector lanes of double, within a few ulp); float64 in double.
 
 Design: one pass over Z does ``Z += b`` and ``A = f(Z)`` (Dense forward calls
@@ -94,7 +94,8 @@ cdef void bias_activation_forward_ptr(int act, floating* Z, const floating* b, f
         else:
             tanh_array_f64(Z, A, size)
     elif floating is float and (act == ACT_ELU or act == ACT_SOFTPLUS or act == ACT_GELU
-                                or act == ACT_SILU):   # float32: in float (_vmath.h)
+                                or act == ACT_SILU or act == ACT_SELU
+                                or act == ACT_MISH):   # float32: in float (_vmath.h)
         act_forward_array_f32(act, Z, A, size)
     elif act == ACT_ELU:
         for idx in range(size):
@@ -108,7 +109,7 @@ cdef void bias_activation_forward_ptr(int act, floating* Z, const floating* b, f
     elif act == ACT_SILU:
         for idx in range(size):
             A[idx] = <floating>silu(Z[idx])
-    elif act == ACT_SELU:   # (both dtypes in double: no float version in _vmath.h)
+    elif act == ACT_SELU:   # (float64: libm's expm1, one value at a time)
         for idx in range(size):
             A[idx] = <floating>selu(Z[idx])
     elif act == ACT_MISH:
@@ -152,7 +153,8 @@ cdef void activation_backward_ptr(int act, const floating* Z, const floating* A,
             a = A[idx]
             dZ[idx] = dA[idx] * (1 - a * a)
     elif floating is float and (act == ACT_ELU or act == ACT_SOFTPLUS or act == ACT_GELU
-                                or act == ACT_SILU):   # float32: in float (_vmath.h)
+                                or act == ACT_SILU or act == ACT_SELU
+                                or act == ACT_MISH):   # float32: in float (_vmath.h)
         act_backward_array_f32(act, Z, dA, dZ, size)
     elif act == ACT_ELU:
         for idx in range(size):

@@ -196,6 +196,36 @@ def column_scale_args(X: Any, v: Any, name: str) -> tuple[np.ndarray, np.ndarray
     return X, v
 
 
+def column_scale_backward_args(X: Any, v: Any, name: str, dA: Any, need_dX: Any,
+                               F: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       np.ndarray | None, bool]:
+    """A per-column layer's backward arguments: (X, v, dA, F or None, need_dX), dA (and
+    F, f(X) of a parametric activation, when given) of X's shape and dtype."""
+    X, v = column_scale_args(X, v, name)
+    dA = matrix(dA, "dA", X.dtype)
+    same_shape(dA, "dA", X, "X")
+    if F is not None:
+        F = matrix(F, "F", X.dtype)
+        same_shape(F, "F", X, "X")
+    return X, v, dA, F, flag(need_dX, "need_dX")
+
+
+def periodic_bias_backward_args(X: Any, frequencies: Any, weight: Any, P: Any, dA: Any,
+                                need_dX: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       np.ndarray, np.ndarray, bool]:
+    """A PBLD embedding's backward arguments: (X, frequencies, weight, P, dA, need_dX),
+    P (F, n, 2k) and dA (n, F·d + n_in) checked against the others."""
+    X, freq, _, W, _ = periodic_bias_args(X, frequencies, None, weight)
+    n, (F, k), d = X.shape[0], freq.shape, W.shape[2]
+    P = float_array(P, "P", 3, X.dtype)
+    if P.shape != (F, n, 2 * k):
+        raise ValueError(f"P must have shape {(F, n, 2 * k)}, got {P.shape}")
+    dA = matrix(dA, "dA", X.dtype)
+    if dA.shape != (n, F * d + X.shape[1]):
+        raise ValueError(f"dA must have shape {(n, F * d + X.shape[1])}, got {dA.shape}")
+    return X, freq, W, P, dA, flag(need_dX, "need_dX")
+
+
 def elementwise_activation(name: Any) -> int:
     """The code of an element-wise activation (not softmax)."""
     code = activation_code(name)

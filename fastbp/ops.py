@@ -1358,10 +1358,8 @@ def scale_backward(
     TypeError, ValueError
         As ``scale_forward``; dA of another shape; need_dX not a bool.
     """
-    X, s = check.column_scale_args(X, s, "s")
-    dA = check.matrix(dA, "dA", X.dtype)
-    check.same_shape(dA, "dA", X, "X")
-    dX = np.empty_like(X) if check.flag(need_dX, "need_dX") else None
+    X, s, dA, _, need = check.column_scale_backward_args(X, s, "s", dA, need_dX)
+    dX = np.empty_like(X) if need else None
     ds = np.empty_like(s)
     _scaling.scale_backward_into(X, s, dA, dX, ds)
     return dX, ds
@@ -1431,14 +1429,12 @@ def parametric_activation_backward(
         As ``parametric_activation_forward``; F or dA of another shape.
     """
     act = check.elementwise_activation(name)
-    X, alpha = check.column_scale_args(X, alpha, "alpha")
-    F = check.matrix(F, "F", X.dtype)
-    dA = check.matrix(dA, "dA", X.dtype)
-    check.same_shape(F, "F", X, "X")
-    check.same_shape(dA, "dA", X, "X")
-    dX = np.empty_like(X) if check.flag(need_dX, "need_dX") else None
+    X, alpha, dA, F_, need = check.column_scale_backward_args(X, alpha, "alpha", dA, need_dX,
+                                                              F)
+    assert F_ is not None
+    dX = np.empty_like(X) if need else None
     dalpha = np.empty_like(alpha)
-    _scaling.parametric_backward_into(act, X, alpha, F, dA, dX, dalpha)
+    _scaling.parametric_backward_into(act, X, alpha, F_, dA, dX, dalpha)
     return dX, dalpha
 
 
@@ -1518,15 +1514,10 @@ def periodic_bias_embedding_backward(
     TypeError, ValueError
         As the forward; P or dA of another shape.
     """
-    X, freq, _, W, _ = check.periodic_bias_args(X, frequencies, None, weight)
+    X, freq, W, P, dA, need = check.periodic_bias_backward_args(X, frequencies, weight, P, dA,
+                                                                need_dX)
     n, (F, k), d = X.shape[0], freq.shape, W.shape[2]
-    P = check.float_array(P, "P", 3, X.dtype)
-    if P.shape != (F, n, 2 * k):
-        raise ValueError(f"P must have shape {(F, n, 2 * k)}, got {P.shape}")
-    dA = check.matrix(dA, "dA", X.dtype)
-    if dA.shape != (n, F * d + X.shape[1]):
-        raise ValueError(f"dA must have shape {(n, F * d + X.shape[1])}, got {dA.shape}")
-    dX = np.empty_like(X) if check.flag(need_dX, "need_dX") else None
+    dX = np.empty_like(X) if need else None
     dfreq, dphase = np.empty_like(freq), np.empty_like(freq)
     dW, db = np.empty_like(W), np.empty((F, d), dtype=X.dtype)
     _embed.periodic_bias_backward_into(X, freq.reshape(-1), W.reshape(-1), P.reshape(-1), dA,

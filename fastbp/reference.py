@@ -1449,11 +1449,9 @@ def scale_backward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[
     TypeError, ValueError
         As ``fastbp.ops.scale_backward``.
     """
-    X, s = check.column_scale_args(X, s, "s")
-    dA = check.matrix(dA, "dA", X.dtype)
-    check.same_shape(dA, "dA", X, "X")
+    X, s, dA, _, need = check.column_scale_backward_args(X, s, "s", dA, need_dX)
     ds = (dA.astype(np.float64) * X).sum(axis=0).astype(X.dtype)
-    return (dA * s if check.flag(need_dX, "need_dX") else None), ds
+    return (dA * s if need else None), ds
 
 
 def parametric_activation_forward(name: str, X: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]]
@@ -1501,13 +1499,12 @@ def parametric_activation_backward(name: str, X: npt.NDArray[np.floating[Any]], 
         As ``fastbp.ops.parametric_activation_backward``.
     """
     check.elementwise_activation(name)
-    X, alpha = check.column_scale_args(X, alpha, "alpha")
-    F = check.matrix(F, "F", X.dtype)
-    dA = check.matrix(dA, "dA", X.dtype)
-    check.same_shape(F, "F", X, "X")
-    check.same_shape(dA, "dA", X, "X")
+    X, alpha, dA, F_, need = check.column_scale_backward_args(X, alpha, "alpha", dA, need_dX,
+                                                              F)
+    assert F_ is not None
+    F = F_
     dalpha = (dA.astype(np.float64) * (F.astype(np.float64) - X)).sum(axis=0).astype(X.dtype)
-    if not check.flag(need_dX, "need_dX"):
+    if not need:
         return None, dalpha
     return dA + alpha * (BACKWARD[name](X, F, dA) - dA), dalpha
 
@@ -1565,7 +1562,8 @@ def periodic_bias_embedding_backward(X: npt.NDArray[np.floating[Any]], frequenci
     TypeError, ValueError
         As ``fastbp.ops.periodic_bias_embedding_backward``.
     """
-    X, freq, _, W, _ = check.periodic_bias_args(X, frequencies, None, weight)
+    X, freq, W, P, dA, need = check.periodic_bias_backward_args(X, frequencies, weight, P, dA,
+                                                                need_dX)
     (F, k), d = freq.shape, W.shape[2]
     cos, sin = P[:, :, :k], P[:, :, k:]
     D = [dA[:, f * d:(f + 1) * d] for f in range(F)]
@@ -1575,7 +1573,7 @@ def periodic_bias_embedding_backward(X: npt.NDArray[np.floating[Any]], frequenci
     dphase = g.sum(axis=1)
     dfreq = 2 * math.pi * (g * X.T[:F, :, None]).sum(axis=1)
     dX = None
-    if check.flag(need_dX, "need_dX"):
+    if need:
         dX = dA[:, F * d:].copy()
         dX[:, :F] += 2 * math.pi * (g * freq[:, None, :]).sum(axis=2).T
     return dX, dfreq, dphase, dW, db

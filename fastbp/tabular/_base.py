@@ -124,6 +124,9 @@ class TabularEstimator(BaseEstimator):
     encoder_: TableEncoder
     categorical_features: Any
     random_state: Any
+    best_epoch_: int
+    n_epochs_: int
+    validation_scores_: list[float]
 
     # ---------------------------------------------------------------- hooks
     def _new_encoder(self) -> TableEncoder:
@@ -136,13 +139,48 @@ class TabularEstimator(BaseEstimator):
 
     def _fit_state(self) -> dict[str, Any]:
         """What a file keeps of the fit besides the network, encoder and targets' state."""
-        return {}
+        return {"best_epoch": self.best_epoch_, "n_epochs": self.n_epochs_,
+                "validation_scores": [float(v) for v in self.validation_scores_]}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        pass
+        self.best_epoch_, self.n_epochs_ = int(state["best_epoch"]), int(state["n_epochs"])
+        self.validation_scores_ = [float(v) for v in state["validation_scores"]]
+
+    def _fit_keeping_best(self, Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray,
+                          yv: np.ndarray, *, ties: bool = False, patience: int | None = None,
+                          next_epoch: Any = None, **fit_args: Any) -> None:
+        """``model_.fit`` on the encoded rows, scoring the validation rows after each
+        epoch (``validation_scores_``), keeping the best epoch's parameters (``ties``:
+        the later of equal scores) and restoring them at the end (``best_epoch_``, from
+        1). ``patience``: stop after that many + 1 epochs without a better score
+        (pytabkit's rule); ``next_epoch(e)``: called before epoch e > 0 (schedules)."""
+        model = self.model_
+        best = Best()
+        self.validation_scores_: list[float] = []
+
+        def after_epoch(epoch: int, logs: dict[str, float]) -> bool:
+            score = self._val_score(Xv, yv)
+            self.validation_scores_.append(score)
+            best.offer(score, epoch, model.parameters(), ties=ties)
+            if next_epoch is not None:
+                next_epoch(epoch + 1)
+            return patience is not None and epoch - best.epoch > patience
+
+        history = model.fit(Xt, self._train_targets(yt), callbacks=[after_epoch],
+                            progress=False, **fit_args)
+        best.restore(model.parameters())
+        self.best_epoch_ = best.epoch + 1
+        self.n_epochs_ = len(history.loss)
+        self.loss_curve_ = list(history.loss)
 
     # the classifier/regressor half
     def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def _train_targets(self, y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _val_score(self, Xv: np.ndarray, yv: np.ndarray) -> float:
         raise NotImplementedError
 
     def _targets_state(self) -> dict[str, Any]:

@@ -49,8 +49,7 @@ from fastbp.layers import (CategoricalEmbedding, Dense, Layer, ParametricActivat
 from fastbp.models import Sequential
 from fastbp.optim import AdamW
 from fastbp.schedules import CosLog, flat_cosine
-from fastbp.tabular._base import (Best, ClassifierPart, RegressorPart, TabularEstimator,
-                                  seed_of)
+from fastbp.tabular._base import ClassifierPart, RegressorPart, TabularEstimator, seed_of
 from fastbp.tabular._columns import TableEncoder
 
 __all__ = ["RealMLPClassifier", "RealMLPRegressor"]
@@ -186,6 +185,8 @@ class _RealMLPBase(TabularEstimator):
 
     def _train(self, Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray, yv: np.ndarray,
                n_out: int, rng: np.random.RandomState) -> None:
+        """The network, its data-dependent initialisation, AdamW with RealMLP's groups,
+        CosLog per batch, the flat cosine per epoch, the best epoch kept."""
         if self._loss == "mse":
             self.y_range_ = (float(yt.min()), float(yt.max()))
         self.model_ = model = self._network(Xt.shape[1], n_out, rng)
@@ -199,39 +200,19 @@ class _RealMLPBase(TabularEstimator):
 
         def at_epoch(e: int) -> None:
             """Weight decay and dropout for epoch e: the flat cosine at its middle."""
+            if e >= epochs:
+                return
             f = flat_cosine((e + 0.5) / epochs)
             opt.set_group_weight_decay([d * f for d in decays])
             model.set_dropout_rates([p * f for p in rates])
 
-        best = Best()
-        self.validation_scores_: list[float] = []
-
-        def end_of_epoch(epoch: int, logs: dict[str, float]) -> bool:
-            score = self._val_score(Xv, yv)
-            self.validation_scores_.append(score)
-            best.offer(score, epoch, model.parameters(), ties=True)
-            if epoch + 1 < epochs:
-                at_epoch(epoch + 1)
-            return False
-
         at_epoch(0)
-        history = model.fit(Xt, self._train_targets(yt), epochs=epochs, batch_size=batch,
-                            optimizer=opt, scheduler=schedule, seed=seed_of(rng),
-                            label_smoothing=self.label_smoothing, callbacks=[end_of_epoch],
-                            drop_last=True, progress=False)
+        self._fit_keeping_best(Xt, yt, Xv, yv, ties=True,
+                               next_epoch=at_epoch,
+                               epochs=epochs, batch_size=batch, optimizer=opt,
+                               scheduler=schedule, seed=seed_of(rng),
+                               label_smoothing=self.label_smoothing, drop_last=True)
         model.set_dropout_rates(rates)   # (the file keeps the layers' own rates)
-        best.restore(model.parameters())
-        self.best_epoch_ = best.epoch + 1
-        self.n_epochs_ = len(history.loss)
-        self.loss_curve_ = list(history.loss)
-
-    def _fit_state(self) -> dict[str, Any]:
-        return {"best_epoch": self.best_epoch_, "n_epochs": self.n_epochs_,
-                "validation_scores": [float(v) for v in self.validation_scores_]}
-
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.best_epoch_, self.n_epochs_ = int(state["best_epoch"]), int(state["n_epochs"])
-        self.validation_scores_ = [float(v) for v in state["validation_scores"]]
 
 
 _COMMON_DOC = """

@@ -31,8 +31,7 @@ from fastbp.layers import (Layer, LinearBatchEnsemble, LinearEnsemble,
                            PiecewiseLinearEncoding)
 from fastbp.models import Sequential
 from fastbp.objective import Objective
-from fastbp.tabular._base import (Best, ClassifierPart, RegressorPart, TabularEstimator,
-                                  seed_of)
+from fastbp.tabular._base import ClassifierPart, RegressorPart, TabularEstimator, seed_of
 from fastbp.tabular._columns import TableEncoder
 
 __all__ = ["TabMClassifier", "TabMRegressor", "auto_batch_size"]
@@ -155,33 +154,14 @@ class _TabMBase(TabularEstimator):
         validation score with pytabkit's patience rule, the best epoch restored."""
         self.model_ = model = self._network(Xt, n_out, rng)
         batch = auto_batch_size(len(Xt)) if self.batch_size == "auto" else self.batch_size
-        best = Best()
-        self.validation_scores_: list[float] = []
-
-        def early_stop(epoch: int, logs: dict[str, float]) -> bool:
-            score = self._val_score(Xv, yv)
-            self.validation_scores_.append(score)
-            best.offer(score, epoch, model.parameters())
-            # pytabkit's rule: stop after patience + 1 epochs without a better score
-            return epoch - best.epoch > self.patience
-
-        history = model.fit(Xt, self._train_targets(yt),
-                            epochs=self.max_epochs or EPOCH_LIMIT, batch_size=batch,
-                            optimizer="adamw", lr=self.lr,
-                            param_groups=no_decay_groups(model, self.weight_decay),
-                            seed=seed_of(rng), callbacks=[early_stop], progress=False)
-        best.restore(model.parameters())
-        self.best_epoch_ = best.epoch + 1
-        self.n_epochs_ = len(history.loss)
-        self.loss_curve_ = list(history.loss)
-
-    def _fit_state(self) -> dict[str, Any]:
-        return {"best_epoch": self.best_epoch_, "n_epochs": self.n_epochs_,
-                "validation_scores": [float(v) for v in self.validation_scores_]}
+        self._fit_keeping_best(Xt, yt, Xv, yv, patience=self.patience,
+                               epochs=self.max_epochs or EPOCH_LIMIT, batch_size=batch,
+                               optimizer="adamw", lr=self.lr,
+                               param_groups=no_decay_groups(model, self.weight_decay),
+                               seed=seed_of(rng))
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.best_epoch_, self.n_epochs_ = int(state["best_epoch"]), int(state["n_epochs"])
-        self.validation_scores_ = [float(v) for v in state["validation_scores"]]
+        super()._load_state(state)
         if self.model_.objective.heads != self.k:
             raise ValueError("the network does not fit the estimator's k")
 

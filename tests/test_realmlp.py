@@ -277,7 +277,15 @@ def test_save_and_load_without_pickle(tmp_path):
         loaded = fastbp.load(path)
         assert type(loaded) is type(est) and loaded.best_epoch_ == est.best_epoch_
         np.testing.assert_array_equal(loaded.predict(df), est.predict(df))
-        assert loaded.get_params()["hidden_sizes"] == [32, 32]
+        assert loaded.get_params()["hidden_sizes"] == [32, 32]   # (a JSON list)
+        theirs = {k: v for k, v in est.get_params().items() if k != "hidden_sizes"}
+        assert {k: v for k, v in loaded.get_params().items() if k != "hidden_sizes"} == theirs
+    cats = ["two", "five", "many"]
+    est = RealMLPRegressor(random_state=np.random.RandomState(0), categorical_features=cats,
+                           **SMALL).fit(df, score)
+    est.save(tmp_path / "rs.fastbp")
+    loaded = fastbp.load(tmp_path / "rs.fastbp")   # (a RandomState is not kept)
+    assert loaded.random_state is None and loaded.categorical_features == cats
 
 
 def _inputs(est, df):

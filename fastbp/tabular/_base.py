@@ -116,6 +116,15 @@ def classes_spec(classes: np.ndarray) -> dict[str, Any]:
                      f"floats and strings can be saved)")
 
 
+def _json_param(value: Any) -> bool:
+    """Whether a parameter value goes into a file as it is: None, a bool, a number, a
+    string, or a list/tuple of those."""
+    if isinstance(value, (list, tuple)):
+        return all(_json_param(v) and not isinstance(v, (list, tuple)) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str)) \
+        and not isinstance(value, np.generic)
+
+
 class TabularEstimator(BaseEstimator):
     """The fit skeleton and what follows a fit (see the module docstring)."""
 
@@ -270,7 +279,7 @@ class TabularEstimator(BaseEstimator):
         enc_spec, enc_arrays = self.encoder_.to_spec()
         arrays.update(enc_arrays)
         params = {name: value for name, value in self.get_params().items()
-                  if name not in ("random_state", "categorical_features")}
+                  if _json_param(value)}   # (a RandomState or an array mask is left out)
         state = {**self._fit_state(), **self._targets_state()}
         _storage.write_archive(path, {"kind": "tabular", "estimator": type(self).__name__,
                                       "params": params, "encoder": enc_spec,

@@ -331,3 +331,17 @@ def test_both_exports_include_the_encoding(tmp_path):
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
         fn(x_num.ctypes.data, ctypes.cast(x_cat, ctypes.c_void_p), len(test), out.ctypes.data)
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bool_labels_stay_bool_in_files_and_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    df, y, _ = _table()
+    labels = y.astype(bool)
+    est = RealMLPClassifier(random_state=0, hidden_sizes=(16,), n_epochs=4).fit(df, labels)
+    assert est.predict(df).dtype == bool
+    est.save(tmp_path / "b.fastbp")
+    assert fastbp.load(tmp_path / "b.fastbp").classes_.dtype == bool
+    session = ort.InferenceSession(est.to_onnx(), providers=["CPUExecutionProvider"])
+    label = session.run(["label"], _inputs(est, df))[0]
+    assert label.dtype == bool
+    np.testing.assert_array_equal(label, est.predict(df))

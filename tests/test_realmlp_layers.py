@@ -253,3 +253,13 @@ def test_each_block_equals_pytabkit():
     theirs = PLREmbeddingsLayerCosBias(None, w1, b1, w2, b2, plr_act_name="linear",
                                        plr_use_densenet=True)
     compare(pb, theirs.forward_cont, [w1, b1, w2, b2])
+
+
+def test_a_refused_objective_changes_nothing():
+    """The engine checks every part of an objective before changing any (a clip_eps
+    for a regression loss is refused, and the heads stay as they were)."""
+    model = _realmlp_like("mse", 2)
+    engine = model._compiled()
+    with pytest.raises(ValueError, match="clip_eps"):
+        engine.set_objective(1.0, 1.0, 0.0, 0.1, 2)
+    assert engine.target_width == 2

@@ -277,6 +277,21 @@ cdef inline Py_ssize_t ensemble_scratch_width(const LayerRec* L) noexcept nogil:
     return k * (2 * d_in + d_out)
 
 
+cdef inline Py_ssize_t row_scratch_width(const LayerRec* L) noexcept nogil:
+    """The elements per row of a layer's scratch S (reserve sizes it for its rows; a
+    BatchNorm's 4·n_out doubles do not grow with the rows: 0 here): LayerNorm's 1/σ, a
+    periodic embedding's P and dP, a PBLD's, a BatchEnsemble's U, V and dU."""
+    if L.kind == LAYER_LAYER_NORM:
+        return 1
+    if L.kind == LAYER_PERIODIC_EMBEDDING:
+        return (L.n_in + 1) * 2 * <Py_ssize_t>L.hyper[0]
+    if L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:
+        return periodic_bias_scratch_width(L)
+    if L.kind == LAYER_BATCH_ENSEMBLE:
+        return ensemble_scratch_width(L)
+    return 0
+
+
 cdef inline void ensemble_scratch(const LayerRec* L, Py_ssize_t n, floating** U,
                                   floating** V, floating** dU) noexcept nogil:
     """A BatchEnsemble layer's S: U = X∘r (n·k·d_in), V = U·W (n·k·d_out), then the
@@ -1245,11 +1260,12 @@ cdef class Engine:
         if heads < 1 or self.layers[self.n_layers - 1].n_out % heads:
             raise ValueError(f"heads must divide the last layer's width "
                              f"({self.layers[self.n_layers - 1].n_out}), got {heads}")
+        if clip_eps > 0 and self.loss not in (LOSS_CE, LOSS_BCE):
+            raise ValueError("clip_eps applies to the cross-entropy losses only")
+        # (every check first: a refused objective changes nothing)
         if heads != self.obj.heads:
             self._release()   # (reserve sizes the heads' scratch)
             self.obj.heads = heads
-        if clip_eps > 0 and self.loss not in (LOSS_CE, LOSS_BCE):
-            raise ValueError("clip_eps applies to the cross-entropy losses only")
         self.obj.grad_scale = grad_scale
         self.obj.loss_scale = loss_scale
         self.obj.l2 = l2
@@ -1258,7 +1274,7 @@ cdef class Engine:
     def reserve(self, Py_ssize_t n):
         """Make every workspace hold at least n rows (grows here; see trim)."""
         cdef int l
-        cdef Py_ssize_t k
+        cdef Py_ssize_t k, w
         if n <= self.capacity:
             return
         self.workspaces = []
@@ -1269,15 +1285,9 @@ cdef class Engine:
             A = Z if output_is_z(self.layers[l].kind, self.layers[l].act) \
                 else np.empty((n, k), dtype=self.dtype)
             D = np.empty((n, k), dtype=self.dtype)
-            S = np.empty(n, dtype=self.dtype) if self.layers[l].kind == LAYER_LAYER_NORM \
-                else np.empty(4 * k, dtype=np.float64) if self.layers[l].kind == LAYER_BATCH_NORM \
-                else np.empty((self.layers[l].n_in + 1) * n * 2 * <Py_ssize_t>self.layers[l].hyper[0],
-                              dtype=self.dtype) \
-                if self.layers[l].kind == LAYER_PERIODIC_EMBEDDING \
-                else np.empty(n * periodic_bias_scratch_width(&self.layers[l]), dtype=self.dtype) \
-                if self.layers[l].kind == LAYER_PERIODIC_BIAS_EMBEDDING \
-                else np.empty(n * ensemble_scratch_width(&self.layers[l]), dtype=self.dtype) \
-                if self.layers[l].kind == LAYER_BATCH_ENSEMBLE else None
+            w = row_scratch_width(&self.layers[l])
+            S = np.empty(4 * k, dtype=np.float64) if self.layers[l].kind == LAYER_BATCH_NORM \
+                else np.empty(n * w, dtype=self.dtype) if w else None
             self.workspaces.append((Z, A, D) if S is None else (Z, A, D, S))
             self.layers[l].Z = _ptr(Z)
             self.layers[l].A = _ptr(A)
@@ -1610,9 +1620,7 @@ cdef class Engine:
         cdef Py_ssize_t per_row = 0
         cdef int l
         for l in range(self.n_layers):
-            per_row += 2 * self.layers[l].n_out
-            if self.layers[l].kind == LAYER_BATCH_ENSEMBLE:
-                per_row += ensemble_scratch_width(&self.layers[l])
+            per_row += 2 * self.layers[l].n_out + row_scratch_width(&self.layers[l])
         return max(MIN_BLOCK_ROWS, BLOCK_BYTES // (per_row * self.dtype.itemsize))
 
     def forward(self, X):

@@ -106,7 +106,9 @@ def rows(X: Any, index: np.ndarray) -> Any:
 
 def classes_spec(classes: np.ndarray) -> dict[str, Any]:
     """Class labels for a file: integers, or text (other labels are refused)."""
-    if classes.dtype.kind in "biu":
+    if classes.dtype.kind == "b":
+        return {"type": "bool", "values": [bool(c) for c in classes]}
+    if classes.dtype.kind in "iu":
         return {"type": "int", "values": [int(c) for c in classes]}
     if classes.dtype.kind in "OUS" and all(isinstance(c, str) for c in classes.tolist()):
         return {"type": "str", "values": [str(c) for c in classes]}
@@ -355,7 +357,7 @@ class ClassifierPart:
 
     def _load_targets_state(self, state: dict[str, Any]) -> int:
         spec = state["classes"]
-        dtype = {"int": np.int64, "str": object, "float": np.float64}[spec["type"]]
+        dtype = {"int": np.int64, "str": object, "float": np.float64, "bool": bool}[spec["type"]]
         self.classes_ = np.array(spec["values"], dtype=dtype)
         return len(self.classes_)
 

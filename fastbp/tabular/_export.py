@@ -146,7 +146,10 @@ def tabular_to_onnx(est: Any, path: Any = None) -> bytes:
         proba = _onnx_prediction(g, model, "softmax", "auto", out="probabilities", x=encoded)
         index = g.op("ArgMax", [proba], axis=1, keepdims=0)
         classes = np.asarray(est.classes_)
-        if classes.dtype.kind in "OUS":
+        if classes.dtype.kind == "b":   # bool labels stay bool (predict's)
+            table_name = g.tensor("classes", classes.astype(bool))
+            label_type = TP.BOOL
+        elif classes.dtype.kind in "OUS":
             table_name = g.fresh("classes")
             g.initializers.append(h.make_tensor(
                 table_name, TP.STRING, [len(classes)],

@@ -244,13 +244,15 @@ def periodic_bias_backward_into(const floating[:, ::1] X, const floating[::1] fr
                                 floating[::1] dP_work, Py_ssize_t F, Py_ssize_t k,
                                 Py_ssize_t d):
     """Fills the gradients and, unless None, dX_out."""
-    cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
+    cdef floating* dx = NULL
     if X.shape[0] == 0:
         dfreq_out[:] = 0
         dphase_out[:] = 0
         dW_out[:] = 0
         db_out[:] = 0
         return
+    if dX_out is not None:   # (after the empty batch: no [0, 0] of an empty view)
+        dx = &dX_out[0, 0]
     with nogil:
         periodic_bias_backward_ptr(&X[0, 0], &freq[0], &W[0], &P[0], &dA[0, 0], dx,
                                    &dfreq_out[0], &dphase_out[0], &dW_out[0], &db_out[0],

@@ -94,10 +94,12 @@ def scale_backward_into(const floating[:, ::1] X, const floating[::1] s,
                         const floating[:, ::1] dA, floating[:, ::1] dX_out,
                         floating[::1] ds_out):
     """ds_out := Σ dA·X; dX_out := dA·s unless None."""
-    cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
+    cdef floating* dx = NULL
     if X.shape[0] == 0:
         ds_out[:] = 0
         return
+    if dX_out is not None:   # (after the empty batch: no [0, 0] of an empty view)
+        dx = &dX_out[0, 0]
     with nogil:
         scale_backward_ptr(&X[0, 0], &s[0], &dA[0, 0], dx, &ds_out[0], X.shape[0],
                            X.shape[1])
@@ -117,10 +119,12 @@ def parametric_backward_into(int act, const floating[:, ::1] X, const floating[:
                              const floating[:, ::1] F, const floating[:, ::1] dA,
                              floating[:, ::1] dX_out, floating[::1] dalpha_out):
     """dalpha_out := Σ dA·(F − X); dX_out := dA + α·(f'(X)·dA − dA) unless None."""
-    cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
+    cdef floating* dx = NULL
     if X.shape[0] == 0:
         dalpha_out[:] = 0
         return
+    if dX_out is not None:   # (after the empty batch: no [0, 0] of an empty view)
+        dx = &dX_out[0, 0]
     with nogil:
         parametric_backward_ptr(act, &X[0, 0], &alpha[0], &F[0, 0], &dA[0, 0], dx,
                                 &dalpha_out[0], X.shape[0], X.shape[1])

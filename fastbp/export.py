@@ -22,7 +22,6 @@ its members' outputs (probabilities for the cross-entropy losses), as its
 """
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from typing import Any, Callable, Sequence
@@ -131,11 +130,12 @@ class _GraphBuilder:
         self.elem_type = self.h.np_dtype_to_tensor_dtype(self.dtype)
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self._count = itertools.count(1)
+        self._count = 0
         self._constants: dict[tuple[str, float], str] = {}
 
     def fresh(self, stem: str) -> str:
-        return f"{stem}_{next(self._count)}"
+        self._count += 1
+        return f"{stem}_{self._count}"
 
     def tensor(self, stem: str, value: np.ndarray) -> str:
         name = self.fresh(stem)
@@ -339,32 +339,34 @@ def _onnx_batch_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
                         g.tensor(f"{tag}beta", beta)])
 
 
+def _onnx_cos(g: _GraphBuilder, angles: str) -> str:
+    """cos of the angles. onnxruntime before 1.24 has no float64 Cos (its Sin it has): a
+    float64 graph takes cos a as sin(a + π/2), which differs from cos a by the rounding
+    of that sum."""
+    return g.op("Cos", [angles]) if g.dtype == np.float32 else \
+        g.op("Sin", [g.op("Add", [angles, g.scalar(np.pi / 2)])])
+
+
 def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     """Angles x_f·(2π·c_f) (Unsqueeze, Mul), their cosines and sines concatenated, each
     feature's linear map (a broadcast MatMul; lite: one shared), ReLU, flattened
     feature-major."""
     F, d = layer.in_features, layer.d_embedding
 
-    def ints(stem: str, values: list[int]) -> str:
-        return g.tensor(stem, np.asarray(values, dtype=np.int64))
     two_pi_c = g.tensor(f"{tag}freq", np.asarray(2 * np.pi * layer.frequencies.astype(np.float64),
                                                  g.dtype))
-    angles = g.op("Mul", [g.op("Unsqueeze", [x, ints(f"{tag}ax", [2])]), two_pi_c])
-    # onnxruntime before 1.24 has no float64 Cos (its Sin it has): a float64 graph takes
-    # cos a as sin(a + π/2), which differs from cos a by the rounding of that sum
-    cos = g.op("Cos", [angles]) if g.dtype == np.float32 else \
-        g.op("Sin", [g.op("Add", [angles, g.scalar(np.pi / 2)])])
-    P = g.op("Concat", [cos, g.op("Sin", [angles])], axis=2)
+    angles = g.op("Mul", [g.op("Unsqueeze", [x, _onnx_ints(g, f"{tag}ax", [2])]), two_pi_c])
+    P = g.op("Concat", [_onnx_cos(g, angles), g.op("Sin", [angles])], axis=2)
     W = g.tensor(f"{tag}W", np.asarray(layer.weight, g.dtype))
     if layer.lite:
         Z = g.op("Add", [g.op("MatMul", [P, W]), g.tensor(f"{tag}b", np.asarray(layer.bias,
                                                                                g.dtype))])
     else:   # (N, F, 1, 2k) @ (F, 2k, d) -> (N, F, 1, d)
-        Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [P, ints(f"{tag}ax2", [2])]), W]),
+        Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [P, _onnx_ints(g, f"{tag}ax2", [2])]), W]),
                          g.tensor(f"{tag}b", np.asarray(layer.bias, g.dtype).reshape(F, 1, d))])
     if layer.relu:
         Z = g.op("Relu", [Z])
-    return g.op("Reshape", [Z, ints(f"{tag}shape", [-1, F * d])])
+    return g.op("Reshape", [Z, _onnx_ints(g, f"{tag}shape", [-1, F * d])])
 
 
 def _onnx_periodic_bias(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
@@ -373,21 +375,17 @@ def _onnx_periodic_bias(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
     itself (Concat)."""
     F, d = layer.n_embedded, layer.d_embedding
 
-    def ints(stem: str, values: list[int]) -> str:
-        return g.tensor(stem, np.asarray(values, dtype=np.int64))
-    cols = g.op("Gather", [x, ints(f"{tag}cols", list(range(F)))], axis=1)
+    cols = g.op("Gather", [x, _onnx_ints(g, f"{tag}cols", list(range(F)))], axis=1)
     two_pi_c = g.tensor(f"{tag}freq", np.asarray(2 * np.pi * layer.frequencies.astype(np.float64),
                                                  g.dtype))
-    angles = g.op("Add", [g.op("Mul", [g.op("Unsqueeze", [cols, ints(f"{tag}ax", [2])]),
+    angles = g.op("Add", [g.op("Mul", [g.op("Unsqueeze", [cols, _onnx_ints(g, f"{tag}ax", [2])]),
                                        two_pi_c]),
                           g.tensor(f"{tag}phase", np.asarray(layer.phases, g.dtype))])
-    # (float64: cos a as sin(a + π/2), as _onnx_periodic)
-    cos = g.op("Cos", [angles]) if g.dtype == np.float32 else \
-        g.op("Sin", [g.op("Add", [angles, g.scalar(np.pi / 2)])])
-    Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [cos, ints(f"{tag}ax2", [2])]),
+    Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [_onnx_cos(g, angles),
+                                                        _onnx_ints(g, f"{tag}ax2", [2])]),
                                      g.tensor(f"{tag}W", np.asarray(layer.weight, g.dtype))]),
                      g.tensor(f"{tag}b", np.asarray(layer.bias, g.dtype).reshape(F, 1, d))])
-    return g.op("Concat", [g.op("Reshape", [Z, ints(f"{tag}shape", [-1, F * d])]), x], axis=1)
+    return g.op("Concat", [g.op("Reshape", [Z, _onnx_ints(g, f"{tag}shape", [-1, F * d])]), x], axis=1)
 
 
 def _onnx_scale(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
@@ -868,10 +866,8 @@ def _c_periodic(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
     as the kernel's, then the feature's linear map and ReLU."""
     F, k, d, T = layer.in_features, layer.n_frequencies, layer.d_embedding, t.name
     c, w, b = f"{prefix}_c{tag}", f"{prefix}_w{tag}", f"{prefix}_b{tag}"
-    two_pi_c = (2 * np.pi * layer.frequencies.astype(np.float64)).ravel()
-    items = ",\n    ".join(", ".join(float(v).hex() for v in two_pi_c[i:i + 4])
-                           for i in range(0, two_pi_c.size, 4))
-    arrays = [f"static const double {c}[{two_pi_c.size}] = {{\n    {items}\n}};\n",
+    arrays = [_c_array(_CType(np.dtype(np.float64)), c,
+                       2 * np.pi * layer.frequencies.astype(np.float64)),
               _c_array(t, w, layer.weight), _c_array(t, b, layer.bias)]
     w_off = "0" if layer.lite else f"i * {2 * k * d}"
     b_off = "0" if layer.lite else f"i * {d}"
@@ -893,13 +889,9 @@ def _c_periodic_bias(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst
     the model's type as the kernel's, the feature's linear map, then the row itself."""
     F, k, d, T = layer.n_embedded, layer.n_frequencies, layer.d_embedding, t.name
     c, ph, w, b = (f"{prefix}_{stem}{tag}" for stem in ("c", "ph", "w", "b"))
-
-    def doubles(name: str, values: np.ndarray) -> str:
-        items = ",\n    ".join(", ".join(float(v).hex() for v in values[i:i + 4])
-                               for i in range(0, values.size, 4))
-        return f"static const double {name}[{values.size}] = {{\n    {items}\n}};\n"
-    arrays = [doubles(c, (2 * np.pi * layer.frequencies.astype(np.float64)).ravel()),
-              doubles(ph, layer.phases.astype(np.float64).ravel()),
+    f64 = _CType(np.dtype(np.float64))
+    arrays = [_c_array(f64, c, 2 * np.pi * layer.frequencies.astype(np.float64)),
+              _c_array(f64, ph, layer.phases.astype(np.float64)),
               _c_array(t, w, layer.weight), _c_array(t, b, layer.bias)]
     lines = [f"o = {dst};",
              f"for (i = 0; i < {F}; i++) {{ {T} p[{k}]; size_t u;",

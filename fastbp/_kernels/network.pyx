@@ -244,10 +244,9 @@ cdef inline bint output_is_z(int kind, int act) noexcept nogil:
         act == ACT_IDENTITY or act == ACT_RELU or act == ACT_LEAKY_RELU)
 
 
-cdef inline Py_ssize_t periodic_bias_scratch_width(const LayerRec* L) noexcept nogil:
-    """A PBLD embedding's scratch per row: P (F · 2k) and dP (k)."""
-    cdef Py_ssize_t k = <Py_ssize_t>L.hyper[0]
-    return ((L.n_out - L.n_in) // <Py_ssize_t>L.hyper[1]) * 2 * k + k
+cdef inline Py_ssize_t periodic_bias_features(const LayerRec* L) noexcept nogil:
+    """A PBLD embedding's embedded columns F: its output is F·d + n_in wide (hyper: k, d)."""
+    return (L.n_out - L.n_in) // <Py_ssize_t>L.hyper[1]
 
 
 cdef inline void* param_or_null(LayerRec* L, const Param* P, int i) noexcept nogil:
@@ -285,8 +284,8 @@ cdef inline Py_ssize_t row_scratch_width(const LayerRec* L) noexcept nogil:
         return 1
     if L.kind == LAYER_PERIODIC_EMBEDDING:
         return (L.n_in + 1) * 2 * <Py_ssize_t>L.hyper[0]
-    if L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:
-        return periodic_bias_scratch_width(L)
+    if L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:   # P (F·2k) and dP (k)
+        return (periodic_bias_features(L) * 2 + 1) * <Py_ssize_t>L.hyper[0]
     if L.kind == LAYER_BATCH_ENSEMBLE:
         return ensemble_scratch_width(L)
     return 0
@@ -385,7 +384,7 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
         d_out = <Py_ssize_t>L.hyper[1]
         periodic_bias_forward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
                                   <floating*>P[L.p0 + 2].p, <floating*>P[L.p0 + 3].p,
-                                  <floating*>L.S, out, n, L.n_in, (L.n_out - L.n_in) // d_out,
+                                  <floating*>L.S, out, n, L.n_in, periodic_bias_features(L),
                                   k, d_out)
     elif L.kind == LAYER_RESIDUAL:     # out := X + the block's input
         skip = <const floating*>layers[L.begin].input
@@ -465,7 +464,7 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
     elif L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:   # dP: S after P
         k = <Py_ssize_t>L.hyper[0]
         d_out = <Py_ssize_t>L.hyper[1]
-        n_num = (L.n_out - L.n_in) // d_out   # the embedded features
+        n_num = periodic_bias_features(L)
         periodic_bias_backward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 2].p,
                                    <floating*>L.S, <floating*>L.D, dX, <floating*>P[L.p0].g,
                                    <floating*>P[L.p0 + 1].g, <floating*>P[L.p0 + 2].g,

@@ -362,7 +362,8 @@ def _onnx_periodic(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
         Z = g.op("Add", [g.op("MatMul", [P, W]), g.tensor(f"{tag}b", np.asarray(layer.bias,
                                                                                g.dtype))])
     else:   # (N, F, 1, 2k) @ (F, 2k, d) -> (N, F, 1, d)
-        Z = g.op("Add", [g.op("MatMul", [g.op("Unsqueeze", [P, _onnx_ints(g, f"{tag}ax2", [2])]), W]),
+        P4 = g.op("Unsqueeze", [P, _onnx_ints(g, f"{tag}ax2", [2])])
+        Z = g.op("Add", [g.op("MatMul", [P4, W]),
                          g.tensor(f"{tag}b", np.asarray(layer.bias, g.dtype).reshape(F, 1, d))])
     if layer.relu:
         Z = g.op("Relu", [Z])
@@ -385,7 +386,8 @@ def _onnx_periodic_bias(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
                                                         _onnx_ints(g, f"{tag}ax2", [2])]),
                                      g.tensor(f"{tag}W", np.asarray(layer.weight, g.dtype))]),
                      g.tensor(f"{tag}b", np.asarray(layer.bias, g.dtype).reshape(F, 1, d))])
-    return g.op("Concat", [g.op("Reshape", [Z, _onnx_ints(g, f"{tag}shape", [-1, F * d])]), x], axis=1)
+    flat = g.op("Reshape", [Z, _onnx_ints(g, f"{tag}shape", [-1, F * d])])
+    return g.op("Concat", [flat, x], axis=1)
 
 
 def _onnx_scale(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:

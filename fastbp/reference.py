@@ -1409,7 +1409,10 @@ def linear_ensemble_backward(
 
 # ---------------------------------------------------------------- RealMLP's layers
 
-def scale_forward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+def scale_forward(
+    X: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+) -> npt.NDArray[np.floating[Any]]:
     """A = X·s, in NumPy.
 
     Parameters
@@ -1430,8 +1433,12 @@ def scale_forward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[A
     return X * s
 
 
-def scale_backward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[Any]], dA: npt.NDArray[np.floating[Any]], need_dX: bool = True
-                   ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
+def scale_backward(
+    X: npt.NDArray[np.floating[Any]],
+    s: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
     """(dA·s or None, Σ_rows dA·X), in NumPy.
 
     Parameters
@@ -1454,8 +1461,11 @@ def scale_backward(X: npt.NDArray[np.floating[Any]], s: npt.NDArray[np.floating[
     return (dA * s if need else None), ds
 
 
-def parametric_activation_forward(name: str, X: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]]
-                                  ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+def parametric_activation_forward(
+    name: str,
+    X: npt.NDArray[np.floating[Any]],
+    alpha: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
     """(X + α·(f(X) − X), f(X)), in NumPy.
 
     Parameters
@@ -1478,9 +1488,14 @@ def parametric_activation_forward(name: str, X: npt.NDArray[np.floating[Any]], a
     return X + alpha * (F - X), F
 
 
-def parametric_activation_backward(name: str, X: npt.NDArray[np.floating[Any]], alpha: npt.NDArray[np.floating[Any]],
-                                   F: npt.NDArray[np.floating[Any]], dA: npt.NDArray[np.floating[Any]], need_dX: bool = True
-                                   ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
+def parametric_activation_backward(
+    name: str,
+    X: npt.NDArray[np.floating[Any]],
+    alpha: npt.NDArray[np.floating[Any]],
+    F: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]]]:
     """(dA + α·(f'(X)·dA − dA) or None, Σ_rows dA·(F − X)), in NumPy.
 
     Parameters
@@ -1509,9 +1524,13 @@ def parametric_activation_backward(name: str, X: npt.NDArray[np.floating[Any]], 
     return dA + alpha * (BACKWARD[name](X, F, dA) - dA), dalpha
 
 
-def periodic_bias_embedding_forward(X: npt.NDArray[np.floating[Any]], frequencies: npt.NDArray[np.floating[Any]],
-                                    phases: npt.NDArray[np.floating[Any]], weight: npt.NDArray[np.floating[Any]],
-                                    bias: npt.NDArray[np.floating[Any]]) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+def periodic_bias_embedding_forward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    phases: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    bias: npt.NDArray[np.floating[Any]],
+) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
     """[cos(2π·c_f·x_f + φ_f)·W_f + b_f for f < F, X], and P = [cos, sin] (F, n, 2k), in
     NumPy.
 
@@ -1540,11 +1559,16 @@ def periodic_bias_embedding_forward(X: npt.NDArray[np.floating[Any]], frequencie
     return np.concatenate(emb + [X], axis=1).astype(X.dtype), P.astype(X.dtype)
 
 
-def periodic_bias_embedding_backward(X: npt.NDArray[np.floating[Any]], frequencies: npt.NDArray[np.floating[Any]],
-                                     weight: npt.NDArray[np.floating[Any]], P: npt.NDArray[np.floating[Any]], dA: npt.NDArray[np.floating[Any]],
-                                     need_dX: bool = True
-                                     ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
-                                                npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]:
+def periodic_bias_embedding_backward(
+    X: npt.NDArray[np.floating[Any]],
+    frequencies: npt.NDArray[np.floating[Any]],
+    weight: npt.NDArray[np.floating[Any]],
+    P: npt.NDArray[np.floating[Any]],
+    dA: npt.NDArray[np.floating[Any]],
+    need_dX: bool = True,
+) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
+           npt.NDArray[np.floating[Any]]]:
     """The backward of ``periodic_bias_embedding_forward``, in NumPy.
 
     Parameters

@@ -1,6 +1,7 @@
 """T1: tabular models side by side -- fastbp.tabular's TabM and RealMLP against pytabkit's
 TabM_D and RealMLP_TD (their PyTorch references, on this machine's CPU) and scikit-learn's
-MLPClassifier/Regressor and HistGradientBoosting* -- on datasets that ship with scikit-learn or that this script
+MLPClassifier/Regressor and HistGradientBoosting* -- on datasets that ship with
+scikit-learn or that this script
 generates, each with one fixed train/test split and ``--seeds`` model seeds.
 
 Reported per dataset and model: the test score (accuracy; R² for regression) as mean ±

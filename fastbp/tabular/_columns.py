@@ -470,7 +470,8 @@ class TableEncoder:
         -------
         TableEncoder
         """
-        enc = cls(scheme=spec.get("scheme", "quantile"), max_one_hot=int(spec.get("max_one_hot", 9)))
+        enc = cls(scheme=spec.get("scheme", "quantile"),
+                  max_one_hot=int(spec.get("max_one_hot", 9)))
         if enc.scheme not in ("quantile", "robust"):
             raise ValueError(f"unknown encoding scheme {enc.scheme!r}")
         enc.columns_ = list(spec["columns"])

@@ -131,6 +131,11 @@ def models(threads: int) -> dict[str, Callable[[str, Any, int], Any]]:
         "fastbp-tabm-noemb": lambda task, X, seed: (
             TabMClassifier if task == "classification" else TabMRegressor)(
             num_embeddings=None, random_state=seed, num_threads=threads),
+        # pytabkit's TabM_D configuration: no embeddings, each member on its own order
+        "fastbp-tabm-own": lambda task, X, seed: (
+            TabMClassifier if task == "classification" else TabMRegressor)(
+            num_embeddings=None, share_training_batches=False, random_state=seed,
+            num_threads=threads),
         "pytabkit-tabm": pytabkit_tabm,
         "sklearn-mlp": _sk_mlp,
         "sklearn-hgb": lambda task, X, seed: (

@@ -415,7 +415,11 @@ class Sequential:
         y : array-like
             Values of shape (n_samples, out_features), or (n_samples,) for one output;
             for cross_entropy int class labels (n_samples,) in [0, out_features) (whole
-            floats accepted) or class probabilities (n_samples, out_features).
+            floats accepted) or class probabilities (n_samples, out_features). With
+            ``objective.heads`` = h > 1 the widths are a head's (out_features / h), a
+            row's target repeated for every head, or y of shape (n_samples,
+            out_features) gives each head its own (values or probabilities, head m's
+            in columns [m·w, (m+1)·w)).
         n_samples : int
             The number of rows y must have.
         name : str, default "y"
@@ -435,7 +439,11 @@ class Sequential:
             A wrong shape, labels out of range or not whole numbers, a negative poisson
             target.
         """
-        y = as_target(y, self.loss_name, self.dtype, n_samples, self.target_width, name)
+        width = self.target_width
+        if self._objective.heads > 1 and np.ndim(y) == 2 and np.shape(y)[1] == \
+                self.out_features:
+            width = self.out_features   # each head's own targets
+        y = as_target(y, self.loss_name, self.dtype, n_samples, width, name)
         if self.loss_name == "poisson":
             check.poisson_target(y, name)
         return y
@@ -838,10 +846,13 @@ class Sequential:
         heads = self._objective.heads
         if heads == 1:
             return _mean_loss(self.loss_code, output, y, sample_weight)
-        # (n, h·w) as (n·h, w), each row's target (and weight) once per head
+        # (n, h·w) as (n·h, w), each row's target (and weight) once per head, or (y of
+        # the output's width) each head's own
         n = output.shape[0]
+        per_head = y.ndim == 2 and y.shape[1] == output.shape[1]
         loss, d_out = _mean_loss(self.loss_code, output.reshape(n * heads, -1),
-                                 np.repeat(y, heads, axis=0),
+                                 y.reshape(n * heads, -1) if per_head
+                                 else np.repeat(y, heads, axis=0),
                                  None if sample_weight is None
                                  else np.repeat(sample_weight, heads))
         return loss, d_out.reshape(output.shape)

@@ -43,7 +43,9 @@ class Objective:
         TabM's): the last layer's width is heads·w, each block of w columns is scored
         against the row's target (w values, or a label of w classes) and the loss is
         the mean over the rows and heads (its gradient that mean's); the penalty's
-        Σw stays the batch's. 1: the plain loss.
+        Σw stays the batch's. Targets of the last layer's full width (heads·w values
+        or class probabilities a row) give each head its own instead (TabM's members
+        trained on their own rows). 1: the plain loss.
 
     Raises
     ------

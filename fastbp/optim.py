@@ -489,7 +489,7 @@ class SGD(Optimizer):
     name = "sgd"
     config_type = SGDConfig
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, momentum: float = 0.0,
+    def __init__(self, params: Sequence[Any], lr: float = 0.01, momentum: float = 0.0,
                  dampening: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
@@ -540,7 +540,7 @@ class AdaGrad(Optimizer):
     name = "adagrad"
     config_type = AdaGradConfig
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, eps: float = 1e-10,
+    def __init__(self, params: Sequence[Any], lr: float = 0.01, eps: float = 1e-10,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, eps=eps, weight_decay=weight_decay)
 
@@ -596,7 +596,7 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     config_type = RMSpropConfig
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, alpha: float = 0.99,
+    def __init__(self, params: Sequence[Any], lr: float = 0.01, alpha: float = 0.99,
                  eps: float = 1e-8, momentum: float = 0.0, centered: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered,
@@ -655,7 +655,7 @@ class Adam(Optimizer):
     #: AdamW's decoupled weight decay (a property of the class, not a hyper-parameter)
     decoupled = False
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
+    def __init__(self, params: Sequence[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, eps_mode: str = "paper") -> None:
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay,
@@ -743,7 +743,7 @@ class AdamW(Adam):
     name = "adamw"
     decoupled = True
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float = 1e-3,
+    def __init__(self, params: Sequence[Any], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01, amsgrad: bool = False, eps_mode: str = "paper") -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, eps_mode)

@@ -116,6 +116,36 @@ def test_classifier_on_a_frame_with_categories_and_missing_values(num_embeddings
         df.iloc[240:]), proba)                                  # random_state: the same bits
 
 
+@pytest.mark.parametrize("num_embeddings", [None, "piecewise"])
+def test_members_on_their_own_batch_orders(num_embeddings, tmp_path):
+    """share_training_batches=False (pytabkit's TabM_D): learns, is reproducible, trains
+    otherwise than shared batches, keeps the setting in its file; the regressor too."""
+    import fastbp
+    df, y = _table()
+    params = dict(num_embeddings=num_embeddings, random_state=0, **SMALL)
+    est = TabMClassifier(share_training_batches=False, **params).fit(df.iloc[:240], y[:240])
+    assert est.score(df.iloc[240:], y[240:]) > 0.7
+    assert est.validation_scores_[est.best_epoch_ - 1] == max(est.validation_scores_)
+    assert len(est.loss_curve_) == est.n_epochs_
+    proba = est.predict_proba(df.iloc[240:])
+    again = TabMClassifier(share_training_batches=False, **params).fit(df.iloc[:240], y[:240])
+    np.testing.assert_array_equal(again.predict_proba(df.iloc[240:]), proba)
+    shared = TabMClassifier(**params).fit(df.iloc[:240], y[:240])
+    assert not np.array_equal(shared.predict_proba(df.iloc[240:]), proba)
+    est.save(tmp_path / "own.fastbp")
+    loaded = fastbp.load(tmp_path / "own.fastbp")
+    assert loaded.share_training_batches is False
+    np.testing.assert_array_equal(loaded.predict_proba(df.iloc[240:]), proba)
+    with pytest.raises(ValueError, match="share_training_batches"):
+        TabMClassifier(share_training_batches="no", **SMALL).fit(df, y)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 5))
+    target = 100 + 30 * (X[:, 0] - X[:, 1] ** 2)
+    reg = TabMRegressor(share_training_batches=False, num_embeddings=num_embeddings,
+                        random_state=0, **{**SMALL, "max_epochs": 30, "patience": 30})
+    assert reg.fit(X[:300], target[:300]).score(X[300:], target[300:]) > 0.5
+
+
 def test_string_labels_a_given_validation_set_and_early_stopping():
     df, y = _table()
     labels = np.array(["no", "yes"])[y]

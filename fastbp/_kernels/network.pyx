@@ -210,6 +210,9 @@ cdef struct Objective:
     void* hT
     Py_ssize_t* hL
     double* hW
+    # Per call: the targets T give each head its own (n, heads·w), read as they are
+    # (TabM's members on their own rows); else each row's target is repeated per head.
+    bint per_head
     # Per call, not part of the objective: a training step scales every gradient by
     # min(1, clip_norm/(‖g‖₂ + 1e-6)) over all parameters before any update
     # (torch.nn.utils.clip_grad_norm_); 0: no clipping.
@@ -560,11 +563,12 @@ cdef void scale_in_place(floating* x, double a, Py_ssize_t size) noexcept nogil:
 
 cdef void repeat_per_head(const floating* T, const Py_ssize_t* labels, const double* sw,
                           Py_ssize_t n, Py_ssize_t width, const Objective* obj) noexcept nogil:
-    """Each row's target (labels, weight) once per head into the objective's scratch."""
+    """Each row's target (labels, weight) once per head into the objective's scratch
+    (not the targets of a per-head call: they are read as they are)."""
     cdef Py_ssize_t i, m, h = obj.heads
     for i in range(n):
         for m in range(h):
-            if T != NULL:
+            if T != NULL and not obj.per_head:
                 memcpy(<floating*>obj.hT + (i * h + m) * width, T + i * width,
                        width * sizeof(floating))
             if labels != NULL:
@@ -588,10 +592,12 @@ cdef double objective_value(LayerRec* last, const Param* P, int n_params, int lo
         for i in range(n):
             wsum += sw[i]
     if obj.heads > 1:   # score each head: (n, h·w) as (n·h, w), the targets repeated
+        # (or, per_head, each head's own: T is (n, h·w) already)
         width = last.n_out // obj.heads
         rows = n * obj.heads
         repeat_per_head(T, labels, sw, n, width, obj)
-        T = <const floating*>obj.hT if T != NULL else NULL
+        if T != NULL and not obj.per_head:
+            T = <const floating*>obj.hT
         labels = obj.hL if labels != NULL else NULL
         sw = obj.hW if sw != NULL else NULL
     if sw == NULL:
@@ -1181,6 +1187,7 @@ cdef class Engine:
         self.obj.clip_eps = 0.0
         self.obj.clip_norm = 0.0
         self.obj.heads = 1
+        self.obj.per_head = False
         self.keep_params = [params, grads]
         self.workspaces = []
         self.dropout_buffers = []
@@ -1714,6 +1721,19 @@ cdef class Engine:
                              f"batch; this call has a batch of 1 (batch size {batch}, last "
                              f"batch {last}): change batch_size or the number of samples")
 
+    cdef Py_ssize_t _target_columns(self, T):
+        """The columns T may have: each row's target (target_width), or with heads each
+        head's own (the last layer's n_out) when T has that many."""
+        cdef Py_ssize_t full = self.layers[self.n_layers - 1].n_out
+        if self.obj.heads > 1 and T.ndim == 2 and T.shape[1] == full:
+            return full
+        return self.target_width
+
+    def _target_widths(self):
+        """The T widths _target_columns accepts, for an error message."""
+        k = self.target_width
+        return k if self.obj.heads == 1 else f"{k} or {k * self.obj.heads}"
+
     cdef _set_clip_norm(self, double clip_norm):
         if not (isfinite(clip_norm) and clip_norm >= 0):
             raise ValueError(f"clip_norm must be finite and >= 0, got {clip_norm}")
@@ -1751,15 +1771,18 @@ cdef class Engine:
         if (T is None) == (labels is None):
             raise ValueError("give exactly one of T and labels")
         if T is not None:
-            if T.shape != (n, k) and not (T.shape == (n,) and k == 1) \
+            if T.shape != (n, self._target_columns(T)) \
+                    and not (T.shape == (n,) and k == 1) \
                     or T.dtype != self.dtype or not T.flags.c_contiguous:
-                raise ValueError(f"T must be C-contiguous {self.dtype} of shape ({n}, {k})")
+                raise ValueError(f"T must be C-contiguous {self.dtype} of shape "
+                                 f"({n}, {self._target_widths()})")
             t = cnp.PyArray_DATA(<cnp.ndarray>T)
         if sample_weight is not None:
             if sample_weight.shape != (n,) or sample_weight.dtype != np.float64 \
                     or not sample_weight.flags.c_contiguous:
                 raise ValueError(f"sample_weight must be C-contiguous float64 of shape ({n},)")
             sw = <double*>cnp.PyArray_DATA(<cnp.ndarray>sample_weight)
+        self.obj.per_head = T is not None and self._target_columns(T) != k
         self.reserve(n)
         if labels is not None:
             if labels.shape != (n,) or labels.dtype != np.intp:
@@ -1933,10 +1956,11 @@ cdef class Engine:
         if (T is None) == (labels is None):
             raise ValueError("give exactly one of T and labels")
         if T is not None:
-            if T.ndim != 2 or T.shape[0] != n_rows or T.shape[1] != k \
+            if T.ndim != 2 or T.shape[0] != n_rows or T.shape[1] != self._target_columns(T) \
                     or T.dtype != self.dtype or not T.flags.c_contiguous:
-                raise ValueError(f"T must be C-contiguous {self.dtype} of shape ({n_rows}, {k})")
-            n_targets = k
+                raise ValueError(f"T must be C-contiguous {self.dtype} of shape ({n_rows}, "
+                                 f"{self._target_widths()})")
+            n_targets = T.shape[1]
             t = cnp.PyArray_DATA(<cnp.ndarray>T)
         else:
             if labels.shape != (n_rows,) or labels.dtype != np.intp \
@@ -1962,6 +1986,7 @@ cdef class Engine:
                                  f"batch ({(n + batch - 1) // batch})")
             lrs = lrs.copy()   # the engine's own: nothing else writes it during the epoch
             lr_p = <const double*>cnp.PyArray_DATA(<cnp.ndarray>lrs)
+        self.obj.per_head = n_targets != 0 and n_targets != k
         self._reserve_batch(batch, n_features, n_targets)
         op = <Py_ssize_t*>cnp.PyArray_DATA(order)
         cdef void* xb = cnp.PyArray_DATA(<cnp.ndarray>self.batch_X)

@@ -159,12 +159,17 @@ class TabularEstimator(BaseEstimator):
 
     def _fit_keeping_best(self, Xt: np.ndarray, yt: np.ndarray, Xv: np.ndarray,
                           yv: np.ndarray, *, ties: bool = False, patience: int | None = None,
-                          next_epoch: Any = None, **fit_args: Any) -> None:
+                          next_epoch: Any = None, trainer: Any = None,
+                          **fit_args: Any) -> None:
         """``model_.fit`` on the encoded rows, scoring the validation rows after each
         epoch (``validation_scores_``), keeping the best epoch's parameters (``ties``:
         the later of equal scores) and restoring them at the end (``best_epoch_``, from
         1). ``patience``: stop after that many + 1 epochs without a better score
-        (pytabkit's rule); ``next_epoch(e)``: called before epoch e > 0 (schedules)."""
+        (pytabkit's rule); ``next_epoch(e)``: called before epoch e > 0 (schedules).
+        ``trainer(X, targets, after_epoch, **fit_args)``, if given, runs the epochs
+        instead of ``model_.fit`` (calling ``after_epoch(epoch, logs)`` after each, with
+        ``model_`` holding that epoch's parameters, and stopping when it returns True)
+        and returns the epochs' training losses."""
         model = self.model_
         best = Best()
         self.validation_scores_: list[float] = []
@@ -177,12 +182,15 @@ class TabularEstimator(BaseEstimator):
                 next_epoch(epoch + 1)
             return patience is not None and epoch - best.epoch > patience
 
-        history = model.fit(Xt, self._train_targets(yt), callbacks=[after_epoch],
-                            progress=False, **fit_args)
+        if trainer is None:
+            losses = list(model.fit(Xt, self._train_targets(yt), callbacks=[after_epoch],
+                                    progress=False, **fit_args).loss)
+        else:
+            losses = trainer(Xt, self._train_targets(yt), after_epoch, **fit_args)
         best.restore(model.parameters())
         self.best_epoch_ = best.epoch + 1
-        self.n_epochs_ = len(history.loss)
-        self.loss_curve_ = list(history.loss)
+        self.n_epochs_ = len(losses)
+        self.loss_curve_ = losses
 
     # the classifier/regressor half
     def _prepare_targets(self, y: Any, fitted: bool = False) -> np.ndarray:

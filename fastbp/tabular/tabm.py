@@ -9,9 +9,11 @@ mean loss over the heads (``Objective(heads=k)``), predicting the mean of the he
 (probabilities for a classifier). The recipe is tabm's and pytabkit's ``TabM_D``:
 AdamW (decay on the linear weights only), batch size by training rows, early
 stopping on the validation score of the heads' mean prediction (accuracy; RMSE)
-with ``patience``, the best epoch's parameters restored. Every member sees the same
-batches (tabm's ``share_training_batches=True``; pytabkit's TabM_D gives each member
-its own order). The input is encoded by ``TableEncoder`` (fastbp/tabular/_columns.py):
+with ``patience``, the best epoch's parameters restored. By default every member sees
+the same batches (``share_training_batches=True``, tabm's recommended default);
+``share_training_batches=False`` gives each member its own batch order (pytabkit's
+TabM_D; fastbp/tabular/_member_rows.py). The input is encoded by ``TableEncoder``
+(fastbp/tabular/_columns.py):
 numeric columns by their training quantiles onto a normal curve (missing values:
 the median, plus an indicator), categorical ones one-hot.
 """
@@ -33,6 +35,7 @@ from fastbp.models import Sequential
 from fastbp.objective import Objective
 from fastbp.tabular._base import ClassifierPart, RegressorPart, TabularEstimator, seed_of
 from fastbp.tabular._columns import TableEncoder
+from fastbp.tabular._member_rows import MemberRowsTrainer
 
 __all__ = ["TabMClassifier", "TabMRegressor", "auto_batch_size"]
 
@@ -79,6 +82,7 @@ class _TabMBase(TabularEstimator):
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "num_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "share_training_batches": ["boolean"],
     }
     _loss: str
     model_: Sequential
@@ -89,7 +93,7 @@ class _TabMBase(TabularEstimator):
                  categorical_features: Any = "auto", max_epochs: int | None = None,
                  patience: int = 16, batch_size: Any = "auto", lr: float = 2e-3,
                  weight_decay: float = 3e-4, random_state: Any = None,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, share_training_batches: bool = True) -> None:
         self.k = k
         self.n_blocks = n_blocks
         self.d_block = d_block
@@ -103,6 +107,7 @@ class _TabMBase(TabularEstimator):
         self.weight_decay = weight_decay
         self.random_state = random_state
         self.num_threads = num_threads
+        self.share_training_batches = share_training_batches
 
     # ---------------------------------------------------------------- the network
     def _network(self, X: np.ndarray, n_out: int, rng: np.random.RandomState) -> Sequential:
@@ -154,9 +159,15 @@ class _TabMBase(TabularEstimator):
         validation score with pytabkit's patience rule, the best epoch restored."""
         self.model_ = model = self._network(Xt, n_out, rng)
         batch = auto_batch_size(len(Xt)) if self.batch_size == "auto" else self.batch_size
-        self._fit_keeping_best(Xt, yt, Xv, yv, patience=self.patience,
-                               epochs=self.max_epochs or EPOCH_LIMIT, batch_size=batch,
-                               optimizer="adamw", lr=self.lr,
+        epochs = self.max_epochs or EPOCH_LIMIT
+        if not self.share_training_batches:   # each member on its own batch order
+            trainer = MemberRowsTrainer(model, n_out if self._loss == "cross_entropy"
+                                        else None, self.weight_decay, seed_of(rng))
+            self._fit_keeping_best(Xt, yt, Xv, yv, patience=self.patience, epochs=epochs,
+                                   batch_size=batch, lr=self.lr, trainer=trainer)
+            return
+        self._fit_keeping_best(Xt, yt, Xv, yv, patience=self.patience, epochs=epochs,
+                               batch_size=batch, optimizer="adamw", lr=self.lr,
                                param_groups=no_decay_groups(model, self.weight_decay),
                                seed=seed_of(rng))
 
@@ -200,6 +211,10 @@ class TabMClassifier(ClassifierMixin, ClassifierPart, _TabMBase):
         The validation split, the initial weights, the batch orders and dropout.
     num_threads : int or None, default None
         BLAS threads of the network (None: fastbp's setting).
+    share_training_batches : bool, default True
+        True: every member trains on the same batches (tabm's recommended default).
+        False: each member on its own batch order, drawn anew every epoch (pytabkit's
+        TabM_D; the training rows are stacked k-fold per epoch, n·k·d values).
 
     Attributes
     ----------
@@ -226,6 +241,7 @@ class TabMRegressor(RegressorMixin, RegressorPart, _TabMBase):
     Parameters
     ----------
     k, n_blocks, d_block, dropout, num_embeddings, categorical_features, max_epochs,
-    patience, batch_size, lr, weight_decay, random_state, num_threads
+    patience, batch_size, lr, weight_decay, random_state, num_threads,
+    share_training_batches
         As TabMClassifier's.
     """

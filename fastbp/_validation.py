@@ -283,27 +283,38 @@ def affine_pair(gamma: Any, beta: Any, k: int, dtype: np.dtype
     return gamma, beta
 
 
-def layer_norm_forward_args(X: Any, gamma: Any, beta: Any, eps: Any
-                            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
+def norm_groups(groups: Any, width: int) -> int:
+    """A LayerNorm's groups: an int >= 1 dividing its width (each row's blocks)."""
+    groups = int_in_range(groups, "groups", 1)
+    if width % groups:
+        raise ValueError(f"groups ({groups}) must divide the width ({width})")
+    return groups
+
+
+def layer_norm_forward_args(X: Any, gamma: Any, beta: Any, eps: Any, groups: Any = 1
+                            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float,
+                                       int]:
     X = matrix(X, "X")
     gamma, beta = affine_pair(gamma, beta, X.shape[1], X.dtype)
-    return X, gamma, beta, norm_eps(eps)
+    return X, gamma, beta, norm_eps(eps), norm_groups(groups, X.shape[1])
 
 
-def layer_norm_backward_args(Xhat: Any, rstd: Any, gamma: Any, dA: Any, need_dX: Any
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, bool]:
+def layer_norm_backward_args(Xhat: Any, rstd: Any, gamma: Any, dA: Any, need_dX: Any,
+                             groups: Any = 1) -> tuple[np.ndarray, np.ndarray,
+                                                       np.ndarray | None, np.ndarray, bool, int]:
     Xhat = matrix(Xhat, "Xhat")
+    groups = norm_groups(groups, Xhat.shape[1])
     rstd = float_array(rstd, "rstd", 1, Xhat.dtype)
-    if rstd.shape != (Xhat.shape[0],):
-        raise ValueError(f"rstd must have shape ({Xhat.shape[0]},) (one value per row of "
-                         f"Xhat), got {rstd.shape}")
+    if rstd.shape != (Xhat.shape[0] * groups,):
+        raise ValueError(f"rstd must have shape ({Xhat.shape[0] * groups},) (one value per "
+                         f"row of Xhat and group), got {rstd.shape}")
     if gamma is not None:
         gamma = float_array(gamma, "gamma", 1, Xhat.dtype)
         if gamma.shape != (Xhat.shape[1],):
             raise ValueError(f"gamma must have shape ({Xhat.shape[1]},), got {gamma.shape}")
     dA = matrix(dA, "dA", Xhat.dtype)
     same_shape(dA, "dA", Xhat, "Xhat")
-    return Xhat, rstd, gamma, dA, flag(need_dX, "need_dX")
+    return Xhat, rstd, gamma, dA, flag(need_dX, "need_dX"), groups
 
 
 def network_args(X: Any, Ws: Any, bs: Any, activations: Any

@@ -302,19 +302,32 @@ def _onnx_activation_layer(g: _GraphBuilder, layer: Any, x: str, tag: str) -> st
 
 
 def _onnx_layer_norm(g: _GraphBuilder, layer: Any, x: str, tag: str) -> str:
-    """LayerNormalization over the last axis (γ = 1, β = 0 without affine). Its epsilon
-    is a float32 attribute: a float64 model whose eps float32 does not hold exactly gets
-    the same formula from ReduceMean, Sub, Mul, Add, Sqrt and Div, eps in float64."""
-    k = layer.out_features
+    """LayerNormalization over the last axis (γ = 1, β = 0 without affine); with groups,
+    over the row's blocks as (N, groups, width/groups), γ and β applied per column after
+    (so the kernel's x̂ first, then γ·x̂ + β). Its epsilon is a float32 attribute: a
+    float64 model whose eps float32 does not hold exactly gets the same formula from
+    ReduceMean, Sub, Mul, Add, Sqrt and Div, eps in float64."""
+    k, groups = layer.out_features, layer.groups
     gamma = np.asarray(np.ones(k) if layer.gamma is None else layer.gamma, g.dtype)
     beta = np.asarray(np.zeros(k) if layer.beta is None else layer.beta, g.dtype)
-    if g.dtype == np.float32 or float(np.float32(layer.eps)) == layer.eps:
+    exact_eps = g.dtype == np.float32 or float(np.float32(layer.eps)) == layer.eps
+    if exact_eps and groups == 1:
         return g.op("LayerNormalization", [x, g.tensor(f"{tag}gamma", gamma),
                                            g.tensor(f"{tag}beta", beta)],
                     axis=-1, epsilon=float(layer.eps))
-    d = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[-1], keepdims=1)])
-    var = g.op("ReduceMean", [g.op("Mul", [d, d])], axes=[-1], keepdims=1)
-    xhat = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.scalar(layer.eps)])])])
+    if groups > 1:
+        x = g.op("Reshape", [x, _onnx_ints(g, f"{tag}blocks", [-1, groups, k // groups])])
+    if exact_eps:
+        w = k // groups
+        xhat = g.op("LayerNormalization", [x, g.tensor(f"{tag}ones", np.ones(w, g.dtype)),
+                                           g.tensor(f"{tag}zeros", np.zeros(w, g.dtype))],
+                    axis=-1, epsilon=float(layer.eps))
+    else:
+        d = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[-1], keepdims=1)])
+        var = g.op("ReduceMean", [g.op("Mul", [d, d])], axes=[-1], keepdims=1)
+        xhat = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.scalar(layer.eps)])])])
+    if groups > 1:
+        xhat = g.op("Reshape", [xhat, _onnx_ints(g, f"{tag}rows", [-1, k])])
     if layer.gamma is None:
         return xhat
     return g.op("Add", [g.op("Mul", [xhat, g.tensor(f"{tag}gamma", gamma)]),
@@ -827,16 +840,20 @@ def _c_activation_layer(t: _CType, prefix: str, layer: Any, tag: str, src: str, 
 
 def _c_layer_norm(t: _CType, prefix: str, layer: Any, tag: str, src: str, dst: str
                   ) -> tuple[list[str], list[str]]:
-    """(γ and β, the statements) of a LayerNorm: the row's mean and biased variance in
-    double, then x̂ (rounded to the model's type) and γ·x̂ + β, as the kernel."""
-    k = layer.out_features
-    lines = ["{ double mu = 0.0, var = 0.0, r;",
-             f"  for (j = 0; j < {k}; j++) mu += {src}[j];",
-             f"  mu /= {k};",
-             f"  for (j = 0; j < {k}; j++) {{ double d = {src}[j] - mu; var += d * d; }}",
-             f"  r = 1.0 / sqrt(var / {k} + {float(layer.eps).hex()});",
-             f"  o = {dst};",
-             f"  for (j = 0; j < {k}; j++) o[j] = ({t.name})(({src}[j] - mu) * r); }}"]
+    """(γ and β, the statements) of a LayerNorm: each row block's (the whole row without
+    groups) mean and biased variance in double, then x̂ (rounded to the model's type)
+    and γ·x̂ + β, as the kernel."""
+    k, groups = layer.out_features, layer.groups
+    w = k // groups
+    lines = [f"o = {dst};",
+             f"{{ size_t m; for (m = 0; m < {groups}; m++) {{",
+             f"  const {t.name} *xb = {src} + m * {w}; {t.name} *ob = o + m * {w};",
+             "  double mu = 0.0, var = 0.0, r;",
+             f"  for (j = 0; j < {w}; j++) mu += xb[j];",
+             f"  mu /= {w};",
+             f"  for (j = 0; j < {w}; j++) {{ double d = xb[j] - mu; var += d * d; }}",
+             f"  r = 1.0 / sqrt(var / {w} + {float(layer.eps).hex()});",
+             f"  for (j = 0; j < {w}; j++) ob[j] = ({t.name})((xb[j] - mu) * r); }} }}"]
     if not layer.affine:
         return [], lines
     g, b = f"{prefix}_gamma{tag}", f"{prefix}_beta{tag}"

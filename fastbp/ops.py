@@ -748,10 +748,13 @@ def layer_norm_forward(
     gamma: npt.NDArray[np.floating[Any]] | None,
     beta: npt.NDArray[np.floating[Any]] | None,
     eps: float = 1e-5,
+    groups: int = 1,
 ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
            npt.NDArray[np.floating[Any]]]:
     """A = γ·x̂ + β with x̂ = (x − mean(x))/√(var(x) + eps) over each row (biased
-    variance): ``torch.nn.LayerNorm`` over the last axis.
+    variance): ``torch.nn.LayerNorm`` over the last axis; with ``groups`` = k, over
+    each of a row's k blocks of n_features/k columns (tabm's ``LayerNormEnsemble``:
+    k members side by side, each normalised on its own), γ and β per column.
 
     Parameters
     ----------
@@ -761,28 +764,32 @@ def layer_norm_forward(
         The affine map, of X's dtype; both None for none (A = x̂).
     eps : float, default 1e-5
         Added to the variance (> 0).
+    groups : int, default 1
+        The blocks each row is normalised in (>= 1, dividing n_features).
 
     Returns
     -------
     A, Xhat : ndarray of shape (n_samples, n_features)
         The output and the normalised input x̂, new arrays of X's dtype.
-    rstd : ndarray of shape (n_samples,)
-        1/√(var + eps) of each row (``layer_norm_backward`` reads x̂ and it).
+    rstd : ndarray of shape (n_samples · groups,)
+        1/√(var + eps) of each row (and block, row-major; ``layer_norm_backward``
+        reads x̂ and it).
 
     Raises
     ------
     TypeError
         An array that is not a float32/float64 ndarray, arrays of different dtypes,
-        a non-numeric eps.
+        a non-numeric eps, a groups that is not an int.
     ValueError
-        Shapes that do not fit; only one of gamma and beta given; eps <= 0 or not finite.
+        Shapes that do not fit; only one of gamma and beta given; eps <= 0 or not
+        finite; groups < 1 or not dividing n_features.
     """
-    X, gamma, beta, eps = check.layer_norm_forward_args(X, gamma, beta, eps)
+    X, gamma, beta, eps, groups = check.layer_norm_forward_args(X, gamma, beta, eps, groups)
     Xhat = np.empty_like(X)
     A = np.empty_like(X)
-    rstd = np.empty(X.shape[0], dtype=X.dtype)
+    rstd = np.empty(X.shape[0] * groups, dtype=X.dtype)
     if X.shape[0]:
-        _norm.layer_norm_forward_into(X, gamma, beta, Xhat, A, rstd, eps)
+        _norm.layer_norm_forward_into(X, gamma, beta, Xhat, A, rstd, eps, groups)
     return A, Xhat, rstd
 
 
@@ -792,18 +799,19 @@ def layer_norm_backward(
     gamma: npt.NDArray[np.floating[Any]] | None,
     dA: npt.NDArray[np.floating[Any]],
     need_dX: bool = True,
+    groups: int = 1,
 ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]] | None,
            npt.NDArray[np.floating[Any]] | None]:
     """dX, dγ = Σ_rows dA·x̂ and dβ = Σ_rows dA, given dA = dL/dA of ``layer_norm_forward``.
 
-    dX = r·(g − mean(g) − x̂·mean(g·x̂)) per row, with g = γ·dA (dA without γ) and r
-    that row's rstd.
+    dX = r·(g − mean(g) − x̂·mean(g·x̂)) per row (per row block with ``groups``), with
+    g = γ·dA (dA without γ) and r that row's (block's) rstd.
 
     Parameters
     ----------
     Xhat : ndarray of shape (n_samples, n_features)
         x̂ of the forward pass.
-    rstd : ndarray of shape (n_samples,)
+    rstd : ndarray of shape (n_samples · groups,)
         rstd of the forward pass.
     gamma : ndarray of shape (n_features,) or None
         The forward's γ (None: no affine map).
@@ -811,6 +819,8 @@ def layer_norm_backward(
         The gradient with respect to the output A.
     need_dX : bool, default True
         Compute dX (False: None is returned in its place).
+    groups : int, default 1
+        The forward's groups.
 
     Returns
     -------
@@ -826,13 +836,13 @@ def layer_norm_backward(
     ValueError
         Shapes that do not fit.
     """
-    Xhat, rstd, gamma, dA, need_dX = check.layer_norm_backward_args(Xhat, rstd, gamma, dA,
-                                                                    need_dX)
+    Xhat, rstd, gamma, dA, need_dX, groups = check.layer_norm_backward_args(
+        Xhat, rstd, gamma, dA, need_dX, groups)
     dX = np.empty_like(Xhat) if need_dX else None
     dgamma = None if gamma is None else np.zeros(Xhat.shape[1], dtype=Xhat.dtype)
     dbeta = None if gamma is None else np.zeros_like(dgamma)
     if Xhat.shape[0]:
-        _norm.layer_norm_backward_into(Xhat, rstd, gamma, dA, dX, dgamma, dbeta)
+        _norm.layer_norm_backward_into(Xhat, rstd, gamma, dA, dX, dgamma, dbeta, groups)
     return dX, dgamma, dbeta
 
 

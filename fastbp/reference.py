@@ -983,9 +983,11 @@ def layer_norm_forward(
     gamma: npt.NDArray[np.floating[Any]] | None,
     beta: npt.NDArray[np.floating[Any]] | None,
     eps: float = 1e-5,
+    groups: int = 1,
 ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]],
            npt.NDArray[np.floating[Any]]]:
-    """A = γ·x̂ + β, x̂ = (x − mean(x))/√(var(x) + eps) per row, in NumPy.
+    """A = γ·x̂ + β, x̂ = (x − mean(x))/√(var(x) + eps) per row (per row block with
+    ``groups``), in NumPy.
 
     Parameters
     ----------
@@ -995,22 +997,26 @@ def layer_norm_forward(
         The affine map; both None for none.
     eps : float, default 1e-5
         Added to the (biased) variance.
+    groups : int, default 1
+        As ``fastbp.ops.layer_norm_forward``.
 
     Returns
     -------
     A, Xhat : ndarray of shape (n_samples, n_features)
-    rstd : ndarray of shape (n_samples,)
+    rstd : ndarray of shape (n_samples · groups,)
 
     Raises
     ------
     TypeError, ValueError
         As ``fastbp.ops.layer_norm_forward``.
     """
-    X, gamma, beta, eps = check.layer_norm_forward_args(X, gamma, beta, eps)
-    mean = X.mean(axis=1, keepdims=True)
-    var = ((X - mean) ** 2).mean(axis=1, keepdims=True)
+    X, gamma, beta, eps, groups = check.layer_norm_forward_args(X, gamma, beta, eps, groups)
+    n, width = X.shape
+    blocks = X.reshape(n * groups, width // groups)   # a row's blocks, one after another
+    mean = blocks.mean(axis=1, keepdims=True)
+    var = ((blocks - mean) ** 2).mean(axis=1, keepdims=True)
     rstd = (1 / np.sqrt(var + eps)).astype(X.dtype)
-    Xhat = ((X - mean) * rstd).astype(X.dtype)
+    Xhat = ((blocks - mean) * rstd).astype(X.dtype).reshape(n, width)
     A = Xhat.copy() if gamma is None else gamma * Xhat + beta
     return A, Xhat, rstd[:, 0]
 
@@ -1021,13 +1027,15 @@ def layer_norm_backward(
     gamma: npt.NDArray[np.floating[Any]] | None,
     dA: npt.NDArray[np.floating[Any]],
     need_dX: bool = True,
+    groups: int = 1,
 ) -> tuple[npt.NDArray[np.floating[Any]] | None, npt.NDArray[np.floating[Any]] | None,
            npt.NDArray[np.floating[Any]] | None]:
-    """dX = r·(g − mean(g) − x̂·mean(g·x̂)) with g = γ·dA; dγ = Σ dA·x̂; dβ = Σ dA.
+    """dX = r·(g − mean(g) − x̂·mean(g·x̂)) with g = γ·dA (per row block with
+    ``groups``); dγ = Σ dA·x̂; dβ = Σ dA.
 
     Parameters
     ----------
-    Xhat, rstd, gamma, dA, need_dX
+    Xhat, rstd, gamma, dA, need_dX, groups
         As ``fastbp.ops.layer_norm_backward``.
 
     Returns
@@ -1040,14 +1048,17 @@ def layer_norm_backward(
     TypeError, ValueError
         As ``fastbp.ops.layer_norm_backward``.
     """
-    Xhat, rstd, gamma, dA, need_dX = check.layer_norm_backward_args(Xhat, rstd, gamma, dA,
-                                                                    need_dX)
+    Xhat, rstd, gamma, dA, need_dX, groups = check.layer_norm_backward_args(
+        Xhat, rstd, gamma, dA, need_dX, groups)
     g = dA if gamma is None else dA * gamma
     dX = None
     if need_dX:
-        dX = rstd[:, None] * (g - g.mean(axis=1, keepdims=True)
-                              - Xhat * (g * Xhat).mean(axis=1, keepdims=True))
-        dX = dX.astype(Xhat.dtype)
+        n, width = Xhat.shape
+        gb = g.reshape(n * groups, width // groups)
+        xb = Xhat.reshape(n * groups, width // groups)
+        dX = rstd[:, None] * (gb - gb.mean(axis=1, keepdims=True)
+                              - xb * (gb * xb).mean(axis=1, keepdims=True))
+        dX = dX.astype(Xhat.dtype).reshape(n, width)
     if gamma is None:
         return dX, None, None
     return dX, (dA * Xhat).sum(axis=0), dA.sum(axis=0)

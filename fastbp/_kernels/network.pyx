@@ -174,8 +174,9 @@ cdef struct LayerRec:
     void* A             # (cap, n_out)
     void* D             # (cap, n_out): dL/dA, then dL/dZ in place
     void* S             # statistics between forward and backward, else NULL: LayerNorm's
-                        # 1/σ per row (cap,); BatchNorm's 4·n_out doubles (norm.pyx)
-    double hyper[2]     # the kind's constants (LayerNorm's eps; BatchNorm's eps and
+                        # 1/σ per row and group (cap·groups,); BatchNorm's 4·n_out
+                        # doubles (norm.pyx)
+    double hyper[2]     # the kind's constants (LayerNorm's eps and groups; BatchNorm's eps and
                         # momentum; a Residual's block length), else 0
     void* buf[2]        # arrays the kind keeps besides its parameters (BatchNorm's running
                         # mean and variance; a piecewise-linear encoding's tables), else NULL
@@ -283,8 +284,8 @@ cdef inline Py_ssize_t row_scratch_width(const LayerRec* L) noexcept nogil:
     """The elements per row of a layer's scratch S (reserve sizes it for its rows; a
     BatchNorm's 4·n_out doubles do not grow with the rows: 0 here): LayerNorm's 1/σ, a
     periodic embedding's P and dP, a PBLD's, a BatchEnsemble's U, V and dU."""
-    if L.kind == LAYER_LAYER_NORM:
-        return 1
+    if L.kind == LAYER_LAYER_NORM:   # one 1/σ per row block (its groups)
+        return <Py_ssize_t>L.hyper[1]
     if L.kind == LAYER_PERIODIC_EMBEDDING:
         return (L.n_in + 1) * 2 * <Py_ssize_t>L.hyper[0]
     if L.kind == LAYER_PERIODIC_BIAS_EMBEDDING:   # P (F·2k) and dP (k)
@@ -349,7 +350,8 @@ cdef inline void layer_forward(LayerRec* L, const Param* P, const floating* X, f
     elif L.kind == LAYER_LAYER_NORM:   # Z := x̂, out := γ·x̂ + β (out may be Z)
         layer_norm_forward_ptr(X, <floating*>param_or_null(L, P, 0),
                                <floating*>param_or_null(L, P, 1), <floating*>L.Z, out,
-                               <floating*>L.S, n, L.n_out, L.hyper[0])
+                               <floating*>L.S, n, L.n_out, <Py_ssize_t>L.hyper[1],
+                               L.hyper[0])
     elif L.kind == LAYER_BATCH_NORM and training:   # Z := x̂, out := γ·x̂ + β
         batch_norm_train_forward_ptr(X, <floating*>param_or_null(L, P, 0),
                                      <floating*>param_or_null(L, P, 1), <floating*>L.Z, out,
@@ -435,7 +437,8 @@ cdef inline void layer_backward(LayerRec* L, const Param* P, const floating* X, 
         layer_norm_backward_ptr(<floating*>L.Z, <floating*>L.S,
                                 <floating*>param_or_null(L, P, 0), <floating*>L.D, dX,
                                 <floating*>grad_or_null(L, P, 0),
-                                <floating*>grad_or_null(L, P, 1), n, L.n_out)
+                                <floating*>grad_or_null(L, P, 1), n, L.n_out,
+                                <Py_ssize_t>L.hyper[1])
     elif L.kind == LAYER_PERIODIC_EMBEDDING:   # dP: S after P
         periodic_backward_ptr(X, <floating*>P[L.p0].p, <floating*>P[L.p0 + 1].p,
                               <floating*>L.S, <floating*>L.Z, <floating*>L.A, <floating*>L.D,
@@ -2032,7 +2035,7 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                         list params):
     """The parameter sizes (and constants) a layer kind's kernels index with and read
     (the engine trusts them)."""
-    want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 1, LAYER_BATCH_NORM: 2,
+    want = {LAYER_RESIDUAL: 1, LAYER_LAYER_NORM: 2, LAYER_BATCH_NORM: 2,
             LAYER_PERIODIC_EMBEDDING: 2, LAYER_CATEGORICAL_EMBEDDING: 1,
             LAYER_BATCH_ENSEMBLE: 2, LAYER_LINEAR_ENSEMBLE: 2,
             LAYER_PERIODIC_BIAS_EMBEDDING: 2}.get(kind, 0)
@@ -2104,6 +2107,10 @@ def _check_layer_params(int kind, Py_ssize_t n_in, Py_ssize_t n_out, tuple hyper
                 raise ValueError(f"a normalisation's eps must be finite and > 0, got {hyper[0]}")
             if kind == LAYER_BATCH_NORM and not 0 <= hyper[1] <= 1:
                 raise ValueError(f"a BatchNorm's momentum must be in [0, 1], got {hyper[1]}")
+            if kind == LAYER_LAYER_NORM and not (1 <= hyper[1] <= n_out and float(
+                    hyper[1]).is_integer() and n_out % int(hyper[1]) == 0):
+                raise ValueError(f"a LayerNorm's groups must divide its width ({n_out}), got "
+                                 f"{hyper[1]}")
             if len(params):   # γ and β, or neither
                 sizes = [n_out, n_out]
     else:

@@ -13,8 +13,9 @@ def layer_norm_forward_into(
     beta: npt.NDArray[np.floating[Any]] | None,  # const floating[::1]
     Xhat_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT)
     A_out: npt.NDArray[np.floating[Any]],  # floating[:, ::1] (OUT; may be Xhat_out)
-    rstd_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT)
+    rstd_out: npt.NDArray[np.floating[Any]],  # floating[::1] (OUT; n·groups)
     eps: float,  # double
+    groups: int = 1,  # Py_ssize_t (divides the width)
 ) -> None: ...
 def layer_norm_backward_into(
     Xhat: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]
@@ -24,6 +25,7 @@ def layer_norm_backward_into(
     dX_out: npt.NDArray[np.floating[Any]] | None,  # floating[:, ::1] (OUT)
     dgamma_out: npt.NDArray[np.floating[Any]] | None,  # floating[::1] (OUT)
     dbeta_out: npt.NDArray[np.floating[Any]] | None,  # floating[::1] (OUT)
+    groups: int = 1,  # Py_ssize_t
 ) -> None: ...
 def batch_norm_forward_into(
     X: npt.NDArray[np.floating[Any]],  # const floating[:, ::1]

@@ -1,5 +1,8 @@
 """Normalisation kernels: LayerNorm over each row (``torch.nn.LayerNorm`` over the
-last axis).
+last axis), or over each of a row's ``groups`` blocks of k/groups columns (tabm's
+``LayerNormEnsemble``: k members side by side, each normalised on its own; γ and β stay
+per column). A block is normalised as a row of its width; rstd holds one value per
+(row, block), row-major.
 
 Forward, per row x of width k: μ = Σx/k, σ² = Σ(x − μ)²/k (biased, two passes,
 accumulated in double for both dtypes), r = 1/√(σ² + eps), x̂ = (x − μ)·r and
@@ -20,15 +23,18 @@ from libc.string cimport memcpy
 
 cdef void layer_norm_forward_ptr(const floating* X, const floating* gamma,
                                  const floating* beta, floating* Xhat, floating* A,
-                                 floating* rstd, Py_ssize_t n, Py_ssize_t k,
-                                 double eps) noexcept nogil:
-    """Xhat := (X − μ)·r, A := γ·Xhat + β (gamma NULL: A := Xhat), rstd := r, per row."""
-    cdef Py_ssize_t i, j
+                                 floating* rstd, Py_ssize_t n, Py_ssize_t width,
+                                 Py_ssize_t groups, double eps) noexcept nogil:
+    """Xhat := (X − μ)·r, A := γ·Xhat + β (gamma NULL: A := Xhat), rstd := r, per row
+    block of k = width/groups columns (γ and β indexed by the row's column)."""
+    cdef Py_ssize_t i, j, k = width // groups
     cdef double mean, var, r, d
     cdef const floating* x
     cdef floating* xh
     cdef floating* a
-    for i in range(n):
+    cdef const floating* gm
+    cdef const floating* bt
+    for i in range(n * groups):   # block i: row i // groups, columns from (i % groups)·k
         x = X + i * k
         xh = Xhat + i * k
         a = A + i * k
@@ -45,8 +51,10 @@ cdef void layer_norm_forward_ptr(const floating* X, const floating* gamma,
         for j in range(k):
             xh[j] = <floating>((x[j] - mean) * r)
         if gamma != NULL:
+            gm = gamma + (i % groups) * k
+            bt = beta + (i % groups) * k
             for j in range(k):
-                a[j] = gamma[j] * xh[j] + beta[j]
+                a[j] = gm[j] * xh[j] + bt[j]
         elif a != xh:
             memcpy(a, xh, k * sizeof(floating))
 
@@ -54,30 +62,33 @@ cdef void layer_norm_forward_ptr(const floating* X, const floating* gamma,
 cdef void layer_norm_backward_ptr(const floating* Xhat, const floating* rstd,
                                   const floating* gamma, const floating* dA, floating* dX,
                                   floating* dgamma, floating* dbeta, Py_ssize_t n,
-                                  Py_ssize_t k) noexcept nogil:
-    """dX (unless NULL), and dgamma, dbeta (unless gamma is NULL), from dA."""
-    cdef Py_ssize_t i, j
+                                  Py_ssize_t width, Py_ssize_t groups) noexcept nogil:
+    """dX (unless NULL), and dgamma, dbeta (unless gamma is NULL), from dA; per row
+    block of k = width/groups columns, as the forward."""
+    cdef Py_ssize_t i, j, k = width // groups
     cdef double sg, sgx, mg, mgx, r, g
     cdef const floating* xh
     cdef const floating* da
     cdef floating* dx
+    cdef const floating* gm = NULL
     if gamma != NULL:
-        for j in range(k):
+        for j in range(width):
             dgamma[j] = 0
             dbeta[j] = 0
-    for i in range(n):
+    for i in range(n * groups):
         xh = Xhat + i * k
         da = dA + i * k
         if gamma != NULL:
+            gm = gamma + (i % groups) * k
             for j in range(k):
-                dgamma[j] += da[j] * xh[j]
-                dbeta[j] += da[j]
+                dgamma[(i % groups) * k + j] += da[j] * xh[j]
+                dbeta[(i % groups) * k + j] += da[j]
         if dX == NULL:
             continue
         sg = 0.0
         sgx = 0.0
         for j in range(k):
-            g = da[j] * gamma[j] if gamma != NULL else da[j]
+            g = da[j] * gm[j] if gamma != NULL else da[j]
             sg += g
             sgx += g * xh[j]
         mg = sg / k
@@ -85,33 +96,44 @@ cdef void layer_norm_backward_ptr(const floating* Xhat, const floating* rstd,
         r = rstd[i]
         dx = dX + i * k
         for j in range(k):
-            g = da[j] * gamma[j] if gamma != NULL else da[j]
+            g = da[j] * gm[j] if gamma != NULL else da[j]
             dx[j] = <floating>(r * (g - mg - xh[j] * mgx))
+
+
+cdef _check_groups(Py_ssize_t n, Py_ssize_t width, Py_ssize_t groups, Py_ssize_t n_rstd):
+    """The kernels index rstd by (row, block): refuse what would overrun it."""
+    if groups < 1 or width % groups or n_rstd != n * groups:
+        raise ValueError(f"groups ({groups}) must divide the width ({width}), with one rstd "
+                         f"per row and group ({n * groups}), got {n_rstd}")
 
 
 def layer_norm_forward_into(const floating[:, ::1] X, const floating[::1] gamma,
                             const floating[::1] beta, floating[:, ::1] Xhat_out,
-                            floating[:, ::1] A_out, floating[::1] rstd_out, double eps):
-    """Fills Xhat_out, A_out and rstd_out (gamma and beta both None: no affine map)."""
+                            floating[:, ::1] A_out, floating[::1] rstd_out, double eps,
+                            Py_ssize_t groups=1):
+    """Fills Xhat_out, A_out and rstd_out (gamma and beta both None: no affine map);
+    groups blocks a row (groups divides the width; rstd_out holds n·groups)."""
     cdef const floating* g = NULL if gamma is None else &gamma[0]
     cdef const floating* b = NULL if beta is None else &beta[0]
+    _check_groups(X.shape[0], X.shape[1], groups, rstd_out.shape[0])
     with nogil:
         layer_norm_forward_ptr(&X[0, 0], g, b, &Xhat_out[0, 0], &A_out[0, 0], &rstd_out[0],
-                               X.shape[0], X.shape[1], eps)
+                               X.shape[0], X.shape[1], groups, eps)
 
 
 def layer_norm_backward_into(const floating[:, ::1] Xhat, const floating[::1] rstd,
                              const floating[::1] gamma, const floating[:, ::1] dA,
                              floating[:, ::1] dX_out, floating[::1] dgamma_out,
-                             floating[::1] dbeta_out):
+                             floating[::1] dbeta_out, Py_ssize_t groups=1):
     """Fills dX_out (unless None), and dgamma_out, dbeta_out (unless gamma is None)."""
     cdef const floating* g = NULL if gamma is None else &gamma[0]
     cdef floating* dx = NULL if dX_out is None else &dX_out[0, 0]
     cdef floating* dg = NULL if dgamma_out is None else &dgamma_out[0]
     cdef floating* db = NULL if dbeta_out is None else &dbeta_out[0]
+    _check_groups(Xhat.shape[0], Xhat.shape[1], groups, rstd.shape[0])
     with nogil:
         layer_norm_backward_ptr(&Xhat[0, 0], &rstd[0], g, &dA[0, 0], dx, dg, db,
-                                Xhat.shape[0], Xhat.shape[1])
+                                Xhat.shape[0], Xhat.shape[1], groups)
 
 
 # ---------------------------------------------------------------- batch normalisation

@@ -82,7 +82,10 @@ class AffineNorm(Layer):
 
 class LayerNorm(AffineNorm):
     """Layer normalisation over each row: ``A = γ·(X − μ)/√(σ² + eps) + β`` with the
-    row's mean μ and biased variance σ² (``torch.nn.LayerNorm(n_features)``).
+    row's mean μ and biased variance σ² (``torch.nn.LayerNorm(n_features)``); with
+    ``groups`` = k, over each of the row's k blocks of n_features/k columns (the
+    ensemble-aware LayerNorm: tabm's ``LayerNormEnsemble(n_features // k, k=k)``, the
+    members of an ensemble layer side by side, each normalised on its own).
 
     Parameters
     ----------
@@ -92,6 +95,9 @@ class LayerNorm(AffineNorm):
         Added to the variance (> 0).
     affine : bool, default True
         Learn γ (starting at ones) and β (zeros); False: no parameters (A = x̂).
+    groups : int, default 1
+        The blocks each row is normalised in (>= 1, dividing n_features); γ and β
+        stay per column (per member and feature).
     dtype : {"float32", "float64"}, default "float32"
         The dtype of the parameters and of every computation.
 
@@ -105,26 +111,31 @@ class LayerNorm(AffineNorm):
     Raises
     ------
     TypeError
-        A non-integer width, a non-numeric eps, a non-bool affine, an unknown dtype.
+        A non-integer width or groups, a non-numeric eps, a non-bool affine, an
+        unknown dtype.
     ValueError
-        A width < 1, eps <= 0 or not finite.
+        A width < 1, eps <= 0 or not finite, groups < 1 or not dividing the width.
     """
 
     kind = "layer_norm"
 
     def __init__(self, n_features: int, *, eps: float = 1e-5, affine: bool = True,
-                 dtype: Any = "float32") -> None:
+                 groups: int = 1, dtype: Any = "float32") -> None:
         self._setup(n_features, eps, affine, dtype)
+        self.groups = check.norm_groups(groups, self.in_features)
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def engine_constants(self) -> tuple[float, ...]:
-        """(eps,)."""
-        return (self.eps,)
+        """(eps, groups)."""
+        return (self.eps, float(self.groups))
 
     def spec(self) -> dict[str, Any]:
-        """{"kind": "layer_norm", "n_features", "eps", "affine"}."""
-        return {"kind": self.kind, "n_features": self.in_features, "eps": self.eps,
+        """{"kind": "layer_norm", "n_features", "eps", "affine"[, "groups"]}."""
+        spec = {"kind": self.kind, "n_features": self.in_features, "eps": self.eps,
                 "affine": self.affine}
+        if self.groups != 1:   # (files without it are one group)
+            spec["groups"] = self.groups
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], dtype: np.dtype) -> LayerNorm:
@@ -133,7 +144,7 @@ class LayerNorm(AffineNorm):
         Parameters
         ----------
         spec : dict
-            ``{"n_features", "eps", "affine"}``, as ``spec()`` writes it.
+            ``{"n_features", "eps", "affine"[, "groups"]}``, as ``spec()`` writes it.
         dtype : numpy.dtype
             The layer's dtype, float32 or float64.
 
@@ -148,10 +159,12 @@ class LayerNorm(AffineNorm):
         TypeError, ValueError
             Values the constructor refuses.
         """
-        return cls(spec["n_features"], eps=spec["eps"], affine=spec["affine"], dtype=dtype)
+        return cls(spec["n_features"], eps=spec["eps"], affine=spec["affine"],
+                   groups=spec.get("groups", 1), dtype=dtype)
 
     def __repr__(self) -> str:
-        extra = "" if self.affine else ", affine=False"
+        extra = ("" if self.affine else ", affine=False") + (
+            f", groups={self.groups}" if self.groups != 1 else "")
         return (f"LayerNorm({self.in_features}, eps={self.eps!r}{extra}, "
                 f"dtype={self.dtype.name!r})")
 
@@ -178,9 +191,10 @@ class LayerNorm(AffineNorm):
         X = as_input(X, self.dtype, self.in_features)
         Xhat = np.empty_like(X)
         A = np.empty_like(X)
-        rstd = np.empty(X.shape[0], dtype=self.dtype)
+        rstd = np.empty(X.shape[0] * self.groups, dtype=self.dtype)
         if X.shape[0]:
-            _norm.layer_norm_forward_into(X, self.gamma, self.beta, Xhat, A, rstd, self.eps)
+            _norm.layer_norm_forward_into(X, self.gamma, self.beta, Xhat, A, rstd, self.eps,
+                                          self.groups)
         self._cache = (Xhat, rstd)
         return A
 
@@ -215,7 +229,7 @@ class LayerNorm(AffineNorm):
             g.fill(0)
         if Xhat.shape[0]:
             _norm.layer_norm_backward_into(Xhat, rstd, self.gamma, dA, dX, self.dgamma,
-                                           self.dbeta)
+                                           self.dbeta, self.groups)
         return dX
 
 class BatchNorm(AffineNorm):

@@ -1,6 +1,7 @@
-"""Checks every layer kind's tests run on a model holding it: a file round trip, the
-ONNX export under onnxruntime and the C export under the system compiler, and an
-Ensemble whose members end where their own fits would."""
+"""Checks every layer kind's tests run on a model holding it: the compiled step against
+the layers' own passes, a file round trip, the ONNX export under onnxruntime and the C
+export under the system compiler, and an Ensemble whose members end where their own
+fits would."""
 from __future__ import annotations
 
 import pickle
@@ -13,6 +14,29 @@ from fastbp import export
 
 from conftest import assert_close, tol
 from test_export import c_predict, compile_shared
+
+
+def check_step_equals_own_passes(model: Any, X: np.ndarray, y: Any,
+                                 sample_weight: Any = None) -> tuple[list[np.ndarray],
+                                                                     np.ndarray]:
+    """The compiled step's loss and gradients (model.backward) equal the layers' own
+    forward and backward passes with loss_and_grad, and the compiled forward their
+    output, to 1e-12 (float64, no dropout); (the gradients, that output)."""
+    n = len(X)
+    value = model.backward(X, y, sample_weight=sample_weight)
+    compiled = [g.copy() for g in model.gradients()]
+    out = X
+    for layer in model.layers:
+        out = layer.forward(out)
+    own, d = model.loss_and_grad(np.ascontiguousarray(out), model.check_y(y, n),
+                                 model.check_sample_weight(sample_weight, n))
+    for layer in reversed(model.layers):
+        d = layer.backward(d)
+    assert abs(value - own) <= 1e-12 * abs(own)
+    for a, b in zip(compiled, model.gradients()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.forward(X), out, rtol=1e-12, atol=1e-14)
+    return compiled, out
 
 
 def check_files_and_exports(model: Any, X: np.ndarray, tmp_path: Any, name: str,

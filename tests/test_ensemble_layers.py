@@ -10,7 +10,7 @@ import pytest
 import fastbp
 from fastbp import LinearBatchEnsemble, LinearEnsemble, Objective, Sequential
 from conftest import assert_close, assert_same_params, tol
-from layer_checks import check_files_and_exports
+from layer_checks import check_files_and_exports, check_step_equals_own_passes
 
 K = 4
 
@@ -49,20 +49,7 @@ def test_the_engine_step_equals_the_layers_own_passes(loss, n_out, weighted):
     (through fastbp.ops) and loss_and_grad, to 1e-12 in float64."""
     model = _tabm_like(loss, n_out=n_out)
     X, y, w = _problem(loss, n_out)
-    sw = w if weighted else None
-    value = model.backward(X, y, sample_weight=sw)
-    compiled = [g.copy() for g in model.gradients()]
-    h = X
-    for layer in model.layers:
-        h = layer.forward(h)
-    own, d = model.loss_and_grad(np.ascontiguousarray(h), model.check_y(y, len(X)),
-                                 model.check_sample_weight(sw, len(X)))
-    for layer in reversed(model.layers):
-        d = layer.backward(d)
-    assert value == pytest.approx(own, rel=1e-12)
-    for a, b in zip(compiled, model.gradients()):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(model.forward(X), h, rtol=1e-12, atol=1e-14)
+    check_step_equals_own_passes(model, X, y, w if weighted else None)
 
 
 def test_float32_step_equals_the_layers_own_passes_to_float32_rounding():
@@ -259,6 +246,12 @@ def test_equals_tabm_forward_loss_gradients_and_adam_steps(loss, n_out):
             return torch.nn.functional.cross_entropy(flat, yt.repeat_interleave(K))
         return torch.nn.functional.mse_loss(flat, yt.repeat_interleave(K, dim=0))
 
+    check_steps_equal_torch(model, X, y, net, xt, torch_loss)
+
+
+def check_steps_equal_torch(model, X, y, net, xt, torch_loss):
+    """model's forward on X equals net's on xt, its loss and every gradient on (X, y)
+    torch_loss()'s, then five AdamW steps each (1e-10, float64)."""
     np.testing.assert_allclose(model.forward(X), net(xt).detach().numpy().reshape(len(X), -1),
                                rtol=1e-12, atol=1e-13)
     value = torch_loss()

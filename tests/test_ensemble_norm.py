@@ -15,16 +15,14 @@ from fastbp import (BatchNorm, LayerNorm, LinearBatchEnsemble, LinearEnsemble, O
 from fastbp import reference as ref
 
 from conftest import DTYPES, assert_close, central_differences, tol, tols
-from layer_checks import check_files_and_exports
+from test_layer_norm import _data as layer_norm_data
+from layer_checks import check_files_and_exports, check_step_equals_own_passes
 
 K, D = 3, 4
 
 
 def _data(dtype, n=7, seed=0):
-    rng = np.random.default_rng(seed)
-    X = (rng.normal(size=(n, K * D)) * 3 + rng.normal(size=K * D)).astype(dtype)
-    return (X, rng.normal(size=K * D).astype(dtype), rng.normal(size=K * D).astype(dtype),
-            rng.normal(size=(n, K * D)).astype(dtype))
+    return layer_norm_data(dtype, n=n, k=K * D, seed=seed)
 
 
 @pytest.mark.parametrize("affine", [True, False])
@@ -90,19 +88,8 @@ def test_the_compiled_step_equals_the_layers_own_passes():
     model.layers[1].beta = np.linspace(-0.2, 0.3, K * D)
     rng = np.random.default_rng(5)
     X, y = rng.standard_normal((30, 5)), rng.integers(0, 3, 30)
-    value = model.backward(X, y)
-    compiled = [grad.copy() for grad in model.gradients()]
-    out = X
-    for layer in model.layers:
-        out = layer.forward(out)
-    own, d = model.loss_and_grad(np.ascontiguousarray(out), model.check_y(y, len(X)))
-    for layer in reversed(model.layers):
-        d = layer.backward(d)
-    assert value == pytest.approx(own, rel=1e-12)
-    for a, b in zip(compiled, model.gradients()):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    compiled = check_step_equals_own_passes(model, X, y)[0]
     assert np.abs(compiled[4]).sum() > 0          # γ of the grouped LayerNorm gets one
-    np.testing.assert_allclose(model.forward(X), out, rtol=1e-12, atol=1e-14)
     assert fastbp.gradcheck(model, X[:6], y[:6]).ok
 
 

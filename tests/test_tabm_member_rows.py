@@ -11,6 +11,8 @@ import fastbp
 from fastbp import LinearBatchEnsemble, LinearEnsemble, Objective, Sequential
 from fastbp.tabular._member_rows import MemberRowsTrainer, member_twin
 
+from layer_checks import check_step_equals_own_passes
+
 K = 4
 D = 5
 
@@ -49,18 +51,8 @@ def test_per_head_targets_step_equals_the_layers_own_passes(loss, n_out, weighte
     X = rng.standard_normal((30, K * D))
     T = _per_head_targets(loss, n_out, 30, rng)
     sw = rng.uniform(0.5, 2.0, 30) if weighted else None
+    h = check_step_equals_own_passes(model, X, T, sw)[1]
     value = model.backward(X, T, sample_weight=sw)
-    compiled = [g.copy() for g in model.gradients()]
-    h = X
-    for layer in model.layers:
-        h = layer.forward(h)
-    own, d = model.loss_and_grad(np.ascontiguousarray(h), model.check_y(T, 30),
-                                 model.check_sample_weight(sw, 30))
-    for layer in reversed(model.layers):
-        d = layer.backward(d)
-    assert value == pytest.approx(own, rel=1e-12)
-    for a, b in zip(compiled, model.gradients()):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     # the mean over the heads of each head's loss against its own targets (a model
     # whose output is that head's block alone)
     out = h.reshape(30, K, n_out)
@@ -190,7 +182,7 @@ def test_equals_tabm_fed_a_batch_per_member(loss, n_out):
     loss on each member's own targets (tabm's and pytabkit's share_training_batches=
     False): forward, loss, every gradient and five AdamW steps equal the twin's on the
     member-stacked rows and per-head targets, to 1e-10 in float64."""
-    from test_ensemble_layers import _torch_arrays, _torch_tabm
+    from test_ensemble_layers import _torch_tabm, check_steps_equal_torch
     model = _tabm_like(loss, n_out)
     twin = member_twin(model, dropout_seed=1)
     rng = np.random.default_rng(5)
@@ -211,19 +203,4 @@ def test_equals_tabm_fed_a_batch_per_member(loss, n_out):
             return torch.nn.functional.cross_entropy(flat, yt)
         return torch.nn.functional.mse_loss(flat[:, 0], yt)
 
-    np.testing.assert_allclose(twin.forward(Xe), net(xt).detach().numpy().reshape(n, -1),
-                               rtol=1e-12, atol=1e-13)
-    value = torch_loss()
-    value.backward()
-    assert twin.backward(Xe, Te) == pytest.approx(value.item(), rel=1e-12)
-    for mine, theirs in zip(twin.gradients(), _torch_arrays(net, grad=True)):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-13)
-    opt = fastbp.AdamW(twin.parameters(), lr=1e-2, weight_decay=3e-4)
-    topt = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=3e-4)
-    for _ in range(5):
-        twin.train_step(Xe, Te, opt)
-        topt.zero_grad()
-        torch_loss().backward()
-        topt.step()
-    for mine, theirs in zip(twin.parameters(), _torch_arrays(net)):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
+    check_steps_equal_torch(twin, Xe, Te, net, xt, torch_loss)

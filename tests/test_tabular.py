@@ -123,7 +123,9 @@ def test_members_on_their_own_batch_orders(num_embeddings, tmp_path):
     import fastbp
     df, y = _table()
     params = dict(num_embeddings=num_embeddings, random_state=0, **SMALL)
-    est = TabMClassifier(share_training_batches=False, **params).fit(df.iloc[:240], y[:240])
+    # (NumPy's bool is a bool: the file keeps it as one)
+    est = TabMClassifier(share_training_batches=np.False_, **params).fit(df.iloc[:240],
+                                                                         y[:240])
     assert est.score(df.iloc[240:], y[240:]) > 0.7
     assert est.validation_scores_[est.best_epoch_ - 1] == max(est.validation_scores_)
     assert len(est.loss_curve_) == est.n_epochs_

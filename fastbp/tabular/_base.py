@@ -119,12 +119,19 @@ def classes_spec(classes: np.ndarray) -> dict[str, Any]:
 
 
 def _json_param(value: Any) -> bool:
-    """Whether a parameter value goes into a file as it is: None, a bool, a number, a
-    string, or a list/tuple of those."""
+    """Whether a parameter value goes into a file: None, a bool, a number, a string
+    (NumPy's scalars included), or a list/tuple of those."""
     if isinstance(value, (list, tuple)):
         return all(_json_param(v) and not isinstance(v, (list, tuple)) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str)) \
-        and not isinstance(value, np.generic)
+    return value is None or isinstance(value, (bool, int, float, str, np.bool_, np.integer,
+                                               np.floating, np.str_))
+
+
+def _plain(value: Any) -> Any:
+    """A _json_param value as JSON holds it (NumPy's scalars as Python's)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class TabularEstimator(BaseEstimator):
@@ -288,7 +295,7 @@ class TabularEstimator(BaseEstimator):
         header, arrays = self.model_.model_archive("model/")
         enc_spec, enc_arrays = self.encoder_.to_spec()
         arrays.update(enc_arrays)
-        params = {name: value for name, value in self.get_params().items()
+        params = {name: _plain(value) for name, value in self.get_params().items()
                   if _json_param(value)}   # (a RandomState or an array mask is left out)
         state = {**self._fit_state(), **self._targets_state()}
         _storage.write_archive(path, {"kind": "tabular", "estimator": type(self).__name__,

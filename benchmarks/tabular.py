@@ -15,8 +15,9 @@ HistGradientBoosting takes the table as it is (NaN, categorical dtype).
         [--datasets breast_cancer,wine] [--models fastbp-realmlp,pytabkit-realmlp] [--seeds 5]
     python benchmarks/tabular.py --table t1.json
 
-An existing ``--json`` file is extended: (dataset, model) pairs it holds are not run
-again, and the file is rewritten after each pair (a long run can be resumed).
+An existing ``--json`` file is extended: a (dataset, model) pair it holds runs only the
+seeds it lacks up to ``--seeds``, and the file is rewritten after each seed (a long run
+can be stopped and resumed).
 
 Run it with nothing else running (pytabkit and fastbp each use ``--threads``).
 """
@@ -157,7 +158,7 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int,
                 out["rows"] = json.load(f)["rows"]
         except FileNotFoundError:
             pass
-    done = {(r["dataset"], r["model"]) for r in out["rows"]}
+    held = {(r["dataset"], r["model"]): r for r in out["rows"]}
     all_models = models(threads)
     for name in names:
         X, y, task = datasets()[name]()
@@ -167,10 +168,13 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int,
         predict_rows = (X_test.iloc if isinstance(X_test, pd.DataFrame) else X_test)[
             np.arange(1000) % len(X_test)]
         for model_name in model_names:
-            if (name, model_name) in done:
-                continue
-            scores, fits, predicts = [], [], []
-            for seed in range(seeds):
+            row = held.get((name, model_name))
+            if row is None:
+                row = {"dataset": name, "task": task, "model": model_name,
+                       "n_train": len(y_train), "scores": [], "fit_s": [], "predict_s": []}
+                held[name, model_name] = row
+                out["rows"].append(row)
+            for seed in range(len(row["scores"]), seeds):
                 est = all_models[model_name](task, X_train, seed)
                 Xtr, Xte = (_numeric_filled(X_train, X_test) if model_name.startswith(
                     "pytabkit") else (X_train, X_test))
@@ -178,20 +182,20 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int,
                     "pytabkit") else predict_rows
                 start = time.perf_counter()
                 est.fit(Xtr, y_train)
-                fits.append(time.perf_counter() - start)
-                scores.append(float(est.score(Xte, y_test)))
+                fit_s = time.perf_counter() - start
+                score = float(est.score(Xte, y_test))
                 start = time.perf_counter()
                 est.predict(pr)
-                predicts.append(time.perf_counter() - start)
-                print(f"{name} {model_name} seed {seed}: score {scores[-1]:.4f}, fit "
-                      f"{fits[-1]:.2f} s, predict 1,000 rows {predicts[-1] * 1e3:.1f} ms",
+                predict_s = time.perf_counter() - start
+                row["scores"].append(score)
+                row["fit_s"].append(fit_s)
+                row["predict_s"].append(predict_s)
+                print(f"{name} {model_name} seed {seed}: score {score:.4f}, fit "
+                      f"{fit_s:.2f} s, predict 1,000 rows {predict_s * 1e3:.1f} ms",
                       file=sys.stderr, flush=True)
-            out["rows"].append({"dataset": name, "task": task, "model": model_name,
-                                "n_train": len(y_train), "scores": scores, "fit_s": fits,
-                                "predict_s": predicts})
-            if path is not None:
-                with open(path, "w", encoding="utf-8") as f:
-                    json.dump(out, f, indent=1)
+                if path is not None:  # after each seed: a stopped run loses one seed at most
+                    with open(path, "w", encoding="utf-8") as f:
+                        json.dump(out, f, indent=1)
     return out
 
 

@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names) - set(datasets()) | set(args.models.split(",")) - set(models(1))
     if unknown:
         parser.error(f"unknown datasets or models: {sorted(unknown)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     results = run(names, args.models.split(","), args.seeds, args.threads, args.json)
     print(table(results))
     return 0

@@ -200,12 +200,14 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int,
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["| dataset | rows (train) | model | score (mean ± std) | fit s | predict 1,000 ms |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| dataset | rows (train) | model | seeds | score (mean ± std) | fit s | "
+             "predict 1,000 ms |", "|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         s = np.asarray(r["scores"])
-        lines.append(f"| {r['dataset']} | {r['n_train']:,} | {r['model']} | "
-                     f"{s.mean():.4f} ± {s.std():.4f} | {np.median(r['fit_s']):.2f} | "
+        # one seed has no spread: "± 0.0000" would read as a measured one
+        score = f"{s.mean():.4f} ± {s.std():.4f}" if len(s) > 1 else f"{s[0]:.4f}"
+        lines.append(f"| {r['dataset']} | {r['n_train']:,} | {r['model']} | {len(s)} | "
+                     f"{score} | {np.median(r['fit_s']):.2f} | "
                      f"{np.median(r['predict_s']) * 1e3:.1f} |")
     return "\n".join(lines)
 

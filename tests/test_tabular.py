@@ -312,3 +312,22 @@ def test_an_empty_text_is_a_missing_value():
     enc = TableEncoder([0]).fit(col)
     assert enc.kinds_[0].categories == ["a", "b"] and enc.kinds_[0].missing
     np.testing.assert_array_equal(enc.transform(col)[[0, 2]], [[0, 0, 1], [0, 0, 1]])
+
+
+def test_category_codes_keep_equal_values_of_other_types_apart():
+    """Codes are worked out once per distinct value, and the values Python calls equal
+    stay what the encoder makes of them: True is its own category, 1, 1.0 and "1" one;
+    every NaN, None and pd.NA is missing; a value that cannot be hashed is unseen."""
+    enc = TableEncoder([0]).fit(np.array([[True, 1, "a", None]], dtype=object).T)
+    cats = enc.kinds_[0].categories
+    assert cats == ["1", "True", "a"]
+    values = [1, True, 1.0, "1", pd.NA, float("nan"), np.nan, None, "b", ["x"], True, 1,
+              np.float64("nan"), "a", np.int64(1), np.bool_(True)]
+    col = np.empty(len(values), dtype=object)
+    col[:] = [None] * len(values)
+    for i, v in enumerate(values):
+        col[i] = v
+    one, true, a = cats.index("1"), cats.index("True"), cats.index("a")
+    np.testing.assert_array_equal(TableEncoder._codes(col, cats),
+                                  [one, true, one, one, -2, -2, -2, -2, -1, -1, true, one,
+                                   -2, a, one, true])

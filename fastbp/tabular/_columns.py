@@ -47,19 +47,20 @@ def _is_frame(X: Any) -> bool:
     return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
 
 
-def _missing(values: np.ndarray) -> np.ndarray:
-    """Which entries of an object column are missing: None, NaN, pd.NA, NaT and the
+def _is_missing(v: Any) -> bool:
+    """Whether a value of an object column is missing: None, NaN, pd.NA, NaT or the
     empty text (which the exports' text inputs use for a missing value)."""
-    out = np.zeros(len(values), dtype=bool)
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, str) and v == ""):
-            out[i] = True
-            continue
-        try:
-            out[i] = bool(v != v)   # NaN, NaT
-        except (TypeError, ValueError):   # pd.NA's comparison raises in bool()
-            out[i] = True
-    return out
+    if v is None or (isinstance(v, str) and v == ""):
+        return True
+    try:
+        return bool(v != v)   # NaN, NaT
+    except (TypeError, ValueError):   # pd.NA's comparison raises in bool()
+        return True
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    """Which entries of an object column are missing (``_is_missing``)."""
+    return np.fromiter((_is_missing(v) for v in values), dtype=bool, count=len(values))
 
 
 def _category_key(v: Any) -> str:
@@ -171,8 +172,7 @@ class TableEncoder:
                 self.columns_ = names
                 self._frame = True
             return [c.to_numpy(dtype=object) if self._is_cat(j, c) else
-                    self._numeric(c.to_numpy(dtype=object), names[j])
-                    for j, c in enumerate(cols)]
+                    self._frame_numeric(c, names[j]) for j, c in enumerate(cols)]
         arr = np.asarray(X)
         if arr.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}")
@@ -203,6 +203,14 @@ class TableEncoder:
                     str(dtype) in ("category", "string", "boolean", "bool")
             return False
         return j in self._categorical_indices
+
+    def _frame_numeric(self, col: Any, name: Any) -> np.ndarray:
+        """A DataFrame's numeric column as float64, missing values (NaN, pd.NA) as NaN:
+        number dtypes (NumPy's or pandas' nullable ones) directly, others through
+        objects."""
+        if getattr(col.dtype, "kind", "O") in "biuf":
+            return np.asarray(col.to_numpy(dtype=np.float64, na_value=np.nan))
+        return self._numeric(col.to_numpy(dtype=object), name)
 
     def _numeric(self, col: np.ndarray, name: Any) -> np.ndarray:
         """A numeric column as float64, missing values as NaN."""
@@ -387,6 +395,7 @@ class TableEncoder:
         cols = self._split(X, fitting=False)
         n = len(cols[0]) if cols else 0
         out = np.zeros((n, self.n_outputs), dtype=np.float64)
+        robust: list[tuple[np.ndarray, _Robust, int, int]] = []
         places = iter(self.layout())
         for col, kind in zip(cols, self.kinds_):
             if kind is None:
@@ -395,16 +404,13 @@ class TableEncoder:
             if isinstance(kind, (_Numeric, _Robust)):
                 if col.dtype == object:
                     raise ValueError("a numeric column of the training table holds text")
-                if np.isinf(col).any():
-                    raise ValueError("X holds infinite values; numeric columns take finite "
-                                     "values or missing ones (NaN)")
-                miss = np.isnan(col)
+                if isinstance(kind, _Robust):   # encoded together below
+                    robust.append((col, kind, at, ind))
+                    continue
+                miss = self._numeric_missing(col)
                 filled = np.where(miss, kind.median, col)
-                if isinstance(kind, _Robust):
-                    out[:, at] = smooth_clip((filled - kind.median) * kind.factor)
-                else:
-                    out[:, at] = np.interp(filled, kind.knots, kind.values) \
-                        if kind.knots.size > 1 else 0.0
+                out[:, at] = np.interp(filled, kind.knots, kind.values) \
+                    if kind.knots.size > 1 else 0.0
                 if ind >= 0:
                     out[:, ind] = miss
                 continue
@@ -419,15 +425,53 @@ class TableEncoder:
                 out[:, at] = np.where(codes >= 0, values[np.maximum(codes, 0)], values[-1])
             else:   # _Coded
                 out[:, at] = np.maximum(codes + 1, 0)
+        if robust:   # one pass over all of RealMLP's numeric columns (n × r)
+            values = np.column_stack([r[0] for r in robust])
+            medians = np.array([r[1].median for r in robust])
+            miss = self._numeric_missing(values)
+            filled = np.where(miss, medians, values)
+            ats = [r[2] for r in robust]
+            out[:, ats] = smooth_clip((filled - medians) * np.array([r[1].factor
+                                                                     for r in robust]))
+            flagged = [j for j, r in enumerate(robust) if r[3] >= 0]
+            if flagged:
+                out[:, [robust[j][3] for j in flagged]] = miss[:, flagged]
         return out.astype(dtype, copy=False)
 
     @staticmethod
+    def _numeric_missing(values: np.ndarray) -> np.ndarray:
+        """Where numeric values are missing (NaN); infinite values are an error."""
+        if np.isinf(values).any():
+            raise ValueError("X holds infinite values; numeric columns take finite "
+                             "values or missing ones (NaN)")
+        return np.isnan(values)
+
+    @staticmethod
     def _codes(col: np.ndarray, categories: list[str]) -> np.ndarray:
-        """Each value's index in ``categories``; -2 missing, -1 unseen."""
-        miss = _missing(col)
+        """Each value's index in ``categories``; -2 missing, -1 unseen.
+
+        Worked out once per distinct value: a categorical column repeats a few values,
+        and the per-value tests cost microseconds each. The cache is keyed by type and
+        value, so that True, 1 and 1.0 (equal in Python, three categories here) stay
+        apart; a value that cannot be hashed or compared is worked out on its own."""
         index = {key: i for i, key in enumerate(categories)}
-        return np.array([-2 if miss[i] else index.get(_category_key(v), -1)
-                         for i, v in enumerate(col)], dtype=np.intp)
+
+        def code(v: Any) -> int:
+            return -2 if _is_missing(v) else index.get(_category_key(v), -1)
+
+        seen: dict[tuple[type, Any], int] = {}
+        out = np.empty(len(col), dtype=np.intp)
+        for i, v in enumerate(col):
+            key = (type(v), v)
+            try:
+                c = seen.get(key)
+            except TypeError:   # unhashable, or pd.NA compared with a colliding key
+                out[i] = code(v)
+                continue
+            if c is None:
+                c = seen[key] = code(v)
+            out[i] = c
+        return out
 
     # ---------------------------------------------------------------- files
     def to_spec(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

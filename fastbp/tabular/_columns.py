@@ -452,8 +452,8 @@ class TableEncoder:
 
         Worked out once per distinct value: a categorical column repeats a few values,
         and the per-value tests cost microseconds each. The cache is keyed by type and
-        value, so that True, 1 and 1.0 (equal in Python, three categories here) stay
-        apart; a value that cannot be hashed or compared is worked out on its own."""
+        value, so that True and 1 (equal in Python, two categories here) stay apart; a
+        value that cannot be hashed or compared is worked out on its own."""
         index = {key: i for i, key in enumerate(categories)}
 
         def code(v: Any) -> int:

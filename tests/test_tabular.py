@@ -323,8 +323,7 @@ def test_category_codes_keep_equal_values_of_other_types_apart():
     assert cats == ["1", "True", "a"]
     values = [1, True, 1.0, "1", pd.NA, float("nan"), np.nan, None, "b", ["x"], True, 1,
               np.float64("nan"), "a", np.int64(1), np.bool_(True)]
-    col = np.empty(len(values), dtype=object)
-    col[:] = [None] * len(values)
+    col = np.empty(len(values), dtype=object)   # (element by element: a list is a value)
     for i, v in enumerate(values):
         col[i] = v
     one, true, a = cats.index("1"), cats.index("True"), cats.index("a")

@@ -6,8 +6,9 @@ generates, each with one fixed train/test split and ``--seeds`` model seeds.
 
 Reported per dataset and model: the test score (accuracy; R² for regression) as mean ±
 std over the seeds, the fit time and the time to predict 1,000 rows (medians over the
-seeds). pytabkit refuses missing numeric values: it gets the numeric columns with the
-training median filled in (its categorical columns stay categorical); scikit-learn's MLP
+seeds; for fastbp's models the file also records, per seed, the epochs run and the
+epoch restored). pytabkit refuses missing numeric values: it gets the numeric columns
+with the training median filled in (its categorical columns stay categorical); scikit-learn's MLP
 gets median-imputed, standardised numeric columns and one-hot categories;
 HistGradientBoosting takes the table as it is (NaN, categorical dtype).
 
@@ -146,6 +147,14 @@ def models(threads: int) -> dict[str, Callable[[str, Any, int], Any]]:
     }
 
 
+def _epochs(est: Any) -> dict[str, int] | None:
+    """How many epochs a fastbp estimator ran and which it restored: a fit's time is
+    epochs times the time of one, and early stopping makes the first vary by seed."""
+    if not hasattr(est, "n_epochs_"):
+        return None
+    return {"run": int(est.n_epochs_), "best": int(est.best_epoch_)}
+
+
 def run(names: list[str], model_names: list[str], seeds: int, threads: int,
         path: str | None = None) -> dict[str, Any]:
     import torch
@@ -190,9 +199,13 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int,
                 row["scores"].append(score)
                 row["fit_s"].append(fit_s)
                 row["predict_s"].append(predict_s)
+                epochs = _epochs(est)
+                if epochs is not None:  # keyed by seed: files from before this hold none
+                    row.setdefault("epochs", {})[str(seed)] = epochs
                 print(f"{name} {model_name} seed {seed}: score {score:.4f}, fit "
-                      f"{fit_s:.2f} s, predict 1,000 rows {predict_s * 1e3:.1f} ms",
-                      file=sys.stderr, flush=True)
+                      f"{fit_s:.2f} s, predict 1,000 rows {predict_s * 1e3:.1f} ms"
+                      + (f", epochs run {epochs['run']}, best {epochs['best']}"
+                         if epochs else ""), file=sys.stderr, flush=True)
                 if path is not None:  # after each seed: a stopped run loses one seed at most
                     with open(path, "w", encoding="utf-8") as f:
                         json.dump(out, f, indent=1)

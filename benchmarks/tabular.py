@@ -8,9 +8,9 @@ Reported per dataset and model: the test score (accuracy; R² for regression) as
 std over the seeds, the fit time and the time to predict 1,000 rows (medians over the
 seeds; for fastbp's models the file also records, per seed, the epochs run and the
 epoch restored). pytabkit refuses missing numeric values: it gets the numeric columns
-with the training median filled in (its categorical columns stay categorical); scikit-learn's MLP
-gets median-imputed, standardised numeric columns and one-hot categories;
-HistGradientBoosting takes the table as it is (NaN, categorical dtype).
+with the training median filled in (its categorical columns stay categorical);
+scikit-learn's MLP gets median-imputed, standardised numeric columns and one-hot
+categories; HistGradientBoosting takes the table as it is (NaN, categorical dtype).
 
     env -u OPENBLAS_CORETYPE python benchmarks/tabular.py --json t1.json \\
         [--datasets breast_cancer,wine] [--models fastbp-realmlp,pytabkit-realmlp] [--seeds 5]

@@ -160,7 +160,8 @@ def run(names: list[str], model_names: list[str], seeds: int, threads: int,
     import torch
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
-    out: dict[str, Any] = {"environment": environment([threads]), "threads": threads, "rows": []}
+    out: dict[str, Any] = {"environment": environment([threads]), "threads": threads,
+                           "rows": []}
     if path is not None:
         try:
             with open(path, encoding="utf-8") as f:
